@@ -1,0 +1,92 @@
+"""台州碳箱码: the closed-loop activated-carbon and hazardous-waste tracker.
+
+:func:`create_app` wires configuration, extensions and one blueprint per domain.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+from flask import Flask, request
+
+from app.config import load_config
+from app.extensions import api, babel, csrf, db, login_manager, migrate
+
+# Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
+DOMAINS = (
+    "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web",
+)
+
+
+def _import_optional(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not name.startswith(exc.name):
+            raise
+        return None
+
+
+def import_models() -> None:
+    """Import every domain's models so the metadata is complete (Alembic, create_all)."""
+    for domain in DOMAINS:
+        _import_optional(f"app.{domain}.models")
+
+
+def select_locale() -> str:
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in ("zh", "en"):
+        return chosen
+    return request.accept_languages.best_match(["zh", "en"], default="zh") if request.accept_languages else "zh"
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(load_config(app.instance_path, overrides))
+    app.json.ensure_ascii = False
+
+    import_models()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
+    babel.init_app(app, locale_selector=select_locale)
+    login_manager.init_app(app)
+    login_manager.login_view = "web.login"
+    api.init_app(app)
+    csrf.init_app(app)
+
+    from app.common.errors import register_error_handlers
+
+    for domain in DOMAINS:
+        views = _import_optional(f"app.{domain}.views")
+        if views is None:
+            continue
+        for blueprint in getattr(views, "API_BLUEPRINTS", ()):
+            api.register_blueprint(blueprint, url_prefix="/api/v1")
+            csrf.exempt(blueprint)  # bearer tokens, never cookies, authorise API writes
+        for blueprint in getattr(views, "BLUEPRINTS", ()):
+            app.register_blueprint(blueprint)
+        cli = _import_optional(f"app.{domain}.cli")
+        if cli is not None and hasattr(cli, "register"):
+            cli.register(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    register_error_handlers(app)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str):
+        from app.accounts.models import User
+
+        return db.session.get(User, int(user_id))
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.context_processor
+    def _inject():
+        from flask_babel import get_locale
+
+        return {"locale": str(get_locale() or "zh")}
+
+    return app

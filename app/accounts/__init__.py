@@ -1,0 +1,1 @@
+"""Organisations, parks, counties, users and tokens; who may see what."""

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.common.timeutil import utcnow
+from app.common.types import UTCDateTime
+from app.extensions import db
+
+ORG_ROLES = ("generator", "carrier", "receiver", "regenerator", "supplier", "regulator", "park_admin")
+USER_ROLES = ("admin", "staff")
+
+
+class County(db.Model):
+    """A county-level division (GB/T 2260), e.g. 331023 天台县."""
+
+    __tablename__ = "counties"
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    name_en: Mapped[str] = mapped_column(String(80), default="")
+
+
+class Park(db.Model):
+    __tablename__ = "parks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    county_code: Mapped[str] = mapped_column(ForeignKey("counties.code"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    county: Mapped[County] = relationship(lazy="joined")
+
+
+class OrganizationRole(db.Model):
+    __tablename__ = "organization_roles"
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+
+
+class Organization(db.Model):
+    """A legal entity taking part in the loop: enterprise, carbon service, carrier, regulator…"""
+
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
+    county_code: Mapped[str | None] = mapped_column(ForeignKey("counties.code"), index=True)
+    park_id: Mapped[int | None] = mapped_column(ForeignKey("parks.id"), index=True)
+    # Hazardous-waste operating licences, transport permits…: [{"number", "kind", "waste_codes", "valid_until"}]
+    licences: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    role_rows: Mapped[list[OrganizationRole]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    county: Mapped[County | None] = relationship(lazy="joined")
+    park: Mapped[Park | None] = relationship(lazy="joined")
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(r.role for r in self.role_rows)
+
+    @roles.setter
+    def roles(self, values: list[str]) -> None:
+        self.role_rows = [OrganizationRole(role=v) for v in sorted(set(values))]
+
+    def has_role(self, role: str) -> bool:
+        return any(r.role == role for r in self.role_rows)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default="staff")
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    organization: Mapped[Organization | None] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.active
+
+
+class ApiToken(db.Model):
+    """Bearer tokens: a user's session token (kind ``user``) or a gateway's device token
+    (kind ``device``, limited to its organisation's boxes and to ingest). Only a SHA-256 of the
+    token is stored; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10), default="user")
+    name: Mapped[str] = mapped_column(String(120), default="")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    user: Mapped[User | None] = relationship(lazy="joined")
+    organization: Mapped[Organization | None] = relationship(lazy="joined")

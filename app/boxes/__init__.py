@@ -1,0 +1,1 @@
+"""Activated-carbon adsorption boxes, their fills, the four-colour code and its history."""

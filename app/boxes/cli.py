@@ -1,0 +1,28 @@
+"""``flask --app wsgi boxes refresh-colours``: the periodic sweep of time-driven colour changes."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from app.boxes.services import refresh_due
+from app.common.timeutil import utcnow
+from app.extensions import db
+
+
+def register(app) -> None:
+    group = click.Group("boxes", help="Carbon boxes.")
+
+    @group.command("refresh-colours")
+    @click.option("--every", type=int, default=0, help="repeat every N seconds (0: once)")
+    def refresh_colours(every: int) -> None:
+        """Re-evaluate boxes whose colour can have changed with time (saturation, due dates, silence)."""
+        while True:
+            n = refresh_due(db.session, utcnow())
+            db.session.commit()
+            click.echo(f"{n} boxes re-evaluated")
+            if not every:
+                return
+            time.sleep(every)
+
+    app.cli.add_command(group)

@@ -1,0 +1,309 @@
+"""The four-colour engine: facts about a box → triggered rules → colour.
+
+The engine knows nothing about where facts come from. The base facts (fill, design load,
+iodine) are gathered here; other domains register *fact providers* (telemetry adds measured
+load and sensor state, the ledger adds waste held on site) and *checks* for their rule codes.
+A rule file (``colour_rules.yaml``) decides which checks run, at which level, with which
+thresholds and messages.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from app.boxes.models import CARBON_TYPES, COLOURS
+from app.rules import RulesError, load_yaml, rules_path
+
+LEVELS = {"grey": 0, "green": 1, "yellow": 2, "red": 3}
+
+
+@dataclass
+class Finding:
+    """What a check saw: the observed value, the threshold it crossed, and since when (if known)."""
+
+    observed: Any
+    threshold: Any
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    level: str
+    params: dict[str, Any]
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    version: str
+    min_iodine_mg_g: dict[str, float | None]
+    rules: tuple[Rule, ...]
+
+
+@dataclass
+class Evaluation:
+    colour: str
+    reasons: list[dict[str, Any]]
+    saturation: float | None
+    predicted_replacement_at: datetime | None
+    saturation_basis: str | None  # "sensor" | "design"
+    next_check_at: datetime | None
+    since: datetime | None  # when the worst triggered condition began, if the checks know
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[dict[str, Any], dict[str, Any]], Finding | None]
+CHECKS: dict[str, Check] = {}
+# provider(session, boxes, facts_by_box_id, now) fills facts for a batch of boxes at once.
+FactProvider = Callable[[Any, list, dict[int, dict[str, Any]], datetime], None]
+FACT_PROVIDERS: list[FactProvider] = []
+
+
+def check(code: str):
+    def register(fn: Check) -> Check:
+        CHECKS[code] = fn
+        return fn
+    return register
+
+
+def fact_provider(fn: FactProvider) -> FactProvider:
+    if fn not in FACT_PROVIDERS:
+        FACT_PROVIDERS.append(fn)
+    return fn
+
+
+# ---------------------------------------------------------------- rule file
+
+def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
+    problems: list[str] = []
+    version = data.get("version")
+    if not isinstance(version, str) or not version:
+        problems.append("version: a non-empty string is required")
+    iodine = data.get("min_iodine_mg_g") or {}
+    if not isinstance(iodine, dict):
+        problems.append("min_iodine_mg_g: expected a mapping carbon type → mg/g")
+        iodine = {}
+    for carbon_type, value in iodine.items():
+        if carbon_type not in CARBON_TYPES:
+            problems.append(f"min_iodine_mg_g.{carbon_type}: unknown carbon type")
+        elif value is not None and (not isinstance(value, (int, float)) or value <= 0):
+            problems.append(f"min_iodine_mg_g.{carbon_type}: a positive number or null")
+    rules: list[Rule] = []
+    raw_rules = data.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        problems.append("rules: a non-empty list is required")
+        raw_rules = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_rules):
+        place = f"rules[{i}]"
+        if not isinstance(raw, dict):
+            problems.append(f"{place}: expected a mapping")
+            continue
+        code = raw.get("code")
+        if code not in CHECKS:
+            problems.append(f"{place}.code: unknown check {code!r}; known: {', '.join(sorted(CHECKS))}")
+        if code in seen:
+            problems.append(f"{place}.code: {code} appears twice")
+        seen.add(code)
+        level = raw.get("level")
+        if level not in ("yellow", "red"):
+            problems.append(f"{place}.level: yellow or red, not {level!r}")
+        params = raw.get("params") or {}
+        if not isinstance(params, dict) or any(
+            not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in params.values()
+        ):
+            problems.append(f"{place}.params: a mapping of non-negative numbers")
+            params = {}
+        for lang in ("zh", "en"):
+            if not isinstance(raw.get(lang), str) or not raw.get(lang):
+                problems.append(f"{place}.{lang}: a message is required")
+        rules.append(Rule(code=code, level=level, params=dict(params), zh=raw.get("zh", ""), en=raw.get("en", "")))
+    if problems:
+        raise RulesError(f"{where}: " + "; ".join(problems))
+    return RuleSet(version=version, min_iodine_mg_g=dict(iodine), rules=tuple(rules))
+
+
+@lru_cache(maxsize=8)
+def _load_rules_cached(path: str, mtime: float) -> RuleSet:
+    return parse_rules(load_yaml(Path(path)), where=path)
+
+
+def load_rules(override_dir: str | None = None) -> RuleSet:
+    path = rules_path("colour_rules.yaml", override_dir)
+    # Checks of other domains register on import; make sure they are known before validating.
+    import_rule_plugins()
+    return _load_rules_cached(str(path), path.stat().st_mtime)
+
+
+def import_rule_plugins() -> None:
+    """Domains that contribute checks and fact providers (imported lazily to avoid cycles)."""
+    import importlib
+
+    for module in ("app.telemetry.colour", "app.ledger.colour"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+
+
+# ---------------------------------------------------------------- base checks
+
+def _fmt_pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+@check("saturation_full")
+def _saturation_full(facts, params):
+    sat = facts.get("saturation")
+    threshold = params.get("threshold", 1.0)
+    if sat is not None and sat >= threshold:
+        return Finding(_fmt_pct(sat), _fmt_pct(threshold), facts.get("saturation_since", {}).get(threshold))
+    return None
+
+
+@check("saturation_high")
+def _saturation_high(facts, params):
+    sat = facts.get("saturation")
+    threshold = params.get("threshold", 0.8)
+    if sat is not None and sat >= threshold:
+        return Finding(_fmt_pct(sat), _fmt_pct(threshold), facts.get("saturation_since", {}).get(threshold))
+    return None
+
+
+def _date_str(value: datetime) -> str:
+    from app.common.timeutil import to_local_str
+
+    return to_local_str(value, "%Y-%m-%d")
+
+
+@check("replacement_overdue")
+def _replacement_overdue(facts, params):
+    predicted = facts.get("predicted_replacement_at")
+    if predicted is not None and facts["now"] >= predicted:
+        return Finding(_date_str(facts["now"]), _date_str(predicted), predicted)
+    return None
+
+
+@check("replacement_due_soon")
+def _replacement_due_soon(facts, params):
+    predicted = facts.get("predicted_replacement_at")
+    days = params.get("days", 7)
+    if predicted is not None and facts["now"] >= predicted - timedelta(days=days):
+        return Finding(f"{(predicted - facts['now']).total_seconds() / 86400:.1f} d", _date_str(predicted),
+                       predicted - timedelta(days=days))
+    return None
+
+
+@check("iodine_below_minimum")
+def _iodine_below_minimum(facts, params):
+    fill = facts.get("fill")
+    minimum = facts["rules"].min_iodine_mg_g.get(fill.carbon_type) if fill else None
+    if fill is not None and minimum is not None and fill.iodine_mg_g < minimum:
+        return Finding(fill.iodine_mg_g, minimum, fill.filled_at)
+    return None
+
+
+# ---------------------------------------------------------------- evaluation
+
+def derive_saturation(facts: dict[str, Any]) -> None:
+    """Saturation and predicted replacement date.
+
+    With sensor data (a provider set ``adsorbed_kg``) the integrated adsorbed mass is used and
+    the prediction follows the recent measured load; otherwise the design load of formula T:
+    T = M × S ÷ (C × 10⁻⁶ × Q × t).
+    """
+    box, fill, now = facts["box"], facts.get("fill"), facts["now"]
+    if fill is None:
+        return
+    capacity = box.capacity_kg(fill.mass_kg)
+    facts["capacity_kg"] = capacity
+    design_load = box.design_daily_load_kg
+    if facts.get("adsorbed_kg") is not None:
+        adsorbed = facts["adsorbed_kg"]
+        load = facts.get("load_kg_per_day") or design_load
+        facts["saturation_basis"] = "sensor"
+        saturation = adsorbed / capacity if capacity > 0 else math.inf
+        remaining_days = max(capacity - adsorbed, 0.0) / load if load > 0 else math.inf
+        predicted = now + timedelta(days=remaining_days) if math.isfinite(remaining_days) else None
+        facts["saturation_since"] = {}
+    else:
+        facts["saturation_basis"] = "design"
+        elapsed_days = max((now - fill.filled_at).total_seconds() / 86400, 0.0)
+        adsorbed = design_load * elapsed_days
+        saturation = adsorbed / capacity if capacity > 0 else math.inf
+        cycle_days = capacity / design_load if design_load > 0 else math.inf
+        predicted = fill.filled_at + timedelta(days=cycle_days) if math.isfinite(cycle_days) else None
+        # Saturation grows linearly, so the moment it crossed each level is known exactly.
+        facts["saturation_since"] = (
+            {level: fill.filled_at + timedelta(days=cycle_days * level) for level in (0.8, 1.0)}
+            if math.isfinite(cycle_days) else {}
+        )
+        for rule in facts["rules"].rules:
+            threshold = rule.params.get("threshold")
+            if rule.code.startswith("saturation") and threshold is not None and math.isfinite(cycle_days):
+                facts["saturation_since"][threshold] = fill.filled_at + timedelta(days=cycle_days * threshold)
+        if math.isfinite(cycle_days):
+            candidates = facts.setdefault("next_check_candidates", [])
+            candidates.extend(facts["saturation_since"].values())
+            if predicted is not None:
+                candidates.append(predicted)
+                for rule in facts["rules"].rules:
+                    if "days" in rule.params:
+                        candidates.append(predicted - timedelta(days=rule.params["days"]))
+    facts["adsorbed_kg"] = adsorbed
+    facts["saturation"] = saturation
+    facts["predicted_replacement_at"] = predicted
+
+
+def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
+    box, now = facts["box"], facts["now"]
+    facts["rules"] = rules
+    fill = facts.get("fill")
+    if box.status != "active" or fill is None:
+        why = "box_not_in_service" if box.status != "active" else "no_active_fill"
+        zh = {"stopped": "已停用", "decommissioned": "已报废"}.get(box.status, "尚未装填活性炭")
+        en = {"stopped": "stopped", "decommissioned": "decommissioned"}.get(box.status, "no carbon filled yet")
+        reason = {"code": why, "level": "grey", "zh": zh, "en": en, "observed": box.status if fill else None,
+                  "threshold": None}
+        return Evaluation("grey", [reason], None, None, None, None, None, facts)
+    derive_saturation(facts)
+    reasons: list[dict[str, Any]] = []
+    colour = "green"
+    since_by_level: dict[str, list[datetime | None]] = {}
+    for rule in rules.rules:
+        finding = CHECKS[rule.code](facts, rule.params)
+        if finding is None:
+            continue
+        values = {"observed": finding.observed, "threshold": finding.threshold}
+        reasons.append({
+            "code": rule.code, "level": rule.level,
+            "zh": rule.zh.format(**values), "en": rule.en.format(**values),
+            "observed": finding.observed, "threshold": finding.threshold,
+        })
+        since_by_level.setdefault(rule.level, []).append(finding.since)
+        if LEVELS[rule.level] > LEVELS[colour]:
+            colour = rule.level
+    reasons.sort(key=lambda r: -LEVELS[r["level"]])
+    future = [t for t in facts.get("next_check_candidates", []) if t is not None and t > now]
+    since_list = since_by_level.get(colour, [])
+    since = min(since_list) if since_list and all(s is not None for s in since_list) else None
+    return Evaluation(
+        colour=colour, reasons=reasons, saturation=facts.get("saturation"),
+        predicted_replacement_at=facts.get("predicted_replacement_at"),
+        saturation_basis=facts.get("saturation_basis"), next_check_at=min(future) if future else None,
+        since=since, facts=facts,
+    )
+
+
+def worst(colours: Iterable[str]) -> str:
+    return max(colours, key=lambda c: LEVELS[c], default="grey")
+
+
+assert set(LEVELS) == set(COLOURS)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import Organization
+from app.common.timeutil import utcnow
+from app.common.types import UTCDateTime
+from app.extensions import db
+
+CARBON_TYPES = ("granular", "honeycomb", "fibre")
+BOX_STATUSES = ("active", "stopped", "decommissioned")
+COLOURS = ("grey", "green", "yellow", "red")
+COLOUR_ZH = {"grey": "灰", "green": "绿", "yellow": "黄", "red": "红"}
+
+
+class Box(db.Model):
+    """An activated-carbon adsorption box (活性炭吸附箱) at an enterprise's treatment facility."""
+
+    __tablename__ = "boxes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # The carbon service that replaces this box's carbon, if the enterprise contracts one.
+    service_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    facility_code: Mapped[str] = mapped_column(String(20))  # 治理设施编号, e.g. TA001
+    outlet_code: Mapped[str] = mapped_column(String(20))  # 排放口编号, e.g. DA001
+    carbon_type: Mapped[str] = mapped_column(String(12))
+    design_fill_kg: Mapped[float] = mapped_column(Float)  # M
+    design_airflow_m3_h: Mapped[float] = mapped_column(Float)  # Q
+    design_removed_mg_m3: Mapped[float] = mapped_column(Float)  # C
+    hours_per_day: Mapped[float] = mapped_column(Float)  # t
+    adsorption_capacity: Mapped[float] = mapped_column(Float, default=0.10)  # S, mass fraction
+    emission_limit_mg_m3: Mapped[float] = mapped_column(Float)
+    pressure_drop_min_pa: Mapped[float | None] = mapped_column(Float)
+    pressure_drop_max_pa: Mapped[float | None] = mapped_column(Float)
+    has_sensors: Mapped[bool] = mapped_column(Boolean, default=False)
+    waste_code: Mapped[str] = mapped_column(String(10), default="900-039-49")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    label_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The colour as last evaluated; kept fresh by evaluation on read and by the sweep of
+    # boxes whose next_check_at has passed (time alone can change a colour).
+    colour: Mapped[str] = mapped_column(String(8), default="grey", index=True)
+    colour_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    colour_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    colour_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    enterprise: Mapped[Organization] = relationship(foreign_keys=[enterprise_id], lazy="joined")
+    service_org: Mapped[Organization | None] = relationship(foreign_keys=[service_org_id], lazy="joined")
+
+    @property
+    def design_daily_load_kg(self) -> float:
+        """VOCs adsorbed per day at design conditions: C × 10⁻⁶ × Q × t (kg/d)."""
+        return self.design_removed_mg_m3 * 1e-6 * self.design_airflow_m3_h * self.hours_per_day
+
+    def capacity_kg(self, fill_kg: float) -> float:
+        """What the fill can adsorb before it counts as saturated: M × S (kg)."""
+        return fill_kg * self.adsorption_capacity
+
+
+class Fill(db.Model):
+    """Carbon filled into a box: the first fill, or a replacement that removes the spent carbon."""
+
+    __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_box_id_filled_at", "box_id", "filled_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
+    kind: Mapped[str] = mapped_column(String(12))  # initial | replacement
+    filled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    mass_kg: Mapped[float] = mapped_column(Float)
+    carbon_type: Mapped[str] = mapped_column(String(12))
+    supplier_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    supplier_name: Mapped[str] = mapped_column(String(200), default="")
+    batch_no: Mapped[str] = mapped_column(String(60), default="")
+    iodine_mg_g: Mapped[float] = mapped_column(Float)
+    regeneration_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    removed_waste_kg: Mapped[float | None] = mapped_column(Float)
+    performed_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    box: Mapped[Box] = relationship()
+
+
+class ColourChange(db.Model):
+    __tablename__ = "colour_changes"
+    __table_args__ = (Index("ix_colour_changes_box_id_changed_at", "box_id", "changed_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
+    colour: Mapped[str] = mapped_column(String(8))
+    previous_colour: Mapped[str | None] = mapped_column(String(8))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    rules_version: Mapped[str] = mapped_column(String(40), default="")
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class BoxEvent(db.Model):
+    """Things that happened to a box other than fills and colour changes: registration,
+    status changes, label reprints, scans of forged or superseded labels."""
+
+    __tablename__ = "box_events"
+    __table_args__ = (Index("ix_box_events_box_id_at", "box_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    box_id: Mapped[int | None] = mapped_column(ForeignKey("boxes.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,378 @@
+"""Boxes: registration, fills and replacements, colour evaluation and history, visibility."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Organization
+from app.accounts.services import Principal, enterprise_scope
+from app.boxes import codes
+from app.boxes.colour import FACT_PROVIDERS, Evaluation, RuleSet, evaluate, import_rule_plugins
+from app.boxes.models import BOX_STATUSES, CARBON_TYPES, Box, BoxEvent, ColourChange, Fill
+from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.common.timeutil import utcnow
+
+# Hooks for other domains: called after a fill is stored (the ledger writes the generation
+# record of the removed waste carbon; regeneration checks the regenerated-carbon balance).
+FILL_HOOKS: list[Callable[[Session, Fill, Principal], None]] = []
+# Validators called before a fill is stored; they raise InvalidInput.
+FILL_VALIDATORS: list[Callable[[Session, Box, dict[str, Any], Principal], None]] = []
+
+
+# ---------------------------------------------------------------- visibility
+
+def box_scope(actor: Principal):
+    """Boxes ``actor`` may see: its jurisdiction's enterprises, and the boxes it serves."""
+    if actor.is_operator:
+        return true()
+    org = actor.organization
+    if org is None:
+        return false()
+    enterprises = select(Organization.id).where(enterprise_scope(actor))
+    return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
+
+
+def can_service(actor: Principal, box: Box) -> bool:
+    """May ``actor`` record fills on ``box``? Its enterprise's staff and its carbon service."""
+    if actor.is_operator:
+        return True
+    org = actor.organization
+    return bool(org and not actor.is_device and org.id in (box.enterprise_id, box.service_org_id))
+
+
+def get_box(session: Session, actor: Principal, raw_code: str) -> Box:
+    code = codes.normalise(raw_code)
+    box = None
+    if code is not None:
+        box = session.scalar(select(Box).where(Box.code == code, box_scope(actor)))
+    if box is None:
+        # Another tenant's box is "not found" too: existence is not disclosed.
+        raise NotFound(f"碳箱 {raw_code} 不存在或无权查看 (box {raw_code} not found)")
+    return box
+
+
+def find_box_public(session: Session, raw_code: str) -> Box | None:
+    """The scan page shows a box's colour to anyone holding its label."""
+    code = codes.normalise(raw_code)
+    return session.scalar(select(Box).where(Box.code == code)) if code else None
+
+
+def list_boxes(session: Session, actor: Principal, *, colour: str | None = None, county: str | None = None,
+               park: int | None = None, enterprise: int | None = None, status: str | None = None):
+    query = select(Box).where(box_scope(actor))
+    if colour or county or park:
+        refresh_due(session, utcnow())
+    if colour:
+        query = query.where(Box.colour == colour)
+    if county or park:
+        orgs = select(Organization.id)
+        if county:
+            orgs = orgs.where(Organization.county_code == county)
+        if park:
+            orgs = orgs.where(Organization.park_id == park)
+        query = query.where(Box.enterprise_id.in_(orgs))
+    if enterprise:
+        query = query.where(Box.enterprise_id == enterprise)
+    if status:
+        query = query.where(Box.status == status)
+    return query.order_by(Box.id)
+
+
+# ---------------------------------------------------------------- registration
+
+def _positive(errors: dict, data: dict, name: str, required: bool = True) -> None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            errors.setdefault(name, []).append("required")
+        return
+    if not isinstance(value, (int, float)) or value <= 0:
+        errors.setdefault(name, []).append("must be greater than 0")
+
+
+def register_box(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> Box:
+    now = now or utcnow()
+    errors: dict[str, list[str]] = {}
+    enterprise_id = data.get("enterprise_id") or (actor.organization.id if actor.organization else None)
+    enterprise = session.get(Organization, enterprise_id) if enterprise_id else None
+    if enterprise is None or not enterprise.has_role("generator"):
+        errors["enterprise_id"] = ["an organisation with the generator role is required"]
+    elif not (actor.is_operator or (actor.organization and actor.organization.id == enterprise.id)):
+        raise Forbidden("只能为本单位登记碳箱 (boxes are registered by their enterprise or an operator)")
+    service_id = data.get("service_org_id")
+    if service_id is not None:
+        service = session.get(Organization, service_id)
+        if service is None:
+            errors["service_org_id"] = [f"unknown organisation {service_id}"]
+    if data.get("carbon_type") not in CARBON_TYPES:
+        errors["carbon_type"] = [f"one of {', '.join(CARBON_TYPES)}"]
+    for name in ("design_fill_kg", "design_airflow_m3_h", "design_removed_mg_m3", "hours_per_day",
+                 "emission_limit_mg_m3"):
+        _positive(errors, data, name)
+    if data.get("hours_per_day") is not None and data["hours_per_day"] > 24:
+        errors.setdefault("hours_per_day", []).append("at most 24")
+    capacity = data.get("adsorption_capacity", 0.10)
+    if capacity is None or not 0 < capacity <= 0.5:
+        errors["adsorption_capacity"] = ["a mass fraction in (0, 0.5], e.g. 0.10"]
+    lo, hi = data.get("pressure_drop_min_pa"), data.get("pressure_drop_max_pa")
+    if lo is not None and hi is not None and lo >= hi:
+        errors["pressure_drop_max_pa"] = ["must be above pressure_drop_min_pa"]
+    waste_code = data.get("waste_code") or "900-039-49"
+    if errors:
+        raise InvalidInput("The box has invalid fields.", errors=errors)
+    code = data.get("code")
+    if code:
+        code = codes.normalise(code)
+        if code is None:
+            raise InvalidInput.field("code", "not a valid box code (check character mismatch)")
+        if session.scalar(select(Box.id).where(Box.code == code)):
+            raise Conflict(f"碳箱码 {code} 已存在 (box code exists)", errors={"code": ["already exists"]})
+    else:
+        for _ in range(20):
+            code = codes.make_code(enterprise.county_code)
+            if not session.scalar(select(Box.id).where(Box.code == code)):
+                break
+    box = Box(
+        code=code, enterprise_id=enterprise.id, service_org_id=service_id, name=data.get("name") or "",
+        facility_code=data.get("facility_code") or "TA001", outlet_code=data.get("outlet_code") or "DA001",
+        carbon_type=data["carbon_type"], design_fill_kg=data["design_fill_kg"],
+        design_airflow_m3_h=data["design_airflow_m3_h"], design_removed_mg_m3=data["design_removed_mg_m3"],
+        hours_per_day=data["hours_per_day"], adsorption_capacity=capacity,
+        emission_limit_mg_m3=data["emission_limit_mg_m3"], pressure_drop_min_pa=lo, pressure_drop_max_pa=hi,
+        has_sensors=bool(data.get("has_sensors")), waste_code=waste_code, status="active",
+        colour="grey", colour_since=now, colour_evaluated_at=now, created_at=now,
+        colour_reasons=[],
+    )
+    session.add(box)
+    session.flush()
+    session.add(BoxEvent(box_id=box.id, kind="registered", at=now, actor=actor.label, detail={"code": code}))
+    session.add(ColourChange(box_id=box.id, colour="grey", previous_colour=None, changed_at=now, recorded_at=now,
+                             reasons=[{"code": "no_active_fill", "level": "grey"}]))
+    return box
+
+
+def set_status(session: Session, actor: Principal, box: Box, status: str, now: datetime | None = None) -> Box:
+    now = now or utcnow()
+    if status not in BOX_STATUSES:
+        raise InvalidInput.field("status", f"one of {', '.join(BOX_STATUSES)}")
+    if not can_service(actor, box):
+        raise Forbidden("无权修改该碳箱 (not allowed to change this box)")
+    if box.status == "decommissioned" and status != "decommissioned":
+        raise Conflict("已报废的碳箱不能重新启用 (a decommissioned box cannot be reactivated)")
+    if status != box.status:
+        session.add(BoxEvent(box_id=box.id, kind="status", at=now, actor=actor.label,
+                             detail={"from": box.status, "to": status}))
+        box.status = status
+        refresh_colours(session, [box], now)
+    return box
+
+
+def reprint_label(session: Session, actor: Principal, box: Box, now: datetime | None = None) -> Box:
+    """A new label version: the previous label's QR code is superseded and shown as such."""
+    if not can_service(actor, box):
+        raise Forbidden("无权重印该标签 (not allowed to reprint this label)")
+    box.label_version += 1
+    session.add(BoxEvent(box_id=box.id, kind="label_reprinted", at=now or utcnow(), actor=actor.label,
+                         detail={"version": box.label_version}))
+    return box
+
+
+# ---------------------------------------------------------------- fills
+
+def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, Any],
+                now: datetime | None = None) -> Fill:
+    """A fill or a replacement. A replacement must give the weighed waste carbon removed; its
+    generation record in the ledger is written by the ledger's fill hook."""
+    now = now or utcnow()
+    if not can_service(actor, box):
+        raise Forbidden("只有本企业或其换炭服务单位可以登记换炭 (only the enterprise or its carbon service)")
+    if box.status == "decommissioned":
+        raise Conflict("已报废的碳箱不能装填 (the box is decommissioned)")
+    errors: dict[str, list[str]] = {}
+    filled_at: datetime | None = data.get("filled_at") or now
+    if filled_at > now + timedelta(minutes=5):
+        errors["filled_at"] = ["cannot be in the future"]
+    _positive(errors, data, "mass_kg")
+    _positive(errors, data, "iodine_mg_g")
+    carbon_type = data.get("carbon_type") or box.carbon_type
+    if carbon_type not in CARBON_TYPES:
+        errors["carbon_type"] = [f"one of {', '.join(CARBON_TYPES)}"]
+    previous = latest_fill(session, box.id)
+    kind = "replacement" if previous is not None else "initial"
+    if data.get("kind") and data["kind"] != kind:
+        if data["kind"] == "replacement":
+            errors["kind"] = ["the box has no carbon yet: the first fill is an initial fill"]
+        else:
+            kind = data["kind"] if data["kind"] in ("initial", "replacement") else kind
+    removed = data.get("removed_waste_kg")
+    if kind == "replacement":
+        if removed is None:
+            errors["removed_waste_kg"] = ["required for a replacement: weigh the waste carbon removed"]
+        elif not isinstance(removed, (int, float)) or removed <= 0:
+            errors["removed_waste_kg"] = ["must be greater than 0"]
+        if previous is not None and filled_at <= previous.filled_at:
+            errors.setdefault("filled_at", []).append("must be after the previous fill")
+    elif removed is not None:
+        errors["removed_waste_kg"] = ["only a replacement removes waste carbon"]
+    supplier_id = data.get("supplier_org_id")
+    if supplier_id is not None and session.get(Organization, supplier_id) is None:
+        errors["supplier_org_id"] = [f"unknown organisation {supplier_id}"]
+    if errors:
+        raise InvalidInput("The fill has invalid fields.", errors=errors)
+    for validate in FILL_VALIDATORS:
+        validate(session, box, data, actor)
+    fill = Fill(
+        box_id=box.id, kind=kind, filled_at=filled_at, mass_kg=data["mass_kg"], carbon_type=carbon_type,
+        supplier_org_id=supplier_id, supplier_name=data.get("supplier_name") or "",
+        batch_no=data.get("batch_no") or "", iodine_mg_g=data["iodine_mg_g"],
+        regeneration_batch_id=data.get("regeneration_batch_id"), removed_waste_kg=removed,
+        performed_by_org_id=actor.organization.id if actor.organization else None,
+        recorded_by_user_id=actor.user.id if actor.user else None, note=data.get("note") or "",
+        created_at=now,
+    )
+    session.add(fill)
+    session.flush()
+    for hook in FILL_HOOKS:
+        hook(session, fill, actor)
+    refresh_colours(session, [box], now, event_time=filled_at)
+    return fill
+
+
+def latest_fill(session: Session, box_id: int, at: datetime | None = None) -> Fill | None:
+    query = select(Fill).where(Fill.box_id == box_id)
+    if at is not None:
+        query = query.where(Fill.filled_at <= at)
+    return session.scalar(query.order_by(Fill.filled_at.desc(), Fill.id.desc()).limit(1))
+
+
+def latest_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int, Fill]:
+    """The active fill of each box, in one query."""
+    if not box_ids:
+        return {}
+    latest = (
+        select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
+        .where(Fill.box_id.in_(box_ids), Fill.filled_at <= at)
+        .group_by(Fill.box_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Fill).join(latest, and_(Fill.box_id == latest.c.box_id, Fill.filled_at == latest.c.filled_at))
+    )
+    return {f.box_id: f for f in rows}
+
+
+# ---------------------------------------------------------------- colours
+
+@dataclass
+class BoxView:
+    box: Box
+    evaluation: Evaluation
+    fill: Fill | None
+
+
+def _rules(session: Session) -> RuleSet:
+    from app.boxes.colour import load_rules
+
+    info = session.info.get("rules_dir")
+    return load_rules(info)
+
+
+def evaluate_boxes(session: Session, boxes: list[Box], now: datetime) -> dict[int, Evaluation]:
+    rules = _rules(session)
+    import_rule_plugins()
+    fills = latest_fills(session, [b.id for b in boxes], now)
+    facts_by_box = {b.id: {"box": b, "now": now, "fill": fills.get(b.id), "next_check_candidates": []} for b in boxes}
+    for provider in FACT_PROVIDERS:
+        provider(session, boxes, facts_by_box, now)
+    return {b.id: evaluate(facts_by_box[b.id], rules) for b in boxes}
+
+
+def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = None,
+                    event_time: datetime | None = None) -> dict[int, Evaluation]:
+    """Evaluate and store each box's colour; a change enters the history with the time it
+    happened: when the triggering condition began (time-driven changes, e.g. saturation
+    reaching 80% overnight) or the event that caused it (a fill)."""
+    now = now or utcnow()
+    evaluations = evaluate_boxes(session, boxes, now)
+    rules_version = _rules(session).version
+    for box in boxes:
+        ev = evaluations[box.id]
+        reasons_changed = [r["code"] for r in ev.reasons] != [r.get("code") for r in box.colour_reasons or []]
+        if ev.colour != box.colour:
+            changed_at = event_time or ev.since or now
+            if box.colour_since and changed_at < box.colour_since:
+                changed_at = box.colour_since
+            changed_at = min(changed_at, now)
+            session.add(ColourChange(
+                box_id=box.id, colour=ev.colour, previous_colour=box.colour, changed_at=changed_at,
+                recorded_at=now, rules_version=rules_version,
+                reasons=[{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons],
+            ))
+            box.colour = ev.colour
+            box.colour_since = changed_at
+        if reasons_changed or ev.colour != box.colour:
+            box.colour_reasons = [{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons]
+        box.colour_evaluated_at = now
+        box.colour_next_check_at = ev.next_check_at
+    session.flush()
+    return evaluations
+
+
+def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:
+    """Re-evaluate boxes whose colour may have changed with time alone (their next check time
+    has passed). Called before colour-filtered lists and by the periodic sweep command."""
+    done = 0
+    while True:
+        boxes = list(session.scalars(
+            select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(batch)
+        ))
+        if not boxes:
+            return done
+        refresh_colours(session, boxes, now)
+        done += len(boxes)
+        if len(boxes) < batch:
+            return done
+
+
+def view_box(session: Session, box: Box, now: datetime | None = None) -> BoxView:
+    now = now or utcnow()
+    evaluation = refresh_colours(session, [box], now)[box.id]
+    return BoxView(box=box, evaluation=evaluation, fill=evaluation.facts.get("fill"))
+
+
+def view_boxes(session: Session, boxes: list[Box], now: datetime | None = None) -> list[BoxView]:
+    now = now or utcnow()
+    evaluations = refresh_colours(session, boxes, now)
+    return [BoxView(b, evaluations[b.id], evaluations[b.id].facts.get("fill")) for b in boxes]
+
+
+def history(session: Session, box: Box) -> dict[str, list]:
+    changes = list(session.scalars(
+        select(ColourChange).where(ColourChange.box_id == box.id).order_by(ColourChange.changed_at, ColourChange.id)
+    ))
+    fills = list(session.scalars(select(Fill).where(Fill.box_id == box.id).order_by(Fill.filled_at)))
+    events = list(session.scalars(select(BoxEvent).where(BoxEvent.box_id == box.id).order_by(BoxEvent.at, BoxEvent.id)))
+    return {"colour_changes": changes, "fills": fills, "events": events}
+
+
+def days_in_colour(changes: list[ColourChange], colour: str, start: datetime, end: datetime) -> float:
+    """Days the box spent in ``colour`` within [start, end), from its colour history."""
+    total = 0.0
+    for i, change in enumerate(changes):
+        until = changes[i + 1].changed_at if i + 1 < len(changes) else end
+        if change.colour != colour:
+            continue
+        a, b = max(change.changed_at, start), min(until, end)
+        if b > a:
+            total += (b - a).total_seconds() / 86400
+    return total
+
+
+def record_scan_problem(session: Session, box: Box | None, kind: str, detail: dict[str, Any],
+                        now: datetime | None = None) -> None:
+    """A forged or superseded label was scanned: kept for the enterprise and the regulator."""
+    session.add(BoxEvent(box_id=box.id if box else None, kind=kind, at=now or utcnow(), actor="scan", detail=detail))

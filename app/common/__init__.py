@@ -1,0 +1,1 @@
+"""Pieces shared by every domain package: errors, time, auth scoping."""

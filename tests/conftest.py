@@ -1,0 +1,141 @@
+"""Test harness.
+
+Every test that uses the ``app`` fixture runs once per database backend: SQLite and the
+machine's PostgreSQL (``TEST_BACKENDS``, default both). With ``CI=true`` a missing PostgreSQL,
+Mosquitto or chromium is a failure, never a skip.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
+
+CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+def service_missing(what: str, why: str):
+    """Skip locally, fail in CI: the suites for external services must run there."""
+    message = f"{what} is not available: {why}"
+    if CI:
+        pytest.fail(message + " (CI=true: this suite must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _pg_database(worker: str) -> str:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"tanxiang_test_{worker}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        service_missing("PostgreSQL at 127.0.0.1:5432", str(exc).splitlines()[0])
+    finally:
+        admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def worker(request) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory, worker):
+    if request.param == "postgresql":
+        return _pg_database(worker)
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    from app import create_app
+    from app.extensions import db
+
+    instance = tmp_path_factory.mktemp("instance")
+    os.environ["INSTANCE_PATH"] = str(instance)
+    application = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PUBLIC_BASE_URL": "http://testserver.local",
+        "WTF_CSRF_ENABLED": False,
+    })
+    with application.app_context():
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request):
+    """Each test starts from empty tables (plus the reference data)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    from app.accounts.reference import ensure_counties
+    from app.extensions import db
+
+    with application.app_context():
+        ensure_counties(db.session)
+        db.session.commit()
+    yield
+    with application.app_context():
+        db.session.rollback()
+        db.session.remove()
+        tables = [t for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(table.delete())
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def session(ctx):
+    from app.extensions import db
+
+    return db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def world(app, ctx):
+    """A small Taizhou: two counties' enterprises, a carbon service, regulators, a park."""
+    return factories.World.build()
+
+
+@pytest.fixture
+def api(app, world):
+    return factories.ApiClient(app.test_client())
+
+
+@pytest.fixture
+def now():
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def days():
+    return lambda n: timedelta(days=n)
