@@ -14,7 +14,7 @@ from app.extensions import api, babel, csrf, db, login_manager, migrate
 
 # Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
 DOMAINS = (
-    "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web",
+    "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web", "demo",
 )
 
 
@@ -47,6 +47,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     import_models()
+    from app.boxes.colour import load_rules
+    from app.boxes.services import RULES_DIR_OVERRIDE
+
+    RULES_DIR_OVERRIDE["dir"] = app.config.get("RULES_DIR")
+    load_rules(app.config.get("RULES_DIR"))  # a broken rule file stops the start, with its problems listed
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     babel.init_app(app, locale_selector=select_locale)
