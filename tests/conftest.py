@@ -42,6 +42,13 @@ def _pg_database(worker: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    from app.accounts import services
+
+    services.PASSWORD_HASH_METHOD["method"] = "pbkdf2:sha256:1000"
+
+
 @pytest.fixture(scope="session")
 def worker(request) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")

@@ -23,10 +23,10 @@ def uscc(county: str = "331023") -> str:
 def operator() -> User:
     user = db.session.query(User).filter_by(username="op").one_or_none()
     if user is None:
-        from werkzeug.security import generate_password_hash
+        from app.accounts.services import set_password
 
-        user = User(username="op", display_name="运维", is_operator=True, role="admin",
-                    password_hash=generate_password_hash(PASSWORD))
+        user = User(username="op", display_name="运维", is_operator=True, role="admin", password_hash="")
+        set_password(user, PASSWORD)
         db.session.add(user)
         db.session.flush()
     return user
@@ -55,9 +55,9 @@ BOX_DEFAULTS = dict(
 )
 
 
-def box(enterprise: Organization, service: Organization | None = None, **extra: Any):
+def box(enterprise: Organization, service: Organization | None = None, now=None, **extra: Any):
     data = {**BOX_DEFAULTS, "enterprise_id": enterprise.id, "service_org_id": service.id if service else None, **extra}
-    return box_services.register_box(db.session, op_principal(), data, now=extra.pop("now", None))
+    return box_services.register_box(db.session, op_principal(), data, now=now)
 
 
 @dataclass

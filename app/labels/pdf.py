@@ -1,7 +1,7 @@
 """Printable A4 label sheets for carbon box codes (碳箱码).
 
 :func:`label_sheet_pdf` lays out 8 labels per A4 page (2 columns x 4 rows,
-each 92 x 59 mm).  Every label has a frame and title band in the box's colour,
+each 92 x 60.75 mm).  Every label has a frame and title band in the box's colour,
 a vector QR code (merged ``re`` rectangles, no raster images), the box code in
 large type, the enterprise name and facility/outlet numbers in Chinese.  Each
 page carries a Chinese colour legend.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
+from reportlab.pdfgen.textobject import PDFTextObject
 
 from .qr import qr_matrix, qr_rects
 
@@ -146,49 +148,84 @@ def _ensure_fonts() -> None:
         _fonts_ready = True
 
 
-def _width(text: str, font: str, size: float) -> float:
-    return pdfmetrics.stringWidth(text, font, size)
+_ASCII_OR_NOT = re.compile(r"[\x20-\x7e]+|[^\x20-\x7e]+")
 
 
-def _fit(text: str, font: str, size: float, max_w: float, min_size: float) -> float:
+def _runs(text: str, latin: str) -> list[tuple[str, str]]:
+    """Split ``text`` into (segment, font) runs: printable ASCII in the Latin
+    font ``latin``, everything else in the CJK font.
+
+    STSong-Light's own Latin glyphs are spaced with Adobe-GB1 widths, which
+    look uneven whenever the viewer substitutes another Song face; Helvetica
+    for ASCII keeps codes, numbers and English names crisp everywhere."""
+    return [
+        (seg, latin if seg[0] <= "~" and seg[0] >= " " else CJK_FONT)
+        for seg in _ASCII_OR_NOT.findall(text)
+    ]
+
+
+def _width(text: str, size: float, latin: str = LATIN) -> float:
+    """Width of mixed Chinese/Latin ``text`` as drawn by :func:`_text_out`."""
+    return sum(pdfmetrics.stringWidth(seg, font, size) for seg, font in _runs(text, latin))
+
+
+def _text_out(t: PDFTextObject, text: str, size: float, latin: str = LATIN) -> None:
+    """Append mixed Chinese/Latin ``text`` at the text object's cursor."""
+    for seg, font in _runs(text, latin):
+        t.setFont(font, size)
+        t.textOut(seg)
+
+
+def _draw_text(
+    c: Canvas, x: float, y: float, text: str, size: float,
+    latin: str = LATIN, align: str = "left",
+) -> None:
+    if align == "right":
+        x -= _width(text, size, latin)
+    elif align == "centre":
+        x -= _width(text, size, latin) / 2
+    t = c.beginText(x, y)
+    _text_out(t, text, size, latin)
+    c.drawText(t)
+
+
+def _fit(text: str, size: float, max_w: float, min_size: float, latin: str = LATIN) -> float:
     """Largest font size <= ``size`` (>= ``min_size``) at which ``text`` fits."""
-    w = _width(text, font, size)
+    w = _width(text, size, latin)
     if w <= max_w:
         return size
     return max(min_size, size * max_w / w)
 
 
-def _ellipsize(text: str, font: str, size: float, max_w: float) -> str:
-    if _width(text, font, size) <= max_w:
+def _ellipsize(text: str, size: float, max_w: float, latin: str = LATIN) -> str:
+    if _width(text, size, latin) <= max_w:
         return text
-    while text and _width(text + "…", font, size) > max_w:
+    while text and _width(text + "…", size, latin) > max_w:
         text = text[:-1]
-    return text + "…"
+    return text.rstrip() + "…"
 
 
-def _wrap(text: str, font: str, size: float, max_w: float, max_lines: int) -> list[str]:
-    """Character-based wrapping (fine for Chinese; keeps ASCII words whole
-    when possible); the last line is ellipsized if the text is too long."""
+def _wrap(text: str, size: float, max_w: float, max_lines: int, latin: str = LATIN) -> list[str]:
+    """Character-based wrapping (right for Chinese; keeps ASCII words whole
+    when a space is reasonably close); the last line is ellipsized if the text
+    is too long."""
     text = " ".join(text.split())
-    if not text:
-        return []
     lines: list[str] = []
     rest = text
     while rest and len(lines) < max_lines:
-        if len(lines) == max_lines - 1 or _width(rest, font, size) <= max_w:
-            lines.append(_ellipsize(rest, font, size, max_w))
+        if len(lines) == max_lines - 1 or _width(rest, size, latin) <= max_w:
+            lines.append(_ellipsize(rest, size, max_w, latin))
             break
-        # longest prefix that fits
-        lo, hi = 1, len(rest)
+        lo, hi = 1, len(rest)  # longest prefix that fits
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if _width(rest[:mid], font, size) <= max_w:
+            if _width(rest[:mid], size, latin) <= max_w:
                 lo = mid
             else:
                 hi = mid - 1
         cut = lo
-        # don't split an ASCII word if a space is reasonably close
-        if rest[cut - 1 : cut + 1].isascii() and rest[cut - 1 : cut + 1].isalnum():
+        pair = rest[cut - 1 : cut + 1]
+        if pair.isascii() and pair.isalnum():
             space = rest.rfind(" ", 0, cut)
             if space > cut // 2:
                 cut = space
@@ -244,31 +281,27 @@ def _define_label_form(c: Canvas, colour: str) -> None:
     c.setLineWidth(0.35)
     t = c.beginText(PAD + 1 * mm, band_base)
     t.setTextRenderMode(2)
-    t.setFont(CJK_FONT, 12)
-    t.textOut(TITLE)
+    _text_out(t, TITLE, 12)
     t.setTextRenderMode(0)
     c.drawText(t)
     chip = f"{col.name}码"
-    c.setFont(CJK_FONT, 10)
-    chip_w = _width(chip, CJK_FONT, 10) + 4 * mm
+    chip_w = _width(chip, 10) + 4 * mm
     chip_x = w - PAD - chip_w - 0.5 * mm
     c.setLineWidth(0.8)
     c.roundRect(chip_x, band_base - 2.3 * mm, chip_w, 6 * mm, 1.5 * mm, stroke=1, fill=0)
-    c.drawCentredString(chip_x + chip_w / 2, band_base - 0.2 * mm, chip)
+    _draw_text(c, chip_x + chip_w / 2, band_base - 0.2 * mm, chip, 10, align="centre")
 
     # Static captions of the text column.
     g = _geometry()
     c.setFillColor(_MUTED)
-    c.setFont(CJK_FONT, 7)
-    c.drawString(g.tx, g.caption_code_y, "编号")
-    c.drawString(g.tx, g.caption_ent_y, "企业")
-    c.drawString(g.tx, g.facility_y, "治理设施")
-    c.drawString(g.tx, g.outlet_y, "排放口")
+    _draw_text(c, g.tx, g.caption_code_y, "编号", 7)
+    _draw_text(c, g.tx, g.caption_ent_y, "企业", 7)
+    _draw_text(c, g.tx, g.facility_y, "治理设施", 7)
+    _draw_text(c, g.tx, g.outlet_y, "排放口", 7)
     c.setStrokeColor(_RULE)
     c.setLineWidth(0.5)
     c.line(g.tx, g.rule_y, g.tx + g.tw, g.rule_y)
-    c.setFont(CJK_FONT, 6.5)
-    c.drawString(g.tx, _HINT_Y, _ellipsize("扫码查看更换与转移记录", CJK_FONT, 6.5, g.tw))
+    _draw_text(c, g.tx, _HINT_Y, _ellipsize("扫码查看更换与转移记录", 6.5, g.tw), 6.5)
     c.endForm()
 
 
@@ -318,13 +351,19 @@ def _geometry() -> _Geometry:
 _ENT_SIZE = 9
 _HINT_Y = FRAME + 2 * mm
 _CODE_SIZE = 17
+_CODE_MIN = 9
 _VALUE_SIZE = 10
 
 
-def _value_font(text: str) -> str:
-    """Helvetica-Bold for plain ASCII identifiers; the CJK font otherwise
-    (Helvetica's WinAnsi encoding cannot show Chinese)."""
-    return LATIN_BOLD if text.isascii() else CJK_FONT
+def _split_code(code: str) -> tuple[str, str]:
+    """Split a long code in two, preferring a separator near the middle."""
+    mid = len(code) // 2
+    seps = [i for i, ch in enumerate(code) if ch in "-_./ " and 0 < i < len(code) - 1]
+    if seps:
+        i = min(seps, key=lambda k: abs(k - mid))
+        if abs(i - mid) <= len(code) // 4:
+            return code[: i + 1], code[i + 1 :]
+    return code[:mid], code[mid:]
 
 
 def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: _Geometry) -> None:
@@ -336,25 +375,32 @@ def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: _Geometry) ->
     # All variable text in one text object.
     t = c.beginText()
     t.setFillColor(_TEXT)
-    font = _value_font(spec.code)
-    code_size = _fit(spec.code, font, _CODE_SIZE, g.tw, 7)
-    t.setFont(font, code_size)
-    t.setTextOrigin(g.tx, g.code_y)
-    t.textOut(spec.code)
-    t.setFont(CJK_FONT, _ENT_SIZE)
+    # 5 % slack: viewers without Helvetica substitute a slightly wider face.
+    code_w = g.tw * 0.95
+    code_size = _fit(spec.code, _CODE_SIZE, code_w, _CODE_MIN, LATIN_BOLD)
+    if _width(spec.code, code_size, LATIN_BOLD) <= code_w:
+        t.setTextOrigin(g.tx, g.code_y)
+        _text_out(t, spec.code, code_size, LATIN_BOLD)
+    else:  # very long code: two lines rather than truncating the identifier
+        first, second = _split_code(spec.code)
+        size = min(
+            _fit(first, _CODE_MIN, code_w, 5, LATIN_BOLD),
+            _fit(second, _CODE_MIN, code_w, 5, LATIN_BOLD),
+        )
+        t.setTextOrigin(g.tx, g.code_y + size * 0.95)
+        _text_out(t, first, size, LATIN_BOLD)
+        t.setTextOrigin(g.tx, g.code_y)
+        _text_out(t, second, size, LATIN_BOLD)
     ey = g.ent_first_y
-    for line in _wrap(spec.enterprise or "—", CJK_FONT, _ENT_SIZE, g.tw, 2):
+    for line in _wrap(spec.enterprise or "—", _ENT_SIZE, g.tw, 2):
         t.setTextOrigin(g.tx, ey)
-        t.textOut(line)
+        _text_out(t, line, _ENT_SIZE)
         ey -= _ENT_SIZE * 1.25
     vx, vw = g.tx + g.value_dx, g.tw - g.value_dx
     for value, vy in ((spec.facility, g.facility_y), (spec.outlet, g.outlet_y)):
-        value = value or "—"
-        font = _value_font(value)
-        value = _ellipsize(value, font, 6, vw)
-        t.setFont(font, _fit(value, font, _VALUE_SIZE, vw, 6))
+        value = _ellipsize(value or "—", 7, vw, LATIN_BOLD)
         t.setTextOrigin(vx, vy)
-        t.textOut(value)
+        _text_out(t, value, _fit(value, _VALUE_SIZE, vw, 7, LATIN_BOLD), LATIN_BOLD)
     c.drawText(t)
     c.restoreState()
 
@@ -370,32 +416,29 @@ def _define_legend_form(c: Canvas) -> None:
     sw = 3.2 * mm
     items = [(col, f"{col.name}：{col.meaning}") for col in COLOURS.values()]
     prefix = "颜色说明："
-    total_w = _width(prefix, CJK_FONT, size) + sum(
-        sw + 1.5 * mm + _width(text, CJK_FONT, size) + 5 * mm for _, text in items
+    total_w = _width(prefix, size) + sum(
+        sw + 1.5 * mm + _width(text, size) + 5 * mm for _, text in items
     ) - 5 * mm
     lx = (PAGE_W - total_w) / 2
-    c.setFont(CJK_FONT, size)
     c.setFillColor(_TEXT)
-    c.drawString(lx, ly, prefix)
-    lx += _width(prefix, CJK_FONT, size)
+    _draw_text(c, lx, ly, prefix, size)
+    lx += _width(prefix, size)
     for col, text in items:
         c.setFillColor(col.fill)
         c.roundRect(lx, ly - 0.6 * mm, sw, sw, 0.6 * mm, stroke=0, fill=1)
         lx += sw + 1.5 * mm
         c.setFillColor(_TEXT)
-        c.drawString(lx, ly, text)
-        lx += _width(text, CJK_FONT, size) + 5 * mm
+        _draw_text(c, lx, ly, text, size)
+        lx += _width(text, size) + 5 * mm
     c.endForm()
 
 
 def _draw_page_chrome(c: Canvas, page: int, pages: int, total: int) -> None:
     hy = PAGE_H - MARGIN_TOP - 5 * mm
     c.setFillColor(_TEXT)
-    c.setFont(CJK_FONT, 11)
-    c.drawString(MARGIN_X, hy, "台州市碳箱码标签")
+    _draw_text(c, MARGIN_X, hy, "台州市碳箱码标签", 11)
     c.setFillColor(_MUTED)
-    c.setFont(CJK_FONT, 8)
-    c.drawRightString(PAGE_W - MARGIN_X, hy, f"共 {total} 张  第 {page}/{pages} 页")
+    _draw_text(c, PAGE_W - MARGIN_X, hy, f"共 {total} 张  第 {page}/{pages} 页", 8, align="right")
     c.setStrokeColor(_RULE)
     c.setLineWidth(0.6)
     c.line(MARGIN_X, hy - 2.5 * mm, PAGE_W - MARGIN_X, hy - 2.5 * mm)

@@ -68,6 +68,8 @@ def labels_pdf(args):
         boxes = list(db.session.scalars(query.limit(MAX_LABELS + 1)))
     else:
         raise InvalidInput.field("codes", "give codes=… or enterprise=…")
+    if not boxes:
+        raise InvalidInput.field("codes", "no boxes match: nothing to print")
     if len(boxes) > MAX_LABELS:
         raise InvalidInput.field("codes", f"at most {MAX_LABELS} labels per sheet")
     specs = [
