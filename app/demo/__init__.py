@@ -1,0 +1,1 @@
+"""Taizhou demo data: ``flask --app wsgi demo`` (see :mod:`app.demo.data`)."""
