@@ -40,6 +40,16 @@ def select_locale() -> str:
     return request.accept_languages.best_match(["zh", "en"], default="zh") if request.accept_languages else "zh"
 
 
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    # WAL (telemetry, issue 3): readers never block the writer (gunicorn workers, the MQTT
+    # subscriber) and a commit appends to the log instead of syncing a rollback journal;
+    # synchronous=NORMAL stays consistent after a crash and loses at most the last commits on power loss.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
@@ -53,6 +63,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     RULES_DIR_OVERRIDE["dir"] = app.config.get("RULES_DIR")
     load_rules(app.config.get("RULES_DIR"))  # a broken rule file stops the start, with its problems listed
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///") and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
+        import sqlalchemy
+
+        with app.app_context():
+            sqlalchemy.event.listen(db.engine, "connect", _sqlite_wal)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)

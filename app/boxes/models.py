@@ -42,6 +42,9 @@ class Box(db.Model):
     waste_code: Mapped[str] = mapped_column(String(10), default="900-039-49")
     status: Mapped[str] = mapped_column(String(16), default="active")
     label_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped by every write that changes what the box shows (fills, status, readings, colour):
+    # read caches compare it to know whether what they hold is still true.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
     # The colour as last evaluated; kept fresh by evaluation on read and by the sweep of
     # boxes whose next_check_at has passed (time alone can change a colour).
     colour: Mapped[str] = mapped_column(String(8), default="grey", index=True)
@@ -79,7 +82,7 @@ class Fill(db.Model):
     supplier_name: Mapped[str] = mapped_column(String(200), default="")
     batch_no: Mapped[str] = mapped_column(String(60), default="")
     iodine_mg_g: Mapped[float] = mapped_column(Float)
-    regeneration_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    regeneration_batch_id: Mapped[int | None] = mapped_column(ForeignKey("regeneration_batches.id"), index=True)
     removed_waste_kg: Mapped[float | None] = mapped_column(Float)
     performed_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

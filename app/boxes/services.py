@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
@@ -34,6 +35,22 @@ def box_scope(actor: Principal):
         return false()
     enterprises = select(Organization.id).where(enterprise_scope(actor))
     return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
+
+
+def can_see(actor: Principal, *, enterprise_id: int, service_org_id: int | None, county_code: str | None,
+            park_id: int | None) -> bool:
+    """The same rule as :func:`box_scope`, for one box whose facts are already in hand
+    (the read cache); a test checks the two agree."""
+    if actor.is_operator:
+        return True
+    org = actor.organization
+    if org is None:
+        return False
+    if org.id in (enterprise_id, service_org_id):
+        return True
+    if org.has_role("regulator") and (org.county_code is None or org.county_code == county_code):
+        return True
+    return bool(org.has_role("park_admin") and org.park_id is not None and org.park_id == park_id)
 
 
 def can_service(actor: Principal, box: Box) -> bool:
@@ -155,6 +172,18 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
     return box
 
 
+def touch(session: Session, box_ids) -> None:
+    """Tell read caches that these boxes changed (other domains call this after writes that
+    change what a box shows, e.g. telemetry after an ingest batch)."""
+    ids = list(box_ids)
+    if ids:
+        session.execute(update(Box).where(Box.id.in_(ids)).values(revision=Box.revision + 1)
+                        .execution_options(synchronize_session=False))
+        for box in session.identity_map.values():
+            if isinstance(box, Box) and box.id in ids:
+                session.expire(box, ["revision"])
+
+
 def set_status(session: Session, actor: Principal, box: Box, status: str, now: datetime | None = None) -> Box:
     now = now or utcnow()
     if status not in BOX_STATUSES:
@@ -167,6 +196,7 @@ def set_status(session: Session, actor: Principal, box: Box, status: str, now: d
         session.add(BoxEvent(box_id=box.id, kind="status", at=now, actor=actor.label,
                              detail={"from": box.status, "to": status}))
         box.status = status
+        box.revision += 1
         refresh_colours(session, [box], now)
     return box
 
@@ -176,6 +206,7 @@ def reprint_label(session: Session, actor: Principal, box: Box, now: datetime | 
     if not can_service(actor, box):
         raise Forbidden("无权重印该标签 (not allowed to reprint this label)")
     box.label_version += 1
+    box.revision += 1
     session.add(BoxEvent(box_id=box.id, kind="label_reprinted", at=now or utcnow(), actor=actor.label,
                          detail={"version": box.label_version}))
     return box
@@ -238,8 +269,14 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
     session.flush()
     for hook in FILL_HOOKS:
         hook(session, fill, actor)
+    box.revision += 1
     refresh_colours(session, [box], now, event_time=filled_at)
     return fill
+
+
+def last_replacement(session: Session, box_id: int) -> Fill | None:
+    return session.scalar(select(Fill).where(Fill.box_id == box_id, Fill.kind == "replacement")
+                          .order_by(Fill.filled_at.desc(), Fill.id.desc()).limit(1))
 
 
 def latest_fill(session: Session, box_id: int, at: datetime | None = None) -> Fill | None:
@@ -317,10 +354,15 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
             ))
             box.colour = ev.colour
             box.colour_since = changed_at
-        if reasons_changed or ev.colour != box.colour:
+        # Write only what changed: a read that finds nothing new must not write (and fsync).
+        if reasons_changed:
             box.colour_reasons = [{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons]
-        box.colour_evaluated_at = now
-        box.colour_next_check_at = ev.next_check_at
+        if box.colour_next_check_at != ev.next_check_at:
+            box.colour_next_check_at = ev.next_check_at
+        if box not in session.new and session.is_modified(box):
+            box.colour_evaluated_at = now
+            if not sa_inspect(box).attrs.revision.history.has_changes():
+                box.revision = (box.revision or 0) + 1
     session.flush()
     return evaluations
 
@@ -375,7 +417,7 @@ def days_in_colour(changes: list[ColourChange], colour: str, start: datetime, en
     return total
 
 
-def record_scan_problem(session: Session, box: Box | None, kind: str, detail: dict[str, Any],
+def record_scan_problem(session: Session, box_id: int | None, kind: str, detail: dict[str, Any],
                         now: datetime | None = None) -> None:
     """A forged or superseded label was scanned: kept for the enterprise and the regulator."""
-    session.add(BoxEvent(box_id=box.id if box else None, kind=kind, at=now or utcnow(), actor="scan", detail=detail))
+    session.add(BoxEvent(box_id=box_id, kind=kind, at=now or utcnow(), actor="scan", detail=detail))

@@ -1,10 +1,13 @@
 """Box API: registration, detail with colour and reasons, fills, history, status."""
 from __future__ import annotations
 
+import json
+
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.boxes import presenters, schemas, services
+from app.boxes import cache, codes, presenters, schemas, services
 from app.boxes.models import COLOURS
 from app.common.auth import require_user
 from app.common.schemas import page_schema, paginate
@@ -45,10 +48,24 @@ class Boxes(MethodView):
 @blp.response(200, schemas.BoxOut)
 def box_detail(code):
     """A box with its colour, every triggered rule, saturation and predicted replacement date."""
-    box = services.get_box(db.session, require_user(), code)
-    view = services.view_box(db.session, box)
+    actor = require_user()
+    now = utcnow()
+    normal = codes.normalise(code)
+    if normal is not None:
+        entry = cache.box_json_cache.get(db.session, (), normal, now)
+        if entry is not None and services.can_see(actor, **cache_visibility(entry.facts)):
+            return Response(entry.value, mimetype="application/json")
+    box = services.get_box(db.session, actor, code)
+    view = services.view_box(db.session, box, now)
     db.session.commit()
-    return presenters.box_payload(view)
+    body = json.dumps(schemas.BoxOut().dump(presenters.box_payload(view)), ensure_ascii=False).encode()
+    cache.box_json_cache.put((), box, body, now, view.evaluation.next_check_at)
+    return Response(body, mimetype="application/json")
+
+
+def cache_visibility(facts: cache.BoxFacts) -> dict:
+    return {"enterprise_id": facts.enterprise_id, "service_org_id": facts.service_org_id,
+            "county_code": facts.county_code, "park_id": facts.park_id}
 
 
 @blp.route("/boxes/<code>/status", methods=["POST"])

@@ -1,16 +1,43 @@
 """Who is calling: a bearer token (API, gateways) or the signed-in session (pages)."""
 from __future__ import annotations
 
+import time
 from functools import wraps
 
 from flask import request
 from flask_login import current_user
 
-from app.accounts.services import Principal, principal_for_token
+from app.accounts.services import Principal, hash_token, principal_for_token
 from app.common.errors import Forbidden, Unauthorized
 from app.extensions import db
 
 _UNSET = object()
+
+
+# Reads are the hot path (label scans, dashboards): a token's principal is reused for reads for
+# up to TOKEN_CACHE_SECONDS in this process. Writes always check the token afresh, so a revoked
+# token or a deactivated user cannot change anything; it may read for at most that long.
+TOKEN_CACHE_SECONDS = 30
+_token_cache: dict[str, tuple[float, Principal]] = {}
+
+
+def _principal_for_token(token: str) -> Principal:
+    if request.method not in ("GET", "HEAD"):
+        return principal_for_token(db.session, token)
+    key = hash_token(token)
+    hit = _token_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    principal = principal_for_token(db.session, token)
+    if len(_token_cache) > 10_000:
+        _token_cache.clear()
+    _token_cache[key] = (now + TOKEN_CACHE_SECONDS, principal)
+    return principal
+
+
+def forget_token(token: str) -> None:
+    _token_cache.pop(hash_token(token), None)
 
 
 def current_principal(optional: bool = False) -> Principal | None:
@@ -25,7 +52,7 @@ def current_principal(optional: bool = False) -> Principal | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization 头应为 'Bearer <token>' (expected a bearer token)")
-        principal = principal_for_token(db.session, token.strip())
+        principal = _principal_for_token(token.strip())
     elif current_user and current_user.is_authenticated and (
         request.method in ("GET", "HEAD", "OPTIONS") or request.blueprint == "web"
     ):

@@ -1,7 +1,7 @@
 """Pages. Thin: parse the form, call a service, render a template."""
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,6 +19,57 @@ from app.extensions import db
 from app.labels.signing import verify_label
 
 bp = Blueprint("web", __name__, template_folder="../templates")
+
+LANGUAGES = ("zh", "en")
+LANG_COOKIE_DAYS = 365
+
+
+@bp.after_app_request
+def _remember_language(response):
+    """``?lang=en`` (or ``zh``) on any page is remembered in the ``lang`` cookie."""
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES and request.cookies.get("lang") != chosen:
+        response.set_cookie("lang", chosen, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax",
+                            httponly=True, secure=request.is_secure)
+    return response
+
+
+@bp.app_context_processor
+def _language_links():
+    def lang_url(lang: str) -> str:
+        """This page in another language, keeping its other query arguments (a label's v and s)."""
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"] + [("lang", lang)]
+        return request.path + "?" + urlencode(args)
+
+    return {"lang_url": lang_url}
+
+
+def _error_messages() -> dict[str, str]:
+    """The field messages of the schema and the services (English, for the API) in the page's language."""
+    return {
+        "missing data for required field": _("必填"),
+        "required": _("必填"),
+        "field may not be null": _("必填"),
+        "must be greater than 0": _("必须大于 0"),
+        "not a valid number": _("不是有效的数字"),
+        "not a valid datetime": _("不是有效的日期时间"),
+        "cannot be in the future": _("不能晚于当前时间"),
+        "must be after the previous fill": _("必须晚于上一次装填时间"),
+        "required for a replacement: weigh the waste carbon removed": _("更换活性炭时必须填写称重的废炭量"),
+        "only a replacement removes waste carbon": _("首次装填没有废炭，请留空"),
+        "unknown field": _("未知字段"),
+    }
+
+
+def localise_form_errors(errors: dict) -> dict[str, list[str]]:
+    """Per-field messages for the form, translated where the message is known."""
+    known = _error_messages()
+    out: dict[str, list[str]] = {}
+    for name, messages in errors.items():
+        if isinstance(messages, str):
+            messages = [messages]
+        out[name] = [known.get(str(m).strip().rstrip(".").lower(), str(m)) for m in messages]
+    return out
 
 
 def _safe_next(target: str | None) -> str:
@@ -56,48 +107,77 @@ def logout():
     return redirect(url_for("web.login"))
 
 
+def fill_field_labels() -> dict[str, str]:
+    """Form field names as the replacement form shows them, for its error list."""
+    return {
+        "mass_kg": _("装填量 (kg)"), "iodine_mg_g": _("碘值 (mg/g)"), "removed_waste_kg": _("称重的废炭量 (kg)"),
+        "supplier_name": _("供应商"), "batch_no": _("活性炭批次号"), "filled_at": _("更换时间"),
+        "carbon_type": _("活性炭类型"), "_": _("错误"),
+    }
+
+
+def _label_state(code: str, label_version: int) -> tuple[str, str | None, dict]:
+    """ok | typed (opened without a label) | forged (bad signature) | superseded (old version)."""
+    version, signature = request.args.get("v"), request.args.get("s")
+    if version is None and signature is None:
+        return "typed", None, {}
+    try:
+        version_number = int(version or "")
+    except ValueError:
+        version_number = -1
+    if not signature or not verify_label(current_app.config["SECRET_KEY"], code, version_number, signature):
+        return "forged", "label_forged_scan", {"v": version, "s": signature, "ua": request.user_agent.string[:200]}
+    if version_number != label_version:
+        return "superseded", "label_superseded_scan", {"v": version_number, "current": label_version}
+    return "ok", None, {}
+
+
 @bp.route("/c/<code>", methods=["GET", "POST"])
 def scan(code):
     """The mobile scan page a label's QR code opens: colour, why, saturation, predicted date,
     the last replacement; for the enterprise's or its carbon service's staff, a replacement form."""
+    from flask import session as web_session
+    from flask_babel import get_locale
+
+    from app.boxes import cache, codes
+
     now = utcnow()
+    principal = current_principal(optional=True)
+    # Anonymous scans are most of the traffic and all see the same page: serve them from the
+    # read cache (checked against the box's revision, see app.boxes.cache).
+    anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
+    normal = codes.normalise(code)
+    cache_key = (str(get_locale()),)
+    entry = cache.scan_page_cache.get(db.session, cache_key, normal, now) if anonymous_get and normal else None
+    if entry is not None:
+        label_state, problem, detail = _label_state(entry.facts.code, entry.facts.label_version)
+        if problem:
+            box_services.record_scan_problem(db.session, entry.facts.box_id, problem, detail, now)
+            db.session.commit()
+        if label_state in entry.value:
+            return entry.value[label_state]
     box = box_services.find_box_public(db.session, code)
     if box is None:
         return render_template("scan_unknown.html", code=code), 404
-    label_state = "ok"
-    version, signature = request.args.get("v"), request.args.get("s")
-    if version is not None or signature is not None:
-        try:
-            version_number = int(version or "")
-        except ValueError:
-            version_number = -1
-        if not signature or not verify_label(current_app.config["SECRET_KEY"], box.code, version_number, signature):
-            label_state = "forged"
-            box_services.record_scan_problem(db.session, box, "label_forged_scan",
-                                             {"v": version, "s": signature, "ua": request.user_agent.string[:200]}, now)
-        elif version_number != box.label_version:
-            label_state = "superseded"
-            box_services.record_scan_problem(db.session, box, "label_superseded_scan",
-                                             {"v": version_number, "current": box.label_version}, now)
-    else:
-        label_state = "typed"  # opened by typing the code: no label to check
-    principal = current_principal(optional=True)
+    if entry is None:
+        label_state, problem, detail = _label_state(box.code, box.label_version)
+        if problem:
+            box_services.record_scan_problem(db.session, box.id, problem, detail, now)
     can_fill = bool(principal and not principal.is_device and box_services.can_service(principal, box))
     form_errors: dict = {}
-    message = None
     if request.method == "POST":
         if not can_fill:
             db.session.commit()
             return render_template("error.html", status=403, title=_("无权操作"),
                                    detail=_("只有本企业或其换炭服务单位的人员可以登记换炭。")), 403
-        form = {k: v for k, v in request.form.items() if v.strip() and k != "csrf"}
+        form = {k: v for k, v in request.form.items() if v.strip() and k not in ("csrf", "csrf_token")}
         try:
             data = FillIn().load(form)
             box_services.record_fill(db.session, principal, box, data, now)
         except ValidationError as exc:
-            form_errors = exc.messages
+            form_errors = localise_form_errors(exc.messages)
         except InvalidInput as exc:
-            form_errors = exc.errors
+            form_errors = localise_form_errors(exc.errors)
         except DomainError as exc:
             form_errors = {"_": [exc.detail]}
         else:
@@ -107,12 +187,17 @@ def scan(code):
     view = box_services.view_box(db.session, box, now)
     db.session.commit()
     payload = presenters.box_payload(view)
-    last_replacement = next((f for f in box_services.history(db.session, box)["fills"][::-1]
-                             if f.kind == "replacement"), None)
+    last_replacement = box_services.last_replacement(db.session, box.id)
     status = 422 if form_errors else 200
-    return render_template("scan.html", box=box, p=payload, label_state=label_state, can_fill=can_fill,
+    html = render_template("scan.html", box=box, p=payload, label_state=label_state, can_fill=can_fill,
                            form_errors=form_errors, form=request.form, last_replacement=last_replacement,
-                           principal=principal, now=now), status
+                           principal=principal, now=now, field_labels=fill_field_labels())
+    if anonymous_get:
+        if entry is not None:
+            entry.value[label_state] = html
+        else:
+            cache.scan_page_cache.put(cache_key, box, {label_state: html}, now, view.evaluation.next_check_at)
+    return html, status
 
 
 @bp.app_template_filter("localdate")

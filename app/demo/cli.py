@@ -1,0 +1,51 @@
+"""``flask --app wsgi demo``: load the Taizhou demo data into an empty database (idempotent)."""
+from __future__ import annotations
+
+import time
+
+import click
+from sqlalchemy import inspect
+
+from app.extensions import db
+
+
+def _print_summary(summary: dict) -> None:
+    colours = summary["colours"]
+    click.echo(f"  {summary['counties']} 县市区 counties · {summary['parks']} 园区 parks · "
+               f"{summary['organizations']} 单位 organisations · {summary['users']} 用户 users")
+    click.echo(f"  {summary['boxes']} 碳箱 boxes · {summary['fills']} 装填/换炭 fills · "
+               f"红 red {colours['red']} · 黄 yellow {colours['yellow']} · "
+               f"绿 green {colours['green']} · 灰 grey {colours['grey']}")
+
+
+def _print_logins(summary: dict) -> None:
+    if not summary["logins"]:
+        return
+    click.echo(f"Demo logins (password for all: {summary['password']}):")
+    width = max(len(login["username"]) for login in summary["logins"])
+    for login in summary["logins"]:
+        click.echo(f"  {login['username']:<{width}}  {login['role_zh']} ({login['role_en']})  {login['organization']}")
+
+
+def register(app) -> None:
+    @app.cli.command("demo")
+    def demo() -> None:
+        """Load the Taizhou demo data (parks, enterprises, boxes with histories) into an empty database."""
+        from app.demo.data import load_demo
+
+        if not inspect(db.engine).has_table("organizations"):
+            raise click.ClickException("数据库尚未建表 (no tables): run `flask --app wsgi db upgrade` first")
+        started = time.monotonic()
+        summary = load_demo(db.session)
+        if summary["status"] == "already_loaded":
+            click.echo("演示数据已存在，未做任何修改 (the demo data is already loaded; nothing changed).")
+            _print_summary(summary)
+            _print_logins(summary)
+            return
+        if summary["status"] == "not_empty":
+            raise click.ClickException(
+                f"数据库不是空的 ({summary['organizations']} organisations, {summary['boxes']} boxes) and holds no demo "
+                "data: the demo loads only into an empty database. Nothing changed.")
+        click.echo(f"台州演示数据已载入 (Taizhou demo data loaded in {time.monotonic() - started:.1f} s):")
+        _print_summary(summary)
+        _print_logins(summary)

@@ -1,0 +1,71 @@
+"""Colour rules of the ledger: waste carbon from a box held on site too long, or not yet on a manifest.
+
+One fact provider reads, in one query for the whole batch of boxes, every generation batch of
+these boxes that is still on site; the checks compare its age with the rule's ``days``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from app.boxes.colour import Finding, check, fact_provider
+from app.ledger.models import LedgerRecord
+
+EPS = 0.0005
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@fact_provider
+def waste_on_site(session, boxes, facts_by_box, now) -> None:
+    ids = [b.id for b in boxes]
+    if not ids:
+        return
+    rows = session.execute(
+        select(LedgerRecord.box_id, LedgerRecord.fill_id, LedgerRecord.occurred_at, LedgerRecord.on_site_kg,
+               LedgerRecord.available_kg, LedgerRecord.batch_code)
+        .where(LedgerRecord.box_id.in_(ids), LedgerRecord.stage == "generation", LedgerRecord.on_site_kg > EPS)
+    ).all()
+    for box_id, fill_id, occurred_at, on_site, available, batch_code in rows:
+        facts = facts_by_box[box_id]
+        occurred_at = _aware(occurred_at)
+        oldest = facts.get("waste_on_site_since")
+        if oldest is None or occurred_at < oldest:
+            facts["waste_on_site_since"] = occurred_at
+            facts["waste_on_site_batch"] = batch_code
+        facts["waste_on_site_kg"] = round(facts.get("waste_on_site_kg", 0.0) + on_site, 3)
+        fill = facts.get("fill")
+        # The waste of the last replacement is the batch written for the box's current fill.
+        if fill is not None and fill.id == fill_id and (available or 0.0) > EPS:
+            facts["waste_unmanifested_since"] = occurred_at
+            facts["waste_unmanifested_kg"] = available
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:.0f} d"
+
+
+def _age_check(facts, params, key: str) -> Finding | None:
+    since = facts.get(key)
+    if since is None:
+        return None
+    days = params.get("days", 0)
+    due = since + timedelta(days=days)
+    if facts["now"] >= due:
+        return Finding(_days(facts["now"] - since), f"{days:g} d", due)
+    # Time alone will trigger it: make the sweep look again then.
+    facts.setdefault("next_check_candidates", []).append(due)
+    return None
+
+
+@check("waste_held_too_long")
+def _waste_held_too_long(facts, params):
+    return _age_check(facts, params, "waste_on_site_since")
+
+
+@check("waste_not_on_manifest")
+def _waste_not_on_manifest(facts, params):
+    return _age_check(facts, params, "waste_unmanifested_since")

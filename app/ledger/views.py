@@ -1,0 +1,250 @@
+"""Ledger, stock, manifests and anomalies: thin views over :mod:`app.ledger.services`.
+
+Every write commits on success and rolls back on any error, so a refused request changes nothing
+(tests share one session across requests; a half-done change must never leak into the next commit).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from flask import Blueprint as PageBlueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_smorest import Blueprint
+from sqlalchemy import or_
+
+from app.accounts.services import Principal
+from app.common.auth import current_principal, require_user
+from app.common.errors import DomainError
+from app.common.schemas import listing, page_schema
+from app.common.timeutil import utcnow
+from app.extensions import db
+from app.ledger import schemas, services
+from app.ledger.catalogue import load_catalogue
+from app.ledger.models import STATE_ZH
+from app.ledger.pdf import ACTION_ZH, manifest_pdf
+
+blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
+
+
+@contextmanager
+def unit_of_work():
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+# ---------------------------------------------------------------- ledger and stock
+
+@blp.route("/ledger")
+class Ledger(MethodView):
+    @blp.arguments(schemas.LedgerQuery, location="query")
+    @blp.response(200, page_schema(schemas.LedgerRecordOut))
+    def get(self, args):
+        """An enterprise's ledger records (HJ 1259-2022 stages), oldest first; kg and t."""
+        query = services.ledger_query(db.session, require_user(), args.get("enterprise"), start=args.get("from_"),
+                                      end=args.get("to"), stage=args.get("stage"), waste_code=args.get("waste_code"))
+        return listing(query, args)
+
+    @blp.arguments(schemas.LedgerIn)
+    @blp.response(201, schemas.LedgerRecordOut)
+    def post(self, body):
+        """Record a waste by hand (generation and into storage). Replacements record their own."""
+        with unit_of_work():
+            record = services.record_by_hand(db.session, require_user(), body)
+        return record
+
+
+@blp.route("/stock")
+@blp.arguments(schemas.StockQuery, location="query")
+@blp.response(200, schemas.StockOut)
+def stock(args):
+    """Stock on hand per waste code: on hand, reserved by submitted manifests, available."""
+    return services.stock_summary(db.session, require_user(), args.get("enterprise"), utcnow())
+
+
+@blp.route("/waste-codes")
+@blp.arguments(schemas.WasteCodeQuery, location="query")
+@blp.response(200, page_schema(schemas.WasteCodeOut))
+def waste_codes(args):
+    """The national catalogue of hazardous wastes (2021 edition) shipped with the app."""
+    require_user()
+    entries = list(load_catalogue().entries.values())
+    if args.get("category"):
+        entries = [e for e in entries if e.category == args["category"]]
+    if args.get("q"):
+        entries = [e for e in entries if args["q"] in e.code or args["q"] in e.description]
+    start = (args["page"] - 1) * args["per_page"]
+    return {"items": entries[start:start + args["per_page"]], "total": len(entries), "page": args["page"],
+            "per_page": args["per_page"]}
+
+
+# ---------------------------------------------------------------- manifests
+
+@blp.route("/manifests")
+class Manifests(MethodView):
+    @blp.arguments(schemas.ManifestQuery, location="query")
+    @blp.response(200, page_schema(schemas.ManifestOut))
+    def get(self, args):
+        """Manifests visible to the caller; regulators filter flag=overdue|discrepant|late|rejected."""
+        query = services.list_manifests(db.session, require_user(), status=args.get("status"), flag=args.get("flag"),
+                                        enterprise=args.get("enterprise"), party=args.get("party"))
+        return listing(query, args)
+
+    @blp.arguments(schemas.ManifestIn)
+    @blp.response(201, schemas.ManifestOut)
+    def post(self, body):
+        """Start a manifest from stock (draft; ``submit: true`` submits at once). Paper and national
+        manifests are recorded with their number and transfer time."""
+        with unit_of_work():
+            manifest = services.create_manifest(db.session, require_user(), body)
+        return manifest
+
+
+@blp.route("/manifests/<string:number>.pdf")
+@blp.response(200, content_type="application/pdf")
+def manifest_pdf_view(number):
+    """The printable manifest in Chinese, with a QR code to its verification page."""
+    manifest = services.get_manifest(db.session, require_user(), number)
+    url = f"{current_app.config['PUBLIC_BASE_URL']}/m/{manifest.number}"
+    return Response(manifest_pdf(manifest, url, utcnow()), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="manifest-{manifest.number}.pdf"'})
+
+
+@blp.route("/manifests/<string:number>")
+@blp.response(200, schemas.ManifestOut)
+def manifest_detail(number):
+    """A manifest with its parties, lines, source batches and full event history."""
+    return services.get_manifest(db.session, require_user(), number)
+
+
+def _action(number: str, action: str, body: dict):
+    actor = require_user()
+    with unit_of_work():
+        manifest = services.get_manifest(db.session, actor, number)
+        services.act(db.session, actor, manifest, action, body)
+    return manifest
+
+
+@blp.route("/manifests/<string:number>/submit", methods=["POST"])
+@blp.arguments(schemas.EmptyIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_submit(body, number):
+    """Consignor: submit a draft; its quantities are reserved from stock (409 if stock is short)."""
+    return _action(number, "submit", body)
+
+
+@blp.route("/manifests/<string:number>/pickup", methods=["POST"])
+@blp.arguments(schemas.PickupIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_pickup(body, number):
+    """Carrier: pick the waste up (vehicle plate, driver, time); it leaves the consignor's stock."""
+    return _action(number, "pickup", body)
+
+
+@blp.route("/manifests/<string:number>/receive", methods=["POST"])
+@blp.arguments(schemas.ReceiveIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_receive(body, number):
+    """Receiver: weighed quantity per line; accept or accept in part (with a reason)."""
+    return _action(number, "receive", body)
+
+
+@blp.route("/manifests/<string:number>/reject", methods=["POST"])
+@blp.arguments(schemas.RejectIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_reject(body, number):
+    """Receiver: refuse the whole shipment (拒收) with a reason; the waste returns to the consignor's stock."""
+    return _action(number, "reject", body)
+
+
+@blp.route("/manifests/<string:number>/process", methods=["POST"])
+@blp.arguments(schemas.ProcessIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_process(body, number):
+    """Receiver: the utilisation/disposal method code per accepted line; the manifest closes."""
+    return _action(number, "process", body)
+
+
+@blp.route("/manifests/<string:number>/cancel", methods=["POST"])
+@blp.arguments(schemas.CancelIn)
+@blp.response(200, schemas.ManifestOut)
+def manifest_cancel(body, number):
+    """Consignor: cancel before pickup; a reservation is released."""
+    return _action(number, "cancel", body)
+
+
+@blp.route("/anomalies")
+@blp.arguments(schemas.AnomalyQuery, location="query")
+@blp.response(200, schemas.AnomaliesOut)
+def anomalies(args):
+    """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers (zh, en)."""
+    return services.anomalies(db.session, require_user(), enterprise=args.get("enterprise"),
+                              start=args.get("from_"), end=args.get("to"))
+
+
+# ---------------------------------------------------------------- the verification page
+
+pages = PageBlueprint("manifest_pages", __name__, template_folder="../templates")
+
+
+def _page_principal() -> Principal | None:
+    """Who is signed in on this page (session cookie); forms here are CSRF-protected."""
+    if current_user and current_user.is_authenticated:
+        return Principal(user=current_user._get_current_object())
+    return current_principal(optional=True) if request.method == "GET" else None
+
+
+@pages.route("/m/<number>", methods=["GET"])
+def verify(number):
+    """Anyone holding the paper can check it: the state and the steps with their dates, nothing
+    more (no quantities, no names: numbers are sequential and could be guessed). Parties and
+    regulators who are signed in get a link to the full record; the carrier gets the pickup form."""
+    manifest = services.find_manifest_public(db.session, number)
+    if manifest is None:
+        return render_template("manifest_verify.html", manifest=None, number=number), 404
+    principal = _page_principal()
+    can_read = False
+    parties: set[str] = set()
+    if principal is not None:
+        parties = services.party_of(principal, manifest)
+        can_read = db.session.scalar(
+            db.select(db.func.count()).where(services.manifest_scope(principal), services.Manifest.id == manifest.id)) > 0
+    steps = [{"label": _(ACTION_ZH.get(e.action, e.action)), "at": e.at, "party": e.party} for e in manifest.events]
+    return render_template(
+        "manifest_verify.html", manifest=manifest, number=number, state_zh=_(STATE_ZH[manifest.status]), steps=steps,
+        can_read=can_read, can_pickup="carrier" in parties and manifest.status == "submitted",
+        overdue=manifest.is_overdue(utcnow()), error=request.args.get("error"),
+    )
+
+
+@pages.route("/m/<number>/pickup", methods=["POST"])
+def verify_pickup(number):
+    """The carrier scanned the manifest's QR code and confirms the pickup from the page."""
+    principal = _page_principal()
+    if principal is None:
+        return redirect(url_for("web.login", next=url_for("manifest_pages.verify", number=number)))
+    manifest = services.find_manifest_public(db.session, number)
+    if manifest is None:
+        abort(404)
+    data = {"vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
+            "driver_name": (request.form.get("driver_name") or "").strip(),
+            "driver_phone": (request.form.get("driver_phone") or "").strip()}
+    import re
+
+    if not re.match(r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$", data["vehicle_plate"]):
+        return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
+    try:
+        with unit_of_work():
+            services.pickup(db.session, principal, manifest, data)
+    except DomainError as exc:
+        return redirect(url_for("manifest_pages.verify", number=number, error=exc.detail))
+    return redirect(url_for("manifest_pages.verify", number=number))
+
+
+API_BLUEPRINTS = (blp,)
+BLUEPRINTS = (pages,)

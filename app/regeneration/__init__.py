@@ -1,0 +1,1 @@
+"""Regeneration: batches at a regeneration plant that turn received waste carbon back into carbon."""
