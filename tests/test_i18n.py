@@ -76,11 +76,22 @@ def _text(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
 
 
-def test_scan_page_languages(app, world, client):
-    box = factories.box(world.enterprise, world.service)
+def _box_code(app) -> str:
+    """A registered box. Built in its own app context: requests must not share one (Flask-Babel
+    keeps the chosen locale on ``g``, which lives as long as the app context)."""
     from app.extensions import db
 
-    db.session.commit()
+    with app.app_context():
+        world = factories.World.build()
+        box = factories.box(world.enterprise, world.service)
+        db.session.commit()
+        return box.code
+
+
+def test_scan_page_languages(app, client):
+    class box:  # noqa: N801 - reads like the model in the f-strings below
+        code = _box_code(app)
+
     # Chinese by default.
     page = client.get(f"/c/{box.code}")
     assert page.status_code == 200
@@ -111,11 +122,10 @@ def test_scan_page_languages(app, world, client):
     assert "原因" in _text(fresh.get(f"/c/{box.code}", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}))
 
 
-def test_form_errors_follow_the_language(app, world, client):
-    from app.extensions import db
+def test_form_errors_follow_the_language(app, client):
+    class box:  # noqa: N801
+        code = _box_code(app)
 
-    box = factories.box(world.enterprise, world.service)
-    db.session.commit()
     client.post("/login", data={"username": "svc", "password": factories.PASSWORD})
     first = client.post(f"/c/{box.code}", data={"mass_kg": "2000", "iodine_mg_g": "900"})
     assert first.status_code == 302

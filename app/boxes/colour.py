@@ -81,6 +81,7 @@ def fact_provider(fn: FactProvider) -> FactProvider:
 # ---------------------------------------------------------------- rule file
 
 def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
+    import_rule_plugins()  # other domains' checks must be registered before the file is judged
     problems: list[str] = []
     version = data.get("version")
     if not isinstance(version, str) or not version:

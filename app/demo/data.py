@@ -155,9 +155,11 @@ COUNTY_SHORT = {code: name[:-1] for code, name, _ in TAIZHOU_COUNTIES}  # 天台
 
 VIRGIN_SUPPLIER = "山西晋阳活性炭有限公司"  # fictional; new (non-regenerated) coal-based carbon
 
-# Planned state "today" for each box; the fill history is built backwards from it.
+# Planned state "today" for each box; the fill history is built backwards from it. "…_first": a
+# newly commissioned box, its first carbon still in.
 TARGET_WEIGHTS = (
-    ("green", 0.30), ("green_first", 0.12), ("yellow", 0.20), ("red_overdue", 0.15), ("red_iodine", 0.05),
+    ("green", 0.30), ("green_first", 0.12), ("yellow", 0.15), ("yellow_first", 0.05), ("red_overdue", 0.15),
+    ("red_iodine", 0.05),
     ("grey_new", 0.05), ("grey_stopped", 0.07), ("grey_decommissioned", 0.06),
 )
 # The enterprise whose staff log in (`qiye`): one box in each state.
@@ -382,7 +384,7 @@ def _plan(rng: random.Random, target: str, cycle: float, now: datetime) -> BoxPl
         # Below 80% and more than 7 days (plus a margin) before the predicted date.
         upper = min(0.7, 1 - 8.5 / cycle)
         fraction = rng.uniform(0.03, max(upper, 0.05))
-    elif target == "yellow":
+    elif target in ("yellow", "yellow_first"):
         # Either ≥80% saturation or within 7 days of the date; never past it.
         lower = min(0.82, 1 - 6.5 / cycle)
         fraction = rng.uniform(lower, 0.97)
@@ -394,7 +396,7 @@ def _plan(rng: random.Random, target: str, cycle: float, now: datetime) -> BoxPl
         stopped_at = now - rng.uniform(3, 60) * day
         last = stopped_at - fraction * cycle * day
     times = [last]
-    if target != "green_first":
+    if target not in ("green_first", "yellow_first"):
         start = now - rng.uniform(150, 420) * day
         while len(times) < 6:
             late = rng.random() < 0.22

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
@@ -9,7 +11,8 @@ from app.ledger.services import FLAGS
 
 WASTE_CODE = validate.Regexp(r"^\d{3}-\d{3}-\d{2}$", error="a waste code NNN-NNN-NN, e.g. 900-039-49")
 # 机动车号牌: province character, letter, 5 (ordinary) or 6 (new-energy) letters/digits; 挂/学/警 suffixes.
-PLATE = validate.Regexp(r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$",
+PLATE_RE = re.compile(r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$")
+PLATE = validate.Regexp(PLATE_RE,
                         error="a Chinese vehicle plate, e.g. 浙J12345 or 浙JD12345")
 
 

@@ -442,6 +442,10 @@ def get_manifest(session: Session, actor: Principal, number: str) -> Manifest:
     return manifest
 
 
+def can_read(session: Session, actor: Principal, manifest: Manifest) -> bool:
+    return session.scalar(select(Manifest.id).where(Manifest.id == manifest.id, manifest_scope(actor))) is not None
+
+
 def find_manifest_public(session: Session, number: str) -> Manifest | None:
     if not NUMBER_RE.match(number or ""):
         return None

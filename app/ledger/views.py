@@ -12,13 +12,11 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint
-from sqlalchemy import or_
-
 from app.accounts.services import Principal
 from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
 from app.common.schemas import listing, page_schema
-from app.common.timeutil import utcnow
+from app.common.timeutil import to_local_str, utcnow
 from app.extensions import db
 from app.ledger import schemas, services
 from app.ledger.catalogue import load_catalogue
@@ -212,9 +210,9 @@ def verify(number):
     parties: set[str] = set()
     if principal is not None:
         parties = services.party_of(principal, manifest)
-        can_read = db.session.scalar(
-            db.select(db.func.count()).where(services.manifest_scope(principal), services.Manifest.id == manifest.id)) > 0
-    steps = [{"label": _(ACTION_ZH.get(e.action, e.action)), "at": e.at, "party": e.party} for e in manifest.events]
+        can_read = services.can_read(db.session, principal, manifest)
+    steps = [{"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
+             for e in manifest.events]
     return render_template(
         "manifest_verify.html", manifest=manifest, number=number, state_zh=_(STATE_ZH[manifest.status]), steps=steps,
         can_read=can_read, can_pickup="carrier" in parties and manifest.status == "submitted",
@@ -234,9 +232,7 @@ def verify_pickup(number):
     data = {"vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
             "driver_name": (request.form.get("driver_name") or "").strip(),
             "driver_phone": (request.form.get("driver_phone") or "").strip()}
-    import re
-
-    if not re.match(r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$", data["vehicle_plate"]):
+    if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
         return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
     try:
         with unit_of_work():

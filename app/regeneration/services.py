@@ -1,0 +1,177 @@
+"""Regeneration batches: a plant consumes waste carbon it received on manifests and produces
+regenerated carbon with an iodine value; fills can name the batch their carbon came from.
+
+Both balances are guarded by row locks: a manifest line's accepted quantity (never consumed
+twice) and a batch's output (never filled twice). No Flask here.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import false, or_, select, true
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Organization
+from app.accounts.services import Principal, enterprise_scope
+from app.boxes.models import Box, Fill
+from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.common.timeutil import local_date, utcnow
+from app.ledger.locking import acquire_write_lock
+from app.ledger.models import Manifest, ManifestLine
+from app.ledger.services import EPS, kg, methods, rules
+from app.regeneration.models import RegenerationBatch, RegenerationInput
+
+CONSUMABLE_STATES = ("received", "processed", "closed")
+
+
+def batch_scope(actor: Principal):
+    """The plant sees its batches; regulators and parks those of plants in their jurisdiction."""
+    if actor.is_operator:
+        return true()
+    if actor.organization is None or actor.is_device:
+        return false()
+    plants = select(Organization.id).where(enterprise_scope(actor))
+    return or_(RegenerationBatch.plant_id == actor.organization.id, RegenerationBatch.plant_id.in_(plants))
+
+
+def list_batches(session: Session, actor: Principal, plant: int | None = None, available_only: bool = False):
+    query = select(RegenerationBatch).where(batch_scope(actor))
+    if plant:
+        query = query.where(RegenerationBatch.plant_id == plant)
+    if available_only:
+        query = query.where(RegenerationBatch.output_kg - RegenerationBatch.used_kg > EPS)
+    return query.order_by(RegenerationBatch.produced_on.desc(), RegenerationBatch.id.desc())
+
+
+def get_batch(session: Session, actor: Principal, batch_id: int) -> RegenerationBatch:
+    batch = session.scalar(select(RegenerationBatch).where(RegenerationBatch.id == batch_id, batch_scope(actor)))
+    if batch is None:
+        raise NotFound(f"再生批次 {batch_id} 不存在或无权查看 (regeneration batch {batch_id} not found)")
+    return batch
+
+
+def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> RegenerationBatch:
+    now = now or utcnow()
+    plant = actor.organization
+    if plant is None or actor.is_device or not plant.has_role("regenerator"):
+        raise Forbidden("只有再生单位可以登记再生批次 (only a regeneration plant records regeneration batches)")
+    errors: dict[str, list[str]] = {}
+    method = (data.get("method_code") or "").upper()
+    known = methods()
+    if method not in known:
+        errors["method_code"] = [f"one of {', '.join(known)}"]
+    elif known[method].kind != "utilisation":
+        errors["method_code"] = [f"{method} is a disposal method; regeneration is utilisation (usually R7 or R15)"]
+    produced_on = data.get("produced_on") or local_date(now)
+    if produced_on > local_date(now + timedelta(minutes=5)):
+        errors["produced_on"] = ["cannot be in the future"]
+    for name in ("output_kg", "iodine_mg_g"):
+        value = data.get(name)
+        if not isinstance(value, (int, float)) or value <= 0:
+            errors[name] = ["must be greater than 0"]
+    carbon_codes = rules().waste_carbon_codes
+    wanted: dict[int, float] = defaultdict(float)
+    places: dict[int, list[int]] = defaultdict(list)
+    raw_inputs = data.get("inputs") or []
+    if not raw_inputs:
+        errors["inputs"] = ["at least one received manifest line is required"]
+    for i, item in enumerate(raw_inputs):
+        place = f"inputs.{i}"
+        quantity = item.get("quantity_kg")
+        if not isinstance(quantity, (int, float)) or quantity <= 0:
+            errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0")
+            continue
+        manifest = session.scalar(select(Manifest).where(Manifest.number == item.get("manifest_number"),
+                                                         Manifest.receiver_id == plant.id))
+        if manifest is None:
+            errors.setdefault(f"{place}.manifest_number", []).append("no manifest with this number was sent to you")
+            continue
+        if manifest.status not in CONSUMABLE_STATES:
+            errors.setdefault(f"{place}.manifest_number", []).append(
+                f"manifest {manifest.number} is {manifest.status}: only received waste can be regenerated")
+            continue
+        line = next((x for x in manifest.lines if x.line_no == item.get("line_no")), None)
+        if line is None:
+            errors.setdefault(f"{place}.line_no", []).append(f"manifest {manifest.number} has no line {item.get('line_no')}")
+            continue
+        if line.waste_code not in carbon_codes:
+            errors.setdefault(f"{place}.line_no", []).append(
+                f"{line.waste_code} is not waste activated carbon ({', '.join(carbon_codes)})")
+            continue
+        wanted[line.id] += quantity
+        places[line.id].append(i)
+    batch_no = (data.get("batch_no") or "").strip()
+    if errors:
+        raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)
+    if session.scalar(select(RegenerationBatch.id).where(RegenerationBatch.plant_id == plant.id,
+                                                         RegenerationBatch.batch_no == batch_no)):
+        raise Conflict(f"再生批次号 {batch_no} 已存在 (batch number exists)", errors={"batch_no": ["already recorded"]})
+    # Lock the lines (in id order, so two batches never deadlock) and re-read what is left.
+    acquire_write_lock(session)
+    lines = {line.id: line for line in session.scalars(
+        select(ManifestLine).where(ManifestLine.id.in_(sorted(wanted))).order_by(ManifestLine.id)
+        .with_for_update().execution_options(populate_existing=True))}
+    for line_id, quantity in wanted.items():
+        line = lines[line_id]
+        left = kg((line.accepted_kg or 0.0) - line.consumed_kg)
+        if quantity > left + EPS:
+            for i in places[line_id]:
+                errors.setdefault(f"inputs.{i}.quantity_kg", []).append(
+                    f"line {line.line_no} of manifest {line.manifest.number} has {left:g} kg received and not yet "
+                    f"consumed; {kg(quantity):g} kg requested")
+    input_kg = kg(sum(wanted.values()))
+    if not errors and data["output_kg"] > input_kg + EPS:
+        errors["output_kg"] = [f"cannot exceed the {input_kg:g} kg of waste carbon consumed"]
+    if errors:
+        raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)
+    batch = RegenerationBatch(
+        plant_id=plant.id, batch_no=batch_no, produced_on=produced_on, method_code=method, input_kg=input_kg,
+        output_kg=kg(data["output_kg"]), iodine_mg_g=data["iodine_mg_g"], used_kg=0.0, note=data.get("note") or "",
+        recorded_by_user_id=actor.user.id if actor.user else None, created_at=now,
+    )
+    for line_id, quantity in wanted.items():
+        lines[line_id].consumed_kg = kg(lines[line_id].consumed_kg + quantity)
+        batch.inputs.append(RegenerationInput(manifest_line_id=line_id, quantity_kg=kg(quantity)))
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+# ---------------------------------------------------------------- fills of regenerated carbon
+
+def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: Principal) -> None:
+    """A fill naming a regeneration batch: the batch exists and still has the carbon."""
+    batch_id = data.get("regeneration_batch_id")
+    if batch_id is None:
+        return
+    acquire_write_lock(session)
+    batch = session.scalar(select(RegenerationBatch).where(RegenerationBatch.id == batch_id)
+                           .with_for_update(of=RegenerationBatch).execution_options(populate_existing=True))
+    if batch is None:
+        raise InvalidInput.field("regeneration_batch_id", f"unknown regeneration batch {batch_id}")
+    mass = data.get("mass_kg") or 0.0
+    if mass > batch.remaining_kg + EPS:
+        raise InvalidInput.field(
+            "regeneration_batch_id",
+            f"batch {batch.batch_no} has {batch.remaining_kg:g} kg of regenerated carbon left; {mass:g} kg filled")
+
+
+def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
+    if fill.regeneration_batch_id is None:
+        return
+    batch = session.get(RegenerationBatch, fill.regeneration_batch_id)
+    batch.used_kg = kg(batch.used_kg + fill.mass_kg)
+
+
+def _register_box_hooks() -> None:
+    from app.boxes.services import FILL_HOOKS, FILL_VALIDATORS
+
+    if validate_fill not in FILL_VALIDATORS:
+        FILL_VALIDATORS.append(validate_fill)
+    if on_fill not in FILL_HOOKS:
+        FILL_HOOKS.append(on_fill)
+
+
+_register_box_hooks()
