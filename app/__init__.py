@@ -79,13 +79,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     for domain in DOMAINS:
         views = _import_optional(f"app.{domain}.views")
-        if views is None:
-            continue
         for blueprint in getattr(views, "API_BLUEPRINTS", ()):
             api.register_blueprint(blueprint, url_prefix="/api/v1")
             csrf.exempt(blueprint)  # bearer tokens, never cookies, authorise API writes
         for blueprint in getattr(views, "BLUEPRINTS", ()):
             app.register_blueprint(blueprint)
+        # A domain may have commands without pages (e.g. demo).
         cli = _import_optional(f"app.{domain}.cli")
         if cli is not None and hasattr(cli, "register"):
             cli.register(app)

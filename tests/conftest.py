@@ -28,18 +28,32 @@ def service_missing(what: str, why: str):
     pytest.skip(message)
 
 
-def _pg_database(worker: str) -> str:
+def _pg_admin(sql: str) -> None:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"tanxiang_test_{worker}"
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        service_missing("PostgreSQL at 127.0.0.1:5432", str(exc).splitlines()[0])
+            conn.execute(sa.text(sql))
     finally:
         admin.dispose()
+
+
+def pg_scratch_database(purpose: str, worker: str) -> str:
+    """A fresh PostgreSQL database for this run alone (runs in parallel must not share one)."""
+    name = f"tanxiang_{purpose}_{worker}_{os.getpid()}"
+    try:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_admin(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        service_missing("PostgreSQL at 127.0.0.1:5432", str(exc).splitlines()[0])
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    try:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except sa.exc.OperationalError:
+        pass
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,8 +71,11 @@ def worker(request) -> str:
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request, tmp_path_factory, worker):
     if request.param == "postgresql":
-        return _pg_database(worker)
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        url = pg_scratch_database("test", worker)
+        yield url
+        drop_pg_database(url)
+        return
+    yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(scope="session")

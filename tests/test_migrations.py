@@ -7,23 +7,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tests.conftest import BACKENDS, PG_ADMIN_URL, service_missing
+from tests.conftest import BACKENDS, drop_pg_database, pg_scratch_database
 
 
 def _empty_database(backend: str, tmp_path, worker: str) -> str:
     if backend == "sqlite":
         return "sqlite:///" + str(tmp_path / "migrate.sqlite3")
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"tanxiang_migrate_{worker}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        service_missing("PostgreSQL", str(exc).splitlines()[0])
-    finally:
-        admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return pg_scratch_database("migrate", worker)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -48,3 +38,5 @@ def test_upgrade_from_empty_matches_models(backend, tmp_path, worker, monkeypatc
             tables = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}
         assert tables == set()
         db.engine.dispose()
+    if backend == "postgresql":
+        drop_pg_database(url)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.accounts.models import ORG_ROLES, USER_ROLES
-from app.common.schemas import PageArgs, StrictSchema
+from app.common.schemas import Id, PageArgs, StrictSchema
 
 
 class LicenceSchema(Schema):
@@ -18,7 +18,7 @@ class OrganizationIn(StrictSchema):
     uscc = fields.Str(allow_none=True, metadata={"description": "统一社会信用代码, GB 32100-2015, check character validated"})
     roles = fields.List(fields.Str(validate=validate.OneOf(ORG_ROLES)), required=True)
     county_code = fields.Str(allow_none=True, validate=validate.Length(equal=6))
-    park_id = fields.Int(allow_none=True)
+    park_id = Id(allow_none=True)
     licences = fields.List(fields.Nested(LicenceSchema), load_default=list)
     contact_phone = fields.Str(allow_none=True)
     address = fields.Str(allow_none=True)
@@ -31,7 +31,7 @@ class OrganizationOut(Schema):
     roles = fields.List(fields.Str())
     county_code = fields.Str(allow_none=True)
     county_name = fields.Function(lambda o: o.county.name if o.county else None)
-    park_id = fields.Int(allow_none=True)
+    park_id = Id(allow_none=True)
     park_name = fields.Function(lambda o: o.park.name if o.park else None)
     licences = fields.Raw()
     contact_phone = fields.Str(allow_none=True)
@@ -42,7 +42,7 @@ class OrganizationOut(Schema):
 class OrganizationQuery(PageArgs):
     role = fields.Str(validate=validate.OneOf(ORG_ROLES))
     county = fields.Str()
-    park = fields.Int()
+    park = Id()
 
 
 class ParkIn(StrictSchema):
@@ -61,7 +61,7 @@ class UserIn(StrictSchema):
     username = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,80}$", error="3–80 letters, digits or _.@-"))
     password = fields.Str(required=True, load_only=True, validate=validate.Length(min=8, max=200))
     display_name = fields.Str(load_default="")
-    organization_id = fields.Int(allow_none=True)
+    organization_id = Id(allow_none=True)
     role = fields.Str(load_default="staff", validate=validate.OneOf(USER_ROLES))
     is_operator = fields.Bool(load_default=False)
 
@@ -70,7 +70,7 @@ class UserOut(Schema):
     id = fields.Int()
     username = fields.Str()
     display_name = fields.Str()
-    organization_id = fields.Int(allow_none=True)
+    organization_id = Id(allow_none=True)
     role = fields.Str()
     is_operator = fields.Bool()
     active = fields.Bool()
@@ -88,7 +88,7 @@ class TokenOut(Schema):
 
 
 class DeviceTokenIn(StrictSchema):
-    organization_id = fields.Int(required=True)
+    organization_id = Id(required=True)
     name = fields.Str(load_default="gateway", validate=validate.Length(max=120))
 
 
@@ -96,7 +96,7 @@ class DeviceTokenOut(Schema):
     id = fields.Int()
     token = fields.Str()
     name = fields.Str()
-    organization_id = fields.Int()
+    organization_id = Id()
 
 
 class CountyOut(Schema):

@@ -3,12 +3,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.boxes.models import BOX_STATUSES, CARBON_TYPES, COLOURS
-from app.common.schemas import LocalDateTime, PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import Id, LocalDateTime, PageArgs, PositiveFloat, StrictSchema
 
 
 class BoxIn(StrictSchema):
-    enterprise_id = fields.Int(metadata={"description": "defaults to the caller's organisation"})
-    service_org_id = fields.Int(allow_none=True, metadata={"description": "the carbon service (换炭服务) that replaces the carbon"})
+    enterprise_id = Id(metadata={"description": "defaults to the caller's organisation"})
+    service_org_id = Id(allow_none=True, metadata={"description": "the carbon service (换炭服务) that replaces the carbon"})
     code = fields.Str(metadata={"description": "an existing printed code; generated when absent"})
     name = fields.Str(load_default="", validate=validate.Length(max=120))
     facility_code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "TA001"})
@@ -30,8 +30,8 @@ class BoxIn(StrictSchema):
 class BoxQuery(PageArgs):
     colour = fields.Str(validate=validate.OneOf(COLOURS))
     county = fields.Str(validate=validate.Length(equal=6))
-    park = fields.Int()
-    enterprise = fields.Int()
+    park = Id()
+    enterprise = Id()
     status = fields.Str(validate=validate.OneOf(BOX_STATUSES))
 
 
@@ -53,11 +53,11 @@ class FillIn(StrictSchema):
     kind = fields.Str(validate=validate.OneOf(("initial", "replacement")))
     mass_kg = PositiveFloat(required=True)
     carbon_type = fields.Str(validate=validate.OneOf(CARBON_TYPES))
-    supplier_org_id = fields.Int(allow_none=True)
+    supplier_org_id = Id(allow_none=True)
     supplier_name = fields.Str(load_default="", validate=validate.Length(max=200))
     batch_no = fields.Str(load_default="", validate=validate.Length(max=60))
     iodine_mg_g = PositiveFloat(required=True, metadata={"description": "碘值 of the new carbon, mg/g"})
-    regeneration_batch_id = fields.Int(allow_none=True, metadata={"description": "the regeneration batch the carbon came from"})
+    regeneration_batch_id = Id(allow_none=True, metadata={"description": "the regeneration batch the carbon came from"})
     removed_waste_kg = PositiveFloat(allow_none=True, metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"})
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
@@ -68,13 +68,13 @@ class FillOut(Schema):
     filled_at = fields.DateTime()
     mass_kg = fields.Float()
     carbon_type = fields.Str()
-    supplier_org_id = fields.Int(allow_none=True)
+    supplier_org_id = Id(allow_none=True)
     supplier_name = fields.Str()
     batch_no = fields.Str()
     iodine_mg_g = fields.Float()
-    regeneration_batch_id = fields.Int(allow_none=True)
+    regeneration_batch_id = Id(allow_none=True)
     removed_waste_kg = fields.Float(allow_none=True)
-    performed_by_org_id = fields.Int(allow_none=True)
+    performed_by_org_id = Id(allow_none=True)
     note = fields.Str()
     ledger_batch_code = fields.Method("_ledger_code")
 
@@ -86,11 +86,11 @@ class BoxOut(Schema):
     id = fields.Int()
     code = fields.Str()
     name = fields.Str()
-    enterprise_id = fields.Int()
+    enterprise_id = Id()
     enterprise_name = fields.Str()
-    service_org_id = fields.Int(allow_none=True)
+    service_org_id = Id(allow_none=True)
     county_code = fields.Str(allow_none=True)
-    park_id = fields.Int(allow_none=True)
+    park_id = Id(allow_none=True)
     facility_code = fields.Str()
     outlet_code = fields.Str()
     carbon_type = fields.Str()
@@ -150,5 +150,5 @@ class HistoryOut(Schema):
 
 class LabelsQuery(Schema):
     codes = fields.Str(metadata={"description": "comma-separated box codes"})
-    enterprise = fields.Int()
+    enterprise = Id()
     colour = fields.Str(validate=validate.OneOf(COLOURS))

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify, render_template, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
@@ -114,6 +115,18 @@ def register_error_handlers(app: Flask) -> None:
     def _validation(err: ValidationError):
         messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
         return problem(422, "Invalid input", "The request has invalid fields.", messages)
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def _out_of_range(err: Exception):
+        # Safety net behind the schemas' own ranges: a number the database cannot hold (an id of
+        # 10^30, say) is the caller's mistake, not a server error. Nothing was written.
+        from app.extensions import db
+
+        db.session.rollback()
+        app.logger.info("value out of range: %s", err)
+        return problem(422, "Invalid input", "A value is out of the range the service can store.",
+                       {"_schema": ["a number is out of range"]})
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):

@@ -1,7 +1,7 @@
 """Schema pieces shared across domains."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.common.timeutil import as_utc
 
@@ -37,9 +37,17 @@ class PositiveFloat(fields.Float):
         return number
 
 
+MAX_ID = 2**31 - 1  # PostgreSQL integer
+
+
+def Id(**kwargs) -> fields.Int:
+    """A row id: a positive integer the databases can hold."""
+    return fields.Int(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
 class PageArgs(Schema):
-    page = fields.Int(load_default=1, validate=lambda v: v >= 1)
-    per_page = fields.Int(load_default=50, validate=lambda v: 1 <= v <= 500)
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 def paginate(session, query, page: int, per_page: int):

@@ -29,14 +29,24 @@ def _print_logins(summary: dict) -> None:
 
 def register(app) -> None:
     @app.cli.command("demo")
-    def demo() -> None:
+    @click.option("--now", "now_text", metavar="ISO-TIME", default=None,
+                  help="the moment the demo's colours are planned for (default: now); no offset means Asia/Shanghai")
+    def demo(now_text: str | None) -> None:
         """Load the Taizhou demo data (parks, enterprises, boxes with histories) into an empty database."""
+        from datetime import datetime
+
+        from app.common.timeutil import as_utc
         from app.demo.data import load_demo
+
+        try:
+            now = as_utc(datetime.fromisoformat(now_text)) if now_text else None
+        except ValueError as exc:
+            raise click.BadParameter(f"not an ISO 8601 time: {now_text}", param_hint="--now") from exc
 
         if not inspect(db.engine).has_table("organizations"):
             raise click.ClickException("数据库尚未建表 (no tables): run `flask --app wsgi db upgrade` first")
         started = time.monotonic()
-        summary = load_demo(db.session)
+        summary = load_demo(db.session, now)
         if summary["status"] == "already_loaded":
             click.echo("演示数据已存在，未做任何修改 (the demo data is already loaded; nothing changed).")
             _print_summary(summary)

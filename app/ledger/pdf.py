@@ -108,7 +108,7 @@ def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> b
     pdf.line(left, y + 1 * mm, right, y + 1 * mm)
     line_break(4 * mm)
     for line in manifest.lines:
-        name = line.waste_name if len(line.waste_name) <= 26 else line.waste_name[:25] + "…"
+        name = line.waste_name if len(line.waste_name) <= 20 else line.waste_name[:19] + "…"  # fits its 55 mm column
         cells = [str(line.line_no), line.waste_code, name, PHYSICAL_FORMS.get(line.physical_form, line.physical_form),
                  line.hazard, line.packaging[:8], _kg(line.quantity_kg), _kg(line.received_kg), line.method_code or "—"]
         for (title, dx), value in zip(columns, cells):

@@ -257,7 +257,8 @@ def stock_summary(session: Session, actor: Principal, enterprise_id: int | None,
     }
 
 
-def record_by_hand(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> LedgerRecord:
+def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
+                   now: datetime | None = None) -> LedgerRecord:
     """A waste other than a replacement's carbon, recorded by hand (generation + into storage)."""
     now = now or utcnow()
     errors: dict[str, list[str]] = {}
@@ -403,8 +404,9 @@ def _require_state(manifest: Manifest, action: str) -> None:
 def _lock_manifest(session: Session, manifest: Manifest) -> Manifest:
     """Lock the manifest row and re-read it (state, lines): two steps on one manifest serialise."""
     acquire_write_lock(session)
-    session.execute(select(Manifest).where(Manifest.id == manifest.id).with_for_update(of=Manifest)
-                    .execution_options(populate_existing=True))
+    # The rows must be fetched for populate_existing to refresh the objects already loaded.
+    session.scalars(select(Manifest).where(Manifest.id == manifest.id).with_for_update(of=Manifest)
+                    .execution_options(populate_existing=True)).one()
     session.scalars(select(ManifestLine).where(ManifestLine.manifest_id == manifest.id)
                     .execution_options(populate_existing=True)).all()
     return manifest
@@ -593,7 +595,8 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
         errors["vehicle_plate"] = ["required for a transfer that has taken place"]
     if number:
         problem = number_problem(number, now)
-        if problem is None and consignor is not None and consignor.county_code and number[4:8] != consignor.county_code[:4]:
+        home = consignor.county_code[:4] if consignor is not None and consignor.county_code else None
+        if problem is None and home and number[4:8] != home:
             problem = f"the number's prefecture {number[4:8]} is not the consignor's ({consignor.county_code[:4]})"
         if problem:
             errors["number"] = [problem]
@@ -769,7 +772,8 @@ def _return(session: Session, manifest: Manifest, returns: dict[int, float], at:
                 waste_name=line.waste_name, category=line.category, catalogue_edition=record.catalogue_edition,
                 quantity_kg=take, occurred_at=at, source_batch_code=record.batch_code, origin="manifest",
                 box_id=record.box_id, manifest_id=manifest.id, manifest_line_id=line.id,
-                manifest_number=manifest.number, handler=actor.label, note=f"接受人拒收退回 (refused by the receiver): {reason}"[:2000],
+                manifest_number=manifest.number, handler=actor.label,
+                note=f"接受人拒收退回 (refused by the receiver): {reason}"[:2000],
             )
             remaining = kg(remaining - take)
             if remaining <= EPS:
@@ -889,8 +893,8 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         if deviation > tolerance + 1e-9:
             discrepancies.append({"line_no": no, "shipped_kg": line.quantity_kg, "received_kg": g["received"],
                                   "deviation": round(deviation, 4)})
-    touched = _return(session, manifest, returns, at, actor, "; ".join(g["reason"] for g in given.values() if g["reason"])) \
-        if returns else []
+    reasons = "; ".join(g["reason"] for g in given.values() if g["reason"])
+    touched = _return(session, manifest, returns, at, actor, reasons) if returns else []
     manifest.status = "received"
     manifest.received_at = at
     manifest.acceptance = "partial" if returns else "full"

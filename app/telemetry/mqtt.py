@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from contextlib import ExitStack
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -49,7 +50,8 @@ class Outcome:
     dead_letter: str | None = None  # the reason, when (part of) the message was dead-lettered
 
 
-def handle_message(session: Session, topic: str, payload: bytes, settings: services.Settings) -> Outcome:
+def handle_message(session: Session, topic: str, payload: bytes, settings: services.Settings,
+                   held: ExitStack | None = None) -> Outcome:
     """Validate and store one message (no commit: the caller commits, then acknowledges)."""
     now = utcnow()
 
@@ -79,7 +81,7 @@ def handle_message(session: Session, topic: str, payload: bytes, settings: servi
         items = [{k: v for k, v in body.items() if k != "token"}]
     try:
         items = services.readings_of(items, settings.max_batch)
-        result = services.ingest(session, actor, items, settings, now)
+        result = services.ingest(session, actor, items, settings, now, held=held)
     except services.BatchTooLarge as exc:
         return dead("too_large", exc.detail)
     except Forbidden as exc:
@@ -158,23 +160,44 @@ class Subscriber:
         from app.extensions import db
 
         try:
-            with self.app.app_context():
+            with self.app.app_context(), ExitStack() as held:
                 try:
-                    outcome = handle_message(db.session, message.topic, message.payload, self.settings)
+                    outcome = handle_message(db.session, message.topic, message.payload, self.settings, held)
                     db.session.commit()
                 except Exception:
                     db.session.rollback()
                     raise
                 finally:
                     db.session.remove()
-        except Exception:
-            # Not acknowledged: drop the connection so that the broker redelivers the message.
-            log.exception("storing an MQTT message failed; reconnecting for redelivery")
-            client.disconnect()
-            return
+        except Exception as exc:
+            log.exception("storing an MQTT message failed")
+            outcome = self._dead_letter_failure(message, exc)
+            if outcome is None:
+                # The database is unusable: no acknowledgement, and a new connection so that the
+                # broker redelivers the message.
+                client.disconnect()
+                return
         client.ack(message.mid, message.qos)
         if self.on_outcome is not None:
             self.on_outcome(message.topic, outcome)
+
+    def _dead_letter_failure(self, message: mqtt.MQTTMessage, exc: Exception) -> Outcome | None:
+        """A message that fails while the database works would fail for ever (a poison message):
+        keep it as a dead letter and move on. If even that fails, the database is down."""
+        from app.extensions import db
+
+        try:
+            with self.app.app_context():
+                try:
+                    services.record_dead_letter(db.session, topic=message.topic, payload=message.payload,
+                                                reason="store_failed", detail=f"{type(exc).__name__}: {exc}")
+                    db.session.commit()
+                finally:
+                    db.session.remove()
+        except Exception:
+            log.exception("the dead letter could not be stored either")
+            return None
+        return Outcome(dead_letter="store_failed")
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until ``stop`` is set (for ever without one), reconnecting after broker restarts."""

@@ -9,8 +9,10 @@ Only late readings (older than a box's newest) cost two index look-ups each.
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import re
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -26,7 +28,7 @@ from app.boxes.services import latest_fills, refresh_colours
 from app.common.errors import DomainError, Forbidden
 from app.common.timeutil import SHANGHAI, as_utc, utcnow
 from app.telemetry import DEFAULTS
-from app.telemetry.integration import Point, SortedNeighbours, hold_kg, hour_of, merge, rate_kg_h, update_load
+from app.telemetry.integration import Point, hold_kg, hour_of, merge, rate_kg_h, update_load
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, BoxSensorState, DeadLetter, ReadingHour, SensorReading
 
 FIELDS = frozenset({"box_code", "ts", "running", *MEASURES})
@@ -188,11 +190,13 @@ def _ingest_scope(actor: Principal):
 # ---------------------------------------------------------------- ingest
 
 def ingest(session: Session, actor: Principal, items: list, settings: Settings = Settings(),
-           now: datetime | None = None) -> IngestResult:
+           now: datetime | None = None, held: ExitStack | None = None) -> IngestResult:
     """Validate and store a batch; integrate it into the boxes' states; refresh their colours.
 
     One bad item never loses the good ones: it is reported with its index and errors. Readings
-    already stored (same box and ts) count as duplicates and change nothing.
+    already stored (same box and ts) count as duplicates and change nothing. With ``held``, the
+    SQLite writer lock is taken just before the first write and kept until the caller closes
+    ``held`` after its commit.
     """
     now = now or utcnow()
     enterprise_id = _ingest_scope(actor)
@@ -233,6 +237,8 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     if not rows:
         return result
     touched = sorted({r["box_id"] for r in rows})
+    if held is not None:
+        held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
     states = lock_states(session, touched, now)
     fills = latest_fills(session, touched, now)
@@ -255,6 +261,26 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
         # Once per touched box per batch: alarms and saturation enter the colour history.
         refresh_colours(session, result.boxes, now)
     return result
+
+
+@contextmanager
+def sqlite_writer_lock(session: Session):
+    """Serialise SQLite ingest writers (gunicorn workers, the MQTT subscriber) on a file lock.
+
+    SQLite has one writer at a time, and a writer that finds the database locked polls with
+    sleeps of up to 100 ms: with two workers most of the time went into those sleeps. A blocking
+    ``flock`` wakes the next writer as soon as the previous one commits. PostgreSQL needs none.
+    """
+    url = session.get_bind().url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with open(url.database + ".ingest-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _dialect_insert(session: Session, table):
@@ -575,7 +601,8 @@ def redact(text: str) -> str:
 def record_dead_letter(session: Session, *, topic: str, payload: bytes, reason: str, detail: str = "",
                        errors: Iterable[dict[str, Any]] = (), now: datetime | None = None,
                        source: str = "mqtt") -> DeadLetter:
-    text = payload.decode("utf-8", errors="backslashreplace")
+    # PostgreSQL text cannot hold NUL: keep it visible as an escape, like other undecodable bytes.
+    text = payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
     letter = DeadLetter(
         received_at=now or utcnow(), source=source, topic=topic[:255], reason=reason, detail=redact(detail)[:2000],
         errors=list(errors), payload=redact(text[:PAYLOAD_KEEP]), payload_bytes=len(payload),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import timedelta
 
 from flask import current_app, request
@@ -43,8 +44,9 @@ def ingest_readings():
         raise DomainError(f"malformed JSON: {exc}")
     settings = services.Settings.from_config(current_app.config)
     items = services.readings_of(body, settings.max_batch)
-    result = services.ingest(db.session, actor, items, settings)
-    db.session.commit()
+    with ExitStack() as held:
+        result = services.ingest(db.session, actor, items, settings, held=held)
+        db.session.commit()
     return result
 
 

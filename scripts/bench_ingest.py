@@ -1,0 +1,203 @@
+"""Ingest benchmark: raw sqlite3 executemany vs POST /api/v1/readings (in-process and gunicorn).
+
+    .venv/bin/python scripts/bench_ingest.py [--readings 100000] [--boxes 8] [--threads 4]
+
+Builds a fresh SQLite database in a temporary folder (create_all), a few boxes with a fill and a
+device token, then prints readings/s for
+1. raw ``sqlite3.executemany`` of rows of the same shape into a plain table (the baseline),
+2. HTTP ingest through the Flask test client (in-process, one client),
+3. HTTP ingest through ``gunicorn -w 2`` with several client threads,
+each in batches of 1,000 readings, and the ratio to the baseline. Targets: ≥ 0.30 of the raw
+executemany in-process; ≥ 5,000 readings/s through gunicorn with 2 workers. It prints, never asserts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup(db_path: Path, n_boxes: int) -> tuple[list[str], str]:
+    from werkzeug.security import generate_password_hash
+
+    from app import create_app
+    from app.accounts.models import User
+    from app.accounts.reference import ensure_counties
+    from app.accounts.services import Principal, create_organization, issue_device_token
+    from app.boxes.services import record_fill, register_box
+    from app.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        db.create_all()
+        ensure_counties(db.session)
+        op = User(username="bench-op", display_name="bench", is_operator=True, role="admin",
+                  password_hash=generate_password_hash("bench-password"))
+        db.session.add(op)
+        db.session.flush()
+        actor = Principal(user=op)
+        org = create_organization(db.session, actor, {"name": "天台基准测试有限公司", "roles": ["generator"],
+                                                      "county_code": "331023"})
+        filled_at = datetime.now(timezone.utc) - timedelta(days=400)
+        codes = []
+        for i in range(n_boxes):
+            box = register_box(db.session, actor, {
+                "enterprise_id": org.id, "facility_code": f"TA{i:03d}", "outlet_code": "DA001",
+                "carbon_type": "granular", "design_fill_kg": 2000.0, "design_airflow_m3_h": 15000.0,
+                "design_removed_mg_m3": 80.0, "hours_per_day": 16.0, "emission_limit_mg_m3": 60.0,
+                "has_sensors": True, "pressure_drop_min_pa": 300.0, "pressure_drop_max_pa": 1200.0,
+            })
+            record_fill(db.session, actor, box, {"mass_kg": 200000.0, "iodine_mg_g": 950.0, "filled_at": filled_at})
+            codes.append(box.code)
+        token, _ = issue_device_token(db.session, actor, org.id, "bench gateway")
+        db.session.commit()
+        db.engine.dispose()
+    return codes, token
+
+
+def make_bodies(codes: list[str], n: int, start: datetime) -> list[bytes]:
+    """Batches of 1,000 readings, one reading per box per 10 s, every reading new."""
+    bodies = []
+    for b in range(0, n, BATCH):
+        items = []
+        for i in range(b, min(b + BATCH, n)):
+            ts = start + timedelta(seconds=10 * (i // len(codes)))
+            items.append({"box_code": codes[i % len(codes)], "ts": ts.isoformat(), "inlet_mg_m3": 100.0 + i % 7,
+                          "outlet_mg_m3": 20.0, "airflow_m3_h": 15000.0, "pressure_drop_pa": 800.0,
+                          "inlet_temp_c": 30.0, "bed_temp_c": 35.0, "rh_pct": 55.0, "running": True})
+        bodies.append(json.dumps({"readings": items}).encode())
+    return bodies
+
+
+def raw_baseline(path: Path, n: int) -> float:
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE plain (box_id INTEGER, ts TEXT, inlet REAL, outlet REAL, airflow REAL, "
+                "pressure_drop REAL, inlet_temp REAL, bed_temp REAL, rh REAL, running INTEGER)")
+    t0 = datetime(2026, 1, 1)
+    rows = [(i % 8, (t0 + timedelta(seconds=i)).isoformat(sep=" ", timespec="microseconds"), 100.0, 20.0, 15000.0,
+             800.0, 30.0, 35.0, 55.0, 1) for i in range(n)]
+    started = time.perf_counter()
+    con.executemany("INSERT INTO plain VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.commit()
+    elapsed = time.perf_counter() - started
+    con.close()
+    return n / elapsed
+
+
+def in_process(codes, token, bodies) -> float:
+    from app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    started = time.perf_counter()
+    total = 0
+    for body in bodies:
+        r = client.post("/api/v1/readings", data=body, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        total += r.get_json()["accepted"]
+    return total / (time.perf_counter() - started)
+
+
+def through_gunicorn(env, token, bodies, threads: int) -> float:
+    port = free_port()
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
+                time.sleep(0.2)
+        queue = list(bodies)
+        lock = threading.Lock()
+        accepted = [0]
+        failures: list[str] = []
+
+        def worker():
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop(0)
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/readings", data=body, method="POST",
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as response:
+                        n = json.loads(response.read())["accepted"]
+                except OSError as exc:
+                    failures.append(str(exc))
+                    continue
+                with lock:
+                    accepted[0] += n
+
+        started = time.perf_counter()
+        pool = [threading.Thread(target=worker) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter() - started
+        if failures:
+            print(f"  {len(failures)} requests failed, e.g. {failures[0]}")
+        return accepted[0] / elapsed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=100_000)
+    parser.add_argument("--boxes", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    db_path = tmp / "bench.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "INSTANCE_PATH": str(tmp / "instance"),
+           "APP_ENV": "development"}
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
+    codes, token = setup(db_path, args.boxes)
+    n = args.readings
+    print(f"SQLite {sqlite3.sqlite_version} in {tmp}; {args.boxes} boxes; {n} readings per run; batches of {BATCH}")
+    raw = raw_baseline(tmp / "raw.sqlite3", n)
+    print(f"raw sqlite3.executemany:        {raw:>10,.0f} rows/s")
+    # Every run writes new readings (further back in time), so nothing is a duplicate.
+    span = timedelta(seconds=10 * (n // args.boxes + 1))
+    start = datetime.now(timezone.utc) - 3 * span - timedelta(hours=1)
+    rate = in_process(codes, token, make_bodies(codes, n, start))
+    print(f"HTTP in-process (test client):  {rate:>10,.0f} readings/s  = {rate / raw:.2f} × raw (target ≥ 0.30)")
+    rate = through_gunicorn(env, token, make_bodies(codes, n, start + span), args.threads)
+    print(f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / raw:.2f} × raw "
+          f"(target ≥ 5,000 readings/s)")
+
+
+if __name__ == "__main__":
+    main()
