@@ -1,8 +1,8 @@
-"""initial schema
+"""Initial schema: accounts, boxes, telemetry, ledger and manifests, regeneration
 
-Revision ID: 9792b9bfec42
+Revision ID: 2c9ef79ea5cf
 Revises: 
-Create Date: 2026-11-26 02:10:32.297420
+Create Date: 2026-11-26 02:12:23.726533
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import app.common.types
 
 
 # revision identifiers, used by Alembic.
-revision = '9792b9bfec42'
+revision = '2c9ef79ea5cf'
 down_revision = None
 branch_labels = None
 depends_on = None
