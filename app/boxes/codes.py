@@ -1,39 +1,38 @@
 """Box codes: short, human-readable, unique, with a check character.
 
 Format ``NN-XXXXXC``: two digits of the county (last two of the GB/T 2260 code, ``00`` for the
-city), five characters from a 30-character alphabet, and a check character computed with
-ISO/IEC 7064 hybrid MOD 31,30, which catches every single mistyped character and every swap of
-two adjacent characters. The alphabet is Crockford's base 32 without S and Z (read as 5 and 2),
-so input is forgiving: lower case, O→0, I/L→1, S→5, Z→2, hyphens and spaces ignored.
+city), five characters and a check character, all from a 29-character alphabet: Crockford's
+base 32 without S, Z (read as 5 and 2) and V. The check is a pure system modulo the prime 29 with
+weights 2^i (2 is a primitive root of 29, so the weights of the eight positions differ and none
+is 1 apart from its neighbour): it catches every single mistyped character and every swap of two
+adjacent characters (ISO/IEC 7064 pure-system construction). Input is forgiving: lower case,
+O→0, I/L→1, S→5, Z→2, hyphens and spaces ignored.
 """
 from __future__ import annotations
 
 import secrets
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRTVWXY"
-_M = len(ALPHABET)  # 30; M + 1 = 31 is prime, as ISO 7064 hybrid systems require
+ALPHABET = "0123456789ABCDEFGHJKMNPQRTWXY"
+_P = len(ALPHABET)  # 29, prime
 _INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
 _ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1", "S": "5", "Z": "2"})
 
 
-def _hybrid(payload: str) -> int:
-    p = _M
-    for ch in payload:
-        s = (p + _INDEX[ch]) % _M or _M
-        p = (2 * s) % (_M + 1)
-    return p
+def _weighted_sum(chars: str) -> int:
+    # The last character has weight 1, the one before it 2, then 4, … (mod 29).
+    total = 0
+    for ch in chars:
+        total = (total * 2 + _INDEX[ch]) % _P
+    return total
 
 
 def check_character(payload: str) -> str:
-    return ALPHABET[(_M + 1 - _hybrid(payload)) % _M]
+    # Choose c so that the weighted sum of payload + c is 0 (mod 29).
+    return ALPHABET[(-_weighted_sum(payload) * 2) % _P]
 
 
 def _valid(payload_with_check: str) -> bool:
-    p = _M
-    for ch in payload_with_check[:-1]:
-        s = (p + _INDEX[ch]) % _M or _M
-        p = (2 * s) % (_M + 1)
-    return ((p + _INDEX[payload_with_check[-1]]) % _M or _M) == 1
+    return _weighted_sum(payload_with_check) == 0
 
 
 def make_code(county_code: str | None, random_part: str | None = None) -> str:

@@ -17,6 +17,7 @@ from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.extensions import db
 from app.labels.signing import verify_label
+from app.web import pages
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
@@ -244,4 +245,4 @@ def boxes_page():
                            page=page, colour=colour)
 
 
-BLUEPRINTS = (bp,)
+BLUEPRINTS = (pages.bp, bp)  # pages first: its dashboard answers / for signed-in users

@@ -1,0 +1,467 @@
+"""Desktop pages for signed-in users: the role dashboard, ledger and stock, manifests, box detail.
+
+Thin, like app/web/views.py: read the query string, call the domain services (whose scoping
+decides what the user may see), render. Another tenant's manifest or box is "not found" (404),
+the same answer the API gives.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from app.accounts.models import Organization
+from app.accounts.services import Principal, enterprise_scope, list_organizations
+from app.boxes import presenters, services as box_services
+from app.boxes.models import Box
+from app.common.auth import current_principal
+from app.common.errors import NotFound
+from app.common.schemas import paginate
+from app.common.timeutil import SHANGHAI, from_db, utcnow
+from app.extensions import db
+from app.ledger import services as ledger_services
+from app.ledger.models import LedgerRecord, Manifest
+from app.regeneration import services as regeneration_services
+from app.telemetry import services as telemetry_services
+
+bp = Blueprint("pages", __name__, template_folder="../templates")
+
+COLOURS = ("red", "yellow", "green", "grey")
+PER_PAGE = 50
+OPEN_STATES = ("draft", "submitted", "in_transit", "received")
+
+
+# ---------------------------------------------------------------- labels (translatable)
+
+def colour_names() -> dict[str, str]:
+    return {"grey": _("灰码"), "green": _("绿码"), "yellow": _("黄码"), "red": _("红码")}
+
+
+def stage_names() -> dict[str, str]:
+    return {"generation": _("产生"), "storage": _("入库"), "out_of_storage": _("出库"),
+            "sent_out": _("委外利用处置"), "returned": _("退回入库")}
+
+
+def state_names() -> dict[str, str]:
+    return {"draft": _("草稿"), "submitted": _("已提交"), "in_transit": _("运输中"), "received": _("已接收"),
+            "processed": _("已利用/处置"), "closed": _("已办结"), "rejected": _("已拒收"), "cancelled": _("已作废")}
+
+
+def flag_names() -> dict[str, str]:
+    return {"overdue": _("超期未接收"), "discrepant": _("数量差异"), "late": _("补录超期"), "rejected": _("拒收")}
+
+
+def action_names() -> dict[str, str]:
+    return {"create": _("填写"), "submit": _("提交"), "pickup": _("承运人提货"), "receive": _("接受人接收"),
+            "reject": _("接受人拒收"), "process": _("利用/处置"), "close": _("办结"), "cancel": _("作废"),
+            "record_transfer": _("补录转移")}
+
+
+def party_names() -> dict[str, str]:
+    return {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人"), "operator": _("平台运维"),
+            "": _("系统")}
+
+
+def role_names() -> dict[str, str]:
+    return {"generator": _("产废单位"), "carrier": _("承运人"), "receiver": _("接受人"), "regenerator": _("再生单位"),
+            "supplier": _("换炭服务"), "regulator": _("生态环境监管"), "park_admin": _("园区管委会")}
+
+
+def box_event_names() -> dict[str, str]:
+    return {"registered": _("登记"), "status": _("状态变更"), "label_reprinted": _("标签重印"),
+            "label_forged_scan": _("伪造标签被扫描"), "label_superseded_scan": _("旧标签被扫描")}
+
+
+def box_status_names() -> dict[str, str]:
+    return {"active": _("在用"), "stopped": _("停用"), "decommissioned": _("已报废")}
+
+
+def management_class_names() -> dict[str, str]:
+    return {"key": _("重点监管"), "simplified": _("简化管理"), "registration": _("登记管理")}
+
+
+def acceptance_names() -> dict[str, str]:
+    return {"full": _("全部接收"), "partial": _("部分接收"), "refused": _("拒收")}
+
+
+@bp.app_context_processor
+def _page_helpers():
+    return {"colour_names": colour_names, "stage_names": stage_names, "state_names": state_names,
+            "flag_names": flag_names, "nav_links": nav_links}
+
+
+def nav_links() -> list[tuple[str, str, str]]:
+    """(endpoint, url, label) of the top bar for the signed-in user."""
+    if not (current_user and current_user.is_authenticated):
+        return []
+    principal = Principal(user=current_user._get_current_object())
+    links = [("pages.dashboard", url_for("pages.dashboard"), _("工作台")),
+             ("web.boxes_page", url_for("web.boxes_page"), _("碳箱")),
+             ("pages.manifests", url_for("pages.manifests"), _("联单"))]
+    if principal.is_operator or any(principal.has_role(r) for r in ("generator", "regulator", "park_admin")):
+        links += [("pages.ledger", url_for("pages.ledger"), _("台账")),
+                  ("pages.stock", url_for("pages.stock"), _("库存"))]
+    return links
+
+
+# ---------------------------------------------------------------- template filters
+
+@bp.app_template_filter("kg")
+def kg_filter(value, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+@bp.app_template_filter("tonnes")
+def tonnes_filter(value_kg, digits: int = 3) -> str:
+    if value_kg is None:
+        return "—"
+    return f"{value_kg / 1000:,.{digits}f}"
+
+
+@bp.app_template_filter("isotime")
+def isotime_filter(value) -> str:
+    """An ISO 8601 string or a datetime, shown in Asia/Shanghai."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return from_db(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+# ---------------------------------------------------------------- helpers
+
+def _not_found(detail: str):
+    return render_template("error.html", status=404, title=_("未找到"), detail=detail), 404
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _page_arg() -> int:
+    page = _int_arg("page")
+    return page if page and page > 0 else 1
+
+
+def _date_arg(name: str, errors: dict[str, str]) -> date | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = _("日期格式应为 YYYY-MM-DD：%(value)s", value=raw)
+        return None
+
+
+def _colour_counts(query) -> dict[str, int]:
+    """Boxes of a (scoped) query per colour."""
+    sub = query.order_by(None).subquery()
+    counts = dict(db.session.execute(select(sub.c.colour, func.count()).group_by(sub.c.colour)).all())
+    return {c: counts.get(c, 0) for c in COLOURS}
+
+
+def _count(query) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+def _payloads(boxes: list[Box], now: datetime) -> list[dict[str, Any]]:
+    return [presenters.box_payload(v) for v in box_services.view_boxes(db.session, boxes, now)]
+
+
+def _manifest_flags(manifest: Manifest, now: datetime) -> list[str]:
+    flags = []
+    if manifest.is_overdue(now):
+        flags.append("overdue")
+    if manifest.discrepant:
+        flags.append("discrepant")
+    if manifest.late_entry:
+        flags.append("late")
+    if manifest.status == "rejected":
+        flags.append("rejected")
+    return flags
+
+
+def _manifest_rows(manifests: list[Manifest], now: datetime) -> list[dict[str, Any]]:
+    return [{"m": m, "flags": _manifest_flags(m, now), "shipped_kg": sum(line.quantity_kg for line in m.lines),
+             "received_kg": (sum(line.received_kg or 0 for line in m.lines)
+                             if any(line.received_kg is not None for line in m.lines) else None)}
+            for m in manifests]
+
+
+def _manifest_list(principal: Principal, now: datetime, limit: int = 8, statuses: tuple[str, ...] = (),
+                   **filters) -> dict[str, Any]:
+    query = ledger_services.list_manifests(db.session, principal, now=now, **filters)
+    if statuses:
+        query = query.where(Manifest.status.in_(statuses))
+    return {"total": _count(query), "rows": _manifest_rows(list(db.session.scalars(query.limit(limit))), now)}
+
+
+def _chart(rows: list[dict[str, Any]], start: datetime, end: datetime, limit: float | None) -> dict[str, Any] | None:
+    """Inlet and outlet hourly averages as SVG polylines (the x axis is time, y is mg/m³)."""
+    points = [(from_db(r["start"]), r["inlet_mg_m3"]["avg"], r["outlet_mg_m3"]["avg"]) for r in rows]
+    points = [p for p in points if p[1] is not None or p[2] is not None]
+    if not points:
+        return None
+    width, height, left, right, top, bottom = 720, 220, 44, 12, 12, 26
+    top_value = max([v for p in points for v in p[1:] if v is not None] + [limit or 0]) * 1.1 or 1.0
+    span = (end - start).total_seconds()
+
+    def x(t: datetime) -> float:
+        return round(left + (t - start).total_seconds() / span * (width - left - right), 1)
+
+    def y(v: float) -> float:
+        return round(top + (1 - v / top_value) * (height - top - bottom), 1)
+
+    def line(i: int) -> str:
+        return " ".join(f"{x(p[0])},{y(p[i])}" for p in points if p[i] is not None)
+
+    step = 10 ** max(len(str(int(top_value))) - 1, 0)
+    while top_value / step > 6:
+        step *= 2
+    y_ticks = [{"v": v, "y": y(v)} for v in range(0, int(top_value) + 1, step)]
+    x_ticks = []
+    tick = (start.astimezone(SHANGHAI) + timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+    tick = tick.replace(hour=tick.hour - tick.hour % 6)
+    while tick < end:
+        if tick >= start:
+            x_ticks.append({"x": x(tick), "label": tick.strftime("%m-%d %H:%M") if tick.hour == 0 else tick.strftime("%H:%M")})
+        tick += timedelta(hours=6)
+    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
+            "bottom": height - bottom, "inlet": line(1), "outlet": line(2), "y_ticks": y_ticks, "x_ticks": x_ticks,
+            "limit_y": y(limit) if limit else None, "points": len(points)}
+
+
+# ---------------------------------------------------------------- the dashboard
+
+@bp.route("/")
+def dashboard():
+    """Signed in: the dashboard of the user's roles. Anonymous: the sign-in page."""
+    principal = current_principal(optional=True)
+    if principal is None:
+        return redirect(url_for("web.login"))
+    now = utcnow()
+    org = principal.organization
+    roles = set(org.roles) if org else set()
+    sections: dict[str, Any] = {}
+    box_services.refresh_due(db.session, now)
+    boxes = box_services.list_boxes(db.session, principal)
+
+    if principal.is_operator or roles & {"regulator", "park_admin"}:
+        red = boxes.where(Box.colour == "red").order_by(None).order_by(Box.colour_since, Box.id)
+        sections["oversight"] = {
+            "colours": _colour_counts(boxes),
+            "red_total": _count(red),
+            "red": _payloads(list(db.session.scalars(red.limit(20))), now),
+            "overdue": _manifest_list(principal, now, flag="overdue"),
+            "discrepant": _manifest_list(principal, now, flag="discrepant"),
+            "rejected": _manifest_list(principal, now, flag="rejected"),
+            "anomalies": ledger_services.anomalies(db.session, principal, now=now),
+        }
+    if "generator" in roles:
+        own = boxes.where(Box.enterprise_id == org.id)
+        records = ledger_services.ledger_query(db.session, principal, org.id).order_by(None).order_by(
+            LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc())
+        sections["enterprise"] = {
+            "colours": _colour_counts(own),
+            "attention": _payloads(list(db.session.scalars(
+                own.where(Box.colour.in_(("red", "yellow"))).order_by(None).order_by(Box.colour, Box.colour_since)
+                .limit(10))), now),
+            "stock": ledger_services.stock_summary(db.session, principal, org.id, now),
+            "records": list(db.session.scalars(records.limit(10))),
+            "open": _manifest_list(principal, now, limit=10, statuses=OPEN_STATES, party="consignor"),
+        }
+    if roles & {"supplier", "regenerator"}:
+        served = boxes.where(Box.service_org_id == org.id)
+        due = served.where(Box.colour.in_(("red", "yellow"))).order_by(None).order_by(Box.colour, Box.colour_since)
+        sections["service"] = {
+            "colours": _colour_counts(served),
+            "due_total": _count(due),
+            "due": _payloads(list(db.session.scalars(due.limit(20))), now),
+        }
+    if roles & {"receiver", "regenerator"}:
+        sections["receiver"] = {
+            "to_receive": _manifest_list(principal, now, limit=10, status="in_transit", party="receiver"),
+            "to_process": _manifest_list(principal, now, limit=10, status="received", party="receiver"),
+        }
+    if "regenerator" in roles:
+        batches = regeneration_services.list_batches(db.session, principal, plant=org.id)
+        sections["regeneration"] = {"total": _count(batches), "batches": list(db.session.scalars(batches.limit(10)))}
+    if "carrier" in roles:
+        sections["carrier"] = {
+            "to_pick_up": _manifest_list(principal, now, limit=10, status="submitted", party="carrier"),
+            "in_transit": _manifest_list(principal, now, limit=10, status="in_transit", party="carrier"),
+        }
+    db.session.commit()  # colours refreshed on read
+    return render_template("dash_home.html", principal=principal, org=org, sections=sections, now=now,
+                           roles=[role_names().get(r, r) for r in sorted(roles)],
+                           box_total=sum(sections.get("oversight", {}).get("colours", {}).values()))
+
+
+# ---------------------------------------------------------------- ledger and stock
+
+def _enterprise_choices(principal: Principal) -> list[Organization]:
+    """The enterprises a regulator, park or operator may pick (their jurisdiction's generators)."""
+    query = list_organizations(db.session, principal, role="generator").where(enterprise_scope(principal))
+    return list(db.session.scalars(query.order_by(None).order_by(Organization.county_code, Organization.name)))
+
+
+def _chosen_enterprise(principal: Principal) -> tuple[int | None, list[Organization]]:
+    """The enterprise asked for (``?enterprise=``), or the user's own when it is one."""
+    chosen = _int_arg("enterprise")
+    own = principal.organization
+    if chosen is None and own is not None and own.has_role("generator"):
+        chosen = own.id
+    choices = [] if (own is not None and own.has_role("generator") and not (
+        principal.is_operator or own.has_role("regulator") or own.has_role("park_admin"))) else _enterprise_choices(principal)
+    return chosen, choices
+
+
+@bp.route("/ledger")
+@login_required
+def ledger():
+    principal = current_principal()
+    enterprise_id, choices = _chosen_enterprise(principal)
+    errors: dict[str, str] = {}
+    start, end = _date_arg("from", errors), _date_arg("to", errors)
+    stage = request.args.get("stage") or None
+    if stage not in stage_names():
+        stage = None
+    page = _page_arg()
+    context: dict[str, Any] = {"choices": choices, "enterprise_id": enterprise_id, "errors": errors, "stage": stage,
+                               "start": start, "end": end, "page": page, "per_page": PER_PAGE}
+    if enterprise_id is None:
+        return render_template("ledger_list.html", enterprise=None, records=[], total=0, totals={}, **context)
+    try:
+        query = ledger_services.ledger_query(db.session, principal, enterprise_id, start=start, end=end, stage=stage)
+    except NotFound:
+        return _not_found(_("单位不存在或无权查看。"))
+    sub = query.order_by(None).subquery()
+    totals = dict(db.session.execute(select(sub.c.stage, func.sum(sub.c.quantity_kg)).group_by(sub.c.stage)).all())
+    records, total = paginate(db.session, query.order_by(None).order_by(
+        LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()), page, PER_PAGE)
+    enterprise = ledger_services.visible_enterprise(db.session, principal, enterprise_id)
+    methods = ledger_services.methods()
+    return render_template("ledger_list.html", enterprise=enterprise, records=records, total=total, totals=totals,
+                           methods=methods, **context)
+
+
+@bp.route("/stock")
+@login_required
+def stock():
+    principal = current_principal()
+    enterprise_id, choices = _chosen_enterprise(principal)
+    if enterprise_id is None:
+        return render_template("ledger_stock.html", summary=None, choices=choices, enterprise_id=None)
+    try:
+        summary = ledger_services.stock_summary(db.session, principal, enterprise_id, utcnow())
+    except NotFound:
+        return _not_found(_("单位不存在或无权查看。"))
+    return render_template("ledger_stock.html", summary=summary, choices=choices, enterprise_id=enterprise_id,
+                           class_names=management_class_names())
+
+
+# ---------------------------------------------------------------- manifests
+
+@bp.route("/manifests")
+@login_required
+def manifests():
+    principal = current_principal()
+    now = utcnow()
+    status = request.args.get("status") or None
+    if status not in state_names():
+        status = None
+    flag = request.args.get("flag") or None
+    if flag not in flag_names():
+        flag = None
+    page = _page_arg()
+    query = ledger_services.list_manifests(db.session, principal, status=status, flag=flag, now=now)
+    items, total = paginate(db.session, query, page, PER_PAGE)
+    return render_template("manifest_list.html", rows=_manifest_rows(items, now), total=total, page=page,
+                           per_page=PER_PAGE, status=status, flag=flag)
+
+
+def _event_details(detail: dict[str, Any]) -> list[str]:
+    out = []
+    if detail.get("vehicle_plate"):
+        out.append(_("车牌 %(plate)s", plate=detail["vehicle_plate"]))
+    if detail.get("driver_name"):
+        out.append(_("驾驶员 %(name)s", name=detail["driver_name"]))
+    if detail.get("acceptance"):
+        out.append(acceptance_names().get(detail["acceptance"], detail["acceptance"]))
+    for line in detail.get("lines") or []:
+        if line.get("received_kg") is not None:
+            out.append(_("第 %(no)s 行称重 %(kg)s kg", no=line.get("line_no"), kg=kg_filter(line["received_kg"])))
+        if line.get("method_code"):
+            out.append(_("第 %(no)s 行方式 %(code)s", no=line.get("line_no"), code=line["method_code"]))
+    if detail.get("reason"):
+        out.append(_("原因：%(reason)s", reason=detail["reason"]))
+    if detail.get("returned_kg"):
+        out.append(_("退回 %(kg)s kg", kg=kg_filter(detail["returned_kg"])))
+    if detail.get("late"):
+        out.append(_("补录超期"))
+    return out
+
+
+@bp.route("/manifests/<number>")
+@login_required
+def manifest_detail(number):
+    principal = current_principal()
+    now = utcnow()
+    try:
+        manifest = ledger_services.get_manifest(db.session, principal, number)
+    except NotFound:
+        return _not_found(_("联单 %(number)s 不存在，或您无权查看。", number=number))
+    events = [{"e": e, "details": _event_details(e.detail or {})} for e in manifest.events]
+    return render_template("manifest_detail.html", m=manifest, flags=_manifest_flags(manifest, now), events=events,
+                           methods=ledger_services.methods(), action_names=action_names(), party_names=party_names(),
+                           acceptance_names=acceptance_names(), now=now,
+                           shipped_kg=sum(line.quantity_kg for line in manifest.lines))
+
+
+# ---------------------------------------------------------------- box detail
+
+@bp.route("/boxes/<code>")
+@login_required
+def box_detail(code):
+    principal = current_principal()
+    now = utcnow()
+    try:
+        box = box_services.get_box(db.session, principal, code)
+    except NotFound:
+        return _not_found(_("碳箱 %(code)s 不存在，或您无权查看。", code=code))
+    view = box_services.view_box(db.session, box, now)
+    payload = presenters.box_payload(view)
+    hist = box_services.history(db.session, box)
+    changes = hist["colour_changes"]
+    segments = []
+    for i, change in enumerate(changes):
+        until = from_db(changes[i + 1].changed_at) if i + 1 < len(changes) else now
+        segments.append({"c": change, "until": until if i + 1 < len(changes) else None,
+                         "days": (until - from_db(change.changed_at)).total_seconds() / 86400})
+    created = from_db(box.created_at)
+    month_ago = now - timedelta(days=30)
+    days = {c: {"all": box_services.days_in_colour(changes, c, created, now),
+                "month": box_services.days_in_colour(changes, c, max(month_ago, created), now)} for c in COLOURS}
+    chart = None
+    if box.has_sensors:
+        start = now - timedelta(hours=48)
+        rows = telemetry_services.rollup_readings(db.session, box, start, now, "hour")
+        chart = _chart(rows, start, now, box.emission_limit_mg_m3)
+    db.session.commit()  # the colour refreshed on read
+    return render_template("dash_box.html", box=box, p=payload, segments=list(reversed(segments)), days=days,
+                           fills=list(reversed(hist["fills"])), events=list(reversed(hist["events"])), chart=chart,
+                           now=now, event_names=box_event_names(), status_names=box_status_names(),
+                           can_fill=box_services.can_service(principal, box))
+
+
