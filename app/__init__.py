@@ -100,7 +100,20 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
+        """Liveness: the process answers (no database work, so load balancers can poll it)."""
         return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        """Readiness: the database answers too."""
+        from sqlalchemy import text
+
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means "not ready", never a 500 page
+            app.logger.warning("readiness check failed: %s", exc)
+            return {"status": "unavailable", "database": "down"}, 503
+        return {"status": "ok", "database": "up"}
 
     @app.context_processor
     def _inject():

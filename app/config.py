@@ -20,7 +20,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     """Build the Flask config dict. ``overrides`` (tests) win over the environment."""
     overrides = overrides or {}
     env = os.environ
-    development = _bool(env.get("FLASK_DEBUG")) or env.get("APP_ENV", "development") == "development"
+    # Production unless told otherwise: a forgotten SECRET_KEY must stop a real deployment, not
+    # fall back to a development key. scripts/run sets APP_ENV=development for the demo.
+    development = _bool(env.get("FLASK_DEBUG")) or env.get("APP_ENV", "production") == "development"
     db_default = "sqlite:///" + str(Path(instance_path) / "tanxiang.sqlite3")
     secret = overrides.get("SECRET_KEY") or env.get("SECRET_KEY")
     testing = bool(overrides.get("TESTING"))

@@ -90,6 +90,28 @@ def test_unknown_fields_and_malformed_json(api):
 
 def test_healthz_openapi_docs(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ok", "database": "up"}
     spec = client.get("/openapi.json").get_json()
     assert "/api/v1/boxes/{code}" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_secret_key_required_outside_development(tmp_path, monkeypatch):
+    from app.config import ConfigError, load_config
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    monkeypatch.setenv("APP_ENV", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1/x")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://tanxiang.example.cn/")
+    config = load_config(str(tmp_path))
+    assert config["SECRET_KEY"] == "s3cret"
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://postgres@127.0.0.1/x"
+    assert config["PUBLIC_BASE_URL"] == "https://tanxiang.example.cn"
+    monkeypatch.setenv("APP_ENV", "development")
+    monkeypatch.delenv("SECRET_KEY")
+    first = load_config(str(tmp_path))["SECRET_KEY"]
+    assert first and load_config(str(tmp_path))["SECRET_KEY"] == first  # stable across restarts

@@ -77,7 +77,7 @@ def problem(status: int, title: str, detail: str | None = None, errors: dict | N
 
 
 def wants_html() -> bool:
-    if request.path.startswith("/api/") or request.path in {"/openapi.json", "/healthz"}:
+    if request.path.startswith("/api/") or request.path in {"/openapi.json", "/healthz", "/readyz"}:
         return False
     best = request.accept_mimetypes.best_match(["text/html", "application/json", PROBLEM_MIME])
     return best == "text/html"
