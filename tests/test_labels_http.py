@@ -61,6 +61,10 @@ def test_qr_svg_and_label_sheet(api):
     for code in codes:
         assert code in text
     assert "红" in text and "绿" in text  # the colour legend in Chinese
+    assert "扫码看颜色" in text  # neutral frames by default: the colour lives behind the QR code
+    current = api.get("/api/v1/labels.pdf?frame=current&codes=" + codes[0], as_="ent")
+    current_text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(current.data)).pages)
+    assert "灰码" in current_text and "扫码看颜色" not in current_text
     bad = api.get("/api/v1/labels.pdf?codes=23-NOPE", as_="ent")
     assert bad.status_code == 422 and "codes" in bad.get_json()["errors"]
     other = register(api, as_="other")["code"]

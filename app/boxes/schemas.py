@@ -150,5 +150,7 @@ class HistoryOut(Schema):
 
 class LabelsQuery(Schema):
     codes = fields.Str(metadata={"description": "comma-separated box codes"})
+    frame = fields.Str(load_default="neutral", validate=validate.OneOf(("neutral", "current")),
+                       metadata={"description": "neutral (default: the label outlives colours) or current colour"})
     enterprise = Id()
     colour = fields.Str(validate=validate.OneOf(COLOURS))

@@ -67,6 +67,11 @@ COLOURS: dict[str, _Colour] = {
     "red": _Colour(HexColor("#D3261E"), white, "红", "超期或异常"),
 }
 
+#: The frame of a label meant to stay on a box for years: its colour changes, so the printed
+#: frame is neutral and the chip tells people to scan (the legend still explains the colours).
+NEUTRAL = "neutral"
+_STYLES: dict[str, _Colour] = {**COLOURS, NEUTRAL: _Colour(HexColor("#17324D"), white, "扫码看颜色", "")}
+
 LEGEND_TEXT = "  ".join(f"{c.name}：{c.meaning}" for c in COLOURS.values())
 
 _BLACK = HexColor("#000000")
@@ -123,9 +128,9 @@ class LabelSpec:
             raise ValueError("LabelSpec.code must not be empty")
         if not self.url:
             raise ValueError("LabelSpec.url must not be empty")
-        if self.colour not in COLOURS:
+        if self.colour not in _STYLES:
             raise ValueError(
-                f"LabelSpec.colour must be one of {sorted(COLOURS)}, got {self.colour!r}"
+                f"LabelSpec.colour must be one of {sorted(_STYLES)}, got {self.colour!r}"
             )
 
 
@@ -264,7 +269,7 @@ def _define_label_form(c: Canvas, colour: str) -> None:
 
     Reusing one form per colour instead of re-emitting ~15 drawing calls per
     label keeps the content streams small and the sheet fast to generate."""
-    col = COLOURS[colour]
+    col = _STYLES[colour]
     w, h = LABEL_W, LABEL_H
     c.beginForm(_label_form_name(colour), 0, 0, w, h)
 
@@ -284,7 +289,7 @@ def _define_label_form(c: Canvas, colour: str) -> None:
     _text_out(t, TITLE, 12)
     t.setTextRenderMode(0)
     c.drawText(t)
-    chip = f"{col.name}码"
+    chip = col.name if colour == NEUTRAL else f"{col.name}码"
     chip_w = _width(chip, 10) + 4 * mm
     chip_x = w - PAD - chip_w - 0.5 * mm
     c.setLineWidth(0.8)

@@ -11,7 +11,7 @@ from app.boxes.schemas import LabelsQuery
 from app.common.auth import require_user
 from app.common.errors import InvalidInput
 from app.extensions import db
-from app.labels.pdf import LabelSpec, label_sheet_pdf
+from app.labels.pdf import NEUTRAL, LabelSpec, label_sheet_pdf
 from app.labels.qr import qr_png, qr_svg
 from app.labels.signing import label_url
 
@@ -72,8 +72,11 @@ def labels_pdf(args):
         raise InvalidInput.field("codes", "no boxes match: nothing to print")
     if len(boxes) > MAX_LABELS:
         raise InvalidInput.field("codes", f"at most {MAX_LABELS} labels per sheet")
+    # A label stays on its box for years while the colour changes: print a neutral frame unless
+    # the current colour is asked for (e.g. an inspection sheet).
+    frame = "current" if args.get("frame") == "current" else NEUTRAL
     specs = [
-        LabelSpec(code=b.code, url=box_label_url(b), colour=b.colour, enterprise=b.enterprise.name,
+        LabelSpec(code=b.code, url=box_label_url(b), colour=b.colour if frame == "current" else NEUTRAL, enterprise=b.enterprise.name,
                   facility=b.facility_code, outlet=b.outlet_code)
         for b in boxes
     ]
