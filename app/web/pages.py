@@ -84,6 +84,11 @@ def management_class_names() -> dict[str, str]:
     return {"key": _("重点监管"), "simplified": _("简化管理"), "registration": _("登记管理")}
 
 
+def anomaly_names() -> dict[str, str]:
+    return {"carbon_missing": _("活性炭去向不明"), "stored_too_long": _("贮存超期"), "storage_over_limit": _("贮存超量"),
+            "shipped_not_received": _("运出未接收"), "received_short": _("接收短少")}
+
+
 def acceptance_names() -> dict[str, str]:
     return {"full": _("全部接收"), "partial": _("部分接收"), "refused": _("拒收")}
 
@@ -226,9 +231,9 @@ def _chart(rows: list[dict[str, Any]], start: datetime, end: datetime, limit: fl
     def line(i: int) -> str:
         return " ".join(f"{x(p[0])},{y(p[i])}" for p in points if p[i] is not None)
 
-    step = 10 ** max(len(str(int(top_value))) - 1, 0)
-    while top_value / step > 6:
-        step *= 2
+    magnitude = 10 ** max(len(str(int(top_value))) - 1, 0)
+    step = next(m * f for m in (magnitude / 10, magnitude) for f in (1, 2, 5) if m * f >= 1 and top_value / (m * f) <= 6)
+    step = int(step)
     y_ticks = [{"v": v, "y": y(v)} for v in range(0, int(top_value) + 1, step)]
     x_ticks = []
     tick = (start.astimezone(SHANGHAI) + timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
@@ -304,7 +309,7 @@ def dashboard():
         }
     db.session.commit()  # colours refreshed on read
     return render_template("dash_home.html", principal=principal, org=org, sections=sections, now=now,
-                           roles=[role_names().get(r, r) for r in sorted(roles)],
+                           roles=[role_names().get(r, r) for r in sorted(roles)], anomaly_names=anomaly_names(),
                            box_total=sum(sections.get("oversight", {}).get("colours", {}).values()))
 
 
