@@ -42,7 +42,7 @@ from app.accounts.services import Principal
 from app.boxes import services as box_services
 from app.boxes.models import Box, Fill
 from app.common.timeutil import SHANGHAI, local_date
-from app.demo.data import VIRGIN_SUPPLIER, DemoContext, demo_extension
+from app.demo.data import REPLAY_DEFERRED_CHECKS, VIRGIN_SUPPLIER, DemoContext, demo_extension
 from app.ledger import services as ledger
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration
@@ -57,6 +57,10 @@ CANCEL_REASON = "接受单位选错，作废后重新填报 (wrong receiver chos
 # 利用/处置方式 by sector (pharmaceutical carbon with halogenated solvents is often incinerated).
 METHODS_PHARMA = (("R7", 0.58), ("R15", 0.05), ("D10", 0.30), ("C1", 0.07))
 METHODS_OTHER = (("R7", 0.80), ("R15", 0.10), ("D10", 0.05), ("C1", 0.05))
+
+# The replayed fill histories predate the shipments below: their colour history leaves the waste
+# rules out (see app.demo.data.REPLAY_DEFERRED_CHECKS).
+REPLAY_DEFERRED_CHECKS.update({"waste_held_too_long", "waste_not_on_manifest"})
 
 
 @dataclass
@@ -153,26 +157,30 @@ def _current_fills(session, boxes: list[Box], now: datetime) -> dict[int, Fill]:
     return box_services.latest_fills(session, [b.id for b in boxes], now)
 
 
-def _hold_some_waste(session, loop: Loop, records: list[LedgerRecord], sensor_free_green: list[Box]) -> list[Box]:
-    """Two boxes keep a batch on site beyond 90 days (red); three keep the last replacement's
-    waste off any manifest for over 30 days (yellow). Returns the boxes chosen."""
+def _green_but_for_waste(session, loop: Loop, boxes: list[Box]) -> list[Box]:
+    """Active boxes that no rule other than the waste rules colours today (sensor boxes
+    included: their readings are in by now)."""
+    evaluations = box_services.evaluate_boxes(session, boxes, loop.now)
+    return [b for b in boxes if b.status == "active" and evaluations[b.id].facts.get("fill") is not None
+            and not [r for r in evaluations[b.id].reasons if not r["code"].startswith("waste_")]]
+
+
+def _hold_some_waste(session, loop: Loop, records: list[LedgerRecord], pool: list[Box]) -> list[Box]:
+    """Three boxes keep the last replacement's waste off any manifest for over 30 days
+    (yellow); two keep an older batch on site beyond 90 days (red). Returns the boxes chosen."""
     now, rng = loop.now, loop.rng
-    fills = _current_fills(session, sensor_free_green, now)
+    candidates = _green_but_for_waste(session, loop, pool)
+    fills = _current_fills(session, candidates, now)
     by_box: dict[int, list[LedgerRecord]] = defaultdict(list)
     for record in records:
         by_box[record.box_id].append(record)
-    chosen: list[Box] = []
-    candidates = sensor_free_green[:]
     rng.shuffle(candidates)
+    chosen: list[Box] = []
     red = yellow = 0
     for box in candidates:
-        fill = fills.get(box.id)
-        own = by_box.get(box.id, [])
-        if fill is None or not own:
-            continue
+        own, fill = by_box.get(box.id, []), fills[box.id]
         current = next((r for r in own if r.fill_id == fill.id), None)
-        age = (now - current.occurred_at).days if current else None
-        if yellow < 3 and current is not None and 33 <= age <= 80:
+        if yellow < 3 and current is not None and 31 <= (now - current.occurred_at).days <= 85:
             loop.held.add(current.id)
             yellow += 1
             chosen.append(box)
@@ -182,8 +190,6 @@ def _hold_some_waste(session, loop: Loop, records: list[LedgerRecord], sensor_fr
             loop.held.add(old[-1].id)
             red += 1
             chosen.append(box)
-        if red == 2 and yellow == 3:
-            break
     return chosen
 
 
@@ -417,7 +423,7 @@ def _recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch
             continue
         by_target[ctx.plans[box.id].target].append(box)
     fills = _current_fills(session, ctx.boxes, now)
-    quota = {"red_overdue": 0.7, "red_iodine": 0.5, "yellow": 0.25, "grey_stopped": 0.3, "grey_new": 0.75}
+    quota = {"red_overdue": 0.7, "red_iodine": 0.5, "yellow": 0.25, "grey_stopped": 0.5, "grey_new": 0.75}
     for target, share in quota.items():
         boxes = by_target.get(target, [])
         rng.shuffle(boxes)
@@ -498,9 +504,8 @@ def close_the_loop(session, ctx: DemoContext, now: datetime) -> None:
         LedgerRecord.stage == "generation", LedgerRecord.box_id.in_(box_ids))
         .order_by(LedgerRecord.occurred_at, LedgerRecord.id)))
     showcase = ctx.users["qiye"].organization_id
-    quiet = [b for b in ctx.boxes if not b.has_sensors and b.status == "active" and b.enterprise_id != showcase
-             and ctx.plans[b.id].target == "green"]
-    left_behind = _hold_some_waste(session, loop, records, quiet)
+    pool = [b for b in ctx.boxes if b.status == "active" and b.enterprise_id != showcase]
+    left_behind = _hold_some_waste(session, loop, records, pool)
     shipments = _schedule(loop, records)
     _assign_fates(loop, shipments)
     shipments.sort(key=lambda s: s.created_at)  # manifest serials follow time

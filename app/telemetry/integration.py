@@ -80,10 +80,11 @@ class Merge:
 def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float) -> Merge:
     """Add ``new`` readings (sorted, not yet integrated, all at or after the fill's time) to an
     integral whose newest reading is ``last``. ``neighbours`` sees the stored readings, new ones
-    included; it is asked only about readings older than ``last`` (late arrivals)."""
+    included; it is asked only about readings older than ``last`` (late arrivals). ``new`` may
+    hold plain ``(ts, rate_kg_h)`` tuples: ingest makes one per reading."""
     out = Merge(last=last)
-    late = [p for p in new if last is not None and p.ts < last.ts]
-    tail = [p for p in new if last is None or p.ts > last.ts]
+    late = [Point(*p) for p in new if last is not None and p[0] < last.ts]
+    tail = [p for p in new if last is None or p[0] > last.ts]
     # Late readings: runs of consecutive new readings between two stored ones.
     i = 0
     while i < len(late):
@@ -103,28 +104,32 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
             out.add(run[-1], hold_kg(run[-1], after.ts, cap_s))
         i += 1
     # Newer than everything integrated: extend the chain from ``last``. (The hot path of every
-    # batch: kg are summed per hour in a local and handed over when the hour changes.)
-    prev = last
+    # batch, one step per reading: kg are summed per hour in a local and handed over when the
+    # hour changes.)
+    if not tail:
+        return out
+    prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
     hour, hour_end, hour_kg = None, None, 0.0
-    intervals = out.intervals
-    for p in tail:
-        if prev is not None:
-            held = (p.ts - prev.ts).total_seconds()
-            held = cap_s if held > cap_s else held
-            kg = prev.rate_kg_h * held / 3600.0
-            intervals.append((prev.rate_kg_h, held))
-            if hour_end is None or not hour <= prev.ts < hour_end:
+    append = out.intervals.append
+    by_hour = out.by_hour
+    for ts, rate in tail:
+        if prev_ts is not None:
+            held = (ts - prev_ts).total_seconds()
+            if held > cap_s:
+                held = cap_s
+            append((prev_rate, held))
+            if hour_end is None or not hour <= prev_ts < hour_end:
                 if hour_kg:
-                    out.by_hour[hour] = out.by_hour.get(hour, 0.0) + hour_kg
+                    by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
                     out.delta_kg += hour_kg
-                hour = hour_of(prev.ts)
+                hour = hour_of(prev_ts)
                 hour_end, hour_kg = hour + HOUR, 0.0
-            hour_kg += kg
-        prev = p
+            hour_kg += prev_rate * held / 3600.0
+        prev_ts, prev_rate = ts, rate
     if hour_kg:
-        out.by_hour[hour] = out.by_hour.get(hour, 0.0) + hour_kg
+        by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
         out.delta_kg += hour_kg
-    out.last = prev
+    out.last = Point(prev_ts, prev_rate)
     return out
 
 
@@ -136,10 +141,11 @@ def update_load(ewma_kg_d: float, weight: float, intervals: Iterable[tuple[float
     keeping the total weight makes the mean right from the first hour instead of creeping up from
     zero. Only in-order intervals update it: the load is an estimate for the prediction, not a sum.
     """
+    tau_s = tau_h * 3600.0
     for rate, held in intervals:
         if held <= 0:
             continue
-        decay = math.exp(-held / (tau_h * 3600.0))
+        decay = math.exp(-held / tau_s)
         new_weight = weight * decay + (1.0 - decay)
         ewma_kg_d = (ewma_kg_d * weight * decay + rate * 24.0 * (1.0 - decay)) / new_weight
         weight = new_weight

@@ -3,28 +3,34 @@
 No Flask here: callers pass the session, the acting :class:`Principal` and the settings.
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
-query, states in one (locked) query, readings in one INSERT … ON CONFLICT DO NOTHING RETURNING,
-roll-ups in one upsert, states flushed together, then one colour refresh of the touched boxes.
-Only late readings (older than a box's newest) cost two index look-ups each.
+query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
+per 1,000, roll-ups in one upsert, states flushed together, then one colour refresh of the
+touched boxes. The work per reading is constant: its checks, its row, its roll-up sums and its
+term of the integral; nothing re-reads a box's history. Only late readings (older than a box's
+newest) cost two index look-ups each, and a batch that carries already stored readings inserts
+twice (see :func:`insert_readings`).
 """
 from __future__ import annotations
 
 import fcntl
 import math
 import re
+from bisect import bisect_right
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm import Session, lazyload
 
 from app.accounts.services import Principal
 from app.boxes import codes
 from app.boxes.models import Box, Fill
-from app.boxes.services import latest_fills, refresh_colours
+from app.boxes.services import refresh_colours
 from app.common.errors import DomainError, Forbidden
 from app.common.timeutil import SHANGHAI, as_utc, utcnow
 from app.telemetry import DEFAULTS
@@ -95,7 +101,7 @@ def _parse_ts(value: Any) -> datetime | None:
     if isinstance(value, str) and len(value) >= 16:
         try:
             return as_utc(datetime.fromisoformat(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: e.g. year 1 with a positive offset
             return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         # Unix epoch seconds, as many gateways send them.
@@ -106,41 +112,95 @@ def _parse_ts(value: Any) -> datetime | None:
     return None
 
 
-_SPECS = tuple((name, lo, hi, required) for name, (_, lo, hi, required) in MEASURES.items())
+# A checked reading is a tuple (one is made per reading, so it must be cheap), with these fields.
+# BOUND is the timestamp as bound to the database, HOUR its hour for the roll-ups: on SQLite the
+# text that SQLAlchemy's DATETIME stores (so that rows written here and through the ORM compare
+# and sort alike), on PostgreSQL the aware UTC datetime.
+R_INDEX, R_CODE, R_TS, R_BOUND, R_HOUR = range(5)
+R_MEASURE = 5  # MEASURES follow, in their order, then ``running``
+R_RUNNING = R_MEASURE + len(MEASURES)
+_MEASURE_ORDER = ("inlet_mg_m3", "outlet_mg_m3", "airflow_m3_h",  # required
+                  "pressure_drop_pa", "inlet_temp_c", "bed_temp_c", "rh_pct")  # optional
+if tuple(MEASURES) != _MEASURE_ORDER or [MEASURES[m][3] for m in _MEASURE_ORDER] != [True] * 3 + [False] * 4:
+    raise RuntimeError("check_items() spells out each measure of MEASURES: update it with the model")
+_UNSEEN = object()
+_GET_ALL = itemgetter("box_code", "ts", *_MEASURE_ORDER, "running")
 
 
-def parse_item(item: Any, latest_allowed: datetime) -> tuple[dict[str, Any] | None, dict[str, list[str]] | None]:
-    """One reading → a row for the readings table, or None and its errors by field.
+def _ts_entry(value: Any, latest_allowed: datetime, sqlite: bool) -> tuple[datetime, Any, Any] | None:
+    """(UTC ts, bound ts, bound hour) of an acceptable timestamp, else None."""
+    ts = _parse_ts(value)
+    if ts is None or not EARLIEST <= ts <= latest_allowed:
+        return None
+    if sqlite:
+        bound = ts.isoformat(" ", "microseconds")[:26]  # SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff"
+        return ts, bound, bound[:13] + ":00:00.000000"
+    return ts, ts, hour_of(ts)
 
-    Written for speed (this runs for every reading): the common, valid case allocates only the row.
+
+def bind_ts(ts: datetime, sqlite: bool) -> Any:
+    """An aware datetime as :func:`check_items` binds it (and as UTCDateTime stores it)."""
+    ts = ts.astimezone(timezone.utc)
+    return ts.isoformat(" ", "microseconds")[:26] if sqlite else ts
+
+
+def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[list[tuple], list[dict[str, Any]]]:
+    """The valid readings of a batch as tuples (see ``R_*``), and the rejected items with their errors.
+
+    Written for speed, because it runs for every reading: one pass, the fields read once into
+    locals, numbers checked by exact type (``bool`` is neither ``int`` nor ``float`` here) and
+    range, each distinct timestamp string parsed and converted once per batch (gateways send
+    many boxes' readings of one instant). Only a rejected item goes through :func:`_item_errors`,
+    which says what is wrong with it.
     """
-    if type(item) is not dict:
-        return None, {"_item": ["expected an object"]}
-    code = item.get("box_code")
-    ts = _parse_ts(item.get("ts"))
-    row: dict[str, Any] = {"box_code": code, "ts": ts}
-    ok = FIELDS.issuperset(item) and type(code) is str and ts is not None and EARLIEST <= ts <= latest_allowed
-    for name, lo, hi, required in _SPECS:
-        value = item.get(name)
-        kind = type(value)
-        if kind is float or kind is int:  # bool is neither
-            if lo <= value <= hi:  # NaN fails this too
-                row[name] = value
+    rows: list[tuple] = []
+    append = rows.append
+    rejected: list[dict[str, Any]] = []
+    memo: dict[str, Any] = {}
+    memo_get = memo.get
+    known_fields = FIELDS.issuperset
+    ts_entry = _ts_entry
+    (_, in_lo, in_hi, _), (_, out_lo, out_hi, _), (_, air_lo, air_hi, _), (_, pd_lo, pd_hi, _), \
+        (_, it_lo, it_hi, _), (_, bt_lo, bt_hi, _), (_, rh_lo, rh_hi, _) = MEASURES.values()
+    get_all = _GET_ALL
+    n_fields = len(FIELDS)
+    for index, item in enumerate(items):
+        if type(item) is dict and known_fields(item):
+            if len(item) == n_fields:  # every field present: one C call reads them all
+                code, raw_ts, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running = get_all(item)
+            else:
+                get = item.get
+                code, raw_ts, running = get("box_code"), get("ts"), get("running", True)
+                inlet, outlet, airflow = get("inlet_mg_m3"), get("outlet_mg_m3"), get("airflow_m3_h")
+                pdrop, in_temp, bed_temp, rh = get("pressure_drop_pa"), get("inlet_temp_c"), get("bed_temp_c"), get("rh_pct")
+            if type(raw_ts) is str:
+                entry = memo_get(raw_ts, _UNSEEN)
+                if entry is _UNSEEN:
+                    entry = memo[raw_ts] = ts_entry(raw_ts, latest_allowed, sqlite)
+            else:
+                entry = ts_entry(raw_ts, latest_allowed, sqlite)
+            if running is not True and running is not False:
+                running = (running == 1) if type(running) is int and (running == 0 or running == 1) else None
+            if (entry is not None and running is not None and type(code) is str and code and not code.isspace()
+                    # NaN fails every range test
+                    and (type(inlet) is float or type(inlet) is int) and in_lo <= inlet <= in_hi
+                    and (type(outlet) is float or type(outlet) is int) and out_lo <= outlet <= out_hi
+                    and (type(airflow) is float or type(airflow) is int) and air_lo <= airflow <= air_hi
+                    and (pdrop is None or (type(pdrop) is float or type(pdrop) is int) and pd_lo <= pdrop <= pd_hi)
+                    and (in_temp is None or (type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi)
+                    and (bed_temp is None or (type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi)
+                    and (rh is None or (type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi)):
+                ts, bound, hour = entry
+                append((index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running))
                 continue
-        elif value is None and not required:
-            row[name] = None
-            continue
-        ok = False
-    running = item.get("running", True)
-    if running is True or running is False:
-        row["running"] = running
-    elif type(running) is int and running in (0, 1):
-        row["running"] = bool(running)
-    else:
-        ok = False
-    if ok and code.strip():
-        return row, None
-    return None, _item_errors(item, ts, latest_allowed)
+            rejected.append({"index": index, "box_code": item.get("box_code"),
+                             "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed)})
+        elif type(item) is dict:
+            rejected.append({"index": index, "box_code": item.get("box_code"),
+                             "errors": _item_errors(item, _parse_ts(item.get("ts")), latest_allowed)})
+        else:
+            rejected.append({"index": index, "box_code": None, "errors": {"_item": ["expected an object"]}})
+    return rows, rejected
 
 
 def _item_errors(item: dict[str, Any], ts: datetime | None, latest_allowed: datetime) -> dict[str, list[str]]:
@@ -189,6 +249,20 @@ def _ingest_scope(actor: Principal):
 
 # ---------------------------------------------------------------- ingest
 
+# The per-batch queries, built once (building a statement costs more than running it here).
+# A box's organisations are not needed: the caller's is in the session already.
+_BOXES_BY_CODE = (select(Box).where(Box.code.in_(bindparam("codes", expanding=True)))
+                  .options(lazyload(Box.enterprise), lazyload(Box.service_org)))
+_newest_fill = (select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
+                .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
+                .group_by(Fill.box_id).subquery())
+# The active fill of each box (as app.boxes.services.latest_fills, without loading Fill objects).
+_ACTIVE_FILLS = select(Fill.box_id, Fill.id, Fill.filled_at).join(
+    _newest_fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
+_STATES_FOR_UPDATE = (select(BoxSensorState).where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
+                      .order_by(BoxSensorState.box_id).with_for_update().execution_options(populate_existing=True))
+
+
 def ingest(session: Session, actor: Principal, items: list, settings: Settings = Settings(),
            now: datetime | None = None, held: ExitStack | None = None) -> IngestResult:
     """Validate and store a batch; integrate it into the boxes' states; refresh their colours.
@@ -201,57 +275,50 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     now = now or utcnow()
     enterprise_id = _ingest_scope(actor)
     result = IngestResult()
-    latest_allowed = now + timedelta(seconds=settings.max_future_s)
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    wanted: dict[str, str | None] = {}
-    for index, item in enumerate(items):
-        row, errors = parse_item(item, latest_allowed)
-        if row is None:
-            result.rejected_items.append({"index": index, "box_code": item.get("box_code") if isinstance(item, dict) else None,
-                                          "errors": errors})
-            continue
-        raw = row.pop("box_code")
-        if raw not in wanted:
-            wanted[raw] = codes.normalise(raw)
-        row["_code"] = wanted[raw]
-        parsed.append((index, row))
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    checked, rejected = check_items(items, now + timedelta(seconds=settings.max_future_s), sqlite)
+    # Each distinct code is looked up once; the rows of one box gather in one dict by bound ts,
+    # which also finds the batch's own repeats.
+    wanted = {raw: codes.normalise(raw) for raw in {row[R_CODE] for row in checked}}
     found = {c for c in wanted.values() if c}
-    boxes = {b.code: b for b in session.scalars(select(Box).where(Box.code.in_(found)))} if found else {}
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[int, datetime]] = set()
-    for index, row in parsed:
-        box = boxes.get(row.pop("_code"))
-        if box is None or (enterprise_id is not None and box.enterprise_id != enterprise_id):
-            # Another organisation's box is "unknown" too: existence is not disclosed.
-            result.rejected_items.append({"index": index, "box_code": items[index].get("box_code"),
-                                          "errors": {"box_code": [UNKNOWN_BOX]}})
-            continue
-        key = (box.id, row["ts"])
-        if key in seen:
-            result.duplicates += 1
-            continue
-        seen.add(key)
-        row["box_id"] = box.id
-        rows.append(row)
-    result.rejected_items.sort(key=lambda r: r["index"])
-    if not rows:
+    boxes = {b.code: b for b in session.scalars(_BOXES_BY_CODE, {"codes": list(found)})} if found else {}
+    by_box: dict[int, dict[Any, tuple]] = {}
+    bucket_of: dict[str, dict[Any, tuple] | None] = {}
+    for raw, code in wanted.items():
+        box = boxes.get(code)
+        # Another organisation's box is "unknown" too: existence is not disclosed.
+        allowed = box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id)
+        bucket_of[raw] = by_box.setdefault(box.id, {}) if allowed else None
+    duplicates = 0
+    for row in checked:
+        bucket = bucket_of[row[R_CODE]]
+        if bucket is None:
+            rejected.append({"index": row[R_INDEX], "box_code": row[R_CODE], "errors": {"box_code": [UNKNOWN_BOX]}})
+        elif row[R_BOUND] in bucket:
+            duplicates += 1
+        else:
+            bucket[row[R_BOUND]] = row
+    if rejected:
+        rejected.sort(key=itemgetter("index"))
+    result.rejected_items, result.duplicates = rejected, duplicates
+    touched = sorted(b for b, bucket in by_box.items() if bucket)
+    if not touched:
         return result
-    touched = sorted({r["box_id"] for r in rows})
     if held is not None:
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
     states = lock_states(session, touched, now)
-    fills = latest_fills(session, touched, now)
+    fills = {f.box_id: f for f in session.execute(_ACTIVE_FILLS, {"ids": touched, "at": now})}
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
-    new_rows = insert_readings(session, rows)
-    result.accepted = len(new_rows)
-    result.duplicates += len(rows) - len(new_rows)
-    new_rows.sort(key=lambda r: (r["box_id"], r["ts"]))
-    per_box: dict[int, list[dict[str, Any]]] = {}
-    for row in new_rows:
-        per_box.setdefault(row["box_id"], []).append(row)
-    rollups = _Rollups()
+    per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
+    fresh = insert_readings(session, [(box_id, r[R_BOUND]) + r[R_MEASURE:] for box_id in touched for r in per_box[box_id]])
+    if fresh is not None:  # some were stored already
+        per_box = {box_id: kept for box_id, rows in per_box.items()
+                   if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])}
+    result.accepted = sum(len(rows) for rows in per_box.values())
+    result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
+    rollups = _Rollups(sqlite)
     for box_id, box_rows in per_box.items():
         _apply(session, by_id[box_id], states[box_id], box_rows, rollups, settings, now)
     rollups.upsert(session)
@@ -283,65 +350,71 @@ def sqlite_writer_lock(session: Session):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _dialect_insert(session: Session, table):
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+def _marks(session_or_conn) -> str:
+    return "?" if session_or_conn.dialect.name == "sqlite" else "%s"
+
+
+_NEW_STATE_SQL = (
+    "INSERT INTO box_sensor_states (box_id, adsorbed_kg, integrated_count, last_rate_kg_h, load_ewma_kg_per_day, "
+    "load_weight, breakthrough_count, latest, reading_count, updated_at) "
+    "VALUES ({m}, 0.0, 0, 0.0, 0.0, 0.0, 0, '{{}}', 0, {m}) ON CONFLICT (box_id) DO NOTHING"
+)
 
 
 def lock_states(session: Session, box_ids: list[int], now: datetime) -> dict[int, BoxSensorState]:
     """The boxes' states, created when missing, locked (PostgreSQL: FOR UPDATE, in box order so
     two batches never deadlock; SQLite: the insert takes the database's write lock first) so that
     concurrent batches for one box integrate one after the other."""
-    table = BoxSensorState.__table__
-    session.execute(
-        _dialect_insert(session, table).on_conflict_do_nothing(index_elements=["box_id"]),
-        [{"box_id": b, "adsorbed_kg": 0.0, "integrated_count": 0, "last_rate_kg_h": 0.0,
-          "load_ewma_kg_per_day": 0.0, "load_weight": 0.0, "breakthrough_count": 0, "latest": {},
-          "reading_count": 0, "updated_at": now} for b in box_ids],
-    )
-    query = (select(BoxSensorState).where(BoxSensorState.box_id.in_(box_ids)).order_by(BoxSensorState.box_id)
-             .with_for_update().execution_options(populate_existing=True))
-    return {s.box_id: s for s in session.scalars(query)}
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    stamp = bind_ts(now, sqlite)
+    conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
+    return {s.box_id: s for s in session.scalars(_STATES_FOR_UPDATE, {"ids": box_ids})}
 
 
 READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
 _INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both databases' parameter limits
 
 
-def insert_readings(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store the rows that are new; return them (the others were already stored).
+@lru_cache(maxsize=16)
+def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
+    row = "(" + ", ".join([mark] * len(READING_COLUMNS)) + ")"
+    return (f"INSERT INTO {SensorReading.__tablename__} ({', '.join(READING_COLUMNS)}) VALUES "
+            f"{', '.join([row] * n_rows)} ON CONFLICT (box_id, ts) DO NOTHING"
+            + (" RETURNING box_id, ts" if returning else ""))
 
-    One multi-row ``INSERT … ON CONFLICT (box_id, ts) DO NOTHING RETURNING box_id, ts`` per 1,000
-    rows, sent as driver SQL: SQLAlchemy's per-value bind processing would cost more than the
-    insert itself. Timestamps are bound as the column type stores them (UTC; on SQLite the text
-    form of SQLAlchemy's DATETIME), so what comes back can be matched to what was sent.
+
+def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]] | None:
+    """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
+    were new, else the keys ``(box_id, ts)`` of the new ones.
+
+    Multi-row ``INSERT … ON CONFLICT (box_id, ts) DO NOTHING`` statements of up to 1,000 rows,
+    as driver SQL (SQLAlchemy's per-value bind processing would cost more than the insert), in a
+    savepoint. The common case, every row new, is told by the row count alone. Otherwise the
+    savepoint is rolled back and the rows are inserted again with ``RETURNING box_id, ts`` to
+    learn which were new: RETURNING makes SQLite's insert about a third slower and the result
+    has to be matched to the rows, so it is paid only by batches that carry stored readings.
     """
     conn = session.connection()
-    is_sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if is_sqlite else "%s"
-    table = SensorReading.__tablename__
+    mark = _marks(conn)
+    if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
+        # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
+        conn.exec_driver_sql("SAVEPOINT insert_readings")
+        inserted = 0
+        for begin in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[begin:begin + _INSERT_CHUNK]
+            inserted += conn.exec_driver_sql(_insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))).rowcount
+        if inserted == len(rows):
+            conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
+            return None
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT insert_readings")
+        conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
     fresh: set[tuple[int, Any]] = set()
-    out: list[dict[str, Any]] = []
     for begin in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[begin:begin + _INSERT_CHUNK]
-        params: list[Any] = []
-        keys = []
-        for r in chunk:
-            ts = r["ts"]
-            stored = ts.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") if is_sqlite else ts
-            keys.append((r["box_id"], stored))
-            params.extend((r["box_id"], stored, r["inlet_mg_m3"], r["outlet_mg_m3"], r["airflow_m3_h"],
-                           r["pressure_drop_pa"], r["inlet_temp_c"], r["bed_temp_c"], r["rh_pct"], r["running"]))
-        row_marks = "(" + ", ".join([mark] * len(READING_COLUMNS)) + ")"
-        sql = (f"INSERT INTO {table} ({', '.join(READING_COLUMNS)}) VALUES {', '.join([row_marks] * len(chunk))} "
-               "ON CONFLICT (box_id, ts) DO NOTHING RETURNING box_id, ts")
-        returned = conn.exec_driver_sql(sql, tuple(params)).all()
-        if len(returned) == len(chunk):
-            out.extend(chunk)
-            continue
-        fresh = {(b, t) for b, t in returned}
-        out.extend(r for r, key in zip(chunk, keys) if key in fresh)
-    return out
+        fresh.update(tuple(r) for r in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
+                                                            tuple(chain.from_iterable(chunk))))
+    return None if len(fresh) == len(rows) else fresh
 
 
 class _DbNeighbours:
@@ -366,16 +439,21 @@ class _DbNeighbours:
 
 
 LATEST_FIELDS = ("running", *MEASURES)
+_R_OUTLET = R_MEASURE + list(MEASURES).index("outlet_mg_m3")
+_LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURES).index(k)) for k in LATEST_FIELDS)
 
 
-def _apply(session: Session, box: Box, state: BoxSensorState, rows: list[dict[str, Any]], rollups: "_Rollups",
+def _apply(session: Session, box: Box, state: BoxSensorState, rows: list[tuple], rollups: "_Rollups",
            settings: Settings, now: datetime) -> None:
-    """Integrate a box's new readings (sorted by ts) into its state and the hourly roll-ups."""
+    """Integrate a box's new readings (checked tuples, sorted by ts) into its state and the
+    hourly roll-ups. Per reading: its roll-up sums and its term of the integral; the rest is
+    per box and batch."""
     rollups.add_readings(box.id, rows)
     if state.fill_id is not None:
         start = state.fill_started_at
-        points = [Point(r["ts"], rate_kg_h(r["inlet_mg_m3"], r["outlet_mg_m3"], r["airflow_m3_h"], r["running"]))
-                  for r in rows if r["ts"] >= start]
+        rate = rate_kg_h
+        points = [(ts, rate(inlet, outlet, airflow, running))
+                  for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running in rows if ts >= start]
         if points:
             last = Point(state.last_integrated_ts, state.last_rate_kg_h) if state.last_integrated_ts else None
             result = merge(last, points, _DbNeighbours(session, box.id, start), settings.max_interval_s)
@@ -388,30 +466,36 @@ def _apply(session: Session, box: Box, state: BoxSensorState, rows: list[dict[st
             for hour, kg in result.by_hour.items():
                 rollups.add_adsorbed(box.id, hour, kg)
     # The newest readings drive the alarms: latest values and the breakthrough streak. Late
-    # readings (older than the newest stored) change neither.
-    limit = box.emission_limit_mg_m3
-    latest_ts, since, count = state.latest_ts, state.breakthrough_since, state.breakthrough_count or 0
-    newest = None
-    for row in rows:
-        if latest_ts is not None and row["ts"] <= latest_ts:
-            continue
-        if row["running"] and row["outlet_mg_m3"] > limit:
-            if not count:
-                since = row["ts"]
-            count += 1
+    # readings (older than the newest stored) change neither. The streak is the run of
+    # readings above the limit at the end, so it is read backwards from the newest.
+    latest_ts = state.latest_ts
+    newer = rows if latest_ts is None else rows[bisect_right(rows, latest_ts, key=itemgetter(R_TS)):]
+    if newer:
+        limit = box.emission_limit_mg_m3
+        streak = 0
+        for r in reversed(newer):
+            if not (r[R_RUNNING] and r[_R_OUTLET] > limit):
+                break
+            streak += 1
+        count = state.breakthrough_count or 0
+        if streak == len(newer):  # the stored streak goes on (or starts with the first of these)
+            since = state.breakthrough_since if count else newer[0][R_TS]
+            count += streak
         else:
-            count, since = 0, None
-        newest = row
-    if newest is not None:
-        state.latest_ts = newest["ts"]
-        state.latest = {k: newest[k] for k in LATEST_FIELDS}
+            count = streak
+            since = newer[-streak][R_TS] if streak else None
+        newest = newer[-1]
+        state.latest_ts = newest[R_TS]
+        state.latest = {k: newest[i] for k, i in _LATEST_OF}
         state.breakthrough_since, state.breakthrough_count = since, count
     state.reading_count = (state.reading_count or 0) + len(rows)
     state.updated_at = now
 
 
-def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | None, settings: Settings) -> BoxSensorState:
+def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any | None,
+                       settings: Settings) -> BoxSensorState:
     """A new fill (replacement) restarts the integral: only readings at or after its time count.
+    (``fill``: a :class:`Fill`, or a row with its ``id`` and ``filled_at``.)
 
     Readings may already exist after a back-dated fill, so the fill's integral is rebuilt from
     them: once per fill, never per batch.
@@ -452,75 +536,84 @@ def open_interval_kg(state: BoxSensorState, now: datetime, cap_s: float) -> floa
 
 # ---------------------------------------------------------------- roll-ups
 
+# A roll-up row's values after (box_id, hour_start), in this order.
+_ROLLUP_COLUMNS = ["count", "running_count", "adsorbed_kg"]
+_ROLLUP_SPECS = []  # (reading tuple index, position of the sum in the values, required)
+for _m in ROLLUP_MEASURES:
+    _ROLLUP_SPECS.append((R_MEASURE + list(MEASURES).index(_m), len(_ROLLUP_COLUMNS), MEASURES[_m][3]))
+    _ROLLUP_COLUMNS += [f"{_m}_sum", f"{_m}_min", f"{_m}_max"] + ([] if MEASURES[_m][3] else [f"{_m}_n"])
+_ROLLUP_EMPTY = [0, 0, 0.0]
+for _m in ROLLUP_MEASURES:
+    _ROLLUP_EMPTY += [0.0, None, None] + ([] if MEASURES[_m][3] else [0])
+
+
+@lru_cache(maxsize=4)
+def _rollup_sql(dialect: str) -> str:
+    """One upsert that adds a batch's sums to the stored (box, hour) row."""
+    table = ReadingHour.__tablename__
+    mark = "?" if dialect == "sqlite" else "%s"
+    columns = ["box_id", "hour_start", *_ROLLUP_COLUMNS]
+    updates = []
+    for c in _ROLLUP_COLUMNS:
+        old, new = f'{table}."{c}"', f'excluded."{c}"'
+        if c.endswith(("_min", "_max")):
+            if dialect == "postgresql":  # LEAST and GREATEST skip NULLs
+                value = f"{'LEAST' if c.endswith('_min') else 'GREATEST'}({old}, {new})"
+            else:  # SQLite's scalar min() and max() return NULL if one is NULL
+                value = f"{c[-3:]}(coalesce({old}, {new}), coalesce({new}, {old}))"
+        else:
+            value = f"{old} + {new}"
+        updates.append(f'"{c}" = {value}')
+    return (f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))}) "
+            f"ON CONFLICT (box_id, hour_start) DO UPDATE SET {', '.join(updates)}")
+
+
 class _Rollups:
     """Per (box, hour) sums of a batch, written with one upsert that adds them to the stored row."""
 
-    def __init__(self) -> None:
-        self.rows: dict[tuple[int, datetime], dict[str, Any]] = {}
+    def __init__(self, sqlite: bool) -> None:
+        self.sqlite = sqlite
+        self.rows: dict[tuple[int, Any], list[Any]] = {}  # (box_id, bound hour) → values
 
-    def _row(self, box_id: int, hour: datetime) -> dict[str, Any]:
-        key = (box_id, hour)
-        row = self.rows.get(key)
+    def _row(self, box_id: int, hour: Any) -> list[Any]:
+        row = self.rows.get((box_id, hour))
         if row is None:
-            row = {"box_id": box_id, "hour_start": hour, "count": 0, "running_count": 0, "adsorbed_kg": 0.0}
-            for m in ROLLUP_MEASURES:
-                row.update({f"{m}_sum": 0.0, f"{m}_min": None, f"{m}_max": None})
-                if not MEASURES[m][3]:
-                    row[f"{m}_n"] = 0
-            self.rows[key] = row
+            row = self.rows[(box_id, hour)] = _ROLLUP_EMPTY.copy()
         return row
 
-    def add_readings(self, box_id: int, rows: list[dict[str, Any]]) -> None:
-        """Add one box's readings, sorted by ts (so each hour is one contiguous run)."""
-        begin = 0
-        while begin < len(rows):
-            hour = hour_of(rows[begin]["ts"])
-            end = begin + 1
-            while end < len(rows) and hour_of(rows[end]["ts"]) == hour:
-                end += 1
-            group = rows[begin:end]
-            row = self._row(box_id, hour)
-            row["count"] += len(group)
-            row["running_count"] += sum(1 for r in group if r["running"])
-            for m in ROLLUP_MEASURES:
-                values = [v for v in (r[m] for r in group) if v is not None]
-                if not values:
-                    continue
-                row[f"{m}_sum"] += sum(values)
+    def add_readings(self, box_id: int, rows: list[tuple]) -> None:
+        """Add one box's readings, sorted by ts (so each hour is one contiguous run); the sums,
+        minima and maxima of each hour are taken column by column."""
+        for hour, run in groupby(rows, key=itemgetter(R_HOUR)):
+            columns = list(zip(*run))
+            acc = self._row(box_id, hour)
+            acc[0] += len(columns[0])
+            acc[1] += sum(columns[R_RUNNING])
+            for index, at, required in _ROLLUP_SPECS:
+                values = columns[index]
+                if not required:
+                    if None in values:
+                        values = [v for v in values if v is not None]
+                        if not values:
+                            continue
+                    acc[at + 3] += len(values)
+                acc[at] += sum(values)
                 lo, hi = min(values), max(values)
-                row[f"{m}_min"] = lo if row[f"{m}_min"] is None else min(lo, row[f"{m}_min"])
-                row[f"{m}_max"] = hi if row[f"{m}_max"] is None else max(hi, row[f"{m}_max"])
-                if not MEASURES[m][3]:
-                    row[f"{m}_n"] += len(values)
-            begin = end
+                if acc[at + 1] is None or lo < acc[at + 1]:
+                    acc[at + 1] = lo
+                if acc[at + 2] is None or hi > acc[at + 2]:
+                    acc[at + 2] = hi
 
     def add_adsorbed(self, box_id: int, hour: datetime, kg: float) -> None:
-        self._row(box_id, hour)["adsorbed_kg"] += kg
+        self._row(box_id, bind_ts(hour, self.sqlite))[2] += kg
 
     def upsert(self, session: Session) -> None:
         if not self.rows:
             return
-        table = ReadingHour.__table__
-        stmt = _dialect_insert(session, table)
-        pg = session.get_bind().dialect.name == "postgresql"
-        ex = stmt.excluded
-
-        def smallest(a, b):
-            # PostgreSQL's LEAST skips NULLs; SQLite's scalar min() returns NULL if one is NULL.
-            return func.least(a, b) if pg else func.min(func.coalesce(a, b), func.coalesce(b, a))
-
-        def largest(a, b):
-            return func.greatest(a, b) if pg else func.max(func.coalesce(a, b), func.coalesce(b, a))
-
-        updates: dict[str, Any] = {c: table.c[c] + ex[c] for c in ("count", "running_count", "adsorbed_kg")}
-        for m in ROLLUP_MEASURES:
-            updates[f"{m}_sum"] = table.c[f"{m}_sum"] + ex[f"{m}_sum"]
-            updates[f"{m}_min"] = smallest(table.c[f"{m}_min"], ex[f"{m}_min"])
-            updates[f"{m}_max"] = largest(table.c[f"{m}_max"], ex[f"{m}_max"])
-            if not MEASURES[m][3]:
-                updates[f"{m}_n"] = table.c[f"{m}_n"] + ex[f"{m}_n"]
-        stmt = stmt.on_conflict_do_update(index_elements=["box_id", "hour_start"], set_=updates)
-        session.connection().execute(stmt, list(self.rows.values()))
+        conn = session.connection()
+        conn.exec_driver_sql(_rollup_sql(conn.dialect.name), [(box_id, hour, *values)
+                                                              for (box_id, hour), values in self.rows.items()])
 
 
 # ---------------------------------------------------------------- reading back

@@ -289,8 +289,11 @@ def dashboard():
     if roles & {"supplier", "regenerator"}:
         served = boxes.where(Box.service_org_id == org.id)
         due = served.where(Box.colour.in_(("red", "yellow"))).order_by(None).order_by(Box.colour, Box.colour_since)
+        colours = _colour_counts(served)
+    if roles & {"supplier", "regenerator"} and (sum(colours.values()) or "regenerator" not in roles):
+        # A plant that serves no boxes itself is not shown an empty box panel.
         sections["service"] = {
-            "colours": _colour_counts(served),
+            "colours": colours,
             "due_total": _count(due),
             "due": _payloads(list(db.session.scalars(due.limit(20))), now),
         }

@@ -76,15 +76,7 @@ def localise_form_errors(errors: dict) -> dict[str, list[str]]:
 def _safe_next(target: str | None) -> str:
     if target and not urlparse(target).netloc and target.startswith("/"):
         return target
-    return url_for("web.home")
-
-
-@bp.route("/")
-def home():
-    principal = current_principal(optional=True)
-    if principal is None:
-        return redirect(url_for("web.login"))
-    return render_template("home.html", principal=principal)
+    return url_for("pages.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])
