@@ -1,14 +1,24 @@
-"""Ingest benchmark: raw sqlite3 executemany vs POST /api/v1/readings (in-process and gunicorn).
+"""Ingest benchmark: POST /api/v1/readings (in-process and gunicorn) against raw sqlite3 inserts.
 
     .venv/bin/python scripts/bench_ingest.py [--readings 100000] [--boxes 8] [--threads 4]
 
 Builds a fresh SQLite database in a temporary folder (create_all), a few boxes with a fill and a
-device token, then prints readings/s for
-1. raw ``sqlite3.executemany`` of rows of the same shape into a plain table (the baseline),
-2. HTTP ingest through the Flask test client (in-process, one client),
-3. HTTP ingest through ``gunicorn -w 2`` with several client threads,
-each in batches of 1,000 readings, and the ratio to the baseline. Targets: ≥ 0.30 of the raw
-executemany in-process; ≥ 5,000 readings/s through gunicorn with 2 workers. It prints, never asserts.
+device token, makes the request bodies (batches of 1,000 readings, one reading per box per 10 s,
+every reading new), and prints readings/s for
+1. the baselines, raw ``sqlite3.executemany`` of the very rows the in-process run stores
+   (box ids, UTC timestamps in the text form the app stores, values; in request order):
+   - same-schema: into a table made with the app's own ``sensor_readings`` DDL (same columns,
+     primary key (box_id, ts) and indexes, read from the app's database), with the app's pragmas
+     (WAL, synchronous=NORMAL) and one transaction per 1,000-row batch, as the app commits per
+     batch. This is the baseline of the target;
+   - plain table: the earlier baseline, into a table with no key or index, all rows in one
+     transaction (an upper bound for SQLite on this machine, not the same work);
+   each is measured before and after the in-process run and the faster of the two is kept, so
+   that a busy machine lowers the ratio rather than raising it;
+2. HTTP ingest through the Flask test client (in-process, one client), and its ratio to both;
+3. HTTP ingest through ``gunicorn -w 2`` with several client threads.
+Targets: ≥ 0.30 of the same-schema baseline in-process; ≥ 5,000 readings/s through gunicorn with
+2 workers. It prints, never asserts.
 """
 from __future__ import annotations
 
@@ -88,21 +98,63 @@ def make_bodies(codes: list[str], n: int, start: datetime) -> list[bytes]:
     return bodies
 
 
-def raw_baseline(path: Path, n: int) -> float:
+def baseline_rows(app_db: Path, bodies: list[bytes]) -> list[list[tuple]]:
+    """The rows the in-process run stores, batch by batch: (box_id, ts as stored, *measures, running)."""
+    from app.common.timeutil import as_utc
+    from app.telemetry.models import MEASURES
+
+    with sqlite3.connect(app_db) as con:
+        box_ids = dict(con.execute("SELECT code, id FROM boxes"))
+    batches = []
+    for body in bodies:
+        batches.append([
+            (box_ids[r["box_code"]],
+             as_utc(datetime.fromisoformat(r["ts"])).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"),
+             *(r.get(m) for m in MEASURES), r["running"])
+            for r in json.loads(body)["readings"]])
+    return batches
+
+
+def _connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
+    return con
+
+
+def same_schema_baseline(path: Path, app_db: Path, batches: list[list[tuple]]) -> float:
+    """executemany into the app's sensor_readings schema, one transaction per batch."""
+    with sqlite3.connect(app_db) as app_con:
+        ddl = [sql for (sql,) in app_con.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'sensor_readings' AND sql IS NOT NULL ORDER BY type DESC")]
+    path.unlink(missing_ok=True)
+    con = _connect(path)
+    for sql in ddl:
+        con.execute(sql)
+    con.commit()
+    insert = f"INSERT INTO sensor_readings VALUES ({', '.join('?' * len(batches[0][0]))})"
+    started = time.perf_counter()
+    for rows in batches:
+        con.executemany(insert, rows)
+        con.commit()
+    elapsed = time.perf_counter() - started
+    con.close()
+    return sum(map(len, batches)) / elapsed
+
+
+def plain_baseline(path: Path, batches: list[list[tuple]]) -> float:
+    """executemany into a table without key or index, every row in one transaction."""
+    path.unlink(missing_ok=True)
+    con = _connect(path)
     con.execute("CREATE TABLE plain (box_id INTEGER, ts TEXT, inlet REAL, outlet REAL, airflow REAL, "
                 "pressure_drop REAL, inlet_temp REAL, bed_temp REAL, rh REAL, running INTEGER)")
-    t0 = datetime(2026, 1, 1)
-    rows = [(i % 8, (t0 + timedelta(seconds=i)).isoformat(sep=" ", timespec="microseconds"), 100.0, 20.0, 15000.0,
-             800.0, 30.0, 35.0, 55.0, 1) for i in range(n)]
+    rows = [row for batch in batches for row in batch]
     started = time.perf_counter()
     con.executemany("INSERT INTO plain VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.commit()
     elapsed = time.perf_counter() - started
     con.close()
-    return n / elapsed
+    return len(rows) / elapsed
 
 
 def in_process(codes, token, bodies) -> float:
@@ -187,16 +239,24 @@ def main() -> None:
     codes, token = setup(db_path, args.boxes)
     n = args.readings
     print(f"SQLite {sqlite3.sqlite_version} in {tmp}; {args.boxes} boxes; {n} readings per run; batches of {BATCH}")
-    raw = raw_baseline(tmp / "raw.sqlite3", n)
-    print(f"raw sqlite3.executemany:        {raw:>10,.0f} rows/s")
     # Every run writes new readings (further back in time), so nothing is a duplicate.
     span = timedelta(seconds=10 * (n // args.boxes + 1))
     start = datetime.now(timezone.utc) - 3 * span - timedelta(hours=1)
-    rate = in_process(codes, token, make_bodies(codes, n, start))
-    print(f"HTTP in-process (test client):  {rate:>10,.0f} readings/s  = {rate / raw:.2f} × raw (target ≥ 0.30)")
+    bodies = make_bodies(codes, n, start)
+    batches = baseline_rows(db_path, bodies)
+    same = same_schema_baseline(tmp / "same.sqlite3", db_path, batches)
+    plain = plain_baseline(tmp / "plain.sqlite3", batches)
+    rate = in_process(codes, token, bodies)
+    same = max(same, same_schema_baseline(tmp / "same.sqlite3", db_path, batches))
+    plain = max(plain, plain_baseline(tmp / "plain.sqlite3", batches))
+    print(f"baseline, same schema: {same:>10,.0f} rows/s  (sqlite3.executemany into the app's sensor_readings DDL, "
+          f"primary key (box_id, ts); WAL, synchronous=NORMAL; one commit per {BATCH} rows)")
+    print(f"baseline, plain table: {plain:>10,.0f} rows/s  (sqlite3.executemany, no key or index; one commit for all rows)")
+    print(f"HTTP in-process (test client):  {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema baseline "
+          f"(target ≥ 0.30), {rate / plain:.2f} × plain-table baseline")
     rate = through_gunicorn(env, token, make_bodies(codes, n, start + span), args.threads)
-    print(f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / raw:.2f} × raw "
-          f"(target ≥ 5,000 readings/s)")
+    print(f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema "
+          f"baseline (target ≥ 5,000 readings/s)")
 
 
 if __name__ == "__main__":

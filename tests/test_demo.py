@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy import func, select
@@ -11,6 +11,7 @@ from app.accounts.models import Organization, Park, User
 from app.accounts.uscc import uscc_error
 from app.boxes import services as box_services
 from app.boxes.models import Box, Fill
+from app.common.timeutil import local_date
 from app.demo.data import PASSWORD, USERS, load_demo
 from app.extensions import db
 
@@ -67,6 +68,9 @@ def test_demo_loads_taizhou_once(app, session, client):
     assert summary["colours"] == {c: colours[c] for c in ("grey", "green", "yellow", "red")}
     fresh = box_services.evaluate_boxes(session, boxes, NOW)
     assert {b.code: b.colour for b in boxes} == {b.code: fresh[b.id].colour for b in boxes}
+    # (Before any API call: reading boxes through the API re-evaluates them at the real clock.)
+    _check_colour_mix(boxes)
+    reporting = _check_sensors(session, boxes)
     reasons = Counter(r["code"] for b in boxes for r in b.colour_reasons)
     for code in ("replacement_overdue", "iodine_below_minimum", "saturation_high", "replacement_due_soon",
                  "no_active_fill", "box_not_in_service"):
@@ -159,6 +163,172 @@ def test_demo_loads_taizhou_once(app, session, client):
     assert r.status_code == 200
     seen = r.get_json()["items"]
     assert seen and {b["county_code"] for b in seen} == {"331023"}
+
+    # The rest of the checks share this load (the tables are emptied after each test).
+    _check_manifests(session, client)
+    _check_regeneration(session)
+    _check_readings_api(client, reporting)
+
+
+def _token(client, username: str) -> dict:
+    r = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 201, r.get_json()
+    return {"Authorization": f"Bearer {r.get_json()['token']}"}
+
+
+def _check_colour_mix(boxes) -> None:
+    """A plausible city: mostly green, some yellow, red and grey, every rule seen somewhere."""
+    from app.boxes.colour import load_rules
+
+    colours = Counter(b.colour for b in boxes)
+    share = {c: colours[c] / len(boxes) for c in ("green", "yellow", "red", "grey")}
+    assert max(colours, key=colours.get) == "green", colours
+    assert 0.55 <= share["green"] <= 0.70, share
+    assert 0.10 <= share["yellow"] <= 0.20, share
+    assert 0.08 <= share["red"] <= 0.15, share
+    assert 0.05 <= share["grey"] <= 0.15, share
+    seen = Counter(r["code"] for b in boxes for r in b.colour_reasons)
+    for rule in load_rules().rules:
+        assert seen[rule.code] > 0, (rule.code, seen)
+    # Each waste rule has a box of its own colour for that reason alone (the waste left behind).
+    only = Counter((b.colour, b.colour_reasons[0]["code"]) for b in boxes if len(b.colour_reasons) == 1)
+    assert only[("red", "waste_held_too_long")] >= 1 and only[("yellow", "waste_not_on_manifest")] >= 1, only
+
+
+def _check_manifests(session, client) -> None:
+    from app.ledger.models import LedgerRecord, Manifest, WasteStock
+
+    manifests = list(session.scalars(select(Manifest).order_by(Manifest.id)))
+    states = Counter(m.status for m in manifests)
+    assert {"draft", "submitted", "in_transit", "received", "closed", "rejected", "cancelled"} <= set(states), states
+    assert states["closed"] > 0.8 * len(manifests), states
+    enterprises = {o.id for o in session.scalars(select(Organization)) if o.has_role("generator")}
+    assert len({m.consignor_id for m in manifests}) >= 0.8 * len(enterprises)
+    carrier = session.scalar(select(User).where(User.username == "yunshu")).organization_id
+    assert {m.carrier_id for m in manifests} == {carrier}
+    assert {m.receiver.name for m in manifests} == {"浙江天台以废治废再生炭科技有限公司", "温岭市绿环活性炭再生有限公司"}
+    for m in manifests:
+        assert m.created_at <= NOW and all(e.at <= NOW for e in m.events)
+        assert [e.at for e in m.events] == sorted(e.at for e in m.events), m.number
+    closed = [m for m in manifests if m.status == "closed"]
+    for m in closed:
+        assert [e.action for e in m.events][-6:] == ["create", "submit", "pickup", "receive", "process", "close"]
+        assert all(line.method_code for line in m.lines)
+    # Mostly regenerated or utilised; landfill (D1) is the exception, but it exists.
+    processed_kg = Counter()
+    for m in closed:
+        for line in m.lines:
+            processed_kg[line.method_code] += line.accepted_kg
+    total = sum(processed_kg.values())
+    assert {"R7", "R15", "D10", "C1", "D1"} <= set(processed_kg), processed_kg
+    assert processed_kg["R7"] / total > 0.5 and 0 < processed_kg["D1"] / total < 0.03, processed_kg
+
+    # The flags as the rules define them, at the demo's "now".
+    overdue_now = {m.number for m in manifests if m.overdue or m.is_overdue(NOW)}
+    assert sum(m.status == "in_transit" and m.is_overdue(NOW) for m in manifests) >= 1
+    assert any(m.overdue and m.status == "closed" for m in manifests)  # received late, then processed
+    assert any(m.status == "in_transit" and not m.is_overdue(NOW) for m in manifests)
+    discrepant = [m for m in manifests if m.discrepant]
+    assert len(discrepant) >= 1
+    for m in discrepant:
+        line = m.lines[0]
+        assert abs(line.received_kg - line.quantity_kg) / line.quantity_kg > 0.05
+    rejected = [m for m in manifests if m.status == "rejected"]
+    assert rejected and all("拒收" in m.reject_reason for m in rejected)
+    # The refused waste went back into stock and left again on a later manifest.
+    for m in rejected:
+        batches = set(m.lines[0].requested_batches)
+        assert any(batches <= set(later.lines[0].requested_batches) for later in manifests
+                   if later.created_at > m.rejected_at and later.status != "cancelled"), m.number
+    cancelled = [m for m in manifests if m.status == "cancelled"]
+    assert cancelled and all(m.picked_up_at is None for m in cancelled)
+
+    # The city regulator sees them through the API.
+    shiju = _token(client, "shiju")
+    listed = {}
+    for flag in ("overdue", "discrepant", "rejected"):
+        r = client.get(f"/api/v1/manifests?flag={flag}&per_page=500", headers=shiju)
+        assert r.status_code == 200, r.get_json()
+        listed[flag] = {item["number"] for item in r.get_json()["items"]}
+    assert overdue_now <= listed["overdue"]
+    assert {m.number for m in discrepant} == listed["discrepant"]
+    assert {m.number for m in rejected} == listed["rejected"]
+    detail = client.get(f"/api/v1/manifests/{closed[0].number}", headers=shiju).get_json()
+    assert [e["action"] for e in detail["events"]][-1] == "close"
+
+    # Stock never negative; what is on site is the generation batches not shipped.
+    for stock in session.scalars(select(WasteStock)):
+        assert stock.on_hand_kg >= 0 and 0 <= stock.reserved_kg <= stock.on_hand_kg + 0.001
+        on_site = session.scalar(select(func.coalesce(func.sum(LedgerRecord.on_site_kg), 0.0)).where(
+            LedgerRecord.enterprise_id == stock.enterprise_id, LedgerRecord.stage == "generation"))
+        assert abs(on_site - stock.on_hand_kg) < 0.01
+
+
+def _check_regeneration(session) -> None:
+    from app.ledger.models import Manifest
+    from app.regeneration.models import RegenerationBatch
+
+    batches = list(session.scalars(select(RegenerationBatch)))
+    assert {b.plant.name for b in batches} == {"浙江天台以废治废再生炭科技有限公司", "温岭市绿环活性炭再生有限公司"}
+    for batch in batches:
+        assert 850 <= batch.iodine_mg_g <= 950 and batch.method_code == "R7"
+        assert 0 < batch.output_kg < batch.input_kg
+        for item in batch.inputs:
+            manifest = session.get(Manifest, item.line.manifest_id)
+            assert manifest.receiver_id == batch.plant_id and manifest.status == "closed"
+            assert item.line.method_code == "R7" and item.line.consumed_kg <= item.line.accepted_kg + 0.001
+    fills = list(session.scalars(select(Fill).where(Fill.regeneration_batch_id.is_not(None))))
+    assert len(fills) >= 10
+    by_batch = {b.id: b for b in batches}
+    used = Counter()
+    for fill in fills:
+        batch = by_batch[fill.regeneration_batch_id]
+        used[batch.id] += fill.mass_kg
+        assert local_date(fill.filled_at) > batch.produced_on  # produced before it was filled
+        assert fill.iodine_mg_g == batch.iodine_mg_g and fill.supplier_org_id == batch.plant_id
+        assert fill.batch_no == batch.batch_no and fill.filled_at <= NOW
+    for batch in batches:
+        assert abs(batch.used_kg - used[batch.id]) < 0.01 and batch.used_kg <= batch.output_kg
+
+
+def _check_sensors(session, boxes) -> list[str]:
+    """Every active sensor box with carbon in it reports; returns their codes."""
+    from app.telemetry.models import BoxSensorState, SensorReading
+
+    total = session.scalar(select(func.count()).select_from(SensorReading))
+    assert 5_000 <= total <= 60_000, total
+    reporting = [b for b in boxes if b.has_sensors and b.status == "active" and b.colour != "grey"]
+    assert len(reporting) >= 30
+    states = {s.box_id: s for s in session.scalars(select(BoxSensorState))}
+    assert {b.id for b in reporting} <= set(states)
+    fresh = [b for b in reporting if states[b.id].latest_ts >= NOW - timedelta(minutes=15)]
+    assert len(fresh) >= len(reporting) - 4  # the silent ones
+    assert all(states[b.id].latest_ts <= NOW for b in reporting)
+    # Quiet boxes read like real ones: outlet below the limit while running, gas 25–35 °C, RH 40–80 %.
+    quiet = [b for b in reporting if not b.colour_reasons]
+    assert quiet
+    for box in quiet[:10]:
+        rows = session.scalars(select(SensorReading).where(SensorReading.box_id == box.id)).all()
+        assert len(rows) >= 400
+        running = [r for r in rows if r.running]
+        assert running
+        for r in running:
+            assert 30 <= r.inlet_mg_m3 <= 150 and r.outlet_mg_m3 < box.emission_limit_mg_m3
+            assert 25 <= r.inlet_temp_c <= 35 and 40 <= r.rh_pct <= 80
+            assert box.pressure_drop_min_pa <= r.pressure_drop_pa <= box.pressure_drop_max_pa
+            assert 0.7 * box.design_airflow_m3_h <= r.airflow_m3_h <= 1.1 * box.design_airflow_m3_h
+    return [b.code for b in fresh]
+
+
+def _check_readings_api(client, codes: list[str]) -> None:
+    """The hourly roll-ups through the API, as the regulator's charts read them."""
+    shiju = _token(client, "shiju")
+    window = f"from={(NOW - timedelta(days=2)).isoformat()}&to={NOW.isoformat()}".replace("+", "%2B")
+    for code in codes[:3]:
+        r = client.get(f"/api/v1/boxes/{code}/readings?resolution=hour&{window}", headers=shiju)
+        assert r.status_code == 200, r.get_json()
+        rollups = r.get_json()["rollups"]
+        assert len(rollups) >= 40 and all(row["count"] > 0 for row in rollups), code
 
 
 

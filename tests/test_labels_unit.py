@@ -340,3 +340,20 @@ def test_pdf_rendered_qr_codes_decode(sheet, tmp_path: Path):
     (png,) = sorted(tmp_path.glob("page*.png"))
     decoded = _decode_all(Image.open(png))
     assert sorted(decoded) == sorted(s.url for s in specs[:8])
+
+
+def test_box_codes_always_print_on_one_line():
+    """Regression: a code whose width made _fit shrink it exactly to the column was split in two
+    by floating-point rounding (found by the HTTP test with a random code, 23-XAWGNC)."""
+    import random
+
+    from app.boxes import codes as box_codes
+
+    rnd = random.Random(7)
+    sample = ["23-XAWGNC"] + [box_codes.make_code("331023", "".join(rnd.choice(box_codes.ALPHABET) for _ in range(5)))
+                              for _ in range(60)]
+    specs = [LabelSpec(code=c, url="http://x/c/" + c, colour="green", enterprise="天台", facility="TA001", outlet="DA001")
+             for c in sample]
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(label_sheet_pdf(specs))).pages)
+    lines = set(text.splitlines())
+    assert all(c in lines for c in sample), [c for c in sample if c not in lines]

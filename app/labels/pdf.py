@@ -383,7 +383,8 @@ def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: _Geometry) ->
     # 5 % slack: viewers without Helvetica substitute a slightly wider face.
     code_w = g.tw * 0.95
     code_size = _fit(spec.code, _CODE_SIZE, code_w, _CODE_MIN, LATIN_BOLD)
-    if _width(spec.code, code_size, LATIN_BOLD) <= code_w:
+    # _fit scales the size to the width exactly; allow for rounding in that product.
+    if _width(spec.code, code_size, LATIN_BOLD) <= code_w * (1 + 1e-9):
         t.setTextOrigin(g.tx, g.code_y)
         _text_out(t, spec.code, code_size, LATIN_BOLD)
     else:  # very long code: two lines rather than truncating the identifier

@@ -283,21 +283,27 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     found = {c for c in wanted.values() if c}
     boxes = {b.code: b for b in session.scalars(_BOXES_BY_CODE, {"codes": list(found)})} if found else {}
     by_box: dict[int, dict[Any, tuple]] = {}
-    bucket_of: dict[str, dict[Any, tuple] | None] = {}
+    bucket_of: dict[str, tuple[int, dict[Any, tuple]] | None] = {}
     for raw, code in wanted.items():
         box = boxes.get(code)
         # Another organisation's box is "unknown" too: existence is not disclosed.
         allowed = box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id)
-        bucket_of[raw] = by_box.setdefault(box.id, {}) if allowed else None
+        bucket_of[raw] = (box.id, by_box.setdefault(box.id, {})) if allowed else None
     duplicates = 0
+    inserts: list[tuple] = []  # (box_id, bound ts, *measures, running): the readings table's columns
+    add_insert = inserts.append
     for row in checked:
-        bucket = bucket_of[row[R_CODE]]
-        if bucket is None:
+        target = bucket_of[row[R_CODE]]
+        if target is None:
             rejected.append({"index": row[R_INDEX], "box_code": row[R_CODE], "errors": {"box_code": [UNKNOWN_BOX]}})
-        elif row[R_BOUND] in bucket:
+            continue
+        box_id, bucket = target
+        bound = row[R_BOUND]
+        if bound in bucket:
             duplicates += 1
         else:
-            bucket[row[R_BOUND]] = row
+            bucket[bound] = row
+            add_insert((box_id, bound) + row[R_MEASURE:])
     if rejected:
         rejected.sort(key=itemgetter("index"))
     result.rejected_items, result.duplicates = rejected, duplicates
@@ -312,7 +318,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
-    fresh = insert_readings(session, [(box_id, r[R_BOUND]) + r[R_MEASURE:] for box_id in touched for r in per_box[box_id]])
+    fresh = insert_readings(session, inserts)
     if fresh is not None:  # some were stored already
         per_box = {box_id: kept for box_id, rows in per_box.items()
                    if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])}
@@ -589,16 +595,19 @@ class _Rollups:
             columns = list(zip(*run))
             acc = self._row(box_id, hour)
             acc[0] += len(columns[0])
-            acc[1] += sum(columns[R_RUNNING])
+            acc[1] += columns[R_RUNNING].count(True)
             for index, at, required in _ROLLUP_SPECS:
                 values = columns[index]
+                try:
+                    total = sum(values)
+                except TypeError:  # an optional measure missing from some readings
+                    values = [v for v in values if v is not None]
+                    if not values:
+                        continue
+                    total = sum(values)
                 if not required:
-                    if None in values:
-                        values = [v for v in values if v is not None]
-                        if not values:
-                            continue
                     acc[at + 3] += len(values)
-                acc[at] += sum(values)
+                acc[at] += total
                 lo, hi = min(values), max(values)
                 if acc[at + 1] is None or lo < acc[at + 1]:
                     acc[at + 1] = lo
