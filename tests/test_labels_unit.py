@@ -327,7 +327,9 @@ def test_pdf_restores_reportlab_config():
 def test_pdf_rendered_qr_codes_decode(sheet, tmp_path: Path):
     """Rasterise page 1 with poppler and decode the vector QR codes."""
     if shutil.which("pdftoppm") is None:
-        pytest.skip("pdftoppm (poppler-utils) not installed")
+        from tests.conftest import service_missing
+
+        service_missing("pdftoppm (Debian's poppler-utils)", "not installed")
     specs, pdf = sheet
     src = tmp_path / "sheet.pdf"
     src.write_bytes(pdf)
