@@ -52,7 +52,7 @@ def box_detail(code):
     now = utcnow()
     normal = codes.normalise(code)
     if normal is not None:
-        entry = cache.box_json_cache.get(db.session, (), normal, now)
+        entry = cache.box_json_cache.get(db.engine, (), normal, now)
         if entry is not None and services.can_see(actor, **cache_visibility(entry.facts)):
             return Response(entry.value, mimetype="application/json")
     box = services.get_box(db.session, actor, code)

@@ -130,18 +130,22 @@ def scan(code):
     """The mobile scan page a label's QR code opens: colour, why, saturation, predicted date,
     the last replacement; for the enterprise's or its carbon service's staff, a replacement form."""
     from flask import session as web_session
-    from flask_babel import get_locale
 
+    from app import select_locale
     from app.boxes import cache, codes
 
     now = utcnow()
-    principal = current_principal(optional=True)
+    # Without a login session or remember cookie the visitor is anonymous: decided here without
+    # loading a user, since anonymous scans are the bulk of the traffic.
+    signed_in = ("_user_id" in web_session
+                 or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies)
+    principal = current_principal(optional=True) if signed_in else None
     # Anonymous scans are most of the traffic and all see the same page: serve them from the
     # read cache (checked against the box's revision, see app.boxes.cache).
     anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
     normal = codes.normalise(code)
-    cache_key = (str(get_locale()),)
-    entry = cache.scan_page_cache.get(db.session, cache_key, normal, now) if anonymous_get and normal else None
+    cache_key = (select_locale(),)
+    entry = cache.scan_page_cache.get(db.engine, cache_key, normal, now) if anonymous_get and normal else None
     if entry is not None:
         label_state, problem, detail = _label_state(entry.facts.code, entry.facts.label_version)
         if problem:
