@@ -115,3 +115,23 @@ def test_secret_key_required_outside_development(tmp_path, monkeypatch):
     monkeypatch.delenv("SECRET_KEY")
     first = load_config(str(tmp_path))["SECRET_KEY"]
     assert first and load_config(str(tmp_path))["SECRET_KEY"] == first  # stable across restarts
+
+
+def test_revoked_tokens_and_deactivated_users_stop_at_once(api, world, app):
+    from app.accounts.models import User
+    from app.extensions import db
+
+    token = api.token("ent")
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):  # the second read is served from the token cache
+        assert api.client.get("/api/v1/boxes", headers=headers).status_code == 200
+    assert api.client.post("/api/v1/auth/revoke", headers=headers).status_code == 204
+    assert api.client.get("/api/v1/boxes", headers=headers).status_code == 401
+    assert api.client.post("/api/v1/auth/revoke", headers=headers).status_code == 401
+
+    other = {"Authorization": f"Bearer {api.token('ent_staff')}"}
+    assert api.client.get("/api/v1/boxes", headers=other).status_code == 200
+    with app.app_context():
+        db.session.query(User).filter_by(username="ent_staff").update({"active": False})
+        db.session.commit()
+    assert api.client.get("/api/v1/boxes", headers=other).status_code == 401

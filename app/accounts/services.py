@@ -111,7 +111,10 @@ def issue_device_token(session: Session, actor: Principal, organization_id: int,
 
 def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    # populate_existing: authorisation must see the stored state (a user deactivated a moment
+    # ago), never attributes an earlier load left in the session.
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+                         .execution_options(populate_existing=True))
     if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         raise Unauthorized("令牌无效或已过期 (invalid or expired token)")
     if row.kind == "device":

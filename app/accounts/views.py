@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.accounts import schemas, services
 from app.accounts.models import County, Park
-from app.common.auth import require_user
+from app.common.auth import current_principal, require_user
 from app.common.schemas import PageArgs, listing as _listing, page_schema
 from app.extensions import db
 
@@ -25,6 +25,18 @@ def token(body):
     raw, row = services.issue_user_token(db.session, user, current_app.config["TOKEN_TTL_HOURS"])
     db.session.commit()
     return {"token": raw, "token_type": "Bearer", "expires_at": row.expires_at}
+
+
+@blp.route("/auth/revoke", methods=["POST"])
+@blp.response(204)
+def revoke():
+    """Revoke the bearer token of this request (sign out). It stops working at once."""
+    from flask import request
+
+    current_principal()
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    services.revoke_token(db.session, token)
+    db.session.commit()
 
 
 @blp.route("/device-tokens", methods=["POST"])

@@ -9,7 +9,6 @@ One indexed query per hit checks the revision, so workers never serve each other
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
+
+from app.common.fastread import reader
 
 from app.boxes.models import Box
 
@@ -45,51 +46,12 @@ class Entry:
     value: Any
 
 
-class RevisionReader:
-    """Reads a box's revision over a connection of its own: one autocommit DBAPI connection
-    per process and thread, outside the session and its pool. The check runs on every cache
-    hit, and going through the session (pool checkout, transaction, result objects, rollback
-    at teardown) cost more than the rest of the hit together."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def _connection(self, engine):
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid() or getattr(local, "url", None) != engine.url:
-            cargs, cparams = engine.dialect.create_connect_args(engine.url)
-            conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
-            if engine.dialect.name == "sqlite":
-                conn.isolation_level = None  # autocommit: every read sees the latest commit
-                marker = "?"
-            else:
-                conn.autocommit = True
-                marker = "%s"
-            local.conn, local.pid, local.url = conn, os.getpid(), engine.url
-            local.sql = f"SELECT revision FROM boxes WHERE id = {marker}"
-        return local.conn, local.sql
-
-    def revision(self, engine, box_id: int) -> int | None:
-        for attempt in (1, 2):
-            try:
-                conn, sql = self._connection(engine)
-                cursor = conn.cursor()
-                try:
-                    cursor.execute(sql, (box_id,))
-                    row = cursor.fetchone()
-                finally:
-                    cursor.close()
-                return row[0] if row else None
-            except Exception:
-                # A broken connection (database restarted): reconnect once, then give up and
-                # let the caller take the uncached path.
-                self._local.pid = None
-                if attempt == 2:
-                    return None
+def box_revision(engine: Engine, box_id: int) -> int | None:
+    try:
+        row = reader.fetchone(engine, "SELECT revision FROM boxes WHERE id = ?", (box_id,))
+    except LookupError:
         return None
-
-
-_revisions = RevisionReader()
+    return row[0] if row else None
 
 
 class ReadCache:
@@ -105,7 +67,7 @@ class ReadCache:
         if entry is None or now >= entry.valid_until:
             self.misses += 1
             return None
-        revision = _revisions.revision(engine, entry.facts.box_id)
+        revision = box_revision(engine, entry.facts.box_id)
         if revision != entry.revision:
             self.misses += 1
             return None

@@ -1,0 +1,57 @@
+"""Tiny reads on the hottest paths, over a connection of their own.
+
+One autocommit DBAPI connection per process and thread, outside the SQLAlchemy session and its
+pool: for a single indexed lookup on every request (a box's revision, a token's validity), the
+session's checkout, transaction, result objects and rollback at teardown cost more than the
+query. Statements are written with ``?`` and adapted to the driver's parameter style.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+
+class AutocommitReader:
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _connection(self, engine: Engine):
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid() or getattr(local, "url", None) != engine.url:
+            cargs, cparams = engine.dialect.create_connect_args(engine.url)
+            conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+            if engine.dialect.name == "sqlite":
+                conn.isolation_level = None  # autocommit: every read sees the latest commit
+            else:
+                conn.autocommit = True
+            local.conn, local.pid, local.url = conn, os.getpid(), engine.url
+            local.qmark = engine.dialect.paramstyle == "qmark"
+            local.statements = {}
+        return local
+
+    def fetchone(self, engine: Engine, sql: str, params: tuple) -> tuple[Any, ...] | None:
+        """The first row, or None when there is none; raises ``LookupError`` when the database
+        cannot be read (the caller then takes its ordinary path)."""
+        for attempt in (1, 2):
+            try:
+                local = self._connection(engine)
+                statement = local.statements.get(sql)
+                if statement is None:
+                    statement = local.statements[sql] = sql if local.qmark else sql.replace("?", "%s")
+                cursor = local.conn.cursor()
+                try:
+                    cursor.execute(statement, params)
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
+            except Exception as exc:
+                self._local.pid = None  # reconnect next time (the database may have restarted)
+                if attempt == 2:
+                    raise LookupError(str(exc)) from exc
+        return None
+
+
+reader = AutocommitReader()
