@@ -36,7 +36,8 @@ def ago(**kw) -> datetime:
 
 def build_loop(world, api, removed_kg: float = 1800.0, replaced_at: datetime | None = None,
                filled_at: datetime | None = None, **box_extra) -> Loop:
-    carrier = factories.org("台州危运物流有限公司", ["carrier"])
+    carrier = factories.org("台州危运物流有限公司", ["carrier"],
+                            licences=[{"number": "浙交运管许可台字331000000001号", "kind": "transport", "waste_codes": []}])
     factories.user(carrier, "drv")
     world.service.licences = [HW49_LICENCE]
     box = factories.box(world.enterprise, world.service, **box_extra)

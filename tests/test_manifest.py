@@ -118,6 +118,9 @@ def test_bad_input_is_refused_with_the_field_named(api, world):
     stranger = factories.org("无证处置公司", ["receiver"])
     other_category = factories.org("废矿物油处置公司", ["receiver"], licences=[
         {"number": "浙危废经第331000099号", "kind": "hw_operation", "waste_codes": ["HW08"], "valid_until": "2030-12-31"}])
+    unlicensed_carrier = factories.org("无证运输公司", ["carrier"])
+    expired_permit = factories.org("过期运输公司", ["carrier"], licences=[
+        {"number": "浙交运管许可台字331000000009号", "kind": "transport", "waste_codes": [], "valid_until": "2020-01-01"}])
     expired = factories.org("过期许可公司", ["regenerator"], licences=[
         {"number": "浙危废经第331000098号", "kind": "hw_operation", "waste_codes": [], "valid_until": "2020-12-31"}])
     db.session.commit()
@@ -129,6 +132,8 @@ def test_bad_input_is_refused_with_the_field_named(api, world):
         (manifest_body(loop, 5000), "lines.0.quantity_kg"),  # more than in stock
         (manifest_body(loop, line={"source_batches": ["CS2025010100000999"]}), "lines.0.source_batches"),
         ({**manifest_body(loop), "carrier_id": world.service.id}, "carrier_id"),  # no carrier role
+        ({**manifest_body(loop), "carrier_id": unlicensed_carrier.id}, "carrier_id"),  # no transport permit
+        ({**manifest_body(loop), "carrier_id": expired_permit.id}, "carrier_id"),  # permit expired
         ({**manifest_body(loop), "receiver_id": loop.carrier.id}, "receiver_id"),  # no receiver role
         ({**manifest_body(loop), "receiver_id": stranger.id}, "receiver_id"),  # no licence
         ({**manifest_body(loop), "receiver_id": other_category.id}, "receiver_id"),  # HW08 only

@@ -353,6 +353,24 @@ def licence_covers(licence: dict[str, Any], waste_code: str, today: date) -> boo
     return not codes or waste_code in codes or category_of(waste_code) in codes
 
 
+def _licence_valid_on(licence: dict[str, Any], today: date) -> bool:
+    valid_until = licence.get("valid_until")
+    if not valid_until:
+        return True
+    try:
+        until = valid_until if isinstance(valid_until, date) else date.fromisoformat(str(valid_until))
+    except ValueError:
+        return False
+    return until >= today
+
+
+def transport_permit(org: Organization, today: date) -> dict[str, Any] | None:
+    """A carrier's valid road transport permit for dangerous goods (道路危险货物运输许可):
+    the carrier refuses to carry without a manifest, and may not carry without a permit."""
+    return next((lic for lic in (org.licences or [])
+                 if lic.get("kind") == "transport" and _licence_valid_on(lic, today)), None)
+
+
 def covering_licence(org: Organization, waste_code: str, today: date) -> dict[str, Any] | None:
     return next((lic for lic in (org.licences or []) if licence_covers(lic, waste_code, today)), None)
 
@@ -554,6 +572,9 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     carrier = session.get(Organization, data.get("carrier_id")) if data.get("carrier_id") else None
     if carrier is None or not carrier.has_role("carrier"):
         errors["carrier_id"] = ["the carrier (承运人) must be an organisation with the carrier role"]
+    elif transport_permit(carrier, today) is None:
+        errors["carrier_id"] = [f"{carrier.name} holds no valid road transport permit for dangerous goods "
+                                "(a licence of kind 'transport')"]
     receiver = session.get(Organization, data.get("receiver_id")) if data.get("receiver_id") else None
     if receiver is None or not (receiver.has_role("receiver") or receiver.has_role("regenerator")):
         errors["receiver_id"] = ["the receiver (接受人) must be an organisation with the receiver or regenerator role"]
