@@ -12,11 +12,10 @@ import time
 import uuid
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import service_missing
-from tests.test_telemetry_mqtt import Running, _message
+from tests.test_telemetry_mqtt import Running, _message, publish
 from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
     gateway, reading, sensor_box, stored_count, utc_now,
 )
@@ -70,15 +69,7 @@ class PrivateBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def publish(self, topic: str, payloads: list[bytes]) -> None:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gw-{uuid.uuid4().hex[:8]}")
-        client.connect("127.0.0.1", self.port)
-        client.loop_start()
-        try:
-            for payload in payloads:
-                client.publish(topic, payload, qos=1).wait_for_publish(5)
-        finally:
-            client.loop_stop()
-            client.disconnect()
+        publish(topic, payloads, ("127.0.0.1", self.port))
 
 
 @pytest.fixture

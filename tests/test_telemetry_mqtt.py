@@ -75,9 +75,9 @@ class Running:
         assert not self.thread.is_alive()
 
 
-def publish(topic: str, payloads: list[bytes]) -> None:
+def publish(topic: str, payloads: list[bytes], broker: tuple[str, int] = BROKER) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gw-{uuid.uuid4().hex[:8]}")
-    client.connect(*BROKER)
+    client.connect(*broker)
     client.loop_start()
     try:
         for payload in payloads:
