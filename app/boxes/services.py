@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
@@ -321,10 +322,19 @@ def _rules(session: Session) -> RuleSet:
 RULES_DIR_OVERRIDE: dict[str, str | None] = {"dir": None}
 
 
-def evaluate_boxes(session: Session, boxes: list[Box], now: datetime) -> dict[int, Evaluation]:
-    rules = _rules(session)
+def evaluate_boxes(session: Session, boxes: list[Box], now: datetime,
+                   fills: dict[int, Fill] | None = None) -> dict[int, Evaluation]:
+    """Each box's colour now. ``fills``: the active fill of each box at ``now`` (as
+    :func:`latest_fills` finds them), when the caller has just loaded them (ingest does); a box
+    missing from it has none. Without it they are read here."""
+    return _evaluate_boxes(session, boxes, now, fills, _rules(session))
+
+
+def _evaluate_boxes(session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None,
+                    rules: RuleSet) -> dict[int, Evaluation]:
     import_rule_plugins()
-    fills = latest_fills(session, [b.id for b in boxes], now)
+    if fills is None:
+        fills = latest_fills(session, [b.id for b in boxes], now)
     facts_by_box = {b.id: {"box": b, "now": now, "fill": fills.get(b.id), "next_check_candidates": []} for b in boxes}
     for provider in FACT_PROVIDERS:
         provider(session, boxes, facts_by_box, now)
@@ -332,15 +342,19 @@ def evaluate_boxes(session: Session, boxes: list[Box], now: datetime) -> dict[in
 
 
 def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = None,
-                    event_time: datetime | None = None) -> dict[int, Evaluation]:
+                    event_time: datetime | None = None, fills: dict[int, Fill] | None = None) -> dict[int, Evaluation]:
     """Evaluate and store each box's colour; a change enters the history with the time it
     happened: when the triggering condition began (time-driven changes, e.g. saturation
-    reaching 80% overnight) or the event that caused it (a fill)."""
+    reaching 80% overnight) or the event that caused it (a fill). ``fills``: as for
+    :func:`evaluate_boxes`."""
     now = now or utcnow()
-    evaluations = evaluate_boxes(session, boxes, now)
-    rules_version = _rules(session).version
+    rules = _rules(session)
+    evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
+    rules_version = rules.version
+    written: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # changed columns → rows to update
     for box in boxes:
         ev = evaluations[box.id]
+        changes: dict[str, Any] = {}
         reasons_changed = [r["code"] for r in ev.reasons] != [r.get("code") for r in box.colour_reasons or []]
         if ev.colour != box.colour:
             changed_at = event_time or ev.since or now
@@ -352,19 +366,52 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
                 recorded_at=now, rules_version=rules_version,
                 reasons=[{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons],
             ))
-            box.colour = ev.colour
-            box.colour_since = changed_at
+            changes["colour"] = ev.colour
+            changes["colour_since"] = changed_at
         # Write only what changed: a read that finds nothing new must not write (and fsync).
         if reasons_changed:
-            box.colour_reasons = [{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons]
+            changes["colour_reasons"] = [{k: r[k] for k in ("code", "level", "observed", "threshold")}
+                                         for r in ev.reasons]
         if box.colour_next_check_at != ev.next_check_at:
-            box.colour_next_check_at = ev.next_check_at
-        if box not in session.new and session.is_modified(box):
+            changes["colour_next_check_at"] = ev.next_check_at
+        state = sa_inspect(box)
+        if state.persistent and not state.modified:
+            # A stored box without other pending changes (as after ingest): what changed is
+            # written below, one UPDATE by primary key per set of changed columns, and set on
+            # the box as stored, so that the flush has nothing to do for it.
+            if changes:
+                if box.colour_evaluated_at != now:
+                    changes["colour_evaluated_at"] = now
+                changes["revision"] = (box.revision or 0) + 1
+                for key, value in changes.items():
+                    set_committed_value(box, key, value)
+                written.setdefault(tuple(changes), []).append({"box_pk": box.id, **changes})
+            continue
+        for key, value in changes.items():
+            setattr(box, key, value)
+        if box not in session.new and _is_modified(box):
             box.colour_evaluated_at = now
-            if not sa_inspect(box).attrs.revision.history.has_changes():
+            if not get_history(box, "revision").has_changes():
                 box.revision = (box.revision or 0) + 1
+    if written:
+        connection = session.connection()
+        for rows in written.values():
+            connection.execute(_UPDATE_BOX, rows)
     session.flush()
     return evaluations
+
+
+# The SET columns are the keys of the parameters (but ``box_pk``).
+_UPDATE_BOX = update(Box.__table__).where(Box.__table__.c.id == bindparam("box_pk"))
+
+
+def _is_modified(box: Box) -> bool:
+    """``session.is_modified(box)``, asking only the attributes changed since the load (those
+    with a committed value): the others have no history, and the box has some thirty."""
+    state = sa_inspect(box)
+    if not state.modified:
+        return False
+    return any(get_history(box, key).has_changes() for key in list(state.committed_state))
 
 
 def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:

@@ -1,6 +1,7 @@
 """Sensor facts and sensor rules for the four-colour engine (:mod:`app.boxes.colour`).
 
-The provider reads each box's :class:`BoxSensorState` (one query per batch of boxes) and gives
+The provider reads each box's :class:`BoxSensorState` (one query per batch of boxes, none for
+the states the session holds already, as after ingest) and gives
 the engine the integrated adsorbed mass and the measured load, so saturation and the predicted
 replacement date follow the readings. The checks below are switched on, with their thresholds,
 by ``app/data/colour_rules.yaml``.
@@ -10,7 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app, has_app_context
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy import inspect as sa_inspect
 
 from app.boxes.colour import Finding, check, fact_provider
 from app.telemetry.models import BoxSensorState
@@ -21,12 +23,38 @@ def _settings() -> Settings:
     return Settings.from_config(current_app.config) if has_app_context() else Settings()
 
 
+_STATES = select(BoxSensorState).where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
+
+
+def _states(session, ids: list[int]) -> dict[int, BoxSensorState]:
+    """The boxes' states: those the session holds fully loaded (ingest has just written them)
+    as they are, the others in one query. The query would give the same objects, unrefreshed."""
+    states: dict[int, BoxSensorState] = {}
+    missing: list[int] = []
+    identity_map = session.identity_map
+    key_of = sa_inspect(BoxSensorState).identity_key_from_primary_key
+    deleted = session.deleted
+    for box_id in ids:
+        state = identity_map.get(key_of((box_id,)))
+        if state is None or state in deleted:
+            missing.append(box_id)
+            continue
+        insp = sa_inspect(state)
+        if insp.expired or insp.expired_attributes or not insp.persistent:
+            missing.append(box_id)
+        else:
+            states[box_id] = state
+    if missing:
+        states.update((s.box_id, s) for s in session.scalars(_STATES, {"ids": missing}))
+    return states
+
+
 @fact_provider
 def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:
         return
-    states = {s.box_id: s for s in session.scalars(select(BoxSensorState).where(BoxSensorState.box_id.in_(ids)))}
+    states = _states(session, ids)
     settings = None
     for box in boxes:
         facts = facts_by_box_id[box.id]

@@ -4,8 +4,8 @@ No Flask here: callers pass the session, the acting :class:`Principal` and the s
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
 query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
-per 1,000, roll-ups in one upsert, states flushed together, then one colour refresh of the
-touched boxes. The work per reading is constant: its checks, its row, its roll-up sums and its
+per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then one colour
+refresh of the touched boxes (given the fills and states just read). The work per reading is constant: its checks, its row, its roll-up sums and its
 term of the integral; nothing re-reads a box's history. Only late readings (older than a box's
 newest) cost two index look-ups each, and a batch that carries already stored readings inserts
 twice (see :func:`insert_readings`).
@@ -24,8 +24,9 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.services import Principal
 from app.boxes import codes
@@ -256,8 +257,8 @@ _BOXES_BY_CODE = (select(Box).where(Box.code.in_(bindparam("codes", expanding=Tr
 _newest_fill = (select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
                 .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
                 .group_by(Fill.box_id).subquery())
-# The active fill of each box (as app.boxes.services.latest_fills, without loading Fill objects).
-_ACTIVE_FILLS = select(Fill.box_id, Fill.id, Fill.filled_at).join(
+# The active fill of each box (as app.boxes.services.latest_fills; the colour refresh is given them).
+_ACTIVE_FILLS = select(Fill).join(
     _newest_fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
 _STATES_FOR_UPDATE = (select(BoxSensorState).where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
                       .order_by(BoxSensorState.box_id).with_for_update().execution_options(populate_existing=True))
@@ -314,7 +315,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
     states = lock_states(session, touched, now)
-    fills = {f.box_id: f for f in session.execute(_ACTIVE_FILLS, {"ids": touched, "at": now})}
+    fills = {f.box_id: f for f in session.scalars(_ACTIVE_FILLS, {"ids": touched, "at": now})}
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
@@ -325,14 +326,17 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     result.accepted = sum(len(rows) for rows in per_box.values())
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
     rollups = _Rollups(sqlite)
+    values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
     for box_id, box_rows in per_box.items():
-        _apply(session, by_id[box_id], states[box_id], box_rows, rollups, settings, now)
+        _apply(session, by_id[box_id], values[box_id], box_rows, rollups, settings, now)
     rollups.upsert(session)
+    store_states(session, [(states[box_id], v) for box_id, v in values.items()])
     session.flush()
     result.boxes = [by_id[b] for b in sorted(per_box)]
     if result.boxes:
-        # Once per touched box per batch: alarms and saturation enter the colour history.
-        refresh_colours(session, result.boxes, now)
+        # Once per touched box per batch: alarms and saturation enter the colour history. The
+        # active fills are those just read (a box without one is not in ``fills``).
+        refresh_colours(session, result.boxes, now, fills=fills)
     return result
 
 
@@ -449,7 +453,41 @@ _R_OUTLET = R_MEASURE + list(MEASURES).index("outlet_mg_m3")
 _LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURES).index(k)) for k in LATEST_FIELDS)
 
 
-def _apply(session: Session, box: Box, state: BoxSensorState, rows: list[tuple], rollups: "_Rollups",
+# What _apply writes into a state; ``fill_id`` and ``fill_started_at`` it only reads.
+_STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_ewma_kg_per_day",
+                  "load_weight", "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
+                  "updated_at")
+_STATES_TABLE = BoxSensorState.__table__
+# One executemany for a batch's states; the SET columns are the keys of the parameters (_STATE_WRITTEN).
+_UPDATE_STATE = update(_STATES_TABLE).where(_STATES_TABLE.c.box_id == bindparam("state_box_id"))
+
+
+class _StateValues:
+    """A state's values while a batch is integrated into it: plain attributes, without the
+    ORM's change tracking, stored by :func:`store_states`."""
+
+    __slots__ = ("fill_id", "fill_started_at", *_STATE_WRITTEN)
+
+    def __init__(self, state: BoxSensorState) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(state, name))
+
+
+def store_states(session: Session, written: list[tuple[BoxSensorState, _StateValues]]) -> None:
+    """Write the integrated values into the states' rows, one UPDATE by primary key executed for
+    all of them, and into the states in the session as their stored values (so that they stay
+    unchanged to the ORM, which need not flush them, and the colour refresh reads them)."""
+    if not written:
+        return
+    session.connection().execute(_UPDATE_STATE, [
+        {"state_box_id": state.box_id, **{name: getattr(values, name) for name in _STATE_WRITTEN}}
+        for state, values in written])
+    for state, values in written:
+        for name in _STATE_WRITTEN:
+            set_committed_value(state, name, getattr(values, name))
+
+
+def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, rows: list[tuple], rollups: "_Rollups",
            settings: Settings, now: datetime) -> None:
     """Integrate a box's new readings (checked tuples, sorted by ts) into its state and the
     hourly roll-ups. Per reading: its roll-up sums and its term of the integral; the rest is
