@@ -202,7 +202,8 @@ def test_batches_over_a_thousand_readings_are_stored_in_chunks(api, world, senso
 
 
 def test_optional_fields_may_be_left_out(api, world, sensor_box, gateway):
-    now = utc_now().replace(minute=30, second=0)  # four readings within one hour
+    # Four readings within one hour, all in the past whatever the clock says.
+    now = (utc_now() - timedelta(hours=1)).replace(minute=30, second=0, microsecond=0)
     base = {"box_code": sensor_box.code, "inlet_mg_m3": 100, "outlet_mg_m3": 20, "airflow_m3_h": 5000}
     batch = [{**base, "ts": (now - timedelta(minutes=20)).isoformat()},  # no optional field, no running
              {**base, "ts": (now - timedelta(minutes=15)).isoformat(), "pressure_drop_pa": 700, "running": 1},
