@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.boxes.colour import Finding, check, fact_provider
 from app.ledger.models import LedgerRecord
@@ -19,16 +19,21 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+# Built once: this runs on every colour evaluation (each ingest batch, each uncached box read).
+_WASTE_ON_SITE = (
+    select(LedgerRecord.box_id, LedgerRecord.fill_id, LedgerRecord.occurred_at, LedgerRecord.on_site_kg,
+           LedgerRecord.available_kg, LedgerRecord.batch_code)
+    .where(LedgerRecord.box_id.in_(bindparam("ids", expanding=True)), LedgerRecord.stage == "generation",
+           LedgerRecord.on_site_kg > EPS)
+)
+
+
 @fact_provider
 def waste_on_site(session, boxes, facts_by_box, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:
         return
-    rows = session.execute(
-        select(LedgerRecord.box_id, LedgerRecord.fill_id, LedgerRecord.occurred_at, LedgerRecord.on_site_kg,
-               LedgerRecord.available_kg, LedgerRecord.batch_code)
-        .where(LedgerRecord.box_id.in_(ids), LedgerRecord.stage == "generation", LedgerRecord.on_site_kg > EPS)
-    ).all()
+    rows = session.execute(_WASTE_ON_SITE, {"ids": ids}).all()
     for box_id, fill_id, occurred_at, on_site, available, batch_code in rows:
         facts = facts_by_box[box_id]
         occurred_at = _aware(occurred_at)
