@@ -328,3 +328,27 @@ def test_carrier_picks_up_from_the_scanned_page(api, world, client):
     sent = db.session.scalars(select(LedgerRecord).where(LedgerRecord.stage == "sent_out")).all()
     assert len(sent) == 1 and sent[0].manifest_number == number
     assert ago(days=0) - sent[0].occurred_at < timedelta(minutes=5)
+
+
+def test_manifest_pdf_qr_code_opens_the_verification_page(api, world, client, tmp_path):
+    """The carrier scans the printed manifest: decode the QR code from the rendered PDF page."""
+    import shutil
+    import subprocess
+
+    import zxingcpp
+    from PIL import Image
+
+    from tests.conftest import service_missing
+
+    if shutil.which("pdftoppm") is None:
+        service_missing("pdftoppm (Debian's poppler-utils)", "not installed")
+    loop = build_loop(world, api)
+    number = new_manifest(api, loop, 900, submit=True)["number"]
+    pdf = tmp_path / "manifest.pdf"
+    pdf.write_bytes(api.get(f"/api/v1/manifests/{number}.pdf", as_="ent").data)
+    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+                   check=True, capture_output=True)
+    page_png = next(tmp_path.glob("page*.png"))
+    found = [r.text for r in zxingcpp.read_barcodes(Image.open(page_png))]
+    assert found == [f"http://testserver.local/m/{number}"], found
+    assert client.get(f"/m/{number}").status_code == 200
