@@ -32,7 +32,7 @@ def box_scope(actor: Principal):
     if actor.is_operator:
         return true()
     org = actor.organization
-    if org is None:
+    if org is None or actor.is_device:  # a gateway's token only ingests readings
         return false()
     enterprises = select(Organization.id).where(enterprise_scope(actor))
     return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
@@ -45,7 +45,7 @@ def can_see(actor: Principal, *, enterprise_id: int, service_org_id: int | None,
     if actor.is_operator:
         return True
     org = actor.organization
-    if org is None:
+    if org is None or actor.is_device:
         return False
     if org.id in (enterprise_id, service_org_id):
         return True

@@ -5,7 +5,7 @@ import re
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import LocalDateTime, PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import MAX_ID, Id, LocalDateTime, PageArgs, PositiveFloat, StrictSchema
 from app.ledger.models import MANIFEST_STATES, ORIGINS, PHYSICAL_FORMS, STAGE_ZH, STAGES, STATE_ZH
 from app.ledger.services import FLAGS
 
@@ -26,7 +26,7 @@ class NonNegativeFloat(fields.Float):
 # ---------------------------------------------------------------- ledger
 
 class LedgerQuery(PageArgs):
-    enterprise = fields.Int()
+    enterprise = Id()
     from_ = fields.Date(data_key="from", metadata={"description": "first local date, inclusive"})
     to = fields.Date(metadata={"description": "last local date, inclusive"})
     stage = fields.Str(validate=validate.OneOf(STAGES))
@@ -34,7 +34,7 @@ class LedgerQuery(PageArgs):
 
 
 class LedgerIn(StrictSchema):
-    enterprise_id = fields.Int(metadata={"description": "defaults to the caller's organisation"})
+    enterprise_id = Id(metadata={"description": "defaults to the caller's organisation"})
     waste_code = fields.Str(required=True, validate=WASTE_CODE)
     waste_name = fields.Str(validate=validate.Length(max=300), metadata={"description": "defaults to the catalogue's"})
     quantity_kg = PositiveFloat(required=True)
@@ -42,7 +42,7 @@ class LedgerIn(StrictSchema):
     facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "产生设施编码"})
     storage_facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "贮存设施编码"})
     container_type = fields.Str(load_default="", validate=validate.Length(max=40))
-    container_count = fields.Int(allow_none=True, validate=validate.Range(min=1))
+    container_count = fields.Int(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     handler = fields.Str(load_default="", validate=validate.Length(max=120))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
@@ -77,7 +77,7 @@ class LedgerRecordOut(Schema):
 
 
 class StockQuery(Schema):
-    enterprise = fields.Int()
+    enterprise = Id()
 
 
 class StockItemOut(Schema):
@@ -132,9 +132,9 @@ class ManifestIn(StrictSchema):
     origin = fields.Str(load_default="electronic", validate=validate.OneOf(ORIGINS),
                         metadata={"description": "electronic (numbered here), paper (entered afterwards), national (the national system's number)"})
     number = fields.Str(metadata={"description": "paper or national manifests: the 14-digit number they carry"})
-    consignor_id = fields.Int(metadata={"description": "defaults to the caller's organisation"})
-    carrier_id = fields.Int(required=True)
-    receiver_id = fields.Int(required=True)
+    consignor_id = Id(metadata={"description": "defaults to the caller's organisation"})
+    carrier_id = Id(required=True)
+    receiver_id = Id(required=True)
     lines = fields.List(fields.Nested(ManifestLineIn), required=True, validate=validate.Length(min=1, max=50))
     route = fields.Str(load_default="", validate=validate.Length(max=300))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
@@ -148,7 +148,7 @@ class ManifestIn(StrictSchema):
 class ManifestQuery(PageArgs):
     status = fields.Str(validate=validate.OneOf(MANIFEST_STATES))
     flag = fields.Str(validate=validate.OneOf(FLAGS))
-    enterprise = fields.Int(metadata={"description": "the consignor"})
+    enterprise = Id(metadata={"description": "the consignor"})
     party = fields.Str(validate=validate.OneOf(("consignor", "carrier", "receiver")),
                        metadata={"description": "only manifests where the caller is this party"})
 
@@ -283,7 +283,7 @@ class ManifestOut(Schema):
 
 
 class AnomalyQuery(Schema):
-    enterprise = fields.Int()
+    enterprise = Id()
     from_ = fields.Date(data_key="from")
     to = fields.Date()
 

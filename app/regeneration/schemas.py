@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import Id, PageArgs, PositiveFloat, StrictSchema
 
 
 class InputIn(StrictSchema):
@@ -22,7 +22,7 @@ class BatchIn(StrictSchema):
 
 
 class BatchQuery(PageArgs):
-    plant = fields.Int()
+    plant = Id()
     available = fields.Bool(load_default=False, metadata={"description": "only batches with carbon left"})
 
 

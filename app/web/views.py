@@ -74,7 +74,10 @@ def localise_form_errors(errors: dict) -> dict[str, list[str]]:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and not urlparse(target).netloc and target.startswith("/"):
+    """A local path only: browsers read ``//host``, ``///host`` and ``/\\host`` (backslash, or
+    with tabs and newlines they drop) as another origin."""
+    if (target and target.startswith("/") and target[1:2] not in ("/", "\\") and "\\" not in target
+            and not any(ord(c) < 32 or ord(c) == 127 for c in target) and not urlparse(target).netloc):
         return target
     return url_for("pages.dashboard")
 
