@@ -255,3 +255,22 @@ def test_the_breakthrough_streak_runs_across_batches(api, world, sensor_box, gat
     latest = state_of(code_id).latest
     assert latest == {"running": True, **{m: reading(code, now, outlet_mg_m3=high)[m] for m in MEASURES}}
     assert not any(isinstance(v, float) and math.isnan(v) for v in latest.values() if v is not None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(offsets=st.lists(st.integers(min_value=0, max_value=4 * 3600 * 10 ** 6), min_size=1, max_size=12, unique=True),
+       rates=st.lists(st.floats(min_value=0, max_value=5), min_size=12, max_size=12),
+       last_at=st.one_of(st.none(), st.integers(min_value=0, max_value=4 * 3600 * 10 ** 6)))
+def test_merge_with_epoch_microseconds_is_merge_with_datetimes(offsets, rates, last_at):
+    # Ingest passes the timestamps as epoch microseconds too; the result must be the same to the bit.
+    from app.telemetry.integration import epoch_us
+
+    t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=timezone.utc)
+    new = sorted(((t0 + timedelta(microseconds=o), r) for o, r in zip(offsets, rates)), key=lambda p: p[0])
+    last = Point(t0 + timedelta(microseconds=last_at), 1.5) if last_at is not None else None
+    stored = SortedNeighbours([Point(*p) for p in new] + ([last] if last else []))
+    plain = merge(last, new, stored, CAP)
+    fast = merge(last, new, stored, CAP, [epoch_us(ts) for ts, _ in new])
+    assert fast.delta_kg == plain.delta_kg and fast.by_hour == plain.by_hour
+    assert fast.intervals == plain.intervals and fast.last == plain.last
+    assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)

@@ -17,8 +17,10 @@ look-ups. The newest reading's interval is open; evaluation adds r_last × min(n
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Iterable, NamedTuple, Protocol
 
 
@@ -49,6 +51,16 @@ def total_kg(points: Iterable[Point], cap_s: float) -> float:
 
 
 HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_HOUR_US = 3_600_000_000
+_TS = itemgetter(0)
+
+
+def epoch_us(ts: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch: differences of these divided by
+    10⁶ are exactly ``timedelta.total_seconds()`` of the datetimes' difference."""
+    return (ts - _EPOCH) // _MICROSECOND
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -77,14 +89,24 @@ class Merge:
             self.by_hour[hour] = self.by_hour.get(hour, 0.0) + kg
 
 
-def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float) -> Merge:
+def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float,
+          new_us: list[int] | None = None) -> Merge:
     """Add ``new`` readings (sorted, not yet integrated, all at or after the fill's time) to an
     integral whose newest reading is ``last``. ``neighbours`` sees the stored readings, new ones
     included; it is asked only about readings older than ``last`` (late arrivals). ``new`` may
-    hold plain ``(ts, rate_kg_h)`` tuples: ingest makes one per reading."""
+    hold plain ``(ts, rate_kg_h)`` tuples: ingest makes one per reading, and passes ``new_us``,
+    their timestamps as :func:`epoch_us`, so that the chain needs no datetime arithmetic."""
     out = Merge(last=last)
-    late = [Point(*p) for p in new if last is not None and p[0] < last.ts]
-    tail = [p for p in new if last is None or p[0] > last.ts]
+    # ``new`` is sorted: the late readings come first, then one equal to ``last`` (already
+    # integrated), then the tail.
+    if last is None:
+        late, first_tail = [], 0
+    elif not new or new[0][0] > last.ts:
+        late, first_tail = [], 0
+    else:
+        late = [Point(*p) for p in new[:bisect_left(new, last.ts, key=_TS)]]
+        first_tail = bisect_right(new, last.ts, key=_TS)
+    tail = new[first_tail:] if first_tail else new
     # Late readings: runs of consecutive new readings between two stored ones.
     i = 0
     while i < len(late):
@@ -108,6 +130,8 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     # hour changes.)
     if not tail:
         return out
+    if new_us is not None:
+        return _extend(out, last, tail, new_us[first_tail:] if first_tail else new_us, cap_s)
     prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
     hour, hour_end, hour_kg = None, None, 0.0
     append = out.intervals.append
@@ -133,6 +157,38 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     return out
 
 
+def _extend(out: Merge, last: Point | None, tail: list, tail_us: list[int], cap_s: float) -> Merge:
+    """The chain of :func:`merge` over ``tail`` with its timestamps in epoch microseconds: the
+    same sums, intervals and hours (an hour's bounds are taken in microseconds too)."""
+    if last is not None:
+        prev_ts, prev_rate, prev_us = last.ts, last.rate_kg_h, epoch_us(last.ts)
+    else:
+        prev_ts, prev_rate, prev_us = None, 0.0, None
+    hour, hour_lo, hour_hi, hour_kg = None, 0, -1, 0.0
+    append = out.intervals.append
+    by_hour = out.by_hour
+    for (ts, rate), us in zip(tail, tail_us):
+        if prev_us is not None:
+            held = (us - prev_us) / 1e6
+            if held > cap_s:
+                held = cap_s
+            append((prev_rate, held))
+            if not hour_lo <= prev_us < hour_hi:
+                if hour_kg:
+                    by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
+                    out.delta_kg += hour_kg
+                hour = hour_of(prev_ts)
+                hour_lo = epoch_us(hour)
+                hour_hi, hour_kg = hour_lo + _HOUR_US, 0.0
+            hour_kg += prev_rate * held / 3600.0
+        prev_ts, prev_rate, prev_us = ts, rate, us
+    if hour_kg:
+        by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
+        out.delta_kg += hour_kg
+    out.last = Point(prev_ts, prev_rate)
+    return out
+
+
 def update_load(ewma_kg_d: float, weight: float, intervals: Iterable[tuple[float, float]],
                 tau_h: float) -> tuple[float, float]:
     """Bias-corrected exponentially weighted mean of the adsorption rate, in kg/day.
@@ -142,10 +198,13 @@ def update_load(ewma_kg_d: float, weight: float, intervals: Iterable[tuple[float
     zero. Only in-order intervals update it: the load is an estimate for the prediction, not a sum.
     """
     tau_s = tau_h * 3600.0
+    exp = math.exp
+    last_held, decay = None, 1.0  # readings mostly come at one interval: its decay once
     for rate, held in intervals:
         if held <= 0:
             continue
-        decay = math.exp(-held / tau_s)
+        if held != last_held:
+            last_held, decay = held, exp(-held / tau_s)
         new_weight = weight * decay + (1.0 - decay)
         ewma_kg_d = (ewma_kg_d * weight * decay + rate * 24.0 * (1.0 - decay)) / new_weight
         weight = new_weight

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import math
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -35,7 +35,7 @@ from app.boxes.services import refresh_colours
 from app.common.errors import DomainError, Forbidden
 from app.common.timeutil import SHANGHAI, as_utc, utcnow
 from app.telemetry import DEFAULTS
-from app.telemetry.integration import Point, hold_kg, hour_of, merge, rate_kg_h, update_load
+from app.telemetry.integration import Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h, update_load
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, BoxSensorState, DeadLetter, ReadingHour, SensorReading
 
 FIELDS = frozenset({"box_code", "ts", "running", *MEASURES})
@@ -120,6 +120,7 @@ def _parse_ts(value: Any) -> datetime | None:
 R_INDEX, R_CODE, R_TS, R_BOUND, R_HOUR = range(5)
 R_MEASURE = 5  # MEASURES follow, in their order, then ``running``
 R_RUNNING = R_MEASURE + len(MEASURES)
+R_US = R_RUNNING + 1  # the timestamp as whole microseconds since the epoch (for the integral)
 _MEASURE_ORDER = ("inlet_mg_m3", "outlet_mg_m3", "airflow_m3_h",  # required
                   "pressure_drop_pa", "inlet_temp_c", "bed_temp_c", "rh_pct")  # optional
 if tuple(MEASURES) != _MEASURE_ORDER or [MEASURES[m][3] for m in _MEASURE_ORDER] != [True] * 3 + [False] * 4:
@@ -128,15 +129,15 @@ _UNSEEN = object()
 _GET_ALL = itemgetter("box_code", "ts", *_MEASURE_ORDER, "running")
 
 
-def _ts_entry(value: Any, latest_allowed: datetime, sqlite: bool) -> tuple[datetime, Any, Any] | None:
-    """(UTC ts, bound ts, bound hour) of an acceptable timestamp, else None."""
+def _ts_entry(value: Any, latest_allowed: datetime, sqlite: bool) -> tuple[datetime, Any, Any, int] | None:
+    """(UTC ts, bound ts, bound hour, epoch microseconds) of an acceptable timestamp, else None."""
     ts = _parse_ts(value)
     if ts is None or not EARLIEST <= ts <= latest_allowed:
         return None
     if sqlite:
         bound = ts.isoformat(" ", "microseconds")[:26]  # SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff"
-        return ts, bound, bound[:13] + ":00:00.000000"
-    return ts, ts, hour_of(ts)
+        return ts, bound, bound[:13] + ":00:00.000000", epoch_us(ts)
+    return ts, ts, hour_of(ts), epoch_us(ts)
 
 
 def bind_ts(ts: datetime, sqlite: bool) -> Any:
@@ -191,8 +192,8 @@ def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[li
                     and (in_temp is None or (type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi)
                     and (bed_temp is None or (type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi)
                     and (rh is None or (type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi)):
-                ts, bound, hour = entry
-                append((index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running))
+                ts, bound, hour, us = entry
+                append((index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running, us))
                 continue
             rejected.append({"index": index, "box_code": item.get("box_code"),
                              "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed)})
@@ -257,11 +258,15 @@ _BOXES_BY_CODE = (select(Box).where(Box.code.in_(bindparam("codes", expanding=Tr
 _newest_fill = (select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
                 .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
                 .group_by(Fill.box_id).subquery())
-# The active fill of each box (as app.boxes.services.latest_fills; the colour refresh is given them).
-_ACTIVE_FILLS = select(Fill).join(
-    _newest_fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
-_STATES_FOR_UPDATE = (select(BoxSensorState).where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
-                      .order_by(BoxSensorState.box_id).with_for_update().execution_options(populate_existing=True))
+# The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
+# (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
+_STATES_FOR_UPDATE = (
+    select(BoxSensorState, Fill)
+    .outerjoin(_newest_fill, _newest_fill.c.box_id == BoxSensorState.box_id)
+    .outerjoin(Fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
+    .where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
+    .order_by(BoxSensorState.box_id).with_for_update(of=BoxSensorState.__table__)
+    .execution_options(populate_existing=True))
 
 
 def ingest(session: Session, actor: Principal, items: list, settings: Settings = Settings(),
@@ -304,7 +309,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
             duplicates += 1
         else:
             bucket[bound] = row
-            add_insert((box_id, bound) + row[R_MEASURE:])
+            add_insert((box_id, bound) + row[R_MEASURE:R_US])
     if rejected:
         rejected.sort(key=itemgetter("index"))
     result.rejected_items, result.duplicates = rejected, duplicates
@@ -314,8 +319,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     if held is not None:
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
-    states = lock_states(session, touched, now)
-    fills = {f.box_id: f for f in session.scalars(_ACTIVE_FILLS, {"ids": touched, "at": now})}
+    states, fills = lock_states(session, touched, now)
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
@@ -371,15 +375,23 @@ _NEW_STATE_SQL = (
 )
 
 
-def lock_states(session: Session, box_ids: list[int], now: datetime) -> dict[int, BoxSensorState]:
+def lock_states(session: Session, box_ids: list[int], now: datetime
+                ) -> tuple[dict[int, BoxSensorState], dict[int, Fill]]:
     """The boxes' states, created when missing, locked (PostgreSQL: FOR UPDATE, in box order so
     two batches never deadlock; SQLite: the insert takes the database's write lock first) so that
-    concurrent batches for one box integrate one after the other."""
+    concurrent batches for one box integrate one after the other; and, read with them, the
+    boxes' active fills at ``now`` (a box without one is not in them)."""
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     stamp = bind_ts(now, sqlite)
     conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
-    return {s.box_id: s for s in session.scalars(_STATES_FOR_UPDATE, {"ids": box_ids})}
+    states: dict[int, BoxSensorState] = {}
+    fills: dict[int, Fill] = {}
+    for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
+        states[state.box_id] = state
+        if fill is not None:
+            fills[state.box_id] = fill
+    return states, fills
 
 
 READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
@@ -495,12 +507,16 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
     rollups.add_readings(box.id, rows)
     if state.fill_id is not None:
         start = state.fill_started_at
-        rate = rate_kg_h
-        points = [(ts, rate(inlet, outlet, airflow, running))
-                  for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running in rows if ts >= start]
+        # The rows are sorted by ts: those of the fill are a suffix. Their rates as rate_kg_h,
+        # inline (a call per reading costs more than the arithmetic).
+        first = bisect_left(rows, start, key=itemgetter(R_TS))
+        fill_rows = rows[first:] if first else rows
+        points = [(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
+                  for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows]
         if points:
             last = Point(state.last_integrated_ts, state.last_rate_kg_h) if state.last_integrated_ts else None
-            result = merge(last, points, _DbNeighbours(session, box.id, start), settings.max_interval_s)
+            result = merge(last, points, _DbNeighbours(session, box.id, start), settings.max_interval_s,
+                           [r[R_US] for r in fill_rows])
             state.adsorbed_kg = max(state.adsorbed_kg + result.delta_kg, 0.0)
             state.integrated_count += len(points)
             if result.last is not None:
