@@ -98,6 +98,16 @@ def create_app(overrides: dict | None = None) -> Flask:
 
         return db.session.get(User, int(user_id))
 
+    # Third-party front-end code (Swagger UI for /docs) is vendored outside the app package,
+    # served as-is, so the interactive docs work without reaching any outside host.
+    vendor = os.path.join(os.path.dirname(os.path.dirname(__file__)), "vendor")
+
+    @app.get("/vendor/<path:filename>")
+    def vendored(filename):
+        from flask import send_from_directory
+
+        return send_from_directory(vendor, filename, max_age=86400)
+
     @app.get("/healthz")
     def healthz():
         """Liveness: the process answers (no database work, so load balancers can poll it)."""

@@ -135,3 +135,11 @@ def test_revoked_tokens_and_deactivated_users_stop_at_once(api, world, app):
         db.session.query(User).filter_by(username="ent_staff").update({"active": False})
         db.session.commit()
     assert api.client.get("/api/v1/boxes", headers=other).status_code == 401
+
+
+def test_docs_serve_the_vendored_swagger_ui(client):
+    page = client.get("/docs").get_data(as_text=True)
+    assert "/vendor/swagger-ui/swagger-ui-bundle.js" in page
+    bundle = client.get("/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and b"SwaggerUIBundle" in bundle.data
+    assert client.get("/vendor/../app/config.py").status_code == 404
