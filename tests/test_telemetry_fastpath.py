@@ -274,3 +274,61 @@ def test_merge_with_epoch_microseconds_is_merge_with_datetimes(offsets, rates, l
     assert fast.delta_kg == plain.delta_kg and fast.by_hour == plain.by_hour
     assert fast.intervals == plain.intervals and fast.last == plain.last
     assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)
+
+
+# ---------------------------------------------------------------- the typed decoder (no database)
+
+@settings(max_examples=400, deadline=None)
+@given(items=st.lists(_items(), max_size=6), wrapped=st.booleans(), sqlite=st.booleans())
+def test_the_typed_decoder_gives_what_the_general_path_gives(items, wrapped, sqlite):
+    from app.telemetry import wire
+
+    body = json.dumps({"readings": items, "gateway": "gw-1"} if wrapped else items).encode()
+    general = services.check_items(services.readings_of(wire.parse_json(body), 5000), LATEST, sqlite)
+    decoded = wire.decode(body)
+    fast = services.check_items(services.readings_of(decoded, 5000), LATEST, sqlite)
+    assert fast == general
+    if type(decoded) is wire.TypedReadings:
+        # Taken only when every item is well typed and in range: what is left to reject is the
+        # code's presence and the timestamp.
+        assert all(set(r["errors"]) <= {"box_code", "ts"} for r in general[1])
+
+
+def test_the_typed_decoder_takes_well_formed_batches_and_leaves_the_rest_to_the_general_path():
+    from app.telemetry import wire
+
+    item = {"box_code": "23-4K7QXB", "ts": "2026-03-01T10:15:00+08:00", "inlet_mg_m3": 100,
+            "outlet_mg_m3": 20.0, "airflow_m3_h": 5000.0}
+    assert type(wire.decode(json.dumps([item]).encode())) is wire.TypedReadings
+    assert type(wire.decode(json.dumps({"readings": [item, item]}).encode())) is wire.TypedReadings
+    for bad in ({**item, "running": 1}, {**item, "inlet_mg_m3": -1}, {**item, "colour": "red"},
+                {**item, "outlet_mg_m3": None}, {**item, "ts": None}, {**item, "inlet_mg_m3": True}):
+        assert type(wire.decode(json.dumps([item, bad]).encode())) is list
+    assert wire.decode(b'{"readings": 5}') == {"readings": 5}
+    with pytest.raises(services.DomainError, match="malformed JSON"):
+        wire.decode(b"[1, 2,]")
+
+
+# ---------------------------------------------------------------- the one-pass integration (no database)
+
+@settings(max_examples=300, deadline=None)
+@given(offsets=st.lists(st.integers(min_value=1, max_value=4 * 3600 * 10 ** 6), min_size=1, max_size=12, unique=True),
+       values=st.lists(st.tuples(st.floats(min_value=0, max_value=500), st.floats(min_value=0, max_value=500),
+                                 st.floats(min_value=0, max_value=50_000), st.booleans()), min_size=12, max_size=12),
+       with_last=st.booleans(), load=st.tuples(st.floats(min_value=0, max_value=100), st.floats(min_value=0, max_value=1)))
+def test_the_one_pass_integration_is_merge_and_update_load_to_the_bit(offsets, values, with_last, load):
+    from app.telemetry.integration import epoch_us, update_load
+
+    t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=timezone.utc)
+    last = Point(t0, 1.25) if with_last else None
+    rows = []
+    for offset, (inlet, outlet, airflow, running) in zip(sorted(offsets), values):
+        ts = t0 + timedelta(microseconds=offset)
+        rows.append((0, "23-4K7QXB", ts, None, None, inlet, outlet, airflow, None, None, None, None, running,
+                     epoch_us(ts)))
+    points = [(r[2], rate_kg_h(r[5], r[6], r[7], r[12])) for r in rows]
+    stored = SortedNeighbours([Point(*p) for p in points] + ([last] if last else []))
+    merged = merge(last, points, stored, CAP, [r[-1] for r in rows])
+    ewma, weight = update_load(*load, merged.intervals, 24.0)
+    assert services.integrate_in_order(last, rows, CAP, *load, 24.0) == (
+        merged.delta_kg, merged.by_hour, merged.last, ewma, weight)

@@ -53,7 +53,7 @@ def total_kg(points: Iterable[Point], cap_s: float) -> float:
 HOUR = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
-_HOUR_US = 3_600_000_000
+HOUR_US = 3_600_000_000
 _TS = itemgetter(0)
 
 
@@ -179,7 +179,7 @@ def _extend(out: Merge, last: Point | None, tail: list, tail_us: list[int], cap_
                     out.delta_kg += hour_kg
                 hour = hour_of(prev_ts)
                 hour_lo = epoch_us(hour)
-                hour_hi, hour_kg = hour_lo + _HOUR_US, 0.0
+                hour_hi, hour_kg = hour_lo + HOUR_US, 0.0
             hour_kg += prev_rate * held / 3600.0
         prev_ts, prev_rate, prev_us = ts, rate, us
     if hour_kg:
