@@ -1,7 +1,7 @@
 """Ledger (台账): reference data, generation records from replacements and by hand, stock, scoping."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -58,6 +58,41 @@ def test_holiday_calendar_counts_working_days():
     assert cal.add_working_days(date(2026, 2, 14), 1) == date(2026, 2, 24)
     assert cal.working_days_between(date(2025, 9, 30), date(2025, 10, 14)) == 5
     assert cal.add_working_days(date(2027, 3, 5), 1) == date(2027, 3, 8)  # an unlisted year: weekends only
+
+
+# What the State Council notices say: each holiday block's first day and length in days, and the
+# make-up working days (国办发明电〔2024〕12号 for 2025; the notice of 2025-11-04 for 2026).
+_NOTICES = {
+    2025: ([(date(2025, 1, 1), 1), (date(2025, 1, 28), 8), (date(2025, 4, 4), 3), (date(2025, 5, 1), 5),
+            (date(2025, 5, 31), 3), (date(2025, 10, 1), 8)],
+           [date(2025, 1, 26), date(2025, 2, 8), date(2025, 4, 27), date(2025, 9, 28), date(2025, 10, 11)]),
+    2026: ([(date(2026, 1, 1), 3), (date(2026, 2, 15), 9), (date(2026, 4, 4), 3), (date(2026, 5, 1), 5),
+            (date(2026, 6, 19), 3), (date(2026, 9, 25), 3), (date(2026, 10, 1), 7)],
+           [date(2026, 1, 4), date(2026, 2, 14), date(2026, 2, 28), date(2026, 5, 9), date(2026, 9, 20),
+            date(2026, 10, 10)]),
+}
+
+
+@pytest.mark.parametrize("year", sorted(_NOTICES))
+def test_holiday_calendar_is_the_state_council_notice(year):
+    cal = load_calendar()
+    blocks, workdays = _NOTICES[year]
+    for first, length in blocks:
+        days = [first + timedelta(days=i) for i in range(length)]
+        assert not any(cal.is_working_day(d) for d in days), first
+        # The block ends there: the day after is a working day or an ordinary weekend.
+        after = days[-1] + timedelta(days=1)
+        assert cal.is_working_day(after) or after.weekday() >= 5
+    off_weekdays = {d for first, length in blocks for i in range(length)
+                    if (d := first + timedelta(days=i)).weekday() < 5}
+    day, listed_workdays = date(year, 1, 1), []
+    while day.year == year:
+        if day.weekday() >= 5 and cal.is_working_day(day):
+            listed_workdays.append(day)
+        if day.weekday() < 5 and not cal.is_working_day(day):
+            assert day in off_weekdays, day  # no weekday off that the notice does not give
+        day += timedelta(days=1)
+    assert listed_workdays == workdays
 
 
 def test_holiday_calendar_validation():

@@ -24,7 +24,8 @@ from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import and_, bindparam, func, select, update
+import orjson
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -34,9 +35,8 @@ from app.boxes.models import Box, Fill
 from app.boxes.services import refresh_colours
 from app.common.errors import DomainError, Forbidden
 from app.common.timeutil import SHANGHAI, as_utc, utcnow
-from app.telemetry import DEFAULTS
+from app.telemetry import DEFAULTS, wire
 from app.telemetry.integration import HOUR_US, Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h, update_load
-from app.telemetry import wire
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, BoxSensorState, DeadLetter, ReadingHour, SensorReading
 from app.telemetry.wire import TypedReadings
 
@@ -499,9 +499,15 @@ _LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURE
 _STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_ewma_kg_per_day",
                   "load_weight", "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
                   "updated_at")
-_STATES_TABLE = BoxSensorState.__table__
-# One executemany for a batch's states; the SET columns are the keys of the parameters (_STATE_WRITTEN).
-_UPDATE_STATE = update(_STATES_TABLE).where(_STATES_TABLE.c.box_id == bindparam("state_box_id"))
+_STATE_TIMES = frozenset({"last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
+
+
+@lru_cache(maxsize=4)
+def _update_state_sql(mark: str) -> str:
+    """One UPDATE by primary key, executed for all of a batch's states, as driver SQL (the values
+    bound as the column types would: timestamps by :func:`bind_ts`, ``latest`` as JSON text)."""
+    columns = ", ".join(f"{name} = {mark}" for name in _STATE_WRITTEN)
+    return f"UPDATE {BoxSensorState.__tablename__} SET {columns} WHERE box_id = {mark}"
 
 
 class _StateValues:
@@ -521,9 +527,22 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
     unchanged to the ORM, which need not flush them, and the colour refresh reads them)."""
     if not written:
         return
-    session.connection().execute(_UPDATE_STATE, [
-        {"state_box_id": state.box_id, **{name: getattr(values, name) for name in _STATE_WRITTEN}}
-        for state, values in written])
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    times = _STATE_TIMES
+    params = []
+    for state, values in written:
+        row = []
+        for name in _STATE_WRITTEN:
+            value = getattr(values, name)
+            if name == "latest":
+                value = orjson.dumps(value).decode()
+            elif value is not None and name in times:
+                value = bind_ts(value, sqlite)
+            row.append(value)
+        row.append(state.box_id)
+        params.append(tuple(row))
+    conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
     for state, values in written:
         for name in _STATE_WRITTEN:
             set_committed_value(state, name, getattr(values, name))
