@@ -1,5 +1,6 @@
-"""Telemetry schemas. The ingest body is validated by hand in the service (a marshmallow pass per
-reading would cost more than storing it); ``ReadingIn`` documents that contract in OpenAPI."""
+"""Telemetry schemas. The ingest body is decoded and checked by :mod:`app.telemetry.wire` and
+the service (a marshmallow pass per reading would cost more than storing it); ``ReadingIn``
+documents that contract in OpenAPI."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

@@ -5,8 +5,10 @@ No Flask here: callers pass the session, the acting :class:`Principal` and the s
 One batch costs a fixed number of statements however many readings it carries: boxes in one
 query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
 per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then one colour
-refresh of the touched boxes (given the fills and states just read). The work per reading is constant: its checks, its row, its roll-up sums and its
-term of the integral; nothing re-reads a box's history. Only late readings (older than a box's
+refresh of the touched boxes (given the fills and states just read). The work per reading is
+constant: its checks (in C for a well-typed batch, see :mod:`app.telemetry.wire`), its row, its
+roll-up sums and its term of the integral, in one pass with the load when the readings are newer
+than those integrated; nothing re-reads a box's history. Only late readings (older than a box's
 newest) cost two index look-ups each, and a batch that carries already stored readings inserts
 twice (see :func:`insert_readings`).
 """
