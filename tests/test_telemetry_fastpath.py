@@ -257,23 +257,6 @@ def test_the_breakthrough_streak_runs_across_batches(api, world, sensor_box, gat
     assert not any(isinstance(v, float) and math.isnan(v) for v in latest.values() if v is not None)
 
 
-@settings(max_examples=200, deadline=None)
-@given(offsets=st.lists(st.integers(min_value=0, max_value=4 * 3600 * 10 ** 6), min_size=1, max_size=12, unique=True),
-       rates=st.lists(st.floats(min_value=0, max_value=5), min_size=12, max_size=12),
-       last_at=st.one_of(st.none(), st.integers(min_value=0, max_value=4 * 3600 * 10 ** 6)))
-def test_merge_with_epoch_microseconds_is_merge_with_datetimes(offsets, rates, last_at):
-    # Ingest passes the timestamps as epoch microseconds too; the result must be the same to the bit.
-    from app.telemetry.integration import epoch_us
-
-    t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=timezone.utc)
-    new = sorted(((t0 + timedelta(microseconds=o), r) for o, r in zip(offsets, rates)), key=lambda p: p[0])
-    last = Point(t0 + timedelta(microseconds=last_at), 1.5) if last_at is not None else None
-    stored = SortedNeighbours([Point(*p) for p in new] + ([last] if last else []))
-    plain = merge(last, new, stored, CAP)
-    fast = merge(last, new, stored, CAP, [epoch_us(ts) for ts, _ in new])
-    assert fast.delta_kg == plain.delta_kg and fast.by_hour == plain.by_hour
-    assert fast.intervals == plain.intervals and fast.last == plain.last
-    assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)
 
 
 # ---------------------------------------------------------------- the typed decoder (no database)
@@ -328,7 +311,8 @@ def test_the_one_pass_integration_is_merge_and_update_load_to_the_bit(offsets, v
                      epoch_us(ts)))
     points = [(r[2], rate_kg_h(r[5], r[6], r[7], r[12])) for r in rows]
     stored = SortedNeighbours([Point(*p) for p in points] + ([last] if last else []))
-    merged = merge(last, points, stored, CAP, [r[-1] for r in rows])
+    merged = merge(last, points, stored, CAP)
     ewma, weight = update_load(*load, merged.intervals, 24.0)
     assert services.integrate_in_order(last, rows, CAP, *load, 24.0) == (
         merged.delta_kg, merged.by_hour, merged.last, ewma, weight)
+    assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)

@@ -89,13 +89,13 @@ class Merge:
             self.by_hour[hour] = self.by_hour.get(hour, 0.0) + kg
 
 
-def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float,
-          new_us: list[int] | None = None) -> Merge:
+def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float) -> Merge:
     """Add ``new`` readings (sorted, not yet integrated, all at or after the fill's time) to an
     integral whose newest reading is ``last``. ``neighbours`` sees the stored readings, new ones
     included; it is asked only about readings older than ``last`` (late arrivals). ``new`` may
-    hold plain ``(ts, rate_kg_h)`` tuples: ingest makes one per reading, and passes ``new_us``,
-    their timestamps as :func:`epoch_us`, so that the chain needs no datetime arithmetic."""
+    hold plain ``(ts, rate_kg_h)`` tuples. (Ingest extends the chain with
+    :func:`app.telemetry.services.integrate_in_order`, the same sums in one pass with the load,
+    and comes here for its late readings only.)"""
     out = Merge(last=last)
     # ``new`` is sorted: the late readings come first, then one equal to ``last`` (already
     # integrated), then the tail.
@@ -125,13 +125,10 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
         if after is not None:
             out.add(run[-1], hold_kg(run[-1], after.ts, cap_s))
         i += 1
-    # Newer than everything integrated: extend the chain from ``last``. (The hot path of every
-    # batch, one step per reading: kg are summed per hour in a local and handed over when the
-    # hour changes.)
+    # Newer than everything integrated: extend the chain from ``last`` (kg are summed per hour
+    # in a local and handed over when the hour changes).
     if not tail:
         return out
-    if new_us is not None:
-        return _extend(out, last, tail, new_us[first_tail:] if first_tail else new_us, cap_s)
     prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
     hour, hour_end, hour_kg = None, None, 0.0
     append = out.intervals.append
@@ -150,38 +147,6 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
                 hour_end, hour_kg = hour + HOUR, 0.0
             hour_kg += prev_rate * held / 3600.0
         prev_ts, prev_rate = ts, rate
-    if hour_kg:
-        by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
-        out.delta_kg += hour_kg
-    out.last = Point(prev_ts, prev_rate)
-    return out
-
-
-def _extend(out: Merge, last: Point | None, tail: list, tail_us: list[int], cap_s: float) -> Merge:
-    """The chain of :func:`merge` over ``tail`` with its timestamps in epoch microseconds: the
-    same sums, intervals and hours (an hour's bounds are taken in microseconds too)."""
-    if last is not None:
-        prev_ts, prev_rate, prev_us = last.ts, last.rate_kg_h, epoch_us(last.ts)
-    else:
-        prev_ts, prev_rate, prev_us = None, 0.0, None
-    hour, hour_lo, hour_hi, hour_kg = None, 0, -1, 0.0
-    append = out.intervals.append
-    by_hour = out.by_hour
-    for (ts, rate), us in zip(tail, tail_us):
-        if prev_us is not None:
-            held = (us - prev_us) / 1e6
-            if held > cap_s:
-                held = cap_s
-            append((prev_rate, held))
-            if not hour_lo <= prev_us < hour_hi:
-                if hour_kg:
-                    by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
-                    out.delta_kg += hour_kg
-                hour = hour_of(prev_ts)
-                hour_lo = epoch_us(hour)
-                hour_hi, hour_kg = hour_lo + HOUR_US, 0.0
-            hour_kg += prev_rate * held / 3600.0
-        prev_ts, prev_rate, prev_us = ts, rate, us
     if hour_kg:
         by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
         out.delta_kg += hour_kg

@@ -38,7 +38,7 @@ from app.boxes.services import refresh_colours
 from app.common.errors import DomainError, Forbidden
 from app.common.timeutil import SHANGHAI, as_utc, utcnow
 from app.telemetry import DEFAULTS, wire
-from app.telemetry.integration import HOUR_US, Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h, update_load
+from app.telemetry.integration import HOUR_US, Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, BoxSensorState, DeadLetter, ReadingHour, SensorReading
 from app.telemetry.wire import TypedReadings
 
@@ -557,38 +557,33 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
     per box and batch."""
     rollups.add_readings(box.id, rows)
     if state.fill_id is not None:
-        start = state.fill_started_at
-        # The rows are sorted by ts: those of the fill are a suffix. Their rates as rate_kg_h,
-        # inline (a call per reading costs more than the arithmetic).
-        first = bisect_left(rows, start, key=itemgetter(R_TS))
+        # The rows are sorted by ts: those of the fill are a suffix; of these, the late ones
+        # (not newer than the newest integrated) come first, then the tail that extends the chain.
+        first = bisect_left(rows, state.fill_started_at, key=itemgetter(R_TS))
         fill_rows = rows[first:] if first else rows
         last_ts = state.last_integrated_ts
-        if fill_rows and (last_ts is None or fill_rows[0][R_TS] > last_ts):
-            # The common case, every reading newer than those integrated: one pass.
-            last = Point(last_ts, state.last_rate_kg_h) if last_ts else None
-            delta_kg, by_hour, newest, state.load_ewma_kg_per_day, state.load_weight = integrate_in_order(
-                last, fill_rows, settings.max_interval_s, state.load_ewma_kg_per_day, state.load_weight,
+        last = Point(last_ts, state.last_rate_kg_h) if last_ts else None
+        split = bisect_right(fill_rows, last_ts, key=itemgetter(R_TS)) if last_ts else 0
+        delta_kg = 0.0
+        if split:
+            # Each run of late readings between two stored ones replaces that one interval.
+            late = [Point(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
+                    for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows[:split]]
+            result = merge(last, late, _DbNeighbours(session, box.id, state.fill_started_at), settings.max_interval_s)
+            delta_kg = result.delta_kg
+            for hour, kg in result.by_hour.items():
+                rollups.add_adsorbed(box.id, hour, kg)
+        tail = fill_rows[split:] if split else fill_rows
+        if tail:
+            tail_kg, by_hour, newest, state.load_ewma_kg_per_day, state.load_weight = integrate_in_order(
+                last, tail, settings.max_interval_s, state.load_ewma_kg_per_day, state.load_weight,
                 settings.load_tau_h)
-            state.adsorbed_kg = max(state.adsorbed_kg + delta_kg, 0.0)
-            state.integrated_count += len(fill_rows)
+            delta_kg += tail_kg
             state.last_integrated_ts, state.last_rate_kg_h = newest
             for hour, kg in by_hour.items():
                 rollups.add_adsorbed(box.id, hour, kg)
-            fill_rows = []
-        points = [(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
-                  for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows]
-        if points:
-            last = Point(state.last_integrated_ts, state.last_rate_kg_h) if state.last_integrated_ts else None
-            result = merge(last, points, _DbNeighbours(session, box.id, start), settings.max_interval_s,
-                           [r[R_US] for r in fill_rows])
-            state.adsorbed_kg = max(state.adsorbed_kg + result.delta_kg, 0.0)
-            state.integrated_count += len(points)
-            if result.last is not None:
-                state.last_integrated_ts, state.last_rate_kg_h = result.last.ts, result.last.rate_kg_h
-            state.load_ewma_kg_per_day, state.load_weight = update_load(
-                state.load_ewma_kg_per_day, state.load_weight, result.intervals, settings.load_tau_h)
-            for hour, kg in result.by_hour.items():
-                rollups.add_adsorbed(box.id, hour, kg)
+        state.adsorbed_kg = max(state.adsorbed_kg + delta_kg, 0.0)
+        state.integrated_count += len(fill_rows)
     # The newest readings drive the alarms: latest values and the breakthrough streak. Late
     # readings (older than the newest stored) change neither. The streak is the run of
     # readings above the limit at the end, so it is read backwards from the newest.
@@ -618,11 +613,12 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
 
 def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float, ewma_kg_d: float, weight: float,
                        tau_h: float) -> tuple[float, dict[datetime, float], Point, float, float]:
-    """:func:`merge` and :func:`update_load` in one pass, for checked readings (sorted, distinct)
-    all newer than ``last``, the integral's newest reading, as nearly every batch is: the
-    adsorbed kg, kg per hour, the new newest point and the new load. The same sums, to the bit,
-    as those two functions (a test holds it to that); the readings' rates computed inline, the
-    timestamps taken in epoch microseconds."""
+    """Extend the integral whose newest reading is ``last`` by checked readings (sorted, distinct,
+    all newer than ``last``: the tail of every batch, nearly always all of it), and the measured
+    load with it, in one pass: the adsorbed kg, kg per hour of the interval start, the new newest
+    point and the new load. The same sums, to the bit, as :func:`merge` and :func:`update_load`
+    (a test holds it to that), with the rates computed inline and the timestamps taken in epoch
+    microseconds (the hot loop of ingest: no call and no datetime arithmetic per reading)."""
     if last is not None:
         prev_ts, prev_rate, prev_us = last.ts, last.rate_kg_h, epoch_us(last.ts)
     else:
