@@ -168,6 +168,7 @@ def test_demo_loads_taizhou_once(app, session, client):
     _check_manifests(session, client)
     _check_regeneration(session)
     _check_readings_api(client, reporting)
+    _check_synergy_index(client)
 
 
 def _token(client, username: str) -> dict:
@@ -345,3 +346,18 @@ def test_demo_refuses_a_database_with_other_data(app, session):
     assert _snapshot(session) == before
     assert session.scalar(select(func.count()).select_from(User).where(User.username.in_([u[0] for u in USERS]))) == 0
     assert sa.inspect(db.engine).has_table("boxes")
+
+
+def _check_synergy_index(client) -> None:
+    """The index page has something to rank: the last two full years' imported values (indicator
+    25 is computed from manifests, none of which were processed in those years)."""
+    last = NOW.year - 1
+    r = client.get(f"/api/v1/index/scores?period={last}", headers=_token(client, "shiju"))
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    counties = body["counties"]
+    assert len(counties) == 9 and body["base_period"] == str(last - 1)
+    assert all(c["missing"] == [25] for c in counties), [c["missing"] for c in counties]
+    totals = [c["total"] for c in counties]
+    assert totals == sorted(totals, reverse=True) and 0 < min(totals) < max(totals) <= body["max_score"]
+    assert all(c["change_vs_base_share"] is not None for c in counties)

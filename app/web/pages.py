@@ -110,6 +110,10 @@ def nav_links() -> list[tuple[str, str, str]]:
     if principal.is_operator or any(principal.has_role(r) for r in ("generator", "regulator", "park_admin")):
         links += [("pages.ledger", url_for("pages.ledger"), _("台账")),
                   ("pages.stock", url_for("pages.stock"), _("库存"))]
+    if principal.is_operator or any(principal.has_role(r) for r in ("regulator", "park_admin")):
+        links.append(("statistics_pages.statistics_page", url_for("statistics_pages.statistics_page"), _("统计")))
+    if principal.is_operator or principal.has_role("regulator"):
+        links.append(("index_pages.index_page", url_for("index_pages.index_page"), _("协同指数")))
     return links
 
 

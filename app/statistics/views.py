@@ -1,0 +1,171 @@
+"""Statistics API (JSON, CSV, XLSX), value-added import, and the /statistics page.
+
+Thin: parse, call :mod:`app.statistics.services`, render. The base year defaults to the
+``STATISTICS_BASE_YEAR`` setting (2024 when unset).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint as PageBlueprint, Response, current_app, render_template, request
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_login import login_required
+from flask_smorest import Blueprint
+
+from app.common.auth import current_principal, require_user
+from app.common.errors import DomainError
+from app.common.schemas import listing, page_schema
+from app.common.timeutil import utcnow
+from app.extensions import db
+from app.statistics import exports, schemas, services
+
+blp = Blueprint("statistics", __name__,
+                description="Statistics per park, county and city: 趋零填埋, regeneration, manifests, boxes, intensity")
+
+CSV_MIME = "text/csv"  # Flask adds "; charset=utf-8"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def base_year_default() -> int:
+    return int(current_app.config.get("STATISTICS_BASE_YEAR") or services.DEFAULT_BASE_YEAR)
+
+
+def _metrics(kind: str, ident: Any, args: dict) -> dict[str, Any]:
+    actor = require_user()
+    scope = services.resolve_scope(db.session, kind, ident)
+    return services.metrics(db.session, actor, scope, args["period"], args.get("base_year") or base_year_default())
+
+
+def _download(m: dict[str, Any], extension: str) -> Response:
+    if extension == "csv":
+        body, mime = exports.to_csv(m), CSV_MIME
+    else:
+        body, mime = exports.to_xlsx(m), XLSX_MIME
+    return Response(body, mimetype=mime, headers={"Content-Disposition": exports.content_disposition(m, extension)})
+
+
+def _routes(path: str, kind: str, name: str, summary: str):
+    """The JSON route and its .csv and .xlsx twins for one kind of scope."""
+
+    @blp.route(path, endpoint=f"{name}_json")
+    @blp.arguments(schemas.MetricsQuery, location="query")
+    @blp.response(200, schemas.MetricsOut)
+    def as_json(args, **ident):
+        return _metrics(kind, next(iter(ident.values()), None), args)
+
+    as_json.__doc__ = summary + "\n\nThe definitions of every figure are in the response (``definitions``)."
+
+    for extension, mime in (("csv", "text/csv"), ("xlsx", XLSX_MIME)):
+        def download(args, _extension=extension, **ident):
+            return _download(_metrics(kind, next(iter(ident.values()), None), args), _extension)
+
+        download.__doc__ = f"{summary} as {extension.upper()} (Chinese headers with units)."
+        download.__name__ = f"{name}_{extension}"
+        blp.route(f"{path}.{extension}", endpoint=f"{name}_{extension}")(
+            blp.arguments(schemas.MetricsQuery, location="query")(
+                blp.response(200, content_type=mime)(download)))
+
+
+_routes("/parks/<int:park_id>/metrics", "park", "park_metrics", "A park's statistics (park administration, regulators).")
+_routes("/counties/<string:county_code>/metrics", "county", "county_metrics",
+        "A county's statistics (its regulator, city regulators).")
+_routes("/metrics", "city", "city_metrics", "The whole city's statistics (city regulators, operators).")
+
+
+@blp.route("/value-added")
+class ValueAddedView(MethodView):
+    @blp.arguments(schemas.ValueAddedQuery, location="query")
+    @blp.response(200, page_schema(schemas.ValueAddedOut))
+    def get(self, args):
+        """Imported industrial value added (工业增加值) of the scopes the caller may read."""
+        query = services.list_value_added(db.session, require_user(), args.get("scope"), args.get("period"))
+        return listing(query, args)
+
+    @blp.arguments(schemas.ValueAddedIn(many=True))
+    @blp.response(200, schemas.ValueAddedResult)
+    def post(self, items):
+        """Import value added: a JSON list of {scope, park_id|county_code, period, value_added_10k_yuan,
+        source_department}. A figure for the same scope and period is replaced. Operators and city/county
+        regulators (within their county). All or nothing: a bad item → 422 with errors by item index."""
+        actor = require_user()
+        try:
+            result = services.import_value_added(db.session, actor, items)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return result
+
+
+# ---------------------------------------------------------------- the page
+
+pages = PageBlueprint("statistics_pages", __name__, template_folder="../templates")
+
+
+def _bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
+    """Horizontal bars of the treatment methods (kg), as SVG geometry."""
+    labels = {"utilised": _("利用"), "incinerated": _("焚烧"), "cement_kiln": _("水泥窑协同处置"),
+              "landfilled": _("填埋"), "other": _("其他处置")}
+    top = max([treatment[f"{k}_kg"] for k in labels] + [0.0]) or 1.0
+    width, left, bar_h, gap = 640, 120, 22, 10
+    bars = []
+    for i, (key, label) in enumerate(labels.items()):
+        value = treatment[f"{key}_kg"]
+        bars.append({"key": key, "label": label, "value": value, "y": 10 + i * (bar_h + gap), "h": bar_h,
+                     "w": round(value / top * (width - left - 110), 1)})
+    return {"width": width, "height": 20 + len(bars) * (bar_h + gap), "left": left, "bars": bars}
+
+
+def _line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
+    """The landfill share per month (0–100 %) as an SVG polyline; months without processing are gaps."""
+    width, height, left, right, top, bottom = 640, 220, 44, 12, 12, 40
+    top_pct = max([p["landfill_share"] * 100 for p in series if p["landfill_share"] is not None] + [10.0])
+    top_pct = min(100.0, (int(top_pct / 10) + 1) * 10)
+    step = (width - left - right) / max(len(series) - 1, 1)
+
+    def y(pct: float) -> float:
+        return round(top + (1 - pct / top_pct) * (height - top - bottom), 1)
+
+    points = [{"x": round(left + i * step, 1), "y": y(p["landfill_share"] * 100), "period": p["period"],
+               "pct": round(p["landfill_share"] * 100, 2)}
+              for i, p in enumerate(series) if p["landfill_share"] is not None]
+    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
+            "bottom": height - bottom, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+            "x_labels": [{"x": round(left + i * step, 1), "label": p["period"][2:]} for i, p in enumerate(series)],
+            "y_ticks": [{"v": v, "y": y(v)} for v in range(0, int(top_pct) + 1, max(int(top_pct) // 5, 1))]}
+
+
+@pages.route("/statistics")
+@login_required
+def statistics_page():
+    """A park administration sees its park; regulators pick a county or park; a period picker."""
+    principal = current_principal()
+    now = utcnow()
+    scopes = services.readable_scopes(db.session, principal)
+    if not scopes:
+        return render_template("error.html", status=403, title=_("无权访问"),
+                               detail=_("您的单位没有可查看的统计范围。")), 403
+    keys = {s.key: s for s in scopes}
+    scope = keys.get(request.args.get("scope") or "", scopes[0])
+    error = None
+    raw = (request.args.get("period") or "").strip() or services.month_of(now).label
+    try:
+        period = services.parse_period(raw)
+        services.check_not_future(period, now)
+    except DomainError as exc:
+        error, period = exc.detail, services.month_of(now)
+    m = services.metrics(db.session, principal, scope, period, base_year_default(), now)
+    series = services.landfill_series(db.session, scope, period, 12)
+    query = {"period": period.label}
+    api_path = {"park": f"/api/v1/parks/{scope.park_id}/metrics", "county": f"/api/v1/counties/{scope.county_code}/metrics",
+                "city": "/api/v1/metrics"}[scope.kind]
+    return render_template(
+        "statistics.html", m=m, scopes=scopes, scope=scope, period=period, error=error, raw_period=raw,
+        series=series, line=_line_chart(series), bars=_bar_chart(m["treatment"]),
+        csv_url=f"{api_path}.csv?period={query['period']}", xlsx_url=f"{api_path}.xlsx?period={query['period']}",
+    )
+
+
+API_BLUEPRINTS = (blp,)
+BLUEPRINTS = (pages,)

@@ -1,0 +1,522 @@
+"""Statistics (app/statistics): periods, every metric on a hand-made data set, trends, red box-days,
+exports, value-added import, tenancy, the page. Each test runs on SQLite and PostgreSQL.
+
+The data set is tests/test_statistics_support.py; the expected numbers are worked out by hand there
+and here.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+from app.accounts.services import Principal
+from app.boxes.models import ColourChange
+from app.common.errors import Forbidden, InvalidInput, NotFound
+from app.extensions import db
+from app.statistics import services
+from app.statistics.models import ValueAdded
+from app.statistics.services import parse_period
+from tests import factories
+from tests.test_statistics_support import build
+
+JULY = "2025-07"
+
+
+def approx(x):
+    return pytest.approx(x, abs=1e-6)
+
+
+def as_(world, key: str) -> Principal:
+    return Principal(user=world.users[key])
+
+
+def park_scope(world):
+    return services.resolve_scope(db.session, "park", world.park.id)
+
+
+# ---------------------------------------------------------------- periods (pure)
+
+def test_parse_period_month_bounds_are_shanghai_midnights():
+    p = parse_period("2025-07")
+    assert (p.kind, p.label) == ("month", "2025-07")
+    assert p.start_utc == datetime(2025, 6, 30, 16, 0, tzinfo=timezone.utc)
+    assert p.end_utc == datetime(2025, 7, 31, 16, 0, tzinfo=timezone.utc)
+    assert p.previous().label == "2025-06"
+    assert parse_period("2025-01").previous().label == "2024-12"
+    assert p.same_period_in(2024).label == "2024-07"
+
+
+def test_parse_period_quarter_and_year():
+    q = parse_period("2025-q3")
+    assert (q.kind, q.label) == ("quarter", "2025-Q3")
+    assert q.start_utc == datetime(2025, 6, 30, 16, tzinfo=timezone.utc)
+    assert q.end_utc == datetime(2025, 9, 30, 16, tzinfo=timezone.utc)
+    assert parse_period("2025-Q1").previous().label == "2024-Q4"
+    assert parse_period("2025-Q4").end_utc == datetime(2025, 12, 31, 16, tzinfo=timezone.utc)
+    y = parse_period("2025")
+    assert (y.kind, y.start_utc, y.end_utc) == ("year", datetime(2024, 12, 31, 16, tzinfo=timezone.utc),
+                                                datetime(2025, 12, 31, 16, tzinfo=timezone.utc))
+    assert y.previous().label == "2024" and y.same_period_in(2024).label == "2024"
+    assert [m.label for m in services.months_until(q, 4)] == ["2025-06", "2025-07", "2025-08", "2025-09"]
+    assert [m.label for m in services.months_until(parse_period("2025-01"), 2)] == ["2024-12", "2025-01"]
+
+
+@pytest.mark.parametrize("bad", ["", "2025-13", "2025-00", "2025-Q5", "2025-Q0", "25-07", "2025/07", "2025-7",
+                                 "July", "2025-07-01", None, 2025, "1999"])
+def test_parse_period_rejects_malformed(bad):
+    with pytest.raises(InvalidInput) as exc:
+        parse_period(bad)
+    assert "period" in exc.value.errors
+
+
+def test_future_period_is_refused_and_current_is_allowed():
+    now = datetime(2025, 7, 15, tzinfo=timezone.utc)
+    services.check_not_future(parse_period("2025-07"), now)
+    services.check_not_future(parse_period("2025"), now)
+    with pytest.raises(InvalidInput) as exc:
+        services.check_not_future(parse_period("2025-08"), now)
+    assert "future" in exc.value.errors["period"][0]
+
+
+# ---------------------------------------------------------------- the metrics, through the services
+
+def test_park_july_volumes_by_waste_code(world):
+    build(world)
+    m = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)
+    codes = {i["waste_code"]: i for i in m["by_waste_code"]}
+    # generated: 1000 + 500 (00:30 on July 1 counts); the 041-49 batch at 23:59 on June 30 does not
+    assert codes["900-039-49"]["generated_kg"] == approx(1500)
+    assert codes["900-041-49"]["generated_kg"] == approx(0)
+    assert m["generated_kg"] == approx(1500) and m["generated_t"] == approx(1.5)
+    assert m["into_storage_kg"] == approx(1500)
+    # end of July: 039-49 = 1500 + 300 + 100 − 1200 = 700; 041-49 = 200; the August batch not yet
+    assert codes["900-039-49"]["in_storage_end_kg"] == approx(700)
+    assert codes["900-041-49"]["in_storage_end_kg"] == approx(200)
+    # shipped (picked up in July): 1000 + 200 + 100 + 50 + 70 of 039-49, 100 of 041-49
+    assert codes["900-039-49"]["shipped_kg"] == approx(1420)
+    assert codes["900-041-49"]["shipped_kg"] == approx(100)
+    assert m["shipped_kg"] == approx(1520)
+    # received in July: 990 + 200 + 280 (picked up in June) + 70; 100 of 041-49
+    assert codes["900-039-49"]["received_kg"] == approx(1540)
+    assert m["received_kg"] == approx(1640)
+    assert m["period"]["complete"] is True
+
+
+def test_park_july_treatment_and_landfill_share(world):
+    build(world)
+    m = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)
+    t = m["treatment"]
+    assert (t["utilised_kg"], t["landfilled_kg"], t["incinerated_kg"], t["cement_kiln_kg"], t["other_kg"]) == (
+        approx(990), approx(200), approx(100), approx(280), approx(0))
+    assert m["processed_kg"] == approx(1570) and m["landfilled_kg"] == approx(200)
+    assert m["landfill_share"] == approx(200 / 1570)
+    assert {r["method_code"]: r["quantity_kg"] for r in m["by_method"]} == {
+        "C1": approx(280), "D1": approx(200), "D10": approx(100), "R7": approx(990)}
+    prev, base = m["landfill_trend"]["previous"], m["landfill_trend"]["base"]
+    assert (prev["period"], prev["landfill_share"]) == ("2025-06", approx(0.5))
+    assert prev["change_share"] == approx(200 / 1570 - 0.5) and prev["direction"] == "down"
+    assert (base["period"], base["landfill_share"]) == ("2024-07", approx(0.25))
+    assert base["change_share"] == approx(200 / 1570 - 0.25) and base["direction"] == "down"
+    assert m["base_year"] == 2024
+
+
+def test_landfill_share_against_another_base_year_and_none_without_processing(world):
+    build(world)
+    scope = park_scope(world)
+    m = services.metrics(db.session, as_(world, "park"), scope, JULY, base_year=2023)
+    assert m["landfill_trend"]["base"]["period"] == "2023-07"
+    assert m["landfill_trend"]["base"]["landfill_share"] is None
+    assert m["landfill_trend"]["base"]["change_share"] is None
+    empty = services.metrics(db.session, as_(world, "park"), scope, "2025-05")
+    assert empty["processed_kg"] == 0 and empty["landfill_share"] is None
+
+
+def test_county_and_city_add_their_enterprises(world):
+    build(world)
+    county = services.county_metrics(db.session, "331023", JULY)
+    assert county["generated_kg"] == approx(1900)  # + E3's 400
+    assert county["processed_kg"] == approx(1970) and county["landfilled_kg"] == approx(600)
+    assert county["landfill_share"] == approx(600 / 1970)
+    assert county["landfill_trend"]["previous"]["landfill_share"] == approx(0.5)
+    city = services.metrics(db.session, as_(world, "reg_city"), services.CITY, JULY)
+    assert city["processed_kg"] == approx(1970 + 9999)
+    assert city["landfill_share"] == approx(10599 / 11969)
+    wenling = services.county_metrics(db.session, "331081", JULY)
+    assert wenling["landfill_share"] == approx(1.0) and wenling["generated_kg"] == approx(9999)
+    assert services.county_metrics(db.session, "331022", JULY)["landfill_share"] is None
+
+
+def test_regeneration_and_regenerated_fills(world):
+    build(world)
+    r = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["regeneration"]
+    # waste carbon processed in July: 990 + 200 + 280; regeneration batches consumed 600 of it
+    assert r["waste_carbon_processed_kg"] == approx(1470)
+    assert r["waste_carbon_regenerated_kg"] == approx(600)
+    assert r["regeneration_rate_share"] == approx(600 / 1470)
+    # fills in July at the park's boxes: 2000 (regenerated) + 1000
+    assert (r["fills_count"], r["fills_kg"]) == (2, approx(3000))
+    assert (r["regenerated_fills_count"], r["regenerated_fills_kg"]) == (1, approx(2000))
+    assert r["regenerated_fills_count_share"] == approx(0.5)
+    assert r["regenerated_fills_kg_share"] == approx(2000 / 3000)
+    city = services.metrics(db.session, as_(world, "op"), services.CITY, JULY)["regeneration"]
+    assert (city["fills_count"], city["fills_kg"]) == (3, approx(3700))
+
+
+def test_manifest_counts(world):
+    build(world)
+    mf = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["manifests"]
+    assert mf == {"shipped_count": 5, "on_time_count": 2, "overdue_count": 2, "discrepant_count": 1,
+                  "rejected_count": 1, "in_transit_count": 0, "on_time_share": approx(0.5)}
+
+
+def test_boxes_by_colour_and_red_box_days_clipped_to_the_period(world):
+    data = build(world)
+    scope = park_scope(world)
+    boxes = services.metrics(db.session, as_(world, "park"), scope, JULY)["boxes"]
+    assert boxes["by_colour"] == {"grey": 1, "green": 1, "yellow": 0, "red": 1}
+    assert boxes["total_count"] == 3  # the box registered in August is not counted
+    # b1: 9 days (red since June 25, clipped at July 1) + 4.5 days; b2: red from July 30 to the end: 2
+    assert boxes["red_box_days"] == approx(15.5)
+    june = services.metrics(db.session, as_(world, "park"), scope, "2025-06")["boxes"]
+    assert june["red_box_days"] == approx(6)  # b1 from June 25 to the end of June
+    assert june["by_colour"] == {"grey": 1, "green": 1, "yellow": 0, "red": 1}  # b1 red, b2 green, b3 grey
+    q3 = services.metrics(db.session, as_(world, "park"), scope, "2025-Q3")["boxes"]
+    assert q3["red_box_days"] == approx(9 + 4.5 + 2 + 31 + 30)  # b2 stays red to the end of September
+    city = services.metrics(db.session, as_(world, "op"), services.CITY, JULY)["boxes"]
+    assert city["red_box_days"] == approx(15.5 + 31)  # b5 in Wenling: red all July
+    assert data.boxes["b4"].id  # registered after the period
+
+
+def test_current_period_counts_colours_now_and_red_days_up_to_now(world, now):
+    b = factories.box(world.enterprise, now=now - timedelta(days=400))
+    start = services.month_of(now).start_utc
+
+    db.session.add(ColourChange(box_id=b.id, colour="red", changed_at=start, recorded_at=start, reasons=[]))
+    db.session.commit()
+    m = services.metrics(db.session, as_(world, "park"), park_scope(world), services.month_of(now).label, now=now)
+    assert m["period"]["complete"] is False
+    assert m["boxes"]["by_colour"]["red"] == 1
+    assert m["boxes"]["red_box_days"] == pytest.approx((now - start).total_seconds() / 86400, abs=1e-3)
+
+
+def test_on_time_replacements(world):
+    build(world)
+    rp = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["replacements"]
+    # the July 10 replacement came after the box turned red for saturation; the July 25 one after a
+    # red for a sensor reason only, which does not make a replacement late
+    assert rp == {"replacement_count": 2, "on_time_replacement_count": 1, "late_replacement_count": 1,
+                  "on_time_replacement_share": approx(0.5)}
+
+
+def test_mass_balance_gaps_explain_their_numbers(world):
+    build(world)
+    mb = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["mass_balance"]
+    gaps = {g["code"]: g for g in mb["gaps"]}
+    assert mb["replaced_carbon_kg"] == approx(4000) and mb["waste_carbon_weighed_kg"] == approx(3900)
+    assert gaps["replaced_vs_weighed"]["gap_kg"] == approx(100)
+    assert "4000" in gaps["replaced_vs_weighed"]["zh"] and "3900" in gaps["replaced_vs_weighed"]["en"]
+    assert gaps["generated_vs_shipped"]["gap_kg"] == approx(1500 - 1520)
+    assert gaps["generated_vs_shipped"]["numbers"]["stock_change_kg"] == approx(1500 - 1520 + 100)
+    # picked up in July and received: 1000/990, 300/300, 70/70
+    assert gaps["shipped_vs_received"]["gap_kg"] == approx(10)
+    assert gaps["shipped_vs_received"]["numbers"] == {"shipped_kg": approx(1370), "received_kg": approx(1360)}
+    assert mb["filled_kg"] == approx(3000) and mb["waste_carbon_generated_kg"] == approx(1500)
+
+
+def test_query_count_does_not_grow_with_the_data(world):
+    statements: list[str] = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    scope = park_scope(world)
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        services.metrics(db.session, as_(world, "park"), scope, JULY)
+        empty = len(statements)
+        build(world)
+        statements.clear()
+        services.metrics(db.session, as_(world, "park"), scope, JULY)
+        full = len(statements)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert full == empty and full <= 15
+
+
+# ---------------------------------------------------------------- generation intensity and value added
+
+def test_value_added_import_and_intensity(world, api):
+    build(world)
+    r = api.post("/api/v1/value-added", [
+        {"scope": "park", "park_id": world.park.id, "period": JULY, "value_added_10k_yuan": 400,
+         "source_department": "天台县统计局"},
+        {"scope": "park", "park_id": world.park.id, "period": "2024-07", "value_added_10k_yuan": 200,
+         "source_department": "天台县统计局"},
+        {"scope": "county", "county_code": "331023", "period": JULY, "value_added_10k_yuan": 1000,
+         "source_department": "天台县统计局"},
+    ], as_="reg_tt")
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["created"], r.get_json()["updated"]) == (3, 0)
+    # a second import of the same scope and period replaces the figure
+    r = api.post("/api/v1/value-added", [{"scope": "park", "park_id": world.park.id, "period": JULY,
+                                          "value_added_10k_yuan": 500, "source_department": "天台县经信局"}], as_="op")
+    assert r.status_code == 200 and (r.get_json()["created"], r.get_json()["updated"]) == (0, 1), r.get_json()
+    i = api.get(f"/api/v1/parks/{world.park.id}/metrics?period={JULY}", as_="park").get_json()["intensity"]
+    assert i["value_added_10k_yuan"] == 500 and i["value_added_source"] == "天台县经信局"
+    assert i["generation_intensity_t_per_10k_yuan"] == approx(1.5 / 500)
+    assert i["previous_year_intensity_t_per_10k_yuan"] == approx(0.3 / 200)
+    assert i["yoy_growth_share"] == approx((1.5 / 500 - 0.3 / 200) / (0.3 / 200))
+    county = services.county_metrics(db.session, "331023", JULY)["intensity"]
+    assert county["generation_intensity_t_per_10k_yuan"] == approx(1.9 / 1000)
+    assert county["yoy_growth_share"] is None  # no value added for July 2024
+    listed = api.get("/api/v1/value-added?period=2025-07", as_="park").get_json()
+    assert [(x["scope"], x["value_added_10k_yuan"]) for x in listed["items"]] == [("park", 500)]
+    assert api.get("/api/v1/value-added", as_="reg_tt").get_json()["total"] == 3
+    assert api.get("/api/v1/value-added", as_="other").get_json()["total"] == 0
+
+
+def test_value_added_bad_items_store_nothing(world, api):
+    r = api.post("/api/v1/value-added", [
+        {"scope": "park", "park_id": world.park.id, "period": JULY, "value_added_10k_yuan": 100,
+         "source_department": "统计局"},
+        {"scope": "park", "park_id": 99999, "period": "2025-13", "value_added_10k_yuan": -5,
+         "source_department": "统计局"},
+    ], as_="op")
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    errors = r.get_json()["errors"]["1"]
+    assert set(errors) >= {"period", "value_added_10k_yuan"}
+    r = api.post("/api/v1/value-added", [
+        {"scope": "park", "park_id": 99999, "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
+        {"scope": "county", "county_code": "331023", "period": "2099", "value_added_10k_yuan": 5,
+         "source_department": "统计局"},
+        {"scope": "county", "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
+    ], as_="op")
+    assert r.status_code == 422, r.get_json()
+    errors = r.get_json()["errors"]
+    assert "county_code" in errors["2"]
+    r = api.post("/api/v1/value-added", [
+        {"scope": "park", "park_id": 99999, "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
+        {"scope": "county", "county_code": "331023", "period": "2099", "value_added_10k_yuan": 5,
+         "source_department": "统计局"},
+    ], as_="op")
+    assert r.status_code == 422, r.get_json()
+    errors = r.get_json()["errors"]
+    assert "park_id" in errors["0"] and "future" in errors["1"]["period"][0]
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ValueAdded)) == 0
+
+
+def test_value_added_import_is_for_operators_and_regulators_in_their_county(world, api):
+    item = {"scope": "county", "county_code": "331081", "period": JULY, "value_added_10k_yuan": 5,
+            "source_department": "温岭市统计局"}
+    assert api.post("/api/v1/value-added", [item], as_="park").status_code == 403
+    assert api.post("/api/v1/value-added", [item], as_="ent").status_code == 403
+    assert api.post("/api/v1/value-added", [item], as_="reg_tt").status_code == 403  # another county
+    assert api.post("/api/v1/value-added", [{**item, "scope": "city"}], as_="reg_tt").status_code == 403
+    assert api.post("/api/v1/value-added", [item], as_="reg_city").status_code == 200
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ValueAdded)) == 1
+
+
+# ---------------------------------------------------------------- HTTP: JSON, errors, tenancy
+
+def test_http_park_metrics_json(world, api):
+    build(world)
+    r = api.get(f"/api/v1/parks/{world.park.id}/metrics?period={JULY}", as_="park")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["scope"] == {"kind": "park", "park_id": world.park.id, "county_code": "331023",
+                             "name": "天台县经济开发区"}
+    assert body["landfill_share"] == approx(200 / 1570)
+    assert body["boxes"]["red_box_days"] == approx(15.5)
+    assert "regeneration_rate_share" in body["definitions"]
+    r = api.get(f"/api/v1/parks/{world.park.id}/metrics?period={JULY}&base_year=2025", as_="park")
+    assert r.get_json()["landfill_trend"]["base"]["period"] == "2025-07"
+    assert r.get_json()["landfill_trend"]["base"]["change_share"] == approx(0)
+
+
+def test_http_base_year_default_comes_from_the_setting(app, world, api):
+    build(world)
+    app.config["STATISTICS_BASE_YEAR"] = 2025
+    try:
+        body = api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025-06", as_="park").get_json()
+    finally:
+        app.config.pop("STATISTICS_BASE_YEAR")
+    assert body["base_year"] == 2025 and body["landfill_trend"]["base"]["period"] == "2025-06"
+
+
+@pytest.mark.parametrize("period", ["2025-13", "abc", "2025-Q9", "2099", "2099-01"])
+def test_http_bad_or_future_period_is_422_naming_the_field(world, api, period):
+    r = api.get(f"/api/v1/metrics?period={period}", as_="op")
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    assert "period" in r.get_json()["errors"]
+
+
+def test_http_missing_period_and_bad_base_year_are_422(world, api):
+    assert "period" in api.get("/api/v1/metrics", as_="op").get_json()["errors"]
+    r = api.get("/api/v1/metrics?period=2025&base_year=1500", as_="op")
+    assert r.status_code == 422 and "base_year" in r.get_json()["errors"]
+
+
+def test_http_unknown_park_or_county_is_404(world, api):
+    assert api.get("/api/v1/parks/99999/metrics?period=2025", as_="op").status_code == 404
+    assert api.get("/api/v1/counties/999999/metrics?period=2025", as_="op").status_code == 404
+    assert api.get("/api/v1/parks/99999/metrics.csv?period=2025", as_="op").status_code == 404
+
+
+def test_tenancy_park_admin_sees_only_its_park(world, api):
+    other_park = factories.create_park(db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区",
+                                                                               "county_code": "331081"})
+    db.session.commit()
+    assert api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025", as_="park").status_code == 200
+    r = api.get(f"/api/v1/parks/{other_park.id}/metrics?period=2025", as_="park")
+    assert r.status_code == 403 and r.mimetype == "application/problem+json"
+    assert api.get(f"/api/v1/parks/{other_park.id}/metrics.xlsx?period=2025", as_="park").status_code == 403
+    assert api.get("/api/v1/counties/331023/metrics?period=2025", as_="park").status_code == 403
+    assert api.get("/api/v1/metrics?period=2025", as_="park").status_code == 403
+
+
+def test_tenancy_county_regulator_sees_its_county_and_parks(world, api):
+    other_park = factories.create_park(db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区",
+                                                                               "county_code": "331081"})
+    db.session.commit()
+    assert api.get("/api/v1/counties/331023/metrics?period=2025", as_="reg_tt").status_code == 200
+    assert api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025", as_="reg_tt").status_code == 200
+    assert api.get("/api/v1/counties/331081/metrics?period=2025", as_="reg_tt").status_code == 403
+    assert api.get(f"/api/v1/parks/{other_park.id}/metrics?period=2025", as_="reg_tt").status_code == 403
+    assert api.get("/api/v1/metrics?period=2025", as_="reg_tt").status_code == 403
+    for who in ("reg_city", "op"):
+        assert api.get("/api/v1/counties/331081/metrics?period=2025", as_=who).status_code == 200
+        assert api.get("/api/v1/metrics?period=2025", as_=who).status_code == 200
+
+
+def test_tenancy_enterprises_and_services_get_403(world, api):
+    for who in ("ent", "other", "svc"):
+        assert api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025", as_=who).status_code == 403
+        assert api.get("/api/v1/counties/331023/metrics?period=2025", as_=who).status_code == 403
+    assert api.get("/api/v1/metrics?period=2025", as_=None).status_code == 401
+    with pytest.raises(Forbidden):
+        services.metrics(db.session, as_(world, "ent"), park_scope(world), "2025")
+    with pytest.raises(NotFound):
+        services.resolve_scope(db.session, "county", "123456")
+
+
+# ---------------------------------------------------------------- exports
+
+def test_csv_export_has_bom_chinese_headers_and_parses_back(world, api):
+    build(world)
+    r = api.get(f"/api/v1/parks/{world.park.id}/metrics.csv?period={JULY}", as_="park")
+    assert r.status_code == 200
+    assert r.mimetype == "text/csv"
+    raw = r.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    disposition = r.headers["Content-Disposition"]
+    assert f'filename="statistics_park-{world.park.id}_2025-07.csv"' in disposition
+    assert "filename*=UTF-8''" in disposition
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["指标", "数值", "单位"]
+    summary = {(row[0], row[2]): row[1] for row in rows[1:rows.index([])]}
+    assert float(summary[("填埋量", "kg")]) == approx(200)
+    assert float(summary[("填埋占比", "%")]) == approx(round(200 / 1570 * 100, 4))
+    assert float(summary[("红码箱天数", "箱·天")]) == approx(15.5)
+    header_at = rows.index(["废物代码", "废物名称", "产生量 (kg)", "入库量 (kg)", "退回入库 (kg)", "期末在库 (kg)",
+                            "转移量 (kg)", "接收量 (kg)", "接受量 (kg)"])
+    by_code = {row[0]: row for row in rows[header_at + 1:] if row and re.match(r"\d{3}-\d{3}-\d{2}$", row[0])}
+    assert float(by_code["900-039-49"][2]) == approx(1500)
+    assert float(by_code["900-039-49"][6]) == approx(1420)
+
+
+def test_xlsx_export_sheets_headers_and_values(world, api):
+    build(world)
+    r = api.get(f"/api/v1/counties/331023/metrics.xlsx?period={JULY}", as_="reg_tt")
+    assert r.status_code == 200
+    assert r.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert 'filename="statistics_county-331023_2025-07.xlsx"' in r.headers["Content-Disposition"]
+    wb = load_workbook(io.BytesIO(r.get_data()))
+    assert wb.sheetnames[:3] == ["汇总", "按废物代码", "按利用处置方式"]
+    summary = wb["汇总"]
+    assert [c.value for c in summary[1]] == ["指标", "数值", "单位"]
+    values = {(row[0], row[2] or ""): row[1] for row in summary.iter_rows(min_row=2, values_only=True)}
+    assert values[("统计范围", "")] == "天台县"
+    assert values[("填埋量", "kg")] == approx(600)
+    methods = {row[0]: row[2] for row in wb["按利用处置方式"].iter_rows(min_row=2, values_only=True)}
+    assert [c.value for c in wb["按利用处置方式"][1]] == ["利用/处置方式代码", "类别", "数量 (kg)"]
+    assert methods["D1"] == approx(600)
+    codes = {row[0]: row for row in wb["按废物代码"].iter_rows(min_row=2, values_only=True)}
+    assert codes["900-039-49"][2] == approx(1900)
+
+
+def test_openapi_documents_the_routes(app, client):
+    spec = client.get("/openapi.json").get_json()
+    for path in ("/api/v1/parks/{park_id}/metrics", "/api/v1/parks/{park_id}/metrics.csv",
+                 "/api/v1/parks/{park_id}/metrics.xlsx", "/api/v1/counties/{county_code}/metrics",
+                 "/api/v1/metrics", "/api/v1/metrics.xlsx", "/api/v1/value-added"):
+        assert path in spec["paths"], path
+    params = {p["name"] for p in spec["paths"]["/api/v1/metrics"]["get"]["parameters"]}
+    assert {"period", "base_year"} <= params
+
+
+# ---------------------------------------------------------------- the page
+
+def login(app, username: str):
+    client = app.test_client()
+    r = client.post("/login", data={"username": username, "password": factories.PASSWORD})
+    assert r.status_code == 302
+    return client
+
+
+def test_page_for_a_park_admin_shows_charts_and_numbers(app, world):
+    build(world)
+    html = login(app, "park").get(f"/statistics?period={JULY}").get_data(as_text=True)
+    assert "天台县经济开发区" in html
+    assert '<svg class="line-chart" data-chart="landfill"' in html
+    assert "<polyline" in html and 'data-bar="landfilled"' in html
+    assert re.search(r"data-landfill-share>\s*12\.74", html)  # 200 / 1570 = 12.74 %
+    assert re.search(r"data-red-box-days>15\.5<", html)
+    assert f"/api/v1/parks/{world.park.id}/metrics.csv?period=2025-07" in html
+    assert f"/api/v1/parks/{world.park.id}/metrics.xlsx?period=2025-07" in html
+    assert 'name="scope"' not in html  # a park administration has no picker: only its park
+
+
+def test_page_for_a_county_regulator_has_a_picker(app, world):
+    build(world)
+    client = login(app, "reg_tt")
+    html = client.get(f"/statistics?period={JULY}").get_data(as_text=True)
+    assert 'name="scope"' in html and "county:331023" in html and f"park:{world.park.id}" in html
+    assert "county:331081" not in html
+    html = client.get(f"/statistics?period={JULY}&scope=park:{world.park.id}").get_data(as_text=True)
+    assert re.search(r"data-landfill-share>\s*12\.74", html)
+    html = client.get(f"/statistics?period={JULY}&scope=county:331023").get_data(as_text=True)
+    assert re.search(r"data-landfill-share>\s*30\.46", html)  # 600 / 1970
+    html = client.get("/statistics?period=2025-99").get_data(as_text=True)
+    assert 'role="alert"' in html
+
+
+def test_page_needs_a_login_and_a_jurisdiction(app, world):
+    r = app.test_client().get("/statistics")
+    assert r.status_code == 302 and "/login" in r.location
+    assert login(app, "ent").get("/statistics").status_code == 403
+
+
+# ---------------------------------------------------------------- demo extension
+
+def test_demo_extension_imports_value_added_that_adds_up(world, now):
+    import random
+
+    from app.demo.data import DemoContext
+    from app.statistics.demo import value_added
+
+    ctx = DemoContext(now=now, rng=random.Random(1), operator=world.users["op"], parks={"tiantai": world.park})
+    value_added(db.session, ctx, now)
+    db.session.commit()
+    rows = {(r.scope_key, r.period): r.value_added_10k_yuan for r in db.session.scalars(sa.select(ValueAdded))}
+    last_year = services.month_of(now).year - 1
+    months = [rows[(f"park:{world.park.id}", f"{last_year}-{m:02d}")] for m in range(1, 13)]
+    assert rows[(f"park:{world.park.id}", str(last_year))] == pytest.approx(sum(months), abs=0.5)
+    assert ("county:331023", f"{last_year}-Q2") in rows and ("city", services.month_of(now).label) in rows
