@@ -166,49 +166,43 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         firsts[fid] = {"name": name_of(raw, place), "weight": weight_of(raw, place),
                        "content": str(raw.get("content") or ""), "children": []}
 
+    def numbered(key: str, what: str, seen: dict):
+        """The entries of list ``key`` with a positive, unique ``number``: (place, number, raw)."""
+        for i, raw in enumerate(mapping_list(key)):
+            place = f"{key}[{i}]"
+            if not isinstance(raw, dict):
+                errors.append(f"{place}: expected a mapping")
+                continue
+            number = raw.get("number")
+            if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+                errors.append(f"{place}.number: a positive integer is required, not {number!r}")
+                continue
+            place = f"{what} {number}"
+            if number in seen:
+                errors.append(f"{place}: number {number} appears twice")
+                continue
+            yield place, number, raw
+
+    def attach(place: str, number: int, raw: dict, parents: dict, what: str) -> Any:
+        """The entry's parent, which lists it among its children (an unknown parent is an error)."""
+        parent = raw.get("parent")
+        if parent not in parents:
+            errors.append(f"{place}.parent: unknown {what} {parent!r}")
+        else:
+            parents[parent]["children"].append(number)
+        return parent
+
     # -- second level
     seconds: dict[int, dict[str, Any]] = {}
-    for i, raw in enumerate(mapping_list("second_level")):
-        place = f"second_level[{i}]"
-        if not isinstance(raw, dict):
-            errors.append(f"{place}: expected a mapping")
-            continue
-        number = raw.get("number")
-        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-            errors.append(f"{place}.number: a positive integer is required, not {number!r}")
-            continue
-        place = f"second_level {number}"
-        if number in seconds:
-            errors.append(f"{place}: number {number} appears twice")
-            continue
-        parent = raw.get("parent")
-        if parent not in firsts:
-            errors.append(f"{place}.parent: unknown first-level indicator {parent!r}")
-        else:
-            firsts[parent]["children"].append(number)
+    for place, number, raw in numbered("second_level", "second_level", seconds):
+        parent = attach(place, number, raw, firsts, "first-level indicator")
         seconds[number] = {"name": name_of(raw, place), "weight": weight_of(raw, place), "parent": parent,
                            "children": []}
 
     # -- third level
     indicators: dict[int, Indicator] = {}
-    for i, raw in enumerate(mapping_list("indicators")):
-        place = f"indicators[{i}]"
-        if not isinstance(raw, dict):
-            errors.append(f"{place}: expected a mapping")
-            continue
-        number = raw.get("number")
-        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
-            errors.append(f"{place}.number: a positive integer is required, not {number!r}")
-            continue
-        place = f"indicator {number}"
-        if number in indicators:
-            errors.append(f"{place}: number {number} appears twice")
-            continue
-        parent = raw.get("parent")
-        if parent not in seconds:
-            errors.append(f"{place}.parent: unknown second-level indicator {parent!r}")
-        else:
-            seconds[parent]["children"].append(number)
+    for place, number, raw in numbered("indicators", "indicator", indicators):
+        parent = attach(place, number, raw, seconds, "second-level indicator")
         direction = raw.get("direction")
         if direction not in DIRECTIONS:
             errors.append(f"{place}.direction: one of {', '.join(DIRECTIONS)} is required, not {direction!r}")

@@ -18,7 +18,7 @@ from app.common.errors import DomainError
 from app.common.schemas import listing, page_schema
 from app.common.timeutil import utcnow
 from app.extensions import db
-from app.statistics import exports, schemas, services
+from app.statistics import charts, exports, schemas, services
 
 blp = Blueprint("statistics", __name__,
                 description="Statistics per park, county and city: 趋零填埋, regeneration, manifests, boxes, intensity")
@@ -103,39 +103,6 @@ class ValueAddedView(MethodView):
 pages = PageBlueprint("statistics_pages", __name__, template_folder="../templates")
 
 
-def _bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
-    """Horizontal bars of the treatment methods (kg), as SVG geometry."""
-    labels = {"utilised": _("利用"), "incinerated": _("焚烧"), "cement_kiln": _("水泥窑协同处置"),
-              "landfilled": _("填埋"), "other": _("其他处置")}
-    top = max([treatment[f"{k}_kg"] for k in labels] + [0.0]) or 1.0
-    width, left, bar_h, gap = 640, 120, 22, 10
-    bars = []
-    for i, (key, label) in enumerate(labels.items()):
-        value = treatment[f"{key}_kg"]
-        bars.append({"key": key, "label": label, "value": value, "y": 10 + i * (bar_h + gap), "h": bar_h,
-                     "w": round(value / top * (width - left - 110), 1)})
-    return {"width": width, "height": 20 + len(bars) * (bar_h + gap), "left": left, "bars": bars}
-
-
-def _line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """The landfill share per month (0–100 %) as an SVG polyline; months without processing are gaps."""
-    width, height, left, right, top, bottom = 640, 220, 44, 12, 12, 40
-    top_pct = max([p["landfill_share"] * 100 for p in series if p["landfill_share"] is not None] + [10.0])
-    top_pct = min(100.0, (int(top_pct / 10) + 1) * 10)
-    step = (width - left - right) / max(len(series) - 1, 1)
-
-    def y(pct: float) -> float:
-        return round(top + (1 - pct / top_pct) * (height - top - bottom), 1)
-
-    points = [{"x": round(left + i * step, 1), "y": y(p["landfill_share"] * 100), "period": p["period"],
-               "pct": round(p["landfill_share"] * 100, 2)}
-              for i, p in enumerate(series) if p["landfill_share"] is not None]
-    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": height - bottom, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
-            "x_labels": [{"x": round(left + i * step, 1), "label": p["period"][2:]} for i, p in enumerate(series)],
-            "y_ticks": [{"v": v, "y": y(v)} for v in range(0, int(top_pct) + 1, max(int(top_pct) // 5, 1))]}
-
-
 @pages.route("/statistics")
 @login_required
 def statistics_page():
@@ -162,7 +129,7 @@ def statistics_page():
                 "city": "/api/v1/metrics"}[scope.kind]
     return render_template(
         "statistics.html", m=m, scopes=scopes, scope=scope, period=period, error=error, raw_period=raw,
-        series=series, line=_line_chart(series), bars=_bar_chart(m["treatment"]),
+        series=series, line=charts.line_chart(series), bars=charts.bar_chart(m["treatment"]),
         csv_url=f"{api_path}.csv?period={query['period']}", xlsx_url=f"{api_path}.xlsx?period={query['period']}",
     )
 
