@@ -197,3 +197,42 @@ def test_scan_page_on_a_phone(live, phone):
     assert page.locator("label", has_text="Iodine value (mg/g)").count() == 1
     assert page.locator(".topbar a.lang").inner_text() == "中文"
     page.screenshot(path="/tmp/scan_en.png", full_page=True)
+
+
+@pytest.fixture
+def desktop(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_park_statistics_on_a_desktop(live, desktop, tmp_path):
+    from openpyxl import load_workbook
+
+    page, base = desktop, live["base"]
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "park")
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    # The park administration finds its statistics in the top bar.
+    page.get_by_role("link", name="统计", exact=True).click()
+    page.wait_for_url(base + "/statistics**")
+    assert "天台县经济开发区" in page.locator("h1").inner_text()
+    for chart in ("landfill", "treatment"):
+        assert page.locator(f"svg[data-chart={chart}]").is_visible(), chart
+    assert page.locator("[data-bar=landfilled]").count() == 1
+    assert page.locator("[data-table=summary]").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.screenshot(path="/tmp/statistics.png", full_page=True)
+
+    # The XLSX export downloads with the signed-in session and opens in a spreadsheet reader.
+    with page.expect_download() as download:
+        page.click("[data-export=xlsx]")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".xlsx" and saved.name.startswith("天台县经济开发区_")
+    workbook = load_workbook(saved)
+    assert "汇总" in workbook.sheetnames

@@ -23,7 +23,7 @@ def bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
 
 def line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
     """The landfill share per month (0–100 %) as an SVG polyline; months without processing are gaps."""
-    width, height, left, right, top, bottom = 640, 220, 44, 12, 12, 40
+    width, height, left, right, top, bottom = 640, 220, 44, 28, 12, 40
     top_pct = max([p["landfill_share"] * 100 for p in series if p["landfill_share"] is not None] + [10.0])
     top_pct = min(100.0, (int(top_pct / 10) + 1) * 10)
     step = (width - left - right) / max(len(series) - 1, 1)
