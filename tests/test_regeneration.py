@@ -50,12 +50,19 @@ def test_the_whole_loop_back_into_a_box(api, world):
                                                           "regeneration_batch_id": batch["id"]}, as_="svc")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["regeneration_batch_id"] == batch["id"] and r.get_json()["ledger_batch_code"]
+    # Named by the batch alone, the fill records where the carbon came from.
+    assert r.get_json()["supplier_org_id"] == world.service.id and r.get_json()["batch_no"] == "ZS-2025-001"
     assert api.get(f"/api/v1/regeneration-batches/{batch['id']}", as_="svc").get_json()["remaining_kg"] == 500
     # Never more than it produced; an unknown batch is refused; nothing is stored either time.
     other_box = factories.box(world.enterprise, world.service)
     db.session.commit()
     for body_extra, field in [({"regeneration_batch_id": batch["id"], "mass_kg": 600}, "regeneration_batch_id"),
-                              ({"regeneration_batch_id": 9999, "mass_kg": 100}, "regeneration_batch_id")]:
+                              ({"regeneration_batch_id": 9999, "mass_kg": 100}, "regeneration_batch_id"),
+                              # Another supplier, or a better iodine value than the batch was measured at.
+                              ({"regeneration_batch_id": batch["id"], "mass_kg": 100,
+                                "supplier_org_id": world.other_enterprise.id}, "supplier_org_id"),
+                              ({"regeneration_batch_id": batch["id"], "mass_kg": 100, "iodine_mg_g": 951},
+                               "iodine_mg_g")]:
         r = api.post(f"/api/v1/boxes/{other_box.code}/fills", {"iodine_mg_g": 950, **body_extra}, as_="svc")
         assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
     assert _fills() == fills + 1

@@ -142,7 +142,10 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
 # ---------------------------------------------------------------- fills of regenerated carbon
 
 def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: Principal) -> None:
-    """A fill naming a regeneration batch: the batch exists and still has the carbon."""
+    """A fill naming a regeneration batch: the batch exists and still has the carbon, the carbon
+    comes from the batch's plant (a different supplier is refused), and the fill does not claim a
+    better iodine value than the batch was measured at (a fill's iodine value decides whether the
+    box turns red, so it may not be talked up)."""
     batch_id = data.get("regeneration_batch_id")
     if batch_id is None:
         return
@@ -151,11 +154,21 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
                            .with_for_update(of=RegenerationBatch).execution_options(populate_existing=True))
     if batch is None:
         raise InvalidInput.field("regeneration_batch_id", f"unknown regeneration batch {batch_id}")
+    errors: dict[str, list[str]] = {}
     mass = data.get("mass_kg") or 0.0
     if mass > batch.remaining_kg + EPS:
-        raise InvalidInput.field(
-            "regeneration_batch_id",
-            f"batch {batch.batch_no} has {batch.remaining_kg:g} kg of regenerated carbon left; {mass:g} kg filled")
+        errors["regeneration_batch_id"] = [
+            f"batch {batch.batch_no} has {batch.remaining_kg:g} kg of regenerated carbon left; {mass:g} kg filled"]
+    supplier = data.get("supplier_org_id")
+    if supplier is not None and supplier != batch.plant_id:
+        errors["supplier_org_id"] = [f"the carbon of batch {batch.batch_no} comes from {batch.plant.name} "
+                                     f"(organisation {batch.plant_id})"]
+    iodine = data.get("iodine_mg_g")
+    if iodine is not None and iodine > batch.iodine_mg_g + EPS:
+        errors["iodine_mg_g"] = [f"batch {batch.batch_no} was measured at {batch.iodine_mg_g:g} mg/g; "
+                                 f"a fill of it cannot have more"]
+    if errors:
+        raise InvalidInput("The fill does not match its regeneration batch.", errors=errors)
 
 
 def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
@@ -163,6 +176,13 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         return
     batch = session.get(RegenerationBatch, fill.regeneration_batch_id)
     batch.used_kg = kg(batch.used_kg + fill.mass_kg)
+    # The carbon's origin, recorded with the fill when the caller named only the batch.
+    if fill.supplier_org_id is None:
+        fill.supplier_org_id = batch.plant_id
+    if not fill.supplier_name:
+        fill.supplier_name = batch.plant.name
+    if not fill.batch_no:
+        fill.batch_no = batch.batch_no
 
 
 def _register_box_hooks() -> None:
