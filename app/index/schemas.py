@@ -51,13 +51,6 @@ class ValueOut(Schema):
     imported_by_user_id = fields.Int(allow_none=True)
 
 
-class ValuesPage(Schema):
-    items = fields.List(fields.Nested(ValueOut))
-    total = fields.Int()
-    page = fields.Int()
-    per_page = fields.Int()
-
-
 class IndicatorDef(Schema):
     number = fields.Int()
     name = fields.Str()

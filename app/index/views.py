@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from app.accounts.services import Principal
 from app.common.auth import require_user
 from app.common.errors import InvalidInput
-from app.common.schemas import listing
+from app.common.schemas import listing, page_schema
 from app.extensions import db
 from app.index import importing, schemas, services
 from app.ledger.views import unit_of_work
@@ -62,7 +62,7 @@ def import_values():
 
 @blp.route("/index/values")
 @blp.arguments(schemas.ValuesQuery, location="query")
-@blp.response(200, schemas.ValuesPage)
+@blp.response(200, page_schema(schemas.ValueOut))
 def list_values(args):
     """The imported values (regulators), to check what the scores were computed from."""
     period = services.parse_period(args["period"]) if args.get("period") else None
