@@ -46,6 +46,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "PORT": port,
         "RULES_DIR": env.get("RULES_DIR"),  # a folder overriding the shipped rule files
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
+        # No request body is larger than this (the largest legitimate ones: a batch of readings,
+        # 8 MiB; an index import, 5 MB); a bigger one is refused with 413 before it is read.
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
         "API_TITLE": "台州碳箱码 Carbon Box API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

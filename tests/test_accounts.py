@@ -143,3 +143,11 @@ def test_docs_serve_the_vendored_swagger_ui(client):
     bundle = client.get("/vendor/swagger-ui/swagger-ui-bundle.js")
     assert bundle.status_code == 200 and b"SwaggerUIBundle" in bundle.data
     assert client.get("/vendor/../app/config.py").status_code == 404
+
+
+def test_a_body_over_the_application_limit_is_413_before_it_is_read(app, api):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit >= 9 * 1024 * 1024  # above the largest legitimate body (8 MiB of readings)
+    body = b'{"username": "' + b"x" * limit + b'", "password": "y"}'
+    r = api.client.post("/api/v1/auth/token", data=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.mimetype == "application/problem+json", r.get_data(as_text=True)[:200]

@@ -32,6 +32,12 @@ def test_upgrade_from_empty_matches_models(backend, tmp_path, worker, monkeypatc
             context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
             diff = compare_metadata(context, db.metadata)
         assert diff == [], "models and migrations differ:\n" + "\n".join(map(str, diff))
+        # The reference data every organisation and index value points to is there too.
+        from app.accounts.reference import TAIZHOU_COUNTIES
+
+        with db.engine.connect() as conn:
+            counties = set(conn.execute(sa.text("SELECT code, name FROM counties")).all())
+        assert counties == {(code, name) for code, name, _en in TAIZHOU_COUNTIES}
         # And back down to empty: every revision can be undone.
         downgrade(revision="base")
         with db.engine.connect() as conn:

@@ -150,6 +150,11 @@ def test_county_and_city_add_their_enterprises(world):
     wenling = services.county_metrics(db.session, "331081", JULY)
     assert wenling["landfill_share"] == approx(1.0) and wenling["generated_kg"] == approx(9999)
     assert services.county_metrics(db.session, "331022", JULY)["landfill_share"] is None
+    # The index's one-query figure agrees with the full statistics.
+    light = services.county_landfill(db.session, "331023", JULY)
+    assert (light["processed_kg"], light["landfilled_kg"]) == (approx(1970), approx(600))
+    assert light["landfill_share"] == approx(600 / 1970)
+    assert services.county_landfill(db.session, "331022", JULY)["landfill_share"] is None
 
 
 def test_regeneration_and_regenerated_fills(world):

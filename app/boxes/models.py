@@ -75,7 +75,7 @@ class Fill(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
     kind: Mapped[str] = mapped_column(String(12))  # initial | replacement
-    filled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    filled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
     mass_kg: Mapped[float] = mapped_column(Float)
     carbon_type: Mapped[str] = mapped_column(String(12))
     supplier_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
@@ -99,7 +99,7 @@ class ColourChange(db.Model):
     box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
     colour: Mapped[str] = mapped_column(String(8))
     previous_colour: Mapped[str | None] = mapped_column(String(8))
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rules_version: Mapped[str] = mapped_column(String(40), default="")
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,7 @@ class Indicator:
     source: str = "import"  # import | computed
     computation: str | None = None
     note: str | None = None
+    name_en: str | None = None
 
     @property
     def computed(self) -> bool:
@@ -63,6 +65,7 @@ class SecondLevel:
     weight: float
     parent: str  # first-level id
     indicators: tuple[int, ...]
+    name_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class FirstLevel:
     weight: float
     content: str  # 评价内容: 协同效果 / 协同路径 / 协同管理
     second_level: tuple[int, ...]
+    name_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,13 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
             return ""
         return name.strip()
 
+    def name_en_of(raw: dict, place: str) -> str | None:
+        name = raw.get("name_en")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            errors.append(f"{place}.name_en: a non-empty English name, or absent")
+            return None
+        return name.strip() if name else None
+
     def mapping_list(key: str) -> list:
         raw = data.get(key)
         if not isinstance(raw, list) or not raw:
@@ -163,7 +174,7 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         if fid in firsts:
             errors.append(f"{place}.id: first-level indicator {fid} appears twice")
             continue
-        firsts[fid] = {"name": name_of(raw, place), "weight": weight_of(raw, place),
+        firsts[fid] = {"name": name_of(raw, place), "name_en": name_en_of(raw, place), "weight": weight_of(raw, place),
                        "content": str(raw.get("content") or ""), "children": []}
 
     def numbered(key: str, what: str, seen: dict):
@@ -196,8 +207,8 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
     seconds: dict[int, dict[str, Any]] = {}
     for place, number, raw in numbered("second_level", "second_level", seconds):
         parent = attach(place, number, raw, firsts, "first-level indicator")
-        seconds[number] = {"name": name_of(raw, place), "weight": weight_of(raw, place), "parent": parent,
-                           "children": []}
+        seconds[number] = {"name": name_of(raw, place), "name_en": name_en_of(raw, place),
+                           "weight": weight_of(raw, place), "parent": parent, "children": []}
 
     # -- third level
     indicators: dict[int, Indicator] = {}
@@ -232,6 +243,7 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
             number=number, name=name_of(raw, place), weight=weight_of(raw, place), parent=parent,
             data_source=data_source.strip(), direction=direction, scoring=scoring, quarterly=quarterly,
             unit=unit or None, source=src, computation=computation, note=raw.get("note") or None,
+            name_en=name_en_of(raw, place),
         )
 
     if indicators and sorted(indicators) != list(range(1, len(indicators) + 1)):
@@ -262,6 +274,25 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         if sorted(set(listed)) != declared and all(n in indicators for n in listed):
             errors.append(f"remarks.{rule} lists {sorted(set(listed))} but the indicators with quarterly: {rule} "
                           f"are {declared}")
+
+    # -- the verbatim text of the 备注 must say what the lists say (an edit of one without the other
+    #    would score quarters by rules nobody published)
+    text = remarks.get("text")
+    if text is not None and not isinstance(text, str):
+        errors.append("remarks.text: the 备注 as printed (a string)")
+    elif text:
+        said: dict[str, set[int]] = {"previous_year": set(), "cumulative_year": set()}
+        for sentence in re.split(r"[。.;；]", text):
+            numbers = {int(n) for n in re.findall(r"指标\s*(\d+)", sentence)}
+            if "前一年" in sentence:
+                said["previous_year"] |= numbers
+            elif "累计" in sentence:
+                said["cumulative_year"] |= numbers
+        for rule, numbers in said.items():
+            listed = remarks.get(rule) or []
+            if isinstance(listed, list) and all(isinstance(n, int) for n in listed) and numbers != set(listed):
+                errors.append(f"remarks.text names indicators {sorted(numbers)} for {rule} but remarks.{rule} lists "
+                              f"{sorted(set(listed))}")
 
     # -- the plan's target
     target = data.get("target") or {}
@@ -308,9 +339,11 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
     return Definition(
         version=version.strip(), source=source.strip(), total_weight=float(total_weight),
         first_level=tuple(FirstLevel(id=fid, name=f["name"], weight=f["weight"], content=f["content"],
-                                     second_level=tuple(f["children"])) for fid, f in firsts.items()),
+                                     second_level=tuple(f["children"]), name_en=f["name_en"])
+                          for fid, f in firsts.items()),
         second_level={n: SecondLevel(number=n, name=s["name"], weight=s["weight"], parent=s["parent"],
-                                     indicators=tuple(s["children"])) for n, s in seconds.items()},
+                                     indicators=tuple(s["children"]), name_en=s["name_en"])
+                      for n, s in seconds.items()},
         indicators=dict(sorted(indicators.items())),
         remarks=str(remarks.get("text") or ""),
         target_base_year=base_year,

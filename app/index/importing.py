@@ -31,6 +31,33 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 XLSX_TYPES = {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"}
 MAX_ROWS = 10_000
+# 32 indicators × 9 counties × 5 periods is < 1,500 rows; 10,000 rows of a spreadsheet are < 2 MB.
+MAX_BYTES = 5 * 1024 * 1024
+MAX_COLUMNS = 200
+# A title row or two above the header ("台州市减污降碳协同指数数据（2025年）") is common in the
+# departments' sheets: the header is the first of these rows that names every required column.
+HEADER_SEARCH_ROWS = 10
+
+
+class FileTooLarge(InvalidInput):
+    status = 413
+    title = "Payload too large"
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A spreadsheet cell holding a formula whose result was never saved (e.g. a file written by a
+    program rather than by Excel): there is no value to import, and the row must say why."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Percent:
+    """A number shown as a percentage in the spreadsheet (cell 0.923 formatted "0.0%" shows 92.3%):
+    the person typed 92.3 %, so the value is 92.3 with the unit %."""
+
+    value: float
 
 
 def _key(header: str) -> str:
@@ -47,6 +74,7 @@ class RawRows:
     rows: list[tuple[int, dict[str, Any]]]
     place_name: str  # "index" (JSON list, from 0) or "line" (file, header = line 1)
     ignored_columns: list[str] = field(default_factory=list)
+    columns: dict[str, int] = field(default_factory=dict)  # field → position in a file's rows
 
 
 def _map_header(headers: list[Any]) -> tuple[dict[int, str], list[str]]:
@@ -79,18 +107,58 @@ def _zh(name: str) -> tuple[str, ...]:
     return tuple(a for a in HEADER_ALIASES[name] if re.search(r"[\u4e00-\u9fff]", a))[:1]
 
 
-def _table(header: list[Any], body: list[tuple[int, list[Any]]]) -> RawRows:
+def _blank_cells(cells: list[Any]) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
+
+
+def _is_header(cells: list[Any]) -> bool:
+    names = {_ALIASES.get(_key(str(c).strip())) for c in cells if c is not None and str(c).strip()}
+    return all(name in names for name in REQUIRED)
+
+
+def _table(lines) -> RawRows:
+    """``lines``: (line number, cells) in file order, read lazily. The header is the first line
+    naming every required column among the first few non-blank lines (title rows above it are
+    skipped), else the first non-blank line (whose missing columns are then reported)."""
+    lines = iter(lines)
+    header: list[Any] | None = None
+    skipped: list[tuple[int, list[Any]]] = []
+    for line, cells in lines:
+        if _blank_cells(cells):
+            continue
+        if _is_header(cells):
+            header = cells
+            break
+        skipped.append((line, cells))
+        if len(skipped) >= HEADER_SEARCH_ROWS:
+            break
+    if header is None:
+        if not skipped:
+            raise InvalidInput.field("file", "the file is empty")
+        _map_header(skipped[0][1])  # raises: which required columns the first line lacks
+        raise InvalidInput.field("file", "no header row")  # pragma: no cover - _map_header raised
     mapping, ignored = _map_header(header)
     rows: list[tuple[int, dict[str, Any]]] = []
-    for line, cells in body:
-        if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+    for line, cells in lines:
+        if _blank_cells(cells):
             continue  # blank lines are not rows
+        if len(rows) >= MAX_ROWS:
+            raise InvalidInput.field("file", f"at most {MAX_ROWS} rows per import")
         rows.append((line, {name: cells[pos] if pos < len(cells) else None for pos, name in mapping.items()}))
     if not rows:
         raise InvalidInput.field("file", "no data rows below the header")
-    if len(rows) > MAX_ROWS:
-        raise InvalidInput.field("file", f"at most {MAX_ROWS} rows per import")
-    return RawRows(rows=rows, place_name="line", ignored_columns=ignored)
+    return RawRows(rows=rows, place_name="line", ignored_columns=ignored,
+                   columns={name: pos for pos, name in mapping.items()})
+
+
+def too_large() -> FileTooLarge:
+    message = f"at most {MAX_BYTES // (1024 * 1024)} MB per import (about {MAX_ROWS} rows)"
+    return FileTooLarge(f"file: {message}", errors={"file": [message]})
+
+
+def check_size(data: bytes) -> None:
+    if len(data) > MAX_BYTES:
+        raise too_large()
 
 
 def read_json(payload: Any) -> RawRows:
@@ -114,42 +182,110 @@ def read_json(payload: Any) -> RawRows:
     return RawRows(rows=rows, place_name="index")
 
 
-def read_csv(data: bytes) -> RawRows:
-    """UTF-8 (with or without BOM), else GB18030 (what Excel writes on a Chinese Windows); , ; or tab."""
-    for encoding in ("utf-8-sig", "gb18030"):
+def _decode(data: bytes) -> str:
+    """UTF-16 with a BOM (Excel's "Unicode text"), UTF-8 with or without BOM, else GB18030
+    (what Excel writes as CSV on a Chinese Windows)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encodings: tuple[str, ...] = ("utf-16",)
+    else:
+        encodings = ("utf-8-sig", "gb18030")
+    for encoding in encodings:
         try:
-            text = data.decode(encoding)
-            break
+            return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    else:  # pragma: no cover - gb18030 decodes any byte sequence
-        raise InvalidInput.field("file", "the CSV file is neither UTF-8 nor GB18030")
+    raise InvalidInput.field("file", "the file is neither UTF-8, UTF-16 nor GB18030 text: save it as CSV (UTF-8) "
+                                     "or .xlsx")
+
+
+def read_csv(data: bytes) -> RawRows:
+    """UTF-8 (with or without BOM), UTF-16 (BOM), else GB18030; , ; or tab. Line numbers are those a
+    text editor shows (a quoted value spanning lines moves the following rows down)."""
+    check_size(data)
+    text = _decode(data)
     try:
         dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    lines = list(csv.reader(io.StringIO(text), dialect))
-    if not lines:
-        raise InvalidInput.field("file", "the file is empty")
-    return _table(lines[0], [(n, cells) for n, cells in enumerate(lines[1:], start=2)])
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+
+    def lines():
+        start = 1
+        try:
+            for cells in reader:
+                yield start, cells[:MAX_COLUMNS]
+                start = reader.line_num + 1
+        except csv.Error as exc:  # e.g. a value longer than the csv module's field limit
+            raise InvalidInput(f"line {reader.line_num}: the CSV file cannot be read ({exc})",
+                               errors={"rows": {str(reader.line_num): {"_row": [f"unreadable CSV: {exc}"]}}},
+                               place="line") from exc
+
+    return _table(lines())
 
 
-def read_xlsx(data: bytes) -> RawRows:
-    """The first worksheet; its first row is the header."""
+def _open_workbook(data: bytes, data_only: bool):
     from openpyxl import load_workbook
 
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
         raise InvalidInput.field("file", f"not a readable XLSX workbook ({exc.__class__.__name__})") from exc
+
+
+def _cell_value(cell: Any) -> Any:
+    value = getattr(cell, "value", None)
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and "%" in str(getattr(cell, "number_format", "") or "")):
+        return Percent(round(float(value) * 100, 10))
+    return value
+
+
+def read_xlsx(data: bytes) -> RawRows:
+    """The first worksheet, read row by row. The cached results of formulas are read (what Excel
+    shows); a formula without a saved result is marked as such, a percentage-formatted number is
+    read as the percentage shown."""
+    check_size(data)
+    workbook = _open_workbook(data, data_only=True)
     try:
-        sheet = workbook.worksheets[0]
-        lines = [list(r) for r in sheet.iter_rows(values_only=True)]
+        try:
+            sheet = workbook.worksheets[0]
+            rows = sheet.iter_rows(max_col=MAX_COLUMNS)
+            result = _table((n, [_cell_value(c) for c in cells]) for n, cells in enumerate(rows, start=1))
+        except InvalidInput:
+            raise
+        except Exception as exc:  # a damaged sheet inside a readable ZIP
+            raise InvalidInput.field("file", f"not a readable XLSX workbook ({exc.__class__.__name__})") from exc
     finally:
         workbook.close()
+    _mark_formulas(data, result)
+    return result
+
+
+def _mark_formulas(data: bytes, result: RawRows) -> None:
+    """Cells left empty by ``data_only`` may be formulas without a saved result: say so."""
+    lines = {line for line, fields in result.rows if any(fields.get(name) is None for name in REQUIRED)}
     if not lines:
-        raise InvalidInput.field("file", "the worksheet is empty")
-    return _table(lines[0], [(n, cells) for n, cells in enumerate(lines[1:], start=2)])
+        return
+    workbook = _open_workbook(data, data_only=False)
+    try:
+        formulas: dict[int, list[Any]] = {}
+        for n, cells in enumerate(workbook.worksheets[0].iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+            if n > max(lines):
+                break
+            if n in lines:
+                formulas[n] = list(cells)
+    finally:
+        workbook.close()
+    for line, fields in result.rows:
+        cells = formulas.get(line)
+        if cells is None:
+            continue
+        for name, value in fields.items():
+            pos = result.columns.get(name)
+            if value is None and pos is not None and pos < len(cells):
+                raw = cells[pos]
+                if isinstance(raw, str) and raw.startswith("="):
+                    fields[name] = Formula(raw)
 
 
 def read_upload(filename: str | None, content_type: str | None, data: bytes) -> RawRows:

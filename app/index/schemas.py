@@ -54,6 +54,7 @@ class ValueOut(Schema):
 class IndicatorDef(Schema):
     number = fields.Int()
     name = fields.Str()
+    name_en = fields.Str(allow_none=True, metadata={"description": "an English name (ours; the Chinese name rules)"})
     weight = fields.Float()
     data_source = fields.Str()
     direction = fields.Str(metadata={"description": "higher or lower is better"})
@@ -68,6 +69,7 @@ class IndicatorDef(Schema):
 class SecondLevelDef(Schema):
     number = fields.Int()
     name = fields.Str()
+    name_en = fields.Str(allow_none=True)
     weight = fields.Float()
     indicators = fields.List(fields.Nested(IndicatorDef))
 
@@ -75,6 +77,7 @@ class SecondLevelDef(Schema):
 class FirstLevelDef(Schema):
     id = fields.Str()
     name = fields.Str()
+    name_en = fields.Str(allow_none=True)
     weight = fields.Float()
     content = fields.Str(metadata={"description": "评价内容"})
     second_level = fields.List(fields.Nested(SecondLevelDef))
@@ -97,6 +100,8 @@ class DefinitionOut(Schema):
 class IndicatorScore(Schema):
     number = fields.Int()
     name = fields.Str()
+    name_en = fields.Str(allow_none=True)
+    unit = fields.Str(allow_none=True, metadata={"description": "the unit of value"})
     weight = fields.Float()
     direction = fields.Str()
     value = fields.Float(allow_none=True)
@@ -110,6 +115,7 @@ class LevelScore(Schema):
     id = fields.Str()
     number = fields.Int()
     name = fields.Str()
+    name_en = fields.Str(allow_none=True)
     weight = fields.Float()
     score = fields.Float()
 

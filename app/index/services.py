@@ -15,35 +15,43 @@ Decisions (documented in ``synergy_index.yaml`` too):
 - An import is all or nothing: every row is validated first; one bad row → 422 listing each bad
   row and field, and nothing is stored. A re-import of the same (county, period, indicator)
   updates the value and keeps the replaced one in ``index_indicator_value_revisions``.
+  Imports run one at a time (PostgreSQL: an advisory lock), so two at once never fail on the
+  unique key: the later one updates what the first inserted.
 - Scores: min–max per indicator across the counties that have a value (best = full weight,
   worst = 0, all equal = full weight); missing data scores 0 and is listed, never guessed.
   Subtotals are sums of the third-level scores, so with the table as printed the best total is 99.
 - Quarterly periods follow the 备注: previous year's annual value for the indicators marked
   ``previous_year``; for ``cumulative_year`` (27–30) the sum of the year's quarters up to and
-  including this one, missing when any of those quarters has no value.
+  including this one, missing when any of those quarters has no value. The year of a
+  ``cumulative_year`` indicator is its imported annual value, else the sum of its four quarters.
+- Values as departments type them: "1,234.5", "12%" (a percentage: 12, in %), full-width digits,
+  a cell formatted as a percentage (0.923 shown as 92.3 % is 92.3); units compared loosely
+  ("％" is "%", "ug/m3" is "μg/m³") and stored as the definition writes them.
 - Indicator 25 is 100 × (1 − landfill share) of the county's hazardous waste utilised or disposed in
-  the period, from :func:`app.statistics.services.county_metrics`; no processed waste → missing.
+  the period, from :func:`app.statistics.services.county_landfill`; no processed waste → missing.
 - Change against the base year: the county's total in the same kind of period of the base year
-  (2024 for 2025, 2024-Q2 for 2025-Q2), each scored among the counties of its own period.
+  (2024 for 2025, 2024-Q2 for 2025-Q2), each scored among the counties of its own period; none
+  when either period has no data for the county, or the base total is 0.
 """
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.reference import TAIZHOU_COUNTIES
 from app.accounts.services import Principal
-from app.common.errors import Conflict, Forbidden, InvalidInput
+from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
 from app.index.definition import Definition, Indicator, load_definition
-from app.index.importing import RawRows
+from app.index.importing import Formula, Percent, RawRows
 from app.index.models import IndicatorValue, IndicatorValueRevision
 from app.ledger.locking import acquire_write_lock
 
@@ -54,6 +62,8 @@ PERIOD_RE = re.compile(r"^(\d{4})(?:-Q([1-4]))?$")
 MIN_YEAR, MAX_YEAR = 2000, 2100
 SOURCE_MAX = 120
 UNIT_MAX = 30
+IMPORT_LOCK_KEY = 0x1D3C5A27  # the pg_advisory_xact_lock key of index imports (any constant unused elsewhere)
+FIELDS_WITH_FORMULAS = ("county_code", "period", "indicator", "value", "source_department", "unit")
 # Computed indicators: computation name (synergy_index.yaml) → function name in this module, looked
 # up at call time so that tests can replace the function.
 COMPUTED = {"hazardous_waste_non_landfill_share": "indicator_25_value"}
@@ -183,19 +193,51 @@ def _integer(raw: Any) -> int | None:
     return None
 
 
-def _number(raw: Any) -> float | None:
+# A number as departments type it: "1234.5", "1,234.5" (thousands grouped by commas), "-1.5"
+# or "−1.5", full-width digits, and "12%" / "12 ％" (a percentage: the value is 12, in %).
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    percent: bool = False  # written as a percentage ("12%", or a cell formatted as a percentage)
+
+
+def _number(raw: Any) -> Number | None:
     if isinstance(raw, bool) or raw is None:
         return None
+    if isinstance(raw, Percent):
+        return Number(raw.value, True) if math.isfinite(raw.value) else None
+    percent = False
     if isinstance(raw, (int, float)):
-        number = float(raw)
-    elif isinstance(raw, str):
         try:
-            number = float(raw.strip())
-        except ValueError:
+            number = float(raw)
+        except OverflowError:  # an integer beyond any float
             return None
+    elif isinstance(raw, str):
+        text = unicodedata.normalize("NFKC", raw).strip().replace("\u2212", "-").replace(" ", "")
+        if text.endswith("%"):
+            percent, text = True, text[:-1]
+        if _GROUPED.match(text):
+            text = text.replace(",", "")
+        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+            return None  # not "nan", "inf", "1_000", "1.234,5" or "12元"
+        number = float(text)
     else:
         return None
-    return number if math.isfinite(number) else None
+    return Number(number, percent) if math.isfinite(number) else None
+
+
+def _unit_key(unit: str) -> str:
+    """Units compared as people write them: "％" is "%", "µg/m3" and "ug/m³" are "μg/m³"."""
+    text = unicodedata.normalize("NFKC", unit).strip().lower().replace(" ", "")
+    return re.sub(r"^(u|µ)", "μ", text.replace("µ", "μ"))
+
+
+def _same_unit(a: str, b: str) -> bool:
+    return _unit_key(a) == _unit_key(b)
 
 
 def _blank(raw: Any) -> bool:
@@ -220,17 +262,24 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             continue
         for name in fields.get("_unknown", ()):
             error(name, "unknown field")
+        for name in FIELDS_WITH_FORMULAS:
+            if isinstance(fields.get(name), Formula):
+                error(name, f"the cell holds the formula {fields[name].text} without a saved result: open the file "
+                            f"in Excel (or WPS) and save it again, or paste the values")
+                fields = {**fields, name: ""}  # reported; not "required" as well
 
         county = _county(fields.get("county_code"))
         if _blank(fields.get("county_code")):
-            error("county_code", "required")
+            if "county_code" not in errors:
+                error("county_code", "required")
         elif county is None:
             error("county_code", f"{fields.get('county_code')!r} is not a Taizhou county-level division; "
                                  f"one of {counties}")
 
         period = None
         if _blank(fields.get("period")):
-            error("period", "required")
+            if "period" not in errors:
+                error("period", "required")
         else:
             period = period_of(fields.get("period"))
             if period is None:
@@ -240,7 +289,8 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
         indicator: Indicator | None = None
         number = _integer(fields.get("indicator"))
         if _blank(fields.get("indicator")):
-            error("indicator", "required")
+            if "indicator" not in errors:
+                error("indicator", "required")
         elif number is None or number not in defn.indicators:
             error("indicator", f"{fields.get('indicator')!r} is not an indicator of the index: "
                                f"1–{len(defn.indicators)}")
@@ -254,26 +304,47 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
                                 f"year's annual value (备注): import the annual value, e.g. period "
                                 f"{period.year - 1}, not {period.label}")
 
-        value = _number(fields.get("value"))
+        parsed = _number(fields.get("value"))
+        value = parsed.value if parsed is not None else None
+        shown = fields.get("value")
+        shown = f"{shown.value:g}%" if isinstance(shown, Percent) else repr(shown)  # as the person sees it
         if _blank(fields.get("value")):
-            error("value", "required")
-        elif value is None:
-            error("value", f"{fields.get('value')!r} is not a number")
+            if "value" not in errors:
+                error("value", "required")
+        elif parsed is None:
+            error("value", f"{shown} is not a number (e.g. 92.5, 1,234.5 or 12%)")
 
         source = fields.get("source_department")
+        if isinstance(source, str):
+            source = " ".join(source.split())  # a line break inside a spreadsheet cell is a space
         if _blank(source):
-            error("source_department", "required: the department that supplied the value")
+            if "source_department" not in errors:
+                error("source_department", "required: the department that supplied the value")
         elif not isinstance(source, str):
             error("source_department", f"{source!r} is not a department name")
         elif len(source.strip()) > SOURCE_MAX:
             error("source_department", f"at most {SOURCE_MAX} characters")
+        elif _CONTROL.search(source):
+            error("source_department", "control characters (e.g. NUL) are not allowed")
 
         unit = fields.get("unit")
-        unit = None if _blank(unit) else str(unit).strip()
+        unit = None if _blank(unit) or isinstance(unit, Formula) else " ".join(str(unit).split())
         if unit is not None and len(unit) > UNIT_MAX:
             error("unit", f"at most {UNIT_MAX} characters")
-        elif unit is not None and indicator is not None and indicator.unit and unit != indicator.unit:
+        elif unit is not None and _CONTROL.search(unit):
+            error("unit", "control characters (e.g. NUL) are not allowed")
+        elif unit is not None and indicator is not None and indicator.unit and not _same_unit(unit, indicator.unit):
             error("unit", f"indicator {indicator.number} is measured in {indicator.unit}, not {unit}")
+        elif unit is not None and parsed is not None and parsed.percent and _unit_key(unit) != "%":
+            error("value", f"{shown} is a percentage but the unit column says {unit}")
+        if (parsed is not None and parsed.percent and indicator is not None and indicator.unit
+                and indicator.unit != "%"):
+            error("value", f"{shown} is a percentage, but indicator {indicator.number} "
+                           f"({indicator.name}) is measured in {indicator.unit}")
+        if indicator is not None and indicator.unit and unit is not None and _same_unit(unit, indicator.unit):
+            unit = indicator.unit  # stored as the definition writes it
+        elif unit is None and parsed is not None and parsed.percent:
+            unit = "%"
 
         if not errors and county is not None and period is not None and indicator is not None and value is not None:
             row = ImportRow(place=place, county_code=county, period=period, indicator=indicator.number, value=value,
@@ -287,7 +358,7 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             bad[str(place)] = errors
     if bad:
         where = ("positions in the list, from 0" if raw.place_name == "index"
-                 else "lines of the file, the header is line 1")
+                 else "lines of the file as a spreadsheet or text editor numbers them")
         raise InvalidInput(
             f"{len(bad)} of {len(raw.rows)} rows are invalid ({where}); nothing was imported.",
             errors={"rows": bad}, place=raw.place_name,
@@ -301,7 +372,13 @@ def import_values(session: Session, actor: Principal, raw: RawRows, now: datetim
     now = now or utcnow()
     rows = validate_rows(definition(), raw)
     user_id = actor.user.id if actor.user else None
-    acquire_write_lock(session)  # SQLite: one writer from here; PostgreSQL: the rows are locked below
+    # One index import at a time. SQLite: the write lock. PostgreSQL: a transaction-scoped advisory
+    # lock, taken before the existing values are read, so that a concurrent import of the same new
+    # keys waits and then updates them (with an audit) instead of failing on the unique key.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY})
+    else:
+        acquire_write_lock(session)
     periods = sorted({r.period.label for r in rows})
     existing = {
         (v.county_code, v.period, v.indicator): v
@@ -356,9 +433,9 @@ def indicator_25_value(session: Session, county_code: str, period: str) -> float
     The landfill share (D1 kg ÷ all kg utilised or disposed, domain-reference §6) comes from the
     park statistics; its complement is the share kept out of landfill, higher is better ("趋零填埋").
     """
-    from app.statistics.services import county_metrics  # lazily: statistics is a separate domain
+    from app.statistics.services import county_landfill  # lazily: statistics is a separate domain
 
-    share = (county_metrics(session, county_code, period) or {}).get("landfill_share")
+    share = county_landfill(session, county_code, period)["landfill_share"]
     if share is None:
         return None
     return 100.0 * (1.0 - float(share))
@@ -372,6 +449,8 @@ def _computed_value(session: Session, indicator: Indicator, county_code: str, pe
         if not (exc.name or "").startswith("app.statistics"):
             raise
         return Resolved(None, period.label, "统计模块不可用 (the statistics module is not available)")
+    except NotFound:  # the county is not in this database's reference data (counties table)
+        return Resolved(None, period.label, "本库没有该县（市、区）的基础数据 (the county is not in the counties table)")
     if value is None:
         return Resolved(None, period.label, "本期没有利用或处置的工业危险废物 (no hazardous waste processed)")
     return Resolved(float(value), period.label)
@@ -415,6 +494,32 @@ def _stored_values(session: Session, period: Period) -> dict[tuple[str, str, int
     return {(c, p, n): v for c, p, n, v in rows}
 
 
+def _cumulative(stored: dict, county: str, year: int, last_quarter: int, number: int) -> Resolved:
+    """年度累计得分: the sum of the year's quarters up to ``last_quarter``; missing if one lacks a value."""
+    quarters = [f"{year}-Q{q}" for q in range(1, last_quarter + 1)]
+    found = [stored.get((county, q, number)) for q in quarters]
+    lacking = [q for q, v in zip(quarters, found) if v is None]
+    basis = quarters[0] if len(quarters) == 1 else f"{quarters[0]}..{quarters[-1]}"
+    if lacking:
+        note = ("备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"
+                if any(v is not None for v in found) else "备注：年度累计得分 (year-to-date cumulative)")
+        return Resolved(None, basis, note)
+    return Resolved(sum(found), basis, "备注：年度累计得分 (year-to-date cumulative)")
+
+
+def _annual(stored: dict, county: str, period: Period, indicator: Indicator) -> Resolved:
+    """A year's value; for the 年度累计得分 indicators without an imported annual value, the sum of
+    the year's four quarters (the year's cumulative score), when all four have one."""
+    value = stored.get((county, period.label, indicator.number))
+    if value is not None or indicator.quarterly != "cumulative_year":
+        return Resolved(value, period.label)
+    found = _cumulative(stored, county, period.year, 4, indicator.number)
+    if found.value is None and not any(stored.get((county, f"{period.year}-Q{q}", indicator.number)) is not None
+                                       for q in range(1, 5)):
+        return Resolved(None, period.label)
+    return found
+
+
 def resolve_values(session: Session, defn: Definition, period: Period) -> dict[str, dict[int, Resolved]]:
     """Per county and indicator, the value the period is scored on, with the 备注 rules applied."""
     stored = _stored_values(session, period)
@@ -425,22 +530,13 @@ def resolve_values(session: Session, defn: Definition, period: Period) -> dict[s
             if indicator.computed:
                 per_indicator[number] = _computed_value(session, indicator, county, period)
             elif not period.is_quarter:
-                per_indicator[number] = Resolved(stored.get((county, period.label, number)), period.label)
+                per_indicator[number] = _annual(stored, county, period, indicator)
             elif indicator.quarterly == "previous_year":
                 basis = str(period.year - 1)
                 per_indicator[number] = Resolved(stored.get((county, basis, number)), basis,
                                                  "备注：季度考核采用前一年度数据 (previous year's annual value)")
             elif indicator.quarterly == "cumulative_year":
-                quarters = [f"{period.year}-Q{q}" for q in range(1, period.quarter + 1)]
-                found = [stored.get((county, q, number)) for q in quarters]
-                lacking = [q for q, v in zip(quarters, found) if v is None]
-                basis = quarters[0] if len(quarters) == 1 else f"{quarters[0]}..{quarters[-1]}"
-                if lacking:
-                    note = ("备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"
-                            if any(v is not None for v in found) else "备注：年度累计得分 (year-to-date cumulative)")
-                    per_indicator[number] = Resolved(None, basis, note)
-                else:
-                    per_indicator[number] = Resolved(sum(found), basis, "备注：年度累计得分 (year-to-date cumulative)")
+                per_indicator[number] = _cumulative(stored, county, period.year, period.quarter, number)
             else:
                 per_indicator[number] = Resolved(stored.get((county, period.label, number)), period.label)
         result[county] = per_indicator
@@ -478,14 +574,15 @@ def compute_scores(session: Session, defn: Definition, period: Period) -> dict[s
             "missing": [n for n, r in values.items() if r.value is None],
             "has_data": any(r.value is not None for r in values.values()),
             "indicators": [
-                {"number": n, "name": defn.indicators[n].name, "weight": defn.indicators[n].weight,
+                {"number": n, "name": defn.indicators[n].name, "name_en": defn.indicators[n].name_en,
+                 "unit": defn.indicators[n].unit, "weight": defn.indicators[n].weight,
                  "direction": defn.indicators[n].direction, "value": r.value, "score": by_indicator[n][county],
                  "missing": r.value is None, "basis": r.basis, "note": r.note}
                 for n, r in values.items()
             ],
-            "second_level": [{"number": n, "name": s.name, "weight": s.weight, "score": second[n]}
-                             for n, s in defn.second_level.items()],
-            "first_level": [{"id": f.id, "name": f.name, "weight": f.weight,
+            "second_level": [{"number": n, "name": s.name, "name_en": s.name_en, "weight": s.weight,
+                              "score": second[n]} for n, s in defn.second_level.items()],
+            "first_level": [{"id": f.id, "name": f.name, "name_en": f.name_en, "weight": f.weight,
                              "score": sum(second[n] for n in f.second_level)} for f in defn.first_level],
         }
     return counties
@@ -507,7 +604,9 @@ def scores(session: Session, actor: Principal, period_text: Any, base_year: int 
     for county, result in current.items():
         before = previous[county]
         base_total = before["total"] if before["has_data"] else None
-        change = ((result["total"] - base_total) / base_total) if base_total else None
+        # No change without data on both sides: a county whose figures for the period have not
+        # arrived yet is not "−100 %"; a base total of 0 gives no share either.
+        change = ((result["total"] - base_total) / base_total) if base_total and result["has_data"] else None
         rows.append({
             **result,
             "total": _r(result["total"]),
@@ -540,7 +639,8 @@ def definition_document(defn: Definition | None = None) -> dict[str, Any]:
     defn = defn or definition()
 
     def indicator_doc(ind: Indicator) -> dict[str, Any]:
-        return {"number": ind.number, "name": ind.name, "weight": ind.weight, "data_source": ind.data_source,
+        return {"number": ind.number, "name": ind.name, "name_en": ind.name_en, "weight": ind.weight,
+                "data_source": ind.data_source,
                 "direction": ind.direction, "scoring": ind.scoring, "quarterly": ind.quarterly, "unit": ind.unit,
                 "source": ind.source, "computation": ind.computation, "note": ind.note}
 
@@ -552,9 +652,9 @@ def definition_document(defn: Definition | None = None) -> dict[str, Any]:
         "counts": {"first_level": len(defn.first_level), "second_level": len(defn.second_level),
                    "indicators": len(defn.indicators)},
         "first_level": [
-            {"id": f.id, "name": f.name, "weight": f.weight, "content": f.content,
+            {"id": f.id, "name": f.name, "name_en": f.name_en, "weight": f.weight, "content": f.content,
              "second_level": [
-                 {"number": s.number, "name": s.name, "weight": s.weight,
+                 {"number": s.number, "name": s.name, "name_en": s.name_en, "weight": s.weight,
                   "indicators": [indicator_doc(defn.indicators[n]) for n in s.indicators]}
                  for s in (defn.second_level[n] for n in f.second_level)]}
             for f in defn.first_level

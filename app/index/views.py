@@ -10,6 +10,7 @@ from app.accounts.services import Principal
 from app.common.auth import require_user
 from app.common.errors import InvalidInput
 from app.common.schemas import listing, page_schema
+from app.common.timeutil import local_date, utcnow
 from app.extensions import db
 from app.index import importing, schemas, services
 from app.ledger.views import unit_of_work
@@ -18,7 +19,8 @@ blp = Blueprint("index", __name__, description="County synergy index (减污降�
 
 _IMPORT_BODY = {
     "description": "JSON (a list of rows, or {values: [...]}), or a multipart upload `file` (.csv or .xlsx; "
-                   "Chinese or English headers), or a CSV body (text/csv). All rows or none are stored.",
+                   "Chinese or English headers), or a CSV body (text/csv; UTF-8, UTF-16 or GB18030). All rows or none "
+                   "are stored. At most 5 MB and 10,000 rows (413 / 422 beyond).",
     "content": {
         "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/ValueIn"}}},
         "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
@@ -38,9 +40,13 @@ def definition():
 
 
 def _rows_of_request() -> importing.RawRows:
+    # The body is refused before it is read or parsed when it is larger than any import can be
+    # (a multipart envelope adds little to the file it carries).
+    if (request.content_length or 0) > importing.MAX_BYTES + 64 * 1024:
+        raise importing.too_large()
     upload = request.files.get("file")
     if upload is not None:
-        return importing.read_upload(upload.filename, upload.mimetype, upload.read())
+        return importing.read_upload(upload.filename, upload.mimetype, upload.read(importing.MAX_BYTES + 1))
     if request.mimetype in importing.CSV_TYPES:
         return importing.read_csv(request.get_data())
     if request.is_json:
@@ -65,8 +71,9 @@ def import_values():
 @blp.response(200, page_schema(schemas.ValueOut))
 def list_values(args):
     """The imported values (regulators), to check what the scores were computed from."""
+    actor = require_user()  # 401/403 before any 422 about the query
     period = services.parse_period(args["period"]) if args.get("period") else None
-    query = services.list_values(db.session, require_user(), period, args.get("county"))
+    query = services.list_values(db.session, actor, period, args.get("county"))
     return listing(query, args)
 
 
@@ -91,18 +98,23 @@ def index_page():
     actor = Principal(user=current_user._get_current_object())
     if not services.can_read_scores(actor):
         abort(403)
-    from app.common.timeutil import utcnow
-
-    default_period = str(utcnow().year - 1)
+    default_period = str(local_date(utcnow()).year - 1)  # the last full year, in Taizhou
     period = (request.args.get("period") or default_period).strip().upper()
     base_year = request.args.get("base_year", type=int)
-    result, error = None, None
+    result, error, status = None, None, 200
     try:
         result = services.scores(db.session, actor, period, base_year)
     except InvalidInput as exc:
-        error = exc.detail
+        # A message in the page's language; the field is what the person must change.
+        if "base_year" in exc.errors:
+            error = _("基准年应为 2000 年起、早于考核期间的年份")
+        elif "period" in exc.errors:
+            error = _("考核期间应为年份（如 2025）或季度（如 2025-Q2），2000–2100 年")
+        else:  # pragma: no cover - scores() only refuses these two
+            error = exc.detail
+        status = 422
     return render_template("index_scores.html", result=result, error=error, period=period, base_year=base_year,
-                           definition=services.definition(), title=_("减污降碳协同指数"))
+                           definition=services.definition(), title=_("减污降碳协同指数")), status
 
 
 API_BLUEPRINTS = (blp,)

@@ -72,7 +72,7 @@ class LedgerRecord(db.Model):
     category: Mapped[str] = mapped_column(String(4))
     catalogue_edition: Mapped[str] = mapped_column(String(8))
     quantity_kg: Mapped[float] = mapped_column(Float)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
     source_batch_code: Mapped[str | None] = mapped_column(String(40), index=True)
     origin: Mapped[str] = mapped_column(String(16))  # replacement | manual | manifest
     box_id: Mapped[int | None] = mapped_column(ForeignKey("boxes.id"))

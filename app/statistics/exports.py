@@ -30,6 +30,18 @@ WASTE_CODE_KEYS = ("waste_code", "waste_name", "generated_kg", "into_storage_kg"
 METHOD_HEADER = ("利用/处置方式代码", "类别", "数量 (kg)")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A text that a spreadsheet would run as a formula (a park named "=HYPERLINK(…)") is written
+    as text: a leading apostrophe in the CSV, a string cell in the XLSX (openpyxl makes any text
+    starting with "=" a formula). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _pct(value: float | None) -> float | None:
     return None if value is None else round(value * 100, 4)
 
@@ -46,8 +58,10 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("产生量", m["generated_t"], "t"),
         ("入库量", m["into_storage_kg"], "kg"),
         ("期末在库量", m["in_storage_end_kg"], "kg"),
+        ("退回入库量", m["returned_kg"], "kg"),
         ("转移量", m["shipped_kg"], "kg"),
         ("接收量", m["received_kg"], "kg"),
+        ("接受量", m["accepted_kg"], "kg"),
         ("利用/处置量", t["processed_kg"], "kg"),
     ]
     rows += [(f"{TREATMENT_ZH[k]}量", t[f"{k}_kg"], "kg") for k in TREATMENT_ZH]
@@ -57,6 +71,8 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("较上期变化", _pct(trend["previous"]["change_share"]), "百分点"),
         (f"基准期（{trend['base']['period']}）填埋占比", _pct(trend["base"]["landfill_share"]), "%"),
         ("较基准期变化", _pct(trend["base"]["change_share"]), "百分点"),
+        ("废活性炭利用/处置量", r["waste_carbon_processed_kg"], "kg"),
+        ("其中再生批次已消耗", r["waste_carbon_regenerated_kg"], "kg"),
         ("废活性炭再生率", _pct(r["regeneration_rate_share"]), "%"),
         ("使用再生炭的装填（次数占比）", _pct(r["regenerated_fills_count_share"]), "%"),
         ("使用再生炭的装填（重量占比）", _pct(r["regenerated_fills_kg_share"]), "%"),
@@ -65,6 +81,8 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("超期", mf["overdue_count"], "张"),
         ("数量差异", mf["discrepant_count"], "张"),
         ("拒收", mf["rejected_count"], "张"),
+        ("运输中（未超期）", mf["in_transit_count"], "张"),
+        ("按时接收率", _pct(mf["on_time_share"]), "%"),
     ]
     rows += [(f"碳箱（{COLOUR_ZH[c]}）", b["by_colour"][c], "个") for c in COLOUR_ZH]
     rows += [
@@ -73,6 +91,7 @@ def summary_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("按时更换率", _pct(rp["on_time_replacement_share"]), "%"),
         ("工业增加值", i["value_added_10k_yuan"], "万元"),
         ("产废强度", i["generation_intensity_t_per_10k_yuan"], "t/万元"),
+        (f"上年同期（{i['previous_year_period']}）产废强度", i["previous_year_intensity_t_per_10k_yuan"], "t/万元"),
         ("产废强度同比增长", _pct(i["yoy_growth_share"]), "%"),
     ]
     rows += [(GAP_ZH.get(g["code"], g["code"]), g["gap_kg"], "kg") for g in m["mass_balance"]["gaps"]]
@@ -92,13 +111,13 @@ def to_csv(m: dict[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(SUMMARY_HEADER)
-    writer.writerows(("" if v is None else v for v in row) for row in summary_rows(m))
+    writer.writerows(("" if v is None else _cell(v) for v in row) for row in summary_rows(m))
     writer.writerow(())
     writer.writerow(WASTE_CODE_HEADER)
-    writer.writerows(_code_rows(m))
+    writer.writerows([_cell(v) for v in row] for row in _code_rows(m))
     writer.writerow(())
     writer.writerow(METHOD_HEADER)
-    writer.writerows(_method_rows(m))
+    writer.writerows([_cell(v) for v in row] for row in _method_rows(m))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -109,7 +128,7 @@ def _sheet(wb: Workbook, title: str, header, rows, first: bool = False):
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(list(row))
+        ws.append([_cell(v) for v in row])
     for column, width in zip("ABCDEFGHI", (28, 40, 14, 14, 14, 14, 14, 14, 14)):
         ws.column_dimensions[column].width = width
     ws.freeze_panes = "A2"
@@ -122,7 +141,7 @@ def to_xlsx(m: dict[str, Any], series: list[dict[str, Any]] | None = None) -> by
     _sheet(wb, "按废物代码", WASTE_CODE_HEADER, _code_rows(m))
     _sheet(wb, "按利用处置方式", METHOD_HEADER, _method_rows(m))
     _sheet(wb, "物料平衡", ("差异", "差值 (kg)", "说明"),
-           [(g["code"], g["gap_kg"], g["zh"]) for g in m["mass_balance"]["gaps"]])
+           [(GAP_ZH.get(g["code"], g["code"]), g["gap_kg"], g["zh"]) for g in m["mass_balance"]["gaps"]])
     if series is not None:
         _sheet(wb, "月度填埋占比", ("月份", "利用/处置量 (kg)", "填埋量 (kg)", "填埋占比 (%)"),
                [(p["period"], p["processed_kg"], p["landfilled_kg"], _pct(p["landfill_share"])) for p in series])

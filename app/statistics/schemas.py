@@ -184,6 +184,14 @@ class ValueAddedIn(StrictSchema):
     source_department = fields.Str(required=True, validate=validate.Length(min=1, max=200),
                                    metadata={"description": "e.g. 台州市统计局"})
 
+    @validates("source_department")
+    def _source(self, value, **kwargs):
+        # Control characters (a NUL byte: refused by PostgreSQL, kept by SQLite) are no part of a name.
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValidationError("no control characters")
+        if not value.strip():
+            raise ValidationError("the department the figure comes from is required")
+
     @validates("period")
     def _period(self, value, **kwargs):
         from app.common.errors import InvalidInput

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, or_, select, true
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import FunctionElement
@@ -54,6 +54,7 @@ from app.accounts.services import Principal
 from app.boxes.models import Box, ColourChange, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import SHANGHAI, utcnow
+from app.common.types import UTCDateTime
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import LedgerRecord, Manifest, ManifestLine
 from app.ledger.services import kg, methods, rules
@@ -61,6 +62,8 @@ from app.statistics.models import VALUE_ADDED_SCOPES, ValueAdded
 
 DEFAULT_BASE_YEAR = 2024  # overridden by the STATISTICS_BASE_YEAR setting
 FIRST_YEAR = 2000
+MAX_ID = 2**31 - 1  # the integer primary keys (PostgreSQL INTEGER)
+COUNTY_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 COLOURS = ("grey", "green", "yellow", "red")
 TREATMENTS = ("utilised", "incinerated", "cement_kiln", "landfilled", "other")
 LATE_REPLACEMENT_RULES = ("saturation_full", "replacement_overdue")
@@ -95,7 +98,8 @@ DEFINITIONS = {
 
 # ---------------------------------------------------------------- periods
 
-PERIOD_RE = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$")
+# ASCII digits only: ``\d`` alone also takes full-width and other Unicode digits (２０２５).
+PERIOD_RE = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ class Scope:
     park_id: int | None = None
     county_code: str | None = None
     name: str = "台州市"
+    name_en: str = "Taizhou"  # for the English page (a park has no English name: its Chinese one)
 
     @property
     def key(self) -> str:
@@ -234,16 +239,20 @@ CITY = Scope("city")
 
 def resolve_scope(session: Session, kind: str, ident: Any = None) -> Scope:
     """The park (by id), county (by GB/T 2260 code) or the city; unknown ones → 404."""
+    # An id no park can have (beyond the integer column, or not a number) or a code that is not
+    # six digits (a NUL byte, say, that PostgreSQL refuses) is looked up nowhere: 404 on both databases.
     if kind == "park":
-        park = session.get(Park, ident) if isinstance(ident, int) else None
+        valid = isinstance(ident, int) and not isinstance(ident, bool) and 0 < ident <= MAX_ID
+        park = session.get(Park, ident) if valid else None
         if park is None:
             raise NotFound(f"园区 {ident} 不存在 (park {ident} not found)")
-        return Scope("park", park.id, park.county_code, park.name)
+        return Scope("park", park.id, park.county_code, park.name, park.name)
     if kind == "county":
-        county = session.get(County, ident) if isinstance(ident, str) else None
+        valid = isinstance(ident, str) and COUNTY_CODE_RE.match(ident) is not None
+        county = session.get(County, ident) if valid else None
         if county is None:
             raise NotFound(f"区县 {ident} 不存在 (county {ident} not found)")
-        return Scope("county", None, county.code, county.name)
+        return Scope("county", None, county.code, county.name, county.name_en or county.name)
     return CITY
 
 
@@ -275,9 +284,10 @@ def readable_scopes(session: Session, actor: Principal) -> list[Scope]:
     """The scopes ``actor`` may read (the page's picker), city first, then counties, then parks."""
     scopes = [CITY] if can_read(actor, CITY) else []
     counties = session.scalars(select(County).order_by(County.code))
-    scopes += [s for s in (Scope("county", None, c.code, c.name) for c in counties) if can_read(actor, s)]
+    scopes += [s for s in (Scope("county", None, c.code, c.name, c.name_en or c.name) for c in counties)
+               if can_read(actor, s)]
     parks = session.scalars(select(Park).order_by(Park.county_code, Park.id))
-    scopes += [s for s in (Scope("park", p.id, p.county_code, p.name) for p in parks) if can_read(actor, s)]
+    scopes += [s for s in (Scope("park", p.id, p.county_code, p.name, p.name) for p in parks) if can_read(actor, s)]
     return scopes
 
 
@@ -342,22 +352,25 @@ def landfill_by_period(session: Session, scope: Scope, periods: list[Period]) ->
     """Processed and landfilled kg and the landfill share of each period, in one query."""
     if not periods:
         return []
+    # The same period may be asked twice (a year's previous period is the base year by default):
+    # a CASE gives a row to its first matching bucket only, so each distinct period is one bucket.
+    distinct = list(dict.fromkeys(periods))
     # Bucketed in a subquery and grouped by its column: PostgreSQL would not match a CASE with
     # bound parameters in the select list to the "same" CASE in GROUP BY.
-    bucket = case(*[(_in(Manifest.processed_at, p), i) for i, p in enumerate(periods)], else_=-1)
+    bucket = case(*[(_in(Manifest.processed_at, p), i) for i, p in enumerate(distinct)], else_=-1)
     landfill = _landfill_codes()
     lines = (select(bucket.label("bucket"), ManifestLine.accepted_kg.label("accepted_kg"),
                     case((ManifestLine.method_code.in_(landfill), ManifestLine.accepted_kg), else_=0).label("landfilled"))
              .join(Manifest, Manifest.id == ManifestLine.manifest_id)
              .where(scope.enterprises(Manifest.consignor_id), ManifestLine.method_code.is_not(None),
-                    Manifest.processed_at >= min(p.start_utc for p in periods),
-                    Manifest.processed_at < max(p.end_utc for p in periods))).subquery()
+                    # one index range per period, not the whole span between the earliest and the latest
+                    or_(*[_in(Manifest.processed_at, p) for p in distinct]))).subquery()
     rows = session.execute(select(lines.c.bucket, _sum(lines.c.accepted_kg), _sum(lines.c.landfilled))
                            .group_by(lines.c.bucket))
     found = {int(b): (_f(processed), _f(landfilled)) for b, processed, landfilled in rows}
     out = []
-    for i, p in enumerate(periods):
-        processed, landfilled = found.get(i, (0.0, 0.0))
+    for p in periods:
+        processed, landfilled = found.get(distinct.index(p), (0.0, 0.0))
         out.append({"period": p.label, "processed_kg": processed, "landfilled_kg": landfilled,
                     "landfill_share": _share(landfilled, processed)})
     return out
@@ -470,35 +483,46 @@ def _fills(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
 
 
 def _boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict[str, Any]:
-    """Boxes by colour at ``at`` and red box-days in the period: two queries over the history."""
+    """Boxes by colour at ``at`` and red box-days in the period: two queries.
+
+    Neither reads a box's whole colour history: the colour at an instant is the box's last change
+    before it, found through the (box_id, changed_at) index; red spans are the changes inside the
+    period plus, per box, the colour it already had when the period began.
+    """
     at = min(period.end_utc, now)
-    order = (ColourChange.changed_at.desc(), ColourChange.id.desc())
-    latest = (select(ColourChange.box_id, ColourChange.colour,
-                     func.row_number().over(partition_by=ColourChange.box_id, order_by=order).label("rn"))
-              .join(Box, Box.id == ColourChange.box_id)
-              .where(scope.enterprises(Box.enterprise_id), ColourChange.changed_at < at)).subquery()
+    start = period.start_utc
+    boxes_in_scope = and_(scope.enterprises(Box.enterprise_id), Box.created_at < at)
+
+    def colour_before(moment: datetime):
+        cc = aliased(ColourChange)
+        return (select(cc.colour).where(cc.box_id == Box.id, cc.changed_at < moment)
+                .order_by(cc.changed_at.desc(), cc.id.desc()).limit(1).correlate(Box).scalar_subquery())
+
+    colours = select(colour_before(at).label("colour")).where(boxes_in_scope).subquery()
     counts: dict[str, int] = {}
-    for colour, n in session.execute(
-            select(latest.c.colour, func.count(Box.id)).select_from(Box)
-            .outerjoin(latest, and_(latest.c.box_id == Box.id, latest.c.rn == 1))
-            .where(scope.enterprises(Box.enterprise_id), Box.created_at < at).group_by(latest.c.colour)):
+    for colour, n in session.execute(select(colours.c.colour, func.count()).group_by(colours.c.colour)):
         counts[colour or "grey"] = counts.get(colour or "grey", 0) + int(n)  # no change yet: grey
-    # Red spans: each change lasts until the box's next change (or ``at``), clipped to the period.
-    start_s = period.start_utc.timestamp()
-    end_s = at.timestamp()
-    spans = (select(ColourChange.colour, ColourChange.changed_at,
-                    func.lead(ColourChange.changed_at).over(
-                        partition_by=ColourChange.box_id,
-                        order_by=(ColourChange.changed_at, ColourChange.id)).label("until"))
-             .join(Box, Box.id == ColourChange.box_id)
-             .where(scope.enterprises(Box.enterprise_id), ColourChange.changed_at < at)).subquery()
+    # Red spans: each change lasts until the box's next change (or ``at``). The colour a box had at
+    # the start of the period (a change before it) opens a span at the start.
+    opening = select(Box.id.label("box_id"), colour_before(start).label("colour"),
+                     literal(start, UTCDateTime()).label("changed_at"), literal(0).label("ord"),
+                     literal(0).label("cid")).where(boxes_in_scope)
+    inside = (select(ColourChange.box_id, ColourChange.colour, ColourChange.changed_at, literal(1).label("ord"),
+                     ColourChange.id.label("cid"))
+              .join(Box, Box.id == ColourChange.box_id)
+              .where(scope.enterprises(Box.enterprise_id), ColourChange.changed_at >= start,
+                     ColourChange.changed_at < at))
+    changes = union_all(opening, inside).subquery()
+    spans = select(changes.c.colour, changes.c.changed_at,
+                   func.lead(changes.c.changed_at, type_=UTCDateTime()).over(
+                       partition_by=changes.c.box_id,
+                       order_by=(changes.c.changed_at, changes.c.ord, changes.c.cid)).label("until")).subquery()
+    start_s, end_s = start.timestamp(), at.timestamp()
     begin = EpochSeconds(spans.c.changed_at)
     finish = func.coalesce(EpochSeconds(spans.c.until), literal(end_s))
     a = case((begin > start_s, begin), else_=literal(start_s))
     b = case((finish < end_s, finish), else_=literal(end_s))
-    red_seconds = session.scalar(
-        select(_sum(case((b > a, b - a), else_=0)))
-        .where(spans.c.colour == "red", or_(spans.c.until.is_(None), spans.c.until > period.start_utc)))
+    red_seconds = session.scalar(select(_sum(case((b > a, b - a), else_=0))).where(spans.c.colour == "red"))
     by_colour = {c: int(counts.get(c, 0)) for c in COLOURS}
     return {"at": at, "by_colour": by_colour, "total_count": sum(by_colour.values()),
             "red_box_days": round(float(red_seconds or 0) / 86400, 4)}
@@ -682,6 +706,14 @@ def county_metrics(session: Session, county_code: str, period: Period | str) -> 
     (0–1, None when nothing was processed), ``processed_kg`` and ``landfilled_kg`` at the top."""
     scope = resolve_scope(session, "county", county_code)
     return compute(session, scope, parse_period(period))
+
+
+def county_landfill(session: Session, county_code: str, period: Period | str) -> dict[str, Any]:
+    """For internal callers (the county synergy index, nine counties and two periods per request):
+    a county's processed and landfilled kg and landfill share in one query, without the rest of
+    :func:`compute`. An unknown county is :class:`NotFound`."""
+    scope = resolve_scope(session, "county", county_code)
+    return landfill_by_period(session, scope, [parse_period(period)])[0]
 
 
 # ---------------------------------------------------------------- value added (imported)

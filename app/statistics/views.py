@@ -120,8 +120,10 @@ def statistics_page():
     try:
         period = services.parse_period(raw)
         services.check_not_future(period, now)
-    except DomainError as exc:
-        error, period = exc.detail, services.month_of(now)
+    except DomainError:
+        # The page speaks the reader's language (the API's message is English).
+        error, period = _("期间 %(period)s 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
+                          "且不能是将来的期间。", period=raw), services.month_of(now)
     m = services.metrics(db.session, principal, scope, period, base_year_default(), now)
     series = services.landfill_series(db.session, scope, period, 12)
     query = {"period": period.label}

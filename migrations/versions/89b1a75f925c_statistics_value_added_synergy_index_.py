@@ -1,12 +1,15 @@
-"""statistics value added, synergy index values, manifest period indexes
+"""statistics value added, synergy index values, period indexes, Taizhou counties
 
 The statistics import industrial value added per park, county or city and period (value_added);
-the county synergy index keeps imported indicator values with the values they replaced; the
-statistics select manifests by pickup, receipt and processing time, hence the three indexes.
+the county synergy index keeps imported indicator values with the values they replaced. City-wide
+statistics select manifests, fills, colour changes and ledger records by time, hence the indexes.
+The nine county-level divisions of Taizhou (GB/T 2260) are reference data that organisations,
+parks and the index's values point to: they are written here when missing, so that a database
+migrated to head has them without running the demo or create-superuser.
 
 Revision ID: 89b1a75f925c
 Revises: 2c9ef79ea5cf
-Create Date: 2026-11-26 04:30:23.429262
+Create Date: 2026-11-26 04:58:04.667901
 
 """
 from alembic import op
@@ -84,12 +87,41 @@ def upgrade():
     with op.batch_alter_table('index_indicator_value_revisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_index_indicator_value_revisions_value_id'), ['value_id'], unique=False)
 
+    with op.batch_alter_table('colour_changes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_colour_changes_changed_at'), ['changed_at'], unique=False)
+
+    with op.batch_alter_table('fills', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_fills_filled_at'), ['filled_at'], unique=False)
+
+    with op.batch_alter_table('ledger_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ledger_records_occurred_at'), ['occurred_at'], unique=False)
+
     with op.batch_alter_table('manifests', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_manifests_picked_up_at'), ['picked_up_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_manifests_processed_at'), ['processed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_manifests_received_at'), ['received_at'], unique=False)
 
     # ### end Alembic commands ###
+    _ensure_counties()
+
+
+# The codes and names as app.accounts.reference.TAIZHOU_COUNTIES had them when this revision was
+# written (a migration must not change when the application's code does).
+_COUNTIES = [
+    ("331002", "椒江区", "Jiaojiang"), ("331003", "黄岩区", "Huangyan"), ("331004", "路桥区", "Luqiao"),
+    ("331022", "三门县", "Sanmen"), ("331023", "天台县", "Tiantai"), ("331024", "仙居县", "Xianju"),
+    ("331081", "温岭市", "Wenling"), ("331082", "临海市", "Linhai"), ("331083", "玉环市", "Yuhuan"),
+]
+
+
+def _ensure_counties():
+    counties = sa.table("counties", sa.column("code", sa.String), sa.column("name", sa.String),
+                        sa.column("name_en", sa.String))
+    bind = op.get_bind()
+    present = set(bind.execute(sa.select(counties.c.code)).scalars())
+    missing = [{"code": c, "name": n, "name_en": e} for c, n, e in _COUNTIES if c not in present]
+    if missing:
+        op.bulk_insert(counties, missing)
 
 
 def downgrade():
@@ -98,6 +130,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_manifests_received_at'))
         batch_op.drop_index(batch_op.f('ix_manifests_processed_at'))
         batch_op.drop_index(batch_op.f('ix_manifests_picked_up_at'))
+
+    with op.batch_alter_table('ledger_records', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ledger_records_occurred_at'))
+
+    with op.batch_alter_table('fills', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_fills_filled_at'))
+
+    with op.batch_alter_table('colour_changes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_colour_changes_changed_at'))
 
     with op.batch_alter_table('index_indicator_value_revisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_index_indicator_value_revisions_value_id'))
