@@ -455,6 +455,10 @@ def test_xlsx_export_sheets_headers_and_values(world, api):
     assert methods["D1"] == approx(600)
     codes = {row[0]: row for row in wb["按废物代码"].iter_rows(min_row=2, values_only=True)}
     assert codes["900-039-49"][2] == approx(1900)
+    # The 12 months up to the period, as on the page: the last one is July's 600 of 1,970 kg.
+    months = list(wb["月度填埋占比"].iter_rows(min_row=2, values_only=True))
+    assert [m[0] for m in months][-2:] == ["2025-06", "2025-07"] and len(months) == 12
+    assert months[-1][1:] == (approx(1970), approx(600), approx(round(100 * 600 / 1970, 4)))
 
 
 def test_openapi_documents_the_routes(app, client):

@@ -37,11 +37,15 @@ def _metrics(kind: str, ident: Any, args: dict) -> dict[str, Any]:
     return services.metrics(db.session, actor, scope, args["period"], args.get("base_year") or base_year_default())
 
 
-def _download(m: dict[str, Any], extension: str) -> Response:
+def _download(kind: str, ident: Any, args: dict, extension: str) -> Response:
+    m = _metrics(kind, ident, args)
     if extension == "csv":
         body, mime = exports.to_csv(m), CSV_MIME
     else:
-        body, mime = exports.to_xlsx(m), XLSX_MIME
+        # The workbook also carries the 12 months up to the period, as the page's chart does.
+        scope = services.resolve_scope(db.session, kind, ident)
+        series = services.landfill_series(db.session, scope, services.parse_period(args["period"]), 12)
+        body, mime = exports.to_xlsx(m, series), XLSX_MIME
     return Response(body, mimetype=mime, headers={"Content-Disposition": exports.content_disposition(m, extension)})
 
 
@@ -58,7 +62,7 @@ def _routes(path: str, kind: str, name: str, summary: str):
 
     for extension, mime in (("csv", "text/csv"), ("xlsx", XLSX_MIME)):
         def download(args, _extension=extension, **ident):
-            return _download(_metrics(kind, next(iter(ident.values()), None), args), _extension)
+            return _download(kind, next(iter(ident.values()), None), args, _extension)
 
         download.__doc__ = f"{summary} as {extension.upper()} (Chinese headers with units)."
         download.__name__ = f"{name}_{extension}"
