@@ -115,6 +115,25 @@ def test_replacement_needs_removed_waste_and_resets_colour(api, now):
     assert hist["days_by_colour"]["red"] >= 0
 
 
+def test_a_replacement_records_whether_the_carbon_it_replaced_was_spent(api, now):
+    code = register(api)["code"]  # design load: T ≈ 10.4 days
+    url = f"/api/v1/boxes/{code}/fills"
+    # Carbon below its minimum iodine value: red from the first day, for that reason.
+    r = api.post(url, {"mass_kg": 2000, "iodine_mg_g": 500, "filled_at": iso(now - timedelta(days=25))}, as_="ent")
+    assert r.status_code == 201 and r.get_json()["replaced_overdue"] is None  # a first fill replaces nothing
+    # Replaced after 13 days: saturated since day 10.4, while the box was red anyway, so the
+    # colour history shows no change when the carbon ran out; the replacement itself knows.
+    r = api.post(url, {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2200,
+                       "filled_at": iso(now - timedelta(days=12))}, as_="ent")
+    assert r.status_code == 201 and r.get_json()["replaced_overdue"] is True
+    hist = api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()
+    assert [c["colour"] for c in hist["colour_changes"]][:2] == ["grey", "red"]
+    # Replaced after 7 days (67 % saturated): on time.
+    r = api.post(url, {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2100,
+                       "filled_at": iso(now - timedelta(days=5))}, as_="ent")
+    assert r.status_code == 201 and r.get_json()["replaced_overdue"] is False
+
+
 @pytest.mark.parametrize("body,field", [
     ({"mass_kg": 0, "iodine_mg_g": 900}, "mass_kg"),
     ({"mass_kg": -5, "iodine_mg_g": 900}, "mass_kg"),

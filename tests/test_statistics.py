@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from app.accounts.services import Principal
-from app.boxes.models import ColourChange
+from app.boxes.models import ColourChange, Fill
 from app.common.errors import Forbidden, InvalidInput, NotFound
 from app.extensions import db
 from app.statistics import services
@@ -217,6 +217,23 @@ def test_on_time_replacements(world):
     # red for a sensor reason only, which does not make a replacement late
     assert rp == {"replacement_count": 2, "on_time_replacement_count": 1, "late_replacement_count": 1,
                   "on_time_replacement_share": approx(0.5)}
+
+
+def test_a_replacement_that_knows_it_was_late_counts_as_late(world):
+    # The fills of build() predate Fill.replaced_overdue (None): the colour history decides. A
+    # recorded flag wins over the history, either way.
+    data = build(world)
+    july = db.session.scalars(sa.select(Fill).where(Fill.box_id == data.boxes["b1"].id, Fill.kind == "replacement")
+                              .order_by(Fill.filled_at)).all()
+    assert len(july) == 2 and all(f.replaced_overdue is None for f in july)
+    july[0].replaced_overdue, july[1].replaced_overdue = False, True  # against the history both times
+    db.session.commit()
+    rp = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["replacements"]
+    assert (rp["on_time_replacement_count"], rp["late_replacement_count"]) == (1, 1)
+    july[0].replaced_overdue = True
+    db.session.commit()
+    rp = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["replacements"]
+    assert (rp["on_time_replacement_count"], rp["late_replacement_count"]) == (0, 2)
 
 
 def test_mass_balance_gaps_explain_their_numbers(world):

@@ -19,6 +19,9 @@ from app.boxes.models import CARBON_TYPES, COLOURS
 from app.rules import RulesError, load_yaml, rules_path
 
 LEVELS = {"grey": 0, "green": 1, "yellow": 2, "red": 3}
+# The rules that say a box's carbon is spent (saturated, or past its predicted replacement date):
+# a replacement made while one of them holds was late (Fill.replaced_overdue, the statistics).
+SPENT_CARBON_RULES = ("saturation_full", "replacement_overdue")
 
 
 @dataclass

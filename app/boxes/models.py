@@ -84,6 +84,10 @@ class Fill(db.Model):
     iodine_mg_g: Mapped[float] = mapped_column(Float)
     regeneration_batch_id: Mapped[int | None] = mapped_column(ForeignKey("regeneration_batches.id"), index=True)
     removed_waste_kg: Mapped[float | None] = mapped_column(Float)
+    # A replacement: was the carbon it replaced already spent (a SPENT_CARBON_RULES rule held at
+    # ``filled_at``)? Kept here because the colour history records colour changes only, and a box
+    # already red for another reason shows none when its carbon runs out. None: an initial fill.
+    replaced_overdue: Mapped[bool | None] = mapped_column(Boolean)
     performed_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")

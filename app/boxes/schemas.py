@@ -74,6 +74,9 @@ class FillOut(Schema):
     iodine_mg_g = fields.Float()
     regeneration_batch_id = Id(allow_none=True)
     removed_waste_kg = fields.Float(allow_none=True)
+    replaced_overdue = fields.Bool(allow_none=True, metadata={
+        "description": "a replacement: the carbon it replaced was already saturated or past its predicted "
+                       "replacement date (a late replacement); null for a first fill"})
     performed_by_org_id = Id(allow_none=True)
     note = fields.Str()
     ledger_batch_code = fields.Method("_ledger_code")

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes import codes
-from app.boxes.colour import FACT_PROVIDERS, Evaluation, RuleSet, evaluate, import_rule_plugins
+from app.boxes.colour import FACT_PROVIDERS, SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
 from app.boxes.models import BOX_STATUSES, CARBON_TYPES, Box, BoxEvent, ColourChange, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
@@ -257,11 +257,17 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
         raise InvalidInput("The fill has invalid fields.", errors=errors)
     for validate in FILL_VALIDATORS:
         validate(session, box, data, actor)
+    replaced_overdue = None
+    if kind == "replacement":
+        # The box as it stood at the replacement, with the carbon being replaced still in it.
+        before = evaluate_boxes(session, [box], filled_at)[box.id]
+        replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
     fill = Fill(
         box_id=box.id, kind=kind, filled_at=filled_at, mass_kg=data["mass_kg"], carbon_type=carbon_type,
         supplier_org_id=supplier_id, supplier_name=data.get("supplier_name") or "",
         batch_no=data.get("batch_no") or "", iodine_mg_g=data["iodine_mg_g"],
         regeneration_batch_id=data.get("regeneration_batch_id"), removed_waste_kg=removed,
+        replaced_overdue=replaced_overdue,
         performed_by_org_id=actor.organization.id if actor.organization else None,
         recorded_by_user_id=actor.user.id if actor.user else None, note=data.get("note") or "",
         created_at=now,

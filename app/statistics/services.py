@@ -30,9 +30,11 @@ Definitions (also returned in every response under ``definitions``):
   late, refused late, or still in transit past the deadline; discrepant and rejected as flagged.
 - Boxes by colour at the end of the period (now for the current period) from the colour history;
   red box-days = days boxes spent red within the period (clipped to its bounds and to now).
-- On-time replacement: a replacement in the period is late when, between the previous fill and
-  the replacement, the box turned red for saturation (saturation_full) or for passing its
-  predicted replacement date (replacement_overdue); on-time rate = on time ÷ replacements.
+- On-time replacement: a replacement in the period is late when the carbon it replaced was spent
+  at the time, i.e. saturated (saturation_full) or past its predicted replacement date
+  (replacement_overdue), as the replacement recorded it (``Fill.replaced_overdue``; fills recorded
+  before that was kept: the box turned red for one of these between the two fills); on-time
+  rate = on time ÷ replacements.
 - Generation intensity = generated t ÷ imported industrial value added (10⁴ yuan) of the same
   scope and period; its year-on-year growth compares with the same period a year earlier.
 """
@@ -51,6 +53,7 @@ from sqlalchemy.types import Float
 
 from app.accounts.models import County, Organization, Park
 from app.accounts.services import Principal
+from app.boxes.colour import SPENT_CARBON_RULES
 from app.boxes.models import Box, ColourChange, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import SHANGHAI, utcnow
@@ -66,7 +69,7 @@ MAX_ID = 2**31 - 1  # the integer primary keys (PostgreSQL INTEGER)
 COUNTY_CODE_RE = re.compile(r"^\d{6}$", re.ASCII)
 COLOURS = ("grey", "green", "yellow", "red")
 TREATMENTS = ("utilised", "incinerated", "cement_kiln", "landfilled", "other")
-LATE_REPLACEMENT_RULES = ("saturation_full", "replacement_overdue")
+LATE_REPLACEMENT_RULES = SPENT_CARBON_RULES
 RECEIVED_STATES = ("received", "processed", "closed")
 
 DEFINITIONS = {
@@ -89,8 +92,8 @@ DEFINITIONS = {
     "overdue_count": "received or refused late, or in transit past the deadline",
     "boxes_by_colour": "colour at the end of the period (now for the current period), from the colour history",
     "red_box_days": "days boxes spent red within the period, clipped to the period and to now",
-    "on_time_replacement_share": "replacements in the period before the box turned red for saturation or "
-                                 "for passing its predicted date ÷ replacements in the period",
+    "on_time_replacement_share": "replacements in the period made before the replaced carbon was saturated or "
+                                 "past its predicted date ÷ replacements in the period",
     "generation_intensity_t_per_10k_yuan": "generated t ÷ imported industrial value added (10⁴ yuan)",
     "yoy_growth_share": "(intensity − intensity of the same period a year earlier) ÷ the latter",
 }
@@ -454,7 +457,7 @@ def _fills(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
                 .order_by(earlier.filled_at.desc()).limit(1).scalar_subquery())
 
     sub = (select(Fill.box_id, Fill.kind, Fill.filled_at, Fill.mass_kg, Fill.regeneration_batch_id,
-                  Fill.removed_waste_kg, previous(earlier.mass_kg).label("previous_kg"),
+                  Fill.removed_waste_kg, Fill.replaced_overdue, previous(earlier.mass_kg).label("previous_kg"),
                   previous(earlier.filled_at).label("previous_at"))
            .join(Box, Box.id == Fill.box_id)
            .where(scope.enterprises(Box.enterprise_id), _in(Fill.filled_at, period))).subquery()
@@ -463,12 +466,15 @@ def _fills(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
         ColourChange.box_id == sub.c.box_id, ColourChange.colour == "red",
         ColourChange.changed_at > sub.c.previous_at, ColourChange.changed_at < sub.c.filled_at,
         or_(*[reasons.like(f"%{code}%") for code in LATE_REPLACEMENT_RULES])).exists())
+    # A replacement knows whether the carbon it replaced was spent (Fill.replaced_overdue); fills
+    # recorded before that was kept fall back on the colour history.
+    late = or_(sub.c.replaced_overdue.is_(True), and_(sub.c.replaced_overdue.is_(None), turned_red))
     regenerated = sub.c.regeneration_batch_id.is_not(None)
     replacement = sub.c.kind == "replacement"
     row = session.execute(
         select(func.count(), _sum(sub.c.mass_kg), _count_if(regenerated),
                _sum(case((regenerated, sub.c.mass_kg), else_=0)), _count_if(replacement),
-               _count_if(and_(replacement, turned_red)), _sum(case((replacement, sub.c.previous_kg), else_=0)),
+               _count_if(and_(replacement, late)), _sum(case((replacement, sub.c.previous_kg), else_=0)),
                _sum(case((replacement, sub.c.removed_waste_kg), else_=0)))).one()
     fills, fills_kg, regen, regen_kg, replacements, late, replaced_kg, weighed_kg = row
     fills, regen, replacements, late = int(fills or 0), int(regen or 0), int(replacements or 0), int(late or 0)
