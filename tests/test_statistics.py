@@ -303,6 +303,28 @@ def test_value_added_import_and_intensity(world, api):
     assert api.get("/api/v1/value-added", as_="other").get_json()["total"] == 0
 
 
+def test_a_quarter_without_its_own_value_added_sums_its_months_when_all_are_there(world, api):
+    build(world)
+
+    def month(label, value):
+        return {"scope": "park", "park_id": world.park.id, "period": label, "value_added_10k_yuan": value,
+                "source_department": "天台县统计局"}
+
+    def q3():
+        return api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025-Q3", as_="park").get_json()["intensity"]
+
+    assert api.post("/api/v1/value-added", [month("2025-07", 400), month("2025-08", 350)], as_="op").status_code == 200
+    assert q3()["value_added_10k_yuan"] is None  # September missing: a partial sum is never used
+    assert api.post("/api/v1/value-added", [month("2025-09", 250)], as_="op").status_code == 200
+    i = q3()
+    assert i["value_added_10k_yuan"] == approx(1000) and "3 个月合计" in i["value_added_source"]
+    assert i["generation_intensity_t_per_10k_yuan"] == approx(i["generated_t"] / 1000)
+    # A figure imported for the quarter itself wins over the sum of its months.
+    assert api.post("/api/v1/value-added", [{**month("2025-Q3", 990), "source_department": "市统计局"}],
+                    as_="op").status_code == 200
+    assert (q3()["value_added_10k_yuan"], q3()["value_added_source"]) == (990, "市统计局")
+
+
 def test_value_added_bad_items_store_nothing(world, api):
     r = api.post("/api/v1/value-added", [
         {"scope": "park", "park_id": world.park.id, "period": JULY, "value_added_10k_yuan": 100,

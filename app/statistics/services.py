@@ -36,7 +36,8 @@ Definitions (also returned in every response under ``definitions``):
   before that was kept: the box turned red for one of these between the two fills); on-time
   rate = on time ÷ replacements.
 - Generation intensity = generated t ÷ imported industrial value added (10⁴ yuan) of the same
-  scope and period; its year-on-year growth compares with the same period a year earlier.
+  scope and period (a quarter or year not imported as such: the sum of its months when all are
+  imported); its year-on-year growth compares with the same period a year earlier.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ DEFINITIONS = {
     "red_box_days": "days boxes spent red within the period, clipped to the period and to now",
     "on_time_replacement_share": "replacements in the period made before the replaced carbon was saturated or "
                                  "past its predicted date ÷ replacements in the period",
-    "generation_intensity_t_per_10k_yuan": "generated t ÷ imported industrial value added (10⁴ yuan)",
+    "generation_intensity_t_per_10k_yuan": "generated t ÷ imported industrial value added (10⁴ yuan); a quarter "
+                                           "or year without its own figure: the sum of all its months",
     "yoy_growth_share": "(intensity − intensity of the same period a year earlier) ÷ the latter",
 }
 
@@ -534,10 +536,35 @@ def _boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dic
             "red_box_days": round(float(red_seconds or 0) / 86400, 4)}
 
 
-def _value_added(session: Session, scope: Scope, periods: list[Period]) -> dict[str, ValueAdded]:
-    rows = session.scalars(select(ValueAdded).where(ValueAdded.scope_key == scope.key,
-                                                    ValueAdded.period.in_([p.label for p in periods])))
-    return {row.period: row for row in rows}
+@dataclass(frozen=True)
+class ValueAddedFigure:
+    value_10k_yuan: float
+    source: str
+
+
+def _months_of(period: Period) -> list[str]:
+    return [Period("month", period.year, period.first_month + i).label for i in range(period.months)]
+
+
+def _value_added(session: Session, scope: Scope, periods: list[Period]) -> dict[str, ValueAddedFigure]:
+    """The imported value added of each period, in one query. A quarter or a year that was not
+    imported as such is the sum of its months when every one of them was (statistics bureaux
+    publish monthly figures); a partial sum is never used."""
+    months = {p.label: _months_of(p) for p in periods if p.kind != "month"}
+    labels = {p.label for p in periods} | {m for ms in months.values() for m in ms}
+    rows = {row.period: row for row in session.scalars(
+        select(ValueAdded).where(ValueAdded.scope_key == scope.key, ValueAdded.period.in_(sorted(labels))))}
+    out: dict[str, ValueAddedFigure] = {}
+    for p in periods:
+        row = rows.get(p.label)
+        if row is not None:
+            out[p.label] = ValueAddedFigure(row.value_added_10k_yuan, row.source_department)
+        elif p.label in months and all(m in rows for m in months[p.label]):
+            parts = [rows[m] for m in months[p.label]]
+            sources = "、".join(sorted({r.source_department for r in parts}))
+            out[p.label] = ValueAddedFigure(round(sum(r.value_added_10k_yuan for r in parts), 4),
+                                            f"{sources}（{len(parts)} 个月合计 / sum of {len(parts)} months）")
+    return out
 
 
 def _n(value: float) -> str:
@@ -640,8 +667,8 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     generated = total("generated_kg")
     va = _value_added(session, scope, [period, last_year])
 
-    def intensity(gen_kg: float, row: ValueAdded | None) -> float | None:
-        return round(gen_kg / 1000 / row.value_added_10k_yuan, 8) if row and row.value_added_10k_yuan else None
+    def intensity(gen_kg: float, figure: ValueAddedFigure | None) -> float | None:
+        return round(gen_kg / 1000 / figure.value_10k_yuan, 8) if figure and figure.value_10k_yuan else None
 
     now_intensity = intensity(generated, va.get(period.label))
     ly_intensity = intensity(generated_last_year, va.get(last_year.label))
@@ -678,13 +705,13 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         "replacements": {k: fills[k] for k in ("replacement_count", "on_time_replacement_count",
                                                "late_replacement_count", "on_time_replacement_share")},
         "intensity": {
-            "value_added_10k_yuan": current.value_added_10k_yuan if current else None,
-            "value_added_source": current.source_department if current else None,
+            "value_added_10k_yuan": current.value_10k_yuan if current else None,
+            "value_added_source": current.source if current else None,
             "generated_t": round(generated / 1000, 6),
             "generation_intensity_t_per_10k_yuan": now_intensity,
             "previous_year_period": last_year.label,
             "previous_year_generated_t": round(generated_last_year / 1000, 6),
-            "previous_year_value_added_10k_yuan": (va[last_year.label].value_added_10k_yuan
+            "previous_year_value_added_10k_yuan": (va[last_year.label].value_10k_yuan
                                                    if last_year.label in va else None),
             "previous_year_intensity_t_per_10k_yuan": ly_intensity,
             "yoy_growth_share": growth,
