@@ -817,11 +817,18 @@ def _step_time(errors: dict, name: str, value: datetime | None, now: datetime, n
     return at
 
 
+def _begin_step(session: Session, actor: Principal, manifest: Manifest, role: str, action: str,
+                verb: str | None = None) -> None:
+    """Every step of the lifecycle starts alike: the right party (403), the manifest locked so
+    that concurrent steps run one after the other, then the state checked under the lock (409)."""
+    _require_party(actor, manifest, role, verb or action)
+    _lock_manifest(session, manifest)
+    _require_state(manifest, action)
+
+
 def submit(session: Session, actor: Principal, manifest: Manifest, now: datetime | None = None) -> Manifest:
     now = now or utcnow()
-    _require_party(actor, manifest, "consignor", "submit")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "submit")
+    _begin_step(session, actor, manifest, "consignor", "submit")
     _reserve(session, manifest)
     manifest.status = "submitted"
     manifest.submitted_at = now
@@ -833,9 +840,7 @@ def submit(session: Session, actor: Principal, manifest: Manifest, now: datetime
 def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any],
            now: datetime | None = None) -> Manifest:
     now = now or utcnow()
-    _require_party(actor, manifest, "carrier", "pick up")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "pickup")
+    _begin_step(session, actor, manifest, "carrier", "pickup", verb="pick up")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "picked_up_at", data.get("picked_up_at"), now, manifest.submitted_at, "the submission")
     if not data.get("vehicle_plate"):
@@ -861,9 +866,7 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
             now: datetime | None = None) -> Manifest:
     """Weighed quantities per line; accept, or accept in part (the refused part goes back)."""
     now = now or utcnow()
-    _require_party(actor, manifest, "receiver", "receive")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "receive")
+    _begin_step(session, actor, manifest, "receiver", "receive")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "received_at", data.get("received_at"), now, manifest.picked_up_at, "the pickup")
     by_no = {line.line_no: line for line in manifest.lines}
@@ -933,9 +936,7 @@ def reject(session: Session, actor: Principal, manifest: Manifest, data: dict[st
            now: datetime | None = None) -> Manifest:
     """拒收: the whole shipment is refused and goes back into the consignor's stock."""
     now = now or utcnow()
-    _require_party(actor, manifest, "receiver", "reject")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "reject")
+    _begin_step(session, actor, manifest, "receiver", "reject")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "rejected_at", data.get("rejected_at"), now, manifest.picked_up_at, "the pickup")
     reason = (data.get("reason") or "").strip()
@@ -963,9 +964,7 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     """The 利用/处置方式 per accepted line. No step follows it, so the manifest closes at once:
     ``processed`` and ``closed`` are both in the history, the state ends at closed."""
     now = now or utcnow()
-    _require_party(actor, manifest, "receiver", "process")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "process")
+    _begin_step(session, actor, manifest, "receiver", "process")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "processed_at", data.get("processed_at"), now, manifest.received_at, "the receipt")
     known = methods()
@@ -1008,9 +1007,7 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
 def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any] | None = None,
            now: datetime | None = None) -> Manifest:
     now = now or utcnow()
-    _require_party(actor, manifest, "consignor", "cancel")
-    _lock_manifest(session, manifest)
-    _require_state(manifest, "cancel")
+    _begin_step(session, actor, manifest, "consignor", "cancel")
     before = manifest.status
     touched = _release(session, manifest) if before == "submitted" else []
     manifest.status = "cancelled"
