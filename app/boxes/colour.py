@@ -139,10 +139,14 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
         if level not in ("yellow", "red"):
             problems.append(f"{place}.level: yellow or red, not {level!r}")
         params = raw.get("params") or {}
-        if not isinstance(params, dict) or any(
-            not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in params.values()
-        ):
+        if not isinstance(params, dict):
             problems.append(f"{place}.params: a mapping of non-negative numbers")
+            params = {}
+        bad = [k for k, v in params.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
+        for key in bad:
+            problems.append(f"{place}.params.{key}: a non-negative number, not {params[key]!r} "
+                            "(params: a mapping of non-negative numbers)")
+        if bad:
             params = {}
         for lang in ("zh", "en"):
             if not isinstance(raw.get(lang), str) or not raw.get(lang):

@@ -208,11 +208,11 @@ class LedgerRules:
 
 def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
     problems: list[str] = []
-    manifest = data.get("manifest") or {}
-    anomalies = data.get("anomalies") or {}
+    sections = {key: data.get(key) if isinstance(data.get(key), dict) else {} for key in ("manifest", "anomalies")}
 
-    def number(section: dict, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
-        value = section.get(name)
+    def number(section: str, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
+        place = f"{section}.{name}"
+        value = sections[section].get(name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
         if ok and integer and (not isinstance(value, int) or value < 1):
             ok = False
@@ -220,7 +220,7 @@ def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
             ok = False
         if not ok:
             kind = "a positive integer" if integer else "a fraction between 0 and 1" if fraction else "a non-negative number"
-            problems.append(f"{name}: {kind} is required, not {value!r}")
+            problems.append(f"{place}: {kind} is required, not {value!r}")
             return 0
         return value
 
@@ -234,15 +234,15 @@ def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
             problems.append(f"waste_carbon_codes: {code!r} is not in the catalogue")
     rules = LedgerRules(
         version=str(data.get("version") or ""),
-        quantity_tolerance=number(manifest, "quantity_tolerance", fraction=True),
-        receipt_working_days=number(manifest, "receipt_working_days", integer=True),
-        paper_entry_working_days=number(manifest, "paper_entry_working_days", integer=True),
+        quantity_tolerance=number("manifest", "quantity_tolerance", fraction=True),
+        receipt_working_days=number("manifest", "receipt_working_days", integer=True),
+        paper_entry_working_days=number("manifest", "paper_entry_working_days", integer=True),
         waste_carbon_codes=tuple(codes),
-        min_removed_to_filled_ratio=number(anomalies, "min_removed_to_filled_ratio", fraction=True),
-        storage_limit_days=number(anomalies, "storage_limit_days", integer=True),
-        max_on_site_kg=number(anomalies, "max_on_site_kg"),
-        min_received_to_shipped_ratio=number(anomalies, "min_received_to_shipped_ratio", fraction=True),
-        default_period_days=number(anomalies, "default_period_days", integer=True),
+        min_removed_to_filled_ratio=number("anomalies", "min_removed_to_filled_ratio", fraction=True),
+        storage_limit_days=number("anomalies", "storage_limit_days", integer=True),
+        max_on_site_kg=number("anomalies", "max_on_site_kg"),
+        min_received_to_shipped_ratio=number("anomalies", "min_received_to_shipped_ratio", fraction=True),
+        default_period_days=number("anomalies", "default_period_days", integer=True),
     )
     if not rules.version:
         problems.append("version: a non-empty string is required")

@@ -156,6 +156,9 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
     """(key path, message) pairs for one schema error."""
     path = _path(error.absolute_path, spec, data)
     kind, value, instance = error.validator, error.validator_value, error.instance
+    if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
+        return [(_join(path, instance), f"key {instance!r} does not match {value}{_hint(error)}"
+                 if kind == "pattern" else f"not a valid key: {error.message}")]
     if kind == "additionalProperties" and isinstance(instance, dict):
         known = set(error.schema.get("properties", {}))
         patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
@@ -211,14 +214,13 @@ def _semantic(spec: RuleFile) -> Callable[[Any, str], Any] | None:
 
 
 def _overlaps(problem: str, paths: list[str]) -> bool:
-    """A parser's problem about a key (or a key inside it, or its parent) the schema refused already."""
+    """A parser's problem about a key the schema refused already, or about something inside it."""
     head = problem.split(": ", 1)[0]
     for path in paths:
         if not path:
             return True  # the whole file is refused by the schema
-        for a, b in ((head, path), (path, head)):
-            if a == b or (a.startswith(b) and a[len(b)] in ".["):
-                return True
+        if head == path or (head.startswith(path) and head[len(path)] in ".["):
+            return True
     return False
 
 
