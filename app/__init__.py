@@ -14,7 +14,7 @@ from app.extensions import api, babel, csrf, db, login_manager, migrate
 
 # Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
 DOMAINS = (
-    "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web", "demo",
+    "rules", "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web", "demo",
 )
 
 

@@ -9,14 +9,14 @@ thresholds and messages.
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from app.boxes.models import CARBON_TYPES, COLOURS
-from app.rules import RulesError, load_yaml, rules_path
+from app.rules import RulesError, load_rule_file, rules_path
 
 LEVELS = {"grey": 0, "green": 1, "yellow": 2, "red": 3}
 # The rules that say a box's carbon is spent (saturated, or past its predicted replacement date):
@@ -83,6 +83,26 @@ def fact_provider(fn: FactProvider) -> FactProvider:
 
 # ---------------------------------------------------------------- rule file
 
+RULES_FILE = "colour_rules.yaml"
+# What every rule's messages may use: the values of the check's Finding (see evaluate()).
+MESSAGE_PLACEHOLDERS = ("observed", "threshold")
+
+
+def message_problems(template: str) -> list[str]:
+    """What is wrong with a zh/en message template: bad syntax or a placeholder no rule provides."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return [f"not a valid message template ({exc}); write {{{{ and }}}} for literal braces"]
+    out = []
+    for name in fields:
+        base = name.split(".", 1)[0].split("[", 1)[0]
+        if base not in MESSAGE_PLACEHOLDERS:
+            out.append(f"unknown placeholder {{{name}}}; known: "
+                       + ", ".join(f"{{{p}}}" for p in MESSAGE_PLACEHOLDERS))
+    return out
+
+
 def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
     import_rule_plugins()  # other domains' checks must be registered before the file is judged
     problems: list[str] = []
@@ -119,30 +139,37 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
         if level not in ("yellow", "red"):
             problems.append(f"{place}.level: yellow or red, not {level!r}")
         params = raw.get("params") or {}
-        if not isinstance(params, dict) or any(
-            not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in params.values()
-        ):
+        if not isinstance(params, dict):
             problems.append(f"{place}.params: a mapping of non-negative numbers")
+            params = {}
+        bad = [k for k, v in params.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
+        for key in bad:
+            problems.append(f"{place}.params.{key}: a non-negative number, not {params[key]!r} "
+                            "(params: a mapping of non-negative numbers)")
+        if bad:
             params = {}
         for lang in ("zh", "en"):
             if not isinstance(raw.get(lang), str) or not raw.get(lang):
                 problems.append(f"{place}.{lang}: a message is required")
+            else:
+                problems += [f"{place}.{lang}: {p}" for p in message_problems(raw[lang])]
         rules.append(Rule(code=code, level=level, params=dict(params), zh=raw.get("zh", ""), en=raw.get("en", "")))
     if problems:
-        raise RulesError(f"{where}: " + "; ".join(problems))
+        raise RulesError.listing(where, problems)
     return RuleSet(version=version, min_iodine_mg_g=dict(iodine), rules=tuple(rules))
 
 
 @lru_cache(maxsize=8)
-def _load_rules_cached(path: str, mtime: float) -> RuleSet:
-    return parse_rules(load_yaml(Path(path)), where=path)
+def _load_rules_cached(path: str, mtime: float, override_dir: str | None) -> RuleSet:
+    # load_rule_file validates against app/rules/schemas/colour_rules.schema.yaml and parse_rules.
+    return parse_rules(load_rule_file(RULES_FILE, override_dir), where=path)
 
 
 def load_rules(override_dir: str | None = None) -> RuleSet:
-    path = rules_path("colour_rules.yaml", override_dir)
+    path = rules_path(RULES_FILE, override_dir)
     # Checks of other domains register on import; make sure they are known before validating.
     import_rule_plugins()
-    return _load_rules_cached(str(path), path.stat().st_mtime)
+    return _load_rules_cached(str(path), path.stat().st_mtime, override_dir)
 
 
 def import_rule_plugins() -> None:

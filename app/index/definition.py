@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.rules import RulesError, load_yaml, rules_path
+from app.rules import RulesError, load_rule_file, rules_path
 
 FILE_NAME = "synergy_index.yaml"
 DIRECTIONS = ("higher", "lower")
@@ -306,7 +306,7 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         change_share = 0.10
 
     if errors:
-        raise RulesError(f"{where}: " + "; ".join(errors))
+        raise RulesError.listing(where, errors)
 
     # -- weights per level: reported, never fixed
     for number, second in sorted(seconds.items()):
@@ -353,8 +353,9 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
 
 
 @lru_cache(maxsize=4)
-def _definition_cached(path: str, mtime: float) -> Definition:
-    definition = parse_definition(load_yaml(Path(path)), path)
+def _definition_cached(path: str, mtime: float, override_dir: str | None = None) -> Definition:
+    # load_rule_file validates against app/rules/schemas/synergy_index.schema.yaml and parse_definition.
+    definition = parse_definition(load_rule_file(FILE_NAME, override_dir), path)
     for problem in definition.problems:
         log.warning("%s: %s", path, problem)
     return definition
@@ -371,4 +372,4 @@ def load_definition(override_dir: str | None = None) -> Definition:
     Weight problems are logged as warnings once per load.
     """
     path = definition_path(override_dir)
-    return _definition_cached(str(path), path.stat().st_mtime)
+    return _definition_cached(str(path), path.stat().st_mtime, override_dir)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from app.rules import RulesError, load_yaml, rules_path
+from app.rules import RulesError, load_rule_file, rules_path
+
+CALENDAR_FILE = "holidays.yaml"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def parse_calendar(data: dict[str, Any], where: str = "holidays.yaml") -> WorkCa
     workdays: set[date] = set()
     years_raw = data.get("years")
     if not isinstance(years_raw, dict) or not years_raw:
-        raise RulesError(f"{where}: years: a mapping year → {{holidays, workdays}} is required")
+        raise RulesError.listing(where, ["years: a mapping year → {holidays, workdays} is required"])
     years: set[int] = set()
     for year_key, spec in years_raw.items():
         try:
@@ -126,16 +127,17 @@ def parse_calendar(data: dict[str, Any], where: str = "holidays.yaml") -> WorkCa
     for day in sorted(holidays & workdays):
         problems.append(f"{day} is both a holiday and a make-up working day")
     if problems:
-        raise RulesError(f"{where}: " + "; ".join(problems))
+        raise RulesError.listing(where, problems)
     return WorkCalendar(version=str(data.get("version") or ""), holidays=frozenset(holidays),
                         workdays=frozenset(workdays), years=frozenset(years))
 
 
 @lru_cache(maxsize=4)
-def _calendar_cached(path: str, mtime: float) -> WorkCalendar:
-    return parse_calendar(load_yaml(Path(path)), path)
+def _calendar_cached(path: str, mtime: float, override_dir: str | None) -> WorkCalendar:
+    # load_rule_file validates against app/rules/schemas/holidays.schema.yaml and parse_calendar.
+    return parse_calendar(load_rule_file(CALENDAR_FILE, override_dir), path)
 
 
 def load_calendar(override_dir: str | None = None) -> WorkCalendar:
-    path = rules_path("holidays.yaml", override_dir)
-    return _calendar_cached(str(path), path.stat().st_mtime)
+    path = rules_path(CALENDAR_FILE, override_dir)
+    return _calendar_cached(str(path), path.stat().st_mtime, override_dir)

@@ -9,14 +9,16 @@ No Flask here. A broken data file raises :class:`app.rules.RulesError` with ever
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.rules import DATA_DIR, RulesError, load_yaml, rules_path
+from app.rules import RulesError, load_rule_file, rules_path
+
+METHODS_FILE = "disposal_methods.yaml"
+LEDGER_RULES_FILE = "ledger_rules.yaml"
 
 CODE_RE = re.compile(r"^\d{3}-\d{3}-\d{2}$")
 CATEGORY_RE = re.compile(r"^HW(\d{2})$")
@@ -106,7 +108,7 @@ def parse_catalogue(rows: list[dict[str, str]], edition: CatalogueEdition, where
     if len(entries) != edition.expected_codes:
         problems.append(f"{len(entries)} unique codes, expected {edition.expected_codes}")
     if problems:
-        raise RulesError(f"{where}: " + "; ".join(problems[:20]) + (" …" if len(problems) > 20 else ""))
+        raise RulesError(f"{where}: " + "; ".join(problems[:20]) + (" …" if len(problems) > 20 else ""), problems)
     return Catalogue(edition=edition.edition, title=edition.title, entries=entries)
 
 
@@ -115,13 +117,19 @@ def load_catalogue(edition: str = CURRENT_EDITION) -> Catalogue:
     if edition not in EDITIONS:
         raise RulesError(f"unknown catalogue edition {edition!r}; known: {', '.join(EDITIONS)}")
     meta = EDITIONS[edition]
-    path = DATA_DIR / meta.filename
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read: {exc}") from exc
-    return parse_catalogue(rows, meta, str(path))
+    # The shipped file only (RULES_DIR does not replace the national catalogue); validated against
+    # app/rules/schemas/hw_catalog.schema.yaml and check_catalogue_rows.
+    return parse_catalogue(load_rule_file(meta.filename), meta, meta.filename)
+
+
+def check_catalogue_rows(rows: list[dict[str, str]], where: str) -> Catalogue:
+    """The semantic check of a catalogue CSV (app.rules.loader): its edition is found by file name."""
+    name = Path(where).name
+    meta = next((m for m in EDITIONS.values() if m.filename == name), None)
+    if meta is None:
+        raise RulesError.listing(where, [f"no catalogue edition is shipped as {name}; known: "
+                                         + ", ".join(m.filename for m in EDITIONS.values())])
+    return parse_catalogue(rows, meta, where)
 
 
 def category_of(code: str) -> str:
@@ -145,7 +153,7 @@ def parse_methods(data: dict[str, Any], where: str) -> dict[str, Method]:
     methods: dict[str, Method] = {}
     raw = data.get("methods")
     if not isinstance(raw, list) or not raw:
-        raise RulesError(f"{where}: methods: a non-empty list is required")
+        raise RulesError.listing(where, ["methods: a non-empty list is required"])
     for i, item in enumerate(raw):
         place = f"methods[{i}]"
         if not isinstance(item, dict):
@@ -167,18 +175,19 @@ def parse_methods(data: dict[str, Any], where: str) -> dict[str, Method]:
     if not any(m.landfill for m in methods.values()):
         problems.append("no method is marked landfill: true (D1)")
     if problems:
-        raise RulesError(f"{where}: " + "; ".join(problems))
+        raise RulesError.listing(where, problems)
     return methods
 
 
 @lru_cache(maxsize=4)
-def _methods_cached(path: str, mtime: float) -> dict[str, Method]:
-    return parse_methods(load_yaml(Path(path)), path)
+def _methods_cached(path: str, mtime: float, override_dir: str | None) -> dict[str, Method]:
+    # load_rule_file validates against app/rules/schemas/disposal_methods.schema.yaml and parse_methods.
+    return parse_methods(load_rule_file(METHODS_FILE, override_dir), path)
 
 
 def load_methods(override_dir: str | None = None) -> dict[str, Method]:
-    path = rules_path("disposal_methods.yaml", override_dir)
-    return _methods_cached(str(path), path.stat().st_mtime)
+    path = rules_path(METHODS_FILE, override_dir)
+    return _methods_cached(str(path), path.stat().st_mtime, override_dir)
 
 
 # ---------------------------------------------------------------- thresholds
@@ -199,11 +208,11 @@ class LedgerRules:
 
 def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
     problems: list[str] = []
-    manifest = data.get("manifest") or {}
-    anomalies = data.get("anomalies") or {}
+    sections = {key: data.get(key) if isinstance(data.get(key), dict) else {} for key in ("manifest", "anomalies")}
 
-    def number(section: dict, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
-        value = section.get(name)
+    def number(section: str, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
+        place = f"{section}.{name}"
+        value = sections[section].get(name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
         if ok and integer and (not isinstance(value, int) or value < 1):
             ok = False
@@ -211,7 +220,7 @@ def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
             ok = False
         if not ok:
             kind = "a positive integer" if integer else "a fraction between 0 and 1" if fraction else "a non-negative number"
-            problems.append(f"{name}: {kind} is required, not {value!r}")
+            problems.append(f"{place}: {kind} is required, not {value!r}")
             return 0
         return value
 
@@ -225,32 +234,33 @@ def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
             problems.append(f"waste_carbon_codes: {code!r} is not in the catalogue")
     rules = LedgerRules(
         version=str(data.get("version") or ""),
-        quantity_tolerance=number(manifest, "quantity_tolerance", fraction=True),
-        receipt_working_days=number(manifest, "receipt_working_days", integer=True),
-        paper_entry_working_days=number(manifest, "paper_entry_working_days", integer=True),
+        quantity_tolerance=number("manifest", "quantity_tolerance", fraction=True),
+        receipt_working_days=number("manifest", "receipt_working_days", integer=True),
+        paper_entry_working_days=number("manifest", "paper_entry_working_days", integer=True),
         waste_carbon_codes=tuple(codes),
-        min_removed_to_filled_ratio=number(anomalies, "min_removed_to_filled_ratio", fraction=True),
-        storage_limit_days=number(anomalies, "storage_limit_days", integer=True),
-        max_on_site_kg=number(anomalies, "max_on_site_kg"),
-        min_received_to_shipped_ratio=number(anomalies, "min_received_to_shipped_ratio", fraction=True),
-        default_period_days=number(anomalies, "default_period_days", integer=True),
+        min_removed_to_filled_ratio=number("anomalies", "min_removed_to_filled_ratio", fraction=True),
+        storage_limit_days=number("anomalies", "storage_limit_days", integer=True),
+        max_on_site_kg=number("anomalies", "max_on_site_kg"),
+        min_received_to_shipped_ratio=number("anomalies", "min_received_to_shipped_ratio", fraction=True),
+        default_period_days=number("anomalies", "default_period_days", integer=True),
     )
     if not rules.version:
         problems.append("version: a non-empty string is required")
     if problems:
-        raise RulesError(f"{where}: " + "; ".join(problems))
+        raise RulesError.listing(where, problems)
     return rules
 
 
 @lru_cache(maxsize=4)
-def _ledger_rules_cached(path: str, mtime: float) -> LedgerRules:
-    return parse_ledger_rules(load_yaml(Path(path)), path)
+def _ledger_rules_cached(path: str, mtime: float, override_dir: str | None) -> LedgerRules:
+    # load_rule_file validates against app/rules/schemas/ledger_rules.schema.yaml and parse_ledger_rules.
+    return parse_ledger_rules(load_rule_file(LEDGER_RULES_FILE, override_dir), path)
 
 
-# Set by the ledger's CLI/app wiring from RULES_DIR (the same override folder as colour rules).
+# override_dir: RULES_DIR (the same override folder as colour rules), passed by the ledger's wiring.
 def load_ledger_rules(override_dir: str | None = None) -> LedgerRules:
-    path = rules_path("ledger_rules.yaml", override_dir)
-    return _ledger_rules_cached(str(path), path.stat().st_mtime)
+    path = rules_path(LEDGER_RULES_FILE, override_dir)
+    return _ledger_rules_cached(str(path), path.stat().st_mtime, override_dir)
 
 
 def check_all(override_dir: str | None = None) -> None:
