@@ -1,4 +1,4 @@
-"""The value each county is scored on for a period: stored values under the 备注 quarterly rules, and indicator 25 computed."""
+"""The value each county is scored on in a period: the 备注 quarterly rules and the computed indicator 25."""
 from __future__ import annotations
 
 from dataclasses import dataclass

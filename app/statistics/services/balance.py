@@ -1,4 +1,4 @@
-"""The mass balance of a scope and period: the gaps between carbon replaced, waste generated, shipped and received, explained."""
+"""The mass balance of a scope and period: carbon replaced vs weighed, generated vs shipped, shipped vs received."""
 from __future__ import annotations
 
 from typing import Any

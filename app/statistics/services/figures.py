@@ -1,4 +1,4 @@
-"""The figures of a scope and period, one topic per function (ledger, manifests, fills, boxes, landfill), each a fixed number of queries."""
+"""The figures of a scope and period by topic (ledger, manifests, fills, boxes, landfill), a few queries each."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -59,15 +59,17 @@ def ledger(session: Session, scope: Scope, period: Period, last_year: Period) ->
                sum_or_zero(case((and_(stage == "generation", in_period), qty), else_=0)),
                sum_or_zero(case((and_(stage == "storage", in_period), qty), else_=0)),
                sum_or_zero(case((and_(stage == "returned", in_period), qty), else_=0)),
-               sum_or_zero(case((stage.in_(("generation", "returned")), qty), (stage == "out_of_storage", -qty), else_=0)),
-               sum_or_zero(case((and_(stage == "generation", within(LedgerRecord.occurred_at, last_year)), qty), else_=0)))
+               sum_or_zero(case((stage.in_(("generation", "returned")), qty), (stage == "out_of_storage", -qty),
+                                else_=0)),
+               sum_or_zero(case((and_(stage == "generation", within(LedgerRecord.occurred_at, last_year)), qty),
+                                else_=0)))
         .where(scope.enterprises(LedgerRecord.enterprise_id), LedgerRecord.occurred_at < period.end_utc)
         .group_by(LedgerRecord.waste_code))
     codes: dict[str, dict] = {}
     generated_last_year = 0.0
     for code, generated, stored, returned, on_hand, generated_ly in rows:
-        codes[code] = {"generated_kg": as_kg(generated), "into_storage_kg": as_kg(stored), "returned_kg": as_kg(returned),
-                       "in_storage_end_kg": as_kg(on_hand)}
+        codes[code] = {"generated_kg": as_kg(generated), "into_storage_kg": as_kg(stored),
+                       "returned_kg": as_kg(returned), "in_storage_end_kg": as_kg(on_hand)}
         generated_last_year += float(generated_ly or 0)
     return codes, kg(generated_last_year)
 
@@ -80,7 +82,8 @@ def manifest_lines(session: Session, scope: Scope, period: Period, now: datetime
         base.add_columns(ManifestLine.waste_code, sum_or_zero(ManifestLine.quantity_kg))
         .where(within(Manifest.picked_up_at, period)).group_by(ManifestLine.waste_code)).all())
     received = {code: (r, a) for code, r, a in session.execute(
-        base.add_columns(ManifestLine.waste_code, sum_or_zero(ManifestLine.received_kg), sum_or_zero(ManifestLine.accepted_kg))
+        base.add_columns(ManifestLine.waste_code, sum_or_zero(ManifestLine.received_kg),
+                         sum_or_zero(ManifestLine.accepted_kg))
         .where(within(Manifest.received_at, period)).group_by(ManifestLine.waste_code))}
     carbon = rules().waste_carbon_codes
     lines = (base.add_columns(ManifestLine.method_code, ManifestLine.waste_code, ManifestLine.accepted_kg,
