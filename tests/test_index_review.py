@@ -187,7 +187,7 @@ def test_concurrent_imports_of_the_same_new_values_both_succeed(app, api, world,
             pass
         return rows
 
-    monkeypatch.setattr(services, "validate_rows", validate_then_meet)
+    monkeypatch.setattr(services.values, "validate_rows", validate_then_meet)  # where import_values looks it up
 
     def run(i):
         client = app.test_client()
@@ -212,7 +212,7 @@ def test_concurrent_imports_of_the_same_new_values_both_succeed(app, api, world,
 
 @pytest.fixture
 def no_indicator_25(monkeypatch):
-    monkeypatch.setattr(services, "indicator_25_value", lambda session, county, period: None)
+    monkeypatch.setattr(services.quarters, "indicator_25_value", lambda session, county, period: None)
 
 
 def load(world, rows):

@@ -22,7 +22,7 @@ def indicator_25(monkeypatch):
         calls.append((county_code, period))
         return values.get((county_code, period))
 
-    monkeypatch.setattr(services, "indicator_25_value", fake)
+    monkeypatch.setattr(services.quarters, "indicator_25_value", fake)  # where resolve_values looks it up
     return values
 
 

@@ -68,8 +68,11 @@ def test_park_id_beyond_the_column_and_odd_county_codes_are_404_on_both_database
         assert r.status_code == 404 and r.mimetype == "application/problem+json", (url, r.status_code)
 
 
-def test_full_width_digits_are_not_a_period(world, api):
+def test_full_width_digits_are_the_same_period_other_digits_are_not(world, api):
+    # One period parser for statistics and the index (app.common.periods): NFKC, so ２０２５ is 2025.
     r = api.get("/api/v1/metrics?period=２０２５", as_="op")
+    assert r.status_code == 200 and r.get_json()["period"]["label"] == "2025"
+    r = api.get("/api/v1/metrics?period=٢٠٢٥", as_="op")  # Arabic-Indic digits: not a period
     assert r.status_code == 422 and "period" in r.get_json()["errors"]
 
 

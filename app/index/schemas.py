@@ -5,18 +5,18 @@ from marshmallow import Schema, fields, validate
 
 from app.common.schemas import PageArgs
 
-PERIOD = validate.Regexp(r"^\d{4}(-Q[1-4])?$", error="a year (2025) or a quarter (2025-Q1 … 2025-Q4)")
 COUNTY = validate.Regexp(r"^\d{6}$", error="a six-digit county code, e.g. 331023")
 
 
 class ScoresQuery(Schema):
-    period = fields.Str(required=True, validate=PERIOD, metadata={"description": "2025 or 2025-Q2"})
+    # The period is read by the services (app.common.periods), after the caller is known.
+    period = fields.Str(required=True, metadata={"description": "2025 or 2025-Q2"})
     base_year = fields.Int(validate=validate.Range(min=2000, max=2100),
                            metadata={"description": "default: the definition's target.base_year, else the year before"})
 
 
 class ValuesQuery(PageArgs):
-    period = fields.Str(validate=PERIOD)
+    period = fields.Str(metadata={"description": "2025 or 2025-Q2"})
     county = fields.Str(validate=COUNTY)
 
 

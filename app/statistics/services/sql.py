@@ -1,0 +1,65 @@
+"""SQL building blocks of the statistics: sums, period bounds, epoch seconds per dialect, treatment of a method code."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, func
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import Float
+
+from app.common.periods import Period
+from app.ledger.services import kg, methods
+
+
+class EpochSeconds(FunctionElement):
+    """Seconds since 1970-01-01 UTC of a timestamp column, on SQLite and PostgreSQL."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(EpochSeconds)
+def _epoch_default(element, compiler, **kw):
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(EpochSeconds, "sqlite")
+def _epoch_sqlite(element, compiler, **kw):
+    # SQLite keeps UTC timestamps as text; julianday() reads them (fractions of seconds too).
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+def sum_or_zero(expr):
+    return func.coalesce(func.sum(expr), 0)
+
+
+def count_if(condition):
+    return sum_or_zero(case((condition, 1), else_=0))
+
+
+def within(column, period: Period):
+    return and_(column >= period.start_utc, column < period.end_utc)
+
+
+def as_kg(value: Any) -> float:
+    return kg(float(value or 0.0))
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def treatment_of(code: str) -> str:
+    method = methods().get(code)
+    if method is None:
+        return "other"
+    if method.landfill:
+        return "landfilled"
+    if method.kind == "utilisation":
+        return "utilised"
+    return {"D10": "incinerated", "C1": "cement_kiln"}.get(code, "other")
+
+
+def landfill_codes() -> list[str]:
+    return sorted(code for code, m in methods().items() if m.landfill)
