@@ -1,0 +1,220 @@
+"""Ingest of a batch of sensor readings (HTTP and MQTT): who may write where, the boxes looked
+up, the readings stored, the boxes' states and roll-ups updated, their colours refreshed.
+
+No Flask here: callers pass the session, the acting :class:`Principal` and the settings.
+
+One batch costs a fixed number of statements however many readings it carries: boxes in one
+query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
+per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then one colour
+refresh of the touched boxes (given the fills and states just read). The work per reading is
+constant: its checks (:mod:`app.telemetry.services.checks`; in C for a well-typed batch, see
+:mod:`app.telemetry.wire`), its row, its roll-up sums and its term of the integral
+(:mod:`app.telemetry.services.states`), in one pass with the load when the readings are newer
+than those integrated; nothing re-reads a box's history. Only late readings (older than a box's
+newest) cost two index look-ups each, and a batch that carries already stored readings inserts
+twice (see :func:`insert_readings`).
+"""
+from __future__ import annotations
+
+import fcntl
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, lazyload
+
+from app.accounts.services import Principal
+from app.boxes import codes
+from app.boxes.models import Box
+from app.boxes.services import refresh_colours
+from app.common.errors import Forbidden
+from app.common.timeutil import utcnow
+from app.telemetry.models import MEASURES, SensorReading
+from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
+from app.telemetry.services.rollups import _Rollups
+from app.telemetry.services.settings import Settings
+from app.telemetry.services.states import (
+    _apply, _marks, _StateValues, lock_states, store_states, sync_state_to_fill,
+)
+
+UNKNOWN_BOX = "unknown box"
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected_items: list[dict[str, Any]] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejected_items)
+
+
+# ---------------------------------------------------------------- who may write where
+
+def _ingest_scope(actor: Principal):
+    """None: any box; else the enterprise whose boxes ``actor`` may write readings for."""
+    if actor.is_operator:
+        return None
+    org = actor.organization
+    if org is None or not (actor.is_device or org.has_role("generator")):
+        raise Forbidden("只有设备令牌、产废单位或平台运维可以上传监测数据 "
+                        "(only gateways, the box's enterprise or operators ingest readings)")
+    return org.id
+
+
+# ---------------------------------------------------------------- ingest
+
+# The per-batch query of the boxes, built once (building a statement costs more than running it
+# here; the states' is in :mod:`.states`). A box's organisations are not needed: the caller's is
+# in the session already.
+_BOXES_BY_CODE = (select(Box).where(Box.code.in_(bindparam("codes", expanding=True)))
+                  .options(lazyload(Box.enterprise), lazyload(Box.service_org)))
+
+
+def ingest(session: Session, actor: Principal, items: list, settings: Settings = Settings(),
+           now: datetime | None = None, held: ExitStack | None = None) -> IngestResult:
+    """Validate and store a batch; integrate it into the boxes' states; refresh their colours.
+
+    One bad item never loses the good ones: it is reported with its index and errors. Readings
+    already stored (same box and ts) count as duplicates and change nothing. With ``held``, the
+    SQLite writer lock is taken just before the first write and kept until the caller closes
+    ``held`` after its commit.
+    """
+    now = now or utcnow()
+    enterprise_id = _ingest_scope(actor)
+    result = IngestResult()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    checked, rejected = check_items(items, now + timedelta(seconds=settings.max_future_s), sqlite)
+    # Each distinct code is looked up once; the rows of one box gather in one dict by bound ts,
+    # which also finds the batch's own repeats.
+    wanted = {raw: codes.normalise(raw) for raw in {row[R_CODE] for row in checked}}
+    found = {c for c in wanted.values() if c}
+    boxes = {b.code: b for b in session.scalars(_BOXES_BY_CODE, {"codes": list(found)})} if found else {}
+    by_box: dict[int, dict[Any, tuple]] = {}
+    bucket_of: dict[str, tuple[int, dict[Any, tuple]] | None] = {}
+    for raw, code in wanted.items():
+        box = boxes.get(code)
+        # Another organisation's box is "unknown" too: existence is not disclosed.
+        allowed = box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id)
+        bucket_of[raw] = (box.id, by_box.setdefault(box.id, {})) if allowed else None
+    duplicates = 0
+    inserts: list[tuple] = []  # (box_id, bound ts, *measures, running): the readings table's columns
+    add_insert = inserts.append
+    for row in checked:
+        target = bucket_of[row[R_CODE]]
+        if target is None:
+            rejected.append({"index": row[R_INDEX], "box_code": row[R_CODE], "errors": {"box_code": [UNKNOWN_BOX]}})
+            continue
+        box_id, bucket = target
+        bound = row[R_BOUND]
+        if bound in bucket:
+            duplicates += 1
+        else:
+            bucket[bound] = row
+            add_insert((box_id, bound) + row[R_MEASURE:R_US])
+    if rejected:
+        rejected.sort(key=itemgetter("index"))
+    result.rejected_items, result.duplicates = rejected, duplicates
+    touched = sorted(b for b, bucket in by_box.items() if bucket)
+    if not touched:
+        return result
+    if held is not None:
+        held.enter_context(sqlite_writer_lock(session))
+    by_id = {b.id: b for b in boxes.values()}
+    states, fills = lock_states(session, touched, now)
+    for box_id in touched:
+        sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
+    per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
+    fresh = insert_readings(session, inserts)
+    if fresh is not None:  # some were stored already
+        per_box = {box_id: kept for box_id, rows in per_box.items()
+                   if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])}
+    result.accepted = sum(len(rows) for rows in per_box.values())
+    result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
+    rollups = _Rollups(sqlite)
+    values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
+    for box_id, box_rows in per_box.items():
+        _apply(session, by_id[box_id], values[box_id], box_rows, rollups, settings, now)
+    rollups.upsert(session)
+    store_states(session, [(states[box_id], v) for box_id, v in values.items()])
+    session.flush()
+    result.boxes = [by_id[b] for b in sorted(per_box)]
+    if result.boxes:
+        # Once per touched box per batch: alarms and saturation enter the colour history. The
+        # active fills are those just read (a box without one is not in ``fills``).
+        refresh_colours(session, result.boxes, now, fills=fills)
+    return result
+
+
+@contextmanager
+def sqlite_writer_lock(session: Session):
+    """Serialise SQLite ingest writers (gunicorn workers, the MQTT subscriber) on a file lock.
+
+    SQLite has one writer at a time, and a writer that finds the database locked polls with
+    sleeps of up to 100 ms: with two workers most of the time went into those sleeps. A blocking
+    ``flock`` wakes the next writer as soon as the previous one commits. PostgreSQL needs none.
+    """
+    url = session.get_bind().url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    with open(url.database + ".ingest-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
+_INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both databases' parameter limits
+
+
+@lru_cache(maxsize=16)
+def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
+    row = "(" + ", ".join([mark] * len(READING_COLUMNS)) + ")"
+    return (f"INSERT INTO {SensorReading.__tablename__} ({', '.join(READING_COLUMNS)}) VALUES "
+            f"{', '.join([row] * n_rows)} ON CONFLICT (box_id, ts) DO NOTHING"
+            + (" RETURNING box_id, ts" if returning else ""))
+
+
+def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]] | None:
+    """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
+    were new, else the keys ``(box_id, ts)`` of the new ones.
+
+    Multi-row ``INSERT … ON CONFLICT (box_id, ts) DO NOTHING`` statements of up to 1,000 rows,
+    as driver SQL (SQLAlchemy's per-value bind processing would cost more than the insert), in a
+    savepoint. The common case, every row new, is told by the row count alone. Otherwise the
+    savepoint is rolled back and the rows are inserted again with ``RETURNING box_id, ts`` to
+    learn which were new: RETURNING makes SQLite's insert about a third slower and the result
+    has to be matched to the rows, so it is paid only by batches that carry stored readings.
+    """
+    conn = session.connection()
+    mark = _marks(conn)
+    if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
+        # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
+        conn.exec_driver_sql("SAVEPOINT insert_readings")
+        inserted = 0
+        for begin in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[begin:begin + _INSERT_CHUNK]
+            inserted += conn.exec_driver_sql(_insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))).rowcount
+        if inserted == len(rows):
+            conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
+            return None
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT insert_readings")
+        conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
+    fresh: set[tuple[int, Any]] = set()
+    for begin in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[begin:begin + _INSERT_CHUNK]
+        fresh.update(tuple(r) for r in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
+                                                            tuple(chain.from_iterable(chunk))))
+    return None if len(fresh) == len(rows) else fresh
+

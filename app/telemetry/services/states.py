@@ -1,0 +1,298 @@
+"""The per-box sensor state: locked and read with the active fills, the batch's readings
+integrated into it (the one-pass integral and load, the late readings, the alarms' streak),
+written back in one UPDATE, and rebuilt when a new fill starts.
+
+:func:`_apply` and :func:`integrate_in_order` are the hot loop of ingest: the names they use
+are this module's globals (imported by name), never looked up through another module.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.boxes.models import Box, Fill
+from app.telemetry.integration import HOUR_US, Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h
+from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
+from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
+from app.telemetry.services.rollups import _Rollups
+from app.telemetry.services.settings import Settings
+
+# The per-batch query of the states, built once (building a statement costs more than running it here).
+_newest_fill = (select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
+                .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
+                .group_by(Fill.box_id).subquery())
+# The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
+# (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
+_STATES_FOR_UPDATE = (
+    select(BoxSensorState, Fill)
+    .outerjoin(_newest_fill, _newest_fill.c.box_id == BoxSensorState.box_id)
+    .outerjoin(Fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
+    .where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
+    .order_by(BoxSensorState.box_id).with_for_update(of=BoxSensorState.__table__)
+    .execution_options(populate_existing=True))
+
+
+def _marks(session_or_conn) -> str:
+    return "?" if session_or_conn.dialect.name == "sqlite" else "%s"
+
+
+_NEW_STATE_SQL = (
+    "INSERT INTO box_sensor_states (box_id, adsorbed_kg, integrated_count, last_rate_kg_h, load_ewma_kg_per_day, "
+    "load_weight, breakthrough_count, latest, reading_count, updated_at) "
+    "VALUES ({m}, 0.0, 0, 0.0, 0.0, 0.0, 0, '{{}}', 0, {m}) ON CONFLICT (box_id) DO NOTHING"
+)
+
+
+def lock_states(session: Session, box_ids: list[int], now: datetime
+                ) -> tuple[dict[int, BoxSensorState], dict[int, Fill]]:
+    """The boxes' states, created when missing, locked (PostgreSQL: FOR UPDATE, in box order so
+    two batches never deadlock; SQLite: the insert takes the database's write lock first) so that
+    concurrent batches for one box integrate one after the other; and, read with them, the
+    boxes' active fills at ``now`` (a box without one is not in them)."""
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    stamp = bind_ts(now, sqlite)
+    conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
+    states: dict[int, BoxSensorState] = {}
+    fills: dict[int, Fill] = {}
+    for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
+        states[state.box_id] = state
+        if fill is not None:
+            fills[state.box_id] = fill
+    return states, fills
+
+
+class _DbNeighbours:
+    """Stored readings of one fill around a timestamp, by index look-ups on (box_id, ts)."""
+
+    def __init__(self, session: Session, box_id: int, since: datetime):
+        self.session, self.box_id, self.since = session, box_id, since
+
+    def _one(self, condition, order) -> Point | None:
+        t = SensorReading
+        row = self.session.execute(
+            select(t.ts, t.inlet_mg_m3, t.outlet_mg_m3, t.airflow_m3_h, t.running)
+            .where(t.box_id == self.box_id, t.ts >= self.since, condition).order_by(order).limit(1)
+        ).first()
+        return Point(row.ts, rate_kg_h(row.inlet_mg_m3, row.outlet_mg_m3, row.airflow_m3_h, row.running)) if row else None
+
+    def before(self, ts: datetime) -> Point | None:
+        return self._one(SensorReading.ts < ts, SensorReading.ts.desc())
+
+    def after(self, ts: datetime) -> Point | None:
+        return self._one(SensorReading.ts > ts, SensorReading.ts.asc())
+
+
+LATEST_FIELDS = ("running", *MEASURES)
+_R_OUTLET = R_MEASURE + list(MEASURES).index("outlet_mg_m3")
+_LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURES).index(k)) for k in LATEST_FIELDS)
+
+
+# What _apply writes into a state; ``fill_id`` and ``fill_started_at`` it only reads.
+_STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_ewma_kg_per_day",
+                  "load_weight", "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
+                  "updated_at")
+_STATE_TIMES = frozenset({"last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
+
+
+@lru_cache(maxsize=4)
+def _update_state_sql(mark: str) -> str:
+    """One UPDATE by primary key, executed for all of a batch's states, as driver SQL (the values
+    bound as the column types would: timestamps by :func:`bind_ts`, ``latest`` as JSON text)."""
+    columns = ", ".join(f"{name} = {mark}" for name in _STATE_WRITTEN)
+    return f"UPDATE {BoxSensorState.__tablename__} SET {columns} WHERE box_id = {mark}"
+
+
+class _StateValues:
+    """A state's values while a batch is integrated into it: plain attributes, without the
+    ORM's change tracking, stored by :func:`store_states`."""
+
+    __slots__ = ("fill_id", "fill_started_at", *_STATE_WRITTEN)
+
+    def __init__(self, state: BoxSensorState) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(state, name))
+
+
+def store_states(session: Session, written: list[tuple[BoxSensorState, _StateValues]]) -> None:
+    """Write the integrated values into the states' rows, one UPDATE by primary key executed for
+    all of them, and into the states in the session as their stored values (so that they stay
+    unchanged to the ORM, which need not flush them, and the colour refresh reads them)."""
+    if not written:
+        return
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    times = _STATE_TIMES
+    params = []
+    for state, values in written:
+        row = []
+        for name in _STATE_WRITTEN:
+            value = getattr(values, name)
+            if name == "latest":
+                value = orjson.dumps(value).decode()
+            elif value is not None and name in times:
+                value = bind_ts(value, sqlite)
+            row.append(value)
+        row.append(state.box_id)
+        params.append(tuple(row))
+    conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
+    for state, values in written:
+        for name in _STATE_WRITTEN:
+            set_committed_value(state, name, getattr(values, name))
+
+
+def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, rows: list[tuple], rollups: "_Rollups",
+           settings: Settings, now: datetime) -> None:
+    """Integrate a box's new readings (checked tuples, sorted by ts) into its state and the
+    hourly roll-ups. Per reading: its roll-up sums and its term of the integral; the rest is
+    per box and batch."""
+    rollups.add_readings(box.id, rows)
+    if state.fill_id is not None:
+        # The rows are sorted by ts: those of the fill are a suffix; of these, the late ones
+        # (not newer than the newest integrated) come first, then the tail that extends the chain.
+        first = bisect_left(rows, state.fill_started_at, key=itemgetter(R_TS))
+        fill_rows = rows[first:] if first else rows
+        last_ts = state.last_integrated_ts
+        last = Point(last_ts, state.last_rate_kg_h) if last_ts else None
+        split = bisect_right(fill_rows, last_ts, key=itemgetter(R_TS)) if last_ts else 0
+        delta_kg = 0.0
+        if split:
+            # Each run of late readings between two stored ones replaces that one interval.
+            late = [Point(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
+                    for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows[:split]]
+            result = merge(last, late, _DbNeighbours(session, box.id, state.fill_started_at), settings.max_interval_s)
+            delta_kg = result.delta_kg
+            for hour, kg in result.by_hour.items():
+                rollups.add_adsorbed(box.id, hour, kg)
+        tail = fill_rows[split:] if split else fill_rows
+        if tail:
+            tail_kg, by_hour, newest, state.load_ewma_kg_per_day, state.load_weight = integrate_in_order(
+                last, tail, settings.max_interval_s, state.load_ewma_kg_per_day, state.load_weight,
+                settings.load_tau_h)
+            delta_kg += tail_kg
+            state.last_integrated_ts, state.last_rate_kg_h = newest
+            for hour, kg in by_hour.items():
+                rollups.add_adsorbed(box.id, hour, kg)
+        state.adsorbed_kg = max(state.adsorbed_kg + delta_kg, 0.0)
+        state.integrated_count += len(fill_rows)
+    # The newest readings drive the alarms: latest values and the breakthrough streak. Late
+    # readings (older than the newest stored) change neither. The streak is the run of
+    # readings above the limit at the end, so it is read backwards from the newest.
+    latest_ts = state.latest_ts
+    newer = rows if latest_ts is None else rows[bisect_right(rows, latest_ts, key=itemgetter(R_TS)):]
+    if newer:
+        limit = box.emission_limit_mg_m3
+        streak = 0
+        for r in reversed(newer):
+            if not (r[R_RUNNING] and r[_R_OUTLET] > limit):
+                break
+            streak += 1
+        count = state.breakthrough_count or 0
+        if streak == len(newer):  # the stored streak goes on (or starts with the first of these)
+            since = state.breakthrough_since if count else newer[0][R_TS]
+            count += streak
+        else:
+            count = streak
+            since = newer[-streak][R_TS] if streak else None
+        newest = newer[-1]
+        state.latest_ts = newest[R_TS]
+        state.latest = {k: newest[i] for k, i in _LATEST_OF}
+        state.breakthrough_since, state.breakthrough_count = since, count
+    state.reading_count = (state.reading_count or 0) + len(rows)
+    state.updated_at = now
+
+
+def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float, ewma_kg_d: float, weight: float,
+                       tau_h: float) -> tuple[float, dict[datetime, float], Point, float, float]:
+    """Extend the integral whose newest reading is ``last`` by checked readings (sorted, distinct,
+    all newer than ``last``: the tail of every batch, nearly always all of it), and the measured
+    load with it, in one pass: the adsorbed kg, kg per hour of the interval start, the new newest
+    point and the new load. The same sums, to the bit, as :func:`merge` and :func:`update_load`
+    (a test holds it to that), with the rates computed inline and the timestamps taken in epoch
+    microseconds (the hot loop of ingest: no call and no datetime arithmetic per reading)."""
+    if last is not None:
+        prev_ts, prev_rate, prev_us = last.ts, last.rate_kg_h, epoch_us(last.ts)
+    else:
+        prev_ts, prev_rate, prev_us = None, 0.0, None
+    tau_s = tau_h * 3600.0
+    exp = math.exp
+    last_held, decay = None, 1.0
+    delta_kg = 0.0
+    by_hour: dict[datetime, float] = {}
+    hour, hour_lo, hour_hi, hour_kg = None, 0, -1, 0.0
+    for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, us in rows:
+        if prev_us is not None:
+            held = (us - prev_us) / 1e6
+            if held > cap_s:
+                held = cap_s
+            if not hour_lo <= prev_us < hour_hi:
+                if hour_kg:
+                    by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
+                    delta_kg += hour_kg
+                hour = hour_of(prev_ts)
+                hour_lo = epoch_us(hour)
+                hour_hi, hour_kg = hour_lo + HOUR_US, 0.0
+            hour_kg += prev_rate * held / 3600.0
+            if held > 0:
+                if held != last_held:
+                    last_held, decay = held, exp(-held / tau_s)
+                new_weight = weight * decay + (1.0 - decay)
+                ewma_kg_d = (ewma_kg_d * weight * decay + prev_rate * 24.0 * (1.0 - decay)) / new_weight
+                weight = new_weight
+        prev_ts, prev_us = ts, us
+        prev_rate = (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0
+    if hour_kg:
+        by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
+        delta_kg += hour_kg
+    return delta_kg, by_hour, Point(prev_ts, prev_rate), ewma_kg_d, weight
+
+
+def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any | None,
+                       settings: Settings) -> BoxSensorState:
+    """A new fill (replacement) restarts the integral: only readings at or after its time count.
+    (``fill``: a :class:`Fill`, or a row with its ``id`` and ``filled_at``.)
+
+    Readings may already exist after a back-dated fill, so the fill's integral is rebuilt from
+    them: once per fill, never per batch.
+    """
+    fill_id = fill.id if fill is not None else None
+    if state.fill_id == fill_id:
+        return state
+    state.fill_id = fill_id
+    state.fill_started_at = fill.filled_at if fill is not None else None
+    state.adsorbed_kg, state.integrated_count = 0.0, 0
+    state.last_integrated_ts, state.last_rate_kg_h = None, 0.0
+    if fill is None:
+        return state
+    t = SensorReading
+    rows = session.execute(
+        select(t.ts, t.inlet_mg_m3, t.outlet_mg_m3, t.airflow_m3_h, t.running)
+        .where(t.box_id == state.box_id, t.ts >= fill.filled_at).order_by(t.ts)
+        .execution_options(yield_per=5000)
+    )
+    prev: Point | None = None
+    for row in rows:
+        point = Point(row.ts, rate_kg_h(row.inlet_mg_m3, row.outlet_mg_m3, row.airflow_m3_h, row.running))
+        if prev is not None:
+            state.adsorbed_kg += hold_kg(prev, point.ts, settings.max_interval_s)
+        state.integrated_count += 1
+        prev = point
+    if prev is not None:
+        state.last_integrated_ts, state.last_rate_kg_h = prev.ts, prev.rate_kg_h
+    return state
+
+
+def open_interval_kg(state: BoxSensorState, now: datetime, cap_s: float) -> float:
+    """The newest reading's interval is still open: it holds until now, at most ``cap_s``."""
+    if state.last_integrated_ts is None:
+        return 0.0
+    return hold_kg(Point(state.last_integrated_ts, state.last_rate_kg_h), now, cap_s)
