@@ -75,6 +75,12 @@ class SubscriberProcess:
         self.process.terminate()
         return self.process.wait(20)
 
+    def cleanup(self) -> None:
+        """A failed test leaves no subscriber behind."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
 
 class Publisher(threading.Thread):
     """A gateway publishing everything at once with QoS 1; paho resends what the broker did not
@@ -126,6 +132,7 @@ def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world,
     (tmp_path / "broker").mkdir()
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
+    subscriber: SubscriberProcess | None = None
     try:
         boxes = [make_sensor_box(world), make_sensor_box(world)]
         run = uuid.uuid4().hex[:10]
@@ -206,4 +213,6 @@ def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world,
               f"{len(second)} in {late.seconds:.1f} s; subscriber killed at {at_kill} readings stored, broker "
               f"restarted at {at_restart} stored and {acknowledged_before_restart} of the second gateway's acknowledged")
     finally:
+        if subscriber is not None:
+            subscriber.cleanup()
         broker.stop()
