@@ -17,9 +17,17 @@ def register(app) -> None:
     @click.option("--topic", default=None, help="topic filter (default: tanxiang/readings/#)")
     @click.option("--client-id", default=None,
                   help="fixed client id of the persistent session (default: tanxiang-ingest); one per subscriber")
-    def mqtt_subscribe(url: str | None, topic: str | None, client_id: str | None) -> None:
+    @click.option("--batch-messages", type=click.IntRange(min=1), default=None,
+                  help="store at most this many messages per transaction (default 500; keep it at most the "
+                       "broker's max_inflight_messages)")
+    @click.option("--batch-ms", type=click.FloatRange(min=0), default=None,
+                  help="commit a batch at most this many ms after its first message (default 100)")
+    @click.option("--batch-bytes", type=click.IntRange(min=1), default=None,
+                  help="store at most this many payload bytes per transaction (default 4 MiB)")
+    def mqtt_subscribe(url: str | None, topic: str | None, client_id: str | None, batch_messages: int | None,
+                       batch_ms: float | None, batch_bytes: int | None) -> None:
         """Consume gateway readings from MQTT until interrupted (SIGINT/SIGTERM)."""
-        from app.telemetry.mqtt import Subscriber
+        from app.telemetry import mqtt
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop = threading.Event()
@@ -27,15 +35,19 @@ def register(app) -> None:
             signal.signal(sig, lambda *_: stop.set())
         counts = {"messages": 0, "accepted": 0, "dead_letters": 0}
 
-        def report(topic_: str, outcome) -> None:
-            counts["messages"] += 1
+        def report(outcome) -> None:
+            before = counts["messages"]
+            counts["messages"] += outcome.messages
             counts["accepted"] += outcome.accepted
-            counts["dead_letters"] += 1 if outcome.dead_letter else 0
-            if counts["messages"] % 1000 == 0:
+            counts["dead_letters"] += sum(1 for reason in outcome.dead_letters if reason)
+            if counts["messages"] // 1000 != before // 1000:
                 click.echo(f"{counts['messages']} messages, {counts['accepted']} readings, "
                            f"{counts['dead_letters']} dead letters")
 
-        subscriber = Subscriber(current_app._get_current_object(), url, topic, client_id, on_outcome=report)
+        subscriber = mqtt.Subscriber(current_app._get_current_object(), url, topic, client_id, on_batch=report,
+                                batch_messages=batch_messages or mqtt.BATCH_MESSAGES,
+                                batch_ms=mqtt.BATCH_MS if batch_ms is None else batch_ms,
+                                batch_bytes=batch_bytes or mqtt.BATCH_BYTES)
         click.echo(f"subscribing to {subscriber.topic} at {subscriber.address.host}:{subscriber.address.port} "
                    f"as {subscriber.client_id}")
         subscriber.run(stop)
