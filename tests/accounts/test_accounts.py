@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.accounts.uscc import check_character, make_uscc, uscc_error
+from app.accounts.uscc import make_uscc, uscc_error
 
 
 def test_uscc_known_valid_codes():

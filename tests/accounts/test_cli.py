@@ -1,11 +1,5 @@
-"""The operations contract's commands (product.md, "Operations contract")."""
+"""The accounts commands of the operations contract (product.md, "Operations contract")."""
 from __future__ import annotations
-
-from datetime import timedelta
-
-from app.boxes.models import Box
-from app.extensions import db
-from tests import factories
 
 
 def test_create_superuser_from_environment_and_prompt(app, monkeypatch, client):
@@ -24,18 +18,3 @@ def test_create_superuser_from_environment_and_prompt(app, monkeypatch, client):
     assert result.exit_code == 0, result.output
     token = client.post("/api/v1/auth/token", json={"username": "ops2", "password": "long-enough-9"}).get_json()["token"]
     assert client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-
-
-def test_refresh_colours_command_sweeps_due_boxes(app, world, session, now):
-    box = factories.box(world.enterprise, now=now - timedelta(days=30))
-    from app.boxes import services as box_services
-
-    box_services.record_fill(session, factories.op_principal(), box,
-                             {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(days=20)},
-                             now=now - timedelta(days=20))
-    session.commit()
-    assert box.colour == "green"  # as evaluated 20 days ago
-    result = app.test_cli_runner().invoke(args=["boxes", "refresh-colours"])
-    assert result.exit_code == 0 and "1 boxes re-evaluated" in result.output
-    db.session.expire_all()
-    assert db.session.get(Box, box.id).colour == "red"

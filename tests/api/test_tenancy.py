@@ -2,14 +2,14 @@
 widening filters, device tokens outside ingest, wrong parties, CSRF gaps and odd input."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from app.extensions import db
 from tests import factories
-from tests.test_ledger_support import build_loop, new_manifest, walk_to
-from tests.test_telemetry_support import reading
+from tests.ledger.builders import build_loop, new_manifest, walk_to
+from tests.telemetry.builders import reading
 
 
 def _device_token(api, org_id: int, as_: str = "ent") -> str:
@@ -23,7 +23,7 @@ def _bearer(token: str) -> dict:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_device_token_ingests_only_its_own_boxes(api, world, loop, other_box):
     body = r.get_json()
     assert body["accepted"] == 1 and [i["index"] for i in body["rejected_items"]] == [1]
     # A user of another enterprise, and a regulator, cannot write readings for the box either.
-    later = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    later = datetime.now(UTC).replace(microsecond=0).isoformat()
     r = api.post("/api/v1/readings", [reading(loop.box.code, later)], as_="other")
     assert r.status_code == 200 and r.get_json()["accepted"] == 0
     assert r.get_json()["rejected_items"][0]["errors"] == {"box_code": ["unknown box"]}
@@ -128,7 +128,7 @@ def test_ledger_and_stock_of_another_tenant_are_not_found(api, world, loop):
 def test_list_filters_never_widen_scope(api, world, loop, other_box):
     other_id, ent = world.other_enterprise.id, world.enterprise.id
     assert api.get(f"/api/v1/boxes?enterprise={other_id}", as_="ent").get_json()["total"] == 0
-    assert api.get(f"/api/v1/boxes?county=331081", as_="ent").get_json()["total"] == 0
+    assert api.get("/api/v1/boxes?county=331081", as_="ent").get_json()["total"] == 0
     assert api.get(f"/api/v1/boxes?enterprise={ent}", as_="other").get_json()["total"] == 0
     assert api.get("/api/v1/boxes", as_="other").get_json()["total"] == 1
     assert api.get("/api/v1/boxes", as_="reg_tt").get_json()["total"] == 1

@@ -1,26 +1,14 @@
 """Boxes through the public API: registration, fills, colours with reasons, history, tenants."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
 from app.boxes import codes
 from app.boxes import services as box_services
-from app.extensions import db
 from tests import factories
-
-BOX = {k: v for k, v in factories.BOX_DEFAULTS.items()}
-
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat()
-
-
-def register(api, as_="ent", **extra):
-    r = api.post("/api/v1/boxes", {**BOX, **extra}, as_=as_)
-    assert r.status_code == 201, r.get_json()
-    return r.get_json()
+from tests.boxes.builders import BOX, iso, register
 
 
 def test_register_box_and_first_fill_turns_green(api, now):

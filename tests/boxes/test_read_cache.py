@@ -1,9 +1,7 @@
 """The box read cache never serves what another writer changed, nor hides what time changed."""
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.accounts.services import Principal
 from app.boxes import services as box_services
@@ -11,7 +9,7 @@ from app.boxes.models import Box
 from app.common.timeutil import utcnow
 from app.extensions import db
 from tests import factories
-from tests.test_boxes import iso, register
+from tests.boxes.builders import register
 
 
 def test_cached_box_follows_writes_from_elsewhere(api, app, now):

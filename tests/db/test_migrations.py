@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tests.conftest import BACKENDS, drop_pg_database, pg_scratch_database
+from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
 
 
 def _empty_database(backend: str, tmp_path, worker: str) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import func, select
@@ -15,7 +15,7 @@ from app.common.timeutil import local_date
 from app.demo.data import PASSWORD, USERS, load_demo
 from app.extensions import db
 
-NOW = datetime(2025, 9, 30, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
 LOGINS = {"admin", "qiye", "qiye2", "huanta", "tiantai", "shiju", "yuanqu", "yunshu", "zaisheng"}
 
 
@@ -104,7 +104,7 @@ def test_demo_loads_taizhou_once(app, session, client):
     assert replacements > 500
     # The colour history has red and yellow spells before replacements, not only today's colours.
     history = box_services.history(session, boxes[0])
-    assert [c.colour for c in history["colour_changes"]][0] == "grey"
+    assert history["colour_changes"][0].colour == "grey"
 
     # Organisations: valid USCCs whose characters 3–8 are the county (the city's for city bodies).
     orgs = list(session.scalars(select(Organization)))

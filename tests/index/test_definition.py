@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from app.index.definition import DIRECTIONS, load_definition, parse_definition
-from app.rules import DATA_DIR, RulesError
+from app.rules import RulesError
+from tests.index.builders import raw
 
 # Written by hand from the table of 附件2 in the plan (shared/seed/000_c219e0623571317b.txt).
 THIRD_LEVEL_WEIGHTS = {
@@ -22,11 +23,6 @@ CHILDREN = {1: [1, 2, 3, 4], 2: [5, 6, 7, 8], 3: [9, 10], 4: [11, 12, 13, 14, 15
             8: [20], 9: [21], 10: [22, 23], 11: [24], 12: [25], 13: [26], 14: [27], 15: [28, 29, 30, 31, 32]}
 PREVIOUS_YEAR = {9, 10, 11, 12, 15, 16, 18, 20, 31}
 CUMULATIVE_YEAR = {27, 28, 29, 30}
-
-
-def raw() -> dict:
-    with open(DATA_DIR / "synergy_index.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
 
 
 def test_the_table_as_printed():
@@ -121,7 +117,7 @@ def test_override_folder_and_start_check(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     from app import create_app
 
-    with pytest.raises(RulesError, match="indicator 1.parent: unknown second-level indicator 77"):
+    with pytest.raises(RulesError, match=r"indicator 1\.parent: unknown second-level indicator 77"):
         create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                     "RULES_DIR": str(tmp_path)})
 
@@ -142,3 +138,17 @@ def test_definition_endpoint(api, world):
     assert body["max_score"] == 99 and body["total_weight"] == 100
     assert len(body["counties"]) == 9
     assert api.get("/api/v1/index/definition", as_=None).status_code == 401
+
+
+def test_the_remarks_text_must_agree_with_its_lists():
+    data = raw()
+    data["remarks"]["text"] = data["remarks"]["text"].replace("指标 31，", "指标 32，")
+    with pytest.raises(RulesError, match=r"remarks.text names indicators \[9, 10, 11, 12, 15, 16, 18, 20, 32\]"):
+        parse_definition(data)
+
+
+def test_english_names_for_every_level():
+    d = load_definition()
+    assert all(f.name_en for f in d.first_level) and all(s.name_en for s in d.second_level.values())
+    assert all(i.name_en for i in d.indicators.values())
+    assert d.indicators[25].name_en == "Integrated management of industrial hazardous waste"

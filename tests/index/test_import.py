@@ -1,11 +1,7 @@
 """Importing synergy index values: JSON, CSV, XLSX; all or nothing; who may import."""
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
-from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from app.accounts.services import Principal
@@ -13,37 +9,7 @@ from app.common.errors import Forbidden, InvalidInput
 from app.extensions import db
 from app.index import importing, services
 from app.index.models import IndicatorValue, IndicatorValueRevision
-
-
-def stored() -> dict[tuple[str, str, int], tuple[float, str]]:
-    db.session.expire_all()
-    return {(v.county_code, v.period, v.indicator): (v.value, v.source_department)
-            for v in db.session.scalars(select(IndicatorValue))}
-
-
-def csv_bytes(header: list[str], rows: list[list], encoding: str = "utf-8-sig") -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode(encoding)
-
-
-def xlsx_bytes(header: list[str], rows: list[list]) -> bytes:
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def upload(api, data: bytes, filename: str, as_: str = "op", content_type: str | None = None):
-    return api.client.post("/api/v1/index/values", data={"file": (io.BytesIO(data), filename, content_type)},
-                           headers=api._headers(as_, None), content_type="multipart/form-data")
-
+from tests.index.builders import csv_bytes, row, stored, upload, xlsx_bytes
 
 ROWS = [
     {"county_code": "331023", "period": "2025", "indicator": 1, "value": 28.5, "source_department": "市生态环境局"},
@@ -183,3 +149,17 @@ def test_services_import_directly(app, world):
     with pytest.raises(InvalidInput) as err:
         services.import_values(db.session, actor, importing.read_json([{**ROWS[0], "indicator": 25}]))
     assert "computed" in err.value.errors["rows"]["0"]["indicator"][0]
+
+
+def test_a_device_token_reads_and_imports_nothing(api, world):
+    r = api.post("/api/v1/device-tokens", {"organization_id": world.regulator_city.id, "name": "gw"}, as_="op")
+    assert r.status_code == 201, r.get_json()
+    headers = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    for url in ("/api/v1/index/definition", "/api/v1/index/scores?period=2025", "/api/v1/index/values"):
+        assert api.client.get(url, headers=headers).status_code == 403, url
+    assert api.client.post("/api/v1/index/values", json=[row()], headers=headers).status_code == 403
+    assert stored() == {}
+
+
+def test_values_listing_asks_who_before_what(api, world):
+    assert api.get("/api/v1/index/values?period=1999", as_=None).status_code == 401

@@ -1,40 +1,30 @@
-"""Review of the synergy index: each test here failed before the fix it names.
-
-Imports as departments really send them (UTF-16 text, percentages, formulas, title rows, huge
-cells), scores at the edges (no data this year, annual 年度累计得分 from quarters, a county not in
-the reference table), the 备注 text against its lists, concurrency and the English page.
+"""Importing synergy index values as departments really send them: UTF-16 text, percentages,
+formulas, title rows, huge cells, numbers and units as typed; concurrent imports of the same values.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from app.accounts.models import County
-from app.accounts.services import Principal
 from app.extensions import db
 from app.index import importing, services
-from app.index.definition import load_definition, parse_definition
 from app.index.models import IndicatorValue, IndicatorValueRevision
-from app.rules import RulesError
-from tests.test_index_definition import raw as raw_definition
-from tests.test_index_import import csv_bytes, stored, upload
-
-HEADER = ["county_code", "period", "indicator", "value", "source_department"]
-JJ, TT, WL = "331002", "331023", "331081"
-
-
-def values(rows, as_="op", api=None):
-    return api.post("/api/v1/index/values", rows, as_=as_)
-
-
-def row(county=TT, period="2025", indicator=3, value=90, source="市生态环境局", **more):
-    return {"county_code": county, "period": period, "indicator": indicator, "value": value,
-            "source_department": source, **more}
-
+from tests.index.builders import (
+    HEADER,
+    JJ,
+    TT,
+    WL,
+    csv_bytes,
+    row,
+    stored,
+    upload,
+    values,
+)
 
 # ---------------------------------------------------------------- files as they come
 
@@ -181,10 +171,8 @@ def test_concurrent_imports_of_the_same_new_values_both_succeed(app, api, world,
 
     def validate_then_meet(*args, **kwargs):  # both requests validated, neither has read the table yet
         rows = validate(*args, **kwargs)
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(10)
-        except threading.BrokenBarrierError:
-            pass
         return rows
 
     monkeypatch.setattr(services, "validate_rows", validate_then_meet)
@@ -206,106 +194,3 @@ def test_concurrent_imports_of_the_same_new_values_both_succeed(app, api, world,
     db.session.expire_all()
     assert len(db.session.scalars(select(IndicatorValueRevision)).all()) == 9
     assert len({v for v, _ in stored().values()}) == 1  # the later import's value everywhere
-
-
-# ---------------------------------------------------------------- scores at the edges
-
-@pytest.fixture
-def no_indicator_25(monkeypatch):
-    monkeypatch.setattr(services, "indicator_25_value", lambda session, county, period: None)
-
-
-def load(world, rows):
-    raw = importing.read_json([row(county=c, period=p, indicator=n, value=v) for c, p, n, v in rows])
-    services.import_values(db.session, Principal(user=world.users["op"]), raw)
-    db.session.commit()
-
-
-def by_county(result):
-    return {c["county_code"]: c for c in result["counties"]}
-
-
-def test_no_change_against_the_base_year_without_data_this_period(app, world, no_indicator_25):
-    # Base 2024: JJ and TT have data. 2025: only JJ's figures have arrived. TT is not "−100 %".
-    load(world, [(JJ, "2024", 3, 90), (TT, "2024", 3, 95), (JJ, "2025", 3, 90)])
-    counties = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))
-    assert counties[TT]["has_data"] is False and counties[TT]["base_total"] == 4.0
-    assert counties[TT]["change_vs_base_share"] is None and counties[TT]["meets_target"] is None
-    assert counties[JJ]["change_vs_base_share"] is None  # base total 0 → no share
-
-
-def test_the_annual_cumulative_score_from_the_four_quarters(app, world, no_indicator_25):
-    # 27 (年度累计得分, weight 2): JJ imported quarters only → the year's cumulative is their sum;
-    # TT an annual value; WL three quarters → missing, the lacking quarter named.
-    load(world, [(JJ, "2025-Q1", 27, 1), (JJ, "2025-Q2", 27, 1), (JJ, "2025-Q3", 27, 0), (JJ, "2025-Q4", 27, 2),
-                 (TT, "2025", 27, 2), (WL, "2025-Q1", 27, 3), (WL, "2025-Q2", 27, 3), (WL, "2025-Q3", 27, 3)])
-    counties = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))
-    item = {c: next(i for i in counties[c]["indicators"] if i["number"] == 27) for c in (JJ, TT, WL)}
-    assert (item[JJ]["value"], item[JJ]["basis"]) == (4.0, "2025-Q1..2025-Q4")
-    assert (item[TT]["value"], item[TT]["basis"]) == (2.0, "2025")
-    assert item[WL]["value"] is None and "2025-Q4" in item[WL]["note"]
-    assert (item[JJ]["score"], item[TT]["score"]) == (2.0, 0.0)
-
-
-def test_indicator_25_for_a_county_missing_from_the_reference_table(app, world):
-    """county_metrics answers 404 for a county not in the counties table: that made the whole
-    index a 404; now that county's indicator 25 is missing, with a note."""
-    db.session.execute(delete(County).where(County.code == "331083"))
-    db.session.commit()
-    result = services.scores(db.session, Principal(user=world.users["op"]), "2025")
-    yuhuan = by_county(result)["331083"]
-    assert 25 in yuhuan["missing"]
-    assert "counties" in next(i for i in yuhuan["indicators"] if i["number"] == 25)["note"]
-
-
-# ---------------------------------------------------------------- the definition
-
-def test_the_remarks_text_must_agree_with_its_lists():
-    data = raw_definition()
-    data["remarks"]["text"] = data["remarks"]["text"].replace("指标 31，", "指标 32，")
-    with pytest.raises(RulesError, match=r"remarks.text names indicators \[9, 10, 11, 12, 15, 16, 18, 20, 32\]"):
-        parse_definition(data)
-
-
-def test_english_names_for_every_level():
-    d = load_definition()
-    assert all(f.name_en for f in d.first_level) and all(s.name_en for s in d.second_level.values())
-    assert all(i.name_en for i in d.indicators.values())
-    assert d.indicators[25].name_en == "Integrated management of industrial hazardous waste"
-
-
-# ---------------------------------------------------------------- who, and the page
-
-def test_a_device_token_reads_and_imports_nothing(api, world):
-    r = api.post("/api/v1/device-tokens", {"organization_id": world.regulator_city.id, "name": "gw"}, as_="op")
-    assert r.status_code == 201, r.get_json()
-    headers = {"Authorization": f"Bearer {r.get_json()['token']}"}
-    for url in ("/api/v1/index/definition", "/api/v1/index/scores?period=2025", "/api/v1/index/values"):
-        assert api.client.get(url, headers=headers).status_code == 403, url
-    assert api.client.post("/api/v1/index/values", json=[row()], headers=headers).status_code == 403
-    assert stored() == {}
-
-
-def test_values_listing_asks_who_before_what(api, world):
-    assert api.get("/api/v1/index/values?period=1999", as_=None).status_code == 401
-
-
-def test_the_page_in_english_and_its_errors(app, world, no_indicator_25):
-    from flask_babel import refresh
-
-    from tests.factories import PASSWORD
-
-    client = app.test_client()
-    client.post("/login", data={"username": "reg_city", "password": PASSWORD})
-    text = client.get("/index?period=2025&lang=en").get_data(as_text=True)
-    assert "Environmental quality" in text and "Tiantai" in text
-    assert 'title="Integrated management of industrial hazardous waste"' in text  # a missing indicator's name
-    refresh()  # the test's app context (and Babel's cached locale) outlives each request
-    r = client.get("/index?period=2025&lang=zh")
-    assert r.status_code == 200 and "环境质量" in r.get_data(as_text=True)
-    refresh()
-    r = client.get("/index?period=2025-Q5")
-    assert r.status_code == 422 and "考核期间应为年份" in r.get_data(as_text=True)
-    refresh()
-    r = client.get("/index?period=2025&base_year=2025")
-    assert r.status_code == 422 and "基准年应为" in r.get_data(as_text=True)

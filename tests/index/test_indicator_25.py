@@ -7,7 +7,7 @@ import pytest
 from app.common.timeutil import local_date, utcnow
 from app.extensions import db
 from app.index import services
-from tests.test_ledger_support import build_loop, new_manifest, walk_to
+from tests.ledger.builders import build_loop, new_manifest, walk_to
 
 
 def test_indicator_25_from_the_park_statistics(api, world):

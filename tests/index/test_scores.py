@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import delete
 
+from app.accounts.models import County
 from app.accounts.services import Principal
 from app.common.errors import Forbidden, InvalidInput
 from app.extensions import db
@@ -208,3 +210,64 @@ def test_index_page(app, world, indicator_25):
     other = app.test_client()
     other.post("/login", data={"username": "ent", "password": PASSWORD})
     assert other.get("/index").status_code == 403
+
+
+# ---------------------------------------------------------------- scores at the edges
+
+@pytest.fixture
+def no_indicator_25(monkeypatch):
+    monkeypatch.setattr(services, "indicator_25_value", lambda session, county, period: None)
+
+
+def test_no_change_against_the_base_year_without_data_this_period(app, world, no_indicator_25):
+    # Base 2024: JJ and TT have data. 2025: only JJ's figures have arrived. TT is not "−100 %".
+    load(world, [(JJ, "2024", 3, 90), (TT, "2024", 3, 95), (JJ, "2025", 3, 90)])
+    counties = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))
+    assert counties[TT]["has_data"] is False and counties[TT]["base_total"] == 4.0
+    assert counties[TT]["change_vs_base_share"] is None and counties[TT]["meets_target"] is None
+    assert counties[JJ]["change_vs_base_share"] is None  # base total 0 → no share
+
+
+def test_the_annual_cumulative_score_from_the_four_quarters(app, world, no_indicator_25):
+    # 27 (年度累计得分, weight 2): JJ imported quarters only → the year's cumulative is their sum;
+    # TT an annual value; WL three quarters → missing, the lacking quarter named.
+    load(world, [(JJ, "2025-Q1", 27, 1), (JJ, "2025-Q2", 27, 1), (JJ, "2025-Q3", 27, 0), (JJ, "2025-Q4", 27, 2),
+                 (TT, "2025", 27, 2), (WL, "2025-Q1", 27, 3), (WL, "2025-Q2", 27, 3), (WL, "2025-Q3", 27, 3)])
+    counties = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))
+    item = {c: next(i for i in counties[c]["indicators"] if i["number"] == 27) for c in (JJ, TT, WL)}
+    assert (item[JJ]["value"], item[JJ]["basis"]) == (4.0, "2025-Q1..2025-Q4")
+    assert (item[TT]["value"], item[TT]["basis"]) == (2.0, "2025")
+    assert item[WL]["value"] is None and "2025-Q4" in item[WL]["note"]
+    assert (item[JJ]["score"], item[TT]["score"]) == (2.0, 0.0)
+
+
+def test_indicator_25_for_a_county_missing_from_the_reference_table(app, world):
+    """county_metrics answers 404 for a county not in the counties table: that made the whole
+    index a 404; now that county's indicator 25 is missing, with a note."""
+    db.session.execute(delete(County).where(County.code == "331083"))
+    db.session.commit()
+    result = services.scores(db.session, Principal(user=world.users["op"]), "2025")
+    yuhuan = by_county(result)["331083"]
+    assert 25 in yuhuan["missing"]
+    assert "counties" in next(i for i in yuhuan["indicators"] if i["number"] == 25)["note"]
+
+
+def test_the_page_in_english_and_its_errors(app, world, no_indicator_25):
+    from flask_babel import refresh
+
+    from tests.factories import PASSWORD
+
+    client = app.test_client()
+    client.post("/login", data={"username": "reg_city", "password": PASSWORD})
+    text = client.get("/index?period=2025&lang=en").get_data(as_text=True)
+    assert "Environmental quality" in text and "Tiantai" in text
+    assert 'title="Integrated management of industrial hazardous waste"' in text  # a missing indicator's name
+    refresh()  # the test's app context (and Babel's cached locale) outlives each request
+    r = client.get("/index?period=2025&lang=zh")
+    assert r.status_code == 200 and "环境质量" in r.get_data(as_text=True)
+    refresh()
+    r = client.get("/index?period=2025-Q5")
+    assert r.status_code == 422 and "考核期间应为年份" in r.get_data(as_text=True)
+    refresh()
+    r = client.get("/index?period=2025&base_year=2025")
+    assert r.status_code == 422 and "基准年应为" in r.get_data(as_text=True)

@@ -8,7 +8,7 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from tests.test_boxes import register
+from tests.boxes.builders import register
 
 
 def decode(png: bytes) -> str:

@@ -245,7 +245,7 @@ def sheet() -> tuple[list[LabelSpec], bytes]:
 
 
 def test_pdf_header_and_page_count(sheet):
-    specs, pdf = sheet
+    _specs, pdf = sheet
     assert pdf.startswith(b"%PDF-")
     assert pdf.rstrip().endswith(b"%%EOF")
     reader = pypdf.PdfReader(io.BytesIO(pdf))
@@ -327,7 +327,7 @@ def test_pdf_restores_reportlab_config():
 def test_pdf_rendered_qr_codes_decode(sheet, tmp_path: Path):
     """Rasterise page 1 with poppler and decode the vector QR codes."""
     if shutil.which("pdftoppm") is None:
-        from tests.conftest import service_missing
+        from tests.support import service_missing
 
         service_missing("pdftoppm (Debian's poppler-utils)", "not installed")
     specs, pdf = sheet

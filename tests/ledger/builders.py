@@ -6,7 +6,7 @@ A "loop" is the world of tests/factories.py plus a carrier, a licensed receiver/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -27,11 +27,11 @@ class Loop:
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def ago(**kw) -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(**kw)
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(**kw)
 
 
 def build_loop(world, api, removed_kg: float = 1800.0, replaced_at: datetime | None = None,

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.ledger import services
 from app.ledger.models import Manifest
 from tests import factories
-from tests.test_ledger_support import ago, build_loop, iso, new_manifest, walk_to
+from tests.ledger.builders import ago, build_loop, iso, new_manifest, walk_to
 
 
 def _anomalies(api, who, query=""):

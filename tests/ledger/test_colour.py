@@ -1,7 +1,7 @@
 """The ledger's colour rules: waste carbon not on a manifest (yellow), held on site too long (red)."""
 from __future__ import annotations
 
-from tests.test_ledger_support import ago, build_loop, new_manifest, walk_to
+from tests.ledger.builders import ago, build_loop, new_manifest, walk_to
 
 # A box whose design load takes years to saturate, so only the ledger's rules colour it.
 SLOW = {"design_removed_mg_m3": 1.0}

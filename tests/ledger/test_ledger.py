@@ -7,12 +7,16 @@ import pytest
 
 from app.ledger.calendar import load_calendar, parse_calendar
 from app.ledger.catalogue import (
-    EDITIONS, load_catalogue, load_ledger_rules, load_methods, parse_catalogue, parse_ledger_rules,
+    EDITIONS,
+    load_catalogue,
+    load_ledger_rules,
+    load_methods,
+    parse_catalogue,
+    parse_ledger_rules,
 )
 from app.rules import RulesError
 from tests import factories
-from tests.test_ledger_support import ago, build_loop, iso, ledger_count, stock_api, stock_row
-
+from tests.ledger.builders import ago, build_loop, iso, ledger_count, stock_api, stock_row
 
 # ---------------------------------------------------------------- reference data (no database)
 

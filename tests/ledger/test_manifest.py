@@ -15,9 +15,18 @@ from app.extensions import db
 from app.ledger import services
 from app.ledger.models import LedgerRecord, Manifest
 from tests import factories
-from tests.test_ledger_support import (
-    HW49_LICENCE, ago, build_loop, iso, ledger_count, manifest_body, manifest_status, new_manifest, stock_api,
-    stock_row, walk_to,
+from tests.ledger.builders import (
+    HW49_LICENCE,
+    ago,
+    build_loop,
+    iso,
+    ledger_count,
+    manifest_body,
+    manifest_status,
+    new_manifest,
+    stock_api,
+    stock_row,
+    walk_to,
 )
 
 
@@ -338,7 +347,7 @@ def test_manifest_pdf_qr_code_opens_the_verification_page(api, world, client, tm
     import zxingcpp
     from PIL import Image
 
-    from tests.conftest import service_missing
+    from tests.support import service_missing
 
     if shutil.which("pdftoppm") is None:
         service_missing("pdftoppm (Debian's poppler-utils)", "not installed")

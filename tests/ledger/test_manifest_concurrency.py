@@ -8,8 +8,14 @@ from __future__ import annotations
 import threading
 
 from app.extensions import db
-from tests.test_ledger_support import (
-    build_loop, manifest_body, manifest_status, new_manifest, stock_api, stock_row, walk_to,
+from tests.ledger.builders import (
+    build_loop,
+    manifest_body,
+    manifest_status,
+    new_manifest,
+    stock_api,
+    stock_row,
+    walk_to,
 )
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.boxes.models import Fill
 from app.extensions import db
 from tests import factories
-from tests.test_ledger_support import build_loop, new_manifest, walk_to
+from tests.ledger.builders import build_loop, new_manifest, walk_to
 
 
 def _fills() -> int:
@@ -72,7 +72,7 @@ def test_the_whole_loop_back_into_a_box(api, world):
 
 
 def test_regeneration_batch_bad_input(api, world):
-    loop, number = _closed_loop(api, world)
+    _loop, number = _closed_loop(api, world)
     good = {"batch_no": "ZS-1", "output_kg": 1000, "iodine_mg_g": 900,
             "inputs": [{"manifest_number": number, "line_no": 1, "quantity_kg": 1200}]}
     cases = [

@@ -39,7 +39,7 @@ def test_invalid_rule_files_are_reported_never_fixed(mutate, expected):
 
 def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, world, api):
     from app.boxes import services as box_services
-    from tests.test_boxes import register
+    from tests.boxes.builders import register
 
     data = yaml.safe_load(yaml.safe_dump(SHIPPED, allow_unicode=True))
     for rule in data["rules"]:

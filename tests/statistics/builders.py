@@ -3,7 +3,7 @@
 Rows are written directly (not through the ledger's services) so that every timestamp is exactly
 where the expected numbers below need it: the ledger and the manifests here are independent
 hand-made facts, not one consistent history. The expected figures are computed by hand in the
-comments and in tests/test_statistics.py, never by calling the code under test.
+comments and in the tests of tests/statistics/, never by calling the code under test.
 
 Times are Asia/Shanghai (``sh(...)``). The period of interest is July 2025 (2025-07).
 
@@ -14,21 +14,47 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
+import pytest
+
+from app.accounts.services import Principal
 from app.boxes.models import Box, ColourChange, Fill
 from app.common.timeutil import SHANGHAI
 from app.extensions import db
 from app.ledger.models import LedgerRecord, Manifest, ManifestLine
 from app.regeneration.models import RegenerationBatch
+from app.statistics import services
 from tests import factories
 
 _ids = itertools.count(1)
 
 
+JULY = "2025-07"
+
+
+def approx(x):
+    return pytest.approx(x, abs=1e-6)
+
+
+def as_(world, key: str) -> Principal:
+    return Principal(user=world.users[key])
+
+
+def park_scope(world):
+    return services.resolve_scope(db.session, "park", world.park.id)
+
+
+def login(app, username: str):
+    client = app.test_client()
+    r = client.post("/login", data={"username": username, "password": factories.PASSWORD})
+    assert r.status_code == 302
+    return client
+
+
 def sh(y, mo, d, h=0, mi=0) -> datetime:
     """A Shanghai wall-clock time as aware UTC."""
-    return datetime(y, mo, d, h, mi, tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime(y, mo, d, h, mi, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 def ledger(enterprise, stage: str, code: str, quantity: float, at: datetime) -> LedgerRecord:

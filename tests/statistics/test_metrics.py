@@ -1,21 +1,17 @@
 """Statistics (app/statistics): periods, every metric on a hand-made data set, trends, red box-days,
-exports, value-added import, tenancy, the page. Each test runs on SQLite and PostgreSQL.
+value-added import, HTTP and tenancy. Each test runs on SQLite and PostgreSQL. Exports and the
+page are in test_exports.py and test_page.py, odd input in test_odd_input.py.
 
-The data set is tests/test_statistics_support.py; the expected numbers are worked out by hand there
+The data set is tests/statistics/builders.py; the expected numbers are worked out by hand there
 and here.
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from openpyxl import load_workbook
 
-from app.accounts.services import Principal
 from app.boxes.models import ColourChange, Fill
 from app.common.errors import Forbidden, InvalidInput, NotFound
 from app.extensions import db
@@ -23,30 +19,24 @@ from app.statistics import services
 from app.statistics.models import ValueAdded
 from app.statistics.services import parse_period
 from tests import factories
-from tests.test_statistics_support import build
-
-JULY = "2025-07"
-
-
-def approx(x):
-    return pytest.approx(x, abs=1e-6)
-
-
-def as_(world, key: str) -> Principal:
-    return Principal(user=world.users[key])
-
-
-def park_scope(world):
-    return services.resolve_scope(db.session, "park", world.park.id)
-
+from tests.statistics.builders import (
+    JULY,
+    approx,
+    as_,
+    box,
+    build,
+    colour,
+    park_scope,
+    sh,
+)
 
 # ---------------------------------------------------------------- periods (pure)
 
 def test_parse_period_month_bounds_are_shanghai_midnights():
     p = parse_period("2025-07")
     assert (p.kind, p.label) == ("month", "2025-07")
-    assert p.start_utc == datetime(2025, 6, 30, 16, 0, tzinfo=timezone.utc)
-    assert p.end_utc == datetime(2025, 7, 31, 16, 0, tzinfo=timezone.utc)
+    assert p.start_utc == datetime(2025, 6, 30, 16, 0, tzinfo=UTC)
+    assert p.end_utc == datetime(2025, 7, 31, 16, 0, tzinfo=UTC)
     assert p.previous().label == "2025-06"
     assert parse_period("2025-01").previous().label == "2024-12"
     assert p.same_period_in(2024).label == "2024-07"
@@ -55,13 +45,13 @@ def test_parse_period_month_bounds_are_shanghai_midnights():
 def test_parse_period_quarter_and_year():
     q = parse_period("2025-q3")
     assert (q.kind, q.label) == ("quarter", "2025-Q3")
-    assert q.start_utc == datetime(2025, 6, 30, 16, tzinfo=timezone.utc)
-    assert q.end_utc == datetime(2025, 9, 30, 16, tzinfo=timezone.utc)
+    assert q.start_utc == datetime(2025, 6, 30, 16, tzinfo=UTC)
+    assert q.end_utc == datetime(2025, 9, 30, 16, tzinfo=UTC)
     assert parse_period("2025-Q1").previous().label == "2024-Q4"
-    assert parse_period("2025-Q4").end_utc == datetime(2025, 12, 31, 16, tzinfo=timezone.utc)
+    assert parse_period("2025-Q4").end_utc == datetime(2025, 12, 31, 16, tzinfo=UTC)
     y = parse_period("2025")
-    assert (y.kind, y.start_utc, y.end_utc) == ("year", datetime(2024, 12, 31, 16, tzinfo=timezone.utc),
-                                                datetime(2025, 12, 31, 16, tzinfo=timezone.utc))
+    assert (y.kind, y.start_utc, y.end_utc) == ("year", datetime(2024, 12, 31, 16, tzinfo=UTC),
+                                                datetime(2025, 12, 31, 16, tzinfo=UTC))
     assert y.previous().label == "2024" and y.same_period_in(2024).label == "2024"
     assert [m.label for m in services.months_until(q, 4)] == ["2025-06", "2025-07", "2025-08", "2025-09"]
     assert [m.label for m in services.months_until(parse_period("2025-01"), 2)] == ["2024-12", "2025-01"]
@@ -76,7 +66,7 @@ def test_parse_period_rejects_malformed(bad):
 
 
 def test_future_period_is_refused_and_current_is_allowed():
-    now = datetime(2025, 7, 15, tzinfo=timezone.utc)
+    now = datetime(2025, 7, 15, tzinfo=UTC)
     services.check_not_future(parse_period("2025-07"), now)
     services.check_not_future(parse_period("2025"), now)
     with pytest.raises(InvalidInput) as exc:
@@ -271,6 +261,43 @@ def test_query_count_does_not_grow_with_the_data(world):
     assert full == empty and full <= 15
 
 
+def test_year_period_compares_with_a_base_year_that_is_also_the_previous_period(world):
+    # 2025 with the default base year 2024: previous and base are both 2024. A CASE gives a row to
+    # its first matching bucket only, so the base used to come back empty (no share, no trend).
+    build(world)
+    m = services.metrics(db.session, as_(world, "park"), park_scope(world), "2025")
+    prev, base = m["landfill_trend"]["previous"], m["landfill_trend"]["base"]
+    assert prev["period"] == base["period"] == "2024"
+    # 2024 at the park: July 2024, 100 D1 + 300 R7
+    assert prev["processed_kg"] == approx(400) and base["processed_kg"] == approx(400)
+    assert base["landfill_share"] == approx(0.25) and base["change_share"] == prev["change_share"]
+    series = services.landfill_by_period(db.session, park_scope(world), [services.parse_period("2024-07")] * 2)
+    assert [p["landfill_share"] for p in series] == [approx(0.25), approx(0.25)]
+
+
+def test_red_box_days_edges(world):
+    """guard: red before the period and turned green exactly at its start; a box registered in the
+    period; two changes at the same instant; the colour at the end from the last change."""
+    e = world.enterprise
+    x = box(e, sh(2025, 1, 1))
+    y = box(e, sh(2025, 7, 5))
+    z = box(e, sh(2025, 1, 1))
+    db.session.flush()
+    colour(x, sh(2025, 6, 1), "red", "saturation_full")
+    colour(x, sh(2025, 7, 1), "green")  # exactly at the start of July: no red day in July
+    colour(y, sh(2025, 7, 10), "red", "replacement_overdue")  # → end of July: 22 days
+    colour(z, sh(2025, 7, 20), "red", "saturation_full")
+    colour(z, sh(2025, 7, 20), "yellow")  # same instant, recorded after: zero-length red
+    db.session.commit()
+    scope = park_scope(world)
+    july = services.metrics(db.session, as_(world, "park"), scope, JULY)["boxes"]
+    assert july["red_box_days"] == approx(22)
+    assert july["by_colour"] == {"grey": 0, "green": 1, "yellow": 1, "red": 1}
+    june = services.metrics(db.session, as_(world, "park"), scope, "2025-06")["boxes"]
+    assert june["red_box_days"] == approx(30)
+    assert june["by_colour"] == {"grey": 1, "green": 0, "yellow": 0, "red": 1}  # y not yet registered
+
+
 # ---------------------------------------------------------------- generation intensity and value added
 
 def test_value_added_import_and_intensity(world, api):
@@ -449,107 +476,6 @@ def test_tenancy_enterprises_and_services_get_403(world, api):
         services.metrics(db.session, as_(world, "ent"), park_scope(world), "2025")
     with pytest.raises(NotFound):
         services.resolve_scope(db.session, "county", "123456")
-
-
-# ---------------------------------------------------------------- exports
-
-def test_csv_export_has_bom_chinese_headers_and_parses_back(world, api):
-    build(world)
-    r = api.get(f"/api/v1/parks/{world.park.id}/metrics.csv?period={JULY}", as_="park")
-    assert r.status_code == 200
-    assert r.mimetype == "text/csv"
-    raw = r.get_data()
-    assert raw.startswith(b"\xef\xbb\xbf")
-    disposition = r.headers["Content-Disposition"]
-    assert f'filename="statistics_park-{world.park.id}_2025-07.csv"' in disposition
-    assert "filename*=UTF-8''" in disposition
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows[0] == ["指标", "数值", "单位"]
-    summary = {(row[0], row[2]): row[1] for row in rows[1:rows.index([])]}
-    assert float(summary[("填埋量", "kg")]) == approx(200)
-    assert float(summary[("填埋占比", "%")]) == approx(round(200 / 1570 * 100, 4))
-    assert float(summary[("红码箱天数", "箱·天")]) == approx(15.5)
-    header_at = rows.index(["废物代码", "废物名称", "产生量 (kg)", "入库量 (kg)", "退回入库 (kg)", "期末在库 (kg)",
-                            "转移量 (kg)", "接收量 (kg)", "接受量 (kg)"])
-    by_code = {row[0]: row for row in rows[header_at + 1:] if row and re.match(r"\d{3}-\d{3}-\d{2}$", row[0])}
-    assert float(by_code["900-039-49"][2]) == approx(1500)
-    assert float(by_code["900-039-49"][6]) == approx(1420)
-
-
-def test_xlsx_export_sheets_headers_and_values(world, api):
-    build(world)
-    r = api.get(f"/api/v1/counties/331023/metrics.xlsx?period={JULY}", as_="reg_tt")
-    assert r.status_code == 200
-    assert r.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    assert 'filename="statistics_county-331023_2025-07.xlsx"' in r.headers["Content-Disposition"]
-    wb = load_workbook(io.BytesIO(r.get_data()))
-    assert wb.sheetnames[:3] == ["汇总", "按废物代码", "按利用处置方式"]
-    summary = wb["汇总"]
-    assert [c.value for c in summary[1]] == ["指标", "数值", "单位"]
-    values = {(row[0], row[2] or ""): row[1] for row in summary.iter_rows(min_row=2, values_only=True)}
-    assert values[("统计范围", "")] == "天台县"
-    assert values[("填埋量", "kg")] == approx(600)
-    methods = {row[0]: row[2] for row in wb["按利用处置方式"].iter_rows(min_row=2, values_only=True)}
-    assert [c.value for c in wb["按利用处置方式"][1]] == ["利用/处置方式代码", "类别", "数量 (kg)"]
-    assert methods["D1"] == approx(600)
-    codes = {row[0]: row for row in wb["按废物代码"].iter_rows(min_row=2, values_only=True)}
-    assert codes["900-039-49"][2] == approx(1900)
-    # The 12 months up to the period, as on the page: the last one is July's 600 of 1,970 kg.
-    months = list(wb["月度填埋占比"].iter_rows(min_row=2, values_only=True))
-    assert [m[0] for m in months][-2:] == ["2025-06", "2025-07"] and len(months) == 12
-    assert months[-1][1:] == (approx(1970), approx(600), approx(round(100 * 600 / 1970, 4)))
-
-
-def test_openapi_documents_the_routes(app, client):
-    spec = client.get("/openapi.json").get_json()
-    for path in ("/api/v1/parks/{park_id}/metrics", "/api/v1/parks/{park_id}/metrics.csv",
-                 "/api/v1/parks/{park_id}/metrics.xlsx", "/api/v1/counties/{county_code}/metrics",
-                 "/api/v1/metrics", "/api/v1/metrics.xlsx", "/api/v1/value-added"):
-        assert path in spec["paths"], path
-    params = {p["name"] for p in spec["paths"]["/api/v1/metrics"]["get"]["parameters"]}
-    assert {"period", "base_year"} <= params
-
-
-# ---------------------------------------------------------------- the page
-
-def login(app, username: str):
-    client = app.test_client()
-    r = client.post("/login", data={"username": username, "password": factories.PASSWORD})
-    assert r.status_code == 302
-    return client
-
-
-def test_page_for_a_park_admin_shows_charts_and_numbers(app, world):
-    build(world)
-    html = login(app, "park").get(f"/statistics?period={JULY}").get_data(as_text=True)
-    assert "天台县经济开发区" in html
-    assert '<svg class="line-chart" data-chart="landfill"' in html
-    assert "<polyline" in html and 'data-bar="landfilled"' in html
-    assert re.search(r"data-landfill-share>\s*12\.74", html)  # 200 / 1570 = 12.74 %
-    assert re.search(r"data-red-box-days>15\.5<", html)
-    assert f"/api/v1/parks/{world.park.id}/metrics.csv?period=2025-07" in html
-    assert f"/api/v1/parks/{world.park.id}/metrics.xlsx?period=2025-07" in html
-    assert 'name="scope"' not in html  # a park administration has no picker: only its park
-
-
-def test_page_for_a_county_regulator_has_a_picker(app, world):
-    build(world)
-    client = login(app, "reg_tt")
-    html = client.get(f"/statistics?period={JULY}").get_data(as_text=True)
-    assert 'name="scope"' in html and "county:331023" in html and f"park:{world.park.id}" in html
-    assert "county:331081" not in html
-    html = client.get(f"/statistics?period={JULY}&scope=park:{world.park.id}").get_data(as_text=True)
-    assert re.search(r"data-landfill-share>\s*12\.74", html)
-    html = client.get(f"/statistics?period={JULY}&scope=county:331023").get_data(as_text=True)
-    assert re.search(r"data-landfill-share>\s*30\.46", html)  # 600 / 1970
-    html = client.get("/statistics?period=2025-99").get_data(as_text=True)
-    assert 'role="alert"' in html
-
-
-def test_page_needs_a_login_and_a_jurisdiction(app, world):
-    r = app.test_client().get("/statistics")
-    assert r.status_code == 302 and "/login" in r.location
-    assert login(app, "ent").get("/statistics").status_code == 403
 
 
 # ---------------------------------------------------------------- demo extension

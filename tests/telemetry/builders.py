@@ -1,9 +1,8 @@
-"""Shared helpers for the telemetry tests (no tests here)."""
+"""Builders for the telemetry tests (no tests here; their fixtures are in tests/telemetry/conftest.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from app.boxes.services import record_fill
@@ -18,7 +17,7 @@ RATE_KG_H = 0.4
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def reading(code: str, ts: datetime | str, **over) -> dict:
@@ -56,13 +55,3 @@ def stored_count(box_id: int | None = None) -> int:
 def state_of(box_id: int) -> BoxSensorState:
     db.session.expire_all()
     return db.session.get(BoxSensorState, box_id)
-
-
-@pytest.fixture
-def sensor_box(world):
-    return make_sensor_box(world)
-
-
-@pytest.fixture
-def gateway(api, world):
-    return device_token(api, world.enterprise)

@@ -16,7 +16,7 @@ from app.telemetry import services
 from app.telemetry.colour import _states
 from app.telemetry.models import BoxSensorState
 from tests import factories
-from tests.test_telemetry_support import make_sensor_box, reading, utc_now
+from tests.telemetry.builders import make_sensor_box, reading, utc_now
 
 STATE_COLUMNS = [c.key for c in BoxSensorState.__table__.columns]
 BOX_COLOUR_COLUMNS = ["colour", "colour_since", "colour_reasons", "colour_next_check_at", "colour_evaluated_at",

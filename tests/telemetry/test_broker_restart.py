@@ -14,11 +14,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import service_missing
-from tests.test_telemetry_mqtt import Running, _message, publish
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    gateway, reading, sensor_box, stored_count, utc_now,
-)
+from tests.support import service_missing
+from tests.telemetry.builders import reading, stored_count, utc_now
+from tests.telemetry.mqtt_helpers import Running, _message, publish
 
 pytestmark = pytest.mark.mqtt
 

@@ -8,9 +8,7 @@ import pytest
 from app.boxes.services import record_fill, refresh_due
 from app.extensions import db
 from tests import factories
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    gateway, make_sensor_box, post_readings, reading, sensor_box, utc_now,
-)
+from tests.telemetry.builders import make_sensor_box, post_readings, reading, utc_now
 
 
 def _box(api, code):

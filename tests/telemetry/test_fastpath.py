@@ -6,22 +6,22 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import DATETIME, dialect as sqlite_dialect
+from sqlalchemy.dialects.sqlite import DATETIME
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from app.extensions import db
 from app.telemetry import services
 from app.telemetry.integration import Point, SortedNeighbours, merge, rate_kg_h, total_kg
 from app.telemetry.models import MEASURES, ReadingHour, SensorReading
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    RATE_KG_H, gateway, post_readings, reading, sensor_box, state_of, stored_count, utc_now,
-)
+from tests.telemetry.builders import RATE_KG_H, post_readings, reading, state_of, stored_count, utc_now
 
-LATEST = datetime(2026, 6, 1, tzinfo=timezone.utc)
+LATEST = datetime(2026, 6, 1, tzinfo=UTC)
 CAP = 600.0
 
 # ---------------------------------------------------------------- check_items (no database)
@@ -78,7 +78,7 @@ def test_the_fast_checks_accept_exactly_what_the_error_report_finds_nothing_wron
     for row in rows:
         item = items[row[services.R_INDEX]]
         ts = services._parse_ts(item["ts"])
-        assert row[services.R_TS] == ts and ts.tzinfo is timezone.utc
+        assert row[services.R_TS] == ts and ts.tzinfo is UTC
         assert row[services.R_BOUND] == services.bind_ts(ts, sqlite)
         assert row[services.R_CODE] == item["box_code"]
         values = row[services.R_MEASURE:services.R_RUNNING]
@@ -88,17 +88,17 @@ def test_the_fast_checks_accept_exactly_what_the_error_report_finds_nothing_wron
 
 def test_bound_timestamps_are_what_sqlalchemy_stores():
     store = DATETIME().bind_processor(sqlite_dialect())
-    for ts in (datetime(2026, 3, 1, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 1, 2, 15, 7, 250, tzinfo=timezone.utc),
+    for ts in (datetime(2026, 3, 1, 2, 15, tzinfo=UTC), datetime(2026, 3, 1, 2, 15, 7, 250, tzinfo=UTC),
                datetime(2026, 3, 1, 10, 15, tzinfo=timezone(timedelta(hours=8)))):
-        assert services.bind_ts(ts, True) == store(ts.astimezone(timezone.utc).replace(tzinfo=None))
-        assert services.bind_ts(ts, False) == ts and services.bind_ts(ts, False).tzinfo is timezone.utc
+        assert services.bind_ts(ts, True) == store(ts.astimezone(UTC).replace(tzinfo=None))
+        assert services.bind_ts(ts, False) == ts and services.bind_ts(ts, False).tzinfo is UTC
     rows, _ = services.check_items([{"box_code": "23-4K7QXB", "ts": "2026-03-01T10:59:59.5+08:00", "inlet_mg_m3": 1,
                                      "outlet_mg_m3": 0, "airflow_m3_h": 1}], LATEST, True)
     assert rows[0][services.R_HOUR] == "2026-03-01 02:00:00.000000"
 
 
 def test_merge_takes_plain_tuples_like_points():
-    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
     points = [Point(t0 + timedelta(minutes=m), r) for m, r in ((0, 1.0), (5, 2.0), (30, 0.5), (31, 0.0))]
     as_points = merge(None, points, SortedNeighbours(points), CAP)
     as_tuples = merge(None, [tuple(p) for p in points], SortedNeighbours(points), CAP)
@@ -302,10 +302,10 @@ def test_the_typed_decoder_takes_well_formed_batches_and_leaves_the_rest_to_the_
 def test_the_one_pass_integration_is_merge_and_update_load_to_the_bit(offsets, values, with_last, load):
     from app.telemetry.integration import epoch_us, update_load
 
-    t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=UTC)
     last = Point(t0, 1.25) if with_last else None
     rows = []
-    for offset, (inlet, outlet, airflow, running) in zip(sorted(offsets), values):
+    for offset, (inlet, outlet, airflow, running) in zip(sorted(offsets), values, strict=False):
         ts = t0 + timedelta(microseconds=offset)
         rows.append((0, "23-4K7QXB", ts, None, None, inlet, outlet, airflow, None, None, None, None, running,
                      epoch_us(ts)))

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from app.extensions import db
 from app.telemetry.models import SensorReading
 from tests import factories
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    device_token, gateway, post_readings, reading, sensor_box, state_of, stored_count, utc_now,
-)
+from tests.telemetry.builders import device_token, post_readings, reading, state_of, stored_count, utc_now
 
 
 def test_batch_with_bad_items_keeps_the_good_ones(api, world, sensor_box, gateway):
@@ -56,13 +54,13 @@ def test_resending_a_batch_stores_nothing_twice(api, world, sensor_box, gateway)
     assert (first["accepted"], first["duplicates"]) == (3, 0)
     adsorbed = state_of(sensor_box.id).adsorbed_kg
     assert adsorbed > 0
-    again = post_readings(api, gateway, {"readings": batch + [batch[0]]}).get_json()
+    again = post_readings(api, gateway, {"readings": [*batch, batch[0]]}).get_json()
     assert (again["accepted"], again["duplicates"], again["rejected"]) == (0, 4, 0)
     assert stored_count(sensor_box.id) == 3
     assert state_of(sensor_box.id).adsorbed_kg == adsorbed
     # The same instant written differently (offset vs UTC vs naive local) is the same reading.
     t = now - timedelta(minutes=5)
-    variants = [reading(sensor_box.code, t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")),
+    variants = [reading(sensor_box.code, t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
                 reading(sensor_box.code, (t + timedelta(hours=8)).replace(tzinfo=None).isoformat())]
     body = post_readings(api, gateway, variants).get_json()
     assert (body["accepted"], body["duplicates"]) == (0, 2)
@@ -75,8 +73,8 @@ def test_naive_timestamps_are_shanghai_time_and_epoch_seconds_work(api, world, s
                                         {**reading(sensor_box.code, "x"), "ts": epoch}]).get_json()
     assert body["accepted"] == 2, body
     stored = sorted(r.ts for r in db.session.query(SensorReading).filter_by(box_id=sensor_box.id))
-    assert stored[0] == local.replace(tzinfo=timezone(timedelta(hours=8))).astimezone(timezone.utc)
-    assert stored[1] == datetime.fromtimestamp(epoch, timezone.utc)
+    assert stored[0] == local.replace(tzinfo=timezone(timedelta(hours=8))).astimezone(UTC)
+    assert stored[1] == datetime.fromtimestamp(epoch, UTC)
 
 
 def test_malformed_json_oversized_batch_and_wrong_shape(api, world, sensor_box, gateway):
@@ -140,7 +138,7 @@ def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
           midnight + timedelta(minutes=65)]
     values = [(100, 20, 700), (120, 30, 900), (80, 10, 1000), (90, 15, None)]
     batch = [reading(sensor_box.code, t, inlet_mg_m3=i, outlet_mg_m3=o, pressure_drop_pa=p)
-             for t, (i, o, p) in zip(ts, values)]
+             for t, (i, o, p) in zip(ts, values, strict=True)]
     assert post_readings(api, gateway, batch).get_json()["accepted"] == 4
     start = (midnight - timedelta(hours=2)).isoformat()
     end = (midnight + timedelta(hours=3)).isoformat()
@@ -160,7 +158,7 @@ def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
                    query_string={"from": start, "to": end, "resolution": "day"}, as_="ent").get_json()["rollups"]
     assert [(d["date"], d["count"]) for d in days] == [(day.isoformat(), 2), ((day + timedelta(days=1)).isoformat(), 2)]
     assert days[1]["inlet_mg_m3"] == {"avg": 85.0, "min": 80.0, "max": 90.0}
-    assert days[1]["start"] == midnight.astimezone(timezone.utc).isoformat()
+    assert days[1]["start"] == midnight.astimezone(UTC).isoformat()
     total = sum(d["adsorbed_kg"] for d in days)
     assert total == pytest.approx(state_of(sensor_box.id).adsorbed_kg)
     # Visibility is the box's: another enterprise does not see it.

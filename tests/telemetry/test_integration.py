@@ -3,21 +3,20 @@ per-box state through ingest (late readings, a new fill restarts the integral, s
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.boxes.services import record_fill
 from app.extensions import db
 from app.telemetry.integration import Point, SortedNeighbours, merge, rate_kg_h, total_kg, update_load
 from app.telemetry.models import ReadingHour
 from tests import factories
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    RATE_KG_H, gateway, post_readings, reading, sensor_box, state_of, utc_now,
-)
+from tests.telemetry.builders import RATE_KG_H, post_readings, reading, state_of, utc_now
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CAP = 600.0
 
 
@@ -149,7 +148,7 @@ def test_a_new_fill_restarts_the_integral(api, world, sensor_box, gateway):
 
 
 def test_saturation_and_prediction_follow_the_measured_load(api, world, gateway):
-    from tests.test_telemetry_support import make_sensor_box
+    from tests.telemetry.builders import make_sensor_box
 
     box = make_sensor_box(world, filled_days_ago=1, design_fill_kg=100.0)
     # A small fill: 10 kg capacity. Readings for 4 h at 1.2 kg/h (airflow 15000) → 4.8 kg.

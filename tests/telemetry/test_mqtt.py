@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 import uuid
 from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from app.telemetry.mqtt import Subscriber
-from tests.conftest import service_missing
-from tests.test_telemetry_support import (  # noqa: F401  (fixtures)
-    gateway, reading, sensor_box, stored_count, utc_now,
-)
+from tests.support import service_missing
+from tests.telemetry.builders import reading, stored_count, utc_now
+from tests.telemetry.mqtt_helpers import BROKER, Running, _message, publish
 
 pytestmark = pytest.mark.mqtt
-BROKER = ("127.0.0.1", 1883)
 
 
 @pytest.fixture
@@ -44,51 +39,6 @@ def channel():
         cleaner.disconnect()
     except OSError:
         pass
-
-
-class Running:
-    """A subscriber consuming in a thread, like the CLI process."""
-
-    def __init__(self, app, url, channel):
-        self.outcomes = []
-        self.subscriber = Subscriber(app, url, channel["topic"], channel["client_id"],
-                                     on_outcome=lambda topic, outcome: self.outcomes.append(outcome),
-                                     reconnect_delay_s=0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.subscriber.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.subscriber.subscribed.wait(10), "the subscriber did not subscribe"
-        return self
-
-    def wait_for(self, n: int, timeout: float = 15) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.outcomes) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.outcomes) >= n, f"{len(self.outcomes)} of {n} messages consumed"
-        return self.outcomes
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-
-def publish(topic: str, payloads: list[bytes], broker: tuple[str, int] = BROKER) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"gw-{uuid.uuid4().hex[:8]}")
-    client.connect(*broker)
-    client.loop_start()
-    try:
-        for payload in payloads:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-
-
-def _message(token, readings):
-    return json.dumps({"token": token, "readings": readings}).encode()
 
 
 def test_readings_over_mqtt_are_stored(app, api, world, sensor_box, gateway, broker, channel):

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from tests import factories
-from tests.conftest import service_missing
+from tests.support import service_missing
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ def live(tmp_path_factory):
     server = make_server("127.0.0.1", 0, served, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     served.config["PUBLIC_BASE_URL"] = base
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     with served.app_context():
         db.create_all()
         ensure_counties(db.session)

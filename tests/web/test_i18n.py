@@ -13,7 +13,7 @@ from babel.messages.pofile import read_po
 
 from tests import factories
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "app" / "translations" / "en" / "LC_MESSAGES"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None}
 
@@ -89,7 +89,7 @@ def _box_code(app) -> str:
 
 
 def test_scan_page_languages(app, client):
-    class box:  # noqa: N801 - reads like the model in the f-strings below
+    class box:
         code = _box_code(app)
 
     # Chinese by default.
@@ -123,7 +123,7 @@ def test_scan_page_languages(app, client):
 
 
 def test_form_errors_follow_the_language(app, client):
-    class box:  # noqa: N801
+    class box:
         code = _box_code(app)
 
     client.post("/login", data={"username": "svc", "password": factories.PASSWORD})

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.ledger import services as ledger_services
 from app.ledger.models import Manifest
 from tests import factories
-from tests.test_ledger_support import ago, build_loop, iso, manifest_body, new_manifest, walk_to
+from tests.ledger.builders import ago, build_loop, iso, manifest_body, new_manifest, walk_to
 
 
 def text(response) -> str:
@@ -353,7 +353,7 @@ def test_scan_page_shows_the_latest_reading(app, world, api):
 # ---------------------------------------------------------------- languages
 
 def test_pages_in_english(app):
-    """Built in their own app context: Flask-Babel keeps the locale on g (see tests/test_i18n.py)."""
+    """Built in their own app context: Flask-Babel keeps the locale on g (see tests/web/test_i18n.py)."""
     with app.app_context():
         world = factories.World.build()
         box = red_box(world)
