@@ -14,46 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories
-
-CI = os.environ.get("CI", "").lower() == "true"
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-
-
-def service_missing(what: str, why: str):
-    """Skip locally, fail in CI: the suites for external services must run there."""
-    message = f"{what} is not available: {why}"
-    if CI:
-        pytest.fail(message + " (CI=true: this suite must run)", pytrace=False)
-    pytest.skip(message)
-
-
-def _pg_admin(sql: str) -> None:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(sql))
-    finally:
-        admin.dispose()
-
-
-def pg_scratch_database(purpose: str, worker: str) -> str:
-    """A fresh PostgreSQL database for this run alone (runs in parallel must not share one)."""
-    name = f"tanxiang_{purpose}_{worker}_{os.getpid()}"
-    try:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _pg_admin(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        service_missing("PostgreSQL at 127.0.0.1:5432", str(exc).splitlines()[0])
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    try:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except sa.exc.OperationalError:
-        pass
+from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -72,7 +72,7 @@ class World:
     users: dict[str, User] = field(default_factory=dict)
 
     @classmethod
-    def build(cls) -> "World":
+    def build(cls) -> World:
         operator()
         park = create_park(db.session, op_principal(), {"name": "天台县经济开发区", "county_code": "331023"})
         enterprise = org("天台橡胶制品有限公司", ["generator"], park=park)
