@@ -56,11 +56,9 @@ def drop_pg_database(url: str) -> None:
         pass
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_password_hashing():
-    from app.accounts import services
-
-    services.PASSWORD_HASH_METHOD["method"] = "pbkdf2:sha256:1000"
+# A cheap password hash for the suite: configuration of the app under test (app.common.wiring),
+# never a patched module global, so no test depends on which ran first.
+FAST_PASSWORD_HASH = "pbkdf2:sha256:1000"
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +89,7 @@ def app(database_url, tmp_path_factory):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PUBLIC_BASE_URL": "http://testserver.local",
         "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": FAST_PASSWORD_HASH,
     })
     with application.app_context():
         db.create_all()

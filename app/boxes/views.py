@@ -12,6 +12,7 @@ from app.boxes.models import COLOURS
 from app.common.auth import require_user
 from app.common.schemas import page_schema, paginate
 from app.common.timeutil import utcnow
+from app.common.tx import commit_read_effects
 from app.extensions import db
 
 blp = Blueprint("boxes", __name__, description="Carbon boxes and the four-colour code (碳箱码)")
@@ -30,7 +31,7 @@ class Boxes(MethodView):
         )
         boxes, total = paginate(db.session, query, args["page"], args["per_page"])
         views = services.view_boxes(db.session, boxes)
-        db.session.commit()
+        commit_read_effects(db.session)
         return {"items": [presenters.box_payload(v) for v in views], "total": total,
                 "page": args["page"], "per_page": args["per_page"]}
 
@@ -40,8 +41,7 @@ class Boxes(MethodView):
         """Register a box at an enterprise."""
         box = services.register_box(db.session, require_user(), body)
         view = services.view_box(db.session, box)
-        db.session.commit()
-        return presenters.box_payload(view)
+        return presenters.box_payload(view)  # committed by the boundary (app.common.tx)
 
 
 @blp.route("/boxes/<code>")
@@ -57,9 +57,9 @@ def box_detail(code):
             return Response(entry.value, mimetype="application/json")
     box = services.get_box(db.session, actor, code)
     view = services.view_box(db.session, box, now)
-    db.session.commit()
+    commit_read_effects(db.session)
     body = json.dumps(schemas.BoxOut().dump(presenters.box_payload(view)), ensure_ascii=False).encode()
-    cache.box_json_cache.put((), box, body, now, view.evaluation.next_check_at)
+    cache.box_json_cache.put(db.engine, (), box, body, now, view.evaluation.next_check_at)
     return Response(body, mimetype="application/json")
 
 
@@ -77,7 +77,6 @@ def box_status(body, code):
     box = services.get_box(db.session, actor, code)
     services.set_status(db.session, actor, box, body["status"])
     view = services.view_box(db.session, box)
-    db.session.commit()
     return presenters.box_payload(view)
 
 
@@ -89,7 +88,6 @@ def box_fill(body, code):
     actor = require_user()
     box = services.get_box(db.session, actor, code)
     fill = services.record_fill(db.session, actor, box, body)
-    db.session.commit()
     return fill
 
 
@@ -99,7 +97,7 @@ def box_history(code):
     """Colour changes (with times), fills and events, and days spent in each colour."""
     box = services.get_box(db.session, require_user(), code)
     services.view_box(db.session, box)
-    db.session.commit()
+    commit_read_effects(db.session)
     data = services.history(db.session, box)
     changes = data["colour_changes"]
     now = utcnow()
@@ -117,7 +115,6 @@ def box_reprint(code):
     box = services.get_box(db.session, actor, code)
     services.reprint_label(db.session, actor, box)
     view = services.view_box(db.session, box)
-    db.session.commit()
     return presenters.box_payload(view)
 
 

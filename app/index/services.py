@@ -50,7 +50,8 @@ from app.accounts.reference import TAIZHOU_COUNTIES
 from app.accounts.services import Principal
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
-from app.index.definition import Definition, Indicator, load_definition
+from app.common.wiring import wiring_of
+from app.index.definition import Definition, Indicator
 from app.index.importing import Formula, Percent, RawRows
 from app.index.models import IndicatorValue, IndicatorValueRevision
 from app.ledger.locking import acquire_write_lock
@@ -69,14 +70,9 @@ FIELDS_WITH_FORMULAS = ("county_code", "period", "indicator", "value", "source_d
 COMPUTED = {"hazardous_waste_non_landfill_share": "indicator_25_value"}
 
 
-def _override_dir() -> str | None:
-    from app.boxes.services import RULES_DIR_OVERRIDE
-
-    return RULES_DIR_OVERRIDE.get("dir")
-
-
-def definition() -> Definition:
-    return load_definition(_override_dir())
+def definition(session: Session) -> Definition:
+    """The index definition of the app that made ``session`` (its RULES_DIR): app.common.wiring."""
+    return wiring_of(session).index_definition()
 
 
 # ---------------------------------------------------------------- periods
@@ -370,7 +366,7 @@ def import_values(session: Session, actor: Principal, raw: RawRows, now: datetim
     """Validate every row, then upsert them all (the caller commits). Counts what changed."""
     require_importer(actor)
     now = now or utcnow()
-    rows = validate_rows(definition(), raw)
+    rows = validate_rows(definition(session), raw)
     user_id = actor.user.id if actor.user else None
     # One index import at a time. SQLite: the write lock. PostgreSQL: a transaction-scoped advisory
     # lock, taken before the existing values are read, so that a concurrent import of the same new
@@ -592,7 +588,7 @@ def scores(session: Session, actor: Principal, period_text: Any, base_year: int 
     """The index for a period: per county the scores, subtotals, total, rank, missing indicators and
     the change against the base year; counties ordered by rank, then code."""
     require_score_reader(actor)
-    defn = definition()
+    defn = definition(session)
     period = parse_period(period_text)
     base = base_year if base_year is not None else (defn.target_base_year or period.year - 1)
     if base >= period.year or base < MIN_YEAR:
@@ -634,9 +630,8 @@ def scores(session: Session, actor: Principal, period_text: Any, base_year: int 
 
 # ---------------------------------------------------------------- the definition, as served
 
-def definition_document(defn: Definition | None = None) -> dict[str, Any]:
+def definition_document(defn: Definition) -> dict[str, Any]:
     """The tree with weights, directions, the quarterly rules and the problems found when loading."""
-    defn = defn or definition()
 
     def indicator_doc(ind: Indicator) -> dict[str, Any]:
         return {"number": ind.number, "name": ind.name, "name_en": ind.name_en, "weight": ind.weight,

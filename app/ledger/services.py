@@ -23,9 +23,10 @@ from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import SHANGHAI, local_date, utcnow
-from app.ledger.calendar import WorkCalendar, load_calendar
+from app.common.wiring import wiring_of
+from app.ledger.calendar import WorkCalendar
 from app.ledger.catalogue import (
-    CURRENT_EDITION, LedgerRules, Method, WasteEntry, category_of, load_catalogue, load_ledger_rules, load_methods,
+    CURRENT_EDITION, LedgerRules, Method, WasteEntry, category_of, load_catalogue,
     parse_hazards,
 )
 from app.ledger.locking import acquire_write_lock, insert_ignore
@@ -47,22 +48,17 @@ def kg(value: float) -> float:
     return round(float(value) + 0.0, 3)
 
 
-def _override_dir() -> str | None:
-    from app.boxes.services import RULES_DIR_OVERRIDE
-
-    return RULES_DIR_OVERRIDE.get("dir")
-
-
-def rules() -> LedgerRules:
-    return load_ledger_rules(_override_dir())
+# The rule files of the app that made ``session`` (its RULES_DIR): app.common.wiring.
+def rules(session: Session) -> LedgerRules:
+    return wiring_of(session).ledger_rules()
 
 
-def methods() -> dict[str, Method]:
-    return load_methods(_override_dir())
+def methods(session: Session) -> dict[str, Method]:
+    return wiring_of(session).methods()
 
 
-def calendar() -> WorkCalendar:
-    return load_calendar(_override_dir())
+def calendar(session: Session) -> WorkCalendar:
+    return wiring_of(session).calendar()
 
 
 def catalogue_entry(code: str | None) -> WasteEntry | None:
@@ -156,17 +152,6 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
     )
     fill.ledger_batch_code = generation.batch_code  # shown in the fill's API response
 
-
-def _register_box_hooks() -> None:
-    from app.boxes.services import FILL_HOOKS, FILL_VALIDATORS
-
-    if validate_replacement not in FILL_VALIDATORS:
-        FILL_VALIDATORS.append(validate_replacement)
-    if on_fill not in FILL_HOOKS:
-        FILL_HOOKS.append(on_fill)
-
-
-_register_box_hooks()
 
 
 def refresh_box_colours(session: Session, record_ids: Iterable[int], now: datetime) -> None:
@@ -504,9 +489,9 @@ def list_manifests(session: Session, actor: Principal, *, status: str | None = N
 
 # ---------------------------------------------------------------- creating manifests
 
-def _receipt_due(picked_up_at: datetime) -> datetime:
+def _receipt_due(session: Session, picked_up_at: datetime) -> datetime:
     """End of the N-th working day after pickup (Shanghai): later receipts are overdue."""
-    due_day = calendar().add_working_days(local_date(picked_up_at), rules().receipt_working_days)
+    due_day = calendar(session).add_working_days(local_date(picked_up_at), rules(session).receipt_working_days)
     return _day_start(due_day + timedelta(days=1))
 
 
@@ -656,10 +641,10 @@ def _record_past_transfer(session: Session, actor: Principal, manifest: Manifest
     _ship(session, manifest, transferred_at, actor)
     manifest.status = "in_transit"
     manifest.picked_up_at = transferred_at
-    manifest.receipt_due_at = _receipt_due(transferred_at)
-    days = calendar().working_days_between(local_date(transferred_at), local_date(now))
+    manifest.receipt_due_at = _receipt_due(session, transferred_at)
+    days = calendar(session).working_days_between(local_date(transferred_at), local_date(now))
     manifest.entry_working_days = days
-    manifest.late_entry = days > rules().paper_entry_working_days
+    manifest.late_entry = days > rules(session).paper_entry_working_days
     _event(session, manifest, actor, "record_transfer", "draft", transferred_at, "consignor",
            entered_at=now.isoformat(), working_days_after_transfer=days, late=manifest.late_entry,
            vehicle_plate=manifest.vehicle_plate, driver_name=manifest.driver_name)
@@ -855,7 +840,7 @@ def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     touched = _ship(session, manifest, at, actor)
     manifest.status = "in_transit"
     manifest.picked_up_at = at
-    manifest.receipt_due_at = _receipt_due(at)
+    manifest.receipt_due_at = _receipt_due(session, at)
     _event(session, manifest, actor, "pickup", "submitted", at, "carrier", vehicle_plate=manifest.vehicle_plate,
            driver_name=manifest.driver_name, receipt_due_at=manifest.receipt_due_at.isoformat())
     refresh_box_colours(session, touched, now)
@@ -905,7 +890,7 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         errors.setdefault("lines", []).append("nothing accepted: refuse the manifest with the reject action")
     if errors:
         raise InvalidInput("The receipt has invalid fields.", errors=errors)
-    tolerance = rules().quantity_tolerance
+    tolerance = rules(session).quantity_tolerance
     returns: dict[int, float] = {}
     discrepancies = []
     for no, g in given.items():
@@ -967,7 +952,7 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     _begin_step(session, actor, manifest, "receiver", "process")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "processed_at", data.get("processed_at"), now, manifest.received_at, "the receipt")
-    known = methods()
+    known = methods(session)
     by_no = {line.line_no: line for line in manifest.lines}
     chosen: dict[int, str] = {}
     for i, item in enumerate(data.get("lines") or []):
@@ -1030,9 +1015,9 @@ def act(session: Session, actor: Principal, manifest: Manifest, action: str, dat
 
 # ---------------------------------------------------------------- anomalies (mass balance)
 
-def _period(start: date | None, end: date | None, now: datetime) -> tuple[datetime, datetime]:
+def _period(session: Session, start: date | None, end: date | None, now: datetime) -> tuple[datetime, datetime]:
     until = _day_start(end + timedelta(days=1)) if end else now
-    since = _day_start(start) if start else until - timedelta(days=rules().default_period_days)
+    since = _day_start(start) if start else until - timedelta(days=rules(session).default_period_days)
     return since, until
 
 
@@ -1045,8 +1030,8 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
               end: date | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers."""
     now = now or utcnow()
-    cfg = rules()
-    since, until = _period(start, end, now)
+    cfg = rules(session)
+    since, until = _period(session, start, end, now)
     orgs_q = select(Organization).where(enterprise_scope(actor))
     if enterprise:
         orgs_q = orgs_q.where(Organization.id == enterprise)

@@ -336,8 +336,8 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def _treatment(code: str) -> str:
-    method = methods().get(code)
+def _treatment(session: Session, code: str) -> str:
+    method = methods(session).get(code)
     if method is None:
         return "other"
     if method.landfill:
@@ -347,8 +347,8 @@ def _treatment(code: str) -> str:
     return {"D10": "incinerated", "C1": "cement_kiln"}.get(code, "other")
 
 
-def _landfill_codes() -> list[str]:
-    return sorted(code for code, m in methods().items() if m.landfill)
+def _landfill_codes(session: Session) -> list[str]:
+    return sorted(code for code, m in methods(session).items() if m.landfill)
 
 
 # ---------------------------------------------------------------- the metrics
@@ -363,7 +363,7 @@ def landfill_by_period(session: Session, scope: Scope, periods: list[Period]) ->
     # Bucketed in a subquery and grouped by its column: PostgreSQL would not match a CASE with
     # bound parameters in the select list to the "same" CASE in GROUP BY.
     bucket = case(*[(_in(Manifest.processed_at, p), i) for i, p in enumerate(distinct)], else_=-1)
-    landfill = _landfill_codes()
+    landfill = _landfill_codes(session)
     lines = (select(bucket.label("bucket"), ManifestLine.accepted_kg.label("accepted_kg"),
                     case((ManifestLine.method_code.in_(landfill), ManifestLine.accepted_kg), else_=0).label("landfilled"))
              .join(Manifest, Manifest.id == ManifestLine.manifest_id)
@@ -418,7 +418,7 @@ def _manifest_lines(session: Session, scope: Scope, period: Period, now: datetim
     received = {code: (r, a) for code, r, a in session.execute(
         base.add_columns(ManifestLine.waste_code, _sum(ManifestLine.received_kg), _sum(ManifestLine.accepted_kg))
         .where(_in(Manifest.received_at, period)).group_by(ManifestLine.waste_code))}
-    carbon = rules().waste_carbon_codes
+    carbon = rules(session).waste_carbon_codes
     lines = (base.add_columns(ManifestLine.method_code, ManifestLine.waste_code, ManifestLine.accepted_kg,
                               ManifestLine.consumed_kg)
              .where(_in(Manifest.processed_at, period), ManifestLine.method_code.is_not(None))).subquery()
@@ -642,7 +642,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     by_method: dict[str, float] = {}
     carbon_processed = carbon_consumed = 0.0
     for method_code, carbon_accepted, accepted, consumed in processed_rows:
-        treatment[f"{_treatment(method_code)}_kg"] += float(accepted or 0)
+        treatment[f"{_treatment(session, method_code)}_kg"] += float(accepted or 0)
         by_method[method_code] = by_method.get(method_code, 0.0) + float(accepted or 0)
         carbon_processed += float(carbon_accepted or 0)
         carbon_consumed += float(consumed or 0)
@@ -675,7 +675,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     growth = (round((now_intensity - ly_intensity) / ly_intensity, 6)
               if now_intensity is not None and ly_intensity else None)
     current = va.get(period.label)
-    carbon_codes = rules().waste_carbon_codes
+    carbon_codes = rules(session).waste_carbon_codes
     carbon_generated = kg(sum(i["generated_kg"] for i in by_code if i["waste_code"] in carbon_codes))
     stock_change = kg(generated - total("shipped_kg") + total("returned_kg"))
 
@@ -691,7 +691,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         "by_waste_code": by_code,
         "processed_kg": processed, "landfilled_kg": landfilled, "landfill_share": share,
         "treatment": {**treatment, "processed_kg": processed},
-        "by_method": [{"method_code": code, "treatment": _treatment(code), "quantity_kg": kg(q)}
+        "by_method": [{"method_code": code, "treatment": _treatment(session, code), "quantity_kg": kg(q)}
                       for code, q in sorted(by_method.items())],
         "landfill_trend": {"previous": trend(compared[0]), "base": trend(compared[1])},
         "regeneration": {

@@ -35,6 +35,8 @@ def register(app) -> None:
                 click.echo(f"{counts['messages']} messages, {counts['accepted']} readings, "
                            f"{counts['dead_letters']} dead letters")
 
+        # An explicit worker boundary: the subscriber commits each message's batch itself
+        # (app.telemetry.mqtt), outside the request boundary of app.common.tx.
         subscriber = Subscriber(current_app._get_current_object(), url, topic, client_id, on_outcome=report)
         click.echo(f"subscribing to {subscriber.topic} at {subscriber.address.host}:{subscriber.address.port} "
                    f"as {subscriber.client_id}")
