@@ -13,6 +13,7 @@ from app.common.auth import require_user
 from app.common.schemas import page_schema, paginate
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
+from app.common.wiring import wiring_of
 from app.extensions import db
 
 blp = Blueprint("boxes", __name__, description="Carbon boxes and the four-colour code (碳箱码)")
@@ -52,15 +53,21 @@ def box_detail(code):
     now = utcnow()
     normal = codes.normalise(code)
     if normal is not None:
-        entry = cache.box_json_cache.get(db.engine, (), normal, now)
+        entry = cache.box_json_cache.get(db.engine, _cache_scope(), normal, now)
         if entry is not None and services.can_see(actor, **cache_visibility(entry.facts)):
             return Response(entry.value, mimetype="application/json")
     box = services.get_box(db.session, actor, code)
     view = services.view_box(db.session, box, now)
     commit_read_effects(db.session)
     body = json.dumps(schemas.BoxOut().dump(presenters.box_payload(view)), ensure_ascii=False).encode()
-    cache.box_json_cache.put(db.engine, (), box, body, now, view.evaluation.next_check_at)
+    cache.box_json_cache.put(db.engine, _cache_scope(), box, body, now, view.evaluation.next_check_at)
     return Response(body, mimetype="application/json")
+
+
+def _cache_scope() -> tuple:
+    """What besides the database decides a box's JSON: the app's rule files (two apps in one
+    process, on one database, with different RULES_DIR folders, must not share entries)."""
+    return (wiring_of(db.session).rules_dir,)
 
 
 def cache_visibility(facts: cache.BoxFacts) -> dict:

@@ -16,6 +16,7 @@ from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
+from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.web import pages
@@ -148,7 +149,7 @@ def scan(code):
     # read cache (checked against the box's revision, see app.boxes.cache).
     anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
     normal = codes.normalise(code)
-    cache_key = (select_locale(),)
+    cache_key = (select_locale(), wiring_of(db.session).rules_dir)  # see app.boxes.views._cache_scope
     entry = cache.scan_page_cache.get(db.engine, cache_key, normal, now) if anonymous_get and normal else None
     if entry is not None:
         label_state, problem, detail = _label_state(entry.facts.code, entry.facts.label_version)
