@@ -57,12 +57,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     import_models()
-    from app.boxes.colour import load_rules
-    from app.boxes.services import RULES_DIR_OVERRIDE
+    from app.common import tx
+    from app.common.wiring import EXTENSION_KEY, build_wiring
 
-    RULES_DIR_OVERRIDE["dir"] = app.config.get("RULES_DIR")
-    load_rules(app.config.get("RULES_DIR"))  # a broken rule file stops the start, with its problems listed
+    # The domains plugged together (fill hooks, colour fact providers, rules folder, password
+    # hashing), once, for this app only; a broken rule file stops the start, with its problems listed.
+    app.extensions[EXTENSION_KEY] = build_wiring(app.config)
     db.init_app(app)
+    tx.init_app(app)  # the one transaction boundary of requests
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///") and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
         import sqlalchemy
 

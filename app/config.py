@@ -46,6 +46,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "PORT": port,
         "RULES_DIR": env.get("RULES_DIR"),  # a folder overriding the shipped rule files
         "TOKEN_TTL_HOURS": int(env.get("TOKEN_TTL_HOURS", "12")),
+        # werkzeug password hashing method (the test suite lowers the cost through its app config).
+        "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         # No request body is larger than this (the largest legitimate ones: a batch of readings,
         # 8 MiB; an index import, 5 MB); a bigger one is refused with 413 before it is read.
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,

@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from app.common.wiring import WiredSession
+
 # Stable constraint names so that Alembic revisions are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,7 +27,8 @@ class Base(DeclarativeBase):
 
 
 # Request-scoped sessions: objects stay readable after commit, saving a reload per attribute.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# Each carries its app's wiring (app.common.wiring), which the services read from it.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = Api()
 login_manager = LoginManager()

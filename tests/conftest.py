@@ -17,11 +17,9 @@ from tests import factories
 from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_password_hashing():
-    from app.accounts import services
-
-    services.PASSWORD_HASH_METHOD["method"] = "pbkdf2:sha256:1000"
+# A cheap password hash for the suite: configuration of the app under test (app.common.wiring),
+# never a patched module global, so no test depends on which ran first.
+FAST_PASSWORD_HASH = "pbkdf2:sha256:1000"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +50,7 @@ def app(database_url, tmp_path_factory):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PUBLIC_BASE_URL": "http://testserver.local",
         "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": FAST_PASSWORD_HASH,
     })
     with application.app_context():
         db.create_all()

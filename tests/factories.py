@@ -26,7 +26,7 @@ def operator() -> User:
         from app.accounts.services import set_password
 
         user = User(username="op", display_name="运维", is_operator=True, role="admin", password_hash="")
-        set_password(user, PASSWORD)
+        set_password(db.session, user, PASSWORD)
         db.session.add(user)
         db.session.flush()
     return user

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.accounts.reference import ensure_counties
 from app.accounts.services import set_password
+from app.common.tx import cli_transaction
 from app.extensions import db
 
 
@@ -20,15 +21,15 @@ def register(app) -> None:
         password = os.environ.get("PASSWORD") or click.prompt("Password", hide_input=True, confirmation_prompt=True)
         if len(password) < 8:
             raise click.ClickException("the password needs at least 8 characters")
-        ensure_counties(db.session)
-        user = db.session.scalar(select(User).where(User.username == username))
-        if user is None:
-            user = User(username=username, display_name=username, is_operator=True, role="admin", password_hash="")
-            db.session.add(user)
-            verb = "created"
-        else:
-            user.is_operator = True
-            verb = "updated"
-        set_password(user, password)
-        db.session.commit()
+        with cli_transaction(db.session):
+            ensure_counties(db.session)
+            user = db.session.scalar(select(User).where(User.username == username))
+            if user is None:
+                user = User(username=username, display_name=username, is_operator=True, role="admin", password_hash="")
+                db.session.add(user)
+                verb = "created"
+            else:
+                user.is_operator = True
+                verb = "updated"
+            set_password(db.session, user, password)
         click.echo(f"operator {username} {verb}")

@@ -26,9 +26,14 @@ from app.accounts.models import (
 from app.accounts.uscc import normalise_uscc, uscc_error
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from app.common.timeutil import utcnow
+from app.common.wiring import wiring_of
 
-# werkzeug's default (scrypt) in production; the test suite lowers the cost to stay fast.
-PASSWORD_HASH_METHOD = {"method": "scrypt"}
+
+def _hash_password(session: Session, password: str) -> str:
+    """With the app's PASSWORD_HASH_METHOD (werkzeug's scrypt unless configured: the test suite
+    lowers the cost through its app config), read from the session's wiring."""
+    return generate_password_hash(password, method=wiring_of(session).password_hash_method)
+
 
 TOKEN_PREFIX_USER = "txu_"
 TOKEN_PREFIX_DEVICE = "txd_"
@@ -76,7 +81,7 @@ def hash_token(token: str) -> str:
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     # Hash anyway when the user is unknown so that timing does not reveal which usernames exist.
-    stored = user.password_hash if user else generate_password_hash("x", **PASSWORD_HASH_METHOD)
+    stored = user.password_hash if user else _hash_password(session, "x")
     if not check_password_hash(stored, password) or user is None or not user.active:
         raise Unauthorized("用户名或密码错误 (wrong username or password)")
     return user
@@ -249,7 +254,7 @@ def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> Use
         raise InvalidInput("The user has invalid fields.", errors=errors)
     user = User(
         username=data["username"], display_name=data.get("display_name") or data["username"],
-        password_hash=generate_password_hash(data["password"], **PASSWORD_HASH_METHOD), organization_id=org_id,
+        password_hash=_hash_password(session, data["password"]), organization_id=org_id,
         role=role, is_operator=is_operator,
     )
     session.add(user)
@@ -266,8 +271,8 @@ def list_users(session: Session, actor: Principal):
     return query.where(User.id == (actor.user.id if actor.user else -1))
 
 
-def set_password(user: User, password: str) -> None:
-    user.password_hash = generate_password_hash(password, **PASSWORD_HASH_METHOD)
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = _hash_password(session, password)
 
 
 # ---------------------------------------------------------------- jurisdiction

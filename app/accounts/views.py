@@ -23,7 +23,6 @@ def token(body):
     """Exchange a username and password for a bearer token."""
     user = services.authenticate(db.session, body["username"], body["password"])
     raw, row = services.issue_user_token(db.session, user, current_app.config["TOKEN_TTL_HOURS"])
-    db.session.commit()
     return {"token": raw, "token_type": "Bearer", "expires_at": row.expires_at}
 
 
@@ -36,7 +35,6 @@ def revoke():
     current_principal()
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
     services.revoke_token(db.session, token)
-    db.session.commit()
 
 
 @blp.route("/device-tokens", methods=["POST"])
@@ -45,7 +43,6 @@ def revoke():
 def device_token(body):
     """A long-lived gateway token, limited to the organisation's boxes and to ingest. Shown once."""
     raw, row = services.issue_device_token(db.session, require_user(), body["organization_id"], body["name"])
-    db.session.commit()
     return {"id": row.id, "token": raw, "name": row.name, "organization_id": row.organization_id}
 
 
@@ -64,7 +61,6 @@ class Organizations(MethodView):
     def post(self, body):
         """Register an organisation (operators)."""
         org = services.create_organization(db.session, require_user(), body)
-        db.session.commit()
         return org
 
 
@@ -86,7 +82,6 @@ class Parks(MethodView):
     @blp.response(201, schemas.ParkOut)
     def post(self, body):
         park = services.create_park(db.session, require_user(), body)
-        db.session.commit()
         return park
 
 
@@ -109,7 +104,6 @@ class Users(MethodView):
     @blp.response(201, schemas.UserOut)
     def post(self, body):
         user = services.create_user(db.session, require_user(), body)
-        db.session.commit()
         return user
 
 

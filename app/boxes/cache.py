@@ -6,6 +6,8 @@ is unchanged — every write that changes what a box shows bumps it, in any work
 alone cannot have changed it: entries expire at the box's next colour check, and after
 ``MAX_AGE`` at the latest, which bounds how stale slowly drifting figures (saturation) get.
 One indexed query per hit checks the revision, so workers never serve each other's stale data.
+Entries hold plain values (JSON, HTML) and are keyed by the database URL and the ``scope`` the
+caller passes (its rules folder): two apps in one process never see each other's entries.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ class ReadCache:
         self.misses = 0
 
     def get(self, engine: Engine, key: tuple, code: str, now: datetime) -> Entry | None:
-        entry = self._entries.get((code, *key))
+        entry = self._entries.get((str(engine.url), code, *key))
         if entry is None or now >= entry.valid_until:
             self.misses += 1
             return None
@@ -74,15 +76,17 @@ class ReadCache:
         self.hits += 1
         return entry
 
-    def put(self, key: tuple, box: Box, value: Any, now: datetime, next_check_at: datetime | None) -> None:
+    def put(self, engine: Engine, key: tuple, box: Box, value: Any, now: datetime,
+            next_check_at: datetime | None) -> None:
         until = now + MAX_AGE
         if next_check_at is not None and next_check_at < until:
             until = next_check_at
         facts = BoxFacts(box.id, box.code, box.enterprise_id, box.service_org_id, box.enterprise.county_code,
                          box.enterprise.park_id, box.label_version)
         with self._lock:
-            self._entries[(box.code, *key)] = Entry(facts, box.revision, until, value)
-            self._entries.move_to_end((box.code, *key))
+            full_key = (str(engine.url), box.code, *key)
+            self._entries[full_key] = Entry(facts, box.revision, until, value)
+            self._entries.move_to_end(full_key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 

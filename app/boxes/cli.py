@@ -7,6 +7,7 @@ import click
 
 from app.boxes.services import refresh_due
 from app.common.timeutil import utcnow
+from app.common.tx import cli_transaction
 from app.extensions import db
 
 
@@ -18,8 +19,8 @@ def register(app) -> None:
     def refresh_colours(every: int) -> None:
         """Re-evaluate boxes whose colour can have changed with time (saturation, due dates, silence)."""
         while True:
-            n = refresh_due(db.session, utcnow())
-            db.session.commit()
+            with cli_transaction(db.session):
+                n = refresh_due(db.session, utcnow())
             click.echo(f"{n} boxes re-evaluated")
             if not every:
                 return

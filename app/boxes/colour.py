@@ -1,8 +1,9 @@
 """The four-colour engine: facts about a box → triggered rules → colour.
 
 The engine knows nothing about where facts come from. The base facts (fill, design load,
-iodine) are gathered here; other domains register *fact providers* (telemetry adds measured
-load and sensor state, the ledger adds waste held on site) and *checks* for their rule codes.
+iodine) are gathered here; other domains contribute *fact providers* (telemetry adds measured
+load and sensor state, the ledger adds waste held on site), plugged in by the app's wiring
+(:func:`app.common.wiring.build_wiring`), and *checks* for their rule codes.
 A rule file (``colour_rules.yaml``) decides which checks run, at which level, with which
 thresholds and messages.
 """
@@ -63,9 +64,9 @@ class Evaluation:
 
 Check = Callable[[dict[str, Any], dict[str, Any]], Finding | None]
 CHECKS: dict[str, Check] = {}
-# provider(session, boxes, facts_by_box_id, now) fills facts for a batch of boxes at once.
+# provider(session, boxes, facts_by_box_id, now) fills facts for a batch of boxes at once. The
+# providers in use are the app's wiring (app.common.wiring.build_wiring), not a registry here.
 FactProvider = Callable[[Any, list, dict[int, dict[str, Any]], datetime], None]
-FACT_PROVIDERS: list[FactProvider] = []
 
 
 def check(code: str):
@@ -73,12 +74,6 @@ def check(code: str):
         CHECKS[code] = fn
         return fn
     return register
-
-
-def fact_provider(fn: FactProvider) -> FactProvider:
-    if fn not in FACT_PROVIDERS:
-        FACT_PROVIDERS.append(fn)
-    return fn
 
 
 # ---------------------------------------------------------------- rule file

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy import inspect as sa_inspect
@@ -13,16 +13,16 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes import codes
-from app.boxes.colour import FACT_PROVIDERS, SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
+from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
 from app.boxes.models import BOX_STATUSES, CARBON_TYPES, Box, BoxEvent, ColourChange, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
+from app.common.wiring import wiring_of
 
-# Hooks for other domains: called after a fill is stored (the ledger writes the generation
-# record of the removed waste carbon; regeneration checks the regenerated-carbon balance).
-FILL_HOOKS: list[Callable[[Session, Fill, Principal], None]] = []
-# Validators called before a fill is stored; they raise InvalidInput.
-FILL_VALIDATORS: list[Callable[[Session, Box, dict[str, Any], Principal], None]] = []
+# Other domains take part in a fill through the app's wiring (app.common.wiring.build_wiring):
+# its fill validators run before a fill is stored (they raise InvalidInput), its fill hooks after
+# (the ledger writes the generation record of the removed waste carbon; regeneration checks the
+# regenerated-carbon balance). Fact providers add the colour engine's facts the same way.
 
 
 # ---------------------------------------------------------------- visibility
@@ -255,7 +255,7 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
         errors["supplier_org_id"] = [f"unknown organisation {supplier_id}"]
     if errors:
         raise InvalidInput("The fill has invalid fields.", errors=errors)
-    for validate in FILL_VALIDATORS:
+    for validate in wiring_of(session).fill_validators:
         validate(session, box, data, actor)
     replaced_overdue = None
     if kind == "replacement":
@@ -274,7 +274,7 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
     )
     session.add(fill)
     session.flush()
-    for hook in FILL_HOOKS:
+    for hook in wiring_of(session).fill_hooks:
         hook(session, fill, actor)
     box.revision += 1
     refresh_colours(session, [box], now, event_time=filled_at)
@@ -319,13 +319,8 @@ class BoxView:
 
 
 def _rules(session: Session) -> RuleSet:
-    from app.boxes.colour import load_rules
-
-    return load_rules(RULES_DIR_OVERRIDE.get("dir"))
-
-
-# Set by the app factory from RULES_DIR: a folder whose rule files replace the shipped ones.
-RULES_DIR_OVERRIDE: dict[str, str | None] = {"dir": None}
+    """The colour rules of the app that made ``session`` (its RULES_DIR, else the shipped file)."""
+    return wiring_of(session).colour_rules()
 
 
 def evaluate_boxes(session: Session, boxes: list[Box], now: datetime,
@@ -342,7 +337,7 @@ def _evaluate_boxes(session: Session, boxes: list[Box], now: datetime, fills: di
     if fills is None:
         fills = latest_fills(session, [b.id for b in boxes], now)
     facts_by_box = {b.id: {"box": b, "now": now, "fill": fills.get(b.id), "next_check_candidates": []} for b in boxes}
-    for provider in FACT_PROVIDERS:
+    for provider in wiring_of(session).fact_providers:
         provider(session, boxes, facts_by_box, now)
     return {b.id: evaluate(facts_by_box[b.id], rules) for b in boxes}
 

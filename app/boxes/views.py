@@ -12,6 +12,8 @@ from app.boxes.models import COLOURS
 from app.common.auth import require_user
 from app.common.schemas import page_schema, paginate
 from app.common.timeutil import utcnow
+from app.common.tx import commit_read_effects
+from app.common.wiring import wiring_of
 from app.extensions import db
 
 blp = Blueprint("boxes", __name__, description="Carbon boxes and the four-colour code (碳箱码)")
@@ -30,7 +32,7 @@ class Boxes(MethodView):
         )
         boxes, total = paginate(db.session, query, args["page"], args["per_page"])
         views = services.view_boxes(db.session, boxes)
-        db.session.commit()
+        commit_read_effects(db.session)
         return {"items": [presenters.box_payload(v) for v in views], "total": total,
                 "page": args["page"], "per_page": args["per_page"]}
 
@@ -40,8 +42,7 @@ class Boxes(MethodView):
         """Register a box at an enterprise."""
         box = services.register_box(db.session, require_user(), body)
         view = services.view_box(db.session, box)
-        db.session.commit()
-        return presenters.box_payload(view)
+        return presenters.box_payload(view)  # committed by the boundary (app.common.tx)
 
 
 @blp.route("/boxes/<code>")
@@ -52,15 +53,21 @@ def box_detail(code):
     now = utcnow()
     normal = codes.normalise(code)
     if normal is not None:
-        entry = cache.box_json_cache.get(db.engine, (), normal, now)
+        entry = cache.box_json_cache.get(db.engine, _cache_scope(), normal, now)
         if entry is not None and services.can_see(actor, **cache_visibility(entry.facts)):
             return Response(entry.value, mimetype="application/json")
     box = services.get_box(db.session, actor, code)
     view = services.view_box(db.session, box, now)
-    db.session.commit()
+    commit_read_effects(db.session)
     body = json.dumps(schemas.BoxOut().dump(presenters.box_payload(view)), ensure_ascii=False).encode()
-    cache.box_json_cache.put((), box, body, now, view.evaluation.next_check_at)
+    cache.box_json_cache.put(db.engine, _cache_scope(), box, body, now, view.evaluation.next_check_at)
     return Response(body, mimetype="application/json")
+
+
+def _cache_scope() -> tuple:
+    """What besides the database decides a box's JSON: the app's rule files (two apps in one
+    process, on one database, with different RULES_DIR folders, must not share entries)."""
+    return (wiring_of(db.session).rules_dir,)
 
 
 def cache_visibility(facts: cache.BoxFacts) -> dict:
@@ -77,7 +84,6 @@ def box_status(body, code):
     box = services.get_box(db.session, actor, code)
     services.set_status(db.session, actor, box, body["status"])
     view = services.view_box(db.session, box)
-    db.session.commit()
     return presenters.box_payload(view)
 
 
@@ -89,7 +95,6 @@ def box_fill(body, code):
     actor = require_user()
     box = services.get_box(db.session, actor, code)
     fill = services.record_fill(db.session, actor, box, body)
-    db.session.commit()
     return fill
 
 
@@ -99,7 +104,7 @@ def box_history(code):
     """Colour changes (with times), fills and events, and days spent in each colour."""
     box = services.get_box(db.session, require_user(), code)
     services.view_box(db.session, box)
-    db.session.commit()
+    commit_read_effects(db.session)
     data = services.history(db.session, box)
     changes = data["colour_changes"]
     now = utcnow()
@@ -117,7 +122,6 @@ def box_reprint(code):
     box = services.get_box(db.session, actor, code)
     services.reprint_label(db.session, actor, box)
     view = services.view_box(db.session, box)
-    db.session.commit()
     return presenters.box_payload(view)
 
 

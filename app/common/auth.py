@@ -1,13 +1,16 @@
 """Who is calling: a bearer token (API, gateways) or the signed-in session (pages)."""
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 
 from flask import request
 from flask_login import current_user
 
+from app.accounts.models import Organization, User
 from app.accounts.services import Principal, hash_token, principal_for_token
 from app.common.errors import Forbidden, Unauthorized
 from app.common.fastread import reader
@@ -18,19 +21,36 @@ _UNSET = object()
 
 
 # Every API request names its token, and the full lookup (token, user, organisation, roles) is
-# the dearest part of a cheap request. A principal is therefore reused for TOKEN_CACHE_SECONDS
-# in this process, but only after a one-row check that the token is still valid and its user
-# still active: revocation and deactivation take effect at once; a change of an organisation's
-# roles or jurisdiction reaches a running token within that time.
+# the dearest part of a cheap request. Who a token stands for is therefore remembered for
+# TOKEN_CACHE_SECONDS in this process, but only after a one-row check that the token is still
+# valid and its user still active: revocation and deactivation take effect at once.
+#
+# The cache holds plain values only (ids and the token's kind), keyed by the database and the
+# token's hash, never ORM objects: an object outlives its request's session, and once detached
+# (its session closed after a rolled-back request) a lazy load fails. Each request binds the
+# principal to its own session by primary key (the identity map: no query when the request has
+# loaded the row already).
 TOKEN_CACHE_SECONDS = 60
-_token_cache: dict[str, tuple[float, Principal]] = {}
+TOKEN_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class _CachedToken:
+    expires: float  # time.monotonic()
+    token_kind: str
+    user_id: int | None
+    device_org_id: int | None
+
+
+_token_cache: dict[tuple[str, str], _CachedToken] = {}
+_token_cache_lock = threading.Lock()
 _TOKEN_STILL_VALID = (
     "SELECT t.revoked_at, t.expires_at, u.active FROM api_tokens t "
     "LEFT JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?"
 )
 
 
-def _still_valid(key: str, principal: Principal) -> bool:
+def _still_valid(key: str, is_device: bool) -> bool:
     try:
         row = reader.fetchone(db.engine, _TOKEN_STILL_VALID, (key,))
     except LookupError:
@@ -44,24 +64,44 @@ def _still_valid(key: str, principal: Principal) -> bool:
         expires = expires_at if isinstance(expires_at, datetime) else datetime.fromisoformat(expires_at)
         if from_db(expires) <= utcnow():
             return False
-    return principal.is_device or bool(active)
+    return is_device or bool(active)
+
+
+def _bind(session, hit: _CachedToken) -> Principal | None:
+    """The cached principal, with this request's objects (None if a row has gone)."""
+    if hit.token_kind == "device":
+        org = session.get(Organization, hit.device_org_id) if hit.device_org_id is not None else None
+        return Principal(device_org=org, token_kind="device") if org is not None else None
+    user = session.get(User, hit.user_id) if hit.user_id is not None else None
+    return Principal(user=user) if user is not None else None
 
 
 def _principal_for_token(token: str) -> Principal:
-    key = hash_token(token)
+    token_hash = hash_token(token)
+    key = (str(db.engine.url), token_hash)
     hit = _token_cache.get(key)
     now = time.monotonic()
-    if hit is not None and hit[0] > now and _still_valid(key, hit[1]):
-        return hit[1]
+    if hit is not None and hit.expires > now and _still_valid(token_hash, hit.token_kind == "device"):
+        principal = _bind(db.session, hit)
+        if principal is not None:
+            return principal
     principal = principal_for_token(db.session, token)
-    if len(_token_cache) > 10_000:
-        _token_cache.clear()
-    _token_cache[key] = (now + TOKEN_CACHE_SECONDS, principal)
+    entry = _CachedToken(
+        expires=now + TOKEN_CACHE_SECONDS, token_kind=principal.token_kind,
+        user_id=principal.user.id if principal.user is not None else None,
+        device_org_id=principal.device_org.id if principal.device_org is not None else None,
+    )
+    with _token_cache_lock:
+        if len(_token_cache) > TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[key] = entry
     return principal
 
 
 def forget_token(token: str) -> None:
-    _token_cache.pop(hash_token(token), None)
+    with _token_cache_lock:
+        for key in [k for k in _token_cache if k[1] == hash_token(token)]:
+            _token_cache.pop(key, None)
 
 
 def current_principal(optional: bool = False) -> Principal | None:

@@ -14,22 +14,31 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 
+class _Connection:
+    __slots__ = ("conn", "pid", "qmark", "statements")
+
+    def __init__(self, conn, pid: int, qmark: bool) -> None:
+        self.conn, self.pid, self.qmark = conn, pid, qmark
+        self.statements: dict[str, str] = {}
+
+
 class AutocommitReader:
     def __init__(self) -> None:
         self._local = threading.local()
 
     def _connection(self, engine: Engine):
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid() or getattr(local, "url", None) != engine.url:
+        # One connection per process, thread and database: two apps in one process (each with
+        # its engine) never read through each other's connection; only plain rows come back.
+        by_url = self._local.__dict__.setdefault("by_url", {})
+        local = by_url.get(engine.url)
+        if local is None or local.pid != os.getpid():
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
             conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
             if engine.dialect.name == "sqlite":
                 conn.isolation_level = None  # autocommit: every read sees the latest commit
             else:
                 conn.autocommit = True
-            local.conn, local.pid, local.url = conn, os.getpid(), engine.url
-            local.qmark = engine.dialect.paramstyle == "qmark"
-            local.statements = {}
+            local = by_url[engine.url] = _Connection(conn, os.getpid(), engine.dialect.paramstyle == "qmark")
         return local
 
     def fetchone(self, engine: Engine, sql: str, params: tuple) -> tuple[Any, ...] | None:
@@ -48,7 +57,8 @@ class AutocommitReader:
                 finally:
                     cursor.close()
             except Exception as exc:
-                self._local.pid = None  # reconnect next time (the database may have restarted)
+                # Reconnect next time (the database may have restarted).
+                self._local.__dict__.setdefault("by_url", {}).pop(engine.url, None)
                 if attempt == 2:
                     raise LookupError(str(exc)) from exc
         return None

@@ -46,6 +46,8 @@ def register(app) -> None:
         if not inspect(db.engine).has_table("organizations"):
             raise click.ClickException("数据库尚未建表 (no tables): run `flask --app wsgi db upgrade` first")
         started = time.monotonic()
+        # An explicit worker boundary: the demo loader commits its own work (app.demo.data), not
+        # through app.common.tx.cli_transaction.
         summary = load_demo(db.session, now)
         if summary["status"] == "already_loaded":
             click.echo("演示数据已存在，未做任何修改 (the demo data is already loaded; nothing changed).")

@@ -269,7 +269,7 @@ def load_operator(session: Session, ctx_now: datetime) -> tuple[User, bool]:
         return user, False
     user = User(username="admin", display_name="平台运维", is_operator=True, role="admin", password_hash="",
                 created_at=ctx_now)
-    set_password(user, PASSWORD)
+    set_password(session, user, PASSWORD)
     session.add(user)
     session.flush()
     return user, True

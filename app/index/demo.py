@@ -43,7 +43,7 @@ def _invented(rng: random.Random, indicator: Indicator) -> float:
 @demo_extension
 def synergy_index_values(session: Session, ctx: DemoContext, now: datetime) -> None:
     rng = random.Random(SEED)
-    defn = definition()
+    defn = definition(session)
     for year in (now.year - 2, now.year - 1):
         for code, _name, _en in TAIZHOU_COUNTIES:
             for indicator in defn.indicators.values():

@@ -13,7 +13,6 @@ from app.common.schemas import listing, page_schema
 from app.common.timeutil import local_date, utcnow
 from app.extensions import db
 from app.index import importing, schemas, services
-from app.ledger.views import unit_of_work
 
 blp = Blueprint("index", __name__, description="County synergy index (减污降碳协同指数, 附件2)")
 
@@ -36,7 +35,7 @@ def definition():
     """The indicator tree (5 / 15 / 32) with weights, directions, quarterly rules and the weight
     problems found when the table was loaded (reported, never fixed)."""
     require_user()
-    return services.definition_document()
+    return services.definition_document(services.definition(db.session))
 
 
 def _rows_of_request() -> importing.RawRows:
@@ -62,8 +61,7 @@ def import_values():
     bad row and field, and nothing is stored; a re-import updates the value and keeps the old one."""
     actor = require_user()
     services.require_importer(actor)  # 403 before reading the upload
-    with unit_of_work():
-        return services.import_values(db.session, actor, _rows_of_request())
+    return services.import_values(db.session, actor, _rows_of_request())
 
 
 @blp.route("/index/values")
@@ -114,7 +112,7 @@ def index_page():
             error = exc.detail
         status = 422
     return render_template("index_scores.html", result=result, error=error, period=period, base_year=base_year,
-                           definition=services.definition(), title=_("减污降碳协同指数")), status
+                           definition=services.definition(db.session), title=_("减污降碳协同指数")), status
 
 
 API_BLUEPRINTS = (blp,)

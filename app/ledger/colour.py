@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, select
 
-from app.boxes.colour import Finding, check, fact_provider
+from app.boxes.colour import Finding, check
 from app.ledger.models import LedgerRecord
 
 EPS = 0.0005
@@ -28,7 +28,6 @@ _WASTE_ON_SITE = (
 )
 
 
-@fact_provider
 def waste_on_site(session, boxes, facts_by_box, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:

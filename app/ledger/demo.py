@@ -317,7 +317,7 @@ def _ship(session, loop: Loop, shipment: Shipment) -> None:
     if picked <= submitted:
         picked = submitted + 0.5 * HOUR
     if shipment.fate == "overdue":
-        while ledger._receipt_due(picked) > now - 2 * HOUR:
+        while ledger._receipt_due(session, picked) > now - 2 * HOUR:
             picked -= DAY
         picked = max(picked, submitted + HOUR)
     if picked > now - HOUR:
@@ -327,7 +327,7 @@ def _ship(session, loop: Loop, shipment: Shipment) -> None:
         return
     receiver_actor = loop.plant_actor[receiver.id]
     if shipment.fate == "late":
-        arrived = ledger._receipt_due(picked) + rng.uniform(1, 2.5) * DAY
+        arrived = ledger._receipt_due(session, picked) + rng.uniform(1, 2.5) * DAY
         arrived = _working_hours(rng, arrived, 9, 16)
     else:
         arrived = picked + rng.uniform(2, 7) * HOUR

@@ -1,11 +1,9 @@
 """Ledger, stock, manifests and anomalies: thin views over :mod:`app.ledger.services`.
 
-Every write commits on success and rolls back on any error, so a refused request changes nothing
-(tests share one session across requests; a half-done change must never leak into the next commit).
+Writes commit once, at the request boundary (app.common.tx): on success only, so a refused request
+changes nothing (tests share one session across requests; a half-done change must never leak).
 """
 from __future__ import annotations
-
-from contextlib import contextmanager
 
 from flask import Blueprint as PageBlueprint, Response, abort, current_app, redirect, render_template, request, url_for
 from flask.views import MethodView
@@ -17,6 +15,7 @@ from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
 from app.common.schemas import listing, page_schema
 from app.common.timeutil import to_local_str, utcnow
+from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger import schemas, services
 from app.ledger.catalogue import load_catalogue
@@ -24,16 +23,6 @@ from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH, manifest_pdf
 
 blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
-
-
-@contextmanager
-def unit_of_work():
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 # ---------------------------------------------------------------- ledger and stock
@@ -52,9 +41,7 @@ class Ledger(MethodView):
     @blp.response(201, schemas.LedgerRecordOut)
     def post(self, body):
         """Record a waste by hand (generation and into storage). Replacements record their own."""
-        with unit_of_work():
-            record = services.record_by_hand(db.session, require_user(), body)
-        return record
+        return services.record_by_hand(db.session, require_user(), body)
 
 
 @blp.route("/stock")
@@ -98,9 +85,7 @@ class Manifests(MethodView):
     def post(self, body):
         """Start a manifest from stock (draft; ``submit: true`` submits at once). Paper and national
         manifests are recorded with their number and transfer time."""
-        with unit_of_work():
-            manifest = services.create_manifest(db.session, require_user(), body)
-        return manifest
+        return services.create_manifest(db.session, require_user(), body)
 
 
 @blp.route("/manifests/<string:number>.pdf")
@@ -122,9 +107,8 @@ def manifest_detail(number):
 
 def _action(number: str, action: str, body: dict):
     actor = require_user()
-    with unit_of_work():
-        manifest = services.get_manifest(db.session, actor, number)
-        services.act(db.session, actor, manifest, action, body)
+    manifest = services.get_manifest(db.session, actor, number)
+    services.act(db.session, actor, manifest, action, body)
     return manifest
 
 
@@ -235,9 +219,9 @@ def verify_pickup(number):
     if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
         return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
     try:
-        with unit_of_work():
-            services.pickup(db.session, principal, manifest, data)
+        services.pickup(db.session, principal, manifest, data)
     except DomainError as exc:
+        rollback_request(db.session)  # answered with a redirect (< 400): nothing of it may be stored
         return redirect(url_for("manifest_pages.verify", number=number, error=exc.detail))
     return redirect(url_for("manifest_pages.verify", number=number))
 

@@ -59,7 +59,7 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
         raise Forbidden("只有再生单位可以登记再生批次 (only a regeneration plant records regeneration batches)")
     errors: dict[str, list[str]] = {}
     method = (data.get("method_code") or "").upper()
-    known = methods()
+    known = methods(session)
     if method not in known:
         errors["method_code"] = [f"one of {', '.join(known)}"]
     elif known[method].kind != "utilisation":
@@ -71,7 +71,7 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
         value = data.get(name)
         if not isinstance(value, (int, float)) or value <= 0:
             errors[name] = ["must be greater than 0"]
-    carbon_codes = rules().waste_carbon_codes
+    carbon_codes = rules(session).waste_carbon_codes
     wanted: dict[int, float] = defaultdict(float)
     places: dict[int, list[int]] = defaultdict(list)
     raw_inputs = data.get("inputs") or []
@@ -184,14 +184,3 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
     if not fill.batch_no:
         fill.batch_no = batch.batch_no
 
-
-def _register_box_hooks() -> None:
-    from app.boxes.services import FILL_HOOKS, FILL_VALIDATORS
-
-    if validate_fill not in FILL_VALIDATORS:
-        FILL_VALIDATORS.append(validate_fill)
-    if on_fill not in FILL_HOOKS:
-        FILL_HOOKS.append(on_fill)
-
-
-_register_box_hooks()

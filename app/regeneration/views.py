@@ -7,7 +7,6 @@ from flask_smorest import Blueprint
 from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
 from app.extensions import db
-from app.ledger.views import unit_of_work
 from app.regeneration import schemas, services
 
 blp = Blueprint("regeneration", __name__, description="Regeneration batches (再生批次): the loop back to the boxes")
@@ -26,9 +25,7 @@ class Batches(MethodView):
     @blp.response(201, schemas.BatchOut)
     def post(self, body):
         """Record a batch: received waste carbon consumed (manifest lines, kg), carbon produced, iodine."""
-        with unit_of_work():
-            batch = services.record_batch(db.session, require_user(), body)
-        return batch
+        return services.record_batch(db.session, require_user(), body)
 
 
 @blp.route("/regeneration-batches/<int:batch_id>")

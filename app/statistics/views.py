@@ -93,13 +93,7 @@ class ValueAddedView(MethodView):
         source_department}. A figure for the same scope and period is replaced. Operators and city/county
         regulators (within their county). All or nothing: a bad item → 422 with errors by item index."""
         actor = require_user()
-        try:
-            result = services.import_value_added(db.session, actor, items)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        return result
+        return services.import_value_added(db.session, actor, items)
 
 
 # ---------------------------------------------------------------- the page

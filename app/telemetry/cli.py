@@ -44,6 +44,8 @@ def register(app) -> None:
                 click.echo(f"{counts['messages']} messages, {counts['accepted']} readings, "
                            f"{counts['dead_letters']} dead letters")
 
+        # An explicit worker boundary: the subscriber commits each batch of messages itself
+        # (app.telemetry.mqtt), outside the request boundary of app.common.tx.
         subscriber = mqtt.Subscriber(current_app._get_current_object(), url, topic, client_id, on_batch=report,
                                 batch_messages=batch_messages or mqtt.BATCH_MESSAGES,
                                 batch_ms=mqtt.BATCH_MS if batch_ms is None else batch_ms,

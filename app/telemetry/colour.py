@@ -14,7 +14,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
-from app.boxes.colour import Finding, check, fact_provider
+from app.boxes.colour import Finding, check
 from app.telemetry.models import BoxSensorState
 from app.telemetry.services import Settings, open_interval_kg, sync_state_to_fill
 
@@ -49,7 +49,6 @@ def _states(session, ids: list[int]) -> dict[int, BoxSensorState]:
     return states
 
 
-@fact_provider
 def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:

@@ -22,6 +22,7 @@ from app.common.auth import current_principal
 from app.common.errors import NotFound
 from app.common.schemas import paginate
 from app.common.timeutil import SHANGHAI, from_db, utcnow
+from app.common.tx import commit_read_effects
 from app.extensions import db
 from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
@@ -314,7 +315,7 @@ def dashboard():
             "to_pick_up": _manifest_list(principal, now, limit=10, status="submitted", party="carrier"),
             "in_transit": _manifest_list(principal, now, limit=10, status="in_transit", party="carrier"),
         }
-    db.session.commit()  # colours refreshed on read
+    commit_read_effects(db.session)  # colours refreshed on read
     return render_template("dash_home.html", principal=principal, org=org, sections=sections, now=now,
                            roles=[role_names().get(r, r) for r in sorted(roles)], anomaly_names=anomaly_names(),
                            box_total=sum(sections.get("oversight", {}).get("colours", {}).values()))
@@ -363,7 +364,7 @@ def ledger():
     records, total = paginate(db.session, query.order_by(None).order_by(
         LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()), page, PER_PAGE)
     enterprise = ledger_services.visible_enterprise(db.session, principal, enterprise_id)
-    methods = ledger_services.methods()
+    methods = ledger_services.methods(db.session)
     return render_template("ledger_list.html", enterprise=enterprise, records=records, total=total, totals=totals,
                            methods=methods, **context)
 
@@ -436,7 +437,7 @@ def manifest_detail(number):
         return _not_found(_("联单 %(number)s 不存在，或您无权查看。", number=number))
     events = [{"e": e, "details": _event_details(e.detail or {})} for e in manifest.events]
     return render_template("manifest_detail.html", m=manifest, flags=_manifest_flags(manifest, now), events=events,
-                           methods=ledger_services.methods(), action_names=action_names(), party_names=party_names(),
+                           methods=ledger_services.methods(db.session), action_names=action_names(), party_names=party_names(),
                            acceptance_names=acceptance_names(), now=now,
                            shipped_kg=sum(line.quantity_kg for line in manifest.lines))
 
@@ -470,7 +471,7 @@ def box_detail(code):
         start = now - timedelta(hours=48)
         rows = telemetry_services.rollup_readings(db.session, box, start, now, "hour")
         chart = _chart(rows, start, now, box.emission_limit_mg_m3)
-    db.session.commit()  # the colour refreshed on read
+    commit_read_effects(db.session)  # the colour refreshed on read
     return render_template("dash_box.html", box=box, p=payload, segments=list(reversed(segments)), days=days,
                            fills=list(reversed(hist["fills"])), events=list(reversed(hist["events"])), chart=chart,
                            now=now, event_names=box_event_names(), status_names=box_status_names(),

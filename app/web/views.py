@@ -15,6 +15,8 @@ from app.boxes.schemas import FillIn
 from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
+from app.common.tx import commit_read_effects
+from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.web import pages
@@ -147,13 +149,13 @@ def scan(code):
     # read cache (checked against the box's revision, see app.boxes.cache).
     anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
     normal = codes.normalise(code)
-    cache_key = (select_locale(),)
+    cache_key = (select_locale(), wiring_of(db.session).rules_dir)  # see app.boxes.views._cache_scope
     entry = cache.scan_page_cache.get(db.engine, cache_key, normal, now) if anonymous_get and normal else None
     if entry is not None:
         label_state, problem, detail = _label_state(entry.facts.code, entry.facts.label_version)
         if problem:
             box_services.record_scan_problem(db.session, entry.facts.box_id, problem, detail, now)
-            db.session.commit()
+            commit_read_effects(db.session)
         if label_state in entry.value:
             return entry.value[label_state]
     box = box_services.find_box_public(db.session, code)
@@ -167,7 +169,7 @@ def scan(code):
     form_errors: dict = {}
     if request.method == "POST":
         if not can_fill:
-            db.session.commit()
+            commit_read_effects(db.session)  # the scan problem found above, if any
             return render_template("error.html", status=403, title=_("无权操作"),
                                    detail=_("只有本企业或其换炭服务单位的人员可以登记换炭。")), 403
         form = {k: v for k, v in request.form.items() if v.strip() and k not in ("csrf", "csrf_token")}
@@ -181,11 +183,11 @@ def scan(code):
         except DomainError as exc:
             form_errors = {"_": [exc.detail]}
         else:
-            db.session.commit()
-            flash(_("换炭记录已保存"))
+            flash(_("换炭记录已保存"))  # committed by the boundary (app.common.tx): a redirect
             return redirect(url_for("web.scan", code=box.code))
     view = box_services.view_box(db.session, box, now)
-    db.session.commit()
+    if not form_errors:
+        commit_read_effects(db.session)  # a refused form (422) is rolled back by the boundary
     payload = presenters.box_payload(view)
     last_replacement = box_services.last_replacement(db.session, box.id)
     status = 422 if form_errors else 200
@@ -196,7 +198,7 @@ def scan(code):
         if entry is not None:
             entry.value[label_state] = html
         else:
-            cache.scan_page_cache.put(cache_key, box, {label_state: html}, now, view.evaluation.next_check_at)
+            cache.scan_page_cache.put(db.engine, cache_key, box, {label_state: html}, now, view.evaluation.next_check_at)
     return html, status
 
 
@@ -239,7 +241,7 @@ def boxes_page():
 
     boxes, total = paginate(db.session, query, page, 50)
     views = box_services.view_boxes(db.session, boxes)
-    db.session.commit()
+    commit_read_effects(db.session)
     return render_template("boxes.html", items=[presenters.box_payload(v) for v in views], total=total,
                            page=page, colour=colour)
 

@@ -103,8 +103,6 @@ def test_every_problem_is_listed_at_once():
 
 
 def test_override_folder_and_start_check(tmp_path, monkeypatch):
-    from app.boxes.services import RULES_DIR_OVERRIDE
-
     data = raw()
     data["version"] = "local-1"
     (tmp_path / "synergy_index.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -113,7 +111,6 @@ def test_override_folder_and_start_check(tmp_path, monkeypatch):
 
     data["indicators"][0]["parent"] = 77
     (tmp_path / "synergy_index.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setitem(RULES_DIR_OVERRIDE, "dir", None)  # create_app sets it; restored after the test
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     from app import create_app
 

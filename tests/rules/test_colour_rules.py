@@ -37,8 +37,11 @@ def test_invalid_rule_files_are_reported_never_fixed(mutate, expected):
         parse_rules(data)
 
 
-def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, world, api):
-    from app.boxes import services as box_services
+def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, app, world, api):
+    from dataclasses import replace
+
+    from app.common.wiring import EXTENSION_KEY, SESSION_KEY, wiring_of
+    from app.extensions import db
     from tests.boxes.builders import register
 
     data = yaml.safe_load(yaml.safe_dump(SHIPPED, allow_unicode=True))
@@ -47,7 +50,9 @@ def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, world, api):
             rule["params"]["threshold"] = 0.01  # a stricter regulator
     data["version"] = "strict-test"
     (tmp_path / "colour_rules.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setitem(box_services.RULES_DIR_OVERRIDE, "dir", str(tmp_path))
+    strict = replace(wiring_of(db.session), rules_dir=str(tmp_path))
+    monkeypatch.setitem(app.extensions, EXTENSION_KEY, strict)
+    monkeypatch.setitem(db.session.info, SESSION_KEY, strict)  # the test's requests share its session
     code = register(api)["code"]
     from datetime import datetime, timedelta, timezone
 

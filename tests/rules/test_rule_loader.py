@@ -286,9 +286,6 @@ def test_rules_check_command(app, tmp_path):
 
 def test_create_app_with_a_broken_rules_dir_refuses_to_start(tmp_path, monkeypatch):
     from app import create_app
-    from app.boxes.services import RULES_DIR_OVERRIDE
-
-    monkeypatch.setitem(RULES_DIR_OVERRIDE, "dir", None)  # create_app sets it; restored after the test
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()

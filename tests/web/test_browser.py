@@ -41,6 +41,7 @@ def live(tmp_path_factory):
     served = create_app({
         "SECRET_KEY": "browser-" + uuid.uuid4().hex,
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(folder / "browser.sqlite3"),
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     })
     assert served.config.get("WTF_CSRF_ENABLED", True), "the browser test runs with CSRF protection on"
     server = make_server("127.0.0.1", 0, served, threaded=True)

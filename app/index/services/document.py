@@ -5,12 +5,10 @@ from typing import Any
 
 from app.index.definition import Definition, Indicator
 from app.index.services.reference import COUNTY_NAMES, COUNTY_NAMES_EN
-from app.index.services.rules import definition
 
 
-def definition_document(defn: Definition | None = None) -> dict[str, Any]:
+def definition_document(defn: Definition) -> dict[str, Any]:
     """The tree with weights, directions, the quarterly rules and the problems found when loading."""
-    defn = defn or definition()
 
     def indicator_doc(ind: Indicator) -> dict[str, Any]:
         return {"number": ind.number, "name": ind.name, "name_en": ind.name_en, "weight": ind.weight,

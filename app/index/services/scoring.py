@@ -85,7 +85,7 @@ def scores(session: Session, actor: Principal, period_text: Any, base_year: int 
     """The index for a period: per county the scores, subtotals, total, rank, missing indicators and
     the change against the base year; counties ordered by rank, then code."""
     require_score_reader(actor)
-    defn = definition()
+    defn = definition(session)
     period = parse_period(period_text)
     base = base_year if base_year is not None else (defn.target_base_year or period.year - 1)
     if base >= period.year or base < MIN_YEAR:

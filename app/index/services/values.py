@@ -26,7 +26,7 @@ def import_values(session: Session, actor: Principal, raw: RawRows, now: datetim
     """Validate every row, then upsert them all (the caller commits). Counts what changed."""
     require_importer(actor)
     now = now or utcnow()
-    rows = validate_rows(definition(), raw)
+    rows = validate_rows(definition(session), raw)
     user_id = actor.user.id if actor.user else None
     # One index import at a time. SQLite: the write lock. PostgreSQL: a transaction-scoped advisory
     # lock, taken before the existing values are read, so that a concurrent import of the same new

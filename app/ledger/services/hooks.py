@@ -30,16 +30,3 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         note=f"碳箱 {box.code} 更换活性炭 (replacement in box {box.code})",
     )
     fill.ledger_batch_code = generation.batch_code  # shown in the fill's API response
-
-
-def _register_box_hooks() -> None:
-    from app.boxes.services import FILL_HOOKS, FILL_VALIDATORS
-
-    if validate_replacement not in FILL_VALIDATORS:
-        FILL_VALIDATORS.append(validate_replacement)
-    if on_fill not in FILL_HOOKS:
-        FILL_HOOKS.append(on_fill)
-
-
-_register_box_hooks()
-

@@ -228,10 +228,10 @@ def _record_past_transfer(session: Session, actor: Principal, manifest: Manifest
     _ship(session, manifest, transferred_at, actor)
     manifest.status = "in_transit"
     manifest.picked_up_at = transferred_at
-    manifest.receipt_due_at = _receipt_due(transferred_at)
-    days = calendar().working_days_between(local_date(transferred_at), local_date(now))
+    manifest.receipt_due_at = _receipt_due(session, transferred_at)
+    days = calendar(session).working_days_between(local_date(transferred_at), local_date(now))
     manifest.entry_working_days = days
-    manifest.late_entry = days > rules().paper_entry_working_days
+    manifest.late_entry = days > rules(session).paper_entry_working_days
     _event(session, manifest, actor, "record_transfer", "draft", transferred_at, "consignor",
            entered_at=now.isoformat(), working_days_after_transfer=days, late=manifest.late_entry,
            vehicle_plate=manifest.vehicle_plate, driver_name=manifest.driver_name)

@@ -15,9 +15,9 @@ from app.ledger.models import LedgerRecord, Manifest, ManifestLine, WasteStock
 from app.ledger.services.rules_access import EPS, _day_start, kg, rules
 
 
-def _period(start: date | None, end: date | None, now: datetime) -> tuple[datetime, datetime]:
+def _period(session: Session, start: date | None, end: date | None, now: datetime) -> tuple[datetime, datetime]:
     until = _day_start(end + timedelta(days=1)) if end else now
-    since = _day_start(start) if start else until - timedelta(days=rules().default_period_days)
+    since = _day_start(start) if start else until - timedelta(days=rules(session).default_period_days)
     return since, until
 
 
@@ -30,8 +30,8 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
               end: date | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers."""
     now = now or utcnow()
-    cfg = rules()
-    since, until = _period(start, end, now)
+    cfg = rules(session)
+    since, until = _period(session, start, end, now)
     orgs_q = select(Organization).where(enterprise_scope(actor))
     if enterprise:
         orgs_q = orgs_q.where(Organization.id == enterprise)

@@ -5,8 +5,11 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 
 from app.common.timeutil import SHANGHAI
-from app.ledger.calendar import WorkCalendar, load_calendar
-from app.ledger.catalogue import LedgerRules, Method, WasteEntry, load_catalogue, load_ledger_rules, load_methods
+from sqlalchemy.orm import Session
+
+from app.common.wiring import wiring_of
+from app.ledger.calendar import WorkCalendar
+from app.ledger.catalogue import LedgerRules, Method, WasteEntry, load_catalogue
 
 EPS = 0.0005  # half a gram: quantities are rounded to grams
 
@@ -16,22 +19,17 @@ def kg(value: float) -> float:
     return round(float(value) + 0.0, 3)
 
 
-def _override_dir() -> str | None:
-    from app.boxes.services import RULES_DIR_OVERRIDE
-
-    return RULES_DIR_OVERRIDE.get("dir")
-
-
-def rules() -> LedgerRules:
-    return load_ledger_rules(_override_dir())
+# The rule files of the app that made ``session`` (its RULES_DIR): app.common.wiring.
+def rules(session: Session) -> LedgerRules:
+    return wiring_of(session).ledger_rules()
 
 
-def methods() -> dict[str, Method]:
-    return load_methods(_override_dir())
+def methods(session: Session) -> dict[str, Method]:
+    return wiring_of(session).methods()
 
 
-def calendar() -> WorkCalendar:
-    return load_calendar(_override_dir())
+def calendar(session: Session) -> WorkCalendar:
+    return wiring_of(session).calendar()
 
 
 def catalogue_entry(code: str | None) -> WasteEntry | None:

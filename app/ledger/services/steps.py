@@ -83,9 +83,9 @@ def _event(session: Session, manifest: Manifest, actor: Principal | None, action
     return event
 
 
-def _receipt_due(picked_up_at: datetime) -> datetime:
+def _receipt_due(session: Session, picked_up_at: datetime) -> datetime:
     """End of the N-th working day after pickup (Shanghai): later receipts are overdue."""
-    due_day = calendar().add_working_days(local_date(picked_up_at), rules().receipt_working_days)
+    due_day = calendar(session).add_working_days(local_date(picked_up_at), rules(session).receipt_working_days)
     return _day_start(due_day + timedelta(days=1))
 
 
@@ -140,7 +140,7 @@ def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     touched = _ship(session, manifest, at, actor)
     manifest.status = "in_transit"
     manifest.picked_up_at = at
-    manifest.receipt_due_at = _receipt_due(at)
+    manifest.receipt_due_at = _receipt_due(session, at)
     _event(session, manifest, actor, "pickup", "submitted", at, "carrier", vehicle_plate=manifest.vehicle_plate,
            driver_name=manifest.driver_name, receipt_due_at=manifest.receipt_due_at.isoformat())
     refresh_box_colours(session, touched, now)
@@ -190,7 +190,7 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         errors.setdefault("lines", []).append("nothing accepted: refuse the manifest with the reject action")
     if errors:
         raise InvalidInput("The receipt has invalid fields.", errors=errors)
-    tolerance = rules().quantity_tolerance
+    tolerance = rules(session).quantity_tolerance
     returns: dict[int, float] = {}
     discrepancies = []
     for no, g in given.items():
@@ -252,7 +252,7 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     _begin_step(session, actor, manifest, "receiver", "process")
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "processed_at", data.get("processed_at"), now, manifest.received_at, "the receipt")
-    known = methods()
+    known = methods(session)
     by_no = {line.line_no: line for line in manifest.lines}
     chosen: dict[int, str] = {}
     for i, item in enumerate(data.get("lines") or []):

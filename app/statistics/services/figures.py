@@ -27,7 +27,7 @@ def landfill_by_period(session: Session, scope: Scope, periods: list[Period]) ->
     # Bucketed in a subquery and grouped by its column: PostgreSQL would not match a CASE with
     # bound parameters in the select list to the "same" CASE in GROUP BY.
     bucket = case(*[(within(Manifest.processed_at, p), i) for i, p in enumerate(distinct)], else_=-1)
-    landfill = landfill_codes()
+    landfill = landfill_codes(session)
     lines = (select(bucket.label("bucket"), ManifestLine.accepted_kg.label("accepted_kg"),
                     case((ManifestLine.method_code.in_(landfill), ManifestLine.accepted_kg), else_=0).label("landfilled"))
              .join(Manifest, Manifest.id == ManifestLine.manifest_id)
@@ -85,7 +85,7 @@ def manifest_lines(session: Session, scope: Scope, period: Period, now: datetime
         base.add_columns(ManifestLine.waste_code, sum_or_zero(ManifestLine.received_kg),
                          sum_or_zero(ManifestLine.accepted_kg))
         .where(within(Manifest.received_at, period)).group_by(ManifestLine.waste_code))}
-    carbon = rules().waste_carbon_codes
+    carbon = rules(session).waste_carbon_codes
     lines = (base.add_columns(ManifestLine.method_code, ManifestLine.waste_code, ManifestLine.accepted_kg,
                               ManifestLine.consumed_kg)
              .where(within(Manifest.processed_at, period), ManifestLine.method_code.is_not(None))).subquery()

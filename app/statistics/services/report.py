@@ -48,7 +48,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     by_method: dict[str, float] = {}
     carbon_processed = carbon_consumed = 0.0
     for method_code, carbon_accepted, accepted, consumed in processed_rows:
-        treatment[f"{treatment_of(method_code)}_kg"] += float(accepted or 0)
+        treatment[f"{treatment_of(session, method_code)}_kg"] += float(accepted or 0)
         by_method[method_code] = by_method.get(method_code, 0.0) + float(accepted or 0)
         carbon_processed += float(carbon_accepted or 0)
         carbon_consumed += float(consumed or 0)
@@ -81,7 +81,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     growth = (round((now_intensity - ly_intensity) / ly_intensity, 6)
               if now_intensity is not None and ly_intensity else None)
     current = va.get(period.label)
-    carbon_codes = rules().waste_carbon_codes
+    carbon_codes = rules(session).waste_carbon_codes
     carbon_generated = kg(sum(i["generated_kg"] for i in by_code if i["waste_code"] in carbon_codes))
     stock_change = kg(generated - total("shipped_kg") + total("returned_kg"))
 
@@ -97,7 +97,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         "by_waste_code": by_code,
         "processed_kg": processed, "landfilled_kg": landfilled, "landfill_share": share,
         "treatment": {**treatment, "processed_kg": processed},
-        "by_method": [{"method_code": code, "treatment": treatment_of(code), "quantity_kg": kg(q)}
+        "by_method": [{"method_code": code, "treatment": treatment_of(session, code), "quantity_kg": kg(q)}
                       for code, q in sorted(by_method.items())],
         "landfill_trend": {"previous": trend(compared[0]), "base": trend(compared[1])},
         "regeneration": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, case, func
+from sqlalchemy.orm import Session
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
@@ -50,8 +51,8 @@ def ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def treatment_of(code: str) -> str:
-    method = methods().get(code)
+def treatment_of(session: Session, code: str) -> str:
+    method = methods(session).get(code)
     if method is None:
         return "other"
     if method.landfill:
@@ -61,5 +62,5 @@ def treatment_of(code: str) -> str:
     return {"D10": "incinerated", "C1": "cement_kiln"}.get(code, "other")
 
 
-def landfill_codes() -> list[str]:
-    return sorted(code for code, m in methods().items() if m.landfill)
+def landfill_codes(session: Session) -> list[str]:
+    return sorted(code for code, m in methods(session).items() if m.landfill)

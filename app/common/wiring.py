@@ -1,0 +1,108 @@
+"""The app's wiring: which rule files, which cross-domain hooks, which password hashing.
+
+Nothing here is process-wide state. :func:`build_wiring` is the ONE place where the domains are
+plugged into each other (the ledger and regeneration fill hooks, the telemetry and ledger colour
+fact providers); :func:`app.create_app` calls it once and keeps the result on
+``app.extensions["tanxiang.wiring"]``. Two apps in one process therefore each have their own.
+
+Services stay Flask-free: they read the wiring from the session they are given,
+``wiring_of(session)``. ``db.session`` is a :class:`WiredSession`, which copies the current app's
+wiring into ``session.info`` when Flask-SQLAlchemy creates it (once per app context). A session
+made any other way (a script's ``Session(engine)``) gets the default wiring the first time it is
+asked, built by the same function from an empty configuration, so a fill recorded from a script
+that imports only ``app.boxes.services`` still writes its ledger record.
+
+Rule files are read through their loaders' caches, keyed by the file's path and modification time
+and holding parsed values only: two apps with different ``RULES_DIR`` folders get different
+entries, and a regulator's edit of a rule file is picked up without a restart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from flask import current_app, has_app_context
+from flask_sqlalchemy.session import Session as FlaskSession
+
+if TYPE_CHECKING:  # pragma: no cover
+    from app.boxes.colour import RuleSet
+
+EXTENSION_KEY = "tanxiang.wiring"
+SESSION_KEY = "tanxiang.wiring"
+DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # werkzeug's default; tests lower the cost through config
+
+
+@dataclass(frozen=True)
+class Wiring:
+    rules_dir: str | None
+    # fill validators(session, box, data, actor) raise InvalidInput before a fill is stored;
+    # fill hooks(session, fill, actor) run after it is flushed.
+    fill_validators: tuple[Callable[..., None], ...]
+    fill_hooks: tuple[Callable[..., None], ...]
+    # provider(session, boxes, facts_by_box_id, now) adds facts for the colour engine.
+    fact_providers: tuple[Callable[..., None], ...]
+    password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
+
+    # The rule files, each through its loader's (path, mtime) cache.
+    def colour_rules(self) -> RuleSet:
+        from app.boxes.colour import load_rules
+
+        return load_rules(self.rules_dir)
+
+    def ledger_rules(self):
+        from app.ledger.catalogue import load_ledger_rules
+
+        return load_ledger_rules(self.rules_dir)
+
+    def methods(self):
+        from app.ledger.catalogue import load_methods
+
+        return load_methods(self.rules_dir)
+
+    def calendar(self):
+        from app.ledger.calendar import load_calendar
+
+        return load_calendar(self.rules_dir)
+
+    def index_definition(self):
+        from app.index.definition import load_definition
+
+        return load_definition(self.rules_dir)
+
+
+def build_wiring(config: Mapping[str, Any]) -> Wiring:
+    """Plug the domains together, explicitly (never by the side effect of an import)."""
+    from app.ledger import colour as ledger_colour
+    from app.ledger import services as ledger
+    from app.regeneration import services as regeneration
+    from app.telemetry import colour as telemetry_colour
+
+    wiring = Wiring(
+        rules_dir=config.get("RULES_DIR") or None,
+        fill_validators=(ledger.validate_replacement, regeneration.validate_fill),
+        fill_hooks=(ledger.on_fill, regeneration.on_fill),
+        fact_providers=(telemetry_colour.sensor_facts, ledger_colour.waste_on_site),
+        password_hash_method=config.get("PASSWORD_HASH_METHOD") or DEFAULT_PASSWORD_HASH_METHOD,
+    )
+    wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
+    return wiring
+
+
+def wiring_of(session) -> Wiring:
+    """The wiring of the app that made ``session`` (see the module docstring)."""
+    info = session.info
+    wiring = info.get(SESSION_KEY)
+    if wiring is None:
+        wiring = info[SESSION_KEY] = build_wiring({})
+    return wiring
+
+
+class WiredSession(FlaskSession):
+    """``db.session``: carries the wiring of the app whose context created it."""
+
+    def __init__(self, db, **kwargs: Any) -> None:
+        super().__init__(db, **kwargs)
+        if has_app_context():
+            wiring = current_app.extensions.get(EXTENSION_KEY)
+            if wiring is not None:
+                self.info[SESSION_KEY] = wiring
