@@ -31,11 +31,14 @@ class Limit:
         """The English message for an out-of-range value, None when the value is fine."""
         if not math.isfinite(value):
             return "must be a finite number"
-        low_bad = value <= self.min if self.min_exclusive else value < self.min
-        if low_bad or value > self.max:
-            low = f"> {self.min:g}" if self.min_exclusive else f"≥ {self.min:g}"
+        # The messages below the minimum are marshmallow's own wording, which the pages translate.
+        if self.min_exclusive and value <= self.min:
+            return f"must be greater than {self.min:g}"
+        if not self.min_exclusive and value < self.min:
+            return f"must be greater than or equal to {self.min:g}"
+        if value > self.max:
             unit = f" {self.unit}" if self.unit else ""
-            return f"must be {low} and ≤ {self.max:g}{unit} ({self.en})"
+            return f"must be at most {self.max:g}{unit} (plausible {self.en})"
         return None
 
     def describe(self) -> str:
