@@ -55,6 +55,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, overrides))
     app.json.ensure_ascii = False
+    from app.common import jsonprovider
+
+    jsonprovider.install(app)  # strict JSON: never NaN/Infinity (hardening)
 
     import_models()
     from app.common import tx
@@ -77,7 +80,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     api.init_app(app)
     csrf.init_app(app)
 
-    from app.common.errors import register_error_handlers
+    from app.common.errors import document_problems, register_error_handlers, register_request_guards
+
+    document_problems(api)  # errors documented as served: application/problem+json
 
     for domain in DOMAINS:
         views = _import_optional(f"app.{domain}.views")
@@ -93,6 +98,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
     register_error_handlers(app)
+    register_request_guards(app)  # API writes authenticated before input; JSON depth bounded
 
     @login_manager.user_loader
     def _load_user(user_id: str):

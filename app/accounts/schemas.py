@@ -3,14 +3,14 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.accounts.models import ORG_ROLES, USER_ROLES
-from app.common.schemas import Id, PageArgs, StrictSchema
+from app.common.schemas import Id, IsoDate, PageArgs, StrictSchema
 
 
 class LicenceSchema(Schema):
     number = fields.Str(required=True, validate=validate.Length(min=1, max=60))
     kind = fields.Str(load_default="hw_operation", metadata={"description": "hw_operation (危险废物经营许可证), transport (道路运输经营许可证), …"})
     waste_codes = fields.List(fields.Str(), load_default=list, metadata={"description": "waste codes or categories (HW49) it covers; empty = all"})
-    valid_until = fields.Date(allow_none=True, load_default=None)
+    valid_until = IsoDate(allow_none=True, load_default=None, metadata={"description": "YYYY-MM-DD"})
 
 
 class OrganizationIn(StrictSchema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.boxes.models import BOX_STATUSES, CARBON_TYPES, COLOURS
-from app.common.schemas import Id, LocalDateTime, PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import Id, PageArgs, Plausible, PlausibleDateTime, StrictSchema
 
 
 class BoxIn(StrictSchema):
@@ -14,15 +14,15 @@ class BoxIn(StrictSchema):
     facility_code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "TA001"})
     outlet_code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "DA001"})
     carbon_type = fields.Str(required=True, validate=validate.OneOf(CARBON_TYPES))
-    design_fill_kg = PositiveFloat(required=True, metadata={"description": "M, kg"})
-    design_airflow_m3_h = PositiveFloat(required=True, metadata={"description": "Q, m³/h"})
-    design_removed_mg_m3 = PositiveFloat(required=True, metadata={"description": "C, VOCs concentration removed, mg/m³"})
-    hours_per_day = PositiveFloat(required=True, validate=validate.Range(max=24), metadata={"description": "t, h/d"})
+    design_fill_kg = Plausible("carbon_kg", required=True, metadata={"description": "M, kg"})
+    design_airflow_m3_h = Plausible("airflow_m3_h", required=True, metadata={"description": "Q, m³/h"})
+    design_removed_mg_m3 = Plausible("voc_mg_m3", required=True, metadata={"description": "C, VOCs concentration removed, mg/m³"})
+    hours_per_day = Plausible("hours_per_day", required=True, metadata={"description": "t, h/d"})
     adsorption_capacity = fields.Float(load_default=0.10, validate=validate.Range(min=0, min_inclusive=False, max=0.5),
                                        metadata={"description": "S, dynamic adsorption capacity as a mass fraction"})
-    emission_limit_mg_m3 = PositiveFloat(required=True)
-    pressure_drop_min_pa = fields.Float(allow_none=True, validate=validate.Range(min=0))
-    pressure_drop_max_pa = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    emission_limit_mg_m3 = Plausible("voc_mg_m3", required=True)
+    pressure_drop_min_pa = Plausible("pressure_drop_pa", allow_none=True)
+    pressure_drop_max_pa = Plausible("pressure_drop_pa", allow_none=True)
     has_sensors = fields.Bool(load_default=False)
     waste_code = fields.Str(load_default="900-039-49", validate=validate.Regexp(r"^\d{3}-\d{3}-\d{2}$"))
 
@@ -49,16 +49,16 @@ class ReasonOut(Schema):
 
 
 class FillIn(StrictSchema):
-    filled_at = LocalDateTime(metadata={"description": "ISO 8601; no offset means Asia/Shanghai; default now"})
+    filled_at = PlausibleDateTime(metadata={"description": "ISO 8601; no offset means Asia/Shanghai; default now"})
     kind = fields.Str(validate=validate.OneOf(("initial", "replacement")))
-    mass_kg = PositiveFloat(required=True)
+    mass_kg = Plausible("carbon_kg", required=True)
     carbon_type = fields.Str(validate=validate.OneOf(CARBON_TYPES))
     supplier_org_id = Id(allow_none=True)
     supplier_name = fields.Str(load_default="", validate=validate.Length(max=200))
     batch_no = fields.Str(load_default="", validate=validate.Length(max=60))
-    iodine_mg_g = PositiveFloat(required=True, metadata={"description": "碘值 of the new carbon, mg/g"})
+    iodine_mg_g = Plausible("iodine_mg_g", required=True, metadata={"description": "碘值 of the new carbon, mg/g"})
     regeneration_batch_id = Id(allow_none=True, metadata={"description": "the regeneration batch the carbon came from"})
-    removed_waste_kg = PositiveFloat(allow_none=True, metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"})
+    removed_waste_kg = Plausible("waste_kg", allow_none=True, metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"})
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 

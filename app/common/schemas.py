@@ -1,8 +1,12 @@
 """Schema pieces shared across domains."""
 from __future__ import annotations
 
+import math
+from datetime import date
+
 from marshmallow import Schema, ValidationError, fields, validate
 
+from app.common import limits as _limits
 from app.common.timeutil import as_utc
 
 
@@ -21,6 +25,86 @@ class LocalDateTime(fields.DateTime):
         if value is None:
             return None
         return super()._serialize(as_utc(value), attr, obj, **kwargs)
+
+
+class PlausibleNumber(fields.Float):
+    """A finite number inside the plausible range of its kind (``app/data/plausibility.yaml``).
+
+    The range of the shipped file is documented in the OpenAPI (minimum/maximum); the range in
+    force (a ``RULES_DIR`` copy may narrow it) is checked when loading. Booleans are no numbers.
+    """
+
+    def __init__(self, kind: str, *args, **kwargs):
+        self.kind = kind
+        shipped = _limits.load().fields[kind]  # a typo in ``kind`` fails at import, not per request
+        kwargs.setdefault("allow_nan", False)
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        unit = f" {shipped.unit}" if shipped.unit else ""
+        hint = f"{shipped.zh} / {shipped.en}: {shipped.describe()}"
+        metadata["description"] = f"{metadata['description']}; {hint}" if metadata.get("description") else hint
+        validators = kwargs.pop("validate", None)
+        validators = [validators] if callable(validators) else list(validators or [])
+        validators.insert(0, validate.Range(min=shipped.min, max=shipped.max, min_inclusive=not shipped.min_exclusive,
+                                            error=f"must be in {shipped.describe()}"))
+        super().__init__(*args, validate=validators, metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("Not a valid number.")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if not math.isfinite(number):
+            raise ValidationError("must be a finite number")
+        problem = _limits.limits().fields[self.kind].check(number)
+        if problem:
+            raise ValidationError(problem)
+        return number
+
+
+def Plausible(kind: str, **kwargs) -> PlausibleNumber:
+    """A number field bounded by ``plausibility.yaml``'s entry ``kind`` (e.g. ``waste_kg``)."""
+    return PlausibleNumber(kind, **kwargs)
+
+
+def _not_before_min(value: date) -> None:
+    minimum = _limits.limits().min_date
+    if value < minimum:
+        raise ValidationError(f"cannot be before {minimum.isoformat()}")
+
+
+class PlausibleDateTime(LocalDateTime):
+    """A :class:`LocalDateTime` not before ``plausibility.yaml``'s ``dates.min``. Times in the
+    future are the services' to refuse (they hold ``now`` and the clock tolerance)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            parsed = super()._deserialize(value, attr, data, **kwargs)
+        except OverflowError as exc:  # 0001-01-01T00:00+08:00 has no UTC equivalent
+            raise ValidationError("Not a valid datetime.") from exc
+        _not_before_min(parsed.date())
+        return parsed
+
+
+class PlausibleDate(fields.Date):
+    """A date not before ``dates.min`` and before the year 2100 (far-future dates are typing errors)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        _not_before_min(parsed)
+        if parsed.year >= 2100:
+            raise ValidationError("cannot be after 2099-12-31")
+        return parsed
+
+
+class IsoDate(PlausibleDate):
+    """A plausible date kept as its ISO text once loaded (for dates stored inside JSON columns)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).isoformat()
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, str):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class PositiveFloat(fields.Float):

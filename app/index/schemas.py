@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import PageArgs
+from app.common.schemas import PageArgs, Plausible
 
 COUNTY = validate.Regexp(r"^\d{6}$", error="a six-digit county code, e.g. 331023")
 
@@ -27,7 +27,7 @@ class ValueIn(Schema):
     county_code = fields.Str(required=True, metadata={"example": "331023"})
     period = fields.Str(required=True, metadata={"example": "2025-Q2"})
     indicator = fields.Int(required=True, metadata={"example": 3})
-    value = fields.Float(required=True, metadata={"example": 92.5})
+    value = Plausible("index_value", required=True, metadata={"example": 92.5})
     source_department = fields.Str(required=True, metadata={"example": "市生态环境局"})
     unit = fields.Str(metadata={"description": "optional; must match the indicator's unit when it has one"})
 

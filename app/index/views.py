@@ -21,7 +21,7 @@ _IMPORT_BODY = {
                    "Chinese or English headers), or a CSV body (text/csv; UTF-8, UTF-16 or GB18030). All rows or none "
                    "are stored. At most 5 MB and 10,000 rows (413 / 422 beyond).",
     "content": {
-        "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/ValueIn"}}},
+        "application/json": {"schema": {"type": "array", "items": schemas.ValueIn}},  # registered by the ma plugin
         "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
                                                                                      "format": "binary"}}}},
         "text/csv": {"schema": {"type": "string"}},

@@ -5,7 +5,7 @@ import re
 from flask import current_app
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import MAX_ID, Id, LocalDateTime, PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import MAX_ID, Id, PageArgs, Plausible, PlausibleDateTime, StrictSchema
 from app.ledger.models import MANIFEST_STATES, ORIGINS, PHYSICAL_FORMS, STAGE_ZH, STAGES, STATE_ZH
 from app.ledger.services import FLAGS
 
@@ -37,8 +37,8 @@ class LedgerIn(StrictSchema):
     enterprise_id = Id(metadata={"description": "defaults to the caller's organisation"})
     waste_code = fields.Str(required=True, validate=WASTE_CODE)
     waste_name = fields.Str(validate=validate.Length(max=300), metadata={"description": "defaults to the catalogue's"})
-    quantity_kg = PositiveFloat(required=True)
-    generated_at = LocalDateTime(metadata={"description": "default now"})
+    quantity_kg = Plausible("waste_kg", required=True)
+    generated_at = PlausibleDateTime(metadata={"description": "default now"})
     facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "产生设施编码"})
     storage_facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "贮存设施编码"})
     container_type = fields.Str(load_default="", validate=validate.Length(max=40))
@@ -123,7 +123,7 @@ class ManifestLineIn(StrictSchema):
     physical_form = fields.Str(load_default="solid", validate=validate.OneOf(tuple(PHYSICAL_FORMS)))
     hazard = fields.Str(metadata={"description": "e.g. T or T/In; defaults to the catalogue's"})
     packaging = fields.Str(load_default="", validate=validate.Length(max=60), metadata={"example": "吨袋"})
-    quantity_kg = PositiveFloat(required=True)
+    quantity_kg = Plausible("waste_kg", required=True)
     source_batches = fields.List(fields.Str(validate=validate.Length(max=40)), load_default=list,
                                  metadata={"description": "generation batch codes to draw from; default oldest first"})
 
@@ -138,7 +138,7 @@ class ManifestIn(StrictSchema):
     lines = fields.List(fields.Nested(ManifestLineIn), required=True, validate=validate.Length(min=1, max=50))
     route = fields.Str(load_default="", validate=validate.Length(max=300))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
-    transferred_at = LocalDateTime(metadata={"description": "paper/national manifests: when the carrier took the waste"})
+    transferred_at = PlausibleDateTime(metadata={"description": "paper/national manifests: when the carrier took the waste"})
     vehicle_plate = fields.Str(validate=PLATE)
     driver_name = fields.Str(validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
@@ -165,25 +165,25 @@ class PickupIn(StrictSchema):
     vehicle_plate = fields.Str(required=True, validate=PLATE)
     driver_name = fields.Str(required=True, validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
-    picked_up_at = LocalDateTime(metadata={"description": "default now"})
+    picked_up_at = PlausibleDateTime(metadata={"description": "default now"})
 
 
 class ReceiveLineIn(StrictSchema):
     line_no = fields.Int(required=True)
-    received_kg = NonNegativeFloat(required=True, metadata={"description": "weighed on arrival"})
-    accepted_kg = NonNegativeFloat(metadata={"description": "default: all received; less means accepted in part"})
+    received_kg = Plausible("received_kg", required=True, metadata={"description": "weighed on arrival"})
+    accepted_kg = Plausible("received_kg", metadata={"description": "default: all received; less means accepted in part"})
     refusal_reason = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 
 class ReceiveIn(StrictSchema):
-    received_at = LocalDateTime(metadata={"description": "default now"})
+    received_at = PlausibleDateTime(metadata={"description": "default now"})
     lines = fields.List(fields.Nested(ReceiveLineIn), required=True, validate=validate.Length(min=1))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 
 class RejectIn(StrictSchema):
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
-    rejected_at = LocalDateTime(metadata={"description": "default now"})
+    rejected_at = PlausibleDateTime(metadata={"description": "default now"})
 
 
 class ProcessLineIn(StrictSchema):
@@ -192,7 +192,7 @@ class ProcessLineIn(StrictSchema):
 
 
 class ProcessIn(StrictSchema):
-    processed_at = LocalDateTime(metadata={"description": "default now"})
+    processed_at = PlausibleDateTime(metadata={"description": "default now"})
     lines = fields.List(fields.Nested(ProcessLineIn), required=True, validate=validate.Length(min=1))
 
 

@@ -2,22 +2,22 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import Id, PageArgs, PositiveFloat, StrictSchema
+from app.common.schemas import Id, PageArgs, Plausible, PlausibleDate, StrictSchema
 
 
 class InputIn(StrictSchema):
     manifest_number = fields.Str(required=True, validate=validate.Regexp(r"^\d{14}$"))
     line_no = fields.Int(required=True)
-    quantity_kg = PositiveFloat(required=True)
+    quantity_kg = Plausible("waste_kg", required=True)
 
 
 class BatchIn(StrictSchema):
     batch_no = fields.Str(required=True, validate=validate.Length(min=1, max=60))
-    produced_on = fields.Date(metadata={"description": "local date; default today"})
+    produced_on = PlausibleDate(metadata={"description": "local date; default today"})
     method_code = fields.Str(load_default="R7", metadata={"description": "利用方式, usually R7 (pollution-abatement agents) or R15"})
     inputs = fields.List(fields.Nested(InputIn), required=True, validate=validate.Length(min=1))
-    output_kg = PositiveFloat(required=True, metadata={"description": "regenerated carbon produced, kg"})
-    iodine_mg_g = PositiveFloat(required=True, metadata={"description": "碘值 of the regenerated carbon"})
+    output_kg = Plausible("waste_kg", required=True, metadata={"description": "regenerated carbon produced, kg"})
+    iodine_mg_g = Plausible("iodine_mg_g", required=True, metadata={"description": "碘值 of the regenerated carbon"})
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 

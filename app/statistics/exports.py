@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -30,15 +32,30 @@ WASTE_CODE_KEYS = ("waste_code", "waste_name", "generated_kg", "into_storage_kg"
 METHOD_HEADER = ("利用/处置方式代码", "类别", "数量 (kg)")
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Characters XML 1.0 (and so XLSX) cannot carry: C0 controls but tab, newline and carriage return.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """A name as a spreadsheet cell can hold it: control characters (a park named "Park\\x01x")
+    are replaced by U+FFFD, which shows that something was there."""
+    return _ILLEGAL.sub("\ufffd", value)
 
 
 def _cell(value: Any) -> Any:
-    """A text that a spreadsheet would run as a formula (a park named "=HYPERLINK(…)") is written
-    as text: a leading apostrophe in the CSV, a string cell in the XLSX (openpyxl makes any text
-    starting with "=" a formula). Numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    """A text that a spreadsheet would run as a formula (a park named "=HYPERLINK(…)", also after
+    leading blanks) is written as text: a leading apostrophe in the CSV, a string cell in the XLSX
+    (openpyxl makes any text starting with "=" a formula). Control characters are replaced.
+    Numbers stay numbers; a non-finite one (never expected: inputs are bounded) is left empty
+    rather than written as "inf"."""
+    if isinstance(value, str):
+        value = clean_text(value)
+        if value.lstrip(" ").startswith(FORMULA_START):
+            return "'" + value
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -114,16 +131,16 @@ def to_csv(m: dict[str, Any]) -> bytes:
     writer.writerows(("" if v is None else _cell(v) for v in row) for row in summary_rows(m))
     writer.writerow(())
     writer.writerow(WASTE_CODE_HEADER)
-    writer.writerows([_cell(v) for v in row] for row in _code_rows(m))
+    writer.writerows(["" if v is None else _cell(v) for v in row] for row in _code_rows(m))
     writer.writerow(())
     writer.writerow(METHOD_HEADER)
-    writer.writerows([_cell(v) for v in row] for row in _method_rows(m))
+    writer.writerows(["" if v is None else _cell(v) for v in row] for row in _method_rows(m))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def _sheet(wb: Workbook, title: str, header, rows, first: bool = False):
     ws = wb.active if first else wb.create_sheet()
-    ws.title = title
+    ws.title = clean_text(title)[:31]
     ws.append(list(header))
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -155,7 +172,8 @@ def filename(m: dict[str, Any], extension: str) -> tuple[str, str]:
     scope = m["scope"]
     ident = {"park": f"park-{scope['park_id']}", "county": f"county-{scope['county_code']}"}.get(scope["kind"], "city")
     period = m["period"]["label"]
-    return f"statistics_{ident}_{period}.{extension}", f"{scope['name']}_{period}_统计.{extension}"
+    name = re.sub(r'[\x00-\x1f\x7f/\\\\:*?"<>|]', "_", scope["name"])  # no control or path characters
+    return f"statistics_{ident}_{period}.{extension}", f"{name}_{period}_统计.{extension}"
 
 
 def content_disposition(m: dict[str, Any], extension: str) -> str:

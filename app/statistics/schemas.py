@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from app.common.schemas import Id, LocalDateTime, PageArgs, StrictSchema
+from app.common.schemas import Id, LocalDateTime, PageArgs, Plausible, StrictSchema
 from app.statistics.models import VALUE_ADDED_SCOPES
 
 PERIOD_DOC = ("YYYY (year), YYYY-Qn (quarter) or YYYY-MM (month); Asia/Shanghai calendar periods. "
@@ -179,7 +179,7 @@ class ValueAddedIn(StrictSchema):
     county_code = fields.Str(validate=validate.Regexp(r"^\d{6}$", error="a 6-digit GB/T 2260 code"),
                              metadata={"description": "required for scope county"})
     period = fields.Str(required=True, metadata={"description": PERIOD_DOC})
-    value_added_10k_yuan = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=0, min_inclusive=False),
+    value_added_10k_yuan = Plausible("value_added_10k_yuan", required=True,
                                         metadata={"description": "industrial value added, 10⁴ yuan (万元)"})
     source_department = fields.Str(required=True, validate=validate.Length(min=1, max=200),
                                    metadata={"description": "e.g. 台州市统计局"})

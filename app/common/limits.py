@@ -1,0 +1,129 @@
+"""Plausible ranges of the numbers and dates the service accepts (``app/data/plausibility.yaml``).
+
+A small loader: the file is read through :func:`app.rules.load_yaml` / :func:`app.rules.rules_path`
+(so ``RULES_DIR`` may replace it) and checked for shape here. The schemas use
+:func:`app.common.schemas.Plausible`, pages can read :func:`limit` for their own hints.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from functools import lru_cache
+
+from app.rules import RulesError, load_yaml, rules_path
+
+FILE = "plausibility.yaml"
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    min: float
+    max: float
+    unit: str
+    zh: str
+    en: str
+    source: str
+    min_exclusive: bool = False
+
+    def check(self, value: float) -> str | None:
+        """The English message for an out-of-range value, None when the value is fine."""
+        if not math.isfinite(value):
+            return "must be a finite number"
+        # The messages below the minimum are marshmallow's own wording, which the pages translate.
+        if self.min_exclusive and value <= self.min:
+            return f"must be greater than {self.min:g}"
+        if not self.min_exclusive and value < self.min:
+            return f"must be greater than or equal to {self.min:g}"
+        if value > self.max:
+            unit = f" {self.unit}" if self.unit else ""
+            return f"must be at most {self.max:g}{unit} (plausible {self.en})"
+        return None
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        left = "(" if self.min_exclusive else "["
+        return f"{left}{self.min:g}, {self.max:g}]{unit}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    fields: dict[str, Limit]
+    min_date: date
+
+    @property
+    def min_datetime(self) -> datetime:
+        return datetime(self.min_date.year, self.min_date.month, self.min_date.day, tzinfo=timezone.utc)
+
+
+def _number(problems: list[str], where: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        problems.append(f"{where}: expected a finite number, got {value!r}")
+        return 0.0
+    return float(value)
+
+
+def parse(data: dict, where: str = FILE) -> Limits:
+    """Check the document's shape; every problem is listed in one :class:`RulesError`."""
+    problems: list[str] = []
+    raw_fields = data.get("fields")
+    limits: dict[str, Limit] = {}
+    if not isinstance(raw_fields, dict) or not raw_fields:
+        problems.append(f"{where}: 'fields' must be a non-empty mapping")
+        raw_fields = {}
+    for name, entry in raw_fields.items():
+        here = f"{where}: fields.{name}"
+        if not isinstance(entry, dict):
+            problems.append(f"{here}: expected a mapping")
+            continue
+        low = _number(problems, f"{here}.min", entry.get("min"))
+        high = _number(problems, f"{here}.max", entry.get("max"))
+        if low >= high:
+            problems.append(f"{here}: min must be below max")
+        texts = {}
+        for key in ("zh", "en", "source"):
+            text = entry.get(key)
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"{here}.{key}: a text is required")
+            texts[key] = str(text or "")
+        unit = entry.get("unit", "")
+        if not isinstance(unit, str):
+            problems.append(f"{here}.unit: expected a text")
+        limits[str(name)] = Limit(str(name), low, high, str(unit), texts["zh"], texts["en"], texts["source"],
+                                  bool(entry.get("min_exclusive", False)))
+    dates = data.get("dates") or {}
+    min_date = dates.get("min") if isinstance(dates, dict) else None
+    if isinstance(min_date, datetime):
+        min_date = min_date.date()
+    if not isinstance(min_date, date):
+        problems.append(f"{where}: dates.min must be a date (YYYY-MM-DD)")
+        min_date = date(2000, 1, 1)
+    if problems:
+        raise RulesError("\n".join(problems))
+    return Limits(limits, min_date)
+
+
+@lru_cache(maxsize=4)
+def load(override_dir: str | None = None) -> Limits:
+    path = rules_path(FILE, override_dir)
+    return parse(load_yaml(path), str(path))
+
+
+def limits() -> Limits:
+    """The limits in force (the rules folder override of the running app, if any)."""
+    override = None
+    try:
+        from flask import current_app
+
+        override = current_app.config.get("RULES_DIR")
+    except RuntimeError:  # outside an application context: the shipped file
+        pass
+    return load(override)
+
+
+def limit(name: str) -> Limit:
+    try:
+        return limits().fields[name]
+    except KeyError:
+        raise KeyError(f"{FILE} has no field {name!r}") from None
