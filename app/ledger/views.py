@@ -19,6 +19,7 @@ from app.common.schemas import listing, page_schema
 from app.common.timeutil import to_local_str, utcnow
 from app.extensions import db
 from app.ledger import schemas, services
+from app.translations import localise_error
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH, manifest_pdf
@@ -238,7 +239,7 @@ def verify_pickup(number):
         with unit_of_work():
             services.pickup(db.session, principal, manifest, data)
     except DomainError as exc:
-        return redirect(url_for("manifest_pages.verify", number=number, error=exc.detail))
+        return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))
     return redirect(url_for("manifest_pages.verify", number=number))
 
 

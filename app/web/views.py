@@ -17,6 +17,7 @@ from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.extensions import db
 from app.labels.signing import verify_label
+from app.translations import localise_message
 from app.web import pages
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -69,7 +70,7 @@ def localise_form_errors(errors: dict) -> dict[str, list[str]]:
     for name, messages in errors.items():
         if isinstance(messages, str):
             messages = [messages]
-        out[name] = [known.get(str(m).strip().rstrip(".").lower(), str(m)) for m in messages]
+        out[name] = [known.get(str(m).strip().rstrip(".").lower(), localise_message(str(m))) for m in messages]
     return out
 
 
