@@ -149,3 +149,83 @@ def test_every_page_speaks_one_language(app):
         for path in pages:
             check(client, username, path)
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- the single leaks, one by one
+
+def _box(app) -> str:
+    from tests import factories
+
+    with app.app_context():
+        world = factories.World.build()
+        box = factories.box(world.enterprise, world.service)
+        db.session.commit()
+        return box.code
+
+
+def test_error_pages_speak_the_page_language(app):
+    client = app.test_client()
+    zh = visible_text(client.get("/no-such-page?lang=zh", headers=BROWSER).get_data(as_text=True))
+    assert "404 未找到" in zh and "您访问的页面不存在" in zh
+    assert "Not Found" not in zh and "requested URL" not in zh
+    en = visible_text(client.get("/no-such-page?lang=en", headers=BROWSER).get_data(as_text=True))
+    assert "404 Not found" in en and "The page you asked for does not exist" in en and "未找到" not in en
+    # The API keeps its English problem documents.
+    api = client.get("/api/v1/no-such-thing")
+    assert api.mimetype == "application/problem+json" and api.get_json()["title"] == "Not Found"
+
+
+def test_login_prompt_is_translated(app):
+    zh = app.test_client().get("/ledger?lang=zh", headers=BROWSER, follow_redirects=True)
+    assert "请登录后访问此页面。" in visible_text(zh.get_data(as_text=True))
+    assert "Please log in" not in zh.get_data(as_text=True)
+    en = app.test_client().get("/ledger?lang=en", headers=BROWSER, follow_redirects=True)
+    assert "Please sign in to open this page." in visible_text(en.get_data(as_text=True))
+
+
+def test_length_errors_on_the_replacement_form_are_translated(app):
+    from tests import factories
+
+    code = _box(app)
+    client = app.test_client()
+    client.post("/login", data={"username": "svc", "password": factories.PASSWORD})
+    form = {"mass_kg": "2000", "iodine_mg_g": "900", "supplier_name": "某" * 201}
+    zh = client.post(f"/c/{code}?lang=zh", data=form)
+    assert zh.status_code == 422
+    text = visible_text(zh.get_data(as_text=True))
+    assert "不能超过 200 个字符" in text and "Longer than" not in text
+    en = client.post(f"/c/{code}?lang=en", data=form)
+    assert "at most 200 characters" in visible_text(en.get_data(as_text=True))
+
+
+def test_validation_messages_and_errors_for_pages(app):
+    from app.common.errors import Forbidden, InvalidInput
+    from app.translations import localise_error, localise_message
+
+    with app.test_request_context("/?lang=zh"):
+        assert localise_message("Longer than maximum length 200.") == "不能超过 200 个字符"
+        assert localise_message("Length must be between 1 and 60.") == "长度应为 1–60 个字符"
+        assert localise_message("Must be greater than or equal to 0 and less than or equal to 24.") == "应在 0 到 24 之间"
+        assert localise_message("Missing data for required field.") == "必填"
+        assert localise_message("something the service said") == "something the service said"
+        bad = InvalidInput("The pickup has invalid fields.", errors={"driver_name": ["Length must be between 1 and 60."]})
+        assert localise_error(bad) == "驾驶员：长度应为 1–60 个字符"
+        assert localise_error(Forbidden("需要平台运维权限 (platform operators only)")) == "需要平台运维权限"
+        assert localise_error(Forbidden("only English here")) == "操作未能完成，请检查后重试。"
+    with app.test_request_context("/?lang=en"):
+        assert localise_message("Longer than maximum length 200.") == "at most 200 characters"
+        assert localise_error(Forbidden("需要平台运维权限 (platform operators only)")) == "platform operators only"
+
+
+def test_colour_history_names_the_rules(app):
+    from app.translations import rule_reason
+
+    with app.test_request_context("/?lang=zh"):
+        assert rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800}) == \
+            "活性炭碘值 500 mg/g 低于下限 800 mg/g"
+        assert rule_reason({"code": "no_active_fill", "level": "grey"}) == "尚未装填活性炭"
+        assert rule_reason({"code": "gone_from_the_file", "level": "red"}) == "gone_from_the_file"
+    with app.test_request_context("/?lang=en"):
+        assert rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800}) == \
+            "Carbon iodine value 500 mg/g is below the minimum 800 mg/g"
+        assert rule_reason({"code": "no_active_fill", "level": "grey"}) == "no carbon filled yet"

@@ -17,7 +17,7 @@ from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.extensions import db
 from app.labels.signing import verify_label
-from app.translations import localise_message
+from app.translations import localise_error, localise_message
 from app.web import pages
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -180,7 +180,7 @@ def scan(code):
         except InvalidInput as exc:
             form_errors = localise_form_errors(exc.errors)
         except DomainError as exc:
-            form_errors = {"_": [exc.detail]}
+            form_errors = {"_": [localise_error(exc)]}
         else:
             db.session.commit()
             flash(_("换炭记录已保存"))
