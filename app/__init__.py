@@ -8,6 +8,7 @@ import importlib
 import os
 
 from flask import Flask, request
+from flask_babel import lazy_gettext
 
 from app.config import load_config
 from app.extensions import api, babel, csrf, db, login_manager, migrate
@@ -77,6 +78,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
+    login_manager.login_message = lazy_gettext("请登录后访问此页面。")
     api.init_app(app)
     csrf.init_app(app)
 

@@ -192,7 +192,7 @@ def wants_html() -> bool:
 
 def _page(status: int, title: str, detail: str | None):
     try:
-        return render_template("error.html", status=status, title=title, detail=detail), status
+        return render_template("error.html", status=status, title=title, detail=detail, generic=True), status
     except Exception:  # the error page must never fail in turn
         current_app.logger.exception("error page failed")
         return f"{status} {title}: {detail or ''}", status

@@ -6,10 +6,10 @@ a vector QR code (merged ``re`` rectangles, no raster images), the box code in
 large type, the enterprise name and facility/outlet numbers in Chinese.  Each
 page carries a Chinese colour legend.
 
-Chinese text uses reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1):
-no TTF file is needed to *generate* the PDF; the font is not embedded, so the
-viewer/printer substitutes its own Song/Ming typeface (Acrobat, browsers and
-poppler with a CJK font installed all do).
+Chinese text uses the CJK TrueType font shipped in :mod:`app.fonts` (WenQuanYi
+Micro Hei, GB 2312 subset); reportlab embeds the glyphs a sheet uses, so every
+viewer and printer shows them without a font of its own.  Codes and numbers
+stay in Helvetica (one of the standard 14 fonts every viewer has).
 
 Pure Python, no Flask imports.
 """
@@ -29,9 +29,10 @@ from reportlab.lib.colors import Color, HexColor, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.pdfgen.textobject import PDFTextObject
+
+from app.fonts import CJK_FONT, cjk_font
 
 from .qr import qr_matrix, qr_rects
 
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 TITLE = "碳箱码 活性炭吸附箱"
-CJK_FONT = "STSong-Light"
 LATIN_BOLD = "Helvetica-Bold"
 LATIN = "Helvetica"
 
@@ -146,10 +146,7 @@ _fonts_ready = False
 def _ensure_fonts() -> None:
     global _fonts_ready
     if not _fonts_ready:
-        try:
-            pdfmetrics.getFont(CJK_FONT)
-        except KeyError:
-            pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+        cjk_font()
         _fonts_ready = True
 
 
@@ -160,9 +157,8 @@ def _runs(text: str, latin: str) -> list[tuple[str, str]]:
     """Split ``text`` into (segment, font) runs: printable ASCII in the Latin
     font ``latin``, everything else in the CJK font.
 
-    STSong-Light's own Latin glyphs are spaced with Adobe-GB1 widths, which
-    look uneven whenever the viewer substitutes another Song face; Helvetica
-    for ASCII keeps codes, numbers and English names crisp everywhere."""
+    Helvetica for ASCII keeps codes, numbers and English names crisp and
+    the layout identical to what it was with the CID font."""
     return [
         (seg, latin if seg[0] <= "~" and seg[0] >= " " else CJK_FONT)
         for seg in _ASCII_OR_NOT.findall(text)

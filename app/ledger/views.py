@@ -18,6 +18,7 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger import schemas, services
+from app.translations import localise_error
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH, manifest_pdf
@@ -222,7 +223,7 @@ def verify_pickup(number):
         services.pickup(db.session, principal, manifest, data)
     except DomainError as exc:
         rollback_request(db.session)  # answered with a redirect (< 400): nothing of it may be stored
-        return redirect(url_for("manifest_pages.verify", number=number, error=exc.detail))
+        return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))
     return redirect(url_for("manifest_pages.verify", number=number))
 
 

@@ -28,6 +28,7 @@ from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
 from app.telemetry import services as telemetry_services
+from app.translations import rule_reason
 
 bp = Blueprint("pages", __name__, template_folder="../templates")
 
@@ -97,7 +98,7 @@ def acceptance_names() -> dict[str, str]:
 @bp.app_context_processor
 def _page_helpers():
     return {"colour_names": colour_names, "stage_names": stage_names, "state_names": state_names,
-            "flag_names": flag_names, "nav_links": nav_links}
+            "flag_names": flag_names, "nav_links": nav_links, "rule_reason": rule_reason}
 
 
 def nav_links() -> list[tuple[str, str, str]]:

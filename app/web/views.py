@@ -19,6 +19,7 @@ from app.common.tx import commit_read_effects
 from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
+from app.translations import localise_error, localise_message
 from app.web import pages
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -71,7 +72,7 @@ def localise_form_errors(errors: dict) -> dict[str, list[str]]:
     for name, messages in errors.items():
         if isinstance(messages, str):
             messages = [messages]
-        out[name] = [known.get(str(m).strip().rstrip(".").lower(), str(m)) for m in messages]
+        out[name] = [known.get(str(m).strip().rstrip(".").lower(), localise_message(str(m))) for m in messages]
     return out
 
 
@@ -181,7 +182,7 @@ def scan(code):
         except InvalidInput as exc:
             form_errors = localise_form_errors(exc.errors)
         except DomainError as exc:
-            form_errors = {"_": [exc.detail]}
+            form_errors = {"_": [localise_error(exc)]}
         else:
             flash(_("换炭记录已保存"))  # committed by the boundary (app.common.tx): a redirect
             return redirect(url_for("web.scan", code=box.code))

@@ -310,8 +310,8 @@ def test_pdf_and_verification_page(api, world, client):
     assert r.status_code == 200 and r.mimetype == "application/pdf" and r.data.startswith(b"%PDF")
     reader = PdfReader(io.BytesIO(r.data))
     text = "".join(page.extract_text() for page in reader.pages)
-    assert number in text and f"http://testserver.local/m/{number}" in text
-    assert b"STSong-Light" in r.data
+    assert number in text and f"http://testserver.local/m/{number}" in text and "危险废物转移联单" in text
+    assert b"FontFile2" in r.data and b"STSong-Light" not in r.data  # the CJK font is embedded
     assert api.get(f"/api/v1/manifests/{number}.pdf", as_="other").status_code == 404
     # The public verification page: state and steps, no names or quantities.
     page = client.get(f"/m/{number}")
