@@ -9,9 +9,10 @@ import os
 
 from flask import Flask, request
 from flask_babel import lazy_gettext
+from flask_smorest import Api
 
 from app.config import load_config
-from app.extensions import api, babel, csrf, db, login_manager, migrate
+from app.extensions import babel, csrf, db, login_manager, migrate
 
 # Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
 DOMAINS = (
@@ -79,7 +80,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
     login_manager.login_message = lazy_gettext("请登录后访问此页面。")
-    api.init_app(app)
+    api = Api(app)  # one per app: the spec is the app's own (two apps in one process never share paths)
     csrf.init_app(app)
 
     from app.common.errors import document_problems, register_error_handlers, register_request_guards

@@ -1,10 +1,12 @@
-"""Extension singletons, bound to the app in :func:`app.create_app`."""
+"""Extension singletons, bound to the app in :func:`app.create_app`.
+
+The OpenAPI ``Api`` is not among them: it holds the app's spec, so each app builds its own there.
+"""
 from __future__ import annotations
 
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -30,7 +32,6 @@ class Base(DeclarativeBase):
 # Each carries its app's wiring (app.common.wiring), which the services read from it.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession})
 migrate = Migrate(compare_type=True, render_as_batch=True)
-api = Api()
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()

@@ -1,7 +1,8 @@
 """Plausible ranges of the numbers and dates the service accepts (``app/data/plausibility.yaml``).
 
-A small loader: the file is read through :func:`app.rules.load_yaml` / :func:`app.rules.rules_path`
-(so ``RULES_DIR`` may replace it) and checked for shape here. The schemas use
+Read and validated like every rule file by :func:`app.rules.load_rule_file` (its schema is
+``app/rules/schemas/plausibility.schema.yaml``; ``RULES_DIR`` may replace it); :func:`parse` adds
+what a schema cannot say (each min below its max) and builds the typed limits. The schemas use
 :func:`app.common.schemas.Plausible`, pages can read :func:`limit` for their own hints.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
-from app.rules import RulesError, load_yaml, rules_path
+from app.rules import RulesError, load_rule_file
 
 FILE = "plausibility.yaml"
 
@@ -96,6 +97,11 @@ def parse(data: dict, where: str = FILE) -> Limits:
     min_date = dates.get("min") if isinstance(dates, dict) else None
     if isinstance(min_date, datetime):
         min_date = min_date.date()
+    if isinstance(min_date, str):  # the rule loader keeps dates as text
+        try:
+            min_date = date.fromisoformat(min_date)
+        except ValueError:
+            min_date = None
     if not isinstance(min_date, date):
         problems.append(f"{where}: dates.min must be a date (YYYY-MM-DD)")
         min_date = date(2000, 1, 1)
@@ -104,10 +110,17 @@ def parse(data: dict, where: str = FILE) -> Limits:
     return Limits(limits, min_date)
 
 
+def check_plausibility(data: dict, where: str) -> None:
+    """The rule loader's semantic check: problems named by key path, without the file name."""
+    try:
+        parse(data, where="")
+    except RulesError as exc:
+        raise RulesError(str(exc), [p.removeprefix(": ").removeprefix(" ") for p in str(exc).splitlines()]) from None
+
+
 @lru_cache(maxsize=4)
 def load(override_dir: str | None = None) -> Limits:
-    path = rules_path(FILE, override_dir)
-    return parse(load_yaml(path), str(path))
+    return parse(load_rule_file(FILE, override_dir), FILE)
 
 
 def limits() -> Limits:

@@ -50,6 +50,7 @@ RULE_FILES: dict[str, RuleFile] = {f.name: f for f in (
     RuleFile("ledger_rules.yaml", "ledger_rules.schema.yaml", "app.ledger.catalogue:parse_ledger_rules"),
     RuleFile("synergy_index.yaml", "synergy_index.schema.yaml", "app.index.definition:parse_definition",
              numbered=(("indicators", "indicator"), ("second_level", "second_level"))),
+    RuleFile("plausibility.yaml", "plausibility.schema.yaml", "app.common.limits:check_plausibility"),
     RuleFile("hw-catalog-2021.csv", "hw_catalog.schema.yaml", "app.ledger.catalogue:check_catalogue_rows",
              format="csv"),
 )}

@@ -226,7 +226,7 @@ def test_a_refused_write_leaves_nothing_and_a_good_one_commits_once(tmp_path, mo
 
     application = _own_app(tmp_path, monkeypatch, "tx", tmp_path / "tx.sqlite3")
 
-    @application.post("/api/v1/_probe/park/<int:fail>")
+    @application.post("/_probe/park/<int:fail>")
     def _probe_park(fail):
         create_park(db.session, factories.op_principal(), {"name": f"园区{fail}", "county_code": "331023"})
         db.session.flush()  # written to the transaction...
@@ -234,7 +234,7 @@ def test_a_refused_write_leaves_nothing_and_a_good_one_commits_once(tmp_path, mo
             raise Conflict("refused after the flush")  # ...and refused: nothing may stay
         return {"ok": True}, 201
 
-    @application.post("/api/v1/_probe/duplicate-user")
+    @application.post("/_probe/duplicate-user")
     def _probe_duplicate():
         # Two users with one username: only the commit finds out (the unique index).
         db.session.add_all([User(username="twin", display_name="a", password_hash="x"),
@@ -249,12 +249,12 @@ def test_a_refused_write_leaves_nothing_and_a_good_one_commits_once(tmp_path, mo
             db.session.commit()
         client = application.test_client()
         with _counting_commits() as commits:
-            refused = client.post("/api/v1/_probe/park/1")
+            refused = client.post("/_probe/park/1")
             assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
             assert commits.count == 0
-            good = client.post("/api/v1/_probe/park/0")
+            good = client.post("/_probe/park/0")
             assert good.status_code == 201 and commits.count == 1
-            conflict = client.post("/api/v1/_probe/duplicate-user")
+            conflict = client.post("/_probe/duplicate-user")
         assert conflict.status_code == 409, conflict.get_data(as_text=True)
         assert conflict.mimetype == "application/problem+json"
         assert conflict.get_json()["status"] == 409 and "Traceback" not in conflict.get_data(as_text=True)

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import _pg_admin, drop_pg_database, pg_scratch_database
+from tests.support import _pg_admin, drop_pg_database, pg_scratch_database
 from tests.factories import PASSWORD
 
 
