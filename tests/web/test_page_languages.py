@@ -118,7 +118,7 @@ def test_every_page_speaks_one_language(app):
         # The index's source document is a proper name, as printed (its title from the rule file).
         from app.index import services as index_services
 
-        source = index_services.definition().source
+        source = index_services.definition(db.session).source
         han_values = sorted({*han_values, source, *source.split(), *ALLOWED_HAN}, key=len, reverse=True)
         db.session.remove()
     allowed = ALLOWED_LATIN | latin_values | {"NO-SUCH-BOX"}  # the code asked for, echoed by the 404 page
