@@ -54,6 +54,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, overrides))
+    from app.common.columns import decimal_json_provider  # masses are Decimals: JSON numbers
+
+    app.json = decimal_json_provider(type(app.json))(app)
     app.json.ensure_ascii = False
 
     import_models()

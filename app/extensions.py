@@ -10,6 +10,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from app.common.columns import json_dumps
+
 # Stable constraint names so that Alembic revisions are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,7 +27,9 @@ class Base(DeclarativeBase):
 
 
 # Request-scoped sessions: objects stay readable after commit, saving a reload per attribute.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# JSON columns write Decimals (exact masses) as numbers.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False},
+                engine_options={"json_serializer": json_dumps})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = Api()
 login_manager = LoginManager()

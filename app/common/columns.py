@@ -83,3 +83,30 @@ def state_type(enum_cls: type[enum.StrEnum], name: str, length: int | None = Non
         length=length or max(len(v) for v in values), values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
+
+
+def json_default(value: Any) -> Any:
+    """Masses stay JSON numbers: a Decimal is written as the float nearest to it (``0.3``)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_dumps(value: Any, **kwargs: Any) -> str:
+    """The serializer of JSON columns (event details, reasons): Decimals as numbers."""
+    import json
+
+    return json.dumps(value, default=json_default, **kwargs)
+
+
+def decimal_json_provider(base: type) -> type:
+    """Flask's JSON provider writing Decimals as numbers (Flask's own default writes strings)."""
+
+    class DecimalJSONProvider(base):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def default(o: Any) -> Any:
+            if isinstance(o, Decimal):
+                return float(o)
+            return base.default(o)
+
+    return DecimalJSONProvider
