@@ -168,7 +168,7 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
         errors["supplier_org_id"] = [f"the carbon of batch {batch.batch_no} comes from {batch.plant.name} "
                                      f"(organisation {batch.plant_id})"]
     iodine = data.get("iodine_mg_g")
-    if iodine is not None and iodine > batch.iodine_mg_g + EPS:
+    if iodine is not None and iodine > batch.iodine_mg_g + float(EPS):  # mg/g: floats
         errors["iodine_mg_g"] = [f"batch {batch.batch_no} was measured at {batch.iodine_mg_g:g} mg/g; "
                                  f"a fill of it cannot have more"]
     if errors:
