@@ -2,60 +2,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
+# The states of boxes and fills are defined in app.boxes.states (pure Python, for the labels too).
+from app.boxes.states import BOX_STATUSES, COLOUR_ZH, COLOURS, BoxStatus, Colour, FillKind  # noqa: F401
 from app.common.columns import Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import db
 
 CARBON_TYPES = ("granular", "honeycomb", "fibre")
-
-
-class Colour(StrEnum):
-    """A box's colour code, THE definition: members in ascending severity (grey < green <
-    yellow < red); the colour engine, pages, statistics and labels all take them from here."""
-
-    GREY = "grey"  # not in service, or not enough known
-    GREEN = "green"
-    YELLOW = "yellow"
-    RED = "red"
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-    @property
-    def zh(self) -> str:
-        return COLOUR_ZH[self]
-
-    @classmethod
-    def by_severity(cls, descending: bool = False) -> tuple["Colour", ...]:
-        return tuple(reversed(cls)) if descending else tuple(cls)
-
-
-_SEVERITY = {c: i for i, c in enumerate(Colour)}
-COLOURS = Colour.by_severity()  # ("grey", "green", "yellow", "red")
-COLOUR_ZH = {Colour.GREY: "灰", Colour.GREEN: "绿", Colour.YELLOW: "黄", Colour.RED: "红"}
-
-
-class BoxStatus(StrEnum):
-    ACTIVE = "active"
-    STOPPED = "stopped"
-    DECOMMISSIONED = "decommissioned"
-
-
-class FillKind(StrEnum):
-    INITIAL = "initial"
-    REPLACEMENT = "replacement"
-
-
-BOX_STATUSES = tuple(BoxStatus)
 
 
 class Box(db.Model):
