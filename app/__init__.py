@@ -56,10 +56,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, overrides))
-    app.json.ensure_ascii = False
     from app.common import jsonprovider
 
-    jsonprovider.install(app)  # strict JSON: never NaN/Infinity (hardening)
+    app.json.ensure_ascii = False
+    jsonprovider.install(app)  # strict JSON (never NaN/Infinity); masses (Decimals) written as numbers
 
     import_models()
     from app.common import tx

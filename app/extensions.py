@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from app.common.wiring import WiredSession
+from app.common.columns import json_dumps
 
 # Stable constraint names so that Alembic revisions are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -30,7 +31,9 @@ class Base(DeclarativeBase):
 
 # Request-scoped sessions: objects stay readable after commit, saving a reload per attribute.
 # Each carries its app's wiring (app.common.wiring), which the services read from it.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession})
+# JSON columns write Decimals (exact masses) as numbers.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession},
+                engine_options={"json_serializer": json_dumps})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
 babel = Babel()

@@ -1,18 +1,44 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.common.columns import state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import db
 
-ORG_ROLES = ("generator", "carrier", "receiver", "regenerator", "supplier", "regulator", "park_admin")
-USER_ROLES = ("admin", "staff")
+
+
+class OrgRole(StrEnum):
+    """What an organisation does in the loop (one organisation may have several roles)."""
+
+    GENERATOR = "generator"  # an enterprise whose boxes produce waste carbon
+    CARRIER = "carrier"
+    RECEIVER = "receiver"
+    REGENERATOR = "regenerator"
+    SUPPLIER = "supplier"
+    REGULATOR = "regulator"
+    PARK_ADMIN = "park_admin"
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    STAFF = "staff"
+
+
+class TokenKind(StrEnum):
+    USER = "user"
+    DEVICE = "device"
+
+
+ORG_ROLES = tuple(OrgRole)
+USER_ROLES = tuple(UserRole)
 
 
 class County(db.Model):
@@ -39,7 +65,7 @@ class OrganizationRole(db.Model):
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    role: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+    role: Mapped[OrgRole] = mapped_column(state_type(OrgRole, "role", 20), primary_key=True, index=True)
 
 
 class Organization(db.Model):
@@ -82,7 +108,7 @@ class User(UserMixin, db.Model):
     display_name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
-    role: Mapped[str] = mapped_column(String(20), default="staff")
+    role: Mapped[UserRole] = mapped_column(state_type(UserRole, "role", 20), default=UserRole.STAFF)
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -103,7 +129,7 @@ class ApiToken(db.Model):
     __table_args__ = (UniqueConstraint("token_hash"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(10), default="user")
+    kind: Mapped[TokenKind] = mapped_column(state_type(TokenKind, "kind", 10), default=TokenKind.USER)
     name: Mapped[str] = mapped_column(String(120), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
-from app.boxes.models import CARBON_TYPES, COLOURS
+from app.boxes.models import CARBON_TYPES, COLOURS, Colour
 from app.rules import RulesError, load_rule_file, rules_path
 
-LEVELS = {"grey": 0, "green": 1, "yellow": 2, "red": 3}
+LEVELS = {c: c.severity for c in Colour}  # the colours' order is defined once, by Colour
 # The rules that say a box's carbon is spent (saturated, or past its predicted replacement date):
 # a replacement made while one of them holds was late (Fill.replaced_overdue, the statistics).
 SPENT_CARBON_RULES = ("saturation_full", "replacement_overdue")

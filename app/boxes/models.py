@@ -1,20 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
+# The states of boxes and fills are defined in app.boxes.states (pure Python, for the labels too).
+from app.boxes.states import BOX_STATUSES, COLOUR_ZH, COLOURS, BoxStatus, Colour, FillKind  # noqa: F401
+from app.common.columns import Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import db
 
 CARBON_TYPES = ("granular", "honeycomb", "fibre")
-BOX_STATUSES = ("active", "stopped", "decommissioned")
-COLOURS = ("grey", "green", "yellow", "red")
-COLOUR_ZH = {"grey": "灰", "green": "绿", "yellow": "黄", "red": "红"}
 
 
 class Box(db.Model):
@@ -30,7 +31,7 @@ class Box(db.Model):
     facility_code: Mapped[str] = mapped_column(String(20))  # 治理设施编号, e.g. TA001
     outlet_code: Mapped[str] = mapped_column(String(20))  # 排放口编号, e.g. DA001
     carbon_type: Mapped[str] = mapped_column(String(12))
-    design_fill_kg: Mapped[float] = mapped_column(Float)  # M
+    design_fill_kg: Mapped[Decimal] = mapped_column(Kilograms())  # M
     design_airflow_m3_h: Mapped[float] = mapped_column(Float)  # Q
     design_removed_mg_m3: Mapped[float] = mapped_column(Float)  # C
     hours_per_day: Mapped[float] = mapped_column(Float)  # t
@@ -40,14 +41,14 @@ class Box(db.Model):
     pressure_drop_max_pa: Mapped[float | None] = mapped_column(Float)
     has_sensors: Mapped[bool] = mapped_column(Boolean, default=False)
     waste_code: Mapped[str] = mapped_column(String(10), default="900-039-49")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[BoxStatus] = mapped_column(state_type(BoxStatus, "status", 16), default=BoxStatus.ACTIVE)
     label_version: Mapped[int] = mapped_column(Integer, default=1)
     # Bumped by every write that changes what the box shows (fills, status, readings, colour):
     # read caches compare it to know whether what they hold is still true.
     revision: Mapped[int] = mapped_column(Integer, default=1)
     # The colour as last evaluated; kept fresh by evaluation on read and by the sweep of
     # boxes whose next_check_at has passed (time alone can change a colour).
-    colour: Mapped[str] = mapped_column(String(8), default="grey", index=True)
+    colour: Mapped[Colour] = mapped_column(state_type(Colour, "colour", 8), default=Colour.GREY, index=True)
     colour_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
@@ -62,28 +63,33 @@ class Box(db.Model):
         """VOCs adsorbed per day at design conditions: C × 10⁻⁶ × Q × t (kg/d)."""
         return self.design_removed_mg_m3 * 1e-6 * self.design_airflow_m3_h * self.hours_per_day
 
-    def capacity_kg(self, fill_kg: float) -> float:
-        """What the fill can adsorb before it counts as saturated: M × S (kg)."""
-        return fill_kg * self.adsorption_capacity
+    def capacity_kg(self, fill_kg: float | Decimal) -> float:
+        """What the fill can adsorb before it counts as saturated: M × S (kg). An estimate
+        (S is a measured fraction), compared with sensor integrals: a float."""
+        return float(fill_kg) * self.adsorption_capacity
 
 
 class Fill(db.Model):
     """Carbon filled into a box: the first fill, or a replacement that removes the spent carbon."""
 
     __tablename__ = "fills"
-    __table_args__ = (Index("ix_fills_box_id_filled_at", "box_id", "filled_at"),)
+    __table_args__ = (
+        Index("ix_fills_box_id_filled_at", "box_id", "filled_at"),
+        CheckConstraint("mass_kg > 0", name="mass_positive"),
+        CheckConstraint("removed_waste_kg IS NULL OR removed_waste_kg >= 0", name="removed_not_negative"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
-    kind: Mapped[str] = mapped_column(String(12))  # initial | replacement
+    kind: Mapped[FillKind] = mapped_column(state_type(FillKind, "kind", 12))
     filled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
-    mass_kg: Mapped[float] = mapped_column(Float)
+    mass_kg: Mapped[Decimal] = mapped_column(Kilograms())
     carbon_type: Mapped[str] = mapped_column(String(12))
     supplier_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     supplier_name: Mapped[str] = mapped_column(String(200), default="")
     batch_no: Mapped[str] = mapped_column(String(60), default="")
     iodine_mg_g: Mapped[float] = mapped_column(Float)
     regeneration_batch_id: Mapped[int | None] = mapped_column(ForeignKey("regeneration_batches.id"), index=True)
-    removed_waste_kg: Mapped[float | None] = mapped_column(Float)
+    removed_waste_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     # A replacement: was the carbon it replaced already spent (a SPENT_CARBON_RULES rule held at
     # ``filled_at``)? Kept here because the colour history records colour changes only, and a box
     # already red for another reason shows none when its carbon runs out. None: an initial fill.
@@ -101,8 +107,8 @@ class ColourChange(db.Model):
     __table_args__ = (Index("ix_colour_changes_box_id_changed_at", "box_id", "changed_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"))
-    colour: Mapped[str] = mapped_column(String(8))
-    previous_colour: Mapped[str | None] = mapped_column(String(8))
+    colour: Mapped[Colour] = mapped_column(state_type(Colour, "colour", 8))
+    previous_colour: Mapped[Colour | None] = mapped_column(state_type(Colour, "previous_colour", 8))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rules_version: Mapped[str] = mapped_column(String(40), default="")

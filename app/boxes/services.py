@@ -14,7 +14,8 @@ from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes import codes
 from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
-from app.boxes.models import BOX_STATUSES, CARBON_TYPES, Box, BoxEvent, ColourChange, Fill
+from app.boxes.models import BOX_STATUSES, CARBON_TYPES, Box, BoxEvent, BoxStatus, ColourChange, Colour, Fill, FillKind
+from app.common.columns import is_number, kg, kg_or_none
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
 from app.common.wiring import wiring_of
@@ -108,8 +109,8 @@ def _positive(errors: dict, data: dict, name: str, required: bool = True) -> Non
         if required:
             errors.setdefault(name, []).append("required")
         return
-    if not isinstance(value, (int, float)) or value <= 0:
-        errors.setdefault(name, []).append("must be greater than 0")
+    if not is_number(value) or value <= 0 or (name.endswith("_kg") and kg(value) <= 0):
+        errors.setdefault(name, []).append("must be greater than 0" + (" (at least 1 g)" if name.endswith("_kg") else ""))
 
 
 def register_box(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> Box:
@@ -157,12 +158,12 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
     box = Box(
         code=code, enterprise_id=enterprise.id, service_org_id=service_id, name=data.get("name") or "",
         facility_code=data.get("facility_code") or "TA001", outlet_code=data.get("outlet_code") or "DA001",
-        carbon_type=data["carbon_type"], design_fill_kg=data["design_fill_kg"],
+        carbon_type=data["carbon_type"], design_fill_kg=kg(data["design_fill_kg"]),
         design_airflow_m3_h=data["design_airflow_m3_h"], design_removed_mg_m3=data["design_removed_mg_m3"],
         hours_per_day=data["hours_per_day"], adsorption_capacity=capacity,
         emission_limit_mg_m3=data["emission_limit_mg_m3"], pressure_drop_min_pa=lo, pressure_drop_max_pa=hi,
-        has_sensors=bool(data.get("has_sensors")), waste_code=waste_code, status="active",
-        colour="grey", colour_since=now, colour_evaluated_at=now, created_at=now,
+        has_sensors=bool(data.get("has_sensors")), waste_code=waste_code, status=BoxStatus.ACTIVE,
+        colour=Colour.GREY, colour_since=now, colour_evaluated_at=now, created_at=now,
         colour_reasons=[],
     )
     session.add(box)
@@ -234,18 +235,18 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
     if carbon_type not in CARBON_TYPES:
         errors["carbon_type"] = [f"one of {', '.join(CARBON_TYPES)}"]
     previous = latest_fill(session, box.id)
-    kind = "replacement" if previous is not None else "initial"
+    kind = FillKind.REPLACEMENT if previous is not None else FillKind.INITIAL
     if data.get("kind") and data["kind"] != kind:
         if data["kind"] == "replacement":
             errors["kind"] = ["the box has no carbon yet: the first fill is an initial fill"]
         else:
-            kind = data["kind"] if data["kind"] in ("initial", "replacement") else kind
+            kind = FillKind(data["kind"]) if data["kind"] in tuple(FillKind) else kind
     removed = data.get("removed_waste_kg")
     if kind == "replacement":
         if removed is None:
             errors["removed_waste_kg"] = ["required for a replacement: weigh the waste carbon removed"]
-        elif not isinstance(removed, (int, float)) or removed <= 0:
-            errors["removed_waste_kg"] = ["must be greater than 0"]
+        elif not is_number(removed) or kg(removed) <= 0:
+            errors["removed_waste_kg"] = ["must be greater than 0 (at least 1 g)"]
         if previous is not None and filled_at <= previous.filled_at:
             errors.setdefault("filled_at", []).append("must be after the previous fill")
     elif removed is not None:
@@ -263,10 +264,10 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
         before = evaluate_boxes(session, [box], filled_at)[box.id]
         replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
     fill = Fill(
-        box_id=box.id, kind=kind, filled_at=filled_at, mass_kg=data["mass_kg"], carbon_type=carbon_type,
+        box_id=box.id, kind=kind, filled_at=filled_at, mass_kg=kg(data["mass_kg"]), carbon_type=carbon_type,
         supplier_org_id=supplier_id, supplier_name=data.get("supplier_name") or "",
         batch_no=data.get("batch_no") or "", iodine_mg_g=data["iodine_mg_g"],
-        regeneration_batch_id=data.get("regeneration_batch_id"), removed_waste_kg=removed,
+        regeneration_batch_id=data.get("regeneration_batch_id"), removed_waste_kg=kg_or_none(removed),
         replaced_overdue=replaced_overdue,
         performed_by_org_id=actor.organization.id if actor.organization else None,
         recorded_by_user_id=actor.user.id if actor.user else None, note=data.get("note") or "",

@@ -516,7 +516,7 @@ def _replay_fills(session: Session, ctx: DemoContext) -> None:
             regenerated = box.carbon_type == "granular" and rng.random() < 0.7
             day_key = f"{filled_at:%y%m%d}"
             batch_seq[day_key] = batch_seq.get(day_key, 0) + 1
-            mass = round(box.design_fill_kg * rng.uniform(0.98, 1.02))
+            mass = round(float(box.design_fill_kg) * rng.uniform(0.98, 1.02))
             data: dict[str, Any] = {
                 "filled_at": filled_at, "mass_kg": float(mass), "carbon_type": box.carbon_type,
                 "iodine_mg_g": _iodine(rng, box.carbon_type, bad=last and plan.target == "red_iodine"),
@@ -528,7 +528,7 @@ def _replay_fills(session: Session, ctx: DemoContext) -> None:
             }
             if previous_mass is not None:
                 # Loaded carbon weighs more than it did new (adsorbed VOCs and moisture).
-                data["removed_waste_kg"] = round(previous_mass * rng.uniform(1.05, 1.25), 1)
+                data["removed_waste_kg"] = round(float(previous_mass) * rng.uniform(1.05, 1.25), 1)
             box_services.record_fill(session, actor, box, data, now=filled_at)
             ctx.fills += 1
             previous_mass = float(mass)

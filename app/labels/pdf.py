@@ -33,6 +33,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.pdfgen.textobject import PDFTextObject
 
 from app.fonts import CJK_FONT, cjk_font
+from app.boxes.states import COLOUR_ZH, Colour
 
 from .qr import qr_matrix, qr_rects
 
@@ -61,11 +62,12 @@ class _Colour:
 
 #: Box colours.  Yellow gets dark ink on the band for contrast.
 COLOURS: dict[str, _Colour] = {
-    "grey": _Colour(HexColor("#8A9099"), white, "灰", "未投用/停用"),
-    "green": _Colour(HexColor("#1E9A48"), white, "绿", "正常"),
-    "yellow": _Colour(HexColor("#F2C200"), HexColor("#2B2300"), "黄", "预警（即将更换或轻度异常）"),
-    "red": _Colour(HexColor("#D3261E"), white, "红", "超期或异常"),
+    Colour.GREY: _Colour(HexColor("#8A9099"), white, COLOUR_ZH[Colour.GREY], "未投用/停用"),
+    Colour.GREEN: _Colour(HexColor("#1E9A48"), white, COLOUR_ZH[Colour.GREEN], "正常"),
+    Colour.YELLOW: _Colour(HexColor("#F2C200"), HexColor("#2B2300"), COLOUR_ZH[Colour.YELLOW], "预警（即将更换或轻度异常）"),
+    Colour.RED: _Colour(HexColor("#D3261E"), white, COLOUR_ZH[Colour.RED], "超期或异常"),
 }
+assert list(COLOURS) == list(Colour)  # the label's legend follows the one definition, in severity order
 
 #: The frame of a label meant to stay on a box for years: its colour changes, so the printed
 #: frame is neutral and the chip tells people to scan (the legend still explains the colours).

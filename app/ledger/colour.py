@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import bindparam, select
 
 from app.boxes.colour import Finding, check
-from app.ledger.models import LedgerRecord
-
-EPS = 0.0005
+from app.common.columns import ZERO_KG
+from app.ledger.models import LedgerRecord, Stage
+from app.ledger.services.rules_access import EPS
 
 
 def _aware(value: datetime) -> datetime:
@@ -23,7 +23,7 @@ def _aware(value: datetime) -> datetime:
 _WASTE_ON_SITE = (
     select(LedgerRecord.box_id, LedgerRecord.fill_id, LedgerRecord.occurred_at, LedgerRecord.on_site_kg,
            LedgerRecord.available_kg, LedgerRecord.batch_code)
-    .where(LedgerRecord.box_id.in_(bindparam("ids", expanding=True)), LedgerRecord.stage == "generation",
+    .where(LedgerRecord.box_id.in_(bindparam("ids", expanding=True)), LedgerRecord.stage == Stage.GENERATION,
            LedgerRecord.on_site_kg > EPS)
 )
 
@@ -40,10 +40,10 @@ def waste_on_site(session, boxes, facts_by_box, now) -> None:
         if oldest is None or occurred_at < oldest:
             facts["waste_on_site_since"] = occurred_at
             facts["waste_on_site_batch"] = batch_code
-        facts["waste_on_site_kg"] = round(facts.get("waste_on_site_kg", 0.0) + on_site, 3)
+        facts["waste_on_site_kg"] = facts.get("waste_on_site_kg", ZERO_KG) + on_site  # exact kg
         fill = facts.get("fill")
         # The waste of the last replacement is the batch written for the box's current fill.
-        if fill is not None and fill.id == fill_id and (available or 0.0) > EPS:
+        if fill is not None and fill.id == fill_id and (available or ZERO_KG) > EPS:
             facts["waste_unmanifested_since"] = occurred_at
             facts["waste_unmanifested_kg"] = available
 

@@ -44,7 +44,7 @@ from app.boxes.models import Box, Fill
 from app.common.timeutil import SHANGHAI, local_date
 from app.demo.data import REPLAY_DEFERRED_CHECKS, VIRGIN_SUPPLIER, DemoContext, demo_extension
 from app.ledger import services as ledger
-from app.ledger.models import LedgerRecord, Manifest
+from app.ledger.models import LedgerRecord, Manifest, Stage
 from app.regeneration import services as regeneration
 from app.regeneration.models import RegenerationBatch
 
@@ -344,7 +344,7 @@ def _ship(session, loop: Loop, shipment: Shipment) -> None:
         return
     ratio = rng.uniform(0.915, 0.93) if shipment.fate == "discrepant" else rng.uniform(0.988, 1.006)
     ledger.receive(session, receiver_actor, manifest,
-                   {"lines": [{"line_no": line.line_no, "received_kg": ledger.kg(line.quantity_kg * ratio)}]},
+                   {"lines": [{"line_no": line.line_no, "received_kg": ledger.kg(float(line.quantity_kg) * ratio)}]},
                    now=arrived)
     if shipment.fate == "received":
         return
@@ -388,7 +388,7 @@ def _regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
             total = sum(i["quantity_kg"] for i in inputs)
             batch = regeneration.record_batch(session, actor, {
                 "batch_no": f"{prefix}-{day:%Y%m}-{n:02d}", "produced_on": day, "method_code": "R7",
-                "inputs": inputs, "output_kg": round(total * rng.uniform(0.74, 0.82)),
+                "inputs": inputs, "output_kg": round(float(total) * rng.uniform(0.74, 0.82)),
                 "iodine_mg_g": float(rng.randint(850, 950)),
                 "note": "回转窑高温水蒸气活化再生 (steam reactivation in a rotary kiln)",
             }, now=produced)
@@ -448,11 +448,11 @@ def _recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch
                 continue
             at = _working_hours(rng, lo + (hi - lo) * rng.random(), 8, 16)
             at = min(max(at, lo), hi)
-            mass = float(round(box.design_fill_kg * rng.uniform(0.98, 1.02)))
+            mass = float(round(float(box.design_fill_kg) * rng.uniform(0.98, 1.02)))
             data = {"filled_at": at, "mass_kg": mass, "carbon_type": box.carbon_type,
                     **_carbon(loop, box, mass, at, batches)}
             if fill is not None:
-                data["removed_waste_kg"] = round(fill.mass_kg * rng.uniform(1.05, 1.25), 1)
+                data["removed_waste_kg"] = round(float(fill.mass_kg) * rng.uniform(1.05, 1.25), 1)
             if target == "red_overdue":
                 # The red spell before the replacement enters the colour history.
                 box_services.refresh_colours(session, [box], at - timedelta(minutes=1))
@@ -469,7 +469,7 @@ def _open_manifests(session, loop: Loop) -> None:
     whose staff can submit it) and submitted ones waiting for the carrier."""
     rng, now = loop.rng, loop.now
     fresh = list(session.scalars(select(LedgerRecord).where(
-        LedgerRecord.stage == "generation", LedgerRecord.available_kg > ledger.EPS).order_by(LedgerRecord.occurred_at)))
+        LedgerRecord.stage == Stage.GENERATION, LedgerRecord.available_kg > ledger.EPS).order_by(LedgerRecord.occurred_at)))
     by_enterprise: dict[int, list[LedgerRecord]] = defaultdict(list)
     for record in fresh:
         if record.id not in loop.held and record.occurred_at < now - 6 * HOUR:

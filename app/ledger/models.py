@@ -1,28 +1,105 @@
 """The hazardous-waste ledger (台账, HJ 1259-2022) and transfer manifests (转移联单).
 
-Quantities are kg as Float (like the boxes' fills), rounded to grams on every write so that
-sums compare exactly; reports convert to tonnes.
+Quantities are exact kilograms (NUMERIC(14, 3), Decimal in Python, like the boxes' fills):
+sums compare exactly; reports convert to tonnes. CHECK constraints tie each state to its
+timestamps and keep every balance within its bounds.
 """
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
+from app.common.columns import ZERO_KG, Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import db
 
-# HJ 1259-2022 stages, plus ``returned``: waste refused by the receiver that came back into storage.
-STAGES = ("generation", "storage", "out_of_storage", "sent_out", "returned")
+
+
+class Stage(StrEnum):
+    """HJ 1259-2022 stages, plus ``returned``: waste refused by the receiver that came back into storage."""
+
+    GENERATION = "generation"
+    STORAGE = "storage"
+    OUT_OF_STORAGE = "out_of_storage"
+    SENT_OUT = "sent_out"
+    RETURNED = "returned"
+
+
+class ManifestStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+STAGES = tuple(Stage)
 STAGE_ZH = {"generation": "产生", "storage": "入库", "out_of_storage": "出库", "sent_out": "委外利用/处置",
             "returned": "退回入库"}
 STAGE_PREFIX = {"generation": "CS", "storage": "RK", "out_of_storage": "CK", "sent_out": "WW", "returned": "TH"}
 
-MANIFEST_STATES = ("draft", "submitted", "in_transit", "received", "processed", "closed", "rejected", "cancelled")
+MANIFEST_STATES = tuple(ManifestStatus)
+# The states a manifest reaches only through a step, each with the timestamp that step sets.
+PICKED_UP_STATES = ("in_transit", "received", "processed", "closed", "rejected")
+RECEIVED_STATES = ("received", "processed", "closed")
+PROCESSED_STATES = ("processed", "closed")
+
+
+def _in(states: tuple[str, ...]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in states) + ")"
+
+
+# name → SQL: a manifest in a state has the timestamps of the steps that led there.
+# (The steps also set submitted_at, receipt_due_at and closed_at; statistics and the index read
+# only the timestamps below, so those are what the database guarantees.)
+MANIFEST_CHECKS = {
+    "picked_up_has_picked_up_at": f"NOT ({_in(PICKED_UP_STATES)}) OR picked_up_at IS NOT NULL",
+    "received_has_received_at": f"NOT ({_in(RECEIVED_STATES)}) OR received_at IS NOT NULL",
+    "processed_has_processed_at": f"NOT ({_in(PROCESSED_STATES)}) OR processed_at IS NOT NULL",
+    "rejected_has_rejected_at": "status <> 'rejected' OR rejected_at IS NOT NULL",
+    "cancelled_has_cancelled_at": "status <> 'cancelled' OR cancelled_at IS NOT NULL",
+}
+# A generation batch carries its balances (0 ≤ not on a manifest ≤ on site ≤ generated); the
+# records of the later stages do not.
+LEDGER_RECORD_CHECKS = {
+    "quantity_not_negative": "quantity_kg >= 0",
+    "generation_balances": "stage <> 'generation' OR (on_site_kg IS NOT NULL AND available_kg IS NOT NULL "
+                           "AND available_kg >= 0 AND available_kg <= on_site_kg AND on_site_kg <= quantity_kg)",
+    "balances_only_generation": "stage = 'generation' OR (on_site_kg IS NULL AND available_kg IS NULL)",
+}
+# Stock: reservations are drawn from what is on hand (a manifest reserves at most on_hand − reserved).
+WASTE_STOCK_CHECKS = {
+    "on_hand_not_negative": "on_hand_kg >= 0",
+    "reserved_not_negative": "reserved_kg >= 0",
+    "reserved_within_on_hand": "reserved_kg <= on_hand_kg",
+}
+MANIFEST_LINE_CHECKS = {
+    "quantity_positive": "quantity_kg > 0",
+    "received_not_negative": "received_kg IS NULL OR received_kg >= 0",
+    "accepted_within_received": "accepted_kg IS NULL OR (accepted_kg >= 0 AND (received_kg IS NULL OR "
+                                "accepted_kg <= received_kg))",
+    "consumed_within_accepted": "consumed_kg >= 0 AND consumed_kg <= COALESCE(accepted_kg, 0)",
+}
+MANIFEST_LINE_SOURCE_CHECKS = {
+    "quantity_positive": "quantity_kg > 0",
+    "returned_within_quantity": "returned_kg >= 0 AND returned_kg <= quantity_kg",
+}
+
+
+def checks(table: dict[str, str]) -> tuple[CheckConstraint, ...]:
+    return tuple(CheckConstraint(sql, name=name) for name, sql in table.items())
+
+
 STATE_ZH = {"draft": "草稿", "submitted": "已提交", "in_transit": "运输中", "received": "已接收", "processed": "已利用/处置",
             "closed": "已办结", "rejected": "已拒收", "cancelled": "已作废"}
 ORIGINS = ("electronic", "paper", "national")
@@ -37,17 +114,17 @@ class WasteStock(db.Model):
     """
 
     __tablename__ = "waste_stock"
-    __table_args__ = (UniqueConstraint("enterprise_id", "waste_code"),)
+    __table_args__ = (UniqueConstraint("enterprise_id", "waste_code"), *checks(WASTE_STOCK_CHECKS))
     id: Mapped[int] = mapped_column(primary_key=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
     waste_code: Mapped[str] = mapped_column(String(10))
-    on_hand_kg: Mapped[float] = mapped_column(Float, default=0.0)
-    reserved_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    on_hand_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
+    reserved_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
-    def available_kg(self) -> float:
-        return round(self.on_hand_kg - self.reserved_kg, 3)
+    def available_kg(self) -> Decimal:
+        return self.on_hand_kg - self.reserved_kg
 
 
 class LedgerRecord(db.Model):
@@ -62,16 +139,17 @@ class LedgerRecord(db.Model):
     __table_args__ = (
         Index("ix_ledger_records_enterprise_id_occurred_at", "enterprise_id", "occurred_at"),
         Index("ix_ledger_records_box_id_stage", "box_id", "stage"),
+        *checks(LEDGER_RECORD_CHECKS),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_code: Mapped[str] = mapped_column(String(40), unique=True)
-    stage: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[Stage] = mapped_column(state_type(Stage, "stage", 16))
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
     waste_code: Mapped[str] = mapped_column(String(10))
     waste_name: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(4))
     catalogue_edition: Mapped[str] = mapped_column(String(8))
-    quantity_kg: Mapped[float] = mapped_column(Float)
+    quantity_kg: Mapped[Decimal] = mapped_column(Kilograms())
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # city statistics by period
     source_batch_code: Mapped[str | None] = mapped_column(String(40), index=True)
     origin: Mapped[str] = mapped_column(String(16))  # replacement | manual | manifest
@@ -88,8 +166,8 @@ class LedgerRecord(db.Model):
     receiver_name: Mapped[str] = mapped_column(String(200), default="")
     licence_number: Mapped[str] = mapped_column(String(60), default="")
     method_code: Mapped[str | None] = mapped_column(String(4))
-    on_site_kg: Mapped[float | None] = mapped_column(Float)
-    available_kg: Mapped[float | None] = mapped_column(Float)
+    on_site_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
+    available_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -110,11 +188,12 @@ class Manifest(db.Model):
     """A hazardous-waste transfer manifest (危险废物转移联单), one per vehicle trip."""
 
     __tablename__ = "manifests"
-    __table_args__ = (Index("ix_manifests_status_receipt_due_at", "status", "receipt_due_at"),)
+    __table_args__ = (Index("ix_manifests_status_receipt_due_at", "status", "receipt_due_at"), *checks(MANIFEST_CHECKS))
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(14), unique=True)
     origin: Mapped[str] = mapped_column(String(10), default="electronic")
-    status: Mapped[str] = mapped_column(String(12), default="draft", index=True)
+    status: Mapped[ManifestStatus] = mapped_column(state_type(ManifestStatus, "status", 12),
+                                                   default=ManifestStatus.DRAFT, index=True)
     consignor_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     carrier_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     receiver_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
@@ -156,12 +235,12 @@ class Manifest(db.Model):
         """Receipt came late, or the waste is still on the road past its deadline."""
         if self.overdue:
             return True
-        return self.status == "in_transit" and self.receipt_due_at is not None and now >= self.receipt_due_at
+        return self.status == ManifestStatus.IN_TRANSIT and self.receipt_due_at is not None and now >= self.receipt_due_at
 
 
 class ManifestLine(db.Model):
     __tablename__ = "manifest_lines"
-    __table_args__ = (UniqueConstraint("manifest_id", "line_no"),)
+    __table_args__ = (UniqueConstraint("manifest_id", "line_no"), *checks(MANIFEST_LINE_CHECKS))
     id: Mapped[int] = mapped_column(primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
     line_no: Mapped[int] = mapped_column(Integer)
@@ -171,15 +250,15 @@ class ManifestLine(db.Model):
     physical_form: Mapped[str] = mapped_column(String(12), default="solid")
     hazard: Mapped[str] = mapped_column(String(20))
     packaging: Mapped[str] = mapped_column(String(60), default="")
-    quantity_kg: Mapped[float] = mapped_column(Float)
+    quantity_kg: Mapped[Decimal] = mapped_column(Kilograms())
     # The batches named by the consignor when drafting; allocated quantities are in ``sources``.
     requested_batches: Mapped[list[str]] = mapped_column(JSON, default=list)
-    received_kg: Mapped[float | None] = mapped_column(Float)
-    accepted_kg: Mapped[float | None] = mapped_column(Float)
+    received_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
+    accepted_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     refusal_reason: Mapped[str] = mapped_column(Text, default="")
     method_code: Mapped[str | None] = mapped_column(String(4))
     # Accepted waste carbon already consumed by regeneration batches (never above accepted_kg).
-    consumed_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    consumed_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
 
     manifest: Mapped[Manifest] = relationship(back_populates="lines")
     sources: Mapped[list["ManifestLineSource"]] = relationship(
@@ -191,11 +270,12 @@ class ManifestLineSource(db.Model):
     """How much of a line comes from which generation batch (allocated when submitted)."""
 
     __tablename__ = "manifest_line_sources"
+    __table_args__ = checks(MANIFEST_LINE_SOURCE_CHECKS)
     id: Mapped[int] = mapped_column(primary_key=True)
     line_id: Mapped[int] = mapped_column(ForeignKey("manifest_lines.id", ondelete="CASCADE"), index=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("ledger_records.id"), index=True)
-    quantity_kg: Mapped[float] = mapped_column(Float)
-    returned_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    quantity_kg: Mapped[Decimal] = mapped_column(Kilograms())
+    returned_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
 
     record: Mapped[LedgerRecord] = relationship(lazy="joined")
 
@@ -207,8 +287,8 @@ class ManifestEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), index=True)
     action: Mapped[str] = mapped_column(String(20))
-    from_status: Mapped[str | None] = mapped_column(String(12))
-    to_status: Mapped[str] = mapped_column(String(12))
+    from_status: Mapped[ManifestStatus | None] = mapped_column(state_type(ManifestStatus, "from_status", 12))
+    to_status: Mapped[ManifestStatus] = mapped_column(state_type(ManifestStatus, "to_status", 12))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(120), default="")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import false, or_, select, true
@@ -19,11 +20,12 @@ from app.boxes.models import Box, Fill
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
-from app.ledger.models import Manifest, ManifestLine
+from app.ledger.models import RECEIVED_STATES, Manifest, ManifestLine
 from app.ledger.services import EPS, kg, methods, rules
+from app.ledger.services.rules_access import ZERO_KG, is_number
 from app.regeneration.models import RegenerationBatch, RegenerationInput
 
-CONSUMABLE_STATES = ("received", "processed", "closed")
+CONSUMABLE_STATES = RECEIVED_STATES
 
 
 def batch_scope(actor: Principal):
@@ -69,10 +71,10 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
         errors["produced_on"] = ["cannot be in the future"]
     for name in ("output_kg", "iodine_mg_g"):
         value = data.get(name)
-        if not isinstance(value, (int, float)) or value <= 0:
+        if not is_number(value) or value <= 0 or (name == "output_kg" and kg(value) <= 0):
             errors[name] = ["must be greater than 0"]
     carbon_codes = rules(session).waste_carbon_codes
-    wanted: dict[int, float] = defaultdict(float)
+    wanted: dict[int, Decimal] = defaultdict(Decimal)
     places: dict[int, list[int]] = defaultdict(list)
     raw_inputs = data.get("inputs") or []
     if not raw_inputs:
@@ -80,9 +82,10 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
     for i, item in enumerate(raw_inputs):
         place = f"inputs.{i}"
         quantity = item.get("quantity_kg")
-        if not isinstance(quantity, (int, float)) or quantity <= 0:
-            errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0")
+        if not is_number(quantity) or kg(quantity) <= 0:
+            errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0 (at least 1 g)")
             continue
+        quantity = kg(quantity)
         manifest = session.scalar(select(Manifest).where(Manifest.number == item.get("manifest_number"),
                                                          Manifest.receiver_id == plant.id))
         if manifest is None:
@@ -115,20 +118,20 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
         .with_for_update().execution_options(populate_existing=True))}
     for line_id, quantity in wanted.items():
         line = lines[line_id]
-        left = kg((line.accepted_kg or 0.0) - line.consumed_kg)
+        left = kg((line.accepted_kg or ZERO_KG) - line.consumed_kg)
         if quantity > left + EPS:
             for i in places[line_id]:
                 errors.setdefault(f"inputs.{i}.quantity_kg", []).append(
-                    f"line {line.line_no} of manifest {line.manifest.number} has {left:g} kg received and not yet "
-                    f"consumed; {kg(quantity):g} kg requested")
+                    f"line {line.line_no} of manifest {line.manifest.number} has {float(left):g} kg received and not "
+                    f"yet consumed; {float(quantity):g} kg requested")
     input_kg = kg(sum(wanted.values()))
-    if not errors and data["output_kg"] > input_kg + EPS:
-        errors["output_kg"] = [f"cannot exceed the {input_kg:g} kg of waste carbon consumed"]
+    if not errors and kg(data["output_kg"]) > input_kg:
+        errors["output_kg"] = [f"cannot exceed the {float(input_kg):g} kg of waste carbon consumed"]
     if errors:
         raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)
     batch = RegenerationBatch(
         plant_id=plant.id, batch_no=batch_no, produced_on=produced_on, method_code=method, input_kg=input_kg,
-        output_kg=kg(data["output_kg"]), iodine_mg_g=data["iodine_mg_g"], used_kg=0.0, note=data.get("note") or "",
+        output_kg=kg(data["output_kg"]), iodine_mg_g=data["iodine_mg_g"], used_kg=ZERO_KG, note=data.get("note") or "",
         recorded_by_user_id=actor.user.id if actor.user else None, created_at=now,
     )
     for line_id, quantity in wanted.items():
@@ -155,16 +158,17 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
     if batch is None:
         raise InvalidInput.field("regeneration_batch_id", f"unknown regeneration batch {batch_id}")
     errors: dict[str, list[str]] = {}
-    mass = data.get("mass_kg") or 0.0
-    if mass > batch.remaining_kg + EPS:
+    mass = kg(data.get("mass_kg") or 0)
+    if mass > batch.remaining_kg:
         errors["regeneration_batch_id"] = [
-            f"batch {batch.batch_no} has {batch.remaining_kg:g} kg of regenerated carbon left; {mass:g} kg filled"]
+            f"batch {batch.batch_no} has {float(batch.remaining_kg):g} kg of regenerated carbon left; "
+            f"{float(mass):g} kg filled"]
     supplier = data.get("supplier_org_id")
     if supplier is not None and supplier != batch.plant_id:
         errors["supplier_org_id"] = [f"the carbon of batch {batch.batch_no} comes from {batch.plant.name} "
                                      f"(organisation {batch.plant_id})"]
     iodine = data.get("iodine_mg_g")
-    if iodine is not None and iodine > batch.iodine_mg_g + EPS:
+    if iodine is not None and iodine > batch.iodine_mg_g + float(EPS):  # mg/g: floats
         errors["iodine_mg_g"] = [f"batch {batch.batch_no} was measured at {batch.iodine_mg_g:g} mg/g; "
                                  f"a fill of it cannot have more"]
     if errors:

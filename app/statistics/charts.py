@@ -11,11 +11,11 @@ def bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
     """Horizontal bars of the treatment methods (kg), as SVG geometry."""
     labels = {"utilised": _("利用"), "incinerated": _("焚烧"), "cement_kiln": _("水泥窑协同处置"),
               "landfilled": _("填埋"), "other": _("其他处置")}
-    top = max([treatment[f"{k}_kg"] for k in labels] + [0.0]) or 1.0
+    top = float(max([treatment[f"{k}_kg"] for k in labels] + [0]) or 1)  # exact kg → geometry in floats
     width, left, bar_h, gap = 640, 120, 22, 10
     bars = []
     for i, (key, label) in enumerate(labels.items()):
-        value = treatment[f"{key}_kg"]
+        value = float(treatment[f"{key}_kg"])
         bars.append({"key": key, "label": label, "value": value, "y": 10 + i * (bar_h + gap), "h": bar_h,
                      "w": round(value / top * (width - left - 110), 1)})
     return {"width": width, "height": 20 + len(bars) * (bar_h + gap), "left": left, "bars": bars}

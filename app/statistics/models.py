@@ -33,6 +33,8 @@ class ValueAdded(db.Model):
     park_id: Mapped[int | None] = mapped_column(ForeignKey("parks.id"), index=True)
     county_code: Mapped[str | None] = mapped_column(ForeignKey("counties.code"), index=True)
     period: Mapped[str] = mapped_column(String(7))  # 2025 | 2025-Q3 | 2025-07
+    # Float on purpose: money in 10⁴ yuan as published by the statistics departments, only ever a
+    # divisor of the generation intensity (a ratio), never summed against masses.
     value_added_10k_yuan: Mapped[float] = mapped_column(Float)
     source_department: Mapped[str] = mapped_column(String(200))
     imported_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

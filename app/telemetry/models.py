@@ -56,6 +56,8 @@ class BoxSensorState(db.Model):
     box_id: Mapped[int] = mapped_column(ForeignKey("boxes.id"), primary_key=True)
     fill_id: Mapped[int | None] = mapped_column(Integer)
     fill_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Float on purpose: an estimate integrated from sensor readings (mg/m³ × m³/h × h), never a
+    # weighed mass that enters a balance; the masses of the ledger are exact (Kilograms).
     adsorbed_kg: Mapped[float] = mapped_column(Float, default=0.0)
     integrated_count: Mapped[int] = mapped_column(Integer, default=0)
     # The newest reading of the fill: its ts and adsorption rate (kg/h) start the open interval.
@@ -83,7 +85,7 @@ class ReadingHour(db.Model):
     count: Mapped[int] = mapped_column(Integer, default=0)
     running_count: Mapped[int] = mapped_column(Integer, default=0)
     # kg adsorbed by the intervals that start in this hour (for the fill in force).
-    adsorbed_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    adsorbed_kg: Mapped[float] = mapped_column(Float, default=0.0)  # an estimate from sensors: Float
     inlet_mg_m3_sum: Mapped[float] = mapped_column(Float, default=0.0)
     inlet_mg_m3_min: Mapped[float | None] = mapped_column(Float)
     inlet_mg_m3_max: Mapped[float | None] = mapped_column(Float)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope, list_organizations
 from app.boxes import presenters, services as box_services
-from app.boxes.models import Box
+from app.boxes.models import Box, Colour
 from app.common.auth import current_principal
 from app.common.errors import NotFound
 from app.common.schemas import paginate
@@ -32,7 +32,7 @@ from app.translations import rule_reason
 
 bp = Blueprint("pages", __name__, template_folder="../templates")
 
-COLOURS = ("red", "yellow", "green", "grey")
+COLOURS = Colour.by_severity(descending=True)  # red first: the one definition is app.boxes.models.Colour
 PER_PAGE = 50
 OPEN_STATES = ("draft", "submitted", "in_transit", "received")
 

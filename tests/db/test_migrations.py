@@ -32,6 +32,15 @@ def test_upgrade_from_empty_matches_models(backend, tmp_path, worker, monkeypatc
             context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
             diff = compare_metadata(context, db.metadata)
         assert diff == [], "models and migrations differ:\n" + "\n".join(map(str, diff))
+        # Alembic's comparison does not cover CHECK constraints: compare their names table by table.
+        with db.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            found = {t: {c["name"] for c in inspector.get_check_constraints(t)} for t in db.metadata.tables}
+        expected = {t.name: {c.name for c in t.constraints if isinstance(c, sa.CheckConstraint)}
+                    for t in db.metadata.tables.values()}
+        assert found == expected
+        assert "ck_manifests_status" in found["manifests"] and "ck_waste_stock_reserved_within_on_hand" in found[
+            "waste_stock"]
         # The reference data every organisation and index value points to is there too.
         from app.accounts.reference import TAIZHOU_COUNTIES
 

@@ -62,6 +62,8 @@ def ledger(enterprise, stage: str, code: str, quantity: float, at: datetime) -> 
     record = LedgerRecord(batch_code=f"T{stage[:2].upper()}{n:08d}", stage=stage, enterprise_id=enterprise.id,
                           waste_code=code, waste_name="废活性炭", category="HW49", catalogue_edition="2021",
                           quantity_kg=quantity, occurred_at=at, origin="manual")
+    if stage == "generation":  # a generation batch carries its balances (CHECK constraint)
+        record.on_site_kg = record.available_kg = quantity
     db.session.add(record)
     return record
 

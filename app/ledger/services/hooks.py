@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.accounts.services import Principal
-from app.boxes.models import Box, Fill
+from app.boxes.models import Box, Fill, FillKind
 from app.common.errors import InvalidInput
 from app.ledger.services.records import record_generation
 from app.ledger.services.rules_access import _unknown_code, catalogue_entry
@@ -20,7 +20,7 @@ def validate_replacement(session: Session, box: Box, data: dict[str, Any], princ
 
 def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
     """A replacement's weighed waste carbon enters the ledger (generation + into storage)."""
-    if fill.kind != "replacement" or not fill.removed_waste_kg:
+    if fill.kind != FillKind.REPLACEMENT or not fill.removed_waste_kg:
         return
     box = session.get(Box, fill.box_id)
     generation = record_generation(

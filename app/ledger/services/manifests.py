@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, false, or_, select, true
@@ -13,10 +14,12 @@ from app.accounts.services import Principal, enterprise_scope
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.ledger.catalogue import parse_hazards
-from app.ledger.models import PHYSICAL_FORMS, LedgerRecord, Manifest, ManifestLine, WasteStock
+from app.ledger.models import PHYSICAL_FORMS, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
 from app.ledger.services.licences import covering_licence, transport_permit
 from app.ledger.services.numbering import NUMBER_RE, issue_number, note_external_number, number_problem
-from app.ledger.services.rules_access import EPS, _unknown_code, calendar, catalogue_entry, kg, rules
+from app.ledger.services.rules_access import (
+    EPS, ZERO_KG, _unknown_code, calendar, catalogue_entry, is_number, kg, rules,
+)
 from app.ledger.services.steps import _event, _receipt_due, submit
 from app.ledger.services.stock import _reserve, _ship
 
@@ -69,13 +72,13 @@ def list_manifests(session: Session, actor: Principal, *, status: str | None = N
         query = query.where(Manifest.receiver_id == org_id)
     if flag == "overdue":
         query = query.where(or_(Manifest.overdue.is_(True), and_(
-            Manifest.status == "in_transit", Manifest.receipt_due_at <= now)))
+            Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)))
     elif flag == "discrepant":
         query = query.where(Manifest.discrepant.is_(True))
     elif flag == "late":
         query = query.where(Manifest.late_entry.is_(True))
     elif flag == "rejected":
-        query = query.where(Manifest.status == "rejected")
+        query = query.where(Manifest.status == ManifestStatus.REJECTED)
     return query.order_by(Manifest.created_at.desc(), Manifest.id.desc())
 
 
@@ -94,8 +97,8 @@ def _validate_lines(session: Session, consignor: Organization | None, raw_lines:
             errors.setdefault(f"{place}.waste_code", []).append(_unknown_code(raw.get("waste_code")))
             continue
         quantity = raw.get("quantity_kg")
-        if not isinstance(quantity, (int, float)) or quantity <= 0:
-            errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0")
+        if not is_number(quantity) or kg(quantity) <= 0:
+            errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0 (at least 1 g)")
             continue
         hazard = raw.get("hazard") or entry.hazard
         if parse_hazards(hazard) is None:
@@ -107,7 +110,7 @@ def _validate_lines(session: Session, consignor: Organization | None, raw_lines:
         if batches and consignor is not None:
             found = {r.batch_code: r for r in session.scalars(select(LedgerRecord).where(
                 LedgerRecord.batch_code.in_(batches), LedgerRecord.enterprise_id == consignor.id,
-                LedgerRecord.stage == "generation"))}
+                LedgerRecord.stage == Stage.GENERATION))}
             for code in batches:
                 record = found.get(code)
                 if record is None:
@@ -162,18 +165,18 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
                     f"({line['category']})")
             licence = licence or found
     if consignor is not None and lines:
-        need: dict[str, float] = defaultdict(float)
+        need: dict[str, Decimal] = defaultdict(Decimal)
         for line in lines:
             need[line["waste_code"]] += line["quantity_kg"]
         stocks = {s.waste_code: s for s in session.scalars(select(WasteStock).where(
             WasteStock.enterprise_id == consignor.id, WasteStock.waste_code.in_(list(need))))}
         for line in lines:
             stock = stocks.get(line["waste_code"])
-            available = stock.available_kg if stock else 0.0
+            available = stock.available_kg if stock else ZERO_KG
             if need[line["waste_code"]] > available + EPS:
                 errors.setdefault(f"lines.{line['line_no'] - 1}.quantity_kg", []).append(
-                    f"only {available:g} kg of {line['waste_code']} available in stock; "
-                    f"{need[line['waste_code']]:g} kg requested")
+                    f"only {float(available):g} kg of {line['waste_code']} available in stock; "
+                    f"{float(need[line['waste_code']]):g} kg requested")
     number = data.get("number")
     transferred_at = data.get("transferred_at")
     if origin == "electronic" and (number or transferred_at):
@@ -203,7 +206,7 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     else:
         number = issue_number(session, consignor.county_code[:4], today.year)
     manifest = Manifest(
-        number=number, origin=origin, status="draft", consignor_id=consignor.id, carrier_id=carrier.id,
+        number=number, origin=origin, status=ManifestStatus.DRAFT, consignor_id=consignor.id, carrier_id=carrier.id,
         receiver_id=receiver.id, receiver_licence=(licence or {}).get("number", ""), route=data.get("route") or "",
         note=data.get("note") or "", vehicle_plate=data.get("vehicle_plate") or "",
         driver_name=data.get("driver_name") or "", driver_phone=data.get("driver_phone") or "",
@@ -226,13 +229,13 @@ def _record_past_transfer(session: Session, actor: Principal, manifest: Manifest
     _reserve(session, manifest)
     manifest.submitted_at = transferred_at
     _ship(session, manifest, transferred_at, actor)
-    manifest.status = "in_transit"
+    manifest.status = ManifestStatus.IN_TRANSIT
     manifest.picked_up_at = transferred_at
     manifest.receipt_due_at = _receipt_due(session, transferred_at)
     days = calendar(session).working_days_between(local_date(transferred_at), local_date(now))
     manifest.entry_working_days = days
     manifest.late_entry = days > rules(session).paper_entry_working_days
-    _event(session, manifest, actor, "record_transfer", "draft", transferred_at, "consignor",
+    _event(session, manifest, actor, "record_transfer", ManifestStatus.DRAFT, transferred_at, "consignor",
            entered_at=now.isoformat(), working_days_after_transfer=days, late=manifest.late_entry,
            vehicle_plate=manifest.vehicle_plate, driver_name=manifest.driver_name)
 

@@ -11,7 +11,8 @@ from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill
 from app.common.timeutil import utcnow
-from app.ledger.models import LedgerRecord, Manifest, ManifestLine, WasteStock
+from app.boxes.models import FillKind
+from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
 from app.ledger.services.rules_access import EPS, _day_start, kg, rules
 
 
@@ -48,20 +49,21 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
              .join(Box, Box.id == Fill.box_id).where(Box.enterprise_id.in_(ids), Fill.filled_at < until).subquery())
     rows = session.execute(
         select(fills.c.enterprise_id, func.count(), func.sum(fills.c.removed), func.sum(fills.c.previous))
-        .where(fills.c.kind == "replacement", fills.c.at >= since, fills.c.previous.is_not(None))
+        .where(fills.c.kind == FillKind.REPLACEMENT, fills.c.at >= since, fills.c.previous.is_not(None))
         .group_by(fills.c.enterprise_id))
     for org_id, count, removed, filled in rows:
         if not filled:
             continue
-        ratio = (removed or 0.0) / filled
+        filled, removed = kg(filled), kg(removed)
+        ratio = float(removed / filled)  # a ratio of exact sums
         if ratio < cfg.min_removed_to_filled_ratio:
             found.append(_anomaly(
                 orgs[org_id], "carbon_missing",
-                f"期内更换 {count} 次，被换下的活性炭装填量合计 {filled:g} kg，称重废炭仅 {removed:g} kg"
+                f"期内更换 {count} 次，被换下的活性炭装填量合计 {float(filled):g} kg，称重废炭仅 {float(removed):g} kg"
                 f"（{ratio:.0%}，低于 {cfg.min_removed_to_filled_ratio:.0%}）：活性炭去向不明",
-                f"{count} replacement(s) removed carbon filled at {filled:g} kg but only {removed:g} kg of waste "
+                f"{count} replacement(s) removed carbon filled at {float(filled):g} kg but only {float(removed):g} kg of waste "
                 f"carbon was weighed ({ratio:.0%}, below {cfg.min_removed_to_filled_ratio:.0%}): carbon gone missing",
-                {"replacements": count, "filled_kg": kg(filled), "removed_kg": kg(removed or 0), "ratio": round(ratio, 4)},
+                {"replacements": count, "filled_kg": filled, "removed_kg": removed, "ratio": round(ratio, 4)},
                 {"min_ratio": cfg.min_removed_to_filled_ratio}))
 
     # 2. Generated but never shipped: batches still on site beyond the storage limit.
@@ -69,18 +71,19 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(
         select(LedgerRecord.enterprise_id, func.count(), func.sum(LedgerRecord.on_site_kg),
                func.min(LedgerRecord.occurred_at))
-        .where(LedgerRecord.enterprise_id.in_(ids), LedgerRecord.stage == "generation",
+        .where(LedgerRecord.enterprise_id.in_(ids), LedgerRecord.stage == Stage.GENERATION,
                LedgerRecord.on_site_kg > EPS, LedgerRecord.occurred_at < limit_at)
         .group_by(LedgerRecord.enterprise_id))
     for org_id, count, on_site, oldest in rows:
+        on_site = kg(on_site)
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
         days = (now - oldest).total_seconds() / 86400
         found.append(_anomaly(
             orgs[org_id], "stored_too_long",
-            f"{count} 个产生批次共 {on_site:g} kg 危险废物在厂内贮存超过 {cfg.storage_limit_days} 天未转移（最久 {days:.0f} 天）",
-            f"{count} batch(es), {on_site:g} kg in all, generated but not shipped for more than "
+            f"{count} 个产生批次共 {float(on_site):g} kg 危险废物在厂内贮存超过 {cfg.storage_limit_days} 天未转移（最久 {days:.0f} 天）",
+            f"{count} batch(es), {float(on_site):g} kg in all, generated but not shipped for more than "
             f"{cfg.storage_limit_days} days (oldest {days:.0f} days)",
-            {"batches": count, "on_site_kg": kg(on_site), "oldest_days": round(days, 1)},
+            {"batches": count, "on_site_kg": on_site, "oldest_days": round(days, 1)},
             {"storage_limit_days": cfg.storage_limit_days}))
 
     # 3. More on site than a storage point may hold.
@@ -88,11 +91,12 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
                            .where(WasteStock.enterprise_id.in_(ids)).group_by(WasteStock.enterprise_id)
                            .having(func.sum(WasteStock.on_hand_kg) > cfg.max_on_site_kg))
     for org_id, on_hand in rows:
+        on_hand = kg(on_hand)
         found.append(_anomaly(
             orgs[org_id], "storage_over_limit",
-            f"厂内贮存危险废物 {on_hand:g} kg，超过贮存点上限 {cfg.max_on_site_kg:g} kg",
-            f"{on_hand:g} kg of hazardous waste on site, above the storage point limit of {cfg.max_on_site_kg:g} kg",
-            {"on_hand_kg": kg(on_hand)}, {"max_on_site_kg": cfg.max_on_site_kg}))
+            f"厂内贮存危险废物 {float(on_hand):g} kg，超过贮存点上限 {cfg.max_on_site_kg:g} kg",
+            f"{float(on_hand):g} kg of hazardous waste on site, above the storage point limit of {cfg.max_on_site_kg:g} kg",
+            {"on_hand_kg": on_hand}, {"max_on_site_kg": cfg.max_on_site_kg}))
 
     # 4. Shipped but not received: in transit past the receipt deadline.
     shipped = (select(ManifestLine.manifest_id, func.sum(ManifestLine.quantity_kg).label("kg"))
@@ -100,15 +104,16 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(
         select(Manifest.consignor_id, func.count(), func.sum(shipped.c.kg), func.min(Manifest.picked_up_at))
         .join(shipped, shipped.c.manifest_id == Manifest.id)
-        .where(Manifest.consignor_id.in_(ids), Manifest.status == "in_transit", Manifest.receipt_due_at <= now)
+        .where(Manifest.consignor_id.in_(ids), Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)
         .group_by(Manifest.consignor_id))
     for org_id, count, quantity, oldest in rows:
+        quantity = kg(quantity)
         found.append(_anomaly(
             orgs[org_id], "shipped_not_received",
-            f"{count} 张联单共 {quantity:g} kg 已运出，超过 {cfg.receipt_working_days} 个工作日仍未被接收",
-            f"{count} manifest(s), {quantity:g} kg, shipped but not received within "
+            f"{count} 张联单共 {float(quantity):g} kg 已运出，超过 {cfg.receipt_working_days} 个工作日仍未被接收",
+            f"{count} manifest(s), {float(quantity):g} kg, shipped but not received within "
             f"{cfg.receipt_working_days} working days",
-            {"manifests": count, "quantity_kg": kg(quantity)}, {"receipt_working_days": cfg.receipt_working_days}))
+            {"manifests": count, "quantity_kg": quantity}, {"receipt_working_days": cfg.receipt_working_days}))
 
     # 5. Received far less than shipped over the period (lost between consignor and receiver).
     received = (select(ManifestLine.manifest_id, func.sum(ManifestLine.quantity_kg).label("shipped"),
@@ -117,19 +122,20 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(
         select(Manifest.consignor_id, func.count(), func.sum(received.c.shipped), func.sum(received.c.received))
         .join(received, received.c.manifest_id == Manifest.id)
-        .where(Manifest.consignor_id.in_(ids), Manifest.status.in_(("received", "processed", "closed")),
+        .where(Manifest.consignor_id.in_(ids), Manifest.status.in_(RECEIVED_STATES),
                Manifest.picked_up_at >= since, Manifest.picked_up_at < until)
         .group_by(Manifest.consignor_id))
     for org_id, count, shipped_kg, received_kg in rows:
-        ratio = (received_kg or 0.0) / shipped_kg if shipped_kg else 1.0
+        shipped_kg, received_kg = kg(shipped_kg), kg(received_kg)
+        ratio = float(received_kg / shipped_kg) if shipped_kg else 1.0
         if ratio < cfg.min_received_to_shipped_ratio:
             found.append(_anomaly(
                 orgs[org_id], "received_short",
-                f"期内 {count} 张联单运出 {shipped_kg:g} kg，接受人仅称重接收 {received_kg:g} kg（{ratio:.0%}，"
+                f"期内 {count} 张联单运出 {float(shipped_kg):g} kg，接受人仅称重接收 {float(received_kg):g} kg（{ratio:.0%}，"
                 f"低于 {cfg.min_received_to_shipped_ratio:.0%}）",
-                f"{count} manifest(s) shipped {shipped_kg:g} kg but the receivers weighed only {received_kg:g} kg "
+                f"{count} manifest(s) shipped {float(shipped_kg):g} kg but the receivers weighed only {float(received_kg):g} kg "
                 f"({ratio:.0%}, below {cfg.min_received_to_shipped_ratio:.0%})",
-                {"manifests": count, "shipped_kg": kg(shipped_kg), "received_kg": kg(received_kg or 0),
+                {"manifests": count, "shipped_kg": shipped_kg, "received_kg": received_kg,
                  "ratio": round(ratio, 4)}, {"min_ratio": cfg.min_received_to_shipped_ratio}))
     found.sort(key=lambda a: (a["enterprise_id"], a["code"]))
     return {"from": since, "to": until, "items": found}

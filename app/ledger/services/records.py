@@ -13,12 +13,12 @@ from app.boxes.models import Box, Fill
 from app.common.errors import Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
 from app.ledger.catalogue import CURRENT_EDITION, category_of
-from app.ledger.models import LedgerRecord, WasteStock
-from app.ledger.services.rules_access import EPS, _day_start, _unknown_code, catalogue_entry, kg
+from app.ledger.models import LedgerRecord, Stage, WasteStock
+from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, _unknown_code, catalogue_entry, is_number, kg
 from app.ledger.services.stock import _new_record, lock_stock
 
 
-def record_generation(session: Session, *, enterprise: Organization, waste_code: str, quantity_kg: float,
+def record_generation(session: Session, *, enterprise: Organization, waste_code: str, quantity_kg: Any,
                       occurred_at: datetime, origin: str, actor: Principal | None = None, box: Box | None = None,
                       fill: Fill | None = None, waste_name: str | None = None, facility_code: str = "",
                       storage_facility_code: str = "", container_type: str = "", container_count: int | None = None,
@@ -36,9 +36,9 @@ def record_generation(session: Session, *, enterprise: Organization, waste_code:
         container_count=container_count, handler=handler or (actor.label if actor else ""),
         recorded_by_user_id=actor.user.id if actor and actor.user else None, note=note,
     )
-    generation = _new_record(session, "generation", fill_id=fill.id if fill else None, facility_code=facility_code,
+    generation = _new_record(session, Stage.GENERATION, fill_id=fill.id if fill else None, facility_code=facility_code,
                              on_site_kg=quantity, available_kg=quantity, **common)
-    _new_record(session, "storage", source_batch_code=generation.batch_code,
+    _new_record(session, Stage.STORAGE, source_batch_code=generation.batch_code,
                 facility_code=storage_facility_code, **common)
     stock.on_hand_kg = kg(stock.on_hand_kg + quantity)
     stock.updated_at = utcnow()
@@ -75,7 +75,7 @@ def ledger_query(session: Session, actor: Principal, enterprise_id: int | None, 
     return query.order_by(LedgerRecord.occurred_at, LedgerRecord.id)
 
 
-def management_class(annual_t: float) -> str:
+def management_class(annual_t: Any) -> str:
     """HJ 1259-2022 management class by annual quantity: 重点监管 ≥ 100 t, 简化 ≥ 10 t, else 登记."""
     if annual_t >= 100:
         return "key"
@@ -90,13 +90,13 @@ def stock_summary(session: Session, actor: Principal, enterprise_id: int | None,
                                   .order_by(WasteStock.waste_code)))
     oldest = dict(session.execute(
         select(LedgerRecord.waste_code, func.min(LedgerRecord.occurred_at))
-        .where(LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == "generation",
+        .where(LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == Stage.GENERATION,
                LedgerRecord.on_site_kg > EPS)
         .group_by(LedgerRecord.waste_code)
     ).all())
-    annual = session.scalar(select(func.coalesce(func.sum(LedgerRecord.quantity_kg), 0.0)).where(
-        LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == "generation",
-        LedgerRecord.occurred_at >= now - timedelta(days=365))) or 0.0
+    annual = kg(session.scalar(select(func.sum(LedgerRecord.quantity_kg)).where(
+        LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == Stage.GENERATION,
+        LedgerRecord.occurred_at >= now - timedelta(days=365))))
     items = []
     for s in stocks:
         entry = catalogue_entry(s.waste_code)
@@ -106,14 +106,14 @@ def stock_summary(session: Session, actor: Principal, enterprise_id: int | None,
         items.append({
             "waste_code": s.waste_code, "category": category_of(s.waste_code),
             "waste_name": entry.description if entry else "", "on_hand_kg": kg(s.on_hand_kg),
-            "on_hand_t": round(s.on_hand_kg / 1000, 6), "reserved_kg": kg(s.reserved_kg),
+            "on_hand_t": s.on_hand_kg / 1000, "reserved_kg": kg(s.reserved_kg),
             "available_kg": s.available_kg, "oldest_on_site_at": since,
             "days_on_site": round((now - since).total_seconds() / 86400, 1) if since else None,
         })
     return {
         "enterprise_id": enterprise.id, "enterprise_name": enterprise.name, "items": items,
-        "total_on_hand_kg": kg(sum(s.on_hand_kg for s in stocks)),
-        "generated_last_365d_t": round(annual / 1000, 6), "management_class": management_class(annual / 1000),
+        "total_on_hand_kg": kg(sum((s.on_hand_kg for s in stocks), ZERO_KG)),
+        "generated_last_365d_t": annual / 1000, "management_class": management_class(annual / 1000),
     }
 
 
@@ -131,7 +131,7 @@ def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
     if catalogue_entry(data.get("waste_code")) is None:
         errors["waste_code"] = [_unknown_code(data.get("waste_code"))]
     quantity = data.get("quantity_kg")
-    if not isinstance(quantity, (int, float)) or quantity <= 0:
+    if not is_number(quantity) or kg(quantity) <= 0:
         errors["quantity_kg"] = ["must be greater than 0"]
     generated_at = data.get("generated_at") or now
     if generated_at > now + timedelta(minutes=5):

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
+from decimal import Decimal
 from typing import Any
 
+from app.common.columns import GRAM, ZERO_KG, is_number, kg, kg_or_none  # noqa: F401  (re-exported)
 from app.common.timeutil import SHANGHAI
 from sqlalchemy.orm import Session
 
@@ -11,12 +13,9 @@ from app.common.wiring import wiring_of
 from app.ledger.calendar import WorkCalendar
 from app.ledger.catalogue import LedgerRules, Method, WasteEntry, load_catalogue
 
-EPS = 0.0005  # half a gram: quantities are rounded to grams
-
-
-
-def kg(value: float) -> float:
-    return round(float(value) + 0.0, 3)
+# Half a gram. Masses are exact Decimals quantized to the gram (``kg``: "quantize to 0.001"),
+# so comparisons with EPS are comparisons with zero; it stays for readability of "> nothing".
+EPS = Decimal("0.0005")
 
 
 # The rule files of the app that made ``session`` (its RULES_DIR): app.common.wiring.

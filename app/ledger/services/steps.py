@@ -11,8 +11,10 @@ from app.accounts.services import Principal
 from app.common.errors import Conflict, Forbidden, InvalidInput
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
-from app.ledger.models import LedgerRecord, Manifest, ManifestEvent, ManifestLine
-from app.ledger.services.rules_access import EPS, _day_start, calendar, kg, methods, rules
+from app.ledger.models import LedgerRecord, Manifest, ManifestEvent, ManifestLine, ManifestStatus, Stage
+from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, calendar, is_number, kg, methods, rules
+
+S = ManifestStatus
 from app.ledger.services.stock import _release, _reserve, _return, _ship, refresh_box_colours
 
 
@@ -41,9 +43,9 @@ def _require_party(actor: Principal, manifest: Manifest, party: str, action: str
         )
 
 
-ACTION_FROM = {
-    "submit": ("draft",), "pickup": ("submitted",), "receive": ("in_transit",), "reject": ("in_transit",),
-    "process": ("received",), "cancel": ("draft", "submitted"),
+ACTION_FROM: dict[str, tuple[ManifestStatus, ...]] = {
+    "submit": (S.DRAFT,), "pickup": (S.SUBMITTED,), "receive": (S.IN_TRANSIT,), "reject": (S.IN_TRANSIT,),
+    "process": (S.RECEIVED,), "cancel": (S.DRAFT, S.SUBMITTED),
 }
 
 
@@ -71,7 +73,8 @@ def _lock_manifest(session: Session, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def _event(session: Session, manifest: Manifest, actor: Principal | None, action: str, from_status: str | None,
+def _event(session: Session, manifest: Manifest, actor: Principal | None, action: str,
+           from_status: ManifestStatus | None,
            at: datetime, party: str = "", **detail: Any) -> ManifestEvent:
     org = actor.organization if actor else None
     event = ManifestEvent(
@@ -115,9 +118,9 @@ def submit(session: Session, actor: Principal, manifest: Manifest, now: datetime
     now = now or utcnow()
     _begin_step(session, actor, manifest, "consignor", "submit")
     _reserve(session, manifest)
-    manifest.status = "submitted"
+    manifest.status = S.SUBMITTED
     manifest.submitted_at = now
-    _event(session, manifest, actor, "submit", "draft", now, "consignor")
+    _event(session, manifest, actor, "submit", S.DRAFT, now, "consignor")
     refresh_box_colours(session, [s.record_id for line in manifest.lines for s in line.sources], now)
     return manifest
 
@@ -138,10 +141,10 @@ def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     manifest.driver_name = data["driver_name"]
     manifest.driver_phone = data.get("driver_phone") or manifest.driver_phone
     touched = _ship(session, manifest, at, actor)
-    manifest.status = "in_transit"
+    manifest.status = S.IN_TRANSIT
     manifest.picked_up_at = at
     manifest.receipt_due_at = _receipt_due(session, at)
-    _event(session, manifest, actor, "pickup", "submitted", at, "carrier", vehicle_plate=manifest.vehicle_plate,
+    _event(session, manifest, actor, "pickup", S.SUBMITTED, at, "carrier", vehicle_plate=manifest.vehicle_plate,
            driver_name=manifest.driver_name, receipt_due_at=manifest.receipt_due_at.isoformat())
     refresh_box_colours(session, touched, now)
     return manifest
@@ -169,15 +172,17 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
             continue
         received = item.get("received_kg")
         accepted = item.get("accepted_kg", received)
-        if received is None or received < 0:
+        if not is_number(received) or received < 0:
             errors.setdefault(f"{place}.received_kg", []).append("a weighed quantity ≥ 0 is required")
             continue
-        if accepted is None or accepted < 0 or accepted > received + EPS:
+        received = kg(received)
+        if not is_number(accepted) or accepted < 0 or kg(accepted) > received:
             errors.setdefault(f"{place}.accepted_kg", []).append("between 0 and the received quantity")
             continue
-        if received - accepted > line.quantity_kg + EPS:
+        accepted = kg(accepted)
+        if received - accepted > line.quantity_kg:
             errors.setdefault(f"{place}.accepted_kg", []).append(
-                f"cannot send back more than the {line.quantity_kg:g} kg shipped")
+                f"cannot send back more than the {float(line.quantity_kg):g} kg shipped")
         if accepted < received - EPS and not (item.get("refusal_reason") or "").strip():
             errors.setdefault(f"{place}.refusal_reason", []).append("required when only part is accepted")
         given[line.line_no] = {"received": kg(received), "accepted": kg(accepted),
@@ -191,26 +196,26 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     if errors:
         raise InvalidInput("The receipt has invalid fields.", errors=errors)
     tolerance = rules(session).quantity_tolerance
-    returns: dict[int, float] = {}
+    returns: dict[int, Any] = {}
     discrepancies = []
     for no, g in given.items():
         line = by_no[no]
         line.received_kg, line.accepted_kg, line.refusal_reason = g["received"], g["accepted"], g["reason"]
         if g["received"] - g["accepted"] > EPS:
             returns[line.id] = kg(g["received"] - g["accepted"])
-        deviation = abs(g["received"] - line.quantity_kg) / line.quantity_kg
+        deviation = float(abs(g["received"] - line.quantity_kg) / line.quantity_kg)  # a ratio: float
         if deviation > tolerance + 1e-9:
-            discrepancies.append({"line_no": no, "shipped_kg": line.quantity_kg, "received_kg": g["received"],
-                                  "deviation": round(deviation, 4)})
+            discrepancies.append({"line_no": no, "shipped_kg": float(line.quantity_kg),
+                                  "received_kg": float(g["received"]), "deviation": round(deviation, 4)})
     reasons = "; ".join(g["reason"] for g in given.values() if g["reason"])
     touched = _return(session, manifest, returns, at, actor, reasons) if returns else []
-    manifest.status = "received"
+    manifest.status = S.RECEIVED
     manifest.received_at = at
     manifest.acceptance = "partial" if returns else "full"
     manifest.discrepant = bool(discrepancies)
     manifest.overdue = manifest.receipt_due_at is not None and at >= manifest.receipt_due_at
-    _event(session, manifest, actor, "receive", "in_transit", at, "receiver", acceptance=manifest.acceptance,
-           lines=[{"line_no": no, "received_kg": g["received"], "accepted_kg": g["accepted"],
+    _event(session, manifest, actor, "receive", S.IN_TRANSIT, at, "receiver", acceptance=manifest.acceptance,
+           lines=[{"line_no": no, "received_kg": float(g["received"]), "accepted_kg": float(g["accepted"]),
                    "refusal_reason": g["reason"]} for no, g in sorted(given.items())],
            discrepancies=discrepancies, tolerance=tolerance, overdue=manifest.overdue)
     refresh_box_colours(session, touched, now)
@@ -230,16 +235,16 @@ def reject(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     if errors:
         raise InvalidInput("The refusal has invalid fields.", errors=errors)
     for line in manifest.lines:
-        line.accepted_kg = 0.0
+        line.accepted_kg = ZERO_KG
         line.refusal_reason = reason
     touched = _return(session, manifest, {line.id: line.quantity_kg for line in manifest.lines}, at, actor, reason)
-    manifest.status = "rejected"
+    manifest.status = S.REJECTED
     manifest.rejected_at = at
     manifest.reject_reason = reason
     manifest.acceptance = "refused"
     manifest.overdue = manifest.receipt_due_at is not None and at >= manifest.receipt_due_at
-    _event(session, manifest, actor, "reject", "in_transit", at, "receiver", reason=reason,
-           returned_kg=kg(sum(line.quantity_kg for line in manifest.lines)))
+    _event(session, manifest, actor, "reject", S.IN_TRANSIT, at, "receiver", reason=reason,
+           returned_kg=float(kg(sum((line.quantity_kg for line in manifest.lines), ZERO_KG))))
     refresh_box_colours(session, touched, now)
     return manifest
 
@@ -278,14 +283,14 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         by_no[no].method_code = code
         # The consignor's sent-out records carry the 利用/处置方式 too (HJ 1259 委外利用/处置).
         session.execute(update(LedgerRecord).where(LedgerRecord.manifest_line_id == by_no[no].id,
-                                                   LedgerRecord.stage == "sent_out").values(method_code=code))
-    manifest.status = "processed"
+                                                   LedgerRecord.stage == Stage.SENT_OUT).values(method_code=code))
+    manifest.status = S.PROCESSED
     manifest.processed_at = at
-    _event(session, manifest, actor, "process", "received", at, "receiver",
+    _event(session, manifest, actor, "process", S.RECEIVED, at, "receiver",
            lines=[{"line_no": no, "method_code": code} for no, code in sorted(chosen.items())])
-    manifest.status = "closed"
+    manifest.status = S.CLOSED
     manifest.closed_at = at
-    _event(session, manifest, None, "close", "processed", at, "")
+    _event(session, manifest, None, "close", S.PROCESSED, at, "")
     return manifest
 
 
@@ -294,8 +299,8 @@ def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     now = now or utcnow()
     _begin_step(session, actor, manifest, "consignor", "cancel")
     before = manifest.status
-    touched = _release(session, manifest) if before == "submitted" else []
-    manifest.status = "cancelled"
+    touched = _release(session, manifest) if before == S.SUBMITTED else []
+    manifest.status = S.CANCELLED
     manifest.cancelled_at = now
     _event(session, manifest, actor, "cancel", before, now, "consignor", reason=(data or {}).get("reason") or "")
     refresh_box_colours(session, touched, now)

@@ -14,8 +14,10 @@ from app.boxes.models import Box
 from app.common.errors import Conflict
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock, insert_ignore
-from app.ledger.models import STAGE_PREFIX, LedgerRecord, Manifest, ManifestLine, ManifestLineSource, WasteStock
-from app.ledger.services.rules_access import EPS, kg
+from app.ledger.models import (
+    STAGE_PREFIX, LedgerRecord, Manifest, ManifestLine, ManifestLineSource, Stage, WasteStock,
+)
+from app.ledger.services.rules_access import EPS, ZERO_KG, kg
 
 
 def lock_stock(session: Session, enterprise_id: int, waste_code: str) -> WasteStock:
@@ -26,7 +28,7 @@ def lock_stock(session: Session, enterprise_id: int, waste_code: str) -> WasteSt
     stock = session.scalar(stmt)
     if stock is None:
         insert_ignore(session, WasteStock, {"enterprise_id": enterprise_id, "waste_code": waste_code,
-                                            "on_hand_kg": 0.0, "reserved_kg": 0.0, "updated_at": utcnow()},
+                                            "on_hand_kg": ZERO_KG, "reserved_kg": ZERO_KG, "updated_at": utcnow()},
                       ["enterprise_id", "waste_code"])
         stock = session.scalar(stmt)
     return stock
@@ -42,7 +44,7 @@ def _fresh_records(session: Session, ids: Iterable[int]) -> dict[int, LedgerReco
     return {r.id: r for r in rows}
 
 
-def _new_record(session: Session, stage: str, **fields: Any) -> LedgerRecord:
+def _new_record(session: Session, stage: Stage, **fields: Any) -> LedgerRecord:
     record = LedgerRecord(batch_code="tmp-" + uuid.uuid4().hex[:30], stage=stage, **fields)
     session.add(record)
     session.flush()
@@ -81,7 +83,7 @@ def _reserve(session: Session, manifest: Manifest) -> None:
         if need > stocks[code].available_kg + EPS:
             for line in lines:
                 short[f"lines.{line.line_no - 1}.quantity_kg"] = [
-                    f"only {stocks[code].available_kg:g} kg of {code} available in stock; {need:g} kg needed"]
+                    f"only {float(stocks[code].available_kg):g} kg of {code} available in stock; {float(need):g} kg needed"]
     if short:
         raise Conflict("库存不足，不能提交 (not enough stock for this manifest)", errors=short)
     for code, lines in grouped.items():
@@ -95,12 +97,12 @@ def _reserve(session: Session, manifest: Manifest) -> None:
                 candidates = list(session.scalars(
                     select(LedgerRecord).where(
                         LedgerRecord.enterprise_id == manifest.consignor_id, LedgerRecord.waste_code == code,
-                        LedgerRecord.stage == "generation", LedgerRecord.available_kg > EPS)
+                        LedgerRecord.stage == Stage.GENERATION, LedgerRecord.available_kg > EPS)
                     .order_by(LedgerRecord.occurred_at, LedgerRecord.id)
                     .execution_options(populate_existing=True)))
-            remaining = line.quantity_kg
+            remaining = kg(line.quantity_kg)
             for record in candidates:  # oldest first: waste leaves in the order it arrived
-                take = kg(min(record.available_kg or 0.0, remaining))
+                take = kg(min(record.available_kg or ZERO_KG, remaining))
                 if take <= EPS:
                     continue
                 record.available_kg = kg(record.available_kg - take)
@@ -110,8 +112,8 @@ def _reserve(session: Session, manifest: Manifest) -> None:
                     break
             if remaining > EPS:
                 raise Conflict("所选批次的剩余量不足 (the named batches do not hold this quantity)", errors={
-                    f"lines.{line.line_no - 1}.source_batches": [f"{remaining:g} kg more than the named batches hold"]})
-        stocks[code].reserved_kg = kg(stocks[code].reserved_kg + sum(line.quantity_kg for line in lines))
+                    f"lines.{line.line_no - 1}.source_batches": [f"{float(remaining):g} kg more than the named batches hold"]})
+        stocks[code].reserved_kg = kg(stocks[code].reserved_kg + sum(kg(line.quantity_kg) for line in lines))
         stocks[code].updated_at = utcnow()
     session.flush()
 
@@ -129,7 +131,8 @@ def _release(session: Session, manifest: Manifest) -> list[int]:
                 record.available_kg = kg(record.available_kg + source.quantity_kg)
                 touched.append(record.id)
             line.sources.clear()
-        stocks[code].reserved_kg = kg(max(stocks[code].reserved_kg - sum(line.quantity_kg for line in lines), 0.0))
+        stocks[code].reserved_kg = kg(max(stocks[code].reserved_kg - sum(kg(line.quantity_kg) for line in lines),
+                                           ZERO_KG))
     return touched
 
 
@@ -140,10 +143,10 @@ def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) 
     touched = []
     for code, lines in grouped.items():
         records = _fresh_records(session, [s.record_id for line in lines for s in line.sources])
-        total = kg(sum(line.quantity_kg for line in lines))
+        total = kg(sum(kg(line.quantity_kg) for line in lines))
         stock = stocks[code]
         if total > stock.on_hand_kg + EPS:  # an invariant: reservations never exceed what is on hand
-            raise Conflict(f"库存不足 (stock of {code} is {stock.on_hand_kg:g} kg, {total:g} kg to ship)")
+            raise Conflict(f"库存不足 (stock of {code} is {float(stock.on_hand_kg):g} kg, {float(total):g} kg to ship)")
         for line in lines:
             for source in line.sources:
                 record = records[source.record_id]
@@ -156,19 +159,20 @@ def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) 
                     manifest_id=manifest.id, manifest_line_id=line.id, manifest_number=manifest.number,
                     handler=actor.label, destination=manifest.receiver.name,
                 )
-                _new_record(session, "out_of_storage", **common)
-                _new_record(session, "sent_out", receiver_name=manifest.receiver.name,
+                _new_record(session, Stage.OUT_OF_STORAGE, **common)
+                _new_record(session, Stage.SENT_OUT, receiver_name=manifest.receiver.name,
                             licence_number=manifest.receiver_licence, **common)
         stock.on_hand_kg = kg(stock.on_hand_kg - total)
-        stock.reserved_kg = kg(max(stock.reserved_kg - total, 0.0))
+        stock.reserved_kg = kg(max(stock.reserved_kg - total, ZERO_KG))
         stock.updated_at = utcnow()
     return touched
 
 
-def _return(session: Session, manifest: Manifest, returns: dict[int, float], at: datetime,
+def _return(session: Session, manifest: Manifest, returns: dict[int, Any], at: datetime,
             actor: Principal, reason: str) -> list[int]:
     """Refused waste goes back into the consignor's storage (退回入库), into the batches it came from."""
     lines = {line.id: line for line in manifest.lines}
+    returns = {line_id: kg(q) for line_id, q in returns.items()}
     codes = sorted({lines[line_id].waste_code for line_id, q in returns.items() if q > EPS})
     stocks = {code: lock_stock(session, manifest.consignor_id, code) for code in codes}
     records = _fresh_records(session, [s.record_id for line in manifest.lines for s in line.sources])
@@ -186,7 +190,7 @@ def _return(session: Session, manifest: Manifest, returns: dict[int, float], at:
             source.returned_kg = kg(source.returned_kg + take)
             touched.append(record.id)
             _new_record(
-                session, "returned", enterprise_id=manifest.consignor_id, waste_code=line.waste_code,
+                session, Stage.RETURNED, enterprise_id=manifest.consignor_id, waste_code=line.waste_code,
                 waste_name=line.waste_name, category=line.category, catalogue_edition=record.catalogue_edition,
                 quantity_kg=take, occurred_at=at, source_batch_code=record.batch_code, origin="manifest",
                 box_id=record.box_id, manifest_id=manifest.id, manifest_line_id=line.id,

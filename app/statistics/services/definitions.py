@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from app.boxes.colour import SPENT_CARBON_RULES
+from app.boxes.models import COLOURS  # noqa: F401  (re-exported: the one definition, in severity order)
+from app.ledger.models import RECEIVED_STATES  # noqa: F401  (re-exported)
 
 DEFAULT_BASE_YEAR = 2024  # overridden by the STATISTICS_BASE_YEAR setting
-COLOURS = ("grey", "green", "yellow", "red")
 TREATMENTS = ("utilised", "incinerated", "cement_kiln", "landfilled", "other")
 LATE_REPLACEMENT_RULES = SPENT_CARBON_RULES
-RECEIVED_STATES = ("received", "processed", "closed")
 
 DEFINITIONS = {
     "scope": "enterprises whose park/county is the scope's (the city: all); their ledger, manifests and boxes",

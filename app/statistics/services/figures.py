@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
-from app.boxes.models import Box, ColourChange, Fill
+from app.boxes.models import Box, Colour, ColourChange, Fill, FillKind
+from app.common.columns import ZERO_KG
 from app.common.periods import Period, months_until
 from app.common.types import UTCDateTime
-from app.ledger.models import LedgerRecord, Manifest, ManifestLine
+from app.ledger.models import LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage
 from app.ledger.services import kg, rules
 from app.statistics.services.definitions import COLOURS, LATE_REPLACEMENT_RULES, RECEIVED_STATES
 from app.statistics.services.scopes import Scope
@@ -39,7 +41,7 @@ def landfill_by_period(session: Session, scope: Scope, periods: list[Period]) ->
     found = {int(b): (as_kg(processed), as_kg(landfilled)) for b, processed, landfilled in rows}
     out = []
     for p in periods:
-        processed, landfilled = found.get(distinct.index(p), (0.0, 0.0))
+        processed, landfilled = found.get(distinct.index(p), (ZERO_KG, ZERO_KG))
         out.append({"period": p.label, "processed_kg": processed, "landfilled_kg": landfilled,
                     "landfill_share": ratio(landfilled, processed)})
     return out
@@ -50,27 +52,27 @@ def landfill_series(session: Session, scope: Scope, last: Period, count: int = 1
     return landfill_by_period(session, scope, months_until(last, count))
 
 
-def ledger(session: Session, scope: Scope, period: Period, last_year: Period) -> tuple[dict[str, dict], float]:
+def ledger(session: Session, scope: Scope, period: Period, last_year: Period) -> tuple[dict[str, dict], Decimal]:
     in_period = within(LedgerRecord.occurred_at, period)
     qty = LedgerRecord.quantity_kg
     stage = LedgerRecord.stage
     rows = session.execute(
         select(LedgerRecord.waste_code,
-               sum_or_zero(case((and_(stage == "generation", in_period), qty), else_=0)),
-               sum_or_zero(case((and_(stage == "storage", in_period), qty), else_=0)),
-               sum_or_zero(case((and_(stage == "returned", in_period), qty), else_=0)),
-               sum_or_zero(case((stage.in_(("generation", "returned")), qty), (stage == "out_of_storage", -qty),
-                                else_=0)),
-               sum_or_zero(case((and_(stage == "generation", within(LedgerRecord.occurred_at, last_year)), qty),
+               sum_or_zero(case((and_(stage == Stage.GENERATION, in_period), qty), else_=0)),
+               sum_or_zero(case((and_(stage == Stage.STORAGE, in_period), qty), else_=0)),
+               sum_or_zero(case((and_(stage == Stage.RETURNED, in_period), qty), else_=0)),
+               sum_or_zero(case((stage.in_((Stage.GENERATION, Stage.RETURNED)), qty),
+                                (stage == Stage.OUT_OF_STORAGE, -qty), else_=0)),
+               sum_or_zero(case((and_(stage == Stage.GENERATION, within(LedgerRecord.occurred_at, last_year)), qty),
                                 else_=0)))
         .where(scope.enterprises(LedgerRecord.enterprise_id), LedgerRecord.occurred_at < period.end_utc)
         .group_by(LedgerRecord.waste_code))
     codes: dict[str, dict] = {}
-    generated_last_year = 0.0
+    generated_last_year = ZERO_KG
     for code, generated, stored, returned, on_hand, generated_ly in rows:
         codes[code] = {"generated_kg": as_kg(generated), "into_storage_kg": as_kg(stored),
                        "returned_kg": as_kg(returned), "in_storage_end_kg": as_kg(on_hand)}
-        generated_last_year += float(generated_ly or 0)
+        generated_last_year += as_kg(generated_ly)
     return codes, kg(generated_last_year)
 
 
@@ -99,13 +101,13 @@ def manifest_lines(session: Session, scope: Scope, period: Period, now: datetime
 
 def manifest_counts(session: Session, scope: Scope, period: Period, now: datetime) -> dict[str, Any]:
     m = Manifest
-    late_in_transit = and_(m.status == "in_transit", m.receipt_due_at <= now)
+    late_in_transit = and_(m.status == ManifestStatus.IN_TRANSIT, m.receipt_due_at <= now)
     overdue = or_(m.overdue.is_(True), late_in_transit)
     row = session.execute(
         select(func.count(m.id),
                count_if(and_(m.status.in_(RECEIVED_STATES), m.overdue.is_(False))),
-               count_if(overdue), count_if(m.discrepant.is_(True)), count_if(m.status == "rejected"),
-               count_if(and_(m.status == "in_transit", ~late_in_transit)))
+               count_if(overdue), count_if(m.discrepant.is_(True)), count_if(m.status == ManifestStatus.REJECTED),
+               count_if(and_(m.status == ManifestStatus.IN_TRANSIT, ~late_in_transit)))
         .where(scope.enterprises(m.consignor_id), within(m.picked_up_at, period))).one()
     shipped, on_time, overdue_n, discrepant, rejected, pending = (int(x or 0) for x in row)
     return {"shipped_count": shipped, "on_time_count": on_time, "overdue_count": overdue_n,
@@ -132,14 +134,14 @@ def fills(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
            .where(scope.enterprises(Box.enterprise_id), within(Fill.filled_at, period))).subquery()
     reasons = cast(ColourChange.reasons, String)
     turned_red = (select(ColourChange.id).where(
-        ColourChange.box_id == sub.c.box_id, ColourChange.colour == "red",
+        ColourChange.box_id == sub.c.box_id, ColourChange.colour == Colour.RED,
         ColourChange.changed_at > sub.c.previous_at, ColourChange.changed_at < sub.c.filled_at,
         or_(*[reasons.like(f"%{code}%") for code in LATE_REPLACEMENT_RULES])).exists())
     # A replacement knows whether the carbon it replaced was spent (Fill.replaced_overdue); fills
     # recorded before that was kept fall back on the colour history.
     late = or_(sub.c.replaced_overdue.is_(True), and_(sub.c.replaced_overdue.is_(None), turned_red))
     regenerated = sub.c.regeneration_batch_id.is_not(None)
-    replacement = sub.c.kind == "replacement"
+    replacement = sub.c.kind == FillKind.REPLACEMENT
     row = session.execute(
         select(func.count(), sum_or_zero(sub.c.mass_kg), count_if(regenerated),
                sum_or_zero(case((regenerated, sub.c.mass_kg), else_=0)), count_if(replacement),
@@ -176,7 +178,7 @@ def boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict
     colours = select(colour_before(at).label("colour")).where(boxes_in_scope).subquery()
     counts: dict[str, int] = {}
     for colour, n in session.execute(select(colours.c.colour, func.count()).group_by(colours.c.colour)):
-        counts[colour or "grey"] = counts.get(colour or "grey", 0) + int(n)  # no change yet: grey
+        counts[colour or Colour.GREY] = counts.get(colour or Colour.GREY, 0) + int(n)  # no change yet: grey
     # Red spans: each change lasts until the box's next change (or ``at``). The colour a box had at
     # the start of the period (a change before it) opens a span at the start.
     opening = select(Box.id.label("box_id"), colour_before(start).label("colour"),
@@ -197,13 +199,13 @@ def boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict
     finish = func.coalesce(EpochSeconds(spans.c.until), literal(end_s))
     a = case((begin > start_s, begin), else_=literal(start_s))
     b = case((finish < end_s, finish), else_=literal(end_s))
-    red_seconds = session.scalar(select(sum_or_zero(case((b > a, b - a), else_=0))).where(spans.c.colour == "red"))
+    red_seconds = session.scalar(select(sum_or_zero(case((b > a, b - a), else_=0))).where(spans.c.colour == Colour.RED))
     by_colour = {c: int(counts.get(c, 0)) for c in COLOURS}
     return {"at": at, "by_colour": by_colour, "total_count": sum(by_colour.values()),
             "red_box_days": round(float(red_seconds or 0) / 86400, 4)}
 
 
-def shipped_and_received(session: Session, scope: Scope, period: Period) -> tuple[float, float]:
+def shipped_and_received(session: Session, scope: Scope, period: Period) -> tuple[Decimal, Decimal]:
     row = session.execute(
         select(sum_or_zero(ManifestLine.quantity_kg), sum_or_zero(ManifestLine.received_kg))
         .join(Manifest, Manifest.id == ManifestLine.manifest_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from app.common.periods import Period
 from app.common.timeutil import utcnow
 from app.ledger.catalogue import load_catalogue
 from app.ledger.services import kg, rules
+from app.ledger.services.rules_access import ZERO_KG
 from app.statistics.services import figures
 from app.statistics.services.balance import mass_balance
 from app.statistics.services.definitions import DEFAULT_BASE_YEAR, DEFINITIONS, TREATMENTS
@@ -31,8 +33,8 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     codes, generated_last_year = figures.ledger(session, scope, period, last_year)
     shipped, received, processed_rows = figures.manifest_lines(session, scope, period, now)
     for code in set(shipped) | set(received):
-        codes.setdefault(code, {"generated_kg": 0.0, "into_storage_kg": 0.0, "returned_kg": 0.0,
-                                "in_storage_end_kg": 0.0})
+        codes.setdefault(code, {"generated_kg": ZERO_KG, "into_storage_kg": ZERO_KG, "returned_kg": ZERO_KG,
+                                "in_storage_end_kg": ZERO_KG})
     by_code = []
     for code in sorted(codes):
         item = codes[code]
@@ -41,19 +43,19 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         by_code.append({"waste_code": code, "waste_name": entry.description if entry else "", **item,
                         "shipped_kg": as_kg(shipped.get(code)), "received_kg": as_kg(r), "accepted_kg": as_kg(a)})
 
-    def total(name: str) -> float:
-        return kg(sum(i[name] for i in by_code))
+    def total(name: str) -> Decimal:
+        return kg(sum((i[name] for i in by_code), ZERO_KG))
 
-    treatment = {f"{t}_kg": 0.0 for t in TREATMENTS}
-    by_method: dict[str, float] = {}
-    carbon_processed = carbon_consumed = 0.0
+    treatment = {f"{t}_kg": ZERO_KG for t in TREATMENTS}
+    by_method: dict[str, Decimal] = {}
+    carbon_processed = carbon_consumed = ZERO_KG
     for method_code, carbon_accepted, accepted, consumed in processed_rows:
-        treatment[f"{treatment_of(session, method_code)}_kg"] += float(accepted or 0)
-        by_method[method_code] = by_method.get(method_code, 0.0) + float(accepted or 0)
-        carbon_processed += float(carbon_accepted or 0)
-        carbon_consumed += float(consumed or 0)
+        treatment[f"{treatment_of(session, method_code)}_kg"] += as_kg(accepted)
+        by_method[method_code] = by_method.get(method_code, ZERO_KG) + as_kg(accepted)
+        carbon_processed += as_kg(carbon_accepted)
+        carbon_consumed += as_kg(consumed)
     treatment = {k: kg(v) for k, v in treatment.items()}
-    processed = kg(sum(treatment.values()))
+    processed = kg(sum(treatment.values(), ZERO_KG))
     landfilled = treatment["landfilled_kg"]
     share = ratio(landfilled, processed)
 
@@ -73,8 +75,9 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
     generated = total("generated_kg")
     va = value_added_figures(session, scope, [period, last_year])
 
-    def intensity(gen_kg: float, figure: ValueAddedFigure | None) -> float | None:
-        return round(gen_kg / 1000 / figure.value_10k_yuan, 8) if figure and figure.value_10k_yuan else None
+    def intensity(gen_kg: Decimal, figure: ValueAddedFigure | None) -> float | None:
+        # t per 10⁴ yuan: a ratio (value added is money, a float), computed from the exact sum.
+        return round(float(gen_kg) / 1000 / figure.value_10k_yuan, 8) if figure and figure.value_10k_yuan else None
 
     now_intensity = intensity(generated, va.get(period.label))
     ly_intensity = intensity(generated_last_year, va.get(last_year.label))
@@ -82,7 +85,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
               if now_intensity is not None and ly_intensity else None)
     current = va.get(period.label)
     carbon_codes = rules(session).waste_carbon_codes
-    carbon_generated = kg(sum(i["generated_kg"] for i in by_code if i["waste_code"] in carbon_codes))
+    carbon_generated = kg(sum((i["generated_kg"] for i in by_code if i["waste_code"] in carbon_codes), ZERO_KG))
     stock_change = kg(generated - total("shipped_kg") + total("returned_kg"))
 
     return {
@@ -90,7 +93,7 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         "period": {"label": period.label, "kind": period.kind, "start": period.start_utc, "end": period.end_utc,
                    "complete": period.end_utc <= now},
         "base_year": base_year,
-        "generated_kg": generated, "generated_t": round(generated / 1000, 6),
+        "generated_kg": generated, "generated_t": generated / 1000,
         "into_storage_kg": total("into_storage_kg"), "returned_kg": total("returned_kg"),
         "in_storage_end_kg": total("in_storage_end_kg"), "shipped_kg": total("shipped_kg"),
         "received_kg": total("received_kg"), "accepted_kg": total("accepted_kg"),
@@ -113,10 +116,10 @@ def compute(session: Session, scope: Scope, period: Period, base_year: int | Non
         "intensity": {
             "value_added_10k_yuan": current.value_10k_yuan if current else None,
             "value_added_source": current.source if current else None,
-            "generated_t": round(generated / 1000, 6),
+            "generated_t": generated / 1000,
             "generation_intensity_t_per_10k_yuan": now_intensity,
             "previous_year_period": last_year.label,
-            "previous_year_generated_t": round(generated_last_year / 1000, 6),
+            "previous_year_generated_t": generated_last_year / 1000,
             "previous_year_value_added_10k_yuan": (va[last_year.label].value_10k_yuan
                                                    if last_year.label in va else None),
             "previous_year_intensity_t_per_10k_yuan": ly_intensity,

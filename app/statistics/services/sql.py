@@ -1,6 +1,7 @@
 """SQL building blocks of the statistics: sums, period bounds, epoch seconds per dialect, treatment of a method code."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func
@@ -43,12 +44,14 @@ def within(column, period: Period):
     return and_(column >= period.start_utc, column < period.end_utc)
 
 
-def as_kg(value: Any) -> float:
-    return kg(float(value or 0.0))
+def as_kg(value: Any) -> Decimal:
+    """A SQL sum of masses as exact kg (NUMERIC on PostgreSQL; on SQLite it came through a float)."""
+    return kg(value or 0)
 
 
-def ratio(part: float, whole: float) -> float | None:
-    return round(part / whole, 6) if whole else None
+def ratio(part: Any, whole: Any) -> float | None:
+    """A share: exact sums divided, then a float (shares are not masses)."""
+    return round(float(Decimal(part) / Decimal(whole)), 6) if whole else None
 
 
 def treatment_of(session: Session, code: str) -> str:
