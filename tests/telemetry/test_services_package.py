@@ -16,7 +16,7 @@ from app.telemetry.services import ingestion
 from tests import factories
 from tests.telemetry.builders import post_readings, reading, state_of, utc_now
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["settings", "checks", "rollups", "states", "ingestion", "readback", "dead_letter_store"]
 
 
