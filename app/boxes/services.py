@@ -73,6 +73,17 @@ def get_box(session: Session, actor: Principal, raw_code: str) -> Box:
     return box
 
 
+def require_visible_enterprise(session: Session, actor: Principal, enterprise_id: int) -> None:
+    """Raise NotFound unless ``actor`` may see enterprise ``enterprise_id``: in its
+    jurisdiction, or the enterprise of a box it serves. Existence is not disclosed."""
+    visible = session.scalar(select(Organization.id).where(Organization.id == enterprise_id,
+                                                           enterprise_scope(actor)))
+    if visible is None:
+        visible = session.scalar(select(Box.id).where(Box.enterprise_id == enterprise_id, box_scope(actor)).limit(1))
+    if visible is None:
+        raise NotFound(f"企业 {enterprise_id} 不存在或无权查看 (enterprise {enterprise_id} not found)")
+
+
 def find_box_public(session: Session, raw_code: str) -> Box | None:
     """The scan page shows a box's colour to anyone holding its label."""
     code = codes.normalise(raw_code)
