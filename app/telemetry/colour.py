@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
 from app.boxes.colour import Finding, check, fact_provider
+from app.telemetry.integration import window_load
 from app.telemetry.models import BoxSensorState
 from app.telemetry.services import Settings, open_interval_kg, sync_state_to_fill
 
@@ -72,8 +73,11 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             facts["latest_reading"] = {"ts": state.latest_ts.isoformat(), **(state.latest or {})}
         if fill is not None and state.last_integrated_ts is not None:
             facts["adsorbed_kg"] = state.adsorbed_kg + open_interval_kg(state, now, settings.max_interval_s)
-            if state.load_weight > 0:
-                facts["load_kg_per_day"] = state.load_ewma_kg_per_day
+            # The measured load of the last 24 h of readings (None: too little data in them).
+            load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at)
+            facts["measured_load"] = load
+            if load.kg_per_day is not None:
+                facts["load_kg_per_day"] = load.kg_per_day
             # The open interval stops growing after the cap: look again then.
             facts["next_check_candidates"].append(state.last_integrated_ts + timedelta(seconds=settings.max_interval_s))
 
