@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, lazyload
 from app.accounts.services import Principal
 from app.boxes import codes
 from app.boxes.models import Box
-from app.boxes.services import refresh_colours
+from app.boxes.services import rebuild_history, refresh_colours
 from app.common.errors import Forbidden
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
@@ -141,6 +141,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
     rollups = _Rollups(sqlite)
     values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
+    newest_before = {box_id: v.latest_ts for box_id, v in values.items()}
     for box_id, box_rows in per_box.items():
         _apply(session, by_id[box_id], values[box_id], box_rows, rollups, settings, now)
     rollups.upsert(session)
@@ -150,7 +151,15 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     if result.boxes:
         # Once per touched box per batch: alarms and saturation enter the colour history. The
         # active fills are those just read (a box without one is not in ``fills``).
+        colours = {b.id: b.colour for b in result.boxes}
         refresh_colours(session, result.boxes, now, fills=fills)
+        # Late readings (older than the newest stored), or readings that changed the colour,
+        # describe the past: the history is evaluated again from the batch's oldest reading.
+        for box in result.boxes:
+            first = per_box[box.id][0][R_TS]
+            newest = newest_before[box.id]
+            if (newest is not None and first < newest) or box.colour != colours[box.id]:
+                rebuild_history(session, box, first, now)
     return result
 
 
