@@ -455,7 +455,7 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     fill, every reading (telemetry's provider adds them as next-check candidates and gives the
     sensor facts as they stood then), and every time threshold the evaluations name (saturation
     levels, the predicted date and its warning, silence alarms). A change is dated at the moment
-    it was found, or at the time its condition began when that lies after the previous moment.
+    it was found: every time a condition can begin at is one of these moments.
     Rewritten changes keep their ``recorded_at`` when an equal change (colour and time) was
     stored before; new ones are recorded at ``now``. Replacements in the range have
     ``replaced_overdue`` recomputed. The evaluation at ``now`` is stored on the box and returned.
@@ -463,6 +463,8 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     import heapq
 
     now = now or utcnow()
+    if box.colour_next_check_at is not None and box.colour_next_check_at < since:
+        since = box.colour_next_check_at  # a moment before the event was never looked at: from there
     since = min(since, now)
     rules = _rules(session)
     import_rule_plugins()
@@ -503,23 +505,24 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     info_before = session.info.get(REPLAY_KEY)
     session.info[REPLAY_KEY] = {"since": {box.id: since}, "timelines": {}}
     try:
+        for f in fills:
+            if f.kind == "replacement" and since <= f.filled_at <= now:
+                # The box as it stood at the replacement, with the carbon being replaced in it.
+                older = [g for g in fills if g.filled_at < f.filled_at]
+                before = _evaluate_boxes(session, [box], f.filled_at, {box.id: older[-1]} if older else {},
+                                         rules)[box.id]
+                f.replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
         while moments and seen < MAX_REPLAY_MOMENTS:
             t = heapq.heappop(moments)
             if t >= now or (previous_t is not None and t <= previous_t):
                 continue
             seen += 1
-            for f in fills:
-                if f.kind == "replacement" and f.filled_at == t:
-                    # The box as it stood at the replacement, with the carbon being replaced in it.
-                    older = [g for g in fills if g.filled_at < t]
-                    before = _evaluate_boxes(session, [box], t, {box.id: older[-1]} if older else {}, rules)[box.id]
-                    f.replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
             active = fill_at(t)
             ev = _evaluate_boxes(session, [box], t, {box.id: active} if active else {}, rules)[box.id]
             if ev.colour != colour:
+                # Every time a condition can begin at is a moment of its own (time thresholds are
+                # next-check candidates, readings and fills are moments): the change is dated here.
                 changed_at = t
-                if ev.since is not None and (previous_t is None or ev.since > previous_t) and ev.since < t:
-                    changed_at = ev.since
                 if last_at is not None and changed_at < last_at:
                     changed_at = last_at
                 session.add(ColourChange(
@@ -539,8 +542,7 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     # Now, from the stored state, as every read evaluates it.
     ev = _evaluate_boxes(session, [box], now, None, rules)[box.id]
     if ev.colour != colour:
-        changed_at = ev.since if ev.since is not None and (previous_t is None or ev.since > previous_t) else now
-        changed_at = min(max(changed_at, last_at or changed_at), now)
+        changed_at = max(now, last_at or now)
         session.add(ColourChange(
             box_id=box.id, colour=ev.colour, previous_colour=colour, changed_at=changed_at,
             recorded_at=dropped.get((ev.colour, changed_at), now), rules_version=rules.version,
