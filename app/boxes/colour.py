@@ -269,6 +269,15 @@ def derive_saturation(facts: dict[str, Any]) -> None:
         remaining_days = max(capacity - adsorbed, 0.0) / load if load > 0 else math.inf
         predicted = now + timedelta(days=remaining_days) if math.isfinite(remaining_days) else None
         facts["saturation_since"] = {}
+        rate, until = facts.get("open_interval") or (0.0, now)
+        if rate > 0 and until > now and capacity > 0:
+            # Saturation levels the open interval reaches before it closes: look again then.
+            for rule in facts["rules"].rules:
+                threshold = rule.params.get("threshold")
+                if rule.code.startswith("saturation") and threshold is not None and adsorbed < threshold * capacity:
+                    at = now + timedelta(hours=(threshold * capacity - adsorbed) / rate)
+                    if at <= until:
+                        facts.setdefault("next_check_candidates", []).append(at)
     else:
         facts["saturation_basis"] = "design"
         facts["load_basis"] = "design"

@@ -489,10 +489,10 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     if kept:
         colour, last_at = kept[-1].colour, kept[-1].changed_at
     else:
-        # The history starts grey (not in service): at registration, or at the back-dated event
-        # if that came first (the box existed before it was registered here).
+        # The history starts grey (not in service): at registration, or at the first fill if that
+        # came first (the box existed before it was registered here); before it, grey too.
         first = stored[0] if stored else None
-        colour, last_at = "grey", min(box.created_at or since, since)
+        colour, last_at = "grey", min(box.created_at or since, fills[0].filled_at if fills else since)
         session.add(ColourChange(box_id=box.id, colour="grey", previous_colour=None, changed_at=last_at,
                                  recorded_at=first.recorded_at if first is not None else now,
                                  rules_version=first.rules_version if first is not None else rules.version,

@@ -88,6 +88,10 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             facts["latest_reading"] = {"ts": state.latest_ts.isoformat(), **(state.latest or {})}
         if fill is not None and state.last_integrated_ts is not None:
             facts["adsorbed_kg"] = state.adsorbed_kg + open_interval_kg(state, now, settings.max_interval_s)
+            # The newest reading's interval still adsorbs at its rate until the cap: saturation
+            # levels it crosses in that time are moments of their own (derive_saturation).
+            facts["open_interval"] = (state.last_rate_kg_h,
+                                      state.last_integrated_ts + timedelta(seconds=settings.max_interval_s))
             # The measured load of the last 24 h of readings (None: too little data in them).
             if load is None:
                 load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at)

@@ -152,17 +152,17 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
         # Once per touched box per batch: alarms and saturation enter the colour history. The
         # active fills are those just read (a box without one is not in ``fills``).
         colours = {b.id: b.colour for b in result.boxes}
-        since = {b.id: b.colour_since for b in result.boxes}
         refresh_colours(session, result.boxes, now, fills=fills)
-        # Late readings (older than the newest stored, than the fill in force, or than the
-        # box's current colour: the stored history after them may be wrong), or readings that
-        # changed the colour, describe the past: the history is evaluated again from the
-        # batch's oldest reading.
+        # Readings that describe the past are replayed from the batch's oldest reading: late
+        # ones (older than the newest stored, or than the fill in force: an earlier carbon's),
+        # the first of a fill (its past switches from the design load to the readings), and
+        # those that changed the colour (dated where they did).
         for box in result.boxes:
             first = per_box[box.id][0][R_TS]
             newest, fill = newest_before[box.id], fills.get(box.id)
             if ((newest is not None and first < newest) or (fill is not None and first < fill.filled_at)
-                    or (since[box.id] is not None and first < since[box.id]) or box.colour != colours[box.id]):
+                    or (fill is not None and (newest is None or newest < fill.filled_at))
+                    or box.colour != colours[box.id]):
                 # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
                 changed = box.colour != colours[box.id] and box.colour_since is not None
                 rebuild_history(session, box, min(first, box.colour_since) if changed else first, now)
