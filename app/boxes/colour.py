@@ -242,7 +242,9 @@ def derive_saturation(facts: dict[str, Any]) -> None:
     """Saturation and predicted replacement date.
 
     With sensor data (a provider set ``adsorbed_kg``) the integrated adsorbed mass is used and
-    the prediction follows the recent measured load; otherwise the design load of formula T:
+    the prediction follows the measured load of the last 24 hours of readings (a provider sets
+    ``load_kg_per_day``; absent when the window holds too little data, and then the design
+    load is used: ``load_basis`` says which); otherwise the design load of formula T:
     T = M × S ÷ (C × 10⁻⁶ × Q × t).
     """
     box, fill, now = facts["box"], facts.get("fill"), facts["now"]
@@ -253,14 +255,28 @@ def derive_saturation(facts: dict[str, Any]) -> None:
     design_load = box.design_daily_load_kg
     if facts.get("adsorbed_kg") is not None:
         adsorbed = facts["adsorbed_kg"]
-        load = facts.get("load_kg_per_day") or design_load
+        measured = facts.get("load_kg_per_day")
+        load = measured if measured is not None else design_load
+        facts["load_basis"] = "measured" if measured is not None else "design"
+        facts["load_kg_per_day"] = load
         facts["saturation_basis"] = "sensor"
         saturation = adsorbed / capacity if capacity > 0 else math.inf
         remaining_days = max(capacity - adsorbed, 0.0) / load if load > 0 else math.inf
         predicted = now + timedelta(days=remaining_days) if math.isfinite(remaining_days) else None
         facts["saturation_since"] = {}
+        rate, until = facts.get("open_interval") or (0.0, now)
+        if rate > 0 and until > now and capacity > 0:
+            # Saturation levels the open interval reaches before it closes: look again then.
+            for rule in facts["rules"].rules:
+                threshold = rule.params.get("threshold")
+                if rule.code.startswith("saturation") and threshold is not None and adsorbed < threshold * capacity:
+                    at = now + timedelta(hours=(threshold * capacity - adsorbed) / rate)
+                    if at <= until:
+                        facts.setdefault("next_check_candidates", []).append(at)
     else:
         facts["saturation_basis"] = "design"
+        facts["load_basis"] = "design"
+        facts["load_kg_per_day"] = design_load
         elapsed_days = max((now - fill.filled_at).total_seconds() / 86400, 0.0)
         adsorbed = design_load * elapsed_days
         saturation = adsorbed / capacity if capacity > 0 else math.inf

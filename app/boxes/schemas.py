@@ -121,6 +121,10 @@ class BoxOut(Schema):
     design_daily_load_kg = fields.Float()
     design_cycle_days = fields.Float(allow_none=True, metadata={"description": "T = M × S ÷ (C × 10⁻⁶ × Q × t)"})
     predicted_replacement_at = fields.DateTime(allow_none=True)
+    load_basis = fields.Str(allow_none=True, metadata={
+        "description": "the load the prediction uses: measured (adsorbed kg of the last 24 h of readings "
+                       "÷ the window's length) or design (no sensors, or under 1 h of readings in the window)"})
+    load_kg_per_day = fields.Float(allow_none=True, metadata={"description": "that load, kg/d"})
     current_fill = fields.Nested(FillOut, allow_none=True)
     latest_reading = fields.Raw(allow_none=True)
     qr_png_url = fields.Str()

@@ -74,6 +74,17 @@ def get_box(session: Session, actor: Principal, raw_code: str) -> Box:
     return box
 
 
+def require_visible_enterprise(session: Session, actor: Principal, enterprise_id: int) -> None:
+    """Raise NotFound unless ``actor`` may see enterprise ``enterprise_id``: in its
+    jurisdiction, or the enterprise of a box it serves. Existence is not disclosed."""
+    visible = session.scalar(select(Organization.id).where(Organization.id == enterprise_id,
+                                                           enterprise_scope(actor)))
+    if visible is None:
+        visible = session.scalar(select(Box.id).where(Box.enterprise_id == enterprise_id, box_scope(actor)).limit(1))
+    if visible is None:
+        raise NotFound(f"企业 {enterprise_id} 不存在或无权查看 (enterprise {enterprise_id} not found)")
+
+
 def find_box_public(session: Session, raw_code: str) -> Box | None:
     """The scan page shows a box's colour to anyone holding its label."""
     code = codes.normalise(raw_code)
@@ -278,7 +289,8 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
     for hook in wiring_of(session).fill_hooks:
         hook(session, fill, actor)
     box.revision += 1
-    refresh_colours(session, [box], now, event_time=filled_at)
+    # The fill may be back-dated: the history from its time on is evaluated again.
+    rebuild_history(session, box, filled_at, now)
     return fill
 
 
@@ -347,9 +359,18 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
                     event_time: datetime | None = None, fills: dict[int, Fill] | None = None) -> dict[int, Evaluation]:
     """Evaluate and store each box's colour; a change enters the history with the time it
     happened: when the triggering condition began (time-driven changes, e.g. saturation
-    reaching 80% overnight) or the event that caused it (a fill). ``fills``: as for
+    reaching 80% overnight) or the event that caused it. A box whose next check time has
+    passed is caught up by :func:`rebuild_history` from that time. ``fills``: as for
     :func:`evaluate_boxes`."""
     now = now or utcnow()
+    # Boxes whose next check has passed unobserved: time alone may have changed their colour
+    # more than once since, so their history is caught up moment by moment.
+    behind = {b.id: rebuild_history(session, b, b.colour_next_check_at, now) for b in boxes
+              if b.colour_next_check_at is not None and b.colour_next_check_at < now and b not in session.new}
+    if behind:
+        boxes = [b for b in boxes if b.id not in behind]
+        if not boxes:
+            return behind
     rules = _rules(session)
     evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
     rules_version = rules.version
@@ -400,7 +421,7 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
         for rows in written.values():
             connection.execute(_UPDATE_BOX, rows)
     session.flush()
-    return evaluations
+    return {**evaluations, **behind}
 
 
 # The SET columns are the keys of the parameters (but ``box_pk``).
@@ -414,6 +435,123 @@ def _is_modified(box: Box) -> bool:
     if not state.modified:
         return False
     return any(get_history(box, key).has_changes() for key in list(state.committed_state))
+
+
+REPLAY_KEY = "colour_replay"  # as app.telemetry.colour.REPLAY_KEY: past moments are being evaluated
+_REASON_KEYS = ("code", "level", "observed", "threshold")
+# At most this many moments per replay (a box read every minute for months would be millions):
+# past it the replay jumps to ``now``, and the history stays right up to the last moment seen.
+MAX_REPLAY_MOMENTS = 20_000
+
+
+def rebuild_history(session: Session, box: Box, since: datetime, now: datetime | None = None) -> Evaluation:
+    """Rewrite ``box``'s colour history from ``since`` (the time a late fill, replacement or
+    reading describes) to ``now``: the stored changes at or after ``since`` are replaced by those
+    found by evaluating the box at each moment something may change, in order: ``since``, every
+    fill, every reading (telemetry's provider adds them as next-check candidates and gives the
+    sensor facts as they stood then), and every time threshold the evaluations name (saturation
+    levels, the predicted date and its warning, silence alarms). A change is dated at the moment
+    it was found: every time a condition can begin at is one of these moments.
+    Rewritten changes keep their ``recorded_at`` when an equal change (colour and time) was
+    stored before; new ones are recorded at ``now``. Replacements in the range have
+    ``replaced_overdue`` recomputed. The evaluation at ``now`` is stored on the box and returned.
+    """
+    import heapq
+
+    now = now or utcnow()
+    if box.colour_next_check_at is not None and box.colour_next_check_at < since:
+        since = box.colour_next_check_at  # a moment before the event was never looked at: from there
+    since = min(since, now)
+    rules = _rules(session)
+    import_rule_plugins()
+    session.flush()
+    stored = list(session.scalars(select(ColourChange).where(ColourChange.box_id == box.id)
+                                  .order_by(ColourChange.changed_at, ColourChange.id)))
+    kept = [c for c in stored if c.changed_at < since]
+    dropped = {(c.colour, c.changed_at): c.recorded_at for c in stored if c.changed_at >= since}
+    for change in stored:
+        if change.changed_at >= since:
+            session.delete(change)
+    session.flush()
+    fills = list(session.scalars(select(Fill).where(Fill.box_id == box.id).order_by(Fill.filled_at, Fill.id)))
+
+    def fill_at(t: datetime) -> Fill | None:
+        active = None
+        for f in fills:
+            if f.filled_at <= t:
+                active = f
+        return active
+
+    if kept:
+        colour, last_at = kept[-1].colour, kept[-1].changed_at
+    else:
+        # The history starts grey (not in service): at registration, or at the first fill if that
+        # came first (the box existed before it was registered here); before it, grey too.
+        first = stored[0] if stored else None
+        colour, last_at = "grey", min(box.created_at or since, fills[0].filled_at if fills else since)
+        session.add(ColourChange(box_id=box.id, colour="grey", previous_colour=None, changed_at=last_at,
+                                 recorded_at=first.recorded_at if first is not None else now,
+                                 rules_version=first.rules_version if first is not None else rules.version,
+                                 reasons=first.reasons if first is not None and first.colour == "grey"
+                                 else [{"code": "no_active_fill", "level": "grey"}]))
+    moments = [since] + [f.filled_at for f in fills if since < f.filled_at < now]
+    heapq.heapify(moments)
+    previous_t: datetime | None = None
+    seen = 0
+    info_before = session.info.get(REPLAY_KEY)
+    session.info[REPLAY_KEY] = {"since": {box.id: since}, "timelines": {}}
+    try:
+        for f in fills:
+            if f.kind == "replacement" and since <= f.filled_at <= now:
+                # The box as it stood at the replacement, with the carbon being replaced in it.
+                older = [g for g in fills if g.filled_at < f.filled_at]
+                before = _evaluate_boxes(session, [box], f.filled_at, {box.id: older[-1]} if older else {},
+                                         rules)[box.id]
+                f.replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
+        while moments and seen < MAX_REPLAY_MOMENTS:
+            t = heapq.heappop(moments)
+            if t >= now or (previous_t is not None and t <= previous_t):
+                continue
+            seen += 1
+            active = fill_at(t)
+            ev = _evaluate_boxes(session, [box], t, {box.id: active} if active else {}, rules)[box.id]
+            if ev.colour != colour:
+                # Every time a condition can begin at is a moment of its own (time thresholds are
+                # next-check candidates, readings and fills are moments): the change is dated here.
+                changed_at = t
+                if last_at is not None and changed_at < last_at:
+                    changed_at = last_at
+                session.add(ColourChange(
+                    box_id=box.id, colour=ev.colour, previous_colour=colour, changed_at=changed_at,
+                    recorded_at=dropped.get((ev.colour, changed_at), now), rules_version=rules.version,
+                    reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]))
+                colour, last_at = ev.colour, changed_at
+            for candidate in ev.facts.get("next_check_candidates", []):
+                if candidate is not None and t < candidate < now:
+                    heapq.heappush(moments, candidate)
+            previous_t = t
+    finally:
+        if info_before is None:
+            session.info.pop(REPLAY_KEY, None)
+        else:
+            session.info[REPLAY_KEY] = info_before
+    # Now, from the stored state, as every read evaluates it.
+    ev = _evaluate_boxes(session, [box], now, None, rules)[box.id]
+    if ev.colour != colour:
+        changed_at = max(now, last_at or now)
+        session.add(ColourChange(
+            box_id=box.id, colour=ev.colour, previous_colour=colour, changed_at=changed_at,
+            recorded_at=dropped.get((ev.colour, changed_at), now), rules_version=rules.version,
+            reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]))
+        colour, last_at = ev.colour, changed_at
+    box.colour = ev.colour
+    box.colour_since = last_at
+    box.colour_reasons = [{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]
+    box.colour_next_check_at = ev.next_check_at
+    box.colour_evaluated_at = now
+    box.revision = (box.revision or 0) + 1
+    session.flush()
+    return ev
 
 
 def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:

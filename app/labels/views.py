@@ -9,7 +9,7 @@ from app.boxes import services as box_services
 from app.boxes.models import Box
 from app.boxes.schemas import LabelsQuery
 from app.common.auth import require_user
-from app.common.errors import InvalidInput
+from app.common.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.labels.pdf import NEUTRAL, LabelSpec, label_sheet_pdf
 from app.labels.qr import qr_png, qr_svg
@@ -48,6 +48,9 @@ def qr_svg_view(code):
 def labels_pdf(args):
     """An A4 sheet of labels for the given codes (or an enterprise's boxes), in Chinese."""
     actor = require_user()
+    if args.get("enterprise"):
+        # Another tenant's enterprise is "not found", as its boxes are (problem+json 404).
+        box_services.require_visible_enterprise(db.session, actor, args["enterprise"])
     query = box_services.list_boxes(db.session, actor, enterprise=args.get("enterprise"), colour=args.get("colour"))
     if args.get("codes"):
         raw = [c for c in args["codes"].split(",") if c.strip()]
@@ -63,7 +66,8 @@ def labels_pdf(args):
         boxes = list(db.session.scalars(query))
         missing = sorted(set(wanted) - {b.code for b in boxes})
         if missing:
-            raise InvalidInput.field("codes", f"unknown or not visible: {', '.join(missing)}")
+            # Unknown and not visible alike: existence is not disclosed (404, as on every box route).
+            raise NotFound(f"碳箱不存在或无权查看 (boxes not found): {', '.join(missing)}")
     elif args.get("enterprise") or args.get("colour"):
         boxes = list(db.session.scalars(query.limit(MAX_LABELS + 1)))
     else:

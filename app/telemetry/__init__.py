@@ -16,7 +16,6 @@ DEFAULTS = {
     "TELEMETRY_MAX_BATCH": 5000,  # readings per HTTP request or MQTT message; more → 413
     "TELEMETRY_MAX_BODY_BYTES": 8 * 1024 * 1024,
     "TELEMETRY_MAX_FUTURE_S": 300,  # readings further ahead of the server clock are rejected
-    "TELEMETRY_LOAD_TAU_H": 24.0,  # time constant of the measured-load EWMA
     "TELEMETRY_MQTT_TOPIC": "tanxiang/readings/#",
     "TELEMETRY_MQTT_CLIENT_ID": "tanxiang-ingest",
 }

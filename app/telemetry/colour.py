@@ -8,14 +8,19 @@ by ``app/data/colour_rules.yaml``.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from bisect import bisect_left, bisect_right
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app, has_app_context
 from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
 from app.boxes.colour import Finding, check
-from app.telemetry.models import BoxSensorState
+from app.telemetry.integration import (
+    MeasuredLoad, held_seconds, rate_kg_h, window_load, window_start_hour,
+)
+from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
 from app.telemetry.services import Settings, open_interval_kg, sync_state_to_fill
 
 
@@ -55,15 +60,26 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
         return
     states = _states(session, ids)
     settings = None
+    replay = session.info.get(REPLAY_KEY)
     for box in boxes:
         facts = facts_by_box_id[box.id]
         state = states.get(box.id)
+        fill = facts.get("fill")
+        settings = settings or _settings()
+        load = None
+        if state is not None and replay is not None and box.id in replay["since"]:
+            # Replaying the box's history: the readings as they stood at ``now``.
+            timeline = replay["timelines"].get(box.id)
+            if timeline is None:
+                timeline = replay["timelines"][box.id] = Timeline(session, box, state, replay["since"][box.id],
+                                                                  settings.max_interval_s)
+            state, load = timeline.state_at(fill, now)
+            if timeline.next_after(now) is not None:
+                facts["next_check_candidates"].append(timeline.next_after(now))
         facts["sensor"] = state
         if state is None:
             continue
-        settings = settings or _settings()
-        fill = facts.get("fill")
-        if state.fill_id != (fill.id if fill else None):
+        if load is None and state.fill_id != (fill.id if fill else None):
             # A fill recorded since the last batch: restart the integral now (locked, once).
             session.refresh(state, with_for_update=True)
             sync_state_to_fill(session, state, fill, settings)
@@ -71,10 +87,119 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             facts["latest_reading"] = {"ts": state.latest_ts.isoformat(), **(state.latest or {})}
         if fill is not None and state.last_integrated_ts is not None:
             facts["adsorbed_kg"] = state.adsorbed_kg + open_interval_kg(state, now, settings.max_interval_s)
-            if state.load_weight > 0:
-                facts["load_kg_per_day"] = state.load_ewma_kg_per_day
+            # The newest reading's interval still adsorbs at its rate until the cap: saturation
+            # levels it crosses in that time are moments of their own (derive_saturation).
+            facts["open_interval"] = (state.last_rate_kg_h,
+                                      state.last_integrated_ts + timedelta(seconds=settings.max_interval_s))
+            # The measured load of the last 24 h of readings (None: too little data in them).
+            if load is None:
+                load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at)
+            facts["measured_load"] = load
+            if load.kg_per_day is not None:
+                facts["load_kg_per_day"] = load.kg_per_day
             # The open interval stops growing after the cap: look again then.
             facts["next_check_candidates"].append(state.last_integrated_ts + timedelta(seconds=settings.max_interval_s))
+
+
+# ---------------------------------------------------------------- the past, for history replays
+
+# session.info[REPLAY_KEY] = {"since": {box_id: datetime}, "timelines": {}} while
+# app.boxes.services.rebuild_history evaluates boxes at past moments.
+REPLAY_KEY = "colour_replay"
+_READING_COLUMNS = ("ts", *MEASURES, "running")
+
+
+class Timeline:
+    """A box's readings from a day before a replay's start: what its sensor state was at any
+    moment from the start on, as a state-like object (the integral, the newest reading, the
+    breakthrough streak) and the measured load, the same values ingest would have kept had the
+    readings up to that moment been all there is. The current fill's integral before the loaded
+    readings is taken from the stored state; an older or newer fill's is summed here."""
+
+    def __init__(self, session, box, state: BoxSensorState, since: datetime, cap_s: float):
+        t = SensorReading
+        before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < since).order_by(t.ts.desc()).limit(1))
+        self.lo = min(since, before or since) - timedelta(hours=25)
+        self.state, self.cap_s, self.box, self.session = state, cap_s, box, session
+        cols = [getattr(t, c) for c in _READING_COLUMNS]
+        self.rows = [tuple(r) for r in session.execute(select(*cols).where(t.box_id == box.id, t.ts >= self.lo)
+                                                       .order_by(t.ts))]
+        self.ts = [r[0] for r in self.rows]
+        self.whole_before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < self.lo).limit(1)) is None
+        # The breakthrough streak ending at each reading: its length and first reading's ts.
+        limit = box.emission_limit_mg_m3
+        outlet = 1 + list(MEASURES).index("outlet_mg_m3")
+        self.streak: list[tuple[int, datetime | None]] = []
+        for r in self.rows:
+            above = bool(r[-1]) and r[outlet] > limit
+            prev = self.streak[-1] if self.streak else (0, None)
+            self.streak.append((prev[0] + 1, prev[1] if prev[0] else r[0]) if above else (0, None))
+        self._fills: dict[int, tuple] = {}
+
+    def next_after(self, t: datetime) -> datetime | None:
+        i = bisect_right(self.ts, t)
+        return self.ts[i] if i < len(self.ts) else None
+
+    def _fill_sums(self, fill):
+        """For ``fill``: its readings' index range, rates, and the cumulative kg and held seconds
+        of their intervals; ``base``: the integral before the first loaded reading."""
+        cached = self._fills.get(fill.id)
+        if cached is None:
+            first = bisect_left(self.ts, fill.filled_at)
+            rows = self.rows[first:]
+            state = self.state
+            suffix = fill.filled_at < self.lo and state.fill_id == fill.id and not self.whole_before
+            if fill.filled_at < self.lo and not suffix and not self.whole_before:
+                # An older fill than the stored state's: its readings before the loaded ones too.
+                t = SensorReading
+                cols = [getattr(t, c) for c in _READING_COLUMNS]
+                rows = [tuple(r) for r in self.session.execute(
+                    select(*cols).where(t.box_id == self.box.id, t.ts >= fill.filled_at, t.ts < self.lo)
+                    .order_by(t.ts))] + rows
+            rates = [rate_kg_h(r[1], r[2], r[3], r[-1]) for r in rows]
+            ts = [r[0] for r in rows]
+            cum_kg, cum_s = [0.0], [0.0]
+            for i in range(1, len(ts)):
+                held = held_seconds(ts[i - 1], ts[i], self.cap_s)
+                cum_kg.append(cum_kg[-1] + rates[i - 1] * held / 3600.0)
+                cum_s.append(cum_s[-1] + held)
+            # The stored integral less the loaded part, when the part before them is not loaded.
+            base = state.adsorbed_kg - cum_kg[-1] if suffix else 0.0
+            cached = self._fills[fill.id] = (ts, rates, cum_kg, cum_s, base)
+        return cached
+
+    def state_at(self, fill, t: datetime):
+        i = bisect_right(self.ts, t) - 1
+        values = dict(fill_id=fill.id if fill else None, fill_started_at=fill.filled_at if fill else None,
+                      adsorbed_kg=0.0, last_integrated_ts=None, last_rate_kg_h=0.0, load_hours=[],
+                      latest_ts=None, latest={}, breakthrough_count=0, breakthrough_since=None)
+        if i >= 0:
+            row = self.rows[i]
+            values["latest_ts"] = row[0]
+            values["latest"] = dict(zip(_READING_COLUMNS[1:], row[1:]))
+            values["breakthrough_count"], values["breakthrough_since"] = self.streak[i]
+        load = MeasuredLoad(None, 0.0, 0.0, 0.0)
+        if fill is not None:
+            ts, rates, cum_kg, cum_s, base = self._fill_sums(fill)
+            k = bisect_right(ts, t) - 1
+            if k >= 0:
+                values.update(adsorbed_kg=max(base + cum_kg[k], 0.0), last_integrated_ts=ts[k],
+                              last_rate_kg_h=rates[k])
+                start_hour = window_start_hour(ts[k])
+                j = bisect_left(ts, start_hour)
+                kg, covered = cum_kg[k] - cum_kg[j], cum_s[k] - cum_s[j]
+                load = _load(kg, covered, ts[k], max(start_hour, fill.filled_at))
+        return SimpleNamespace(**values), load
+
+
+def _load(kg: float, covered: float, newest: datetime, start: datetime) -> MeasuredLoad:
+    """window_load's arithmetic, for sums already taken."""
+    from app.telemetry.integration import LOAD_MIN_COVERED_S
+
+    length = (newest - start).total_seconds()
+    if covered < LOAD_MIN_COVERED_S or length <= 0:
+        return MeasuredLoad(None, kg, covered, max(length, 0.0))
+    return MeasuredLoad(max(kg, 0.0) / length * 86400.0, kg, covered, length)
 
 
 def _latest(facts, name):

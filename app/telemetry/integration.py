@@ -13,10 +13,20 @@ The integral is Σ over consecutive readings (a, b) of hold(a, b) = r_a × min(t
 depends only on the set of readings, not on arrival order. A late reading x landing between stored
 neighbours p and n replaces hold(p, n) with hold(p, x) + hold(x, n): constant work, two index
 look-ups. The newest reading's interval is open; evaluation adds r_last × min(now − t_last, cap).
+
+Measured load (for the predicted replacement date): the adsorbed kg of the last
+``LOAD_WINDOW_H`` clock hours of the fill's readings divided by the window's length, where the
+window ends at the newest reading T and starts at the later of the fill's time and the start
+of the hour (LOAD_WINDOW_H − 1) hours before T's hour (so it spans 23–24 h once the fill is a
+day old). The kg are those of the integral: gaps beyond the cap and stopped fans contribute
+0 kg but still count as time. Ingest keeps a small ring per box, (hour, kg, held seconds) of
+the intervals that start in each hour of the window; like the integral, it depends only on the
+set of readings. When the readings' held time in the window ("covered" time, stopped fans
+included: they are known to adsorb nothing) is under ``LOAD_MIN_COVERED_S``, there is too little
+data and the prediction uses the design load instead.
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -80,13 +90,16 @@ class Merge:
     delta_kg: float = 0.0
     by_hour: dict[datetime, float] = field(default_factory=dict)  # kg per hour of the interval start
     last: Point | None = None
-    intervals: list[tuple[float, float]] = field(default_factory=list)  # (rate kg/h, held s), in-order only
+    covered_by_hour: dict[datetime, float] = field(default_factory=dict)  # held seconds, likewise
 
-    def add(self, p: Point, kg: float) -> None:
+    def add(self, p: Point, kg: float, held_s: float = 0.0) -> None:
         if kg:
             self.delta_kg += kg
             hour = hour_of(p.ts)
             self.by_hour[hour] = self.by_hour.get(hour, 0.0) + kg
+        if held_s:
+            hour = hour_of(p.ts)
+            self.covered_by_hour[hour] = self.covered_by_hour.get(hour, 0.0) + held_s
 
 
 def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: float) -> Merge:
@@ -118,62 +131,96 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
             after = neighbours.after(late[i].ts)
         before = neighbours.before(run[0].ts)
         if before is not None:
-            out.add(before, -hold_kg(before, after.ts, cap_s) if after is not None else 0.0)
-            out.add(before, hold_kg(before, run[0].ts, cap_s))
+            if after is not None:
+                out.add(before, -hold_kg(before, after.ts, cap_s), -held_seconds(before.ts, after.ts, cap_s))
+            out.add(before, hold_kg(before, run[0].ts, cap_s), held_seconds(before.ts, run[0].ts, cap_s))
         for a, b in zip(run, run[1:]):
-            out.add(a, hold_kg(a, b.ts, cap_s))
+            out.add(a, hold_kg(a, b.ts, cap_s), held_seconds(a.ts, b.ts, cap_s))
         if after is not None:
-            out.add(run[-1], hold_kg(run[-1], after.ts, cap_s))
+            out.add(run[-1], hold_kg(run[-1], after.ts, cap_s), held_seconds(run[-1].ts, after.ts, cap_s))
         i += 1
     # Newer than everything integrated: extend the chain from ``last`` (kg are summed per hour
     # in a local and handed over when the hour changes).
     if not tail:
         return out
     prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
-    hour, hour_end, hour_kg = None, None, 0.0
-    append = out.intervals.append
-    by_hour = out.by_hour
+    hour, hour_end, hour_kg, hour_s = None, None, 0.0, 0.0
+    by_hour, covered = out.by_hour, out.covered_by_hour
     for ts, rate in tail:
         if prev_ts is not None:
             held = (ts - prev_ts).total_seconds()
             if held > cap_s:
                 held = cap_s
-            append((prev_rate, held))
             if hour_end is None or not hour <= prev_ts < hour_end:
                 if hour_kg:
                     by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
                     out.delta_kg += hour_kg
+                if hour_s:
+                    covered[hour] = covered.get(hour, 0.0) + hour_s
                 hour = hour_of(prev_ts)
-                hour_end, hour_kg = hour + HOUR, 0.0
+                hour_end, hour_kg, hour_s = hour + HOUR, 0.0, 0.0
             hour_kg += prev_rate * held / 3600.0
+            hour_s += held
         prev_ts, prev_rate = ts, rate
     if hour_kg:
         by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
         out.delta_kg += hour_kg
+    if hour_s:
+        covered[hour] = covered.get(hour, 0.0) + hour_s
     out.last = Point(prev_ts, prev_rate)
     return out
 
 
-def update_load(ewma_kg_d: float, weight: float, intervals: Iterable[tuple[float, float]],
-                tau_h: float) -> tuple[float, float]:
-    """Bias-corrected exponentially weighted mean of the adsorption rate, in kg/day.
+LOAD_WINDOW_H = 24
+LOAD_MIN_COVERED_S = 3600.0
 
-    Each closed interval (rate, held seconds) weighs by its duration with time constant ``tau_h``;
-    keeping the total weight makes the mean right from the first hour instead of creeping up from
-    zero. Only in-order intervals update it: the load is an estimate for the prediction, not a sum.
-    """
-    tau_s = tau_h * 3600.0
-    exp = math.exp
-    last_held, decay = None, 1.0  # readings mostly come at one interval: its decay once
-    for rate, held in intervals:
-        if held <= 0:
-            continue
-        if held != last_held:
-            last_held, decay = held, exp(-held / tau_s)
-        new_weight = weight * decay + (1.0 - decay)
-        ewma_kg_d = (ewma_kg_d * weight * decay + rate * 24.0 * (1.0 - decay)) / new_weight
-        weight = new_weight
-    return ewma_kg_d, weight
+
+def _hour_key(hour: datetime) -> int:
+    return epoch_us(hour) // 1_000_000
+
+
+def window_start_hour(newest: datetime, window_h: int = LOAD_WINDOW_H) -> datetime:
+    return hour_of(newest) - (window_h - 1) * HOUR
+
+
+def ring_add(ring: list | None, kg_by_hour: dict[datetime, float], covered_by_hour: dict[datetime, float],
+             newest: datetime | None, window_h: int = LOAD_WINDOW_H) -> list[list]:
+    """The load ring (sorted ``[hour as epoch seconds, kg, held seconds]``) with a batch's sums
+    added, keeping only the hours of the window that ends at ``newest`` (the newest integrated
+    reading). Hours before the window never come back: the newest reading only moves forward."""
+    acc: dict[int, list] = {int(h): [float(kg), float(sec)] for h, kg, sec in (ring or ())}
+    for hour, kg in kg_by_hour.items():
+        acc.setdefault(_hour_key(hour), [0.0, 0.0])[0] += kg
+    for hour, sec in covered_by_hour.items():
+        acc.setdefault(_hour_key(hour), [0.0, 0.0])[1] += sec
+    if newest is None:
+        return []
+    first = _hour_key(window_start_hour(newest, window_h))
+    return [[h, kg, sec] for h, (kg, sec) in sorted(acc.items()) if h >= first]
+
+
+@dataclass(frozen=True)
+class MeasuredLoad:
+    kg_per_day: float | None  # None: too little data in the window, use the design load
+    adsorbed_kg: float
+    covered_s: float
+    window_s: float
+
+
+def window_load(ring: list | None, newest: datetime | None, fill_started_at: datetime | None,
+                window_h: int = LOAD_WINDOW_H, min_covered_s: float = LOAD_MIN_COVERED_S) -> MeasuredLoad:
+    """The measured load over the window ending at ``newest`` (see the module's docstring)."""
+    if newest is None:
+        return MeasuredLoad(None, 0.0, 0.0, 0.0)
+    start_hour = window_start_hour(newest, window_h)
+    first = _hour_key(start_hour)
+    kg = sum(k for h, k, _ in ring or () if h >= first)
+    covered = sum(sec for h, _, sec in ring or () if h >= first)
+    start = max(start_hour, fill_started_at) if fill_started_at is not None else start_hour
+    length = (newest - start).total_seconds()
+    if covered < min_covered_s or length <= 0:
+        return MeasuredLoad(None, kg, covered, max(length, 0.0))
+    return MeasuredLoad(max(kg, 0.0) / length * 86400.0, kg, covered, length)
 
 
 class SortedNeighbours:

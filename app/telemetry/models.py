@@ -63,9 +63,9 @@ class BoxSensorState(db.Model):
     # The newest reading of the fill: its ts and adsorption rate (kg/h) start the open interval.
     last_integrated_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_rate_kg_h: Mapped[float] = mapped_column(Float, default=0.0)
-    # Measured load: a bias-corrected exponentially weighted mean of the adsorption rate.
-    load_ewma_kg_per_day: Mapped[float] = mapped_column(Float, default=0.0)
-    load_weight: Mapped[float] = mapped_column(Float, default=0.0)
+    # Measured load: [hour (epoch s), kg, held s] of the intervals of the fill that start in each
+    # hour of the load window ending at last_integrated_ts (app.telemetry.integration.window_load).
+    load_hours: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
     # Breakthrough streak: consecutive newest readings with the outlet above the emission limit.
     breakthrough_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     breakthrough_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -97,7 +97,14 @@ def test_replacement_needs_removed_waste_and_resets_colour(api, now):
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "green"
     hist = api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()
-    assert [c["colour"] for c in hist["colour_changes"]] == ["grey", "red", "green"]
+    # The back-dated fill's history is what happened since: green, yellow a week before the
+    # predicted date (≈ day 3.4), red from that date (≈ day 10.4), green at the replacement.
+    assert [c["colour"] for c in hist["colour_changes"]] == ["grey", "green", "yellow", "red", "green"]
+    cycle = 2000 * 0.10 / 19.2
+    changed = [datetime.fromisoformat(c["changed_at"]) for c in hist["colour_changes"]]
+    start = now - timedelta(days=12)
+    assert abs((changed[2] - start).total_seconds() - (cycle - 7) * 86400) < 2
+    assert abs((changed[3] - start).total_seconds() - cycle * 86400) < 2
     assert [f["kind"] for f in hist["fills"]] == ["initial", "replacement"]
     assert hist["fills"][1]["removed_waste_kg"] == 2230.5
     assert hist["days_by_colour"]["red"] >= 0

@@ -68,7 +68,8 @@ def test_qr_svg_and_label_sheet(api):
     bad = api.get("/api/v1/labels.pdf?codes=23-NOPE", as_="ent")
     assert bad.status_code == 422 and "codes" in bad.get_json()["errors"]
     other = register(api, as_="other")["code"]
-    assert api.get(f"/api/v1/labels.pdf?codes={other}", as_="ent").status_code == 422
+    assert api.get(f"/api/v1/labels.pdf?codes={other}", as_="ent").status_code == 404
+    assert api.get(f"/api/v1/labels.pdf?codes={codes[0]},{other}", as_="ent").status_code == 404
 
 
 def test_scan_page_replacement_form_for_staff_only(api, app, world):

@@ -50,8 +50,15 @@ def test_sustained_breakthrough_is_red_but_a_spike_is_not(api, world, sensor_box
     assert (reason["level"], reason["observed"], reason["threshold"]) == ("red", 75.0, 60.0)
     assert "75.0" in reason["zh"] and "60.0" in reason["en"]
     changes = _history(api, code)
-    assert [c["colour"] for c in changes][-2:] == ["green", "red"]
+    # The batch describes the past: its history is replayed reading by reading. The first 75
+    # mg/m³ reading lowers the removal efficiency (yellow); the third, 2 min later, makes the
+    # breakthrough sustained (red), and the change is dated at that reading, not at arrival.
+    assert [c["colour"] for c in changes][-3:] == ["green", "yellow", "red"]
     assert "sensor_breakthrough" in [r["code"] for r in changes[-1]["reasons"]]
+    from datetime import datetime
+
+    red_at = datetime.fromisoformat(changes[-1]["changed_at"])
+    assert abs((utc_now() - red_at).total_seconds() - 4 * 60) < 30
     # Clean readings end the streak: green again, and the history says so.
     _send(api, gateway, code, [2, 1])
     assert _box(api, code)["colour"] == "green"

@@ -103,7 +103,7 @@ def test_merge_takes_plain_tuples_like_points():
     as_points = merge(None, points, SortedNeighbours(points), CAP)
     as_tuples = merge(None, [tuple(p) for p in points], SortedNeighbours(points), CAP)
     assert as_tuples.delta_kg == as_points.delta_kg == pytest.approx(total_kg(points, CAP))
-    assert as_tuples.by_hour == as_points.by_hour and as_tuples.intervals == as_points.intervals
+    assert as_tuples.by_hour == as_points.by_hour and as_tuples.covered_by_hour == as_points.covered_by_hour
     assert as_tuples.last == points[-1] and isinstance(as_tuples.last, Point)
     # Nothing newer than ``last``: ``last`` stays.
     assert merge(points[-1], [], SortedNeighbours(points), CAP).last == points[-1]
@@ -298,9 +298,9 @@ def test_the_typed_decoder_takes_well_formed_batches_and_leaves_the_rest_to_the_
 @given(offsets=st.lists(st.integers(min_value=1, max_value=4 * 3600 * 10 ** 6), min_size=1, max_size=12, unique=True),
        values=st.lists(st.tuples(st.floats(min_value=0, max_value=500), st.floats(min_value=0, max_value=500),
                                  st.floats(min_value=0, max_value=50_000), st.booleans()), min_size=12, max_size=12),
-       with_last=st.booleans(), load=st.tuples(st.floats(min_value=0, max_value=100), st.floats(min_value=0, max_value=1)))
-def test_the_one_pass_integration_is_merge_and_update_load_to_the_bit(offsets, values, with_last, load):
-    from app.telemetry.integration import epoch_us, update_load
+       with_last=st.booleans())
+def test_the_one_pass_integration_is_merge_to_the_bit(offsets, values, with_last):
+    from app.telemetry.integration import epoch_us
 
     t0 = datetime(2026, 3, 1, 9, 59, 58, 123456, tzinfo=UTC)
     last = Point(t0, 1.25) if with_last else None
@@ -312,7 +312,6 @@ def test_the_one_pass_integration_is_merge_and_update_load_to_the_bit(offsets, v
     points = [(r[2], rate_kg_h(r[5], r[6], r[7], r[12])) for r in rows]
     stored = SortedNeighbours([Point(*p) for p in points] + ([last] if last else []))
     merged = merge(last, points, stored, CAP)
-    ewma, weight = update_load(*load, merged.intervals, 24.0)
-    assert services.integrate_in_order(last, rows, CAP, *load, 24.0) == (
-        merged.delta_kg, merged.by_hour, merged.last, ewma, weight)
+    assert services.integrate_in_order(last, rows, CAP) == (
+        merged.delta_kg, merged.by_hour, merged.covered_by_hour, merged.last)
     assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from app.boxes.services import record_fill
 from app.extensions import db
-from app.telemetry.integration import Point, SortedNeighbours, merge, rate_kg_h, total_kg, update_load
+from app.telemetry.integration import (
+    Point, SortedNeighbours, hour_of, merge, rate_kg_h, ring_add, total_kg, window_load,
+)
 from app.telemetry.models import ReadingHour
 from tests import factories
 from tests.telemetry.builders import RATE_KG_H, post_readings, reading, state_of, utc_now
@@ -36,10 +38,23 @@ def test_each_reading_holds_until_the_next_capped_for_gaps():
     assert total_kg(points, CAP) == pytest.approx(1.2 / 60 + 1.2 * 10 / 60 + 0.6 * 5 / 60)
 
 
-def _ingest_in_batches(points, batches, cap=CAP):
-    """Feed batches through ``merge`` the way ingest does; return the running integral."""
+def _reference_ring(points, cap=CAP):
+    """The load ring straight from the set of readings: kg and held seconds per hour."""
+    ordered = sorted(points, key=lambda p: p.ts)
+    kg, covered = {}, {}
+    for a, b in zip(ordered, ordered[1:]):
+        held = min((b.ts - a.ts).total_seconds(), cap)
+        kg[hour_of(a.ts)] = kg.get(hour_of(a.ts), 0.0) + a.rate_kg_h * held / 3600
+        covered[hour_of(a.ts)] = covered.get(hour_of(a.ts), 0.0) + held
+    return ring_add([], kg, covered, ordered[-1].ts if ordered else None)
+
+
+def _ingest_in_batches(points, batches, cap=CAP, rings=None):
+    """Feed batches through ``merge`` the way ingest does; return the running integral (and, in
+    ``rings``, the load ring kept as ingest keeps it)."""
     stored: list[Point] = []
     last, total = None, 0.0
+    ring: list = []
     for batch in batches:
         known = {s.ts for s in stored}
         # Like ingest: a reading already stored, or twice in the batch, is a duplicate.
@@ -50,6 +65,10 @@ def _ingest_in_batches(points, batches, cap=CAP):
         by_hour = sum(result.by_hour.values())
         assert by_hour == pytest.approx(result.delta_kg, abs=1e-9)
         last = result.last
+        if new:
+            ring = ring_add(ring, result.by_hour, result.covered_by_hour, last.ts if last else None)
+    if rings is not None:
+        rings.append(ring)
     return total, last
 
 
@@ -63,7 +82,7 @@ def test_a_late_reading_replaces_exactly_one_interval():
 
 @settings(max_examples=150, deadline=None)
 @given(
-    minutes=st.lists(st.integers(min_value=0, max_value=240), min_size=1, max_size=25, unique=True),
+    minutes=st.lists(st.integers(min_value=0, max_value=48 * 60), min_size=1, max_size=25, unique=True),
     rates=st.lists(st.floats(min_value=0, max_value=5), min_size=25, max_size=25),
     seed=st.integers(min_value=0, max_value=10_000),
     cuts=st.integers(min_value=1, max_value=6),
@@ -80,17 +99,38 @@ def test_any_order_and_batching_gives_the_same_integral(minutes, rates, seed, cu
         batches.append(shuffled[begin:end] + rng.sample(points, min(2, len(points))))
         begin = end
     batches.append(shuffled[begin:])
-    total, last = _ingest_in_batches(points, batches)
+    rings: list = []
+    total, last = _ingest_in_batches(points, batches, rings=rings)
     assert total == pytest.approx(total_kg(points, CAP), rel=1e-9, abs=1e-9)
     assert last == max(points, key=lambda p: p.ts)
+    # The measured load too: the ring (hence the load) is that of the set of readings.
+    expected = _reference_ring(points)
+    got = window_load(rings[0], last.ts, T0)
+    want = window_load(expected, last.ts, T0)
+    assert got.adsorbed_kg == pytest.approx(want.adsorbed_kg, rel=1e-9, abs=1e-9)
+    assert got.covered_s == pytest.approx(want.covered_s, rel=1e-9, abs=1e-6)
+    assert got.window_s == want.window_s
+    assert (got.kg_per_day is None) == (want.kg_per_day is None)
+    if want.kg_per_day is not None:
+        assert got.kg_per_day == pytest.approx(want.kg_per_day, rel=1e-9, abs=1e-9)
 
 
-def test_measured_load_is_a_time_weighted_mean_from_the_start():
-    # One hour at 1 kg/h → 24 kg/d immediately (bias-corrected), then it moves towards 0.
-    load, weight = update_load(0.0, 0.0, [(1.0, 600.0)] * 6, tau_h=24)
-    assert load == pytest.approx(24.0)
-    lower, _ = update_load(load, weight, [(0.0, 600.0)] * 6, tau_h=24)
-    assert 0 < lower < 24.0 and lower == pytest.approx(12.0, rel=0.05)
+def test_measured_load_is_kg_over_time_with_gaps_counted_as_time():
+    # 24 readings 30 min apart at 1.8 kg/h: each holds 10 min, so 0.3 kg per half hour.
+    points = [Point(at(30 * i), 1.8) for i in range(24)]
+    ring = _reference_ring(points)
+    load = window_load(ring, points[-1].ts, T0)
+    assert load.adsorbed_kg == pytest.approx(23 * 0.3)
+    assert load.window_s == 11.5 * 3600 and load.covered_s == 23 * 600
+    assert load.kg_per_day == pytest.approx(0.6 * 24)  # not 1.8 × 24: the gaps adsorbed nothing
+    # A stopped fan is known time at 0 kg; under an hour of held time is too little data.
+    assert window_load(_reference_ring(points[:6]), points[5].ts, T0).kg_per_day is None
+    stopped = [Point(at(m), 0.0) for m in range(0, 120, 5)]
+    assert window_load(_reference_ring(stopped), stopped[-1].ts, T0).kg_per_day == 0.0
+    # Only the last 24 clock hours count: two days, the first at 2 kg/h, the second at 1 kg/h.
+    days = [Point(at(m), 2.0 if m < 24 * 60 else 1.0) for m in range(0, 48 * 60, 10)]
+    load = window_load(_reference_ring(days), days[-1].ts, T0)
+    assert load.kg_per_day == pytest.approx(24.0, rel=0.01)
 
 
 # ---------------------------------------------------------------- through ingest
@@ -163,8 +203,37 @@ def test_saturation_and_prediction_follow_the_measured_load(api, world, gateway)
     assert body["saturation_basis"] == "sensor"
     assert body["adsorbed_kg"] == pytest.approx(4.8, abs=0.05)
     assert body["saturation"] == pytest.approx(0.48, abs=0.005)
-    # Remaining 5.2 kg at the measured 28.8 kg/d → about 0.18 d: yellow (due within 7 days).
+    # The window runs from the fill (5 h ago, the first hour without readings counts as time at
+    # 0 kg) to the newest reading: 4.8 kg in 5 h = 23.04 kg/d; 5.2 kg remain → about 0.23 d.
+    assert body["load_basis"] == "measured"
+    assert body["load_kg_per_day"] == pytest.approx(4.8 / 5 * 24, rel=0.01)
     predicted = datetime.fromisoformat(body["predicted_replacement_at"])
-    assert (predicted - utc_now()).total_seconds() / 86400 == pytest.approx(5.2 / 28.8, abs=0.01)
+    assert (predicted - utc_now()).total_seconds() / 86400 == pytest.approx(5.2 / 23.04, abs=0.01)
     assert body["colour"] == "yellow"
     assert "replacement_due_soon" in [r["code"] for r in body["reasons"]]
+
+
+def test_sparse_readings_predict_from_kg_over_time_not_per_reading(api, world, gateway):
+    """The black-box report: 24 readings 30 min apart over 12 h (inlet 200, outlet 20 mg/m³,
+    10,000 m³/h = 1.8 kg/h while a reading holds) adsorb 7.2 kg; the load is ≈ 0.6 kg/h."""
+    from tests.telemetry.builders import make_sensor_box
+
+    now = utc_now()
+    box = make_sensor_box(world, filled_days_ago=0.5 + 1 / 1440)
+    first = now - timedelta(hours=12)
+    items = [reading(box.code, first + timedelta(minutes=30 * i), inlet_mg_m3=200.0, outlet_mg_m3=20.0,
+                     airflow_m3_h=10000.0) for i in range(24)]
+    assert post_readings(api, gateway, items).get_json()["accepted"] == 24
+    body = api.get(f"/api/v1/boxes/{box.code}", as_="ent").get_json()
+    assert body["adsorbed_kg"] == pytest.approx(7.2, abs=1e-6)
+    assert body["load_basis"] == "measured"
+    # 6.9 kg of closed intervals in the 11.5 h (and a minute) from the fill to the newest reading.
+    assert body["load_kg_per_day"] / 24 == pytest.approx(0.6, rel=0.01)
+    hours = (datetime.fromisoformat(body["predicted_replacement_at"]) - now).total_seconds() / 3600
+    assert hours == pytest.approx((200.0 - 7.2) / 0.6, rel=0.02)  # ≈ 321 h, not 107 h at 1.8 kg/h
+    # Three readings (20 min held) are too little data: the design load, and said so.
+    other = make_sensor_box(world, facility_code="TA009")
+    items = [reading(other.code, now - timedelta(minutes=m)) for m in (20, 10, 0)]
+    assert post_readings(api, gateway, items).get_json()["accepted"] == 3
+    body = api.get(f"/api/v1/boxes/{other.code}", as_="ent").get_json()
+    assert body["load_basis"] == "design" and body["load_kg_per_day"] == pytest.approx(body["design_daily_load_kg"])

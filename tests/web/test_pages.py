@@ -310,7 +310,8 @@ def test_box_detail_page(app, world, api):
     assert "绿码" in history and "红码" in history and "至今" in history
     days = html.split('id="days-in-colour"', 1)[1]
     green_days = float(re.search(r'<tr data-colour="green">.*?<td class="num">([\d.]+)</td>', days, re.S).group(1))
-    assert 5 < green_days < 15  # green from the fill until saturation, within the last 30 days
+    # Green from the fill until a week before the predicted date (yellow then): T − 7 d ≈ 3.4 d.
+    assert 3 < green_days < 4
     assert "2,000" in html.split('id="fills"', 1)[1]
     assert 'id="sensors"' not in html  # no sensors, no monitoring section
 

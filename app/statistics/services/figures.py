@@ -168,7 +168,11 @@ def boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict
     """
     at = min(period.end_utc, now)
     start = period.start_utc
-    boxes_in_scope = and_(scope.enterprises(Box.enterprise_id), Box.created_at < at)
+    # A box counts from its registration, or from the start of its history when that is earlier
+    # (a box registered late, with back-dated fills, existed before).
+    history_before = (select(ColourChange.id).where(ColourChange.box_id == Box.id, ColourChange.changed_at < at)
+                      .correlate(Box).exists())
+    boxes_in_scope = and_(scope.enterprises(Box.enterprise_id), or_(Box.created_at < at, history_before))
 
     def colour_before(moment: datetime):
         cc = aliased(ColourChange)

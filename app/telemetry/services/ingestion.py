@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, lazyload
 from app.accounts.services import Principal
 from app.boxes import codes
 from app.boxes.models import Box
-from app.boxes.services import refresh_colours
+from app.boxes.services import rebuild_history, refresh_colours
 from app.common.errors import Forbidden
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
@@ -141,6 +141,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
     rollups = _Rollups(sqlite)
     values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
+    newest_before = {box_id: v.latest_ts for box_id, v in values.items()}
     for box_id, box_rows in per_box.items():
         _apply(session, by_id[box_id], values[box_id], box_rows, rollups, settings, now)
     rollups.upsert(session)
@@ -150,7 +151,21 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     if result.boxes:
         # Once per touched box per batch: alarms and saturation enter the colour history. The
         # active fills are those just read (a box without one is not in ``fills``).
+        colours = {b.id: b.colour for b in result.boxes}
         refresh_colours(session, result.boxes, now, fills=fills)
+        # Readings that describe the past are replayed from the batch's oldest reading: late
+        # ones (older than the newest stored, or than the fill in force: an earlier carbon's),
+        # the first of a fill (its past switches from the design load to the readings), and
+        # those that changed the colour (dated where they did).
+        for box in result.boxes:
+            first = per_box[box.id][0][R_TS]
+            newest, fill = newest_before[box.id], fills.get(box.id)
+            if ((newest is not None and first < newest) or (fill is not None and first < fill.filled_at)
+                    or (fill is not None and (newest is None or newest < fill.filled_at))
+                    or box.colour != colours[box.id]):
+                # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
+                changed = box.colour != colours[box.id] and box.colour_since is not None
+                rebuild_history(session, box, min(first, box.colour_since) if changed else first, now)
     return result
 
 

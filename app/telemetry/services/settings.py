@@ -11,7 +11,6 @@ class Settings:
     max_interval_s: float = DEFAULTS["TELEMETRY_MAX_INTERVAL_S"]
     max_batch: int = DEFAULTS["TELEMETRY_MAX_BATCH"]
     max_future_s: float = DEFAULTS["TELEMETRY_MAX_FUTURE_S"]
-    load_tau_h: float = DEFAULTS["TELEMETRY_LOAD_TAU_H"]
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -19,5 +18,4 @@ class Settings:
             max_interval_s=float(config.get("TELEMETRY_MAX_INTERVAL_S", cls.max_interval_s)),
             max_batch=int(config.get("TELEMETRY_MAX_BATCH", cls.max_batch)),
             max_future_s=float(config.get("TELEMETRY_MAX_FUTURE_S", cls.max_future_s)),
-            load_tau_h=float(config.get("TELEMETRY_LOAD_TAU_H", cls.load_tau_h)),
         )

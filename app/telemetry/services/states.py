@@ -7,7 +7,6 @@ are this module's globals (imported by name), never looked up through another mo
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, bisect_right
 from datetime import datetime
 from functools import lru_cache
@@ -20,7 +19,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.boxes.models import Box, Fill
-from app.telemetry.integration import HOUR_US, Point, epoch_us, hold_kg, hour_of, merge, rate_kg_h
+from app.telemetry.integration import (
+    HOUR_US, Point, epoch_us, held_seconds, hold_kg, hour_of, merge, rate_kg_h, ring_add,
+)
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
 from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
 from app.telemetry.services.rollups import _Rollups
@@ -46,9 +47,9 @@ def _marks(session_or_conn) -> str:
 
 
 _NEW_STATE_SQL = (
-    "INSERT INTO box_sensor_states (box_id, adsorbed_kg, integrated_count, last_rate_kg_h, load_ewma_kg_per_day, "
-    "load_weight, breakthrough_count, latest, reading_count, updated_at) "
-    "VALUES ({m}, 0.0, 0, 0.0, 0.0, 0.0, 0, '{{}}', 0, {m}) ON CONFLICT (box_id) DO NOTHING"
+    "INSERT INTO box_sensor_states (box_id, adsorbed_kg, integrated_count, last_rate_kg_h, load_hours, "
+    "breakthrough_count, latest, reading_count, updated_at) "
+    "VALUES ({m}, 0.0, 0, 0.0, '[]', 0, '{{}}', 0, {m}) ON CONFLICT (box_id) DO NOTHING"
 )
 
 
@@ -98,10 +99,11 @@ _LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURE
 
 
 # What _apply writes into a state; ``fill_id`` and ``fill_started_at`` it only reads.
-_STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_ewma_kg_per_day",
-                  "load_weight", "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
+_STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_hours",
+                  "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
                   "updated_at")
 _STATE_TIMES = frozenset({"last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
+_STATE_JSON = frozenset({"latest", "load_hours"})
 
 
 @lru_cache(maxsize=4)
@@ -131,13 +133,13 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
         return
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
-    times = _STATE_TIMES
+    times, as_json = _STATE_TIMES, _STATE_JSON
     params = []
     for state, values in written:
         row = []
         for name in _STATE_WRITTEN:
             value = getattr(values, name)
-            if name == "latest":
+            if name in as_json:
                 value = orjson.dumps(value).decode()
             elif value is not None and name in times:
                 value = bind_ts(value, sqlite)
@@ -165,23 +167,33 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
         last = Point(last_ts, state.last_rate_kg_h) if last_ts else None
         split = bisect_right(fill_rows, last_ts, key=itemgetter(R_TS)) if last_ts else 0
         delta_kg = 0.0
+        covered: dict = {}
+        kg_by_hour: dict = {}
         if split:
             # Each run of late readings between two stored ones replaces that one interval.
             late = [Point(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
                     for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows[:split]]
             result = merge(last, late, _DbNeighbours(session, box.id, state.fill_started_at), settings.max_interval_s)
             delta_kg = result.delta_kg
+            kg_by_hour, covered = result.by_hour, result.covered_by_hour
             for hour, kg in result.by_hour.items():
                 rollups.add_adsorbed(box.id, hour, kg)
         tail = fill_rows[split:] if split else fill_rows
         if tail:
-            tail_kg, by_hour, newest, state.load_ewma_kg_per_day, state.load_weight = integrate_in_order(
-                last, tail, settings.max_interval_s, state.load_ewma_kg_per_day, state.load_weight,
-                settings.load_tau_h)
+            tail_kg, by_hour, tail_covered, newest = integrate_in_order(last, tail, settings.max_interval_s)
             delta_kg += tail_kg
             state.last_integrated_ts, state.last_rate_kg_h = newest
             for hour, kg in by_hour.items():
                 rollups.add_adsorbed(box.id, hour, kg)
+            if kg_by_hour:
+                for hour, kg in by_hour.items():
+                    kg_by_hour[hour] = kg_by_hour.get(hour, 0.0) + kg
+                for hour, sec in tail_covered.items():
+                    covered[hour] = covered.get(hour, 0.0) + sec
+            else:
+                kg_by_hour, covered = by_hour, tail_covered
+        if fill_rows:
+            state.load_hours = ring_add(state.load_hours, kg_by_hour, covered, state.last_integrated_ts)
         state.adsorbed_kg = max(state.adsorbed_kg + delta_kg, 0.0)
         state.integrated_count += len(fill_rows)
     # The newest readings drive the alarms: latest values and the breakthrough streak. Late
@@ -211,24 +223,22 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
     state.updated_at = now
 
 
-def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float, ewma_kg_d: float, weight: float,
-                       tau_h: float) -> tuple[float, dict[datetime, float], Point, float, float]:
+def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float
+                       ) -> tuple[float, dict[datetime, float], dict[datetime, float], Point]:
     """Extend the integral whose newest reading is ``last`` by checked readings (sorted, distinct,
-    all newer than ``last``: the tail of every batch, nearly always all of it), and the measured
-    load with it, in one pass: the adsorbed kg, kg per hour of the interval start, the new newest
-    point and the new load. The same sums, to the bit, as :func:`merge` and :func:`update_load`
-    (a test holds it to that), with the rates computed inline and the timestamps taken in epoch
-    microseconds (the hot loop of ingest: no call and no datetime arithmetic per reading)."""
+    all newer than ``last``: the tail of every batch, nearly always all of it), in one pass: the
+    adsorbed kg, kg and held seconds per hour of the interval start (the load ring's sums) and
+    the new newest point. The same sums, to the bit, as :func:`merge` (a test holds it to that),
+    with the rates computed inline and the timestamps taken in epoch microseconds (the hot loop
+    of ingest: no call and no datetime arithmetic per reading)."""
     if last is not None:
         prev_ts, prev_rate, prev_us = last.ts, last.rate_kg_h, epoch_us(last.ts)
     else:
         prev_ts, prev_rate, prev_us = None, 0.0, None
-    tau_s = tau_h * 3600.0
-    exp = math.exp
-    last_held, decay = None, 1.0
     delta_kg = 0.0
     by_hour: dict[datetime, float] = {}
-    hour, hour_lo, hour_hi, hour_kg = None, 0, -1, 0.0
+    covered: dict[datetime, float] = {}
+    hour, hour_lo, hour_hi, hour_kg, hour_s = None, 0, -1, 0.0, 0.0
     for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, us in rows:
         if prev_us is not None:
             held = (us - prev_us) / 1e6
@@ -238,22 +248,21 @@ def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float, ewma
                 if hour_kg:
                     by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
                     delta_kg += hour_kg
+                if hour_s:
+                    covered[hour] = covered.get(hour, 0.0) + hour_s
                 hour = hour_of(prev_ts)
                 hour_lo = epoch_us(hour)
-                hour_hi, hour_kg = hour_lo + HOUR_US, 0.0
+                hour_hi, hour_kg, hour_s = hour_lo + HOUR_US, 0.0, 0.0
             hour_kg += prev_rate * held / 3600.0
-            if held > 0:
-                if held != last_held:
-                    last_held, decay = held, exp(-held / tau_s)
-                new_weight = weight * decay + (1.0 - decay)
-                ewma_kg_d = (ewma_kg_d * weight * decay + prev_rate * 24.0 * (1.0 - decay)) / new_weight
-                weight = new_weight
+            hour_s += held
         prev_ts, prev_us = ts, us
         prev_rate = (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0
     if hour_kg:
         by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
         delta_kg += hour_kg
-    return delta_kg, by_hour, Point(prev_ts, prev_rate), ewma_kg_d, weight
+    if hour_s:
+        covered[hour] = covered.get(hour, 0.0) + hour_s
+    return delta_kg, by_hour, covered, Point(prev_ts, prev_rate)
 
 
 def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any | None,
@@ -271,6 +280,7 @@ def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any
     state.fill_started_at = fill.filled_at if fill is not None else None
     state.adsorbed_kg, state.integrated_count = 0.0, 0
     state.last_integrated_ts, state.last_rate_kg_h = None, 0.0
+    state.load_hours = []
     if fill is None:
         return state
     t = SensorReading
@@ -280,14 +290,22 @@ def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any
         .execution_options(yield_per=5000)
     )
     prev: Point | None = None
+    kg_by_hour: dict[datetime, float] = {}
+    covered: dict[datetime, float] = {}
+    cap_s = settings.max_interval_s
     for row in rows:
         point = Point(row.ts, rate_kg_h(row.inlet_mg_m3, row.outlet_mg_m3, row.airflow_m3_h, row.running))
         if prev is not None:
-            state.adsorbed_kg += hold_kg(prev, point.ts, settings.max_interval_s)
+            kg = hold_kg(prev, point.ts, cap_s)
+            state.adsorbed_kg += kg
+            hour = hour_of(prev.ts)
+            kg_by_hour[hour] = kg_by_hour.get(hour, 0.0) + kg
+            covered[hour] = covered.get(hour, 0.0) + held_seconds(prev.ts, point.ts, cap_s)
         state.integrated_count += 1
         prev = point
     if prev is not None:
         state.last_integrated_ts, state.last_rate_kg_h = prev.ts, prev.rate_kg_h
+        state.load_hours = ring_add([], kg_by_hour, covered, prev.ts)
     return state
 
 
