@@ -11,7 +11,9 @@ Micro Hei, GB 2312 subset); reportlab embeds the glyphs a sheet uses, so every
 viewer and printer shows them without a font of its own.  Codes and numbers
 stay in Helvetica (one of the standard 14 fonts every viewer has).
 
-Pure Python, no Flask imports.
+Pure Python, no Flask imports. The sheet's geometry is :mod:`app.labels.layout`, the mixed
+Chinese/Latin text helpers :mod:`app.labels.text`; this module keeps the styles, the spec and
+the drawing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,14 +29,39 @@ from reportlab import rl_config
 from reportlab.lib.colors import Color, HexColor, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.pdfgen.textobject import PDFTextObject
 
-from app.fonts import CJK_FONT, cjk_font
 from app.boxes.states import COLOUR_ZH, Colour
 
+from .layout import (
+    BAND_H,
+    CODE_MIN,
+    CODE_SIZE,
+    COLS,
+    ENT_SIZE,
+    FRAME,
+    GAP_X,
+    GAP_Y,
+    HEADER_H,
+    HINT_Y,
+    LABEL_H,
+    LABEL_W,
+    LABELS_PER_PAGE,
+    LEGEND_H,
+    MARGIN_BOTTOM,
+    MARGIN_TOP,
+    MARGIN_X,
+    PAD,
+    PAGE_H,
+    PAGE_W,
+    QR_QUIET,
+    RADIUS,
+    VALUE_SIZE,
+    Geometry,
+    geometry,
+)
 from .qr import qr_matrix, qr_rects
+from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, text_out, width, wrap
 
 __all__ = [
     "COLOURS",
@@ -48,8 +74,6 @@ __all__ = [
 ]
 
 TITLE = "碳箱码 活性炭吸附箱"
-LATIN_BOLD = "Helvetica-Bold"
-LATIN = "Helvetica"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,30 +104,7 @@ _BLACK = HexColor("#000000")
 _TEXT = HexColor("#1A1A1A")
 _MUTED = HexColor("#6B6F76")
 _RULE = HexColor("#C8CCD2")
-
-# ---------------------------------------------------------------- geometry
-PAGE_W, PAGE_H = A4
-COLS, ROWS = 2, 4
-LABELS_PER_PAGE = COLS * ROWS
-MARGIN_X = 10 * mm
-GAP_X = 6 * mm
-GAP_Y = 5 * mm
-HEADER_H = 9 * mm  # page header strip (top)
-LEGEND_H = 12 * mm  # legend strip (bottom)
-MARGIN_TOP = 9 * mm
-MARGIN_BOTTOM = 9 * mm
-
-LABEL_W = (PAGE_W - 2 * MARGIN_X - (COLS - 1) * GAP_X) / COLS
-LABEL_H = (
-    PAGE_H - MARGIN_TOP - HEADER_H - LEGEND_H - MARGIN_BOTTOM - (ROWS - 1) * GAP_Y
-) / ROWS
-
-FRAME = 1.8 * mm  # coloured frame thickness
-BAND_H = 10 * mm  # coloured title band height
-RADIUS = 3 * mm
-PAD = 2.5 * mm
 _LEGEND_FORM = "TxLegend"
-QR_QUIET = 4  # quiet zone in modules (ISO/IEC 18004 asks for 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,102 +140,6 @@ class LabelSpec:
 def page_count(n_labels: int) -> int:
     """Number of A4 pages :func:`label_sheet_pdf` produces for ``n_labels``."""
     return max(1, math.ceil(n_labels / LABELS_PER_PAGE))
-
-
-# ------------------------------------------------------------------ fonts
-_fonts_ready = False
-
-
-def _ensure_fonts() -> None:
-    global _fonts_ready
-    if not _fonts_ready:
-        cjk_font()
-        _fonts_ready = True
-
-
-_ASCII_OR_NOT = re.compile(r"[\x20-\x7e]+|[^\x20-\x7e]+")
-
-
-def _runs(text: str, latin: str) -> list[tuple[str, str]]:
-    """Split ``text`` into (segment, font) runs: printable ASCII in the Latin
-    font ``latin``, everything else in the CJK font.
-
-    Helvetica for ASCII keeps codes, numbers and English names crisp and
-    the layout identical to what it was with the CID font."""
-    return [
-        (seg, latin if seg[0] <= "~" and seg[0] >= " " else CJK_FONT)
-        for seg in _ASCII_OR_NOT.findall(text)
-    ]
-
-
-def _width(text: str, size: float, latin: str = LATIN) -> float:
-    """Width of mixed Chinese/Latin ``text`` as drawn by :func:`_text_out`."""
-    return sum(pdfmetrics.stringWidth(seg, font, size) for seg, font in _runs(text, latin))
-
-
-def _text_out(t: PDFTextObject, text: str, size: float, latin: str = LATIN) -> None:
-    """Append mixed Chinese/Latin ``text`` at the text object's cursor."""
-    for seg, font in _runs(text, latin):
-        t.setFont(font, size)
-        t.textOut(seg)
-
-
-def _draw_text(
-    c: Canvas, x: float, y: float, text: str, size: float,
-    latin: str = LATIN, align: str = "left",
-) -> None:
-    if align == "right":
-        x -= _width(text, size, latin)
-    elif align == "centre":
-        x -= _width(text, size, latin) / 2
-    t = c.beginText(x, y)
-    _text_out(t, text, size, latin)
-    c.drawText(t)
-
-
-def _fit(text: str, size: float, max_w: float, min_size: float, latin: str = LATIN) -> float:
-    """Largest font size <= ``size`` (>= ``min_size``) at which ``text`` fits."""
-    w = _width(text, size, latin)
-    if w <= max_w:
-        return size
-    return max(min_size, size * max_w / w)
-
-
-def _ellipsize(text: str, size: float, max_w: float, latin: str = LATIN) -> str:
-    if _width(text, size, latin) <= max_w:
-        return text
-    while text and _width(text + "…", size, latin) > max_w:
-        text = text[:-1]
-    return text.rstrip() + "…"
-
-
-def _wrap(text: str, size: float, max_w: float, max_lines: int, latin: str = LATIN) -> list[str]:
-    """Character-based wrapping (right for Chinese; keeps ASCII words whole
-    when a space is reasonably close); the last line is ellipsized if the text
-    is too long."""
-    text = " ".join(text.split())
-    lines: list[str] = []
-    rest = text
-    while rest and len(lines) < max_lines:
-        if len(lines) == max_lines - 1 or _width(rest, size, latin) <= max_w:
-            lines.append(_ellipsize(rest, size, max_w, latin))
-            break
-        lo, hi = 1, len(rest)  # longest prefix that fits
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if _width(rest[:mid], size, latin) <= max_w:
-                lo = mid
-            else:
-                hi = mid - 1
-        cut = lo
-        pair = rest[cut - 1 : cut + 1]
-        if pair.isascii() and pair.isalnum():
-            space = rest.rfind(" ", 0, cut)
-            if space > cut // 2:
-                cut = space
-        lines.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    return lines
 
 
 # ---------------------------------------------------------------- drawing
@@ -284,78 +189,29 @@ def _define_label_form(c: Canvas, colour: str) -> None:
     c.setLineWidth(0.35)
     t = c.beginText(PAD + 1 * mm, band_base)
     t.setTextRenderMode(2)
-    _text_out(t, TITLE, 12)
+    text_out(t, TITLE, 12)
     t.setTextRenderMode(0)
     c.drawText(t)
     chip = col.name if colour == NEUTRAL else f"{col.name}码"
-    chip_w = _width(chip, 10) + 4 * mm
+    chip_w = width(chip, 10) + 4 * mm
     chip_x = w - PAD - chip_w - 0.5 * mm
     c.setLineWidth(0.8)
     c.roundRect(chip_x, band_base - 2.3 * mm, chip_w, 6 * mm, 1.5 * mm, stroke=1, fill=0)
-    _draw_text(c, chip_x + chip_w / 2, band_base - 0.2 * mm, chip, 10, align="centre")
+    draw_text(c, chip_x + chip_w / 2, band_base - 0.2 * mm, chip, 10, align="centre")
 
     # Static captions of the text column.
-    g = _geometry()
+    g = geometry()
     c.setFillColor(_MUTED)
-    _draw_text(c, g.tx, g.caption_code_y, "编号", 7)
-    _draw_text(c, g.tx, g.caption_ent_y, "企业", 7)
-    _draw_text(c, g.tx, g.facility_y, "治理设施", 7)
-    _draw_text(c, g.tx, g.outlet_y, "排放口", 7)
+    draw_text(c, g.tx, g.caption_code_y, "编号", 7)
+    draw_text(c, g.tx, g.caption_ent_y, "企业", 7)
+    draw_text(c, g.tx, g.facility_y, "治理设施", 7)
+    draw_text(c, g.tx, g.outlet_y, "排放口", 7)
     c.setStrokeColor(_RULE)
     c.setLineWidth(0.5)
     c.line(g.tx, g.rule_y, g.tx + g.tw, g.rule_y)
-    _draw_text(c, g.tx, _HINT_Y, _ellipsize("扫码查看更换与转移记录", 6.5, g.tw), 6.5)
+    draw_text(c, g.tx, HINT_Y, ellipsize("扫码查看更换与转移记录", 6.5, g.tw), 6.5)
     c.endForm()
 
-
-@dataclass(frozen=True, slots=True)
-class _Geometry:
-    """Positions inside a label, relative to its lower-left corner."""
-
-    qr_x: float
-    qr_y: float
-    qr_size: float
-    tx: float
-    tw: float
-    caption_code_y: float
-    code_y: float
-    rule_y: float
-    caption_ent_y: float
-    ent_first_y: float
-    facility_y: float
-    outlet_y: float
-    value_dx: float
-
-
-def _geometry() -> _Geometry:
-    w, h = LABEL_W, LABEL_H
-    body_top = h - BAND_H
-    body_h = body_top - FRAME
-    qr_size = body_h - 1 * mm
-    qr_x = FRAME + 0.5 * mm
-    qr_y = FRAME + (body_h - qr_size) / 2
-    tx = qr_x + qr_size + 0.5 * mm
-    tw = w - FRAME - PAD - tx
-    caption_code_y = body_top - PAD - 2.6 * mm
-    code_y = caption_code_y - 17 * 0.95 - 1.2 * mm
-    rule_y = code_y - 3.2 * mm
-    caption_ent_y = rule_y - 3.6 * mm
-    ent_first_y = caption_ent_y - _ENT_SIZE * 1.25
-    # facility/outlet rows are anchored above the footer hint, leaving room
-    # for two enterprise lines
-    outlet_y = _HINT_Y + 7 * mm
-    facility_y = outlet_y + 5 * mm
-    return _Geometry(
-        qr_x, qr_y, qr_size, tx, tw, caption_code_y, code_y, rule_y,
-        caption_ent_y, ent_first_y, facility_y, outlet_y, 13 * mm,
-    )
-
-
-_ENT_SIZE = 9
-_HINT_Y = FRAME + 2 * mm
-_CODE_SIZE = 17
-_CODE_MIN = 9
-_VALUE_SIZE = 10
 
 
 def _split_code(code: str) -> tuple[str, str]:
@@ -369,7 +225,7 @@ def _split_code(code: str) -> tuple[str, str]:
     return code[:mid], code[mid:]
 
 
-def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: _Geometry) -> None:
+def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: Geometry) -> None:
     c.saveState()
     c.translate(x, y)
     c.doForm(_label_form_name(spec.colour))
@@ -380,31 +236,31 @@ def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: _Geometry) ->
     t.setFillColor(_TEXT)
     # 5 % slack: viewers without Helvetica substitute a slightly wider face.
     code_w = g.tw * 0.95
-    code_size = _fit(spec.code, _CODE_SIZE, code_w, _CODE_MIN, LATIN_BOLD)
-    # _fit scales the size to the width exactly; allow for rounding in that product.
-    if _width(spec.code, code_size, LATIN_BOLD) <= code_w * (1 + 1e-9):
+    code_size = fit(spec.code, CODE_SIZE, code_w, CODE_MIN, LATIN_BOLD)
+    # fit scales the size to the width exactly; allow for rounding in that product.
+    if width(spec.code, code_size, LATIN_BOLD) <= code_w * (1 + 1e-9):
         t.setTextOrigin(g.tx, g.code_y)
-        _text_out(t, spec.code, code_size, LATIN_BOLD)
+        text_out(t, spec.code, code_size, LATIN_BOLD)
     else:  # very long code: two lines rather than truncating the identifier
         first, second = _split_code(spec.code)
         size = min(
-            _fit(first, _CODE_MIN, code_w, 5, LATIN_BOLD),
-            _fit(second, _CODE_MIN, code_w, 5, LATIN_BOLD),
+            fit(first, CODE_MIN, code_w, 5, LATIN_BOLD),
+            fit(second, CODE_MIN, code_w, 5, LATIN_BOLD),
         )
         t.setTextOrigin(g.tx, g.code_y + size * 0.95)
-        _text_out(t, first, size, LATIN_BOLD)
+        text_out(t, first, size, LATIN_BOLD)
         t.setTextOrigin(g.tx, g.code_y)
-        _text_out(t, second, size, LATIN_BOLD)
+        text_out(t, second, size, LATIN_BOLD)
     ey = g.ent_first_y
-    for line in _wrap(spec.enterprise or "—", _ENT_SIZE, g.tw, 2):
+    for line in wrap(spec.enterprise or "—", ENT_SIZE, g.tw, 2):
         t.setTextOrigin(g.tx, ey)
-        _text_out(t, line, _ENT_SIZE)
-        ey -= _ENT_SIZE * 1.25
+        text_out(t, line, ENT_SIZE)
+        ey -= ENT_SIZE * 1.25
     vx, vw = g.tx + g.value_dx, g.tw - g.value_dx
     for value, vy in ((spec.facility, g.facility_y), (spec.outlet, g.outlet_y)):
-        value = _ellipsize(value or "—", 7, vw, LATIN_BOLD)
+        value = ellipsize(value or "—", 7, vw, LATIN_BOLD)
         t.setTextOrigin(vx, vy)
-        _text_out(t, value, _fit(value, _VALUE_SIZE, vw, 7, LATIN_BOLD), LATIN_BOLD)
+        text_out(t, value, fit(value, VALUE_SIZE, vw, 7, LATIN_BOLD), LATIN_BOLD)
     c.drawText(t)
     c.restoreState()
 
@@ -420,29 +276,29 @@ def _define_legend_form(c: Canvas) -> None:
     sw = 3.2 * mm
     items = [(col, f"{col.name}：{col.meaning}") for col in COLOURS.values()]
     prefix = "颜色说明："
-    total_w = _width(prefix, size) + sum(
-        sw + 1.5 * mm + _width(text, size) + 5 * mm for _, text in items
+    total_w = width(prefix, size) + sum(
+        sw + 1.5 * mm + width(text, size) + 5 * mm for _, text in items
     ) - 5 * mm
     lx = (PAGE_W - total_w) / 2
     c.setFillColor(_TEXT)
-    _draw_text(c, lx, ly, prefix, size)
-    lx += _width(prefix, size)
+    draw_text(c, lx, ly, prefix, size)
+    lx += width(prefix, size)
     for col, text in items:
         c.setFillColor(col.fill)
         c.roundRect(lx, ly - 0.6 * mm, sw, sw, 0.6 * mm, stroke=0, fill=1)
         lx += sw + 1.5 * mm
         c.setFillColor(_TEXT)
-        _draw_text(c, lx, ly, text, size)
-        lx += _width(text, size) + 5 * mm
+        draw_text(c, lx, ly, text, size)
+        lx += width(text, size) + 5 * mm
     c.endForm()
 
 
 def _draw_page_chrome(c: Canvas, page: int, pages: int, total: int) -> None:
     hy = PAGE_H - MARGIN_TOP - 5 * mm
     c.setFillColor(_TEXT)
-    _draw_text(c, MARGIN_X, hy, "台州市碳箱码标签", 11)
+    draw_text(c, MARGIN_X, hy, "台州市碳箱码标签", 11)
     c.setFillColor(_MUTED)
-    _draw_text(c, PAGE_W - MARGIN_X, hy, f"共 {total} 张  第 {page}/{pages} 页", 8, align="right")
+    draw_text(c, PAGE_W - MARGIN_X, hy, f"共 {total} 张  第 {page}/{pages} 页", 8, align="right")
     c.setStrokeColor(_RULE)
     c.setLineWidth(0.6)
     c.line(MARGIN_X, hy - 2.5 * mm, PAGE_W - MARGIN_X, hy - 2.5 * mm)
@@ -492,7 +348,7 @@ def label_sheet_pdf(labels: Sequence[LabelSpec]) -> bytes:
     for spec in labels:
         if not isinstance(spec, LabelSpec):
             raise TypeError(f"expected LabelSpec, got {type(spec).__name__}")
-    _ensure_fonts()
+    ensure_fonts()
     with _binary_streams():
         return _render(labels)
 
@@ -507,7 +363,7 @@ def _render(labels: list[LabelSpec]) -> bytes:
     for colour in sorted({spec.colour for spec in labels}):
         _define_label_form(c, colour)
     _define_legend_form(c)
-    g = _geometry()
+    g = geometry()
 
     pages = page_count(len(labels))
     grid_top = PAGE_H - MARGIN_TOP - HEADER_H

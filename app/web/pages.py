@@ -1,5 +1,8 @@
 """Desktop pages for signed-in users: the role dashboard, ledger and stock, manifests, box detail.
 
+Beside it: the translatable code names (app/web/names.py), the template filters
+(app/web/filters.py) and the box page's chart (app/web/chart.py).
+
 Thin, like app/web/views.py: read the query string, call the domain services (whose scoping
 decides what the user may see), render. Another tenant's manifest or box is "not found" (404),
 the same answer the API gives.
@@ -21,7 +24,7 @@ from app.boxes.models import Box, Colour
 from app.common.auth import current_principal
 from app.common.errors import NotFound
 from app.common.schemas import paginate
-from app.common.timeutil import SHANGHAI, from_db, utcnow
+from app.common.timeutil import from_db, utcnow
 from app.common.tx import commit_read_effects
 from app.extensions import db
 from app.ledger import services as ledger_services
@@ -29,70 +32,28 @@ from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
 from app.telemetry import services as telemetry_services
 from app.translations import rule_reason
+from app.web.chart import concentration_chart
+from app.web.filters import FILTERS, isotime_filter, kg_filter, tonnes_filter  # noqa: F401 (re-exported)
+from app.web.names import (
+    acceptance_names,
+    action_names,
+    anomaly_names,
+    box_event_names,
+    box_status_names,
+    colour_names,
+    flag_names,
+    management_class_names,
+    party_names,
+    role_names,
+    stage_names,
+    state_names,
+)
 
 bp = Blueprint("pages", __name__, template_folder="../templates")
 
 COLOURS = Colour.by_severity(descending=True)  # red first: the one definition is app.boxes.models.Colour
 PER_PAGE = 50
 OPEN_STATES = ("draft", "submitted", "in_transit", "received")
-
-
-# ---------------------------------------------------------------- labels (translatable)
-
-def colour_names() -> dict[str, str]:
-    return {"grey": _("灰码"), "green": _("绿码"), "yellow": _("黄码"), "red": _("红码")}
-
-
-def stage_names() -> dict[str, str]:
-    return {"generation": _("产生"), "storage": _("入库"), "out_of_storage": _("出库"),
-            "sent_out": _("委外利用处置"), "returned": _("退回入库")}
-
-
-def state_names() -> dict[str, str]:
-    return {"draft": _("草稿"), "submitted": _("已提交"), "in_transit": _("运输中"), "received": _("已接收"),
-            "processed": _("已利用/处置"), "closed": _("已办结"), "rejected": _("已拒收"), "cancelled": _("已作废")}
-
-
-def flag_names() -> dict[str, str]:
-    return {"overdue": _("超期未接收"), "discrepant": _("数量差异"), "late": _("补录超期"), "rejected": _("拒收")}
-
-
-def action_names() -> dict[str, str]:
-    return {"create": _("填写"), "submit": _("提交"), "pickup": _("承运人提货"), "receive": _("接受人接收"),
-            "reject": _("接受人拒收"), "process": _("利用/处置"), "close": _("办结"), "cancel": _("作废"),
-            "record_transfer": _("补录转移")}
-
-
-def party_names() -> dict[str, str]:
-    return {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人"), "operator": _("平台运维"),
-            "": _("系统")}
-
-
-def role_names() -> dict[str, str]:
-    return {"generator": _("产废单位"), "carrier": _("承运人"), "receiver": _("接受人"), "regenerator": _("再生单位"),
-            "supplier": _("换炭服务"), "regulator": _("生态环境监管"), "park_admin": _("园区管委会")}
-
-
-def box_event_names() -> dict[str, str]:
-    return {"registered": _("登记"), "status": _("状态变更"), "label_reprinted": _("标签重印"),
-            "label_forged_scan": _("伪造标签被扫描"), "label_superseded_scan": _("旧标签被扫描")}
-
-
-def box_status_names() -> dict[str, str]:
-    return {"active": _("在用"), "stopped": _("停用"), "decommissioned": _("已报废")}
-
-
-def management_class_names() -> dict[str, str]:
-    return {"key": _("重点监管"), "simplified": _("简化管理"), "registration": _("登记管理")}
-
-
-def anomaly_names() -> dict[str, str]:
-    return {"carbon_missing": _("活性炭去向不明"), "stored_too_long": _("贮存超期"), "storage_over_limit": _("贮存超量"),
-            "shipped_not_received": _("运出未接收"), "received_short": _("接收短少")}
-
-
-def acceptance_names() -> dict[str, str]:
-    return {"full": _("全部接收"), "partial": _("部分接收"), "refused": _("拒收")}
 
 
 @bp.app_context_processor
@@ -119,33 +80,9 @@ def nav_links() -> list[tuple[str, str, str]]:
     return links
 
 
-# ---------------------------------------------------------------- template filters
-
-@bp.app_template_filter("kg")
-def kg_filter(value, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-@bp.app_template_filter("tonnes")
-def tonnes_filter(value_kg, digits: int = 3) -> str:
-    if value_kg is None:
-        return "—"
-    return f"{value_kg / 1000:,.{digits}f}"
-
-
-@bp.app_template_filter("isotime")
-def isotime_filter(value) -> str:
-    """An ISO 8601 string or a datetime, shown in Asia/Shanghai."""
-    if not value:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return from_db(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+# Template filters, app-wide (app/web/filters.py).
+for _name, _filter in FILTERS.items():
+    bp.add_app_template_filter(_filter, _name)
 
 
 # ---------------------------------------------------------------- helpers
@@ -216,41 +153,6 @@ def _manifest_list(principal: Principal, now: datetime, limit: int = 8, statuses
     if statuses:
         query = query.where(Manifest.status.in_(statuses))
     return {"total": _count(query), "rows": _manifest_rows(list(db.session.scalars(query.limit(limit))), now)}
-
-
-def _chart(rows: list[dict[str, Any]], start: datetime, end: datetime, limit: float | None) -> dict[str, Any] | None:
-    """Inlet and outlet hourly averages as SVG polylines (the x axis is time, y is mg/m³)."""
-    points = [(from_db(r["start"]), r["inlet_mg_m3"]["avg"], r["outlet_mg_m3"]["avg"]) for r in rows]
-    points = [p for p in points if p[1] is not None or p[2] is not None]
-    if not points:
-        return None
-    width, height, left, right, top, bottom = 720, 220, 44, 12, 12, 26
-    top_value = max([v for p in points for v in p[1:] if v is not None] + [limit or 0]) * 1.1 or 1.0
-    span = (end - start).total_seconds()
-
-    def x(t: datetime) -> float:
-        return round(left + (t - start).total_seconds() / span * (width - left - right), 1)
-
-    def y(v: float) -> float:
-        return round(top + (1 - v / top_value) * (height - top - bottom), 1)
-
-    def line(i: int) -> str:
-        return " ".join(f"{x(p[0])},{y(p[i])}" for p in points if p[i] is not None)
-
-    magnitude = 10 ** max(len(str(int(top_value))) - 1, 0)
-    step = next(m * f for m in (magnitude / 10, magnitude) for f in (1, 2, 5) if m * f >= 1 and top_value / (m * f) <= 6)
-    step = int(step)
-    y_ticks = [{"v": v, "y": y(v)} for v in range(0, int(top_value) + 1, step)]
-    x_ticks = []
-    tick = (start.astimezone(SHANGHAI) + timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
-    tick = tick.replace(hour=tick.hour - tick.hour % 6)
-    while tick < end:
-        if tick >= start:
-            x_ticks.append({"x": x(tick), "label": tick.strftime("%m-%d %H:%M") if tick.hour == 0 else tick.strftime("%H:%M")})
-        tick += timedelta(hours=6)
-    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": height - bottom, "inlet": line(1), "outlet": line(2), "y_ticks": y_ticks, "x_ticks": x_ticks,
-            "limit_y": y(limit) if limit else None, "points": len(points)}
 
 
 # ---------------------------------------------------------------- the dashboard
@@ -471,7 +373,7 @@ def box_detail(code):
     if box.has_sensors:
         start = now - timedelta(hours=48)
         rows = telemetry_services.rollup_readings(db.session, box, start, now, "hour")
-        chart = _chart(rows, start, now, box.emission_limit_mg_m3)
+        chart = concentration_chart(rows, start, now, box.emission_limit_mg_m3)
     commit_read_effects(db.session)  # the colour refreshed on read
     return render_template("dash_box.html", box=box, p=payload, segments=list(reversed(segments)), days=days,
                            fills=list(reversed(hist["fills"])), events=list(reversed(hist["events"])), chart=chart,
