@@ -50,7 +50,7 @@ from app.boxes import services as box_services
 from app.boxes.models import Box, Fill
 
 SEED = 20250630
-PASSWORD = "demo1234"
+PASSWORD = "carbon-demo-2024"  # meets the password policy (app.accounts.passwords)
 BOX_COUNT = 300
 CITY = "331000"  # 台州市 (prefecture level), used in the USCCs of city-level bodies
 
