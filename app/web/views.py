@@ -9,8 +9,8 @@ from flask_login import login_required, login_user, logout_user
 from marshmallow import ValidationError
 
 from app.accounts import services as account_services
-from app.accounts.services import Principal
-from app.boxes import presenters, services as box_services
+from app.boxes import presenters
+from app.boxes import services as box_services
 from app.boxes.schemas import FillIn
 from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput, Unauthorized

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from http.cookies import SimpleCookie
 
 from tests import factories
@@ -52,11 +53,11 @@ def test_remember_cookie_flags_and_duration(app, world):
     for name in ("session", "remember_token"):
         header = cookies[name][1]
         assert "HttpOnly" in header and "SameSite=Lax" in header, header
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
     from email.utils import parsedate_to_datetime
 
     expires = parsedate_to_datetime(cookies["remember_token"][0]["expires"])
-    assert timedelta(days=13, hours=23) < expires - datetime.now(timezone.utc) <= timedelta(days=14)
+    assert timedelta(days=13, hours=23) < expires - datetime.now(UTC) <= timedelta(days=14)
     # The test app is served over http: no Secure flag (the config sets it behind TLS, tests/common/test_app.py).
     assert "Secure" not in cookies["remember_token"][1]
 
