@@ -103,11 +103,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_request_guards(app)  # API writes authenticated before input; JSON depth bounded
 
-    @login_manager.user_loader
-    def _load_user(user_id: str):
-        from app.accounts.models import User
+    from app.common import auth, security
 
-        return db.session.get(User, int(user_id))
+    login_manager.user_loader(auth.load_user)  # the session generation ends cookies at sign-out
+    security.init_app(app)  # headers, cookie flags behind TLS, ProxyFix, the sign-in throttle
 
     # Third-party front-end code (Swagger UI for /docs) is vendored outside the app package,
     # served as-is, so the interactive docs work without reaching any outside host.

@@ -73,6 +73,7 @@ def _clean_database(request):
     with application.app_context():
         ensure_counties(db.session)
         db.session.commit()
+        application.extensions["tanxiang.limiter"].reset()  # failed sign-ins counted per test
     yield
     with application.app_context():
         db.session.rollback()

@@ -7,6 +7,7 @@ import click
 from sqlalchemy import select
 
 from app.accounts.models import User
+from app.accounts.passwords import password_problems
 from app.accounts.reference import ensure_counties
 from app.accounts.services import set_password
 from app.common.tx import cli_transaction
@@ -19,8 +20,9 @@ def register(app) -> None:
     def create_superuser(username: str) -> None:
         """Create (or reset the password of) a platform operator. Password from $PASSWORD, else a prompt."""
         password = os.environ.get("PASSWORD") or click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < 8:
-            raise click.ClickException("the password needs at least 8 characters")
+        problems = password_problems(password, username)
+        if problems:
+            raise click.ClickException("the password is refused: " + "; ".join(problems))
         with cli_transaction(db.session):
             ensure_counties(db.session)
             user = db.session.scalar(select(User).where(User.username == username))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,6 @@ from app.common.columns import state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import db
-
 
 
 class OrgRole(StrEnum):
@@ -101,6 +101,10 @@ class Organization(db.Model):
         return any(r.role == role for r in self.role_rows)
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -112,12 +116,24 @@ class User(UserMixin, db.Model):
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The user's session generation: part of the id in the session and remember cookies
+    # (:meth:`get_id`), so a new one (sign-out, a new password) ends every cookie issued before.
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
 
     organization: Mapped[Organization | None] = relationship(lazy="joined")
 
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.active
+
+    def get_id(self) -> str:  # Flask-Login: what the session and remember cookies hold
+        if not self.session_token:
+            self.session_token = new_session_token()
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Every session and remember cookie of this user stops working (the user loader refuses them)."""
+        self.session_token = new_session_token()
 
 
 class ApiToken(db.Model):
@@ -138,6 +154,8 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     use_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Who issued the token (device tokens: the operator or organisation admin who made it).
+    issued_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    user: Mapped[User | None] = relationship(lazy="joined")
+    user: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[user_id])
     organization: Mapped[Organization | None] = relationship(lazy="joined")

@@ -59,7 +59,8 @@ class ParkOut(Schema):
 
 class UserIn(StrictSchema):
     username = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,80}$", error="3–80 letters, digits or _.@-"))
-    password = fields.Str(required=True, load_only=True, validate=validate.Length(min=8, max=200))
+    password = fields.Str(required=True, load_only=True, validate=validate.Length(max=200),
+                          metadata={"description": "app.accounts.passwords: at least 10 characters, not a common password, not the username"})
     display_name = fields.Str(load_default="")
     organization_id = Id(allow_none=True)
     role = fields.Str(load_default="staff", validate=validate.OneOf(USER_ROLES))
@@ -90,13 +91,34 @@ class TokenOut(Schema):
 class DeviceTokenIn(StrictSchema):
     organization_id = Id(required=True)
     name = fields.Str(load_default="gateway", validate=validate.Length(max=120))
+    expires_in_days = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650),
+                                 metadata={"description": "validity in days (default 365)"})
 
 
-class DeviceTokenOut(Schema):
+class DeviceTokenRow(Schema):
+    """A device token as listed: never the token itself (shown once, at creation)."""
+
     id = fields.Int()
-    token = fields.Str()
     name = fields.Str()
     organization_id = Id()
+    issued_by_user_id = Id(allow_none=True)
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True, metadata={"description": "recorded at most once a minute"})
+
+
+class DeviceTokenOut(DeviceTokenRow):
+    token = fields.Str(metadata={"description": "shown only in this answer"})
+
+
+class DeviceTokenQuery(PageArgs):
+    organization_id = Id()
+
+
+class PasswordChangeIn(StrictSchema):
+    current_password = fields.Str(required=True, load_only=True)
+    new_password = fields.Str(required=True, load_only=True, validate=validate.Length(max=200))
 
 
 class CountyOut(Schema):

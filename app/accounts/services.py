@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Iterable
 
 from sqlalchemy import false, or_, select, true
@@ -23,6 +24,7 @@ from app.accounts.models import (
     Park,
     User,
 )
+from app.accounts.passwords import password_problems
 from app.accounts.uscc import normalise_uscc, uscc_error
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from app.common.timeutil import utcnow
@@ -33,6 +35,23 @@ def _hash_password(session: Session, password: str) -> str:
     """With the app's PASSWORD_HASH_METHOD (werkzeug's scrypt unless configured: the test suite
     lowers the cost through its app config), read from the session's wiring."""
     return generate_password_hash(password, method=wiring_of(session).password_hash_method)
+
+
+@lru_cache(maxsize=8)
+def _dummy_hash(method: str) -> str:
+    """A hash made with ``method`` that no password matches: an unknown username is refused
+    after one verification of the same cost as a known one's (no timing tells which names exist)."""
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
+
+
+def check_password_policy(password: str, username: str | None = None, field: str = "password") -> None:
+    """:mod:`app.accounts.passwords`, as a 422 naming ``field``."""
+    problems = password_problems(password or "", username)
+    if problems:
+        raise InvalidInput(f"{field}: " + "; ".join(problems), errors={field: problems})
+
+
+DEVICE_TOKEN_DAYS = 365
 
 
 TOKEN_PREFIX_USER = "txu_"
@@ -80,8 +99,9 @@ def hash_token(token: str) -> str:
 
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
-    # Hash anyway when the user is unknown so that timing does not reveal which usernames exist.
-    stored = user.password_hash if user else _hash_password(session, "x")
+    # One verification whether or not the user exists (against a dummy hash of the configured
+    # method when not), so that timing does not reveal which usernames exist.
+    stored = user.password_hash if user and user.password_hash else _dummy_hash(wiring_of(session).password_hash_method)
     if not check_password_hash(stored, password) or user is None or not user.active:
         raise Unauthorized("用户名或密码错误 (wrong username or password)")
     return user
@@ -99,19 +119,66 @@ def issue_user_token(session: Session, user: User, ttl_hours: int, now: datetime
     return token, row
 
 
-def issue_device_token(session: Session, actor: Principal, organization_id: int, name: str) -> tuple[str, ApiToken]:
-    """A long-lived gateway token: may only ingest readings for its organisation's boxes."""
-    if not (actor.is_operator or (actor.organization and actor.organization.id == organization_id
-                                  and actor.user and actor.user.role == "admin")):
+def _may_manage_devices(actor: Principal, organization_id: int | None) -> bool:
+    return actor.is_operator or bool(
+        actor.organization and actor.organization.id == organization_id and not actor.is_device
+        and actor.user and actor.user.role == "admin")
+
+
+def issue_device_token(session: Session, actor: Principal, organization_id: int, name: str,
+                       days: int | None = None, now: datetime | None = None) -> tuple[str, ApiToken]:
+    """A gateway token (``days`` long, :data:`DEVICE_TOKEN_DAYS` by default): may only ingest
+    readings for its organisation's boxes. The token itself is returned here, once; only its hash is kept."""
+    if not _may_manage_devices(actor, organization_id):
         raise Forbidden("只有平台运维或本单位管理员可以创建设备令牌 (only operators or the organisation's admins)")
     org = session.get(Organization, organization_id)
     if org is None:
         raise InvalidInput.field("organization_id", "unknown organisation")
+    now = now or utcnow()
     token = TOKEN_PREFIX_DEVICE + secrets.token_urlsafe(32)
-    row = ApiToken(token_hash=hash_token(token), kind="device", organization=org, name=name or "gateway")
+    row = ApiToken(token_hash=hash_token(token), kind="device", organization=org, name=name or "gateway",
+                   created_at=now, expires_at=now + timedelta(days=days or DEVICE_TOKEN_DAYS),
+                   issued_by_user_id=actor.user.id if actor.user else None)
     session.add(row)
     session.flush()
     return token, row
+
+
+def list_device_tokens(session: Session, actor: Principal, organization_id: int | None = None):
+    """The device tokens an actor manages: an organisation's admin its own organisation's, operators all."""
+    query = select(ApiToken).where(ApiToken.kind == "device").order_by(ApiToken.id)
+    if organization_id is not None:
+        query = query.where(ApiToken.organization_id == organization_id)
+    if actor.is_operator:
+        return query
+    if not _may_manage_devices(actor, actor.organization.id if actor.organization else None):
+        raise Forbidden("只有平台运维或本单位管理员可以查看设备令牌 (only operators or the organisation's admins)")
+    return query.where(ApiToken.organization_id == actor.organization.id)
+
+
+def revoke_device_token(session: Session, actor: Principal, token_id: int, now: datetime | None = None) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.kind != "device" or not (actor.is_operator or _may_manage_devices(actor, row.organization_id)):
+        raise NotFound(f"device token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = now or utcnow()
+        session.flush()
+    return row
+
+
+_TOUCH_SECONDS = 60
+
+
+def touch_token(connection, token_hash: str, now: datetime) -> None:
+    """Record a token's use: at most once a minute (callers call it when their cache misses, and
+    the condition keeps it to one write a minute across processes)."""
+    from sqlalchemy import update
+
+    connection.execute(
+        update(ApiToken).where(ApiToken.token_hash == token_hash,
+                               or_(ApiToken.last_used_at.is_(None),
+                                   ApiToken.last_used_at < now - timedelta(seconds=_TOUCH_SECONDS)))
+        .values(last_used_at=now))
 
 
 def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
@@ -127,6 +194,14 @@ def principal_for_token(session: Session, token: str, now: datetime | None = Non
     if row.user is None or not row.user.active:
         raise Unauthorized("令牌无效或已过期 (invalid or expired token)")
     return Principal(user=row.user)
+
+
+def revoke_user_tokens(session: Session, user: User, now: datetime | None = None) -> None:
+    """Every bearer token of ``user`` stops working (a new password)."""
+    from sqlalchemy import update
+
+    session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == "user",
+                                           ApiToken.revoked_at.is_(None)).values(revoked_at=now or utcnow()))
 
 
 def revoke_token(session: Session, token: str) -> None:
@@ -246,12 +321,13 @@ def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> Use
     role = data.get("role") or "staff"
     if role not in USER_ROLES:
         errors["role"] = [f"one of {', '.join(USER_ROLES)}"]
-    if len(data.get("password") or "") < 8:
-        errors["password"] = ["at least 8 characters"]
-    if session.scalar(select(User.id).where(User.username == data["username"])):
-        raise Conflict("用户名已存在 (username taken)", errors={"username": ["already taken"]})
+    problems = password_problems(data.get("password") or "", data.get("username"))
+    if problems:
+        errors["password"] = problems
     if errors:
         raise InvalidInput("The user has invalid fields.", errors=errors)
+    if session.scalar(select(User.id).where(User.username == data["username"])):
+        raise Conflict("用户名已存在 (username taken)", errors={"username": ["already taken"]})
     user = User(
         username=data["username"], display_name=data.get("display_name") or data["username"],
         password_hash=_hash_password(session, data["password"]), organization_id=org_id,
@@ -272,7 +348,23 @@ def list_users(session: Session, actor: Principal):
 
 
 def set_password(session: Session, user: User, password: str) -> None:
+    """A new password (checked against the policy): every session signed in before ends."""
+    check_password_policy(password, user.username)
     user.password_hash = _hash_password(session, password)
+    user.end_sessions()
+
+
+def change_password(session: Session, actor: Principal, current: str, new: str) -> User:
+    """A user's own change: the current password first (a stolen session alone cannot change it)."""
+    user = actor.user
+    if user is None or actor.is_device:
+        raise Forbidden("设备令牌不能修改密码 (device tokens have no password)")
+    if not check_password_hash(user.password_hash, current or ""):
+        raise InvalidInput.field("current_password", "wrong password")
+    check_password_policy(new, user.username, field="new_password")
+    set_password(session, user, new)
+    session.flush()
+    return user
 
 
 # ---------------------------------------------------------------- jurisdiction

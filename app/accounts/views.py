@@ -6,24 +6,52 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.accounts import schemas, services
+from app.accounts import schemas, services, throttle
 from app.accounts.models import County, Park
 from app.common.auth import current_principal, require_user
-from app.common.schemas import PageArgs, listing as _listing, page_schema
+from app.common.errors import Unauthorized, problem
+from app.common.schemas import PageArgs, page_schema
+from app.common.schemas import listing as _listing
 from app.extensions import db
 
 blp = Blueprint("accounts", __name__, description="Organisations, parks, users and tokens (单位、园区、用户)")
 
 
+def too_many_attempts(wait: throttle.Throttled):
+    response = problem(429, "Too Many Requests",
+                       f"登录失败次数过多，请 {wait.minutes} 分钟后再试 (too many failed sign-ins; retry later)")
+    response.headers["Retry-After"] = str(wait.retry_after)
+    return response
+
+
 @blp.route("/auth/token", methods=["POST"])
 @blp.arguments(schemas.TokenIn)
 @blp.response(201, schemas.TokenOut)
+@blp.alt_response(429, description="Too many failed sign-ins for this account or address (Retry-After)")
 @blp.doc(security=[])
 def token(body):
-    """Exchange a username and password for a bearer token."""
-    user = services.authenticate(db.session, body["username"], body["password"])
+    """Exchange a username and password for a bearer token. Failed attempts are throttled per
+    account and per address (429 with Retry-After)."""
+    wait = throttle.check(body["username"])
+    if wait is not None:
+        return too_many_attempts(wait)
+    try:
+        user = services.authenticate(db.session, body["username"], body["password"])
+    except Unauthorized:
+        throttle.failed(body["username"])
+        raise
     raw, row = services.issue_user_token(db.session, user, current_app.config["TOKEN_TTL_HOURS"])
     return {"token": raw, "token_type": "Bearer", "expires_at": row.expires_at}
+
+
+@blp.route("/auth/password", methods=["POST"])
+@blp.arguments(schemas.PasswordChangeIn)
+@blp.response(204)
+def change_password(body):
+    """Change one's own password (the current one first). Every session and token signed in before ends."""
+    actor = require_user()
+    services.change_password(db.session, actor, body["current_password"], body["new_password"])
+    services.revoke_user_tokens(db.session, actor.user)
 
 
 @blp.route("/auth/revoke", methods=["POST"])
@@ -37,13 +65,30 @@ def revoke():
     services.revoke_token(db.session, token)
 
 
-@blp.route("/device-tokens", methods=["POST"])
-@blp.arguments(schemas.DeviceTokenIn)
-@blp.response(201, schemas.DeviceTokenOut)
-def device_token(body):
-    """A long-lived gateway token, limited to the organisation's boxes and to ingest. Shown once."""
-    raw, row = services.issue_device_token(db.session, require_user(), body["organization_id"], body["name"])
-    return {"id": row.id, "token": raw, "name": row.name, "organization_id": row.organization_id}
+@blp.route("/device-tokens")
+class DeviceTokens(MethodView):
+    @blp.arguments(schemas.DeviceTokenQuery, location="query")
+    @blp.response(200, page_schema(schemas.DeviceTokenRow))
+    def get(self, args):
+        """The device tokens of the caller's organisation (its admins), or of all (operators). Never the tokens themselves."""
+        return _listing(services.list_device_tokens(db.session, require_user(), args.get("organization_id")), args)
+
+    @blp.arguments(schemas.DeviceTokenIn)
+    @blp.response(201, schemas.DeviceTokenOut)
+    def post(self, body):
+        """A gateway token, limited to the organisation's boxes and to ingest, valid
+        ``expires_in_days`` (365 by default). The token is shown in this answer only."""
+        raw, row = services.issue_device_token(db.session, require_user(), body["organization_id"], body["name"],
+                                               days=body.get("expires_in_days"))
+        shown = {name: getattr(row, name) for name in schemas.DeviceTokenRow().fields}
+        return {**shown, "token": raw}
+
+
+@blp.route("/device-tokens/<int:token_id>", methods=["DELETE"])
+@blp.response(204)
+def revoke_device_token(token_id):
+    """Revoke a device token (its organisation's admins, operators): it stops working at once."""
+    services.revoke_device_token(db.session, require_user(), token_id)
 
 
 @blp.route("/organizations")

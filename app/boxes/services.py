@@ -606,5 +606,17 @@ def days_in_colour(changes: list[ColourChange], colour: str, start: datetime, en
 
 def record_scan_problem(session: Session, box_id: int | None, kind: str, detail: dict[str, Any],
                         now: datetime | None = None) -> None:
-    """A forged or superseded label was scanned: kept for the enterprise and the regulator."""
-    session.add(BoxEvent(box_id=box_id, kind=kind, at=now or utcnow(), actor="scan", detail=detail))
+    """A forged or superseded label was scanned: kept for the enterprise and the regulator.
+
+    Counted, not written one by one (anyone can repeat a scan 10,000 times): one event per box,
+    kind and clock hour (UTC), holding the first scan's detail, ``count`` and ``last_at``."""
+    now = now or utcnow()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    event = session.scalar(select(BoxEvent).where(
+        BoxEvent.box_id == box_id, BoxEvent.kind == kind, BoxEvent.actor == "scan", BoxEvent.at >= hour,
+    ).order_by(BoxEvent.at.desc()).limit(1))
+    if event is not None:
+        event.detail = {**(event.detail or {}), "count": int((event.detail or {}).get("count", 1)) + 1,
+                        "last_at": now.isoformat()}
+        return
+    session.add(BoxEvent(box_id=box_id, kind=kind, at=now, actor="scan", detail={**detail, "count": 1}))

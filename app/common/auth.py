@@ -1,17 +1,18 @@
 """Who is calling: a bearer token (API, gateways) or the signed-in session (pages)."""
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
 
 from app.accounts.models import Organization, User
-from app.accounts.services import Principal, hash_token, principal_for_token
+from app.accounts.services import Principal, hash_token, principal_for_token, touch_token
 from app.common.errors import Forbidden, Unauthorized
 from app.common.fastread import reader
 from app.common.timeutil import from_db, utcnow
@@ -86,6 +87,7 @@ def _principal_for_token(token: str) -> Principal:
         if principal is not None:
             return principal
     principal = principal_for_token(db.session, token)
+    _record_use(token_hash)
     entry = _CachedToken(
         expires=now + TOKEN_CACHE_SECONDS, token_kind=principal.token_kind,
         user_id=principal.user.id if principal.user is not None else None,
@@ -96,6 +98,32 @@ def _principal_for_token(token: str) -> Principal:
             _token_cache.clear()
         _token_cache[key] = entry
     return principal
+
+
+def _record_use(token_hash: str) -> None:
+    """The token's last use, on a cache miss only (so at most about once a minute per process;
+    the statement itself skips a use recorded less than a minute ago). Its own short transaction:
+    a read never commits, and a refused write must still show the token was used."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with db.engine.begin() as connection:
+            touch_token(connection, token_hash, utcnow())
+    except SQLAlchemyError as exc:  # bookkeeping only: never fails the request
+        current_app.logger.warning("could not record a token's use: %s", exc)
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's user loader: the cookie's id is ``"<user id>:<session token>"``
+    (:meth:`User.get_id`); a session token that has changed since (sign-out, a new password)
+    opens nothing, neither the session cookie nor the remember cookie."""
+    uid, sep, session_token = (user_id or "").partition(":")
+    if not sep or not uid.isdigit() or not session_token:
+        return None
+    user = db.session.get(User, int(uid))
+    if user is None or not hmac.compare_digest((user.session_token or "").encode(), session_token.encode()):
+        return None
+    return user
 
 
 def forget_token(token: str) -> None:

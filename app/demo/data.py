@@ -82,7 +82,7 @@ __all__ = [  # defined here, and re-exported from the modules split off (importe
 ]
 
 SEED = 20250630
-PASSWORD = "demo1234"
+PASSWORD = "carbon-demo-2024"  # meets the password policy (app.accounts.passwords)
 CITY = "331000"  # 台州市 (prefecture level), used in the USCCs of city-level bodies
 
 

@@ -9,8 +9,8 @@ from flask_login import login_required, login_user, logout_user
 from marshmallow import ValidationError
 
 from app.accounts import services as account_services
-from app.accounts.services import Principal
-from app.boxes import presenters, services as box_services
+from app.boxes import presenters
+from app.boxes import services as box_services
 from app.boxes.schemas import FillIn
 from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput, Unauthorized
@@ -87,21 +87,38 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    from app.accounts import throttle
+
     error = None
+    status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
-        try:
-            user = account_services.authenticate(db.session, request.form.get("username", ""),
-                                                 request.form.get("password", ""))
-        except Unauthorized:
-            error = _("用户名或密码错误")
+        username = request.form.get("username", "")
+        wait = throttle.check(username)
+        if wait is not None:
+            error = _("登录失败次数过多，请 %(minutes)s 分钟后再试。", minutes=wait.minutes)
+            status, headers = 429, {"Retry-After": str(wait.retry_after)}
         else:
-            login_user(user, remember=True)
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error), (401 if error else 200)
+            try:
+                user = account_services.authenticate(db.session, username, request.form.get("password", ""))
+            except Unauthorized:
+                throttle.failed(username)
+                error, status = _("用户名或密码错误"), 401
+            else:
+                login_user(user, remember=True)
+                return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error), status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Sign out: a new session generation for the user ends this session cookie, the remember
+    cookie and every other session of the user on the server (app.common.auth.load_user), not
+    only in this browser. Committed by the boundary (a POST answered with a redirect)."""
+    from flask_login import current_user
+
+    if current_user.is_authenticated:
+        current_user.end_sessions()
     logout_user()
     return redirect(url_for("web.login"))
 

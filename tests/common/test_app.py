@@ -30,11 +30,23 @@ def test_secret_key_required_outside_development(tmp_path, monkeypatch):
     monkeypatch.setenv("APP_ENV", "production")
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_config(str(tmp_path))
-    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    # A weak or placeholder key stops a production start, FLASK_DEBUG or not.
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    for weak in ("a", "s3cret", "changeme", "x" * 40, "change-me" + "!" * 30, "0123456701234567012345670123456701"):
+        monkeypatch.setenv("SECRET_KEY", weak)
+        with pytest.raises(ConfigError, match="SECRET_KEY"):
+            load_config(str(tmp_path))
+    strong = "9f1c0e6b7a8d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a99"
+    monkeypatch.setenv("SECRET_KEY", strong)
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1/x")
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://tanxiang.example.cn/")
     config = load_config(str(tmp_path))
-    assert config["SECRET_KEY"] == "s3cret"
+    assert config["SECRET_KEY"] == strong
+    # Served over TLS: the cookies are Secure, HttpOnly, SameSite=Lax; "remember me" lasts two weeks.
+    assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
+    assert config["REMEMBER_COOKIE_SAMESITE"] == "Lax" and config["REMEMBER_COOKIE_HTTPONLY"]
+    assert config["REMEMBER_COOKIE_DURATION"].days == 14
+    monkeypatch.delenv("FLASK_DEBUG")
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://postgres@127.0.0.1/x"
     assert config["PUBLIC_BASE_URL"] == "https://tanxiang.example.cn"
     monkeypatch.setenv("APP_ENV", "development")

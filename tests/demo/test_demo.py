@@ -41,7 +41,7 @@ def test_demo_loads_taizhou_once(app, session, client):
     first = runner.invoke(args=["demo", "--now", NOW.isoformat()])
     assert first.exit_code == 0, first.output
     assert "台州演示数据已载入" in first.output
-    assert "password for all: demo1234" in first.output
+    assert "password for all: carbon-demo-2024" in first.output
     lines = first.output.splitlines()
     for username in LOGINS:
         assert any(line.split()[:1] == [username] for line in lines), (username, first.output)
@@ -53,7 +53,7 @@ def test_demo_loads_taizhou_once(app, session, client):
     before = _snapshot(session)
     second = runner.invoke(args=["demo"])
     assert second.exit_code == 0, second.output
-    assert "nothing changed" in second.output and "demo1234" in second.output
+    assert "nothing changed" in second.output and "carbon-demo-2024" in second.output
     summary = load_demo(session)
     assert summary["status"] == "already_loaded"
     session.expire_all()
@@ -151,7 +151,7 @@ def test_demo_loads_taizhou_once(app, session, client):
 
     # Every printed login works with the printed password.
     assert {login["username"] for login in summary["logins"]} == LOGINS
-    assert summary["password"] == PASSWORD == "demo1234"
+    assert summary["password"] == PASSWORD == "carbon-demo-2024"
     session.commit()
     for username in sorted(LOGINS):
         r = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
