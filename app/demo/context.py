@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import random
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
