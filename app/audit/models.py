@@ -43,7 +43,7 @@ class AuditEntry(db.Model):
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'audit_entries is append-only (% refused)', TG_OP;
+    RAISE EXCEPTION USING MESSAGE = 'audit_entries is append-only (' || TG_OP || ' refused)';
 END;
 $$ LANGUAGE plpgsql
 """

@@ -160,3 +160,63 @@ def test_an_ingest_batch_is_one_entry(app, world, api):
     after = json.loads(batch[0].after)
     assert after["count"] == 20 and after["box_ids"] == [box.id] and len(after["digest"]) == 64
     assert verify(app).exit_code == 0
+
+
+def test_the_database_refuses_to_change_entries_on_postgresql_and_migrated_sqlite(app, world, api, tmp_path):
+    import sqlalchemy as sa
+    import pytest
+
+    build_loop(world, api)
+    db.session.rollback()
+    if db.engine.dialect.name == "postgresql":
+        engine = db.engine
+    else:  # the migration's triggers (a create_all database has none)
+        from app import create_app
+        from flask_migrate import upgrade
+
+        other = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"})
+        with other.app_context():
+            upgrade()
+            engine = sa.create_engine(f"sqlite:///{tmp_path}/m.db")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO audit_entries (seq, recorded_at, interface, actor, table_name, row_key, "
+                                 "subject, action, prev_hash, hash) VALUES (1, 'x', 'cli', '', 't', '[1]', 't', "
+                                 "'insert', 'p', 'h')"))
+    for statement in ("UPDATE audit_entries SET actor = 'mallory'", "DELETE FROM audit_entries"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(sa.text(statement))
+
+
+def test_concurrent_writers_leave_a_gap_free_verifying_chain(app, world, api):
+    import threading
+
+    from app.accounts.services import create_park
+    from tests import factories
+
+    if db.engine.dialect.name != "postgresql":
+        # SQLite serialises writers itself; the advisory lock is PostgreSQL's part
+        assert db.engine.dialect.name == "sqlite"
+        return
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            with app.app_context():
+                for i in range(5):
+                    create_park(db.session, factories.op_principal(), {"name": f"园区{n}-{i}", "county_code": "331023"})
+                    db.session.commit()
+                db.session.remove()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    seqs = db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.table_name == "parks")) >= 30
+    result = verify(app)
+    assert result.exit_code == 0, result.output
