@@ -22,7 +22,7 @@ from datetime import timezone
 from typing import Any
 
 from sqlalchemy import and_, event, insert, or_, select, text
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import Mapper, Session, attributes, object_session
 from sqlalchemy.orm.base import NO_VALUE
 
 from app.audit import canonical
@@ -195,14 +195,17 @@ def _after_flush(session: Session, _flush_context) -> None:
                             else None if old is NO_VALUE else canonical.plain(old))
         if before:
             staged.touch(table.name, tuple(state.mapper.primary_key_from_instance(obj)), "update", before)
-    for obj in session.deleted:
-        state = attributes.instance_state(obj)
-        table = state.mapper.local_table
-        if audited(table):
-            values = {c.name: state.dict.get(state.mapper.get_property_by_column(c).key)
-                      for c in table.columns}
-            staged.touch(table.name, tuple(state.mapper.primary_key_from_instance(obj)), "delete",
-                         image(table, values))
+
+
+def _after_delete(mapper, _connection, target) -> None:
+    """Every ORM delete, cascades and orphans included (``session.deleted`` misses orphans)."""
+    session = object_session(target)
+    table = mapper.local_table
+    if session is None or not audited(table) or not enabled(session):
+        return
+    state = attributes.instance_state(target)
+    values = {c.name: state.dict.get(mapper.get_property_by_column(c).key) for c in table.columns}
+    pending(session).touch(table.name, tuple(mapper.primary_key_from_instance(target)), "delete", image(table, values))
 
 
 def _do_orm_execute(state) -> Any:
@@ -323,6 +326,8 @@ def install(session_class) -> None:
                      ("before_commit", _before_commit), ("after_commit", _clear), ("after_rollback", _clear)):
         if not event.contains(session_class, name, fn):
             event.listen(session_class, name, fn)
+    if not event.contains(Mapper, "after_delete", _after_delete):
+        event.listen(Mapper, "after_delete", _after_delete)
 
 
 __all__ = ["append", "head", "install", "note", "set_context", "set_principal"]
