@@ -18,7 +18,7 @@ No Flask here: who acts and through which interface is set on the session by the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import and_, event, insert, or_, select, text
@@ -144,7 +144,7 @@ def _key_filter(table, keys: list[tuple]):
     cols = list(table.primary_key.columns)
     if len(cols) == 1:
         return cols[0].in_([k[0] for k in keys])
-    return or_(*(and_(*(c == v for c, v in zip(cols, k))) for k in keys))
+    return or_(*(and_(*(c == v for c, v in zip(cols, k, strict=True))) for k in keys))
 
 
 def load_images(connection, table, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
@@ -308,7 +308,7 @@ def append(session: Session, entries: list[dict[str, Any]], now=None) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
     context: Context = session.info.get(CONTEXT_KEY) or Context()
-    at = (now or utcnow()).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = (now or utcnow()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     seq, prev = head(connection)
     rows = []
     for entry in entries:

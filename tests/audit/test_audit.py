@@ -94,7 +94,7 @@ def test_swapped_entries_are_named(app, world, api):
     tamper("UPDATE audit_entries SET seq = 3 WHERE seq = -1")
     result = verify(app)
     assert result.exit_code == 1
-    first = [line for line in result.output.splitlines() if line.startswith("FAIL")][0]
+    first = next(line for line in result.output.splitlines() if line.startswith("FAIL"))
     assert "entry 2" in first
 
 
@@ -163,16 +163,17 @@ def test_an_ingest_batch_is_one_entry(app, world, api):
 
 
 def test_the_database_refuses_to_change_entries_on_postgresql_and_migrated_sqlite(app, world, api, tmp_path):
-    import sqlalchemy as sa
     import pytest
+    import sqlalchemy as sa
 
     build_loop(world, api)
     db.session.rollback()
     if db.engine.dialect.name == "postgresql":
         engine = db.engine
     else:  # the migration's triggers (a create_all database has none)
-        from app import create_app
         from flask_migrate import upgrade
+
+        from app import create_app
 
         other = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"})
         with other.app_context():
