@@ -221,3 +221,19 @@ def test_concurrent_writers_leave_a_gap_free_verifying_chain(app, world, api):
     assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.table_name == "parks")) >= 30
     result = verify(app)
     assert result.exit_code == 0, result.output
+
+
+def test_a_value_added_re_import_keeps_the_old_figure_in_the_trail(app, world, api):
+    row = {"scope": "park", "park_id": world.park.id, "period": "2025-07", "value_added_10k_yuan": 400,
+           "source_department": "天台县统计局"}
+    assert api.post("/api/v1/value-added", [row], as_="reg_tt").status_code == 200
+    r = api.post("/api/v1/value-added", [{**row, "value_added_10k_yuan": 500}], as_="op")
+    assert r.status_code == 200 and r.get_json()["updated"] == 1
+    db.session.rollback()
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.table_name == "value_added")
+                                 .order_by(AuditEntry.seq)).all()
+    assert [e.action for e in entries] == ["insert", "update"]
+    assert json.loads(entries[1].before)["value_added_10k_yuan"] == "400.0"
+    assert json.loads(entries[1].after)["value_added_10k_yuan"] == "500.0"
+    assert entries[0].interface == "api" and entries[1].actor == "op"
+    assert verify(app).exit_code == 0
