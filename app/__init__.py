@@ -17,6 +17,7 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 # Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
 DOMAINS = (
     "rules", "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web", "demo",
+    "audit",
 )
 
 
@@ -70,6 +71,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = build_wiring(app.config)
     db.init_app(app)
     tx.init_app(app)  # the one transaction boundary of requests
+    from app.audit import startup
+
+    startup.init_app(app)  # the audit trail: session listeners, the rule files' entry
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///") and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
         import sqlalchemy
 

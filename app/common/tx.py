@@ -44,6 +44,7 @@ def commit_read_effects(session: Session) -> None:
     change is rolled back and stored by the next read that sees it.
     """
     try:
+        _audit_bind(session)
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
@@ -102,6 +103,7 @@ def _boundary(response: Response) -> Response:
             session.rollback()
             return response
         try:
+            _audit_bind(session)
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
@@ -110,6 +112,12 @@ def _boundary(response: Response) -> Response:
         return response
     finally:
         _release_held()
+
+
+def _audit_bind(session: Session) -> None:
+    from app.audit.boundary import bind_request  # who and which interface (page, API) for the trail
+
+    bind_request(session)
 
 
 def _teardown(exc: BaseException | None) -> None:
@@ -128,6 +136,9 @@ def init_app(app: Flask) -> None:
 def cli_transaction(session: Session | None = None) -> Iterator[Session]:
     """A CLI command's unit of work: commits when the block ends, rolls back when it raises."""
     session = session if session is not None else _db_session()
+    from app.audit.recorder import set_context
+
+    set_context(session, "cli")  # the audit trail's interface
     try:
         yield session
         session.commit()

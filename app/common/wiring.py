@@ -42,6 +42,7 @@ class Wiring:
     # provider(session, boxes, facts_by_box_id, now) adds facts for the colour engine.
     fact_providers: tuple[Callable[..., None], ...]
     password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
+    audit: bool = True  # the audit trail records this app's sessions' changes (app.audit.recorder)
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
@@ -83,6 +84,7 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         fill_hooks=(ledger.on_fill, regeneration.on_fill),
         fact_providers=(telemetry_colour.sensor_facts, ledger_colour.waste_on_site),
         password_hash_method=config.get("PASSWORD_HASH_METHOD") or DEFAULT_PASSWORD_HASH_METHOD,
+        audit=bool(config.get("AUDIT_ENABLED", True)),
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring

@@ -47,6 +47,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy.orm import Session
 
 from app.accounts.services import principal_for_token
+from app.audit.recorder import set_context as set_audit_context
 from app.common.errors import DomainError, Forbidden, Unauthorized
 from app.common.timeutil import utcnow
 from app.telemetry import setting
@@ -275,6 +276,7 @@ class Subscriber:
                     # One SQLite writer at a time, held until after the commit (services.ingest).
                     held.enter_context(sqlite_writer_lock(db.session))
                     outcome = store_batch(db.session, batch, self.settings)
+                    set_audit_context(db.session, "mqtt", actor="mqtt-subscriber")
                     db.session.commit()
                     return outcome
                 except Exception:
@@ -313,6 +315,7 @@ class Subscriber:
                 try:
                     record_dead_letter(db.session, topic=message.topic, payload=message.payload,
                                        reason="store_failed", detail="storing it failed (see the subscriber's log)")
+                    set_audit_context(db.session, "mqtt", actor="mqtt-subscriber")
                     db.session.commit()
                 finally:
                     db.session.remove()

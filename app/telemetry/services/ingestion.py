@@ -17,6 +17,7 @@ twice (see :func:`insert_readings`).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from app.accounts.services import Principal
+from app.audit import recorder as audit_recorder
 from app.boxes import codes
 from app.boxes.models import Box
 from app.boxes.services import rebuild_history, refresh_colours
@@ -138,6 +140,8 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
         per_box = {box_id: kept for box_id, rows in per_box.items()
                    if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])}
     result.accepted = sum(len(rows) for rows in per_box.values())
+    if result.accepted:
+        _audit_batch(session, actor, inserts if fresh is None else [r for r in inserts if (r[0], r[1]) in fresh])
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
     rollups = _Rollups(sqlite)
     values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
@@ -167,6 +171,20 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
                 changed = box.colour != colours[box.id] and box.colour_since is not None
                 rebuild_history(session, box, min(first, box.colour_since) if changed else first, now)
     return result
+
+
+def _audit_batch(session: Session, actor: Principal, stored: list[tuple]) -> None:
+    """The batch as ONE audit entry (readings are not audited row by row): who, how many, which
+    boxes, the time span, and a SHA-256 of the stored rows as bound."""
+    if not audit_recorder.enabled(session):
+        return
+    ts = [r[1] for r in stored]
+    org = actor.organization
+    audit_recorder.note(session, SensorReading.__tablename__, ["batch", len(stored), str(min(ts))], "ingest", {
+        "count": len(stored), "box_ids": sorted({r[0] for r in stored}), "min_ts": min(ts), "max_ts": max(ts),
+        "digest": hashlib.sha256(repr(stored).encode()).hexdigest(), "by": actor.label,
+        "org_id": org.id if org is not None else None,
+    })
 
 
 @contextmanager
