@@ -5,7 +5,7 @@ SQLite: two triggers). Rows written before this revision have no entry: the firs
 ``audit verify`` names them (not in the trail) until they change through the application.
 
 Revision ID: a7d3e9c1f404
-Revises: 5e7a3c1d9b20
+Revises: 7b4d2e9a1c63
 Create Date: 2026-12-03 15:00:00
 
 """
@@ -30,7 +30,7 @@ SQLITE_TRIGGERS = (
 )
 
 revision = 'a7d3e9c1f404'
-down_revision = '5e7a3c1d9b20'
+down_revision = '7b4d2e9a1c63'
 branch_labels = None
 depends_on = None
 
