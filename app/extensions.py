@@ -12,8 +12,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.common.wiring import WiredSession
 from app.common.columns import json_dumps
+from app.common.wiring import WiredSession
 
 # Stable constraint names so that Alembic revisions are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
+
 # The states of boxes and fills are defined in app.boxes.states (pure Python, for the labels too).
 from app.boxes.states import BOX_STATUSES, COLOUR_ZH, COLOURS, BoxStatus, Colour, FillKind  # noqa: F401
 from app.common.columns import Kilograms, state_type

@@ -1,7 +1,8 @@
 """The county synergy index: thin views over :mod:`app.index.services` (API and the /index page)."""
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint, abort, render_template, request
+from flask import Blueprint as PageBlueprint
+from flask import abort, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_smorest import Blueprint

@@ -21,7 +21,6 @@ from app.common.types import UTCDateTime
 from app.extensions import db
 
 
-
 class Stage(StrEnum):
     """HJ 1259-2022 stages, plus ``returned``: waste refused by the receiver that came back into storage."""
 
@@ -224,10 +223,10 @@ class Manifest(db.Model):
     consignor: Mapped[Organization] = relationship(foreign_keys=[consignor_id], lazy="joined")
     carrier: Mapped[Organization] = relationship(foreign_keys=[carrier_id], lazy="joined")
     receiver: Mapped[Organization] = relationship(foreign_keys=[receiver_id], lazy="joined")
-    lines: Mapped[list["ManifestLine"]] = relationship(
+    lines: Mapped[list[ManifestLine]] = relationship(
         back_populates="manifest", order_by="ManifestLine.line_no", cascade="all, delete-orphan", lazy="selectin",
     )
-    events: Mapped[list["ManifestEvent"]] = relationship(
+    events: Mapped[list[ManifestEvent]] = relationship(
         order_by="ManifestEvent.id", cascade="all, delete-orphan", lazy="selectin",
     )
 
@@ -261,7 +260,7 @@ class ManifestLine(db.Model):
     consumed_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
 
     manifest: Mapped[Manifest] = relationship(back_populates="lines")
-    sources: Mapped[list["ManifestLineSource"]] = relationship(
+    sources: Mapped[list[ManifestLineSource]] = relationship(
         order_by="ManifestLineSource.id", cascade="all, delete-orphan", lazy="selectin",
     )
 

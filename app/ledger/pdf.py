@@ -77,7 +77,7 @@ def _qr(url: str, size: float) -> Drawing:
 def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> bytes:
     font = cjk_font()
     st = _styles(font)
-    width, height = A4
+    width, _height = A4
     inner = width - 2 * MARGIN
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,

@@ -5,11 +5,13 @@ changes nothing (tests share one session across requests; a half-done change mus
 """
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint as PageBlueprint
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint
+
 from app.accounts.services import Principal
 from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
@@ -18,10 +20,10 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger import schemas, services
-from app.translations import localise_error
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH, manifest_pdf
+from app.translations import localise_error
 
 blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
 

@@ -37,7 +37,7 @@ class RegenerationBatch(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     plant: Mapped[Organization] = relationship(lazy="joined")
-    inputs: Mapped[list["RegenerationInput"]] = relationship(
+    inputs: Mapped[list[RegenerationInput]] = relationship(
         order_by="RegenerationInput.id", cascade="all, delete-orphan", lazy="selectin",
     )
 

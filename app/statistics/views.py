@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint as PageBlueprint, Response, current_app, render_template, request
+from flask import Blueprint as PageBlueprint
+from flask import Response, current_app, render_template, request
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_login import login_required

@@ -38,9 +38,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -51,7 +52,12 @@ from app.common.errors import DomainError, Forbidden, Unauthorized
 from app.common.timeutil import utcnow
 from app.telemetry import setting
 from app.telemetry.services import (
-    BatchTooLarge, Settings, ingest, readings_of, record_dead_letter, sqlite_writer_lock,
+    BatchTooLarge,
+    Settings,
+    ingest,
+    readings_of,
+    record_dead_letter,
+    sqlite_writer_lock,
 )
 
 log = logging.getLogger(__name__)

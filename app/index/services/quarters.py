@@ -66,7 +66,7 @@ def _cumulative(stored: dict, county: str, year: int, last_quarter: int, number:
     """年度累计得分: the sum of the year's quarters up to ``last_quarter``; missing if one lacks a value."""
     quarters = [f"{year}-Q{q}" for q in range(1, last_quarter + 1)]
     found = [stored.get((county, q, number)) for q in quarters]
-    lacking = [q for q, v in zip(quarters, found) if v is None]
+    lacking = [q for q, v in zip(quarters, found, strict=True) if v is None]
     basis = quarters[0] if len(quarters) == 1 else f"{quarters[0]}..{quarters[-1]}"
     if lacking:
         note = ("备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"

@@ -116,7 +116,7 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
     for place, fields in raw.rows:
         errors: dict[str, list[str]] = {}
 
-        def error(name: str, message: str) -> None:
+        def error(name: str, message: str, errors: dict[str, list[str]] = errors) -> None:
             errors.setdefault(name, []).append(message)
 
         if "_row" in fields:

@@ -18,7 +18,14 @@ from app.ledger.models import PHYSICAL_FORMS, LedgerRecord, Manifest, ManifestLi
 from app.ledger.services.licences import covering_licence, transport_permit
 from app.ledger.services.numbering import NUMBER_RE, issue_number, note_external_number, number_problem
 from app.ledger.services.rules_access import (
-    EPS, ZERO_KG, _unknown_code, calendar, catalogue_entry, is_number, kg, rules,
+    EPS,
+    ZERO_KG,
+    _unknown_code,
+    calendar,
+    catalogue_entry,
+    is_number,
+    kg,
+    rules,
 )
 from app.ledger.services.steps import _event, _receipt_due, submit
 from app.ledger.services.stock import _reserve, _ship

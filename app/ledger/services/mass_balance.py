@@ -1,7 +1,7 @@
 """Mass-balance anomalies per enterprise (carbon missing, stored too long, over limit, not received, short)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -9,9 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
-from app.boxes.models import Box, Fill
+from app.boxes.models import Box, Fill, FillKind
 from app.common.timeutil import utcnow
-from app.boxes.models import FillKind
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
 from app.ledger.services.rules_access import EPS, _day_start, kg, rules
 
@@ -76,7 +75,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .group_by(LedgerRecord.enterprise_id))
     for org_id, count, on_site, oldest in rows:
         on_site = kg(on_site)
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         days = (now - oldest).total_seconds() / 86400
         found.append(_anomaly(
             orgs[org_id], "stored_too_long",
@@ -106,7 +105,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .join(shipped, shipped.c.manifest_id == Manifest.id)
         .where(Manifest.consignor_id.in_(ids), Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)
         .group_by(Manifest.consignor_id))
-    for org_id, count, quantity, oldest in rows:
+    for org_id, count, quantity, _oldest in rows:
         quantity = kg(quantity)
         found.append(_anomaly(
             orgs[org_id], "shipped_not_received",

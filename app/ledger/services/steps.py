@@ -13,9 +13,9 @@ from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
 from app.ledger.models import LedgerRecord, Manifest, ManifestEvent, ManifestLine, ManifestStatus, Stage
 from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, calendar, is_number, kg, methods, rules
+from app.ledger.services.stock import _release, _reserve, _return, _ship, refresh_box_colours
 
 S = ManifestStatus
-from app.ledger.services.stock import _release, _reserve, _return, _ship, refresh_box_colours
 
 
 def party_of(actor: Principal, manifest: Manifest) -> set[str]:

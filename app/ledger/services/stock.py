@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,13 @@ from app.common.errors import Conflict
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock, insert_ignore
 from app.ledger.models import (
-    STAGE_PREFIX, LedgerRecord, Manifest, ManifestLine, ManifestLineSource, Stage, WasteStock,
+    STAGE_PREFIX,
+    LedgerRecord,
+    Manifest,
+    ManifestLine,
+    ManifestLineSource,
+    Stage,
+    WasteStock,
 )
 from app.ledger.services.rules_access import EPS, ZERO_KG, kg
 

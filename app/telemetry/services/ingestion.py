@@ -39,7 +39,12 @@ from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 from app.telemetry.services.states import (
-    _apply, _marks, _StateValues, lock_states, store_states, sync_state_to_fill,
+    _apply,
+    _marks,
+    _StateValues,
+    lock_states,
+    store_states,
+    sync_state_to_fill,
 )
 
 UNKNOWN_BOX = "unknown box"
@@ -119,7 +124,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
             duplicates += 1
         else:
             bucket[bound] = row
-            add_insert((box_id, bound) + row[R_MEASURE:R_US])
+            add_insert((box_id, bound, *row[R_MEASURE:R_US]))
     if rejected:
         rejected.sort(key=itemgetter("index"))
     result.rejected_items, result.duplicates = rejected, duplicates

@@ -63,7 +63,7 @@ class _Rollups:
         """Add one box's readings, sorted by ts (so each hour is one contiguous run); the sums,
         minima and maxima of each hour are taken column by column."""
         for hour, run in groupby(rows, key=itemgetter(R_HOUR)):
-            columns = list(zip(*run))
+            columns = list(zip(*run, strict=True))
             acc = self._row(box_id, hour)
             acc[0] += len(columns[0])
             acc[1] += columns[R_RUNNING].count(True)

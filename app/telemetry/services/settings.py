@@ -14,7 +14,7 @@ class Settings:
     load_tau_h: float = DEFAULTS["TELEMETRY_LOAD_TAU_H"]
 
     @classmethod
-    def from_config(cls, config) -> "Settings":
+    def from_config(cls, config) -> Settings:
         return cls(
             max_interval_s=float(config.get("TELEMETRY_MAX_INTERVAL_S", cls.max_interval_s)),
             max_batch=int(config.get("TELEMETRY_MAX_BATCH", cls.max_batch)),
