@@ -144,7 +144,7 @@ def paginate(session, query, page: int, per_page: int):
 def listing(query, args):
     from app.extensions import db
 
-    items, total = paginate(db.session, query, args["page"], args["per_page"])
+    items, total = paginate(db.session(), query, args["page"], args["per_page"])
     return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
 

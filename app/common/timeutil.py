@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -17,6 +18,14 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=SHANGHAI)
     return value.astimezone(UTC)
+
+
+@overload
+def from_db(value: datetime) -> datetime: ...
+
+
+@overload
+def from_db(value: None) -> None: ...
 
 
 def from_db(value: datetime | None) -> datetime | None:

@@ -170,7 +170,7 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
     if kind == "required" and isinstance(instance, dict):
         return [(_join(path, k), "required key missing") for k in value if k not in instance]
     if kind == "type":
-        types = value if isinstance(value, list) else [value]
+        types: list[str] = value if isinstance(value, list) else [value]  # JSON Schema type names
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         return [(path, f"expected {wanted}, not {instance!r}{_hint(error)}")]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):

@@ -279,8 +279,8 @@ class Subscriber:
             with self.app.app_context(), ExitStack() as held:
                 try:
                     # One SQLite writer at a time, held until after the commit (services.ingest).
-                    held.enter_context(sqlite_writer_lock(db.session))
-                    outcome = store_batch(db.session, batch, self.settings)
+                    held.enter_context(sqlite_writer_lock(db.session()))
+                    outcome = store_batch(db.session(), batch, self.settings)
                     db.session.commit()
                     return outcome
                 except Exception:
@@ -317,7 +317,7 @@ class Subscriber:
         try:
             with self.app.app_context():
                 try:
-                    record_dead_letter(db.session, topic=message.topic, payload=message.payload,
+                    record_dead_letter(db.session(), topic=message.topic, payload=message.payload,
                                        reason="store_failed", detail="storing it failed (see the subscriber's log)")
                     db.session.commit()
                 finally:

@@ -50,7 +50,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         select(fills.c.enterprise_id, func.count(), func.sum(fills.c.removed), func.sum(fills.c.previous))
         .where(fills.c.kind == FillKind.REPLACEMENT, fills.c.at >= since, fills.c.previous.is_not(None))
         .group_by(fills.c.enterprise_id))
-    for org_id, count, removed, filled in rows:
+    for org_id, count, removed, filled in rows.tuples():
         if not filled:
             continue
         filled, removed = kg(filled), kg(removed)
@@ -73,7 +73,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(LedgerRecord.enterprise_id.in_(ids), LedgerRecord.stage == Stage.GENERATION,
                LedgerRecord.on_site_kg > EPS, LedgerRecord.occurred_at < limit_at)
         .group_by(LedgerRecord.enterprise_id))
-    for org_id, count, on_site, oldest in rows:
+    for org_id, count, on_site, oldest in rows.tuples():
         on_site = kg(on_site)
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         days = (now - oldest).total_seconds() / 86400
@@ -89,7 +89,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(select(WasteStock.enterprise_id, func.sum(WasteStock.on_hand_kg))
                            .where(WasteStock.enterprise_id.in_(ids)).group_by(WasteStock.enterprise_id)
                            .having(func.sum(WasteStock.on_hand_kg) > cfg.max_on_site_kg))
-    for org_id, on_hand in rows:
+    for org_id, on_hand in rows.tuples():
         on_hand = kg(on_hand)
         found.append(_anomaly(
             orgs[org_id], "storage_over_limit",
@@ -105,7 +105,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .join(shipped, shipped.c.manifest_id == Manifest.id)
         .where(Manifest.consignor_id.in_(ids), Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)
         .group_by(Manifest.consignor_id))
-    for org_id, count, quantity, _oldest in rows:
+    for org_id, count, quantity, _oldest in rows.tuples():
         quantity = kg(quantity)
         found.append(_anomaly(
             orgs[org_id], "shipped_not_received",
@@ -124,7 +124,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(Manifest.consignor_id.in_(ids), Manifest.status.in_(RECEIVED_STATES),
                Manifest.picked_up_at >= since, Manifest.picked_up_at < until)
         .group_by(Manifest.consignor_id))
-    for org_id, count, shipped_kg, received_kg in rows:
+    for org_id, count, shipped_kg, received_kg in rows.tuples():
         shipped_kg, received_kg = kg(shipped_kg), kg(received_kg)
         ratio = float(received_kg / shipped_kg) if shipped_kg else 1.0
         if ratio < cfg.min_received_to_shipped_ratio:

@@ -138,6 +138,7 @@ def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
         errors["generated_at"] = ["cannot be in the future"]
     if errors:
         raise InvalidInput("The ledger record has invalid fields.", errors=errors)
+    assert enterprise is not None  # else an error above
     return record_generation(
         session, enterprise=enterprise, waste_code=data["waste_code"], quantity_kg=quantity, occurred_at=generated_at,
         origin="manual", actor=actor, waste_name=data.get("waste_name") or None,

@@ -1,6 +1,7 @@
 """Manifest lifecycle steps: parties, state checks, locking, events, and submit/pickup/receive/reject/process/cancel."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -307,7 +308,7 @@ def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     return manifest
 
 
-ACTIONS = {"submit": submit, "pickup": pickup, "receive": receive, "reject": reject, "process": process,
+ACTIONS: dict[str, Callable[..., Manifest]] = {"submit": submit, "pickup": pickup, "receive": receive, "reject": reject, "process": process,
            "cancel": cancel}
 
 

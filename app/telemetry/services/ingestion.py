@@ -17,15 +17,16 @@ twice (see :func:`insert_readings`).
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from app.accounts.services import Principal
@@ -106,10 +107,12 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     by_box: dict[int, dict[Any, tuple]] = {}
     bucket_of: dict[str, tuple[int, dict[Any, tuple]] | None] = {}
     for raw, code in wanted.items():
-        box = boxes.get(code)
+        box = boxes.get(code) if code else None
         # Another organisation's box is "unknown" too: existence is not disclosed.
-        allowed = box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id)
-        bucket_of[raw] = (box.id, by_box.setdefault(box.id, {})) if allowed else None
+        if box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id):
+            bucket_of[raw] = (box.id, by_box.setdefault(box.id, {}))
+        else:
+            bucket_of[raw] = None
     duplicates = 0
     inserts: list[tuple] = []  # (box_id, bound ts, *measures, running): the readings table's columns
     add_insert = inserts.append
@@ -167,7 +170,7 @@ def sqlite_writer_lock(session: Session):
     sleeps of up to 100 ms: with two workers most of the time went into those sleeps. A blocking
     ``flock`` wakes the next writer as soon as the previous one commits. PostgreSQL needs none.
     """
-    url = session.get_bind().url
+    url = session.get_bind().engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         yield
         return
@@ -191,6 +194,11 @@ def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
             + (" RETURNING box_id, ts" if returning else ""))
 
 
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    # pysqlite: the DBAPI connection is a sqlite3.Connection (the DBAPI protocol has no in_transaction).
+    return cast(sqlite3.Connection, conn.connection.dbapi_connection).in_transaction
+
+
 def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]] | None:
     """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
     were new, else the keys ``(box_id, ts)`` of the new ones.
@@ -204,7 +212,7 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
     """
     conn = session.connection()
     mark = _marks(conn)
-    if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
+    if conn.dialect.name != "sqlite" or _sqlite_in_transaction(conn):
         # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
         conn.exec_driver_sql("SAVEPOINT insert_readings")
         inserted = 0
@@ -219,7 +227,7 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
     fresh: set[tuple[int, Any]] = set()
     for begin in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[begin:begin + _INSERT_CHUNK]
-        fresh.update(tuple(r) for r in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
-                                                            tuple(chain.from_iterable(chunk))))
+        fresh.update((box_id, ts) for box_id, ts in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
+                                                                         tuple(chain.from_iterable(chunk))).tuples())
     return None if len(fresh) == len(rows) else fresh
 
