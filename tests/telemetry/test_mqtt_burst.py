@@ -28,7 +28,7 @@ from tests.telemetry.builders import BASE, make_sensor_box, stored_count, utc_no
 from tests.telemetry.mosquitto_private import PrivateBroker
 
 pytestmark = pytest.mark.mqtt
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file is tests/telemetry/…)
 SINGLES = 10_000  # messages of one reading
 MULTI, PER_MULTI = 200, 10  # messages of ten readings
 GARBAGE = [f"{{not json {n}".encode() for n in range(5)]
