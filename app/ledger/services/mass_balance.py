@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill, FillKind
+from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
 from app.ledger.services.rules_access import EPS, _day_start, kg, rules
@@ -50,7 +51,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         select(fills.c.enterprise_id, func.count(), func.sum(fills.c.removed), func.sum(fills.c.previous))
         .where(fills.c.kind == FillKind.REPLACEMENT, fills.c.at >= since, fills.c.previous.is_not(None))
         .group_by(fills.c.enterprise_id))
-    for org_id, count, removed, filled in rows.tuples():
+    for org_id, count, removed, filled in tuples(rows):
         if not filled:
             continue
         filled, removed = kg(filled), kg(removed)
@@ -73,7 +74,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(LedgerRecord.enterprise_id.in_(ids), LedgerRecord.stage == Stage.GENERATION,
                LedgerRecord.on_site_kg > EPS, LedgerRecord.occurred_at < limit_at)
         .group_by(LedgerRecord.enterprise_id))
-    for org_id, count, on_site, oldest in rows.tuples():
+    for org_id, count, on_site, oldest in tuples(rows):
         on_site = kg(on_site)
         oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         days = (now - oldest).total_seconds() / 86400
@@ -89,7 +90,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(select(WasteStock.enterprise_id, func.sum(WasteStock.on_hand_kg))
                            .where(WasteStock.enterprise_id.in_(ids)).group_by(WasteStock.enterprise_id)
                            .having(func.sum(WasteStock.on_hand_kg) > cfg.max_on_site_kg))
-    for org_id, on_hand in rows.tuples():
+    for org_id, on_hand in tuples(rows):
         on_hand = kg(on_hand)
         found.append(_anomaly(
             orgs[org_id], "storage_over_limit",
@@ -105,7 +106,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .join(shipped, shipped.c.manifest_id == Manifest.id)
         .where(Manifest.consignor_id.in_(ids), Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)
         .group_by(Manifest.consignor_id))
-    for org_id, count, quantity, _oldest in rows.tuples():
+    for org_id, count, quantity, _oldest in tuples(rows):
         quantity = kg(quantity)
         found.append(_anomaly(
             orgs[org_id], "shipped_not_received",
@@ -124,7 +125,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(Manifest.consignor_id.in_(ids), Manifest.status.in_(RECEIVED_STATES),
                Manifest.picked_up_at >= since, Manifest.picked_up_at < until)
         .group_by(Manifest.consignor_id))
-    for org_id, count, shipped_kg, received_kg in rows.tuples():
+    for org_id, count, shipped_kg, received_kg in tuples(rows):
         shipped_kg, received_kg = kg(shipped_kg), kg(received_kg)
         ratio = float(received_kg / shipped_kg) if shipped_kg else 1.0
         if ratio < cfg.min_received_to_shipped_ratio:

@@ -34,6 +34,7 @@ from app.boxes import codes
 from app.boxes.models import Box
 from app.boxes.services import refresh_colours
 from app.common.errors import Forbidden
+from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
@@ -227,7 +228,7 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
     fresh: set[tuple[int, Any]] = set()
     for begin in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[begin:begin + _INSERT_CHUNK]
-        fresh.update((box_id, ts) for box_id, ts in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
-                                                                         tuple(chain.from_iterable(chunk))).tuples())
+        fresh.update((box_id, ts) for box_id, ts in tuples(conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
+                                                                                tuple(chain.from_iterable(chunk)))))
     return None if len(fresh) == len(rows) else fresh
 
