@@ -4,6 +4,8 @@ The OpenAPI ``Api`` is not among them: it holds the app's spec, so each app buil
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -12,8 +14,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from app.common.wiring import WiredSession
 from app.common.columns import json_dumps
+from app.common.wiring import WiredSession
 
 # Stable constraint names so that Alembic revisions are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -32,8 +34,17 @@ class Base(DeclarativeBase):
 # Request-scoped sessions: objects stay readable after commit, saving a reload per attribute.
 # Each carries its app's wiring (app.common.wiring), which the services read from it.
 # JSON columns write Decimals (exact masses) as numbers.
+# Services take a Session: callers pass ``db.session()``, the current context's session, not the
+# ``db.session`` registry (a scoped_session proxy, which is no Session to the type checker).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession},
                 engine_options={"json_serializer": json_dumps})
+if TYPE_CHECKING:
+    # The models' base class. mypy cannot take ``db.Model`` (an attribute of an instance) as a base;
+    # it is Flask-SQLAlchemy's subclass of ``Base`` (adding ``query`` and the bind key, which the
+    # models do not use), so the checker sees ``Base`` and its typed ``Mapped`` columns.
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
 babel = Babel()

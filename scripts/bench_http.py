@@ -46,7 +46,7 @@ def wrk(url: str, headers: dict[str, str]) -> float:
     args = ["wrk", "-t2", "-c16", f"-d{int(DURATION)}s", "--latency"]
     for k, v in headers.items():
         args += ["-H", f"{k}: {v}"]
-    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     non2xx = [line for line in out.splitlines() if "Non-2xx" in line]
     if non2xx:
         raise SystemExit(f"{url}: {non2xx[0].strip()}\n{out}")

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def setup(db_path: Path, n_boxes: int) -> tuple[list[str], str]:
         actor = Principal(user=op)
         org = create_organization(db.session, actor, {"name": "天台基准测试有限公司", "roles": ["generator"],
                                                       "county_code": "331023"})
-        filled_at = datetime.now(timezone.utc) - timedelta(days=400)
+        filled_at = datetime.now(UTC) - timedelta(days=400)
         codes = []
         for i in range(n_boxes):
             box = register_box(db.session, actor, {
@@ -184,7 +184,7 @@ def through_gunicorn(env, token, bodies, threads: int) -> float:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
+                    raise RuntimeError("gunicorn did not start: " + proc.stderr.read().decode()[-2000:]) from None
                 time.sleep(0.2)
         queue = list(bodies)
         lock = threading.Lock()
@@ -241,7 +241,7 @@ def main() -> None:
     print(f"SQLite {sqlite3.sqlite_version} in {tmp}; {args.boxes} boxes; {n} readings per run; batches of {BATCH}")
     # Every run writes new readings (further back in time), so nothing is a duplicate.
     span = timedelta(seconds=10 * (n // args.boxes + 1))
-    start = datetime.now(timezone.utc) - 3 * span - timedelta(hours=1)
+    start = datetime.now(UTC) - 3 * span - timedelta(hours=1)
     bodies = make_bodies(codes, n, start)
     batches = baseline_rows(db_path, bodies)
     same = same_schema_baseline(tmp / "same.sqlite3", db_path, batches)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_http import VENV_BIN, free_port, wait_up  # noqa: E402
+from bench_http import VENV_BIN, free_port, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = min(60.0, float(os.environ.get("BENCH_LOAD_SECONDS", "30")))

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from tests import factories
 from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
-
 
 # A cheap password hash for the suite: configuration of the app under test (app.common.wiring),
 # never a patched module global, so no test depends on which ran first.
@@ -118,7 +117,7 @@ def api(app, world):
 
 @pytest.fixture
 def now():
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture

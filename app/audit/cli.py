@@ -22,9 +22,9 @@ def register(app) -> None:
             wanted = services.parse_digest(digest) if digest else None
         except InvalidInput as exc:
             raise click.BadParameter(str(exc.errors or exc.detail), param_hint="--digest") from exc
-        findings = services.verify(db.session, wanted)
+        findings = services.verify(db.session(), wanted)
         db.session.rollback()
-        head = services.chain_head(db.session)
+        head = services.chain_head(db.session())
         if not findings:
             click.echo(f"OK: {head['seq']} entries, head {head['hash']}; every audited row matches its trail")
             return
@@ -39,7 +39,7 @@ def register(app) -> None:
         from app.audit import services
         from app.extensions import db
 
-        head = services.chain_head(db.session)
+        head = services.chain_head(db.session())
         click.echo(json.dumps(head))
         click.echo(f"{head['seq']}:{head['hash']}")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from sqlalchemy import DDL, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """One recorded change: who, when, through which interface, what (table, key, action), the
     row's images before and after (canonical JSON), and the chain hashes.
 

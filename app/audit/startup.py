@@ -25,8 +25,8 @@ def record_rule_files(app: Flask) -> None:
         try:
             if not inspect(db.engine).has_table("audit_entries"):
                 return
-            recorder.set_context(db.session, "system", actor="app start")
-            if services.record_rule_files(db.session, app.config.get("RULES_DIR") or None):
+            recorder.set_context(db.session(), "system", actor="app start")
+            if services.record_rule_files(db.session(), app.config.get("RULES_DIR") or None):
                 db.session.commit()
         except SQLAlchemyError as exc:  # a database down at start must not stop the app
             db.session.rollback()

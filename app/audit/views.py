@@ -57,7 +57,7 @@ def digest():
     actor = require_user()
     if not (actor.is_operator or actor.has_role("regulator")):
         raise Forbidden("只有平台运维和监管部门可以读取审计摘要 (operators and regulators only)")
-    return services.chain_head(db.session)
+    return services.chain_head(db.session())
 
 
 @blp.route("/audit")
@@ -66,7 +66,7 @@ def digest():
 def trail(args):
     """An object's audit trail, oldest first: `table` and `id`, or `manifest` (number) or `box`
     (code); keyset-paginated with `after`. Operators read everything, others what they may see."""
-    return services.trail(db.session, require_user(), table=args.get("table"), row_id=args.get("id"),
+    return services.trail(db.session(), require_user(), table=args.get("table"), row_id=args.get("id"),
                           manifest=args.get("manifest"), box=args.get("box"), after=args["after"],
                           limit=args["limit"])
 

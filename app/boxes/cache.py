@@ -19,9 +19,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from app.common.fastread import reader
-
 from app.boxes.models import Box
+from app.common.fastread import reader
 
 MAX_AGE = timedelta(seconds=30)
 MAX_ENTRIES = 20_000

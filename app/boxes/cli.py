@@ -19,8 +19,8 @@ def register(app) -> None:
     def refresh_colours(every: int) -> None:
         """Re-evaluate boxes whose colour can have changed with time (saturation, due dates, silence)."""
         while True:
-            with cli_transaction(db.session):
-                n = refresh_due(db.session, utcnow())
+            with cli_transaction(db.session()):
+                n = refresh_due(db.session(), utcnow())
             click.echo(f"{n} boxes re-evaluated")
             if not every:
                 return

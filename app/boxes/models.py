@@ -2,23 +2,24 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
+
 # The states of boxes and fills are defined in app.boxes.states (pure Python, for the labels too).
 from app.boxes.states import BOX_STATUSES, COLOUR_ZH, COLOURS, BoxStatus, Colour, FillKind  # noqa: F401
 from app.common.columns import Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 
 CARBON_TYPES = ("granular", "honeycomb", "fibre")
 
 
-class Box(db.Model):
+class Box(Model):
     """An activated-carbon adsorption box (活性炭吸附箱) at an enterprise's treatment facility."""
 
     __tablename__ = "boxes"
@@ -69,7 +70,7 @@ class Box(db.Model):
         return float(fill_kg) * self.adsorption_capacity
 
 
-class Fill(db.Model):
+class Fill(Model):
     """Carbon filled into a box: the first fill, or a replacement that removes the spent carbon."""
 
     __tablename__ = "fills"
@@ -101,8 +102,14 @@ class Fill(db.Model):
 
     box: Mapped[Box] = relationship()
 
+    if TYPE_CHECKING:
+        # Not a column: the ledger's fill hook sets it on a replacement, for the fill's API response
+        # (app/boxes/schemas.py reads it with a default). Declared for the checker only, where the
+        # mapper does not see it.
+        ledger_batch_code: str
 
-class ColourChange(db.Model):
+
+class ColourChange(Model):
     __tablename__ = "colour_changes"
     __table_args__ = (Index("ix_colour_changes_box_id_changed_at", "box_id", "changed_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -115,7 +122,7 @@ class ColourChange(db.Model):
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
-class BoxEvent(db.Model):
+class BoxEvent(Model):
     """Things that happened to a box other than fills and colour changes: registration,
     status changes, label reprints, scans of forged or superseded labels."""
 

@@ -23,7 +23,7 @@ class Colour(StrEnum):
         return COLOUR_ZH[self]
 
     @classmethod
-    def by_severity(cls, descending: bool = False) -> tuple["Colour", ...]:
+    def by_severity(cls, descending: bool = False) -> tuple[Colour, ...]:
         return tuple(reversed(cls)) if descending else tuple(cls)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Response
 from flask.views import MethodView
@@ -27,12 +28,12 @@ class Boxes(MethodView):
         """Boxes visible to the caller; filter by colour, county, park, enterprise, status."""
         actor = require_user()
         query = services.list_boxes(
-            db.session, actor, colour=args.get("colour"), county=args.get("county"), park=args.get("park"),
+            db.session(), actor, colour=args.get("colour"), county=args.get("county"), park=args.get("park"),
             enterprise=args.get("enterprise"), status=args.get("status"),
         )
-        boxes, total = paginate(db.session, query, args["page"], args["per_page"])
-        views = services.view_boxes(db.session, boxes)
-        commit_read_effects(db.session)
+        boxes, total = paginate(db.session(), query, args["page"], args["per_page"])
+        views = services.view_boxes(db.session(), boxes)
+        commit_read_effects(db.session())
         return {"items": [presenters.box_payload(v) for v in views], "total": total,
                 "page": args["page"], "per_page": args["per_page"]}
 
@@ -40,8 +41,8 @@ class Boxes(MethodView):
     @blp.response(201, schemas.BoxOut)
     def post(self, body):
         """Register a box at an enterprise."""
-        box = services.register_box(db.session, require_user(), body)
-        view = services.view_box(db.session, box)
+        box = services.register_box(db.session(), require_user(), body)
+        view = services.view_box(db.session(), box)
         return presenters.box_payload(view)  # committed by the boundary (app.common.tx)
 
 
@@ -56,9 +57,9 @@ def box_detail(code):
         entry = cache.box_json_cache.get(db.engine, _cache_scope(), normal, now)
         if entry is not None and services.can_see(actor, **cache_visibility(entry.facts)):
             return Response(entry.value, mimetype="application/json")
-    box = services.get_box(db.session, actor, code)
-    view = services.view_box(db.session, box, now)
-    commit_read_effects(db.session)
+    box = services.get_box(db.session(), actor, code)
+    view = services.view_box(db.session(), box, now)
+    commit_read_effects(db.session())
     body = json.dumps(schemas.BoxOut().dump(presenters.box_payload(view)), ensure_ascii=False).encode()
     cache.box_json_cache.put(db.engine, _cache_scope(), box, body, now, view.evaluation.next_check_at)
     return Response(body, mimetype="application/json")
@@ -67,7 +68,7 @@ def box_detail(code):
 def _cache_scope() -> tuple:
     """What besides the database decides a box's JSON: the app's rule files (two apps in one
     process, on one database, with different RULES_DIR folders, must not share entries)."""
-    return (wiring_of(db.session).rules_dir,)
+    return (wiring_of(db.session()).rules_dir,)
 
 
 def cache_visibility(facts: cache.BoxFacts) -> dict:
@@ -81,9 +82,9 @@ def cache_visibility(facts: cache.BoxFacts) -> dict:
 def box_status(body, code):
     """Stop, restart or decommission a box."""
     actor = require_user()
-    box = services.get_box(db.session, actor, code)
-    services.set_status(db.session, actor, box, body["status"])
-    view = services.view_box(db.session, box)
+    box = services.get_box(db.session(), actor, code)
+    services.set_status(db.session(), actor, box, body["status"])
+    view = services.view_box(db.session(), box)
     return presenters.box_payload(view)
 
 
@@ -93,8 +94,8 @@ def box_status(body, code):
 def box_fill(body, code):
     """Record a fill or a replacement (with the weighed waste carbon removed)."""
     actor = require_user()
-    box = services.get_box(db.session, actor, code)
-    fill = services.record_fill(db.session, actor, box, body)
+    box = services.get_box(db.session(), actor, code)
+    fill = services.record_fill(db.session(), actor, box, body)
     return fill
 
 
@@ -102,10 +103,10 @@ def box_fill(body, code):
 @blp.response(200, schemas.HistoryOut)
 def box_history(code):
     """Colour changes (with times), fills and events, and days spent in each colour."""
-    box = services.get_box(db.session, require_user(), code)
-    services.view_box(db.session, box)
-    commit_read_effects(db.session)
-    data = services.history(db.session, box)
+    box = services.get_box(db.session(), require_user(), code)
+    services.view_box(db.session(), box)
+    commit_read_effects(db.session())
+    data: dict[str, Any] = dict(services.history(db.session(), box))
     changes = data["colour_changes"]
     now = utcnow()
     start = changes[0].changed_at if changes else now
@@ -119,9 +120,9 @@ def box_history(code):
 def box_reprint(code):
     """Issue a new label version; scans of the old label are then shown as superseded."""
     actor = require_user()
-    box = services.get_box(db.session, actor, code)
-    services.reprint_label(db.session, actor, box)
-    view = services.view_box(db.session, box)
+    box = services.get_box(db.session(), actor, code)
+    services.reprint_label(db.session(), actor, box)
+    view = services.view_box(db.session(), box)
     return presenters.box_payload(view)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import decimal
 import enum
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -45,7 +45,7 @@ def kg_or_none(value: Any) -> Decimal | None:
     return None if value is None else kg(value)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float | Decimal]:
     """An input quantity: int, float or Decimal (not a bool, not NaN)."""
     return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and value == value
 

@@ -6,6 +6,7 @@ into a readable page for the HTML views.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -47,7 +48,7 @@ class InvalidInput(DomainError):
     title = "Invalid input"
 
     @classmethod
-    def field(cls, name: str, message: str) -> "InvalidInput":
+    def field(cls, name: str, message: str) -> InvalidInput:
         return cls(f"{name}: {message}", errors={name: [message]})
 
 
@@ -203,11 +204,11 @@ def _messages_of_webargs(err: HTTPException) -> dict:
     messages = data.get("messages") or {}
     # webargs nests by location ({"json": {"field": [...]}}); the field is what users need.
     flat: dict[str, Any] = {}
-    for location, fields in messages.items():
-        if isinstance(fields, dict):
-            flat.update(fields)
+    for location, found in messages.items():
+        if isinstance(found, dict):
+            flat.update(found)
         else:
-            flat[location] = fields
+            flat[location] = found
     return flat
 
 
@@ -244,10 +245,8 @@ def register_error_handlers(app: Flask) -> None:
         # bug to trace. One line in the log; the pool reconnects (pre-ping) once it is back.
         from app.extensions import db
 
-        try:
+        with contextlib.suppress(Exception):  # the connection is gone; the session is discarded at teardown
             db.session.rollback()
-        except Exception:  # the connection is gone; the session is discarded at teardown
-            pass
         first_line = (str(getattr(err, "orig", None) or err).strip().splitlines() or [type(err).__name__])[0]
         app.logger.warning("database unavailable: %s %s: %s", request.method, request.path, first_line[:300])
         if wants_html():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from app.rules import RulesError, load_rule_file
@@ -55,7 +55,7 @@ class Limits:
 
     @property
     def min_datetime(self) -> datetime:
-        return datetime(self.min_date.year, self.min_date.month, self.min_date.day, tzinfo=timezone.utc)
+        return datetime(self.min_date.year, self.min_date.month, self.min_date.day, tzinfo=UTC)
 
 
 def _number(problems: list[str], where: str, value) -> float:

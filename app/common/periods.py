@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from app.common.errors import InvalidInput
@@ -32,7 +32,7 @@ def invalid_message(text: Any) -> str:
 
 
 def _local_midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Period:
     # ------------------------------------------------------------ reading one
 
     @classmethod
-    def parse(cls, text: Any, field: str = "period") -> "Period":
+    def parse(cls, text: Any, field: str = "period") -> Period:
         """``2025`` (year), ``2025-Q3`` (quarter) or ``2025-07`` (month); else :class:`InvalidInput` on ``field``."""
         if isinstance(text, Period):
             return text
@@ -94,7 +94,7 @@ class Period:
         """How many months it spans (12, 3 or 1)."""
         return _MONTHS[self.kind]
 
-    def month_periods(self) -> list["Period"]:
+    def month_periods(self) -> list[Period]:
         """Its months, in order."""
         return [Period("month", self.year, self.first_month + i) for i in range(self.months)]
 
@@ -122,13 +122,13 @@ class Period:
 
     # ------------------------------------------------------------ other periods
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """The period of the same kind just before."""
         if self.number > 1:
             return Period(self.kind, self.year, self.number - 1)
         return Period(self.kind, self.year - 1, _NUMBERS[self.kind])
 
-    def same_period_in(self, year: int) -> "Period":
+    def same_period_in(self, year: int) -> Period:
         """The same quarter, month or year in another year (2025-Q2 → 2024-Q2)."""
         return Period(self.kind, year, self.number)
 

@@ -39,7 +39,6 @@ class PlausibleNumber(fields.Float):
         shipped = _limits.load().fields[kind]  # a typo in ``kind`` fails at import, not per request
         kwargs.setdefault("allow_nan", False)
         metadata = dict(kwargs.pop("metadata", None) or {})
-        unit = f" {shipped.unit}" if shipped.unit else ""
         hint = f"{shipped.zh} / {shipped.en}: {shipped.describe()}"
         metadata["description"] = f"{metadata['description']}; {hint}" if metadata.get("description") else hint
         validators = kwargs.pop("validate", None)
@@ -145,7 +144,7 @@ def paginate(session, query, page: int, per_page: int):
 def listing(query, args):
     from app.extensions import db
 
-    items, total = paginate(db.session, query, args["page"], args["per_page"])
+    items, total = paginate(db.session(), query, args["page"], args["per_page"])
     return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
 

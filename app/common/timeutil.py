@@ -1,7 +1,8 @@
 """Time handling: stored in UTC, naive input means Asia/Shanghai (product.md, "Times")."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -9,14 +10,22 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 def utcnow() -> datetime:
     """Aware UTC now. Every 'now' in the services comes through here so tests can pass their own."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
     """Interpret a datetime from the outside world: no offset means Asia/Shanghai."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=SHANGHAI)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
+
+
+@overload
+def from_db(value: datetime) -> datetime: ...
+
+
+@overload
+def from_db(value: None) -> None: ...
 
 
 def from_db(value: datetime | None) -> datetime | None:
@@ -24,8 +33,8 @@ def from_db(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def local_date(value: datetime) -> date:

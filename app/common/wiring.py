@@ -18,8 +18,9 @@ entries, and a regulator's edit of a rule file is picked up without a restart.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession

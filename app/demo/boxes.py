@@ -94,7 +94,7 @@ def _box_counts(rng: random.Random, enterprises: list[Organization], sectors: di
     weights[0] = 0  # the showcase enterprise gets exactly len(SHOWCASE_TARGETS)
     rest = BOX_COUNT - len(SHOWCASE_TARGETS)
     raw = [rest * w / sum(weights) for w in weights]
-    counts = [max(int(r), 1) if w else 0 for r, w in zip(raw, weights)]
+    counts = [max(int(r), 1) if w else 0 for r, w in zip(raw, weights, strict=True)]
     order = sorted(range(len(raw)), key=lambda i: raw[i] - int(raw[i]), reverse=True)
     i = 0
     while sum(counts) < rest:
@@ -117,7 +117,7 @@ def load_boxes(session: Session, ctx: DemoContext) -> None:
     weights = [w for _, w in TARGET_WEIGHTS]
     counts = _box_counts(rng, ctx.enterprises, ctx.sectors)
     used_codes: set[str] = set()
-    for index, (enterprise, count) in enumerate(zip(ctx.enterprises, counts)):
+    for index, (enterprise, count) in enumerate(zip(ctx.enterprises, counts, strict=True)):
         sector = ctx.sectors[enterprise.id]
         workshops = SECTORS[sector]["workshops"]
         for n in range(count):

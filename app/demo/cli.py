@@ -48,7 +48,7 @@ def register(app) -> None:
         started = time.monotonic()
         # An explicit worker boundary: the demo loader commits its own work (app.demo.data), not
         # through app.common.tx.cli_transaction.
-        summary = load_demo(db.session, now)
+        summary = load_demo(db.session(), now)
         if summary["status"] == "already_loaded":
             click.echo("演示数据已存在，未做任何修改 (the demo data is already loaded; nothing changed).")
             _print_summary(summary)

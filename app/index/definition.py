@@ -307,6 +307,7 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
 
     if errors:
         raise RulesError.listing(where, errors)
+    assert isinstance(version, str) and isinstance(source, str)  # else an error above was raised
 
     # -- weights per level: reported, never fixed
     for number, second in sorted(seconds.items()):

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 
 
-class IndicatorValue(db.Model):
+class IndicatorValue(Model):
     """One third-level indicator's value for a county and a period (``2025`` or ``2025-Q2``).
 
     A re-import of the same (county, period, indicator) updates this row; the replaced value is
@@ -31,7 +31,7 @@ class IndicatorValue(db.Model):
     imported_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
 
-class IndicatorValueRevision(db.Model):
+class IndicatorValueRevision(Model):
     """A value that a later import replaced (the audit of re-imports)."""
 
     __tablename__ = "index_indicator_value_revisions"

@@ -1,7 +1,8 @@
 """The county synergy index: thin views over :mod:`app.index.services` (API and the /index page)."""
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint, abort, render_template, request
+from flask import Blueprint as PageBlueprint
+from flask import abort, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_smorest import Blueprint
@@ -35,7 +36,7 @@ def definition():
     """The indicator tree (5 / 15 / 32) with weights, directions, quarterly rules and the weight
     problems found when the table was loaded (reported, never fixed)."""
     require_user()
-    return services.definition_document(services.definition(db.session))
+    return services.definition_document(services.definition(db.session()))
 
 
 def _rows_of_request() -> importing.RawRows:
@@ -61,7 +62,7 @@ def import_values():
     bad row and field, and nothing is stored; a re-import updates the value and keeps the old one."""
     actor = require_user()
     services.require_importer(actor)  # 403 before reading the upload
-    return services.import_values(db.session, actor, _rows_of_request())
+    return services.import_values(db.session(), actor, _rows_of_request())
 
 
 @blp.route("/index/values")
@@ -71,7 +72,7 @@ def list_values(args):
     """The imported values (regulators), to check what the scores were computed from."""
     actor = require_user()  # 401/403 before any 422 about the query
     period = services.parse_period(args["period"]) if args.get("period") else None
-    query = services.list_values(db.session, actor, period, args.get("county"))
+    query = services.list_values(db.session(), actor, period, args.get("county"))
     return listing(query, args)
 
 
@@ -81,7 +82,7 @@ def list_values(args):
 def scores(args):
     """Scores per county for a year or a quarter: per indicator, subtotals per level, total, rank,
     missing indicators, and the change against the base year (target +10 %). Regulators only."""
-    return services.scores(db.session, require_user(), args["period"], args.get("base_year"))
+    return services.scores(db.session(), require_user(), args["period"], args.get("base_year"))
 
 
 # ---------------------------------------------------------------- the page
@@ -101,7 +102,7 @@ def index_page():
     base_year = request.args.get("base_year", type=int)
     result, error, status = None, None, 200
     try:
-        result = services.scores(db.session, actor, period, base_year)
+        result = services.scores(db.session(), actor, period, base_year)
     except InvalidInput as exc:
         # A message in the page's language; the field is what the person must change.
         if "base_year" in exc.errors:
@@ -112,7 +113,7 @@ def index_page():
             error = exc.detail
         status = 422
     return render_template("index_scores.html", result=result, error=error, period=period, base_year=base_year,
-                           definition=services.definition(db.session), title=_("减污降碳协同指数")), status
+                           definition=services.definition(db.session()), title=_("减污降碳协同指数")), status
 
 
 API_BLUEPRINTS = (blp,)

@@ -30,8 +30,8 @@ __all__ = [
     "MASK",
     "QRMatrix",
     "qr_matrix",
-    "qr_rects",
     "qr_png",
+    "qr_rects",
     "qr_svg",
 ]
 

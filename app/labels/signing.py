@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
-__all__ = ["SIGNATURE_LENGTH", "sign_label", "verify_label", "label_url"]
+__all__ = ["SIGNATURE_LENGTH", "label_url", "sign_label", "verify_label"]
 
 #: Number of characters in a label signature (16 base32 chars = 80 bits).
 SIGNATURE_LENGTH = 16
@@ -51,7 +51,7 @@ def sign_label(secret: str, code: str, version: int) -> str:
     _check_text("code", code)
     _check_version(version)
     mac = hmac.new(
-        secret.encode("utf-8"), f"{code}:{version}".encode("utf-8"), hashlib.sha256
+        secret.encode("utf-8"), f"{code}:{version}".encode(), hashlib.sha256
     ).digest()
     return base64.b32encode(mac).decode("ascii").lower()[:SIGNATURE_LENGTH]
 

@@ -115,15 +115,15 @@ def parse_calendar(data: dict[str, Any], where: str = "holidays.yaml") -> WorkCa
             extra = []
         for i, raw in enumerate(extra):
             place = f"years.{year}.workdays[{i}]"
-            day = _as_date(raw)
-            if day is None:
+            workday = _as_date(raw)
+            if workday is None:
                 problems.append(f"{place}: {raw!r} is not a date")
                 continue
-            if day.year != year:
-                problems.append(f"{place}: {day} is outside {year}")
-            if day.weekday() < 5:
-                problems.append(f"{place}: {day} is a weekday; a make-up working day (调休) falls on a weekend")
-            workdays.add(day)
+            if workday.year != year:
+                problems.append(f"{place}: {workday} is outside {year}")
+            if workday.weekday() < 5:
+                problems.append(f"{place}: {workday} is a weekday; a make-up working day (调休) falls on a weekend")
+            workdays.add(workday)
     for day in sorted(holidays & workdays):
         problems.append(f"{day} is both a holiday and a make-up working day")
     if problems:

@@ -170,7 +170,8 @@ def parse_methods(data: dict[str, Any], where: str) -> dict[str, Method]:
         for lang in ("zh", "en"):
             if not isinstance(item.get(lang), str) or not item.get(lang):
                 problems.append(f"{place}.{lang}: a name is required")
-        methods[code] = Method(code, item.get("kind"), item.get("zh", ""), item.get("en", ""),
+        # (a wrong kind is a problem above: these methods are then never returned)
+        methods[code] = Method(code, str(item.get("kind")), item.get("zh", ""), item.get("en", ""),
                                bool(item.get("landfill", False)))
     if not any(m.landfill for m in methods.values()):
         problems.append("no method is marked landfill: true (D1)")
@@ -208,16 +209,17 @@ class LedgerRules:
 
 def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
     problems: list[str] = []
-    sections = {key: data.get(key) if isinstance(data.get(key), dict) else {} for key in ("manifest", "anomalies")}
+    sections: dict[str, dict[str, Any]] = {}
+    for key in ("manifest", "anomalies"):
+        section = data.get(key)
+        sections[key] = section if isinstance(section, dict) else {}
 
     def number(section: str, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
         place = f"{section}.{name}"
         value = sections[section].get(name)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        if ok and integer and (not isinstance(value, int) or value < 1):
-            ok = False
-        if ok and fraction and not 0 <= value <= 1:
-            ok = False
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+              and (not integer or (isinstance(value, int) and value >= 1))
+              and (not fraction or 0 <= value <= 1))
         if not ok:
             kind = "a positive integer" if integer else "a fraction between 0 and 1" if fraction else "a non-negative number"
             problems.append(f"{place}: {kind} is required, not {value!r}")

@@ -5,7 +5,7 @@ these boxes that is still on site; the checks compare its age with the rule's ``
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 
@@ -16,7 +16,7 @@ from app.ledger.services.rules_access import EPS
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # Built once: this runs on every colour evaluation (each ingest batch, each uncached box read).

@@ -24,7 +24,10 @@ def acquire_write_lock(session: Session) -> None:
 def insert_ignore(session: Session, model, values: dict, keys: list[str]) -> None:
     """INSERT … ON CONFLICT DO NOTHING (a concurrent insert of the same key simply wins)."""
     if dialect(session) == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys))
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys))
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys))

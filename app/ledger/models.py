@@ -18,8 +18,7 @@ from app.accounts.models import Organization
 from app.common.columns import ZERO_KG, Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
-
+from app.extensions import Model
 
 
 class Stage(StrEnum):
@@ -106,7 +105,7 @@ ORIGINS = ("electronic", "paper", "national")
 PHYSICAL_FORMS = {"solid": "固态", "semi_solid": "半固态", "liquid": "液态", "gas": "气态", "other": "其他"}
 
 
-class WasteStock(db.Model):
+class WasteStock(Model):
     """Stock on hand per (enterprise, waste code): the row that is locked while stock moves.
 
     on_hand = generated − picked up + returned; reserved = on submitted manifests not yet picked
@@ -127,7 +126,7 @@ class WasteStock(db.Model):
         return self.on_hand_kg - self.reserved_kg
 
 
-class LedgerRecord(db.Model):
+class LedgerRecord(Model):
     """One ledger record (one container/batch at one stage), HJ 1259-2022.
 
     Generation records carry the batch's running balances: ``on_site_kg`` (physically on site:
@@ -175,7 +174,7 @@ class LedgerRecord(db.Model):
     enterprise: Mapped[Organization] = relationship(lazy="joined")
 
 
-class ManifestCounter(db.Model):
+class ManifestCounter(Model):
     """The last serial issued per (year, prefecture): incremented with UPDATE … RETURNING."""
 
     __tablename__ = "manifest_counters"
@@ -184,7 +183,7 @@ class ManifestCounter(db.Model):
     last_serial: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Manifest(db.Model):
+class Manifest(Model):
     """A hazardous-waste transfer manifest (危险废物转移联单), one per vehicle trip."""
 
     __tablename__ = "manifests"
@@ -224,10 +223,10 @@ class Manifest(db.Model):
     consignor: Mapped[Organization] = relationship(foreign_keys=[consignor_id], lazy="joined")
     carrier: Mapped[Organization] = relationship(foreign_keys=[carrier_id], lazy="joined")
     receiver: Mapped[Organization] = relationship(foreign_keys=[receiver_id], lazy="joined")
-    lines: Mapped[list["ManifestLine"]] = relationship(
+    lines: Mapped[list[ManifestLine]] = relationship(
         back_populates="manifest", order_by="ManifestLine.line_no", cascade="all, delete-orphan", lazy="selectin",
     )
-    events: Mapped[list["ManifestEvent"]] = relationship(
+    events: Mapped[list[ManifestEvent]] = relationship(
         order_by="ManifestEvent.id", cascade="all, delete-orphan", lazy="selectin",
     )
 
@@ -238,7 +237,7 @@ class Manifest(db.Model):
         return self.status == ManifestStatus.IN_TRANSIT and self.receipt_due_at is not None and now >= self.receipt_due_at
 
 
-class ManifestLine(db.Model):
+class ManifestLine(Model):
     __tablename__ = "manifest_lines"
     __table_args__ = (UniqueConstraint("manifest_id", "line_no"), *checks(MANIFEST_LINE_CHECKS))
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -261,12 +260,12 @@ class ManifestLine(db.Model):
     consumed_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)
 
     manifest: Mapped[Manifest] = relationship(back_populates="lines")
-    sources: Mapped[list["ManifestLineSource"]] = relationship(
+    sources: Mapped[list[ManifestLineSource]] = relationship(
         order_by="ManifestLineSource.id", cascade="all, delete-orphan", lazy="selectin",
     )
 
 
-class ManifestLineSource(db.Model):
+class ManifestLineSource(Model):
     """How much of a line comes from which generation batch (allocated when submitted)."""
 
     __tablename__ = "manifest_line_sources"
@@ -280,7 +279,7 @@ class ManifestLineSource(db.Model):
     record: Mapped[LedgerRecord] = relationship(lazy="joined")
 
 
-class ManifestEvent(db.Model):
+class ManifestEvent(Model):
     """One step of a manifest: who (user and organisation) did what, when."""
 
     __tablename__ = "manifest_events"

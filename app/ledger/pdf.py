@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
+from decimal import Decimal
 from xml.sax.saxutils import escape
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
@@ -40,7 +41,7 @@ def _t(value: datetime | None) -> str:
     return to_local_str(value) if value else "—"
 
 
-def _kg(value: float | None) -> str:
+def _kg(value: float | Decimal | None) -> str:
     return "—" if value is None else f"{value:g}"
 
 
@@ -77,7 +78,7 @@ def _qr(url: str, size: float) -> Drawing:
 def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> bytes:
     font = cjk_font()
     st = _styles(font)
-    width, height = A4
+    width, _height = A4
     inner = width - 2 * MARGIN
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,

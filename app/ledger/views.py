@@ -5,11 +5,13 @@ changes nothing (tests share one session across requests; a half-done change mus
 """
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint as PageBlueprint
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint
+
 from app.accounts.services import Principal
 from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
@@ -18,10 +20,10 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger import schemas, services
-from app.translations import localise_error
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH, manifest_pdf
+from app.translations import localise_error
 
 blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
 
@@ -34,7 +36,7 @@ class Ledger(MethodView):
     @blp.response(200, page_schema(schemas.LedgerRecordOut))
     def get(self, args):
         """An enterprise's ledger records (HJ 1259-2022 stages), oldest first; kg and t."""
-        query = services.ledger_query(db.session, require_user(), args.get("enterprise"), start=args.get("from_"),
+        query = services.ledger_query(db.session(), require_user(), args.get("enterprise"), start=args.get("from_"),
                                       end=args.get("to"), stage=args.get("stage"), waste_code=args.get("waste_code"))
         return listing(query, args)
 
@@ -42,7 +44,7 @@ class Ledger(MethodView):
     @blp.response(201, schemas.LedgerRecordOut)
     def post(self, body):
         """Record a waste by hand (generation and into storage). Replacements record their own."""
-        return services.record_by_hand(db.session, require_user(), body)
+        return services.record_by_hand(db.session(), require_user(), body)
 
 
 @blp.route("/stock")
@@ -50,7 +52,7 @@ class Ledger(MethodView):
 @blp.response(200, schemas.StockOut)
 def stock(args):
     """Stock on hand per waste code: on hand, reserved by submitted manifests, available."""
-    return services.stock_summary(db.session, require_user(), args.get("enterprise"), utcnow())
+    return services.stock_summary(db.session(), require_user(), args.get("enterprise"), utcnow())
 
 
 @blp.route("/waste-codes")
@@ -77,7 +79,7 @@ class Manifests(MethodView):
     @blp.response(200, page_schema(schemas.ManifestOut))
     def get(self, args):
         """Manifests visible to the caller; regulators filter flag=overdue|discrepant|late|rejected."""
-        query = services.list_manifests(db.session, require_user(), status=args.get("status"), flag=args.get("flag"),
+        query = services.list_manifests(db.session(), require_user(), status=args.get("status"), flag=args.get("flag"),
                                         enterprise=args.get("enterprise"), party=args.get("party"))
         return listing(query, args)
 
@@ -86,14 +88,14 @@ class Manifests(MethodView):
     def post(self, body):
         """Start a manifest from stock (draft; ``submit: true`` submits at once). Paper and national
         manifests are recorded with their number and transfer time."""
-        return services.create_manifest(db.session, require_user(), body)
+        return services.create_manifest(db.session(), require_user(), body)
 
 
 @blp.route("/manifests/<string:number>.pdf")
 @blp.response(200, content_type="application/pdf")
 def manifest_pdf_view(number):
     """The printable manifest in Chinese, with a QR code to its verification page."""
-    manifest = services.get_manifest(db.session, require_user(), number)
+    manifest = services.get_manifest(db.session(), require_user(), number)
     url = f"{current_app.config['PUBLIC_BASE_URL']}/m/{manifest.number}"
     return Response(manifest_pdf(manifest, url, utcnow()), mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="manifest-{manifest.number}.pdf"'})
@@ -103,13 +105,13 @@ def manifest_pdf_view(number):
 @blp.response(200, schemas.ManifestOut)
 def manifest_detail(number):
     """A manifest with its parties, lines, source batches and full event history."""
-    return services.get_manifest(db.session, require_user(), number)
+    return services.get_manifest(db.session(), require_user(), number)
 
 
 def _action(number: str, action: str, body: dict):
     actor = require_user()
-    manifest = services.get_manifest(db.session, actor, number)
-    services.act(db.session, actor, manifest, action, body)
+    manifest = services.get_manifest(db.session(), actor, number)
+    services.act(db.session(), actor, manifest, action, body)
     return manifest
 
 
@@ -166,7 +168,7 @@ def manifest_cancel(body, number):
 @blp.response(200, schemas.AnomaliesOut)
 def anomalies(args):
     """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers (zh, en)."""
-    return services.anomalies(db.session, require_user(), enterprise=args.get("enterprise"),
+    return services.anomalies(db.session(), require_user(), enterprise=args.get("enterprise"),
                               start=args.get("from_"), end=args.get("to"))
 
 
@@ -187,7 +189,7 @@ def verify(number):
     """Anyone holding the paper can check it: the state and the steps with their dates, nothing
     more (no quantities, no names: numbers are sequential and could be guessed). Parties and
     regulators who are signed in get a link to the full record; the carrier gets the pickup form."""
-    manifest = services.find_manifest_public(db.session, number)
+    manifest = services.find_manifest_public(db.session(), number)
     if manifest is None:
         return render_template("manifest_verify.html", manifest=None, number=number), 404
     principal = _page_principal()
@@ -195,7 +197,7 @@ def verify(number):
     parties: set[str] = set()
     if principal is not None:
         parties = services.party_of(principal, manifest)
-        can_read = services.can_read(db.session, principal, manifest)
+        can_read = services.can_read(db.session(), principal, manifest)
     steps = [{"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
              for e in manifest.events]
     return render_template(
@@ -211,7 +213,7 @@ def verify_pickup(number):
     principal = _page_principal()
     if principal is None:
         return redirect(url_for("web.login", next=url_for("manifest_pages.verify", number=number)))
-    manifest = services.find_manifest_public(db.session, number)
+    manifest = services.find_manifest_public(db.session(), number)
     if manifest is None:
         abort(404)
     data = {"vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
@@ -220,9 +222,9 @@ def verify_pickup(number):
     if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
         return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
     try:
-        services.pickup(db.session, principal, manifest, data)
+        services.pickup(db.session(), principal, manifest, data)
     except DomainError as exc:
-        rollback_request(db.session)  # answered with a redirect (< 400): nothing of it may be stored
+        rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
         return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))
     return redirect(url_for("manifest_pages.verify", number=number))
 

@@ -11,11 +11,11 @@ from app.accounts.models import Organization
 from app.common.columns import ZERO_KG, Kilograms
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 from app.ledger.models import ManifestLine
 
 
-class RegenerationBatch(db.Model):
+class RegenerationBatch(Model):
     __tablename__ = "regeneration_batches"
     __table_args__ = (
         UniqueConstraint("plant_id", "batch_no"),
@@ -37,7 +37,7 @@ class RegenerationBatch(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     plant: Mapped[Organization] = relationship(lazy="joined")
-    inputs: Mapped[list["RegenerationInput"]] = relationship(
+    inputs: Mapped[list[RegenerationInput]] = relationship(
         order_by="RegenerationInput.id", cascade="all, delete-orphan", lazy="selectin",
     )
 
@@ -50,7 +50,7 @@ class RegenerationBatch(db.Model):
         return round(float(self.output_kg / self.input_kg), 4) if self.input_kg else None
 
 
-class RegenerationInput(db.Model):
+class RegenerationInput(Model):
     """Waste carbon of one received manifest line consumed by a batch."""
 
     __tablename__ = "regeneration_inputs"

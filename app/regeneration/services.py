@@ -178,7 +178,7 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
 def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
     if fill.regeneration_batch_id is None:
         return
-    batch = session.get(RegenerationBatch, fill.regeneration_batch_id)
+    batch = session.get_one(RegenerationBatch, fill.regeneration_batch_id)
     batch.used_kg = kg(batch.used_kg + fill.mass_kg)
     # The carbon's origin, recorded with the fill when the caller named only the batch.
     if fill.supplier_org_id is None:

@@ -25,7 +25,7 @@ class RulesError(ValueError):
         self.problems: list[str] = list(problems) if problems is not None else [message]
 
     @classmethod
-    def listing(cls, where: str, problems: list[str]) -> "RulesError":
+    def listing(cls, where: str, problems: list[str]) -> RulesError:
         """The error of a parser: ``where: p1; p2`` and the problems relative to the file."""
         return cls(f"{where}: " + "; ".join(problems), problems)
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import csv
 import importlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -100,17 +101,17 @@ def _read(path: Path, fmt: str, where: str) -> Any:
         with path.open(encoding="utf-8", newline="" if fmt == "csv" else None) as fh:
             if fmt == "csv":
                 return [{("" if k is None else k): v for k, v in row.items()} for row in csv.DictReader(fh)]
-            return _plain(yaml.load(fh, Loader=_Loader))  # noqa: S506 (a SafeLoader subclass)
+            return _plain(yaml.load(fh, Loader=_Loader))  # safe: _Loader is a SafeLoader subclass
     except (OSError, UnicodeDecodeError, csv.Error, yaml.YAMLError) as exc:
         raise RulesError(f"{where}: cannot read: {exc}") from exc
 
 
 # ---------------------------------------------------------------- schema
 
-@lru_cache(maxsize=None)
+@cache
 def validator(schema_name: str) -> Draft202012Validator:
     with (SCHEMA_DIR / schema_name).open(encoding="utf-8") as fh:
-        schema = yaml.load(fh, Loader=_Loader)  # noqa: S506
+        schema = yaml.load(fh, Loader=_Loader)  # safe: a SafeLoader subclass
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
@@ -169,7 +170,7 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
     if kind == "required" and isinstance(instance, dict):
         return [(_join(path, k), "required key missing") for k in value if k not in instance]
     if kind == "type":
-        types = value if isinstance(value, list) else [value]
+        types: list[str] = value if isinstance(value, list) else [value]  # JSON Schema type names
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         return [(path, f"expected {wanted}, not {instance!r}{_hint(error)}")]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -238,7 +239,7 @@ def validate(name: str, data: Any, where: str | None = None) -> list[str]:
         except RulesError as exc:
             paths = [p for p, _ in structural]
             problems += [f"{where}: {p}" for p in exc.problems if not (structural and _overlaps(p, paths))]
-        except Exception:  # noqa: BLE001 - a parser may trip over data the schema already refused
+        except Exception:  # a parser may trip over data the schema already refused
             if not structural:
                 raise
     return problems

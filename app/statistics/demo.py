@@ -27,7 +27,7 @@ def value_added(session: Session, ctx: DemoContext, now: datetime) -> None:
     months: list[Period] = [current]
     while len(months) < 24:
         months.append(months[-1].previous())
-    scopes = [("city", None, None, 60000.0)]
+    scopes: list[tuple[str, int | None, str | None, float]] = [("city", None, None, 60000.0)]
     scopes += [("county", None, code, 6000.0) for code, _name, _en in TAIZHOU_COUNTIES]
     scopes += [("park", park.id, None, 1500.0) for park in ctx.parks.values()]
     for kind, park_id, county_code, monthly in scopes:

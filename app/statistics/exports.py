@@ -146,7 +146,7 @@ def _sheet(wb: Workbook, title: str, header, rows, first: bool = False):
         cell.font = Font(bold=True)
     for row in rows:
         ws.append([_cell(v) for v in row])
-    for column, width in zip("ABCDEFGHI", (28, 40, 14, 14, 14, 14, 14, 14, 14)):
+    for column, width in zip("ABCDEFGHI", (28, 40, 14, 14, 14, 14, 14, 14, 14), strict=True):
         ws.column_dimensions[column].width = width
     ws.freeze_panes = "A2"
     return ws

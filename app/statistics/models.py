@@ -12,12 +12,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 
 VALUE_ADDED_SCOPES = ("park", "county", "city")
 
 
-class ValueAdded(db.Model):
+class ValueAdded(Model):
     """One imported figure: the industrial value added of a park, county or the city in a period.
 
     ``scope_key`` ("park:3", "county:331023", "city") makes (scope, period) unique on both

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint as PageBlueprint, Response, current_app, render_template, request
+from flask import Blueprint as PageBlueprint
+from flask import Response, current_app, render_template, request
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -33,8 +34,8 @@ def base_year_default() -> int:
 
 def _metrics(kind: str, ident: Any, args: dict) -> dict[str, Any]:
     actor = require_user()
-    scope = services.resolve_scope(db.session, kind, ident)
-    return services.metrics(db.session, actor, scope, args["period"], args.get("base_year") or base_year_default())
+    scope = services.resolve_scope(db.session(), kind, ident)
+    return services.metrics(db.session(), actor, scope, args["period"], args.get("base_year") or base_year_default())
 
 
 def _download(kind: str, ident: Any, args: dict, extension: str) -> Response:
@@ -43,8 +44,8 @@ def _download(kind: str, ident: Any, args: dict, extension: str) -> Response:
         body, mime = exports.to_csv(m), CSV_MIME
     else:
         # The workbook also carries the 12 months up to the period, as the page's chart does.
-        scope = services.resolve_scope(db.session, kind, ident)
-        series = services.landfill_series(db.session, scope, services.parse_period(args["period"]), 12)
+        scope = services.resolve_scope(db.session(), kind, ident)
+        series = services.landfill_series(db.session(), scope, services.parse_period(args["period"]), 12)
         body, mime = exports.to_xlsx(m, series), XLSX_MIME
     return Response(body, mimetype=mime, headers={"Content-Disposition": exports.content_disposition(m, extension)})
 
@@ -83,7 +84,7 @@ class ValueAddedView(MethodView):
     @blp.response(200, page_schema(schemas.ValueAddedOut))
     def get(self, args):
         """Imported industrial value added (工业增加值) of the scopes the caller may read."""
-        query = services.list_value_added(db.session, require_user(), args.get("scope"), args.get("period"))
+        query = services.list_value_added(db.session(), require_user(), args.get("scope"), args.get("period"))
         return listing(query, args)
 
     @blp.arguments(schemas.ValueAddedIn(many=True))
@@ -93,7 +94,7 @@ class ValueAddedView(MethodView):
         source_department}. A figure for the same scope and period is replaced. Operators and city/county
         regulators (within their county). All or nothing: a bad item → 422 with errors by item index."""
         actor = require_user()
-        return services.import_value_added(db.session, actor, items)
+        return services.import_value_added(db.session(), actor, items)
 
 
 # ---------------------------------------------------------------- the page
@@ -106,8 +107,9 @@ pages = PageBlueprint("statistics_pages", __name__, template_folder="../template
 def statistics_page():
     """A park administration sees its park; regulators pick a county or park; a period picker."""
     principal = current_principal()
+    assert principal is not None  # current_principal() raises Unauthorized unless optional=True
     now = utcnow()
-    scopes = services.readable_scopes(db.session, principal)
+    scopes = services.readable_scopes(db.session(), principal)
     if not scopes:
         return render_template("error.html", status=403, title=_("无权访问"),
                                detail=_("您的单位没有可查看的统计范围。")), 403
@@ -122,8 +124,8 @@ def statistics_page():
         # The page speaks the reader's language (the API's message is English).
         error, period = _("期间 %(period)s 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
                           "且不能是将来的期间。", period=raw), services.month_of(now)
-    m = services.metrics(db.session, principal, scope, period, base_year_default(), now)
-    series = services.landfill_series(db.session, scope, period, 12)
+    m = services.metrics(db.session(), principal, scope, period, base_year_default(), now)
+    series = services.landfill_series(db.session(), scope, period, 12)
     query = {"period": period.label}
     api_path = {"park": f"/api/v1/parks/{scope.park_id}/metrics", "county": f"/api/v1/counties/{scope.county_code}/metrics",
                 "city": "/api/v1/metrics"}[scope.kind]

@@ -9,9 +9,10 @@ difference (outlet above inlet) counts as zero. The sum is over the readings of 
 only, so a replacement starts from zero. Because each reading's contribution depends only on its
 successor, a late reading changes exactly two terms and ingest never re-reads a box's history.
 """
+from typing import Any
 
 # Defaults for the telemetry settings (override in the Flask config).
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {  # numbers and strings: each read as its setting's type
     "TELEMETRY_MAX_INTERVAL_S": 600,  # a reading holds for at most this long (gap handling)
     "TELEMETRY_MAX_BATCH": 5000,  # readings per HTTP request or MQTT message; more → 413
     "TELEMETRY_MAX_BODY_BYTES": 8 * 1024 * 1024,

@@ -46,7 +46,8 @@ def register(app) -> None:
 
         # An explicit worker boundary: the subscriber commits each batch of messages itself
         # (app.telemetry.mqtt), outside the request boundary of app.common.tx.
-        subscriber = mqtt.Subscriber(current_app._get_current_object(), url, topic, client_id, on_batch=report,
+        flask_app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app: a LocalProxy typed as Flask
+        subscriber = mqtt.Subscriber(flask_app, url, topic, client_id, on_batch=report,
                                 batch_messages=batch_messages or mqtt.BATCH_MESSAGES,
                                 batch_ms=mqtt.BATCH_MS if batch_ms is None else batch_ms,
                                 batch_bytes=batch_bytes or mqtt.BATCH_BYTES)

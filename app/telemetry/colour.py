@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import bindparam, select
@@ -18,7 +19,11 @@ from sqlalchemy import inspect as sa_inspect
 
 from app.boxes.colour import Finding, check
 from app.telemetry.integration import (
-    MeasuredLoad, held_seconds, rate_kg_h, window_load, window_start_hour,
+    MeasuredLoad,
+    held_seconds,
+    rate_kg_h,
+    window_load,
+    window_start_hour,
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
 from app.telemetry.services import Settings, open_interval_kg, sync_state_to_fill
@@ -170,13 +175,13 @@ class Timeline:
 
     def state_at(self, fill, t: datetime):
         i = bisect_right(self.ts, t) - 1
-        values = dict(fill_id=fill.id if fill else None, fill_started_at=fill.filled_at if fill else None,
+        values: dict[str, Any] = dict(fill_id=fill.id if fill else None, fill_started_at=fill.filled_at if fill else None,
                       adsorbed_kg=0.0, last_integrated_ts=None, last_rate_kg_h=0.0, load_hours=[],
                       latest_ts=None, latest={}, breakthrough_count=0, breakthrough_since=None)
         if i >= 0:
             row = self.rows[i]
             values["latest_ts"] = row[0]
-            values["latest"] = dict(zip(_READING_COLUMNS[1:], row[1:]))
+            values["latest"] = dict(zip(_READING_COLUMNS[1:], row[1:], strict=True))
             values["breakthrough_count"], values["breakthrough_since"] = self.streak[i]
         load = MeasuredLoad(None, 0.0, 0.0, 0.0)
         if fill is not None:

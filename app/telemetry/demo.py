@@ -155,11 +155,11 @@ def _box_readings(box: Box, role: str | None, now: datetime, rng: random.Random)
     ts = first
     while ts <= last:
         running = profile.running(ts)
-        alarming = role in ALARM_SPAN and ts > last - span
+        alarming = role is not None and role in ALARM_SPAN and ts > last - span
         if alarming:
             running = True  # the alarm boxes run round the clock at the end (night shift)
         values = profile.reading(ts, running)
-        if alarming:
+        if alarming and role is not None:  # (alarming implies a role)
             _alarm(role, values, box, 1 - (last - ts) / span, rng)
         items.append({"box_code": box.code, "ts": ts.timestamp(), "running": running, **values})
         ts += STEP

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 
 # Numeric measures of a reading: name → (unit, lowest, highest accepted value, required).
 # The ranges are the documented sensor ranges: anything outside is a fault, not a reading.
@@ -26,7 +26,7 @@ MEASURES: dict[str, tuple[str, float, float, bool]] = {
 ROLLUP_MEASURES = ("inlet_mg_m3", "outlet_mg_m3", "airflow_m3_h", "pressure_drop_pa", "bed_temp_c", "inlet_temp_c")
 
 
-class SensorReading(db.Model):
+class SensorReading(Model):
     """One reading of a box's sensors. The primary key (box, ts) makes ingest idempotent and is
     the only index: at 10⁷–10⁹ rows a surrogate id would only cost space."""
 
@@ -43,7 +43,7 @@ class SensorReading(db.Model):
     running: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class BoxSensorState(db.Model):
+class BoxSensorState(Model):
     """What ingest keeps per box so that a batch never re-reads the box's history.
 
     ``adsorbed_kg`` is the integral over closed intervals of the readings of fill ``fill_id``
@@ -75,7 +75,7 @@ class BoxSensorState(db.Model):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ReadingHour(db.Model):
+class ReadingHour(Model):
     """Hourly roll-up of a box's readings, maintained at ingest by an upsert. Asia/Shanghai has
     no daylight saving, so its hours are UTC hours; days are aggregated from these rows."""
 
@@ -109,7 +109,7 @@ class ReadingHour(db.Model):
     inlet_temp_c_max: Mapped[float | None] = mapped_column(Float)
 
 
-class DeadLetter(db.Model):
+class DeadLetter(Model):
     """An MQTT message (or the rejected part of one) that could not be stored, with the reason,
     kept for operators. Device tokens in the payload are redacted before it is stored."""
 

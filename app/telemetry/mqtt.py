@@ -38,9 +38,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -52,7 +53,12 @@ from app.common.errors import DomainError, Forbidden, Unauthorized
 from app.common.timeutil import utcnow
 from app.telemetry import setting
 from app.telemetry.services import (
-    BatchTooLarge, Settings, ingest, readings_of, record_dead_letter, sqlite_writer_lock,
+    BatchTooLarge,
+    Settings,
+    ingest,
+    readings_of,
+    record_dead_letter,
+    sqlite_writer_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -274,9 +280,9 @@ class Subscriber:
             with self.app.app_context(), ExitStack() as held:
                 try:
                     # One SQLite writer at a time, held until after the commit (services.ingest).
-                    held.enter_context(sqlite_writer_lock(db.session))
-                    outcome = store_batch(db.session, batch, self.settings)
-                    set_audit_context(db.session, "mqtt", actor="mqtt-subscriber")
+                    held.enter_context(sqlite_writer_lock(db.session()))
+                    outcome = store_batch(db.session(), batch, self.settings)
+                    set_audit_context(db.session(), "mqtt", actor="mqtt-subscriber")
                     db.session.commit()
                     return outcome
                 except Exception:
@@ -313,9 +319,9 @@ class Subscriber:
         try:
             with self.app.app_context():
                 try:
-                    record_dead_letter(db.session, topic=message.topic, payload=message.payload,
+                    record_dead_letter(db.session(), topic=message.topic, payload=message.payload,
                                        reason="store_failed", detail="storing it failed (see the subscriber's log)")
-                    set_audit_context(db.session, "mqtt", actor="mqtt-subscriber")
+                    set_audit_context(db.session(), "mqtt", actor="mqtt-subscriber")
                     db.session.commit()
                 finally:
                     db.session.remove()

@@ -35,6 +35,7 @@ def ingest_readings():
     caller's organisation is reported as "unknown box".
     """
     actor = current_principal()
+    assert actor is not None  # current_principal() raises Unauthorized unless optional=True
     limit = setting(current_app.config, "TELEMETRY_MAX_BODY_BYTES")
     if request.content_length is not None and request.content_length > limit:
         raise services.BatchTooLarge(f"the body is larger than {limit} bytes; split the batch")
@@ -45,7 +46,7 @@ def ingest_readings():
     settings = services.Settings.from_config(current_app.config)
     items = services.readings_of(body, settings.max_batch)
     # The writer lock is held until the boundary (app.common.tx) has committed the batch.
-    result = services.ingest(db.session, actor, items, settings, held=held_until_commit())
+    result = services.ingest(db.session(), actor, items, settings, held=held_until_commit())
     # Serialised directly (the documented IngestResultOut shape): a schema dump per batch costs
     # more than the rest of the response.
     return Response(orjson.dumps(_result_body(result)), mimetype="application/json")
@@ -65,7 +66,7 @@ def _result_body(result) -> dict:
 def box_readings(args, code):
     """A box's readings over [from, to): raw (at most 10,000, then `truncated`), or hourly or daily
     roll-ups (days and hours in Asia/Shanghai)."""
-    box = get_box(db.session, require_user(), code)
+    box = get_box(db.session(), require_user(), code)
     resolution = args["resolution"]
     end = args.get("end") or utcnow()
     default_span = {"raw": timedelta(days=1), "hour": timedelta(days=7), "day": timedelta(days=90)}[resolution]
@@ -74,9 +75,9 @@ def box_readings(args, code):
         raise InvalidInput.field("from", "must be before `to`")
     out = {"code": box.code, "resolution": resolution, "start": start, "end": end}
     if resolution == "raw":
-        out["readings"], out["truncated"] = services.raw_readings(db.session, box, start, end)
+        out["readings"], out["truncated"] = services.raw_readings(db.session(), box, start, end)
     else:
-        out["rollups"] = services.rollup_readings(db.session, box, start, end, resolution)
+        out["rollups"] = services.rollup_readings(db.session(), box, start, end, resolution)
     return out
 
 

@@ -72,7 +72,7 @@ def parse_json(data: bytes) -> Any:
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise DomainError(f"malformed JSON: {exc}")
+            raise DomainError(f"malformed JSON: {exc}") from exc
 
 
 def as_item(reading: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask_babel import get_locale, gettext as _
+from flask_babel import get_locale
+from flask_babel import gettext as _
 
 _NUM = r"(?P<{}>-?[\d.]+(?:e[+-]?\d+)?)"
 

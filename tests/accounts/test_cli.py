@@ -14,7 +14,7 @@ def test_create_superuser_from_environment_and_prompt(app, monkeypatch, client):
     monkeypatch.delenv("PASSWORD")
     result = runner.invoke(args=["create-superuser", "ops2"], input="short\nshort\n")
     assert result.exit_code != 0 and "10 characters" in result.output
-    for refused, why in (("password123", "too common"), ("ops2ops2ops2", "simple"), ("1234567890", "too common")):
+    for refused, _why in (("password123", "too common"), ("ops2ops2ops2", "simple"), ("1234567890", "too common")):
         result = runner.invoke(args=["create-superuser", "ops2"], input=f"{refused}\n{refused}\n")
         assert result.exit_code != 0, refused
     result = runner.invoke(args=["create-superuser", "ops2"], input="ops2\nops2\n")

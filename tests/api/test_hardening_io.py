@@ -113,7 +113,7 @@ def test_plausible_maximum_is_accepted_and_statistics_stay_strict_json(world, ap
 
 def test_nan_and_infinity_literals_are_refused(world, api):
     for literal in ("Infinity", "-Infinity", "NaN", "1e999"):
-        r = api.client.post("/api/v1/ledger", data='{"waste_code": "900-041-49", "quantity_kg": %s}' % literal,
+        r = api.client.post("/api/v1/ledger", data=f'{{"waste_code": "900-041-49", "quantity_kg": {literal}}}',
                             content_type="application/json", headers=api._headers("ent", None))
         assert r.status_code in (400, 422), (literal, r.status_code)
         assert r.mimetype == PROBLEM

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.accounts.services import create_park
 from app.boxes import services as box_services
@@ -156,7 +157,7 @@ def _arrivals(events, seed: int, max_delay_h: int):
     fills = [i for i in order if events[i][0] == "fill"]
     if fills != sorted(fills):  # record the fills in their own order, where they fell
         slots = [k for k, i in enumerate(order) if events[i][0] == "fill"]
-        for k, i in zip(slots, sorted(fills)):
+        for k, i in zip(slots, sorted(fills), strict=False):
             order[k] = i
     batches, k = [], 0
     while k < len(order):
@@ -180,7 +181,7 @@ def _arrivals(events, seed: int, max_delay_h: int):
        seed=st.integers(min_value=0, max_value=10 ** 6), max_delay_h=st.sampled_from([0, 3, 30, 100]))
 def test_any_arrival_order_and_delay_gives_the_same_history_and_statistics(api, world, fill1, fill2, seed,
                                                                          max_delay_h):
-    base = _month_before(datetime.now(timezone.utc), 2).astimezone(timezone.utc)
+    base = _month_before(datetime.now(UTC), 2).astimezone(UTC)
     end = base + timedelta(days=20)
     outcomes = []
     for arrival in ("in order, on time", "random"):

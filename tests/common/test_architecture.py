@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,15 +64,15 @@ def _disposed(*apps):
 # ---------------------------------------------------------------- 1. no process-wide mutable state
 
 def test_two_apps_in_one_process_each_evaluate_by_their_own_rules(tmp_path, monkeypatch):
-    from app.boxes import services as box_services
     from app.accounts.reference import ensure_counties
+    from app.boxes import services as box_services
     from app.extensions import db
 
     db_file = tmp_path / "shared.sqlite3"
     strict = _own_app(tmp_path, monkeypatch, "strict", db_file, RULES_DIR=str(_strict_rules(tmp_path / "rules")))
     shipped = _own_app(tmp_path, monkeypatch, "shipped", db_file)  # created last: it used to win for both
     with _disposed(strict, shipped):
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         with strict.app_context():
             db.create_all()
             ensure_counties(db.session)
@@ -267,9 +267,9 @@ def test_no_view_commits_by_itself():
     offenders = []
     for path in (ROOT / "app").rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.endswith("views.py") or rel.startswith("app/web/") or rel.endswith("cli.py"):
-            if ".commit()" in path.read_text(encoding="utf-8"):
-                offenders.append(rel)
+        is_view = rel.endswith("views.py") or rel.startswith("app/web/") or rel.endswith("cli.py")
+        if is_view and ".commit()" in path.read_text(encoding="utf-8"):
+            offenders.append(rel)
     assert offenders == []
 
 
@@ -332,11 +332,10 @@ def test_several_workers_keep_answering_after_a_refused_request(tmp_path, monkey
 
     db_file = tmp_path / "workers.sqlite3"
     setup = _own_app(tmp_path, monkeypatch, "setup", db_file)
-    with _disposed(setup):
-        with setup.app_context():
-            db.create_all()
-            ensure_counties(db.session)
-            factories.World.build()
+    with _disposed(setup), setup.app_context():
+        db.create_all()
+        ensure_counties(db.session)
+        factories.World.build()
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": "sqlite:///" + str(db_file), "SECRET_KEY": "workers-" + uuid.uuid4().hex,
            "INSTANCE_PATH": str(tmp_path / "instance-workers"), "PASSWORD_HASH_METHOD": FAST_HASH,

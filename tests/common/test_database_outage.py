@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from tests.support import _pg_admin, drop_pg_database, pg_scratch_database
 from tests.factories import PASSWORD
+from tests.support import _pg_admin, drop_pg_database, pg_scratch_database
 
 
 @pytest.fixture

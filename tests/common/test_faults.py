@@ -70,7 +70,7 @@ def gunicorn(url: str, tmp_path: Path):
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(32), "APP_ENV": "production",
            "INSTANCE_PATH": str(tmp_path / "instance"), "PUBLIC_BASE_URL": base, "PASSWORD_HASH_METHOD": FAST_HASH}
-    log = open(tmp_path / "gunicorn.log", "wb")
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime, closed at its stop
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--timeout", "120", "--bind",
                              f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
@@ -201,7 +201,7 @@ def test_database_gone_and_back_through_gunicorn(tmp_path, worker):
     url = pg_scratch_database("restart", worker)
     name = url.rsplit("/", 1)[1]
     try:
-        code, _box_id, token = _seed(url, tmp_path)
+        code, _box_id, _token = _seed(url, tmp_path)
         with gunicorn(url, tmp_path) as (base, _proc):
             assert _request(base + "/readyz")[0] == 200
             assert _request(base + f"/c/{code}")[0] == 200
@@ -216,7 +216,7 @@ def test_database_gone_and_back_through_gunicorn(tmp_path, worker):
                     if path != "/readyz":
                         assert int(headers["Retry-After"]) > 0
             _pg_admin(f'CREATE DATABASE "{name}"')  # restarted (empty: seeded again)
-            code, _box_id, token = _seed(url, tmp_path)
+            code, _box_id, _token = _seed(url, tmp_path)
             deadline = time.monotonic() + 30
             while _request(base + "/readyz")[0] != 200:
                 assert time.monotonic() < deadline, "the workers did not reconnect"

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.common.errors import InvalidInput
 from app.common.periods import FIRST_YEAR, LAST_YEAR, PERIOD_RE, Period, invalid_message, month_of, months_until
@@ -32,7 +34,7 @@ def test_the_three_kinds_and_their_bounds():
     assert (q3.kind, q3.year, q3.number, q3.quarter, q3.is_quarter) == ("quarter", 2025, 3, 3, True)
     assert (q3.start, q3.end, q3.label) == (date(2025, 7, 1), date(2025, 10, 1), "2025-Q3")
     # Asia/Shanghai midnight is 16:00 UTC the day before
-    assert q3.start_utc == datetime(2025, 6, 30, 16, tzinfo=timezone.utc)
+    assert q3.start_utc == datetime(2025, 6, 30, 16, tzinfo=UTC)
     december = Period.parse("2025-12")
     assert (december.kind, december.end, december.quarter) == ("month", date(2026, 1, 1), None)
     assert str(december) == "2025-12"
@@ -82,8 +84,8 @@ def test_a_period_that_cannot_exist_is_not_built():
 
 
 def test_month_of_uses_the_shanghai_calendar_and_months_until_counts_back():
-    assert month_of(datetime(2025, 6, 30, 16, tzinfo=timezone.utc)).label == "2025-07"
-    assert month_of(datetime(2025, 6, 30, 15, 59, tzinfo=timezone.utc)).label == "2025-06"
+    assert month_of(datetime(2025, 6, 30, 16, tzinfo=UTC)).label == "2025-07"
+    assert month_of(datetime(2025, 6, 30, 15, 59, tzinfo=UTC)).label == "2025-06"
     assert [m.label for m in months_until(Period.parse("2025"), 3)] == ["2025-10", "2025-11", "2025-12"]
     assert [m.label for m in months_until(Period.parse("2025-02"), 3)] == ["2024-12", "2025-01", "2025-02"]
 
@@ -103,7 +105,7 @@ def test_periods_tile_the_calendar(period):
         assert before.end == period.start and before.kind == period.kind
     months = period.month_periods()
     assert len(months) == period.months and months[0].start == period.start and months[-1].end == period.end
-    assert all(a.end == b.start for a, b in zip(months, months[1:]))
+    assert all(a.end == b.start for a, b in pairwise(months))
     assert period.contains(period.start_utc) and not period.contains(period.end_utc)
     assert not period.contains(period.start_utc - timedelta(microseconds=1))
 

@@ -3,7 +3,7 @@ a database at the previous head, with float masses and a manifest missing a step
 upgrades to head with every mass rounded to the gram and every constraint active."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,7 @@ def _filler(column: sa.Column):
     if isinstance(kind, sa.JSON):
         return []
     if isinstance(kind, sa.DateTime):
-        return datetime(2025, 7, 1, tzinfo=timezone.utc).replace(tzinfo=None)
+        return datetime(2025, 7, 1, tzinfo=UTC).replace(tzinfo=None)
     if isinstance(kind, sa.Date):
         return datetime(2025, 7, 1).date()
     return ""
@@ -49,7 +49,7 @@ def test_upgrade_rounds_masses_to_grams_and_activates_the_constraints(backend, t
     url = ("sqlite:///" + str(tmp_path / "masses.sqlite3") if backend == "sqlite"
            else pg_scratch_database("masses", worker))
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": url})
-    at = datetime(2025, 7, 10, 2, tzinfo=timezone.utc)
+    at = datetime(2025, 7, 10, 2, tzinfo=UTC)
     try:
         with app.app_context():
             upgrade(revision=PREVIOUS_HEAD)
@@ -113,9 +113,8 @@ def test_upgrade_rounds_masses_to_grams_and_activates_the_constraints(backend, t
                         "UPDATE manifests SET received_at = NULL",
                         "UPDATE manifest_lines SET consumed_kg = 1",
                         "UPDATE organization_roles SET role = 'pirate'"):
-                with db.engine.connect() as conn:
-                    with pytest.raises(sa.exc.IntegrityError):
-                        conn.execute(sa.text(sql))
+                with db.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
+                    conn.execute(sa.text(sql))
             db.session.remove()
             db.engine.dispose()
     finally:

@@ -2,11 +2,12 @@
 packaging and addresses inside their cells; the label sheets embed the same font."""
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pypdf
@@ -18,7 +19,7 @@ from app.labels.pdf import LabelSpec, label_sheet_pdf
 from app.ledger.models import Manifest, ManifestEvent, ManifestLine
 from app.ledger.pdf import COLUMNS, MARGIN, manifest_pdf
 
-NOW = datetime(2025, 9, 30, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
 STANDARD_14 = {"/Helvetica", "/Helvetica-Bold", "/Helvetica-Oblique", "/Helvetica-BoldOblique", "/Times-Roman",
                "/Courier", "/Symbol", "/ZapfDingbats"}
 LONG_NAME = ("废活性炭（含吸附的挥发性有机物，来自喷涂、烘干、印刷及医化园区反应釜尾气处理设施）" * 6)[:190] + "ABCDEFGHIJ"
@@ -120,7 +121,7 @@ def test_manifest_pdf_text_stays_in_its_column_and_on_the_page():
     in_name_column = 0
     for page in reader.pages:
         for x, y, size, text in _positions(page):
-            assert 0 <= x and 0 <= y <= height, (x, y, text)
+            assert x >= 0 and 0 <= y <= height, (x, y, text)
             line = text.strip()
             assert x + pdfmetrics.stringWidth(line, font, size) <= width - MARGIN + 1, (x, text)
             if name_left - 1 <= x < name_right and line and line[0] in LONG_NAME and "废物名称" not in line:
@@ -177,10 +178,8 @@ def test_the_font_comes_from_the_package_and_covers_gb2312():
     gb2312 = set()
     for hi in range(0xB0, 0xF8):  # the 6,763 hanzi of GB 2312
         for lo in range(0xA1, 0xFF):
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 gb2312.add(bytes([hi, lo]).decode("gb2312"))
-            except UnicodeDecodeError:
-                pass
     assert len(gb2312) >= 6763
     missing = [ch for ch in gb2312 | set("（）：；，。、—…·×°³—“”《》") if ord(ch) not in face.charToGlyph]
     assert not missing, missing[:20]

@@ -12,7 +12,8 @@ from itertools import count
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.common.columns import Kilograms, kg
 from app.common.timeutil import utcnow
@@ -75,9 +76,8 @@ def test_state_columns_are_checked_enums():
 # ---------------------------------------------------------------- CHECK constraints, both databases
 
 def _refused(sql: str, **params) -> None:
-    with pytest.raises(sa.exc.IntegrityError):
-        with db.session.begin_nested():
-            db.session.execute(sa.text(sql), params)
+    with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+        db.session.execute(sa.text(sql), params)
 
 
 def _manifest(world, carrier, status="draft", **timestamps) -> int:
@@ -110,18 +110,16 @@ def test_manifest_states_need_their_timestamps(world, carrier):
         ("cancelled", {}),
     ]
     for status, timestamps in cases:
-        with pytest.raises(sa.exc.IntegrityError):
-            with db.session.begin_nested():
-                _manifest(world, carrier, status, **timestamps)
+        with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+            _manifest(world, carrier, status, **timestamps)
     # With them the same rows are accepted; an unknown state never is.
     ok = _manifest(world, carrier, "closed", picked_up_at=now, received_at=now, processed_at=now, closed_at=now)
     _manifest(world, carrier, "cancelled", cancelled_at=now)
     _manifest(world, carrier, "draft")
     _refused("UPDATE manifests SET status = 'lost' WHERE id = :id", id=ok)
     _refused("UPDATE manifests SET processed_at = NULL WHERE id = :id", id=ok)
-    with pytest.raises(sa.exc.IntegrityError):
-        with db.session.begin_nested():
-            db.session.execute(sa.update(manifests).where(manifests.c.id == ok).values(received_at=None))
+    with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+        db.session.execute(sa.update(manifests).where(manifests.c.id == ok).values(received_at=None))
     db.session.commit()
 
 
@@ -179,9 +177,8 @@ def test_regeneration_bounds_are_checked(world):
     for masses in ({"input_kg": 10, "output_kg": 11, "used_kg": 0},  # more out than in
                    {"input_kg": 10, "output_kg": 8, "used_kg": 9},  # used more than produced
                    {"input_kg": 0, "output_kg": 0, "used_kg": 0}):
-        with pytest.raises(sa.exc.IntegrityError):
-            with db.session.begin_nested():
-                db.session.execute(sa.insert(table).values(batch_no=f"B{next(_names)}", **row, **masses))
+        with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+            db.session.execute(sa.insert(table).values(batch_no=f"B{next(_names)}", **row, **masses))
     db.session.execute(sa.insert(table).values(batch_no="OK", **row, input_kg=10, output_kg=8, used_kg=8))
     db.session.commit()
 
@@ -203,13 +200,13 @@ def test_thirds_of_a_kilogram_sum_exactly_in_stock_statistics_and_json(world, ap
 
     world.service.licences = [HW49_LICENCE]
     carrier = factories.org("危运三分", ["carrier"], licences=TRANSPORT)
-    ent, drv, svc = _principals(world, carrier)
+    ent, drv, _svc = _principals(world, carrier)
     db.session.commit()
     at = utcnow() - timedelta(hours=2)
-    for i in range(60):  # 60 × ⅓ kg (0.333) and 30 × 0.1 kg: floats would drift, grams do not
+    for _ in range(60):  # 60 × ⅓ kg (0.333) and 30 × 0.1 kg: floats would drift, grams do not
         ledger.record_by_hand(db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 1 / 3,
                                                 "generated_at": at}, now=at)
-    for i in range(30):
+    for _ in range(30):
         ledger.record_by_hand(db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 0.1,
                                                 "generated_at": at}, now=at)
     generated = Decimal("0.333") * 60 + Decimal("0.1") * 30  # 22.980

@@ -1,7 +1,7 @@
 """The colour rule set is data: validated when loaded, replaceable through RULES_DIR."""
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import UTC
 
 import pytest
 import yaml
@@ -54,10 +54,10 @@ def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, app, world, api):
     monkeypatch.setitem(app.extensions, EXTENSION_KEY, strict)
     monkeypatch.setitem(db.session.info, SESSION_KEY, strict)  # the test's requests share its session
     code = register(api)["code"]
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900,
-              "filled_at": (datetime.now(timezone.utc) - timedelta(hours=12)).isoformat()}, as_="ent")
+              "filled_at": (datetime.now(UTC) - timedelta(hours=12)).isoformat()}, as_="ent")
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "yellow" and got["rules_version"] == "strict-test"
 

@@ -221,7 +221,7 @@ def test_catalogue_csv_columns_and_values(tmp_path):
 
 def test_yaml_that_cannot_be_read_or_repeats_a_key(tmp_path):
     (tmp_path / "ledger_rules.yaml").write_text("version: x\nversion: y\n", encoding="utf-8")
-    with pytest.raises(RulesError, match="ledger_rules.yaml: cannot read: .*'version' appears twice"):
+    with pytest.raises(RulesError, match=r"ledger_rules\.yaml: cannot read: .*'version' appears twice"):
         load_rule_file("ledger_rules.yaml", tmp_path)
     (tmp_path / "ledger_rules.yaml").write_text("- a list\n", encoding="utf-8")
     assert problems_of("ledger_rules.yaml", tmp_path) == [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 from app.boxes.services import record_fill
 from app.extensions import db
 from app.telemetry.integration import (
-    Point, SortedNeighbours, hour_of, merge, rate_kg_h, ring_add, total_kg, window_load,
+    Point,
+    SortedNeighbours,
+    hour_of,
+    merge,
+    rate_kg_h,
+    ring_add,
+    total_kg,
+    window_load,
 )
 from app.telemetry.models import ReadingHour
 from tests import factories
@@ -42,7 +50,7 @@ def _reference_ring(points, cap=CAP):
     """The load ring straight from the set of readings: kg and held seconds per hour."""
     ordered = sorted(points, key=lambda p: p.ts)
     kg, covered = {}, {}
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         held = min((b.ts - a.ts).total_seconds(), cap)
         kg[hour_of(a.ts)] = kg.get(hour_of(a.ts), 0.0) + a.rate_kg_h * held / 3600
         covered[hour_of(a.ts)] = covered.get(hour_of(a.ts), 0.0) + held

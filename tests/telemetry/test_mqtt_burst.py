@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -28,7 +28,7 @@ from tests.telemetry.builders import BASE, make_sensor_box, stored_count, utc_no
 from tests.telemetry.mosquitto_private import PrivateBroker
 
 pytestmark = pytest.mark.mqtt
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file is tests/telemetry/…)
 SINGLES = 10_000  # messages of one reading
 MULTI, PER_MULTI = 200, 10  # messages of ten readings
 GARBAGE = [f"{{not json {n}".encode() for n in range(5)]
@@ -43,7 +43,7 @@ class SubscriberProcess:
     """The CLI subscriber as its own process, with the test's database."""
 
     def __init__(self, app, broker: PrivateBroker, topic: str, client_id: str, folder: Path):
-        self.args = _flask() + ["--app", "wsgi", "telemetry", "mqtt-subscribe", "--url", broker.url,
+        self.args = [*_flask(), "--app", "wsgi", "telemetry", "mqtt-subscribe", "--url", broker.url,
                                 "--topic", topic, "--client-id", client_id]
         self.env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
                     "SECRET_KEY": "burst-" + uuid.uuid4().hex, "INSTANCE_PATH": str(folder / "instance"),
@@ -123,7 +123,7 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 def _naive_utc(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world, gateway, tmp_path):

@@ -8,7 +8,7 @@ people, wastes: values from the database, not the templates')."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from app.demo.data import PASSWORD, USERS, load_demo
 from app.extensions import db
 from app.ledger.models import Manifest
 
-NOW = datetime(2025, 9, 30, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
 #: Latin words a Chinese page may show: codes, units, formats, proper names and the language switch.
 ALLOWED_LATIN = {
     "API", "PDF", "CSV", "XLSX", "QR", "JSON", "URL", "ID", "USCC", "VOCs", "VOC", "English",

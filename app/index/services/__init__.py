@@ -36,16 +36,19 @@ Decisions (documented in ``synergy_index.yaml`` too):
 from __future__ import annotations
 
 from app.common.periods import Period
-from app.index.services.access import (can_import, can_read_scores, is_city_regulator, require_importer,
-                                       require_score_reader)
+from app.index.services.access import (
+                                       can_import,
+                                       can_read_scores,
+                                       is_city_regulator,
+                                       require_importer,
+                                       require_score_reader,
+)
 from app.index.services.document import definition_document
 from app.index.services.quarters import COMPUTED, Resolved, indicator_25_value, resolve_values
-from app.index.services.reference import (COUNTY_BY_NAME, COUNTY_NAMES, COUNTY_NAMES_EN, MAX_YEAR, MIN_YEAR,
-                                          parse_period)
+from app.index.services.reference import COUNTY_BY_NAME, COUNTY_NAMES, COUNTY_NAMES_EN, MAX_YEAR, MIN_YEAR, parse_period
 from app.index.services.rules import definition
 from app.index.services.scoring import compute_scores, minmax_scores, scores
-from app.index.services.validation import (FIELDS_WITH_FORMULAS, SOURCE_MAX, UNIT_MAX, ImportRow, Number,
-                                           validate_rows)
+from app.index.services.validation import FIELDS_WITH_FORMULAS, SOURCE_MAX, UNIT_MAX, ImportRow, Number, validate_rows
 from app.index.services.values import IMPORT_LOCK_KEY, import_values, list_values
 
 __all__ = [

@@ -41,6 +41,7 @@ def indicator_25_value(session: Session, county_code: str, period: str) -> float
 
 
 def _computed_value(session: Session, indicator: Indicator, county_code: str, period: Period) -> Resolved:
+    assert indicator.computation is not None  # the definition loader requires it of a computed indicator
     function = globals()[COMPUTED[indicator.computation]]
     try:
         value = function(session, county_code, period.label)
@@ -65,14 +66,14 @@ def _stored_values(session: Session, period: Period) -> dict[tuple[str, str, int
 def _cumulative(stored: dict, county: str, year: int, last_quarter: int, number: int) -> Resolved:
     """年度累计得分: the sum of the year's quarters up to ``last_quarter``; missing if one lacks a value."""
     quarters = [f"{year}-Q{q}" for q in range(1, last_quarter + 1)]
-    found = [stored.get((county, q, number)) for q in quarters]
-    lacking = [q for q, v in zip(quarters, found) if v is None]
+    found: list[float | None] = [stored.get((county, q, number)) for q in quarters]
+    lacking = [q for q, v in zip(quarters, found, strict=True) if v is None]
     basis = quarters[0] if len(quarters) == 1 else f"{quarters[0]}..{quarters[-1]}"
     if lacking:
         note = ("备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"
                 if any(v is not None for v in found) else "备注：年度累计得分 (year-to-date cumulative)")
         return Resolved(None, basis, note)
-    return Resolved(sum(found), basis, "备注：年度累计得分 (year-to-date cumulative)")
+    return Resolved(sum(v for v in found if v is not None), basis, "备注：年度累计得分 (year-to-date cumulative)")
 
 
 def _annual(stored: dict, county: str, period: Period, indicator: Indicator) -> Resolved:
@@ -104,7 +105,7 @@ def resolve_values(session: Session, defn: Definition, period: Period) -> dict[s
                 per_indicator[number] = Resolved(stored.get((county, basis, number)), basis,
                                                  "备注：季度考核采用前一年度数据 (previous year's annual value)")
             elif indicator.quarterly == "cumulative_year":
-                per_indicator[number] = _cumulative(stored, county, period.year, period.quarter, number)
+                per_indicator[number] = _cumulative(stored, county, period.year, period.number, number)
             else:
                 per_indicator[number] = Resolved(stored.get((county, period.label, number)), period.label)
         result[county] = per_indicator

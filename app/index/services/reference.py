@@ -17,7 +17,7 @@ def parse_period(text: Any, field: str = "period") -> Period:
     """A year (``2025``) or a quarter (``2025-Q2``) as :meth:`Period.parse` reads it, a spreadsheet cell's
     number (2025) being the year; anything else, a month included, is :class:`InvalidInput` on ``field``."""
     cell = text
-    if isinstance(text, int) and not isinstance(text, bool) or isinstance(text, float) and text.is_integer():
+    if (isinstance(text, int) and not isinstance(text, bool)) or (isinstance(text, float) and text.is_integer()):
         cell = str(int(text))
     try:
         period = Period.parse(cell, field)

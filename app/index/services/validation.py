@@ -116,7 +116,7 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
     for place, fields in raw.rows:
         errors: dict[str, list[str]] = {}
 
-        def error(name: str, message: str) -> None:
+        def error(name: str, message: str, errors: dict[str, list[str]] = errors) -> None:
             errors.setdefault(name, []).append(message)
 
         if "_row" in fields:
@@ -210,7 +210,8 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
         elif unit is None and parsed is not None and parsed.percent:
             unit = "%"
 
-        if not errors and county is not None and period is not None and indicator is not None and value is not None:
+        if (not errors and county is not None and period is not None and indicator is not None and value is not None
+                and isinstance(source, str)):  # (an error was recorded if it is not)
             row = ImportRow(place=place, county_code=county, period=period, indicator=indicator.number, value=value,
                             unit=unit or indicator.unit, source_department=source.strip())
             if row.key in seen:

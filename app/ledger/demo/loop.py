@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -62,8 +62,8 @@ class Loop:
 
 def at_local(day: date, hour: float) -> datetime:
     """``day`` at ``hour`` (fractional) Shanghai time, as UTC."""
-    minutes = min(int(round(hour * 60)), 24 * 60 - 1)
-    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=SHANGHAI).astimezone(timezone.utc)
+    minutes = min(round(hour * 60), 24 * 60 - 1)
+    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=SHANGHAI).astimezone(UTC)
 
 
 def working_hours(rng: random.Random, moment: datetime, start: float = 8.5, end: float = 16.5) -> datetime:

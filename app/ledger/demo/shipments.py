@@ -136,7 +136,7 @@ def assign_fates(loop: Loop, shipments: list[Shipment]) -> None:
             s.batches = kept
     history = [s for s in shipments if s is not last_of[s.enterprise.id] and s.created_at < now - 40 * DAY]
     rng.shuffle(history)
-    for fate, s in zip(("late", "discrepant", "cancelled"), history):
+    for fate, s in zip(("late", "discrepant", "cancelled"), history, strict=False):
         s.fate = fate
     # Landfill is the exception: two small shipments.
     small = sorted((s for s in history[3:] if s.fate == "closed"), key=lambda s: sum(r.quantity_kg for r in s.batches))

@@ -17,21 +17,43 @@ outside the package are re-exported here.
 from __future__ import annotations
 
 from app.common.timeutil import SHANGHAI
-from app.ledger.services.rules_access import EPS, calendar, catalogue_entry, kg, methods, rules
-from app.ledger.services.stock import lock_stock, refresh_box_colours
-from app.ledger.services.records import (
-    ledger_query, management_class, record_by_hand, record_generation, stock_summary, visible_enterprise,
-)
 from app.ledger.services.hooks import on_fill, validate_replacement  # registers the boxes' fill hooks
-from app.ledger.services.numbering import NUMBER_RE, PROVINCES, issue_number, note_external_number, number_problem
 from app.ledger.services.licences import covering_licence, licence_covers, transport_permit
-from app.ledger.services.steps import (
-    ACTION_FROM, ACTIONS, PARTY_ZH, _receipt_due, act, cancel, party_of, pickup, process, receive, reject, submit,
-)
 from app.ledger.services.manifests import (
-    FLAGS, can_read, create_manifest, find_manifest_public, get_manifest, list_manifests, manifest_scope,
+    FLAGS,
+    can_read,
+    create_manifest,
+    find_manifest_public,
+    get_manifest,
+    list_manifests,
+    manifest_scope,
 )
 from app.ledger.services.mass_balance import anomalies
+from app.ledger.services.numbering import NUMBER_RE, PROVINCES, issue_number, note_external_number, number_problem
+from app.ledger.services.records import (
+    ledger_query,
+    management_class,
+    record_by_hand,
+    record_generation,
+    stock_summary,
+    visible_enterprise,
+)
+from app.ledger.services.rules_access import EPS, calendar, catalogue_entry, kg, methods, rules
+from app.ledger.services.steps import (
+    ACTION_FROM,
+    ACTIONS,
+    PARTY_ZH,
+    _receipt_due,
+    act,
+    cancel,
+    party_of,
+    pickup,
+    process,
+    receive,
+    reject,
+    submit,
+)
+from app.ledger.services.stock import lock_stock, refresh_box_colours
 
 __all__ = [
     "ACTIONS", "ACTION_FROM", "EPS", "FLAGS", "NUMBER_RE", "PARTY_ZH", "PROVINCES", "SHANGHAI", "_receipt_due", "act",

@@ -22,7 +22,7 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
     """A replacement's weighed waste carbon enters the ledger (generation + into storage)."""
     if fill.kind != FillKind.REPLACEMENT or not fill.removed_waste_kg:
         return
-    box = session.get(Box, fill.box_id)
+    box = session.get_one(Box, fill.box_id)
     generation = record_generation(
         session, enterprise=box.enterprise, waste_code=box.waste_code or "900-039-49",
         quantity_kg=fill.removed_waste_kg, occurred_at=fill.filled_at, origin="replacement", actor=principal,

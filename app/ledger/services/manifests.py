@@ -18,7 +18,14 @@ from app.ledger.models import PHYSICAL_FORMS, LedgerRecord, Manifest, ManifestLi
 from app.ledger.services.licences import covering_licence, transport_permit
 from app.ledger.services.numbering import NUMBER_RE, issue_number, note_external_number, number_problem
 from app.ledger.services.rules_access import (
-    EPS, ZERO_KG, _unknown_code, calendar, catalogue_entry, is_number, kg, rules,
+    EPS,
+    ZERO_KG,
+    _unknown_code,
+    calendar,
+    catalogue_entry,
+    is_number,
+    kg,
+    rules,
 )
 from app.ledger.services.steps import _event, _receipt_due, submit
 from app.ledger.services.stock import _reserve, _ship
@@ -193,11 +200,13 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
         problem = number_problem(number, now)
         home = consignor.county_code[:4] if consignor is not None and consignor.county_code else None
         if problem is None and home and number[4:8] != home:
-            problem = f"the number's prefecture {number[4:8]} is not the consignor's ({consignor.county_code[:4]})"
+            problem = f"the number's prefecture {number[4:8]} is not the consignor's ({home})"
         if problem:
             errors["number"] = [problem]
     if errors:
         raise InvalidInput("The manifest has invalid fields.", errors=errors)
+    # Each of these missing (or a consignor without a county) is an error above.
+    assert consignor is not None and consignor.county_code and carrier is not None and receiver is not None
     if number:
         if session.scalar(select(Manifest.id).where(Manifest.number == number)):
             raise Conflict(f"联单编号 {number} 已存在 (a manifest with this number exists)",

@@ -1,7 +1,7 @@
 """Mass-balance anomalies per enterprise (carbon missing, stored too long, over limit, not received, short)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
-from app.boxes.models import Box, Fill
+from app.boxes.models import Box, Fill, FillKind
+from app.common.rows import tuples
 from app.common.timeutil import utcnow
-from app.boxes.models import FillKind
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
 from app.ledger.services.rules_access import EPS, _day_start, kg, rules
 
@@ -51,7 +51,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         select(fills.c.enterprise_id, func.count(), func.sum(fills.c.removed), func.sum(fills.c.previous))
         .where(fills.c.kind == FillKind.REPLACEMENT, fills.c.at >= since, fills.c.previous.is_not(None))
         .group_by(fills.c.enterprise_id))
-    for org_id, count, removed, filled in rows:
+    for org_id, count, removed, filled in tuples(rows):
         if not filled:
             continue
         filled, removed = kg(filled), kg(removed)
@@ -74,9 +74,9 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(LedgerRecord.enterprise_id.in_(ids), LedgerRecord.stage == Stage.GENERATION,
                LedgerRecord.on_site_kg > EPS, LedgerRecord.occurred_at < limit_at)
         .group_by(LedgerRecord.enterprise_id))
-    for org_id, count, on_site, oldest in rows:
+    for org_id, count, on_site, oldest in tuples(rows):
         on_site = kg(on_site)
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         days = (now - oldest).total_seconds() / 86400
         found.append(_anomaly(
             orgs[org_id], "stored_too_long",
@@ -90,7 +90,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
     rows = session.execute(select(WasteStock.enterprise_id, func.sum(WasteStock.on_hand_kg))
                            .where(WasteStock.enterprise_id.in_(ids)).group_by(WasteStock.enterprise_id)
                            .having(func.sum(WasteStock.on_hand_kg) > cfg.max_on_site_kg))
-    for org_id, on_hand in rows:
+    for org_id, on_hand in tuples(rows):
         on_hand = kg(on_hand)
         found.append(_anomaly(
             orgs[org_id], "storage_over_limit",
@@ -106,7 +106,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .join(shipped, shipped.c.manifest_id == Manifest.id)
         .where(Manifest.consignor_id.in_(ids), Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)
         .group_by(Manifest.consignor_id))
-    for org_id, count, quantity, oldest in rows:
+    for org_id, count, quantity, _oldest in tuples(rows):
         quantity = kg(quantity)
         found.append(_anomaly(
             orgs[org_id], "shipped_not_received",
@@ -125,7 +125,7 @@ def anomalies(session: Session, actor: Principal, *, enterprise: int | None = No
         .where(Manifest.consignor_id.in_(ids), Manifest.status.in_(RECEIVED_STATES),
                Manifest.picked_up_at >= since, Manifest.picked_up_at < until)
         .group_by(Manifest.consignor_id))
-    for org_id, count, shipped_kg, received_kg in rows:
+    for org_id, count, shipped_kg, received_kg in tuples(rows):
         shipped_kg, received_kg = kg(shipped_kg), kg(received_kg)
         ratio = float(received_kg / shipped_kg) if shipped_kg else 1.0
         if ratio < cfg.min_received_to_shipped_ratio:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import case, update
+from sqlalchemy import Table, case, update
 from sqlalchemy.orm import Session
 
 from app.common.errors import Conflict
@@ -42,12 +43,17 @@ def _counter_row(session: Session, year: int, prefecture: str) -> None:
                   ["year", "prefecture"])
 
 
+def _counters() -> Table:
+    # Declarative types ``__table__`` as any FromClause; a model declared with columns maps a Table.
+    return cast(Table, ManifestCounter.__table__)
+
+
 def issue_number(session: Session, prefecture: str, year: int) -> str:
     """The next serial of (year, prefecture), atomically: UPDATE … RETURNING holds the counter row's
     lock until commit, so concurrent creations get consecutive, distinct serials."""
     _counter_row(session, year, prefecture)
-    table = ManifestCounter.__table__
-    serial = session.execute(
+    table = _counters()
+    serial: int = session.execute(
         update(table).where(table.c.year == year, table.c.prefecture == prefecture)
         .values(last_serial=table.c.last_serial + 1).returning(table.c.last_serial)
     ).scalar_one()
@@ -61,7 +67,7 @@ def note_external_number(session: Session, number: str) -> None:
     numbers we issue next do not collide with it."""
     year, prefecture, serial = int(number[:4]), number[4:8], int(number[8:])
     _counter_row(session, year, prefecture)
-    table = ManifestCounter.__table__
+    table = _counters()
     session.execute(update(table).where(table.c.year == year, table.c.prefecture == prefecture).values(
         last_serial=case((table.c.last_serial < serial, serial), else_=table.c.last_serial)))
 

@@ -1,7 +1,7 @@
 """Ledger records: generation (from a replacement or by hand), ledger queries, stock summary, management class."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -102,7 +102,7 @@ def stock_summary(session: Session, actor: Principal, enterprise_id: int | None,
         entry = catalogue_entry(s.waste_code)
         since = oldest.get(s.waste_code)
         if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
+            since = since.replace(tzinfo=UTC)
         items.append({
             "waste_code": s.waste_code, "category": category_of(s.waste_code),
             "waste_name": entry.description if entry else "", "on_hand_kg": kg(s.on_hand_kg),
@@ -138,6 +138,7 @@ def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
         errors["generated_at"] = ["cannot be in the future"]
     if errors:
         raise InvalidInput("The ledger record has invalid fields.", errors=errors)
+    assert enterprise is not None  # else an error above
     return record_generation(
         session, enterprise=enterprise, waste_code=data["waste_code"], quantity_kg=quantity, occurred_at=generated_at,
         origin="manual", actor=actor, waste_name=data.get("waste_name") or None,

@@ -1,14 +1,14 @@
 """Ledger rules, methods, work calendar and catalogue access, and the small helpers (kg, EPS, day starts)."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from app.common.columns import GRAM, ZERO_KG, is_number, kg, kg_or_none  # noqa: F401  (re-exported)
-from app.common.timeutil import SHANGHAI
 from sqlalchemy.orm import Session
 
+from app.common.columns import GRAM, ZERO_KG, is_number, kg, kg_or_none  # noqa: F401  (re-exported)
+from app.common.timeutil import SHANGHAI
 from app.common.wiring import wiring_of
 from app.ledger.calendar import WorkCalendar
 from app.ledger.catalogue import LedgerRules, Method, WasteEntry, load_catalogue
@@ -40,5 +40,5 @@ def _unknown_code(code: Any) -> str:
 
 
 def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
 

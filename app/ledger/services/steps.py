@@ -1,6 +1,7 @@
 """Manifest lifecycle steps: parties, state checks, locking, events, and submit/pickup/receive/reject/process/cancel."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +14,9 @@ from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
 from app.ledger.models import LedgerRecord, Manifest, ManifestEvent, ManifestLine, ManifestStatus, Stage
 from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, calendar, is_number, kg, methods, rules
+from app.ledger.services.stock import _release, _reserve, _return, _ship, refresh_box_colours
 
 S = ManifestStatus
-from app.ledger.services.stock import _release, _reserve, _return, _ship, refresh_box_colours
 
 
 def party_of(actor: Principal, manifest: Manifest) -> set[str]:
@@ -307,7 +308,7 @@ def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     return manifest
 
 
-ACTIONS = {"submit": submit, "pickup": pickup, "receive": receive, "reject": reject, "process": process,
+ACTIONS: dict[str, Callable[..., Manifest]] = {"submit": submit, "pickup": pickup, "receive": receive, "reject": reject, "process": process,
            "cancel": cancel}
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,13 @@ from app.common.errors import Conflict
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock, insert_ignore
 from app.ledger.models import (
-    STAGE_PREFIX, LedgerRecord, Manifest, ManifestLine, ManifestLineSource, Stage, WasteStock,
+    STAGE_PREFIX,
+    LedgerRecord,
+    Manifest,
+    ManifestLine,
+    ManifestLineSource,
+    Stage,
+    WasteStock,
 )
 from app.ledger.services.rules_access import EPS, ZERO_KG, kg
 
@@ -30,7 +37,7 @@ def lock_stock(session: Session, enterprise_id: int, waste_code: str) -> WasteSt
         insert_ignore(session, WasteStock, {"enterprise_id": enterprise_id, "waste_code": waste_code,
                                             "on_hand_kg": ZERO_KG, "reserved_kg": ZERO_KG, "updated_at": utcnow()},
                       ["enterprise_id", "waste_code"])
-        stock = session.scalar(stmt)
+        stock = session.scalars(stmt).one()  # inserted now, or by the concurrent insert that won
     return stock
 
 
@@ -105,6 +112,7 @@ def _reserve(session: Session, manifest: Manifest) -> None:
                 take = kg(min(record.available_kg or ZERO_KG, remaining))
                 if take <= EPS:
                     continue
+                assert record.available_kg is not None  # take > 0: a generation record, with its balances
                 record.available_kg = kg(record.available_kg - take)
                 line.sources.append(ManifestLineSource(record_id=record.id, quantity_kg=take))
                 remaining = kg(remaining - take)
@@ -128,6 +136,7 @@ def _release(session: Session, manifest: Manifest) -> list[int]:
         for line in lines:
             for source in line.sources:
                 record = records[source.record_id]
+                assert record.available_kg is not None  # sources are generation records (balances CHECK)
                 record.available_kg = kg(record.available_kg + source.quantity_kg)
                 touched.append(record.id)
             line.sources.clear()
@@ -150,6 +159,7 @@ def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) 
         for line in lines:
             for source in line.sources:
                 record = records[source.record_id]
+                assert record.on_site_kg is not None  # sources are generation records (balances CHECK)
                 record.on_site_kg = kg(record.on_site_kg - source.quantity_kg)
                 touched.append(record.id)
                 common = dict(
@@ -185,6 +195,8 @@ def _return(session: Session, manifest: Manifest, returns: dict[int, Any], at: d
             if take <= EPS:
                 continue
             record = records[source.record_id]
+            # sources are generation records (balances CHECK)
+            assert record.on_site_kg is not None and record.available_kg is not None
             record.on_site_kg = kg(record.on_site_kg + take)
             record.available_kg = kg(record.available_kg + take)
             source.returned_kg = kg(source.returned_kg + take)

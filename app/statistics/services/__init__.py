@@ -41,15 +41,25 @@ Definitions (also returned in every response under ``definitions``):
 """
 from __future__ import annotations
 
-from app.statistics.services.definitions import (COLOURS, DEFAULT_BASE_YEAR, DEFINITIONS, LATE_REPLACEMENT_RULES,
-                                                 RECEIVED_STATES, TREATMENTS)
+from app.statistics.services.definitions import (
+                                                 COLOURS,
+                                                 DEFAULT_BASE_YEAR,
+                                                 DEFINITIONS,
+                                                 LATE_REPLACEMENT_RULES,
+                                                 RECEIVED_STATES,
+                                                 TREATMENTS,
+)
 from app.statistics.services.figures import landfill_by_period, landfill_series
 from app.statistics.services.periods import FIRST_YEAR, Period, check_not_future, month_of, months_until, parse_period
 from app.statistics.services.report import compute, county_landfill, county_metrics, metrics
 from app.statistics.services.scopes import CITY, Scope, authorise, can_read, readable_scopes, resolve_scope
 from app.statistics.services.sql import EpochSeconds
-from app.statistics.services.value_added import (ValueAddedFigure, import_value_added, list_value_added,
-                                                 value_added_scope)
+from app.statistics.services.value_added import (
+                                                 ValueAddedFigure,
+                                                 import_value_added,
+                                                 list_value_added,
+                                                 value_added_scope,
+)
 
 __all__ = [
     "CITY", "COLOURS", "DEFAULT_BASE_YEAR", "DEFINITIONS", "FIRST_YEAR", "LATE_REPLACEMENT_RULES", "RECEIVED_STATES",

@@ -1,22 +1,23 @@
 """The mass balance of a scope and period: carbon replaced vs weighed, generated vs shipped, shipped vs received."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from app.ledger.services import kg
 
 
-def _n(value: float) -> str:
+def _n(value: Decimal) -> str:
     """A kg figure for the explanations: grams at most, no exponent, no trailing zeros."""
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _gap(code: str, gap_kg: float, zh: str, en: str, **numbers: float) -> dict[str, Any]:
+def _gap(code: str, gap_kg: Decimal, zh: str, en: str, **numbers: Decimal) -> dict[str, Any]:
     return {"code": code, "gap_kg": kg(gap_kg), "zh": zh, "en": en, "numbers": numbers}
 
 
-def mass_balance(fills: dict, generated: float, carbon_generated: float, shipped: float,
-                  shipped_received: tuple[float, float], returned: float, stock_change: float) -> dict[str, Any]:
+def mass_balance(fills: dict, generated: Decimal, carbon_generated: Decimal, shipped: Decimal,
+                  shipped_received: tuple[Decimal, Decimal], returned: Decimal, stock_change: Decimal) -> dict[str, Any]:
     replaced, weighed = fills["replaced_carbon_kg"], fills["waste_carbon_weighed_kg"]
     on_manifests, weighed_in = shipped_received
     gaps = [

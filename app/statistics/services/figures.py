@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 from app.boxes.models import Box, Colour, ColourChange, Fill, FillKind
 from app.common.columns import ZERO_KG
 from app.common.periods import Period, months_until
+from app.common.rows import as_tuple, tuples
 from app.common.types import UTCDateTime
 from app.ledger.models import LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage
 from app.ledger.services import kg, rules
@@ -38,7 +39,7 @@ def landfill_by_period(session: Session, scope: Scope, periods: list[Period]) ->
                     or_(*[within(Manifest.processed_at, p) for p in distinct]))).subquery()
     rows = session.execute(select(lines.c.bucket, sum_or_zero(lines.c.accepted_kg), sum_or_zero(lines.c.landfilled))
                            .group_by(lines.c.bucket))
-    found = {int(b): (as_kg(processed), as_kg(landfilled)) for b, processed, landfilled in rows}
+    found = {int(b): (as_kg(processed), as_kg(landfilled)) for b, processed, landfilled in tuples(rows)}
     out = []
     for p in periods:
         processed, landfilled = found.get(distinct.index(p), (ZERO_KG, ZERO_KG))
@@ -69,7 +70,7 @@ def ledger(session: Session, scope: Scope, period: Period, last_year: Period) ->
         .group_by(LedgerRecord.waste_code))
     codes: dict[str, dict] = {}
     generated_last_year = ZERO_KG
-    for code, generated, stored, returned, on_hand, generated_ly in rows:
+    for code, generated, stored, returned, on_hand, generated_ly in tuples(rows):
         codes[code] = {"generated_kg": as_kg(generated), "into_storage_kg": as_kg(stored),
                        "returned_kg": as_kg(returned), "in_storage_end_kg": as_kg(on_hand)}
         generated_last_year += as_kg(generated_ly)
@@ -80,7 +81,7 @@ def manifest_lines(session: Session, scope: Scope, period: Period, now: datetime
     """Shipped (picked up), received and processed lines of the period: three grouped queries."""
     base = (select().select_from(ManifestLine).join(Manifest, Manifest.id == ManifestLine.manifest_id)
             .where(scope.enterprises(Manifest.consignor_id)))
-    shipped = dict(session.execute(
+    shipped: dict[str, Any] = dict(session.execute(
         base.add_columns(ManifestLine.waste_code, sum_or_zero(ManifestLine.quantity_kg))
         .where(within(Manifest.picked_up_at, period)).group_by(ManifestLine.waste_code)).all())
     received = {code: (r, a) for code, r, a in session.execute(
@@ -139,14 +140,14 @@ def fills(session: Session, scope: Scope, period: Period) -> dict[str, Any]:
         or_(*[reasons.like(f"%{code}%") for code in LATE_REPLACEMENT_RULES])).exists())
     # A replacement knows whether the carbon it replaced was spent (Fill.replaced_overdue); fills
     # recorded before that was kept fall back on the colour history.
-    late = or_(sub.c.replaced_overdue.is_(True), and_(sub.c.replaced_overdue.is_(None), turned_red))
+    is_late = or_(sub.c.replaced_overdue.is_(True), and_(sub.c.replaced_overdue.is_(None), turned_red))
     regenerated = sub.c.regeneration_batch_id.is_not(None)
     replacement = sub.c.kind == FillKind.REPLACEMENT
-    row = session.execute(
+    row = as_tuple(session.execute(
         select(func.count(), sum_or_zero(sub.c.mass_kg), count_if(regenerated),
                sum_or_zero(case((regenerated, sub.c.mass_kg), else_=0)), count_if(replacement),
-               count_if(and_(replacement, late)), sum_or_zero(case((replacement, sub.c.previous_kg), else_=0)),
-               sum_or_zero(case((replacement, sub.c.removed_waste_kg), else_=0)))).one()
+               count_if(and_(replacement, is_late)), sum_or_zero(case((replacement, sub.c.previous_kg), else_=0)),
+               sum_or_zero(case((replacement, sub.c.removed_waste_kg), else_=0)))).one())
     fills, fills_kg, regen, regen_kg, replacements, late, replaced_kg, weighed_kg = row
     fills, regen, replacements, late = int(fills or 0), int(regen or 0), int(replacements or 0), int(late or 0)
     return {
@@ -181,7 +182,7 @@ def boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict
 
     colours = select(colour_before(at).label("colour")).where(boxes_in_scope).subquery()
     counts: dict[str, int] = {}
-    for colour, n in session.execute(select(colours.c.colour, func.count()).group_by(colours.c.colour)):
+    for colour, n in tuples(session.execute(select(colours.c.colour, func.count()).group_by(colours.c.colour))):
         counts[colour or Colour.GREY] = counts.get(colour or Colour.GREY, 0) + int(n)  # no change yet: grey
     # Red spans: each change lasts until the box's next change (or ``at``). The colour a box had at
     # the start of the period (a change before it) opens a span at the start.

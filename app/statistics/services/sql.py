@@ -5,8 +5,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func
-from sqlalchemy.orm import Session
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Float
 

@@ -6,7 +6,7 @@ written for speed, and the names it uses are this module's globals.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -18,7 +18,7 @@ from app.telemetry.models import MEASURES
 from app.telemetry.wire import TypedReadings
 
 FIELDS = frozenset({"box_code", "ts", "running", *MEASURES})
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 
@@ -58,7 +58,7 @@ def _parse_ts(value: Any) -> datetime | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         # Unix epoch seconds, as many gateways send them.
         try:
-            return datetime.fromtimestamp(value, timezone.utc)
+            return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             return None
     return None
@@ -93,7 +93,7 @@ def _ts_entry(value: Any, latest_allowed: datetime, sqlite: bool) -> tuple[datet
 
 def bind_ts(ts: datetime, sqlite: bool) -> Any:
     """An aware datetime as :func:`check_items` binds it (and as UTCDateTime stores it)."""
-    ts = ts.astimezone(timezone.utc)
+    ts = ts.astimezone(UTC)
     return ts.isoformat(" ", "microseconds")[:26] if sqlite else ts
 
 
@@ -141,10 +141,10 @@ def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[li
                     and (type(inlet) is float or type(inlet) is int) and in_lo <= inlet <= in_hi
                     and (type(outlet) is float or type(outlet) is int) and out_lo <= outlet <= out_hi
                     and (type(airflow) is float or type(airflow) is int) and air_lo <= airflow <= air_hi
-                    and (pdrop is None or (type(pdrop) is float or type(pdrop) is int) and pd_lo <= pdrop <= pd_hi)
-                    and (in_temp is None or (type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi)
-                    and (bed_temp is None or (type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi)
-                    and (rh is None or (type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi)):
+                    and (pdrop is None or ((type(pdrop) is float or type(pdrop) is int) and pd_lo <= pdrop <= pd_hi))
+                    and (in_temp is None or ((type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi))
+                    and (bed_temp is None or ((type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi))
+                    and (rh is None or ((type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi))):
                 ts, bound, hour, us = entry
                 append((index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running, us))
                 continue

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import sqlite3
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from app.accounts.services import Principal
@@ -35,13 +36,19 @@ from app.boxes import codes
 from app.boxes.models import Box
 from app.boxes.services import rebuild_history, refresh_colours
 from app.common.errors import Forbidden
+from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 from app.telemetry.services.states import (
-    _apply, _marks, _StateValues, lock_states, store_states, sync_state_to_fill,
+    _apply,
+    _marks,
+    _StateValues,
+    lock_states,
+    store_states,
+    sync_state_to_fill,
 )
 
 UNKNOWN_BOX = "unknown box"
@@ -103,10 +110,12 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     by_box: dict[int, dict[Any, tuple]] = {}
     bucket_of: dict[str, tuple[int, dict[Any, tuple]] | None] = {}
     for raw, code in wanted.items():
-        box = boxes.get(code)
+        box = boxes.get(code) if code else None
         # Another organisation's box is "unknown" too: existence is not disclosed.
-        allowed = box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id)
-        bucket_of[raw] = (box.id, by_box.setdefault(box.id, {})) if allowed else None
+        if box is not None and (enterprise_id is None or box.enterprise_id == enterprise_id):
+            bucket_of[raw] = (box.id, by_box.setdefault(box.id, {}))
+        else:
+            bucket_of[raw] = None
     duplicates = 0
     inserts: list[tuple] = []  # (box_id, bound ts, *measures, running): the readings table's columns
     add_insert = inserts.append
@@ -121,7 +130,7 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
             duplicates += 1
         else:
             bucket[bound] = row
-            add_insert((box_id, bound) + row[R_MEASURE:R_US])
+            add_insert((box_id, bound, *row[R_MEASURE:R_US]))
     if rejected:
         rejected.sort(key=itemgetter("index"))
     result.rejected_items, result.duplicates = rejected, duplicates
@@ -195,7 +204,7 @@ def sqlite_writer_lock(session: Session):
     sleeps of up to 100 ms: with two workers most of the time went into those sleeps. A blocking
     ``flock`` wakes the next writer as soon as the previous one commits. PostgreSQL needs none.
     """
-    url = session.get_bind().url
+    url = session.get_bind().engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         yield
         return
@@ -219,6 +228,11 @@ def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
             + (" RETURNING box_id, ts" if returning else ""))
 
 
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    # pysqlite: the DBAPI connection is a sqlite3.Connection (the DBAPI protocol has no in_transaction).
+    return cast(sqlite3.Connection, conn.connection.dbapi_connection).in_transaction
+
+
 def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]] | None:
     """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
     were new, else the keys ``(box_id, ts)`` of the new ones.
@@ -232,7 +246,7 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
     """
     conn = session.connection()
     mark = _marks(conn)
-    if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
+    if conn.dialect.name != "sqlite" or _sqlite_in_transaction(conn):
         # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
         conn.exec_driver_sql("SAVEPOINT insert_readings")
         inserted = 0
@@ -247,7 +261,7 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
     fresh: set[tuple[int, Any]] = set()
     for begin in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[begin:begin + _INSERT_CHUNK]
-        fresh.update(tuple(r) for r in conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
-                                                            tuple(chain.from_iterable(chunk))))
+        fresh.update((box_id, ts) for box_id, ts in tuples(conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
+                                                                                tuple(chain.from_iterable(chunk)))))
     return None if len(fresh) == len(rows) else fresh
 

@@ -1,7 +1,7 @@
 """Reading back a box's readings: raw, or the hourly roll-ups as stored, or days summed from them."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -55,11 +55,11 @@ def rollup_readings(session: Session, box: Box, start: datetime, end: datetime, 
         return [_finish(r) for r in _hour_rows(session, box, start, end)]
     local_start = start.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
     days: dict[Any, dict[str, Any]] = {}
-    for r in _hour_rows(session, box, local_start.astimezone(timezone.utc), end):
+    for r in _hour_rows(session, box, local_start.astimezone(UTC), end):
         day = r["hour_start"].astimezone(SHANGHAI).date()
         agg = days.get(day)
         if agg is None:
-            day_start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).astimezone(timezone.utc)
+            day_start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).astimezone(UTC)
             days[day] = {**r, "start": day_start, "date": day.isoformat()}
             continue
         for k in ("count", "running_count", "adsorbed_kg"):

@@ -2,6 +2,7 @@
 written with one upsert that adds them to the stored row."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import groupby
@@ -19,7 +20,7 @@ _ROLLUP_SPECS = []  # (reading tuple index, position of the sum in the values, r
 for _m in ROLLUP_MEASURES:
     _ROLLUP_SPECS.append((R_MEASURE + list(MEASURES).index(_m), len(_ROLLUP_COLUMNS), MEASURES[_m][3]))
     _ROLLUP_COLUMNS += [f"{_m}_sum", f"{_m}_min", f"{_m}_max"] + ([] if MEASURES[_m][3] else [f"{_m}_n"])
-_ROLLUP_EMPTY = [0, 0, 0.0]
+_ROLLUP_EMPTY: list[float | None] = [0, 0, 0.0]  # None: no minimum/maximum yet
 for _m in ROLLUP_MEASURES:
     _ROLLUP_EMPTY += [0.0, None, None] + ([] if MEASURES[_m][3] else [0])
 
@@ -63,12 +64,12 @@ class _Rollups:
         """Add one box's readings, sorted by ts (so each hour is one contiguous run); the sums,
         minima and maxima of each hour are taken column by column."""
         for hour, run in groupby(rows, key=itemgetter(R_HOUR)):
-            columns = list(zip(*run))
+            columns = list(zip(*run, strict=True))
             acc = self._row(box_id, hour)
             acc[0] += len(columns[0])
             acc[1] += columns[R_RUNNING].count(True)
             for index, at, required in _ROLLUP_SPECS:
-                values = columns[index]
+                values: Sequence[Any] = columns[index]
                 try:
                     total = sum(values)
                 except TypeError:  # an optional measure missing from some readings

@@ -13,7 +13,7 @@ class Settings:
     max_future_s: float = DEFAULTS["TELEMETRY_MAX_FUTURE_S"]
 
     @classmethod
-    def from_config(cls, config) -> "Settings":
+    def from_config(cls, config) -> Settings:
         return cls(
             max_interval_s=float(config.get("TELEMETRY_MAX_INTERVAL_S", cls.max_interval_s)),
             max_batch=int(config.get("TELEMETRY_MAX_BATCH", cls.max_batch)),

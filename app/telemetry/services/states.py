@@ -20,7 +20,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.boxes.models import Box, Fill
 from app.telemetry.integration import (
-    HOUR_US, Point, epoch_us, held_seconds, hold_kg, hour_of, merge, rate_kg_h, ring_add,
+    HOUR_US,
+    Point,
+    epoch_us,
+    held_seconds,
+    hold_kg,
+    hour_of,
+    merge,
+    rate_kg_h,
+    ring_add,
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
 from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
