@@ -2,6 +2,7 @@
 
 :func:`create_app` wires configuration, extensions and one blueprint per domain.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,7 +17,17 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 
 # Domain packages, each with models and (optionally) api/pages blueprints and CLI commands.
 DOMAINS = (
-    "rules", "accounts", "boxes", "labels", "telemetry", "ledger", "regeneration", "statistics", "index", "web", "demo",
+    "rules",
+    "accounts",
+    "boxes",
+    "labels",
+    "telemetry",
+    "ledger",
+    "regeneration",
+    "statistics",
+    "index",
+    "web",
+    "demo",
     "audit",
 )
 
@@ -74,7 +85,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.audit import startup
 
     startup.init_app(app)  # the audit trail: session listeners, the rule files' entry
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///") and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
+    if (
+        app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+        and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]
+    ):
         import sqlalchemy
 
         with app.app_context():

@@ -1,4 +1,5 @@
 """Configuration from the environment, with safe defaults (product.md, "Operations contract")."""
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,38 @@ def _bool(value: str | None, default: bool = False) -> bool:
 
 
 # Placeholders seen in examples and templates: never a production key, whatever their length.
-KNOWN_PLACEHOLDERS = frozenset({
-    "secret", "secret_key", "secret-key", "secretkey", "changeme", "change-me", "change_me", "please-change-me",
-    "dev", "development", "test", "testing", "default", "password", "key", "your-secret-key", "your_secret_key",
-    "replace-me", "replace-with-a-random-secret", "super-secret", "supersecret", "flask-secret-key",
-    "changeme-in-production", "change-this-in-production", "insecure", "not-secret", "notsecret", "xxx",
-})
+KNOWN_PLACEHOLDERS = frozenset(
+    {
+        "secret",
+        "secret_key",
+        "secret-key",
+        "secretkey",
+        "changeme",
+        "change-me",
+        "change_me",
+        "please-change-me",
+        "dev",
+        "development",
+        "test",
+        "testing",
+        "default",
+        "password",
+        "key",
+        "your-secret-key",
+        "your_secret_key",
+        "replace-me",
+        "replace-with-a-random-secret",
+        "super-secret",
+        "supersecret",
+        "flask-secret-key",
+        "changeme-in-production",
+        "change-this-in-production",
+        "insecure",
+        "not-secret",
+        "notsecret",
+        "xxx",
+    }
+)
 MIN_SECRET_LENGTH = 32
 
 
@@ -32,7 +59,9 @@ def secret_key_problem(secret: str) -> str | None:
     if len(secret) < MIN_SECRET_LENGTH:
         return f"SECRET_KEY must have at least {MIN_SECRET_LENGTH} characters (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
     folded = secret.strip().casefold()
-    if folded in KNOWN_PLACEHOLDERS or any(folded.startswith(p) and len(set(folded[len(p):])) <= 2 for p in KNOWN_PLACEHOLDERS):
+    if folded in KNOWN_PLACEHOLDERS or any(
+        folded.startswith(p) and len(set(folded[len(p) :])) <= 2 for p in KNOWN_PLACEHOLDERS
+    ):
         return "SECRET_KEY is a known placeholder"
     if len(set(secret)) < 10:
         return "SECRET_KEY has too few distinct characters to be random"
@@ -65,7 +94,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
             key_file.write_text(secrets.token_hex(32))
         secret = key_file.read_text().strip()
     port = int(env.get("PORT", "5000"))
-    public_base_url = (overrides.get("PUBLIC_BASE_URL") or env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
+    public_base_url = (
+        overrides.get("PUBLIC_BASE_URL") or env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}"
+    ).rstrip("/")
     scheme = env.get("PREFERRED_URL_SCHEME") or ("https" if public_base_url.startswith("https://") else "http")
     # Cookies only over TLS when the service is served over TLS (PUBLIC_BASE_URL https, or
     # SECURE_COOKIES=1 explicitly); a demo on http://127.0.0.1 would otherwise never keep a session.
@@ -118,9 +149,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     config.update(overrides)
     uri = config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("postgres://"):
-        uri = "postgresql+psycopg://" + uri[len("postgres://"):]
+        uri = "postgresql+psycopg://" + uri[len("postgres://") :]
     elif uri.startswith("postgresql://"):
-        uri = "postgresql+psycopg://" + uri[len("postgresql://"):]
+        uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
     config["SQLALCHEMY_DATABASE_URI"] = uri
     if uri.startswith("sqlite"):
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}

@@ -2,6 +2,7 @@
 
 The OpenAPI ``Api`` is not among them: it holds the app's spec, so each app builds its own there.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -36,8 +37,11 @@ class Base(DeclarativeBase):
 # JSON columns write Decimals (exact masses) as numbers.
 # Services take a Session: callers pass ``db.session()``, the current context's session, not the
 # ``db.session`` registry (a scoped_session proxy, which is no Session to the type checker).
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": WiredSession},
-                engine_options={"json_serializer": json_dumps})
+db = SQLAlchemy(
+    model_class=Base,
+    session_options={"expire_on_commit": False, "class_": WiredSession},
+    engine_options={"json_serializer": json_dumps},
+)
 if TYPE_CHECKING:
     # The models' base class. mypy cannot take ``db.Model`` (an attribute of an instance) as a base;
     # it is Flask-SQLAlchemy's subclass of ``Base`` (adding ``query`` and the bind key, which the

@@ -5,6 +5,7 @@ Prints figures and ratios; never asserts. The load generator is wrk (Debian) whe
 else a Python thread pool (slower: it shares the 2 cores with the server, so ratios matter more
 than absolute figures).
 """
+
 from __future__ import annotations
 
 import json
@@ -88,33 +89,51 @@ def python_load(url: str, headers: dict[str, str]) -> float:
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-"))
     port = free_port()
-    env = {**os.environ, "APP_ENV": "development", "INSTANCE_PATH": str(tmp), "FLASK_APP": "wsgi",
-           "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-           "PASSWORD": "bench-password-1"}
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp),
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PASSWORD": "bench-password-1",
+    }
     flask = str(VENV_BIN / "flask")
     subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([flask, "demo"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([flask, "create-superuser", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_up(base + "/healthz")
-        req = urllib.request.Request(base + "/api/v1/auth/token", method="POST",
-                                     data=json.dumps({"username": "bench", "password": "bench-password-1"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/api/v1/auth/token",
+            method="POST",
+            data=json.dumps({"username": "bench", "password": "bench-password-1"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         token = json.load(urllib.request.urlopen(req))["token"]
         auth = {"Authorization": f"Bearer {token}"}
-        boxes = json.load(urllib.request.urlopen(urllib.request.Request(
-            base + "/api/v1/boxes?colour=yellow&per_page=1", headers=auth)))
+        boxes = json.load(
+            urllib.request.urlopen(
+                urllib.request.Request(base + "/api/v1/boxes?colour=yellow&per_page=1", headers=auth)
+            )
+        )
         if not boxes["items"]:
-            boxes = json.load(urllib.request.urlopen(urllib.request.Request(base + "/api/v1/boxes?per_page=1", headers=auth)))
+            boxes = json.load(
+                urllib.request.urlopen(urllib.request.Request(base + "/api/v1/boxes?per_page=1", headers=auth))
+            )
         code = boxes["items"][0]["code"]
         load = wrk if shutil.which("wrk") else python_load
-        print(f"load generator: {'wrk -t2 -c16' if load is wrk else 'python threads (install wrk for better figures)'}, "
-              f"{DURATION:.0f} s per URL, gunicorn 2 workers, SQLite with the demo data; box {code}")
+        print(
+            f"load generator: {'wrk -t2 -c16' if load is wrk else 'python threads (install wrk for better figures)'}, "
+            f"{DURATION:.0f} s per URL, gunicorn 2 workers, SQLite with the demo data; box {code}"
+        )
         # Warm up each URL (imports, caches) before measuring.
         for path, headers in (("/healthz", {}), (f"/c/{code}", {}), (f"/api/v1/boxes/{code}", auth)):
             urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)).read()

@@ -20,6 +20,7 @@ every reading new), and prints readings/s for
 Targets: ≥ 0.30 of the same-schema baseline in-process; ≥ 5,000 readings/s through gunicorn with
 2 workers. It prints, never asserts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,22 +61,40 @@ def setup(db_path: Path, n_boxes: int) -> tuple[list[str], str]:
     with app.app_context():
         db.create_all()
         ensure_counties(db.session)
-        op = User(username="bench-op", display_name="bench", is_operator=True, role="admin",
-                  password_hash=generate_password_hash("bench-password"))
+        op = User(
+            username="bench-op",
+            display_name="bench",
+            is_operator=True,
+            role="admin",
+            password_hash=generate_password_hash("bench-password"),
+        )
         db.session.add(op)
         db.session.flush()
         actor = Principal(user=op)
-        org = create_organization(db.session, actor, {"name": "天台基准测试有限公司", "roles": ["generator"],
-                                                      "county_code": "331023"})
+        org = create_organization(
+            db.session, actor, {"name": "天台基准测试有限公司", "roles": ["generator"], "county_code": "331023"}
+        )
         filled_at = datetime.now(UTC) - timedelta(days=400)
         codes = []
         for i in range(n_boxes):
-            box = register_box(db.session, actor, {
-                "enterprise_id": org.id, "facility_code": f"TA{i:03d}", "outlet_code": "DA001",
-                "carbon_type": "granular", "design_fill_kg": 2000.0, "design_airflow_m3_h": 15000.0,
-                "design_removed_mg_m3": 80.0, "hours_per_day": 16.0, "emission_limit_mg_m3": 60.0,
-                "has_sensors": True, "pressure_drop_min_pa": 300.0, "pressure_drop_max_pa": 1200.0,
-            })
+            box = register_box(
+                db.session,
+                actor,
+                {
+                    "enterprise_id": org.id,
+                    "facility_code": f"TA{i:03d}",
+                    "outlet_code": "DA001",
+                    "carbon_type": "granular",
+                    "design_fill_kg": 2000.0,
+                    "design_airflow_m3_h": 15000.0,
+                    "design_removed_mg_m3": 80.0,
+                    "hours_per_day": 16.0,
+                    "emission_limit_mg_m3": 60.0,
+                    "has_sensors": True,
+                    "pressure_drop_min_pa": 300.0,
+                    "pressure_drop_max_pa": 1200.0,
+                },
+            )
             record_fill(db.session, actor, box, {"mass_kg": 200000.0, "iodine_mg_g": 950.0, "filled_at": filled_at})
             codes.append(box.code)
         token, _ = issue_device_token(db.session, actor, org.id, "bench gateway")
@@ -91,9 +110,20 @@ def make_bodies(codes: list[str], n: int, start: datetime) -> list[bytes]:
         items = []
         for i in range(b, min(b + BATCH, n)):
             ts = start + timedelta(seconds=10 * (i // len(codes)))
-            items.append({"box_code": codes[i % len(codes)], "ts": ts.isoformat(), "inlet_mg_m3": 100.0 + i % 7,
-                          "outlet_mg_m3": 20.0, "airflow_m3_h": 15000.0, "pressure_drop_pa": 800.0,
-                          "inlet_temp_c": 30.0, "bed_temp_c": 35.0, "rh_pct": 55.0, "running": True})
+            items.append(
+                {
+                    "box_code": codes[i % len(codes)],
+                    "ts": ts.isoformat(),
+                    "inlet_mg_m3": 100.0 + i % 7,
+                    "outlet_mg_m3": 20.0,
+                    "airflow_m3_h": 15000.0,
+                    "pressure_drop_pa": 800.0,
+                    "inlet_temp_c": 30.0,
+                    "bed_temp_c": 35.0,
+                    "rh_pct": 55.0,
+                    "running": True,
+                }
+            )
         bodies.append(json.dumps({"readings": items}).encode())
     return bodies
 
@@ -107,11 +137,19 @@ def baseline_rows(app_db: Path, bodies: list[bytes]) -> list[list[tuple]]:
         box_ids = dict(con.execute("SELECT code, id FROM boxes"))
     batches = []
     for body in bodies:
-        batches.append([
-            (box_ids[r["box_code"]],
-             as_utc(datetime.fromisoformat(r["ts"])).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"),
-             *(r.get(m) for m in MEASURES), r["running"])
-            for r in json.loads(body)["readings"]])
+        batches.append(
+            [
+                (
+                    box_ids[r["box_code"]],
+                    as_utc(datetime.fromisoformat(r["ts"]))
+                    .replace(tzinfo=None)
+                    .isoformat(sep=" ", timespec="microseconds"),
+                    *(r.get(m) for m in MEASURES),
+                    r["running"],
+                )
+                for r in json.loads(body)["readings"]
+            ]
+        )
     return batches
 
 
@@ -125,8 +163,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 def same_schema_baseline(path: Path, app_db: Path, batches: list[list[tuple]]) -> float:
     """executemany into the app's sensor_readings schema, one transaction per batch."""
     with sqlite3.connect(app_db) as app_con:
-        ddl = [sql for (sql,) in app_con.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'sensor_readings' AND sql IS NOT NULL ORDER BY type DESC")]
+        ddl = [
+            sql
+            for (sql,) in app_con.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'sensor_readings' AND sql IS NOT NULL ORDER BY type DESC"
+            )
+        ]
     path.unlink(missing_ok=True)
     con = _connect(path)
     for sql in ddl:
@@ -146,8 +188,10 @@ def plain_baseline(path: Path, batches: list[list[tuple]]) -> float:
     """executemany into a table without key or index, every row in one transaction."""
     path.unlink(missing_ok=True)
     con = _connect(path)
-    con.execute("CREATE TABLE plain (box_id INTEGER, ts TEXT, inlet REAL, outlet REAL, airflow REAL, "
-                "pressure_drop REAL, inlet_temp REAL, bed_temp REAL, rh REAL, running INTEGER)")
+    con.execute(
+        "CREATE TABLE plain (box_id INTEGER, ts TEXT, inlet REAL, outlet REAL, airflow REAL, "
+        "pressure_drop REAL, inlet_temp REAL, bed_temp REAL, rh REAL, running INTEGER)"
+    )
     rows = [row for batch in batches for row in batch]
     started = time.perf_counter()
     con.executemany("INSERT INTO plain VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -174,8 +218,13 @@ def in_process(codes, token, bodies) -> float:
 
 def through_gunicorn(env, token, bodies, threads: int) -> float:
     port = free_port()
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -198,8 +247,11 @@ def through_gunicorn(env, token, bodies, threads: int) -> float:
                         return
                     body = queue.pop(0)
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/v1/readings", data=body, method="POST",
-                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                    f"http://127.0.0.1:{port}/api/v1/readings",
+                    data=body,
+                    method="POST",
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=120) as response:
                         n = json.loads(response.read())["accepted"]
@@ -233,8 +285,12 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     db_path = tmp / "bench.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "INSTANCE_PATH": str(tmp / "instance"),
-           "APP_ENV": "development"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "APP_ENV": "development",
+    }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
     codes, token = setup(db_path, args.boxes)
     n = args.readings
@@ -249,14 +305,22 @@ def main() -> None:
     rate = in_process(codes, token, bodies)
     same = max(same, same_schema_baseline(tmp / "same.sqlite3", db_path, batches))
     plain = max(plain, plain_baseline(tmp / "plain.sqlite3", batches))
-    print(f"baseline, same schema: {same:>10,.0f} rows/s  (sqlite3.executemany into the app's sensor_readings DDL, "
-          f"primary key (box_id, ts); WAL, synchronous=NORMAL; one commit per {BATCH} rows)")
-    print(f"baseline, plain table: {plain:>10,.0f} rows/s  (sqlite3.executemany, no key or index; one commit for all rows)")
-    print(f"HTTP in-process (test client):  {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema baseline "
-          f"(target ≥ 0.30), {rate / plain:.2f} × plain-table baseline")
+    print(
+        f"baseline, same schema: {same:>10,.0f} rows/s  (sqlite3.executemany into the app's sensor_readings DDL, "
+        f"primary key (box_id, ts); WAL, synchronous=NORMAL; one commit per {BATCH} rows)"
+    )
+    print(
+        f"baseline, plain table: {plain:>10,.0f} rows/s  (sqlite3.executemany, no key or index; one commit for all rows)"
+    )
+    print(
+        f"HTTP in-process (test client):  {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema baseline "
+        f"(target ≥ 0.30), {rate / plain:.2f} × plain-table baseline"
+    )
     rate = through_gunicorn(env, token, make_bodies(codes, n, start + span), args.threads)
-    print(f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema "
-          f"baseline (target ≥ 5,000 readings/s)")
+    print(
+        f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / same:.2f} × same-schema "
+        f"baseline (target ≥ 5,000 readings/s)"
+    )
 
 
 if __name__ == "__main__":

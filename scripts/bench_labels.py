@@ -81,8 +81,10 @@ def main() -> int:
     sample = urls(1)[0]
     m = qrmod.qr_matrix(sample)
     print(f"sample URL ({len(sample)} chars): {sample}")
-    print(f"QR: version {m.version}, {m.size}x{m.size} modules, level {m.error.upper()}, "
-          f"fixed mask {m.mask}, {len(qrmod.qr_rects(sample))} merged rectangles")
+    print(
+        f"QR: version {m.version}, {m.size}x{m.size} modules, level {m.error.upper()}, "
+        f"fixed mask {m.mask}, {len(qrmod.qr_rects(sample))} merged rectangles"
+    )
     print()
 
     t_qrcode = per_code(qrcode_default_png, urls(100))
@@ -94,10 +96,8 @@ def main() -> int:
     print(f"qrcode default (qrcode.make -> PNG): {ms(t_qrcode)} per code   [baseline]")
     print(f"segno auto mask, matrix only:        {ms(t_segno_auto)} per code")
     print(f"qr_matrix (segno, fixed mask):       {ms(t_matrix)} per code")
-    print(f"qr_png:  {ms(t_png)} per code vs qrcode default {ms(t_qrcode)}: "
-          f"{t_qrcode / t_png:.1f}x faster")
-    print(f"qr_svg:  {ms(t_svg)} per code vs qrcode default {ms(t_qrcode)}: "
-          f"{t_qrcode / t_svg:.1f}x faster")
+    print(f"qr_png:  {ms(t_png)} per code vs qrcode default {ms(t_qrcode)}: {t_qrcode / t_png:.1f}x faster")
+    print(f"qr_svg:  {ms(t_svg)} per code vs qrcode default {ms(t_qrcode)}: {t_qrcode / t_svg:.1f}x faster")
     print()
 
     for rnd in range(2):
@@ -115,9 +115,11 @@ def main() -> int:
         t = time.perf_counter()
         pdf = label_sheet_pdf(specs)
         dt = time.perf_counter() - t
-        print(f"label sheet {n_labels} labels (run {rnd + 1}, cold QR cache): {dt:.2f} s "
-              f"(target <= 2 s), {page_count(n_labels)} pages, {len(pdf) / 1024:.0f} KiB, "
-              f"{dt / n_labels * 1000:.2f} ms/label")
+        print(
+            f"label sheet {n_labels} labels (run {rnd + 1}, cold QR cache): {dt:.2f} s "
+            f"(target <= 2 s), {page_count(n_labels)} pages, {len(pdf) / 1024:.0f} KiB, "
+            f"{dt / n_labels * 1000:.2f} ms/label"
+        )
     t = time.perf_counter()
     label_sheet_pdf(specs)
     dt = time.perf_counter() - t

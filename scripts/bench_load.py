@@ -5,6 +5,7 @@ SQLite with the Taizhou demo data. Bounded in time (``BENCH_LOAD_SECONDS``, 30 b
 Prints figures; never asserts (not run by the tests). Every request is checked: an answer other
 than 200 (or a batch with a rejected reading) counts as an error of its kind.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -33,10 +34,12 @@ BATCH = 200
 
 
 def _json(base: str, path: str, token: str | None = None, body: dict | None = None):
-    req = urllib.request.Request(base + path, method="POST" if body is not None else "GET",
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    req = urllib.request.Request(
+        base + path,
+        method="POST" if body is not None else "GET",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.load(resp)
 
@@ -45,15 +48,23 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tanxiang-load-"))
     port = free_port()
     password = "bench-password-1"
-    env = {**os.environ, "APP_ENV": "development", "INSTANCE_PATH": str(tmp), "FLASK_APP": "wsgi",
-           "DATABASE_URL": f"sqlite:///{tmp}/load.sqlite3", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-           "PASSWORD": password}
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp),
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": f"sqlite:///{tmp}/load.sqlite3",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PASSWORD": password,
+    }
     flask = str(VENV_BIN / "flask")
     for args in (["db", "upgrade"], ["demo"], ["create-superuser", "bench"]):
         subprocess.run([flask, *args], cwd=ROOT, env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -63,8 +74,9 @@ def main() -> None:
         codes = [b["code"] for b in boxes]
         sensor = [b for b in boxes if b.get("has_sensors")] or boxes
         target = sensor[0]
-        device = _json(base, "/api/v1/device-tokens", token,
-                       {"organization_id": target["enterprise_id"], "name": "load"})["token"]
+        device = _json(
+            base, "/api/v1/device-tokens", token, {"organization_id": target["enterprise_id"], "name": "load"}
+        )["token"]
         ingest_codes = [b["code"] for b in sensor if b["enterprise_id"] == target["enterprise_id"]]
         run(base, token, device, codes, ingest_codes)
     finally:
@@ -86,18 +98,36 @@ def run(base: str, token: str, device: str, codes: list[str], ingest_codes: list
             return "GET", f"/c/{rng.choice(codes)}", None, {}
         auth = {"Authorization": f"Bearer {token}"}
         if kind == "api":
-            path = rng.choice([f"/api/v1/boxes/{rng.choice(codes)}", "/api/v1/boxes?per_page=20",
-                               f"/api/v1/boxes/{rng.choice(codes)}/history"])
+            path = rng.choice(
+                [
+                    f"/api/v1/boxes/{rng.choice(codes)}",
+                    "/api/v1/boxes?per_page=20",
+                    f"/api/v1/boxes/{rng.choice(codes)}/history",
+                ]
+            )
             return "GET", path, None, auth
         with lock:
             start = clock[0]
             clock[0] += timedelta(seconds=10 * BATCH)
         code = rng.choice(ingest_codes)
-        readings = [{"box_code": code, "ts": (start + timedelta(seconds=10 * i)).isoformat(), "running": True,
-                     "inlet_mg_m3": 100.0, "outlet_mg_m3": 20.0, "airflow_m3_h": 5000.0, "pressure_drop_pa": 800.0}
-                    for i in range(BATCH)]
-        return "POST", "/api/v1/readings", json.dumps({"readings": readings}).encode(), {
-            "Authorization": f"Bearer {device}", "Content-Type": "application/json"}
+        readings = [
+            {
+                "box_code": code,
+                "ts": (start + timedelta(seconds=10 * i)).isoformat(),
+                "running": True,
+                "inlet_mg_m3": 100.0,
+                "outlet_mg_m3": 20.0,
+                "airflow_m3_h": 5000.0,
+                "pressure_drop_pa": 800.0,
+            }
+            for i in range(BATCH)
+        ]
+        return (
+            "POST",
+            "/api/v1/readings",
+            json.dumps({"readings": readings}).encode(),
+            {"Authorization": f"Bearer {device}", "Content-Type": "application/json"},
+        )
 
     def worker(kind: str, seed: int) -> None:
         rng = random.Random(seed)
@@ -124,16 +154,21 @@ def run(base: str, token: str, device: str, codes: list[str], ingest_codes: list
                 if problem:
                     errors[kind].append(problem)
 
-    threads = [threading.Thread(target=worker, args=(kind, i * 100 + n))
-               for i, (kind, count) in enumerate(THREADS.items()) for n in range(count)]
+    threads = [
+        threading.Thread(target=worker, args=(kind, i * 100 + n))
+        for i, (kind, count) in enumerate(THREADS.items())
+        for n in range(count)
+    ]
     began = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - began
-    print(f"mixed load for {wall:.0f} s through gunicorn (2 workers), SQLite demo data; threads {THREADS}, "
-          f"ingest batches of {BATCH} readings")
+    print(
+        f"mixed load for {wall:.0f} s through gunicorn (2 workers), SQLite demo data; threads {THREADS}, "
+        f"ingest batches of {BATCH} readings"
+    )
     print(f"{'kind':8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for kind, values in latencies.items():
         if not values:
@@ -141,8 +176,10 @@ def run(base: str, token: str, device: str, codes: list[str], ingest_codes: list
             continue
         ordered = sorted(values)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        print(f"{kind:8} {len(values):9d} {len(values) / wall:7.1f} {statistics.median(values) * 1000:8.1f} "
-              f"{p99 * 1000:8.1f} {len(errors[kind]):7d}")
+        print(
+            f"{kind:8} {len(values):9d} {len(values) / wall:7.1f} {statistics.median(values) * 1000:8.1f} "
+            f"{p99 * 1000:8.1f} {len(errors[kind]):7d}"
+        )
     for kind, problems in errors.items():
         for problem in problems[:3]:
             print(f"  {kind} error: {problem}")

@@ -12,6 +12,7 @@ import-time cycle). Modules directly under ``app/`` (``app/__init__.py``, ``conf
 :func:`package_edges` and :func:`flask_imports_in_services` are what
 ``tests/common/test_import_graph.py`` checks.
 """
+
 from __future__ import annotations
 
 import ast
@@ -64,8 +65,11 @@ def _imports(tree: ast.Module, module: str, is_package: bool, app_dir: Path = AP
                 found.append((target, top))
                 # ``from app import config`` imports the module app.config (``from app import DOMAINS``
                 # only the package app)
-                found.extend((f"{target}.{alias.name}", top) for alias in child.names
-                             if _is_module(f"{target}.{alias.name}", app_dir))
+                found.extend(
+                    (f"{target}.{alias.name}", top)
+                    for alias in child.names
+                    if _is_module(f"{target}.{alias.name}", app_dir)
+                )
             visit(child, inner)
 
     visit(tree, True)
@@ -80,11 +84,13 @@ def _is_module(dotted: str, app_dir: Path = APP) -> bool:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _strip_type_checking(tree: ast.Module) -> ast.Module:
     """Drop ``if TYPE_CHECKING:`` blocks: annotations only, never imported at run time."""
+
     class Stripper(ast.NodeTransformer):
         def visit_If(self, node: ast.If):
             if _is_type_checking(node):
@@ -208,8 +214,7 @@ def main(argv: list[str]) -> int:
     lazy_cycles = [g for g in cycles(checked, eager_only=False) if g not in found]
     if lazy_cycles:
         print("# cycles through lazy imports too:", "; ".join(" <-> ".join(g) for g in lazy_cycles))
-    print("# packages importing each other:",
-          ", ".join(f"{a} <-> {b}" for a, b in mutual_pairs(checked)) or "none")
+    print("# packages importing each other:", ", ".join(f"{a} <-> {b}" for a, b in mutual_pairs(checked)) or "none")
     flask = flask_imports_in_services()
     print("# Flask imports in services modules:", ", ".join(flask) or "none")
     return 0

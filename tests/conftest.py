@@ -4,6 +4,7 @@ Every test that uses the ``app`` fixture runs once per database backend: SQLite 
 machine's PostgreSQL (``TEST_BACKENDS``, default both). With ``CI=true`` a missing PostgreSQL,
 Mosquitto or chromium is a failure, never a skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,14 +44,16 @@ def app(database_url, tmp_path_factory):
 
     instance = tmp_path_factory.mktemp("instance")
     os.environ["INSTANCE_PATH"] = str(instance)
-    application = create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "PUBLIC_BASE_URL": "http://testserver.local",
-        "WTF_CSRF_ENABLED": False,
-        "PASSWORD_HASH_METHOD": FAST_PASSWORD_HASH,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PUBLIC_BASE_URL": "http://testserver.local",
+            "WTF_CSRF_ENABLED": False,
+            "PASSWORD_HASH_METHOD": FAST_PASSWORD_HASH,
+        }
+    )
     with application.app_context():
         db.create_all()
     yield application
@@ -80,7 +83,9 @@ def _clean_database(request):
         tables = [t for t in reversed(db.metadata.sorted_tables)]
         with db.engine.begin() as conn:
             if db.engine.dialect.name == "postgresql":
-                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+                conn.execute(
+                    sa.text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                )
             else:
                 for table in tables:
                     conn.execute(table.delete())

@@ -1,4 +1,5 @@
 """Factories for tests: build organisations, users, boxes through the services."""
+
 from __future__ import annotations
 
 import itertools
@@ -36,22 +37,42 @@ def op_principal() -> Principal:
     return Principal(user=operator())
 
 
-def org(name: str, roles: list[str], county: str | None = "331023", park: Park | None = None, **extra: Any) -> Organization:
-    data = {"name": name, "roles": roles, "county_code": county, "park_id": park.id if park else None,
-            "uscc": uscc(county or "331000"), **extra}
+def org(
+    name: str, roles: list[str], county: str | None = "331023", park: Park | None = None, **extra: Any
+) -> Organization:
+    data = {
+        "name": name,
+        "roles": roles,
+        "county_code": county,
+        "park_id": park.id if park else None,
+        "uscc": uscc(county or "331000"),
+        **extra,
+    }
     return create_organization(db.session, op_principal(), data)
 
 
 def user(organization: Organization | None, username: str, role: str = "staff") -> User:
-    return create_user(db.session, op_principal(), {
-        "username": username, "password": PASSWORD, "organization_id": organization.id if organization else None,
-        "role": role,
-    })
+    return create_user(
+        db.session,
+        op_principal(),
+        {
+            "username": username,
+            "password": PASSWORD,
+            "organization_id": organization.id if organization else None,
+            "role": role,
+        },
+    )
 
 
 BOX_DEFAULTS = dict(
-    facility_code="TA001", outlet_code="DA001", carbon_type="granular", design_fill_kg=2000.0,
-    design_airflow_m3_h=15000.0, design_removed_mg_m3=80.0, hours_per_day=16.0, emission_limit_mg_m3=60.0,
+    facility_code="TA001",
+    outlet_code="DA001",
+    carbon_type="granular",
+    design_fill_kg=2000.0,
+    design_airflow_m3_h=15000.0,
+    design_removed_mg_m3=80.0,
+    hours_per_day=16.0,
+    emission_limit_mg_m3=60.0,
 )
 
 
@@ -82,9 +103,15 @@ class World:
         reg_city = org("台州市生态环境局", ["regulator"], county=None)
         park_admin = org("天台县经济开发区管委会", ["park_admin"], park=park)
         w = cls(park, enterprise, other, service, reg_tt, reg_city, park_admin)
-        for key, o, role in [("ent", enterprise, "admin"), ("ent_staff", enterprise, "staff"), ("other", other, "admin"),
-                             ("svc", service, "staff"), ("reg_tt", reg_tt, "staff"), ("reg_city", reg_city, "staff"),
-                             ("park", park_admin, "staff")]:
+        for key, o, role in [
+            ("ent", enterprise, "admin"),
+            ("ent_staff", enterprise, "staff"),
+            ("other", other, "admin"),
+            ("svc", service, "staff"),
+            ("reg_tt", reg_tt, "staff"),
+            ("reg_city", reg_city, "staff"),
+            ("park", park_admin, "staff"),
+        ]:
             w.users[key] = user(o, key, role)
         w.users["op"] = operator()
         db.session.commit()

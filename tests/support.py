@@ -1,5 +1,6 @@
 """Helpers for the test harness that tests may import (conftest files are never imported):
 the backends under test, PostgreSQL scratch databases, and skip-locally/fail-in-CI."""
+
 from __future__ import annotations
 
 import contextlib

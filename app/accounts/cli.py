@@ -1,4 +1,5 @@
 """``flask --app wsgi create-superuser USERNAME``: a platform operator."""
+
 from __future__ import annotations
 
 import os

@@ -62,9 +62,7 @@ class Park(db.Model):
 
 class OrganizationRole(db.Model):
     __tablename__ = "organization_roles"
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[OrgRole] = mapped_column(state_type(OrgRole, "role", 20), primary_key=True, index=True)
 
 
@@ -83,9 +81,7 @@ class Organization(db.Model):
     address: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    role_rows: Mapped[list[OrganizationRole]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
-    )
+    role_rows: Mapped[list[OrganizationRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     county: Mapped[County | None] = relationship(lazy="joined")
     park: Mapped[Park | None] = relationship(lazy="joined")
 

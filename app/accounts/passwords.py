@@ -9,6 +9,7 @@
 
 No composition rules (a digit, a capital…): they make passwords harder to remember, not to guess.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Reference data every installation needs: Taizhou's county-level divisions (GB/T 2260)."""
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

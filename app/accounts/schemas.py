@@ -8,14 +8,23 @@ from app.common.schemas import Id, IsoDate, PageArgs, StrictSchema
 
 class LicenceSchema(Schema):
     number = fields.Str(required=True, validate=validate.Length(min=1, max=60))
-    kind = fields.Str(load_default="hw_operation", metadata={"description": "hw_operation (危险废物经营许可证), transport (道路运输经营许可证), …"})
-    waste_codes = fields.List(fields.Str(), load_default=list, metadata={"description": "waste codes or categories (HW49) it covers; empty = all"})
+    kind = fields.Str(
+        load_default="hw_operation",
+        metadata={"description": "hw_operation (危险废物经营许可证), transport (道路运输经营许可证), …"},
+    )
+    waste_codes = fields.List(
+        fields.Str(),
+        load_default=list,
+        metadata={"description": "waste codes or categories (HW49) it covers; empty = all"},
+    )
     valid_until = IsoDate(allow_none=True, load_default=None, metadata={"description": "YYYY-MM-DD"})
 
 
 class OrganizationIn(StrictSchema):
     name = fields.Str(required=True, validate=validate.Length(min=1, max=200))
-    uscc = fields.Str(allow_none=True, metadata={"description": "统一社会信用代码, GB 32100-2015, check character validated"})
+    uscc = fields.Str(
+        allow_none=True, metadata={"description": "统一社会信用代码, GB 32100-2015, check character validated"}
+    )
     roles = fields.List(fields.Str(validate=validate.OneOf(ORG_ROLES)), required=True)
     county_code = fields.Str(allow_none=True, validate=validate.Length(equal=6))
     park_id = Id(allow_none=True)
@@ -58,9 +67,17 @@ class ParkOut(Schema):
 
 
 class UserIn(StrictSchema):
-    username = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,80}$", error="3–80 letters, digits or _.@-"))
-    password = fields.Str(required=True, load_only=True, validate=validate.Length(max=200),
-                          metadata={"description": "app.accounts.passwords: at least 10 characters, not a common password, not the username"})
+    username = fields.Str(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{3,80}$", error="3–80 letters, digits or _.@-")
+    )
+    password = fields.Str(
+        required=True,
+        load_only=True,
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "app.accounts.passwords: at least 10 characters, not a common password, not the username"
+        },
+    )
     display_name = fields.Str(load_default="")
     organization_id = Id(allow_none=True)
     role = fields.Str(load_default="staff", validate=validate.OneOf(USER_ROLES))
@@ -91,8 +108,12 @@ class TokenOut(Schema):
 class DeviceTokenIn(StrictSchema):
     organization_id = Id(required=True)
     name = fields.Str(load_default="gateway", validate=validate.Length(max=120))
-    expires_in_days = fields.Int(load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650),
-                                 metadata={"description": "validity in days (default 365)"})
+    expires_in_days = fields.Int(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=3650),
+        metadata={"description": "validity in days (default 365)"},
+    )
 
 
 class DeviceTokenRow(Schema):

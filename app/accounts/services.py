@@ -2,6 +2,7 @@
 
 No Flask here: callers pass the session and the acting :class:`Principal`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,6 +94,7 @@ class Principal:
 
 # ---------------------------------------------------------------- passwords and tokens
 
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -111,8 +113,13 @@ def issue_user_token(session: Session, user: User, ttl_hours: int, now: datetime
     now = now or utcnow()
     token = TOKEN_PREFIX_USER + secrets.token_urlsafe(32)
     row = ApiToken(
-        token_hash=hash_token(token), kind="user", user=user, organization_id=user.organization_id,
-        created_at=now, expires_at=now + timedelta(hours=ttl_hours), name="api",
+        token_hash=hash_token(token),
+        kind="user",
+        user=user,
+        organization_id=user.organization_id,
+        created_at=now,
+        expires_at=now + timedelta(hours=ttl_hours),
+        name="api",
     )
     session.add(row)
     session.flush()
@@ -121,12 +128,22 @@ def issue_user_token(session: Session, user: User, ttl_hours: int, now: datetime
 
 def _may_manage_devices(actor: Principal, organization_id: int | None) -> bool:
     return actor.is_operator or bool(
-        actor.organization and actor.organization.id == organization_id and not actor.is_device
-        and actor.user and actor.user.role == "admin")
+        actor.organization
+        and actor.organization.id == organization_id
+        and not actor.is_device
+        and actor.user
+        and actor.user.role == "admin"
+    )
 
 
-def issue_device_token(session: Session, actor: Principal, organization_id: int, name: str,
-                       days: int | None = None, now: datetime | None = None) -> tuple[str, ApiToken]:
+def issue_device_token(
+    session: Session,
+    actor: Principal,
+    organization_id: int,
+    name: str,
+    days: int | None = None,
+    now: datetime | None = None,
+) -> tuple[str, ApiToken]:
     """A gateway token (``days`` long, :data:`DEVICE_TOKEN_DAYS` by default): may only ingest
     readings for its organisation's boxes. The token itself is returned here, once; only its hash is kept."""
     if not _may_manage_devices(actor, organization_id):
@@ -136,9 +153,15 @@ def issue_device_token(session: Session, actor: Principal, organization_id: int,
         raise InvalidInput.field("organization_id", "unknown organisation")
     now = now or utcnow()
     token = TOKEN_PREFIX_DEVICE + secrets.token_urlsafe(32)
-    row = ApiToken(token_hash=hash_token(token), kind="device", organization=org, name=name or "gateway",
-                   created_at=now, expires_at=now + timedelta(days=days or DEVICE_TOKEN_DAYS),
-                   issued_by_user_id=actor.user.id if actor.user else None)
+    row = ApiToken(
+        token_hash=hash_token(token),
+        kind="device",
+        organization=org,
+        name=name or "gateway",
+        created_at=now,
+        expires_at=now + timedelta(days=days or DEVICE_TOKEN_DAYS),
+        issued_by_user_id=actor.user.id if actor.user else None,
+    )
     session.add(row)
     session.flush()
     return token, row
@@ -158,7 +181,11 @@ def list_device_tokens(session: Session, actor: Principal, organization_id: int 
 
 def revoke_device_token(session: Session, actor: Principal, token_id: int, now: datetime | None = None) -> ApiToken:
     row = session.get(ApiToken, token_id)
-    if row is None or row.kind != "device" or not (actor.is_operator or _may_manage_devices(actor, row.organization_id)):
+    if (
+        row is None
+        or row.kind != "device"
+        or not (actor.is_operator or _may_manage_devices(actor, row.organization_id))
+    ):
         raise NotFound(f"device token {token_id} not found")
     if row.revoked_at is None:
         row.revoked_at = now or utcnow()
@@ -175,18 +202,22 @@ def touch_token(connection, token_hash: str, now: datetime) -> None:
     from sqlalchemy import update
 
     connection.execute(
-        update(ApiToken).where(ApiToken.token_hash == token_hash,
-                               or_(ApiToken.last_used_at.is_(None),
-                                   ApiToken.last_used_at < now - timedelta(seconds=_TOUCH_SECONDS)))
-        .values(last_used_at=now))
+        update(ApiToken)
+        .where(
+            ApiToken.token_hash == token_hash,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < now - timedelta(seconds=_TOUCH_SECONDS)),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
     now = now or utcnow()
     # populate_existing: authorisation must see the stored state (a user deactivated a moment
     # ago), never attributes an earlier load left in the session.
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token))
-                         .execution_options(populate_existing=True))
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token)).execution_options(populate_existing=True)
+    )
     if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         raise Unauthorized("令牌无效或已过期 (invalid or expired token)")
     if row.kind == "device":
@@ -200,8 +231,11 @@ def revoke_user_tokens(session: Session, user: User, now: datetime | None = None
     """Every bearer token of ``user`` stops working (a new password)."""
     from sqlalchemy import update
 
-    session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.kind == "user",
-                                           ApiToken.revoked_at.is_(None)).values(revoked_at=now or utcnow()))
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.kind == "user", ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
 
 
 def revoke_token(session: Session, token: str) -> None:
@@ -211,6 +245,7 @@ def revoke_token(session: Session, token: str) -> None:
 
 
 # ---------------------------------------------------------------- organisations, parks
+
 
 def _check_roles(roles: Iterable[str]) -> list[str]:
     roles = list(roles)
@@ -237,8 +272,10 @@ def create_organization(session: Session, actor: Principal, data: dict[str, Any]
         if problem:
             errors["uscc"] = [problem]
         elif session.scalar(select(Organization.id).where(Organization.uscc == uscc)):
-            raise Conflict("该统一社会信用代码已登记 (an organisation with this USCC exists)",
-                           errors={"uscc": ["already registered"]})
+            raise Conflict(
+                "该统一社会信用代码已登记 (an organisation with this USCC exists)",
+                errors={"uscc": ["already registered"]},
+            )
     county_code = data.get("county_code")
     if county_code and session.get(County, county_code) is None:
         errors["county_code"] = [f"unknown county code {county_code}"]
@@ -257,8 +294,12 @@ def create_organization(session: Session, actor: Principal, data: dict[str, Any]
     if park and county_code != park.county_code:
         raise InvalidInput.field("park_id", "the park is in another county")
     org = Organization(
-        name=data["name"].strip(), uscc=uscc, county_code=county_code, park_id=park_id,
-        licences=data.get("licences") or [], contact_phone=data.get("contact_phone"),
+        name=data["name"].strip(),
+        uscc=uscc,
+        county_code=county_code,
+        park_id=park_id,
+        licences=data.get("licences") or [],
+        contact_phone=data.get("contact_phone"),
         address=data.get("address"),
     )
     org.roles = roles
@@ -267,15 +308,22 @@ def create_organization(session: Session, actor: Principal, data: dict[str, Any]
     return org
 
 
-def list_organizations(session: Session, actor: Principal, role: str | None = None,
-                       county_code: str | None = None, park_id: int | None = None):
+def list_organizations(
+    session: Session,
+    actor: Principal,
+    role: str | None = None,
+    county_code: str | None = None,
+    park_id: int | None = None,
+):
     """The organisation directory (names, USCC, roles and licences are public registry facts:
     every signed-in party needs them to choose carriers and receivers)."""
     from app.accounts.models import OrganizationRole
 
     query = select(Organization).order_by(Organization.id)
     if role:
-        query = query.where(Organization.id.in_(select(OrganizationRole.organization_id).where(OrganizationRole.role == role)))
+        query = query.where(
+            Organization.id.in_(select(OrganizationRole.organization_id).where(OrganizationRole.role == role))
+        )
     if county_code:
         query = query.where(Organization.county_code == county_code)
     if park_id:
@@ -304,12 +352,19 @@ def create_park(session: Session, actor: Principal, data: dict[str, Any]) -> Par
 
 # ---------------------------------------------------------------- users
 
+
 def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> User:
     org_id = data.get("organization_id")
     is_operator = bool(data.get("is_operator"))
     if actor.is_operator:
         pass
-    elif actor.user and actor.user.role == "admin" and actor.organization and org_id == actor.organization.id and not is_operator:
+    elif (
+        actor.user
+        and actor.user.role == "admin"
+        and actor.organization
+        and org_id == actor.organization.id
+        and not is_operator
+    ):
         pass
     else:
         raise Forbidden("只有平台运维或本单位管理员可以创建用户 (only operators or the organisation's admins)")
@@ -329,9 +384,12 @@ def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> Use
     if session.scalar(select(User.id).where(User.username == data["username"])):
         raise Conflict("用户名已存在 (username taken)", errors={"username": ["already taken"]})
     user = User(
-        username=data["username"], display_name=data.get("display_name") or data["username"],
-        password_hash=_hash_password(session, data["password"]), organization_id=org_id,
-        role=role, is_operator=is_operator,
+        username=data["username"],
+        display_name=data.get("display_name") or data["username"],
+        password_hash=_hash_password(session, data["password"]),
+        organization_id=org_id,
+        role=role,
+        is_operator=is_operator,
     )
     session.add(user)
     session.flush()
@@ -368,6 +426,7 @@ def change_password(session: Session, actor: Principal, current: str, new: str) 
 
 
 # ---------------------------------------------------------------- jurisdiction
+
 
 def enterprise_scope(actor: Principal):
     """A SQL condition on ``Organization`` rows (as enterprises) that ``actor`` may see.

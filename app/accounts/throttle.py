@@ -15,6 +15,7 @@ failure is logged and the sign-in goes on unthrottled.
 
 The limiter belongs to the app (``app.extensions[EXTENSION_KEY]``), never to the process.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ class Throttled:
 
 def init_app(app: Flask) -> Limiter:
     # auto_check=False: no limit on any route; this module asks the limiter itself, for failures only.
-    limiter = Limiter(get_remote_address, app=app, auto_check=False,
-                      storage_uri=app.config.get("RATELIMIT_STORAGE_URI", "memory://"))
+    limiter = Limiter(
+        get_remote_address, app=app, auto_check=False, storage_uri=app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+    )
     app.extensions[EXTENSION_KEY] = limiter
     return limiter
 
@@ -50,7 +52,10 @@ def _budgets(username: str) -> list[tuple[RateLimitItem, str]]:
     config = current_app.config
     address = get_remote_address() or "unknown"
     return [
-        (parse(config.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes")), "account:" + username.strip().casefold()),
+        (
+            parse(config.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes")),
+            "account:" + username.strip().casefold(),
+        ),
         (parse(config.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes")), "address:" + address),
     ]
 

@@ -3,6 +3,7 @@
 18 characters: registration authority (1), organisation type (1), administrative division (6),
 organisation code (9), check character (1). The alphabet leaves out I, O, S, V and Z.
 """
+
 from __future__ import annotations
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -1,4 +1,5 @@
 """Thin API views: parse, call a service, render."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -18,8 +19,11 @@ blp = Blueprint("accounts", __name__, description="Organisations, parks, users a
 
 
 def too_many_attempts(wait: throttle.Throttled):
-    response = problem(429, "Too Many Requests",
-                       f"登录失败次数过多，请 {wait.minutes} 分钟后再试 (too many failed sign-ins; retry later)")
+    response = problem(
+        429,
+        "Too Many Requests",
+        f"登录失败次数过多，请 {wait.minutes} 分钟后再试 (too many failed sign-ins; retry later)",
+    )
     response.headers["Retry-After"] = str(wait.retry_after)
     return response
 
@@ -78,8 +82,9 @@ class DeviceTokens(MethodView):
     def post(self, body):
         """A gateway token, limited to the organisation's boxes and to ingest, valid
         ``expires_in_days`` (365 by default). The token is shown in this answer only."""
-        raw, row = services.issue_device_token(db.session, require_user(), body["organization_id"], body["name"],
-                                               days=body.get("expires_in_days"))
+        raw, row = services.issue_device_token(
+            db.session, require_user(), body["organization_id"], body["name"], days=body.get("expires_in_days")
+        )
         shown = {name: getattr(row, name) for name in schemas.DeviceTokenRow().fields}
         return {**shown, "token": raw}
 

@@ -1,4 +1,5 @@
 """Who acts, and through which interface, for the request boundary (app.common.tx)."""
+
 from __future__ import annotations
 
 from flask import request

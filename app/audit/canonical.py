@@ -1,4 +1,5 @@
 """Canonical JSON of row images and entries (what the chain hashes and verify compares)."""
+
 from __future__ import annotations
 
 import enum
@@ -46,8 +47,21 @@ def digest(value: Any) -> str:
     return hashlib.sha256(dumps(value).encode()).hexdigest()
 
 
-HASHED_FIELDS = ("seq", "recorded_at", "interface", "user_id", "org_id", "actor", "table_name", "row_key",
-                 "subject", "action", "before", "after", "prev_hash")
+HASHED_FIELDS = (
+    "seq",
+    "recorded_at",
+    "interface",
+    "user_id",
+    "org_id",
+    "actor",
+    "table_name",
+    "row_key",
+    "subject",
+    "action",
+    "before",
+    "after",
+    "prev_hash",
+)
 
 
 def entry_hash(fields: dict[str, Any]) -> str:

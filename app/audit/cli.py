@@ -1,4 +1,5 @@
 """``flask --app wsgi audit verify|digest``."""
+
 from __future__ import annotations
 
 import json

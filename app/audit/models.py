@@ -1,4 +1,5 @@
 """The audit trail's one table: ``audit_entries``, append-only, each entry hashing its predecessor."""
+
 from __future__ import annotations
 
 from sqlalchemy import DDL, Index, Integer, String, Text, event
@@ -47,8 +48,10 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql
 """
-PG_TRIGGER = ("CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries "
-              "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()")
+PG_TRIGGER = (
+    "CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries "
+    "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()"
+)
 SQLITE_TRIGGERS = (
     "CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries "
     "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only (UPDATE refused)'); END",

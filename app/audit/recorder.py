@@ -15,6 +15,7 @@
 No Flask here: who acts and through which interface is set on the session by the boundaries
 (:func:`set_context`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,15 +34,22 @@ CONTEXT_KEY = "tanxiang.audit.context"
 CHAIN_LOCK_KEY = 0x7A4E_A0D1  # pg_advisory_xact_lock key of the chain append
 
 # High-volume telemetry (audited per ingest batch instead), counters, and the trail itself.
-EXCLUDED_TABLES = frozenset({
-    "audit_entries", "alembic_version", "sensor_readings", "sensor_reading_hours", "box_sensor_states",
-    "manifest_counters",
-})
+EXCLUDED_TABLES = frozenset(
+    {
+        "audit_entries",
+        "alembic_version",
+        "sensor_readings",
+        "sensor_reading_hours",
+        "box_sensor_states",
+        "manifest_counters",
+    }
+)
 # Derived columns, re-computed on reads and written in bulk: a box's colour is audited through
 # its colour history (colour_changes), its revision is a cache counter.
 EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
-    "boxes": frozenset({"revision", "colour", "colour_since", "colour_evaluated_at", "colour_next_check_at",
-                        "colour_reasons"}),
+    "boxes": frozenset(
+        {"revision", "colour", "colour_since", "colour_evaluated_at", "colour_next_check_at", "colour_reasons"}
+    ),
     # A usage stamp written at most once a minute in its own short transaction (app.accounts.services):
     # not a change of the token's state, and auditing it would add an entry per token per minute.
     "api_tokens": frozenset({"last_used_at"}),
@@ -87,8 +95,9 @@ def enabled(session: Session) -> bool:
     return wiring_of(session).audit
 
 
-def set_context(session: Session, interface: str, user_id: int | None = None, org_id: int | None = None,
-                actor: str = "") -> None:
+def set_context(
+    session: Session, interface: str, user_id: int | None = None, org_id: int | None = None, actor: str = ""
+) -> None:
     session.info[CONTEXT_KEY] = Context(interface, user_id, org_id, actor)
 
 
@@ -99,8 +108,9 @@ def set_principal(session: Session, interface: str, principal) -> None:
         return
     user = getattr(principal, "user", None)
     org = principal.organization
-    set_context(session, interface, user.id if user is not None else None, org.id if org is not None else None,
-                principal.label)
+    set_context(
+        session, interface, user.id if user is not None else None, org.id if org is not None else None, principal.label
+    )
 
 
 def pending(session: Session) -> Pending:
@@ -110,18 +120,27 @@ def pending(session: Session) -> Pending:
     return found
 
 
-def note(session: Session, table_name: str, row_key: Any, action: str, after: dict[str, Any],
-         subject: str | None = None) -> None:
+def note(
+    session: Session, table_name: str, row_key: Any, action: str, after: dict[str, Any], subject: str | None = None
+) -> None:
     """Stage one entry that is not a row image: an ingest batch, an import, the rule files."""
     if not enabled(session):
         return
     key = canonical.dumps(canonical.plain(row_key))
-    pending(session).notes.append({"table_name": table_name, "row_key": key, "action": action,
-                                   "subject": subject or f"{table_name}:{key}", "before": None,
-                                   "after": canonical.dumps(canonical.plain(after))})
+    pending(session).notes.append(
+        {
+            "table_name": table_name,
+            "row_key": key,
+            "action": action,
+            "subject": subject or f"{table_name}:{key}",
+            "before": None,
+            "after": canonical.dumps(canonical.plain(after)),
+        }
+    )
 
 
 # ---------------------------------------------------------------- images
+
 
 def image(table, row) -> dict[str, Any]:
     """The audited image of a stored row (mapping by column name)."""
@@ -153,7 +172,7 @@ def _key_filter(table, keys: list[tuple]):
 def load_images(connection, table, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
     found: dict[tuple, dict[str, Any]] = {}
     for begin in range(0, len(keys), 500):
-        chunk = keys[begin:begin + 500]
+        chunk = keys[begin : begin + 500]
         for row in connection.execute(select(table).where(_key_filter(table, chunk))).mappings():
             found[row_key(table, row)] = image(table, row)
     return found
@@ -168,6 +187,7 @@ def subject_of(table_name: str, key: str, after: dict | None, before: dict | Non
 
 
 # ---------------------------------------------------------------- session events
+
 
 def _after_flush(session: Session, _flush_context) -> None:
     if not enabled(session):
@@ -194,8 +214,13 @@ def _after_flush(session: Session, _flush_context) -> None:
                 continue
             old = history.deleted[0] if history.deleted else NO_VALUE
             name = columns[0].name
-            before[name] = (canonical.REDACTED if name in canonical.SECRET_COLUMNS
-                            else None if old is NO_VALUE else canonical.plain(old))
+            before[name] = (
+                canonical.REDACTED
+                if name in canonical.SECRET_COLUMNS
+                else None
+                if old is NO_VALUE
+                else canonical.plain(old)
+            )
         if before:
             staged.touch(table.name, tuple(state.mapper.primary_key_from_instance(obj)), "update", before)
 
@@ -234,11 +259,10 @@ def _do_orm_execute(state) -> Any:
     where = statement.whereclause
     params = state.parameters
     connection = session.connection()
-    for param in (params if isinstance(params, list) else [params or {}]):
+    for param in params if isinstance(params, list) else [params or {}]:
         query = select(table) if where is None else select(table).where(where)
         for row in connection.execute(query, param).mappings():
-            staged.touch(table.name, row_key(table, row), "update" if state.is_update else "delete",
-                         image(table, row))
+            staged.touch(table.name, row_key(table, row), "update" if state.is_update else "delete", image(table, row))
     return None
 
 
@@ -272,12 +296,16 @@ def _before_commit(session: Session) -> None:
                 if before and all(after.get(k) == v for k, v in before.items()):
                     continue  # changed and changed back, or a bulk statement that changed nothing
             text_key = key_text(key)
-            entries.append({
-                "table_name": name, "row_key": text_key, "action": action,
-                "subject": subject_of(name, text_key, after, before),
-                "before": None if before is None else canonical.dumps(before),
-                "after": None if after is None else canonical.dumps(after),
-            })
+            entries.append(
+                {
+                    "table_name": name,
+                    "row_key": text_key,
+                    "action": action,
+                    "subject": subject_of(name, text_key, after, before),
+                    "before": None if before is None else canonical.dumps(before),
+                    "after": None if after is None else canonical.dumps(after),
+                }
+            )
     entries += staged.notes
     staged.rows.clear()
     staged.notes = []
@@ -296,6 +324,7 @@ def _metadata():
 
 
 # ---------------------------------------------------------------- the chain
+
 
 def head(connection) -> tuple[int, str]:
     row = connection.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
@@ -316,8 +345,16 @@ def append(session: Session, entries: list[dict[str, Any]], now=None) -> None:
     rows = []
     for entry in entries:
         seq += 1
-        fields = {"seq": seq, "recorded_at": at, "interface": context.interface, "user_id": context.user_id,
-                  "org_id": context.org_id, "actor": context.actor or "", **entry, "prev_hash": prev}
+        fields = {
+            "seq": seq,
+            "recorded_at": at,
+            "interface": context.interface,
+            "user_id": context.user_id,
+            "org_id": context.org_id,
+            "actor": context.actor or "",
+            **entry,
+            "prev_hash": prev,
+        }
         fields["hash"] = prev = canonical.entry_hash(fields)
         rows.append(fields)
     connection.execute(insert(AuditEntry.__table__), rows)
@@ -325,8 +362,13 @@ def append(session: Session, entries: list[dict[str, Any]], now=None) -> None:
 
 def install(session_class) -> None:
     """Listen on the app's session class, once per process (idempotent; off per wiring)."""
-    for name, fn in (("after_flush", _after_flush), ("do_orm_execute", _do_orm_execute),
-                     ("before_commit", _before_commit), ("after_commit", _clear), ("after_rollback", _clear)):
+    for name, fn in (
+        ("after_flush", _after_flush),
+        ("do_orm_execute", _do_orm_execute),
+        ("before_commit", _before_commit),
+        ("after_commit", _clear),
+        ("after_rollback", _clear),
+    ):
         if not event.contains(session_class, name, fn):
             event.listen(session_class, name, fn)
     if not event.contains(Mapper, "after_delete", _after_delete):

@@ -1,5 +1,6 @@
 """Audit services: verify the chain and the tables against it, the chain head, an object's trail,
 the rule files' entry. No Flask: session and actor are passed in."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +37,7 @@ class Finding:
 
 # ---------------------------------------------------------------- verify
 
+
 def _stream(session: Session, upto: int | None = None) -> Iterator[Any]:
     """The trail by seq, CHUNK entries at a time, as plain rows (bounded memory)."""
     last = 0
@@ -62,22 +64,42 @@ def verify_chain(session: Session, digest: tuple[int, str] | None = None) -> lis
     seen_digest = False
     for entry in _stream(session, upto):
         if entry.seq != expected_seq:
-            findings.append(Finding("chain", f"entry {expected_seq}: missing (next stored entry is {entry.seq}); "
-                                             "entries were deleted", seq=expected_seq))
+            findings.append(
+                Finding(
+                    "chain",
+                    f"entry {expected_seq}: missing (next stored entry is {entry.seq}); entries were deleted",
+                    seq=expected_seq,
+                )
+            )
         if entry.prev_hash != prev:
-            findings.append(Finding("chain", f"entry {entry.seq}: does not follow its predecessor "
-                                             "(prev_hash differs: entries deleted, inserted or reordered)",
-                                    seq=entry.seq))
+            findings.append(
+                Finding(
+                    "chain",
+                    f"entry {entry.seq}: does not follow its predecessor "
+                    "(prev_hash differs: entries deleted, inserted or reordered)",
+                    seq=entry.seq,
+                )
+            )
         recomputed = canonical.entry_hash(_fields(entry))
         if recomputed != entry.hash:
-            findings.append(Finding("chain", f"entry {entry.seq}: its content no longer matches its hash "
-                                             f"({entry.table_name} {entry.row_key} {entry.action}: edited)",
-                                    seq=entry.seq))
+            findings.append(
+                Finding(
+                    "chain",
+                    f"entry {entry.seq}: its content no longer matches its hash "
+                    f"({entry.table_name} {entry.row_key} {entry.action}: edited)",
+                    seq=entry.seq,
+                )
+            )
         if digest and entry.seq == digest[0]:
             seen_digest = True
             if entry.hash != digest[1]:
-                findings.append(Finding("chain", f"entry {entry.seq}: hash {entry.hash} is not the recorded "
-                                                 f"digest {digest[1]}", seq=entry.seq))
+                findings.append(
+                    Finding(
+                        "chain",
+                        f"entry {entry.seq}: hash {entry.hash} is not the recorded digest {digest[1]}",
+                        seq=entry.seq,
+                    )
+                )
         expected_seq, prev = entry.seq + 1, entry.hash
     if digest and not seen_digest:
         findings.append(Finding("chain", f"entry {digest[0]} of the recorded digest is missing", seq=digest[0]))
@@ -90,8 +112,15 @@ def audited_tables():
 
 def _latest(session: Session, table_name: str, keys: list[str]) -> dict[str, Any]:
     latest: dict[str, Any] = {}
-    query = (select(*AuditEntry.__table__.c).where(AuditEntry.table_name == table_name, AuditEntry.row_key.in_(keys),
-                                      AuditEntry.action.in_(recorder.ROW_ACTIONS)).order_by(AuditEntry.seq))
+    query = (
+        select(*AuditEntry.__table__.c)
+        .where(
+            AuditEntry.table_name == table_name,
+            AuditEntry.row_key.in_(keys),
+            AuditEntry.action.in_(recorder.ROW_ACTIONS),
+        )
+        .order_by(AuditEntry.seq)
+    )
     for entry in session.execute(query):
         latest[entry.row_key] = entry
     return latest
@@ -99,21 +128,43 @@ def _latest(session: Session, table_name: str, keys: list[str]) -> dict[str, Any
 
 def _compare(table_name: str, key: str, entry, found: dict[str, Any]) -> list[Finding]:
     if entry is None:
-        return [Finding("row", f"{table_name} {key}: row not in the audit trail (inserted behind the application's back)",
-                        table=table_name, key=key)]
+        return [
+            Finding(
+                "row",
+                f"{table_name} {key}: row not in the audit trail (inserted behind the application's back)",
+                table=table_name,
+                key=key,
+            )
+        ]
     if entry.action == "delete":
-        return [Finding("row", f"{table_name} {key}: row exists, but entry {entry.seq} recorded its deletion",
-                        seq=entry.seq, table=table_name, key=key)]
+        return [
+            Finding(
+                "row",
+                f"{table_name} {key}: row exists, but entry {entry.seq} recorded its deletion",
+                seq=entry.seq,
+                table=table_name,
+                key=key,
+            )
+        ]
     expected = json.loads(entry.after or "{}")
     out = []
     for column in sorted(set(expected) | set(found)):
         if column in canonical.SECRET_COLUMNS:
             continue
         if expected.get(column) != found.get(column):
-            out.append(Finding("row", f"{table_name} {key}: column {column}: expected {expected.get(column)!r} "
-                                      f"(entry {entry.seq}), found {found.get(column)!r}",
-                               seq=entry.seq, table=table_name, key=key, column=column,
-                               expected=expected.get(column), found=found.get(column)))
+            out.append(
+                Finding(
+                    "row",
+                    f"{table_name} {key}: column {column}: expected {expected.get(column)!r} "
+                    f"(entry {entry.seq}), found {found.get(column)!r}",
+                    seq=entry.seq,
+                    table=table_name,
+                    key=key,
+                    column=column,
+                    expected=expected.get(column),
+                    found=found.get(column),
+                )
+            )
     return out
 
 
@@ -130,11 +181,17 @@ def verify_rows(session: Session) -> list[Finding]:
             for key, found in keyed.items():
                 findings += _compare(table.name, key, latest.get(key), found)
         # rows the trail holds and the table no longer has (deleted behind the application's back)
-        newest = (select(AuditEntry.row_key, func.max(AuditEntry.seq).label("seq"))
-                  .where(AuditEntry.table_name == table.name, AuditEntry.action.in_(recorder.ROW_ACTIONS))
-                  .group_by(AuditEntry.row_key).subquery())
-        query = (select(AuditEntry.seq, AuditEntry.row_key, AuditEntry.action)
-                 .join(newest, and_(AuditEntry.seq == newest.c.seq)).order_by(AuditEntry.seq))
+        newest = (
+            select(AuditEntry.row_key, func.max(AuditEntry.seq).label("seq"))
+            .where(AuditEntry.table_name == table.name, AuditEntry.action.in_(recorder.ROW_ACTIONS))
+            .group_by(AuditEntry.row_key)
+            .subquery()
+        )
+        query = (
+            select(AuditEntry.seq, AuditEntry.row_key, AuditEntry.action)
+            .join(newest, and_(AuditEntry.seq == newest.c.seq))
+            .order_by(AuditEntry.seq)
+        )
         after_seq = 0
         while True:
             chunk = list(session.execute(query.where(AuditEntry.seq > after_seq).limit(CHUNK)))
@@ -143,13 +200,22 @@ def verify_rows(session: Session) -> list[Finding]:
             live = [(seq, key) for seq, key, action in chunk if action != "delete"]
             if live:
                 keys = [tuple(json.loads(key)) for _, key in live]
-                present = {recorder.key_text(recorder.row_key(table, r)) for r in connection.execute(
-                    select(*pk).where(recorder._key_filter(table, keys))).mappings()}
+                present = {
+                    recorder.key_text(recorder.row_key(table, r))
+                    for r in connection.execute(select(*pk).where(recorder._key_filter(table, keys))).mappings()
+                }
                 for seq, key in live:
                     if key not in present:
-                        findings.append(Finding("row", f"{table.name} {key}: row missing, but entry {seq} recorded it "
-                                                       "(deleted behind the application's back)",
-                                                seq=seq, table=table.name, key=key))
+                        findings.append(
+                            Finding(
+                                "row",
+                                f"{table.name} {key}: row missing, but entry {seq} recorded it "
+                                "(deleted behind the application's back)",
+                                seq=seq,
+                                table=table.name,
+                                key=key,
+                            )
+                        )
             after_seq = chunk[-1][0]
             if len(chunk) < CHUNK:
                 break
@@ -178,6 +244,7 @@ def chain_head(session: Session) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- rule files
 
+
 def record_rule_files(session: Session, rules_dir: str | None) -> int:
     """One ``rules`` entry when the rule files in force differ from the last recorded; returns
     the number of entries staged (0 or 1). The caller commits."""
@@ -188,8 +255,9 @@ def record_rule_files(session: Session, rules_dir: str | None) -> int:
         path = Path(rules_path(name, rules_dir))
         if path.is_file():
             files[name] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    last = session.scalar(select(AuditEntry.after).where(AuditEntry.table_name == "rule_files")
-                          .order_by(AuditEntry.seq.desc()).limit(1))
+    last = session.scalar(
+        select(AuditEntry.after).where(AuditEntry.table_name == "rule_files").order_by(AuditEntry.seq.desc()).limit(1)
+    )
     wanted = {name: f["sha256"] for name, f in files.items()}
     if last is not None and {n: f["sha256"] for n, f in json.loads(last)["files"].items()} == wanted:
         return 0
@@ -198,6 +266,7 @@ def record_rule_files(session: Session, rules_dir: str | None) -> int:
 
 
 # ---------------------------------------------------------------- reading the trail
+
 
 def _visible_subject(session: Session, actor, subject: str) -> bool:
     from app.boxes.models import Box
@@ -219,8 +288,17 @@ def _visible_subject(session: Session, actor, subject: str) -> bool:
     return False
 
 
-def trail(session: Session, actor, *, table: str | None = None, row_id: str | None = None,
-          manifest: str | None = None, box: str | None = None, after: int = 0, limit: int = 50) -> dict[str, Any]:
+def trail(
+    session: Session,
+    actor,
+    *,
+    table: str | None = None,
+    row_id: str | None = None,
+    manifest: str | None = None,
+    box: str | None = None,
+    after: int = 0,
+    limit: int = 50,
+) -> dict[str, Any]:
     """An object's entries, oldest first, keyset-paginated by ``after`` (the last seq seen).
 
     Operators read everything; others the manifests and boxes (and their lines, events, fills)
@@ -238,12 +316,14 @@ def trail(session: Session, actor, *, table: str | None = None, row_id: str | No
 
         query = query.where(AuditEntry.subject == f"boxes:[{get_box(session, actor, box).id}]")
     elif table and row_id:
-        key = canonical.dumps([int(row_id)] if row_id.isdigit() else json.loads(row_id) if row_id.startswith("[")
-                              else [row_id])
+        key = canonical.dumps(
+            [int(row_id)] if row_id.isdigit() else json.loads(row_id) if row_id.startswith("[") else [row_id]
+        )
         query = query.where(AuditEntry.table_name == table, AuditEntry.row_key == key)
         if not actor.is_operator:
-            subject = session.scalar(select(AuditEntry.subject).where(AuditEntry.table_name == table,
-                                                                      AuditEntry.row_key == key).limit(1))
+            subject = session.scalar(
+                select(AuditEntry.subject).where(AuditEntry.table_name == table, AuditEntry.row_key == key).limit(1)
+            )
             if subject is None or subject.partition(":")[0] not in ("manifests", "boxes"):
                 if table not in ("manifests", "boxes"):
                     raise Forbidden("只有平台运维可以查看此表的审计记录 (only operators read this table's trail)")
@@ -262,10 +342,18 @@ def trail(session: Session, actor, *, table: str | None = None, row_id: str | No
 
 def entry_out(entry: AuditEntry) -> dict[str, Any]:
     return {
-        "seq": entry.seq, "recorded_at": entry.recorded_at, "interface": entry.interface,
-        "user_id": entry.user_id, "org_id": entry.org_id, "actor": entry.actor, "table": entry.table_name,
-        "key": json.loads(entry.row_key), "subject": entry.subject, "action": entry.action,
+        "seq": entry.seq,
+        "recorded_at": entry.recorded_at,
+        "interface": entry.interface,
+        "user_id": entry.user_id,
+        "org_id": entry.org_id,
+        "actor": entry.actor,
+        "table": entry.table_name,
+        "key": json.loads(entry.row_key),
+        "subject": entry.subject,
+        "action": entry.action,
         "before": json.loads(entry.before) if entry.before else None,
         "after": json.loads(entry.after) if entry.after else None,
-        "prev_hash": entry.prev_hash, "hash": entry.hash,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
     }

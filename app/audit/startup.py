@@ -1,4 +1,5 @@
 """Installing the audit trail on an app (called once by :func:`app.create_app`)."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -1,4 +1,5 @@
 """Audit API: the chain head (digest) and an object's trail. Thin: parse, call a service, render."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -66,9 +67,16 @@ def digest():
 def trail(args):
     """An object's audit trail, oldest first: `table` and `id`, or `manifest` (number) or `box`
     (code); keyset-paginated with `after`. Operators read everything, others what they may see."""
-    return services.trail(db.session(), require_user(), table=args.get("table"), row_id=args.get("id"),
-                          manifest=args.get("manifest"), box=args.get("box"), after=args["after"],
-                          limit=args["limit"])
+    return services.trail(
+        db.session(),
+        require_user(),
+        table=args.get("table"),
+        row_id=args.get("id"),
+        manifest=args.get("manifest"),
+        box=args.get("box"),
+        after=args["after"],
+        limit=args["limit"],
+    )
 
 
 API_BLUEPRINTS = (blp,)

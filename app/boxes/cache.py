@@ -9,6 +9,7 @@ One indexed query per hit checks the revision, so workers never serve each other
 Entries hold plain values (JSON, HTML) and are keyed by the database URL and the ``scope`` the
 caller passes (its rules folder): two apps in one process never see each other's entries.
 """
+
 from __future__ import annotations
 
 import threading
@@ -75,13 +76,21 @@ class ReadCache:
         self.hits += 1
         return entry
 
-    def put(self, engine: Engine, key: tuple, box: Box, value: Any, now: datetime,
-            next_check_at: datetime | None) -> None:
+    def put(
+        self, engine: Engine, key: tuple, box: Box, value: Any, now: datetime, next_check_at: datetime | None
+    ) -> None:
         until = now + MAX_AGE
         if next_check_at is not None and next_check_at < until:
             until = next_check_at
-        facts = BoxFacts(box.id, box.code, box.enterprise_id, box.service_org_id, box.enterprise.county_code,
-                         box.enterprise.park_id, box.label_version)
+        facts = BoxFacts(
+            box.id,
+            box.code,
+            box.enterprise_id,
+            box.service_org_id,
+            box.enterprise.county_code,
+            box.enterprise.park_id,
+            box.label_version,
+        )
         with self._lock:
             full_key = (str(engine.url), box.code, *key)
             self._entries[full_key] = Entry(facts, box.revision, until, value)

@@ -1,4 +1,5 @@
 """``flask --app wsgi boxes refresh-colours``: the periodic sweep of time-driven colour changes."""
+
 from __future__ import annotations
 
 import time

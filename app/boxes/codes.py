@@ -8,6 +8,7 @@ is 1 apart from its neighbour): it catches every single mistyped character and e
 adjacent characters (ISO/IEC 7064 pure-system construction). Input is forgiving: lower case,
 O→0, I/L→1, S→5, Z→2, hyphens and spaces ignored.
 """
+
 from __future__ import annotations
 
 import secrets

@@ -7,6 +7,7 @@ load and sensor state, the ledger adds waste held on site), plugged in by the ap
 A rule file (``colour_rules.yaml``) decides which checks run, at which level, with which
 thresholds and messages.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,6 +74,7 @@ def check(code: str):
     def register(fn: Check) -> Check:
         CHECKS[code] = fn
         return fn
+
     return register
 
 
@@ -93,8 +95,7 @@ def message_problems(template: str) -> list[str]:
     for name in fields:
         base = name.split(".", 1)[0].split("[", 1)[0]
         if base not in MESSAGE_PLACEHOLDERS:
-            out.append(f"unknown placeholder {{{name}}}; known: "
-                       + ", ".join(f"{{{p}}}" for p in MESSAGE_PLACEHOLDERS))
+            out.append(f"unknown placeholder {{{name}}}; known: " + ", ".join(f"{{{p}}}" for p in MESSAGE_PLACEHOLDERS))
     return out
 
 
@@ -139,8 +140,10 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
             params = {}
         bad = [k for k, v in params.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0]
         for key in bad:
-            problems.append(f"{place}.params.{key}: a non-negative number, not {params[key]!r} "
-                            "(params: a mapping of non-negative numbers)")
+            problems.append(
+                f"{place}.params.{key}: a non-negative number, not {params[key]!r} "
+                "(params: a mapping of non-negative numbers)"
+            )
         if bad:
             params = {}
         for lang in ("zh", "en"):
@@ -180,6 +183,7 @@ def import_rule_plugins() -> None:
 
 
 # ---------------------------------------------------------------- base checks
+
 
 def _fmt_pct(x: float) -> str:
     return f"{x * 100:.0f}%"
@@ -222,8 +226,11 @@ def _replacement_due_soon(facts, params):
     predicted = facts.get("predicted_replacement_at")
     days = params.get("days", 7)
     if predicted is not None and facts["now"] >= predicted - timedelta(days=days):
-        return Finding(f"{(predicted - facts['now']).total_seconds() / 86400:.1f} d", _date_str(predicted),
-                       predicted - timedelta(days=days))
+        return Finding(
+            f"{(predicted - facts['now']).total_seconds() / 86400:.1f} d",
+            _date_str(predicted),
+            predicted - timedelta(days=days),
+        )
     return None
 
 
@@ -237,6 +244,7 @@ def _iodine_below_minimum(facts, params):
 
 
 # ---------------------------------------------------------------- evaluation
+
 
 def derive_saturation(facts: dict[str, Any]) -> None:
     """Saturation and predicted replacement date.
@@ -285,7 +293,8 @@ def derive_saturation(facts: dict[str, Any]) -> None:
         # Saturation grows linearly, so the moment it crossed each level is known exactly.
         facts["saturation_since"] = (
             {level: fill.filled_at + timedelta(days=cycle_days * level) for level in (0.8, 1.0)}
-            if math.isfinite(cycle_days) else {}
+            if math.isfinite(cycle_days)
+            else {}
         )
         for rule in facts["rules"].rules:
             threshold = rule.params.get("threshold")
@@ -312,8 +321,14 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
         why = "box_not_in_service" if box.status != "active" else "no_active_fill"
         zh = {"stopped": "已停用", "decommissioned": "已报废"}.get(box.status, "尚未装填活性炭")
         en = {"stopped": "stopped", "decommissioned": "decommissioned"}.get(box.status, "no carbon filled yet")
-        reason = {"code": why, "level": "grey", "zh": zh, "en": en, "observed": box.status if fill else None,
-                  "threshold": None}
+        reason = {
+            "code": why,
+            "level": "grey",
+            "zh": zh,
+            "en": en,
+            "observed": box.status if fill else None,
+            "threshold": None,
+        }
         return Evaluation("grey", [reason], None, None, None, None, None, facts)
     derive_saturation(facts)
     reasons: list[dict[str, Any]] = []
@@ -324,11 +339,16 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
         if finding is None:
             continue
         values = {"observed": finding.observed, "threshold": finding.threshold}
-        reasons.append({
-            "code": rule.code, "level": rule.level,
-            "zh": rule.zh.format(**values), "en": rule.en.format(**values),
-            "observed": finding.observed, "threshold": finding.threshold,
-        })
+        reasons.append(
+            {
+                "code": rule.code,
+                "level": rule.level,
+                "zh": rule.zh.format(**values),
+                "en": rule.en.format(**values),
+                "observed": finding.observed,
+                "threshold": finding.threshold,
+            }
+        )
         since_by_level.setdefault(rule.level, []).append(finding.since)
         if LEVELS[rule.level] > LEVELS[colour]:
             colour = rule.level
@@ -337,10 +357,14 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
     since_list = since_by_level.get(colour, [])
     since = min(since_list) if since_list and all(s is not None for s in since_list) else None
     return Evaluation(
-        colour=colour, reasons=reasons, saturation=facts.get("saturation"),
+        colour=colour,
+        reasons=reasons,
+        saturation=facts.get("saturation"),
         predicted_replacement_at=facts.get("predicted_replacement_at"),
-        saturation_basis=facts.get("saturation_basis"), next_check_at=min(future) if future else None,
-        since=since, facts=facts,
+        saturation_basis=facts.get("saturation_basis"),
+        next_check_at=min(future) if future else None,
+        since=since,
+        facts=facts,
     )
 
 

@@ -1,4 +1,5 @@
 """Turning a box and its evaluation into what the API and the pages show."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,11 +17,33 @@ def box_payload(view: BoxView) -> dict[str, Any]:
     cycle = box.capacity_kg(view.fill.mass_kg if view.fill else box.design_fill_kg) / load if load > 0 else None
     base = current_app.config["PUBLIC_BASE_URL"]
     return {
-        **{c: getattr(box, c) for c in (
-            "id", "code", "name", "enterprise_id", "service_org_id", "facility_code", "outlet_code", "carbon_type",
-            "design_fill_kg", "design_airflow_m3_h", "design_removed_mg_m3", "hours_per_day", "adsorption_capacity",
-            "emission_limit_mg_m3", "pressure_drop_min_pa", "pressure_drop_max_pa", "has_sensors", "waste_code",
-            "status", "label_version", "colour", "colour_since")},
+        **{
+            c: getattr(box, c)
+            for c in (
+                "id",
+                "code",
+                "name",
+                "enterprise_id",
+                "service_org_id",
+                "facility_code",
+                "outlet_code",
+                "carbon_type",
+                "design_fill_kg",
+                "design_airflow_m3_h",
+                "design_removed_mg_m3",
+                "hours_per_day",
+                "adsorption_capacity",
+                "emission_limit_mg_m3",
+                "pressure_drop_min_pa",
+                "pressure_drop_max_pa",
+                "has_sensors",
+                "waste_code",
+                "status",
+                "label_version",
+                "colour",
+                "colour_since",
+            )
+        },
         "enterprise_name": box.enterprise.name,
         "county_code": box.enterprise.county_code,
         "park_id": box.enterprise.park_id,

@@ -8,18 +8,29 @@ from app.common.schemas import Id, PageArgs, Plausible, PlausibleDateTime, Stric
 
 class BoxIn(StrictSchema):
     enterprise_id = Id(metadata={"description": "defaults to the caller's organisation"})
-    service_org_id = Id(allow_none=True, metadata={"description": "the carbon service (换炭服务) that replaces the carbon"})
+    service_org_id = Id(
+        allow_none=True, metadata={"description": "the carbon service (换炭服务) that replaces the carbon"}
+    )
     code = fields.Str(metadata={"description": "an existing printed code; generated when absent"})
     name = fields.Str(load_default="", validate=validate.Length(max=120))
-    facility_code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "TA001"})
-    outlet_code = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "DA001"})
+    facility_code = fields.Str(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "TA001"}
+    )
+    outlet_code = fields.Str(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,20}$"), metadata={"example": "DA001"}
+    )
     carbon_type = fields.Str(required=True, validate=validate.OneOf(CARBON_TYPES))
     design_fill_kg = Plausible("carbon_kg", required=True, metadata={"description": "M, kg"})
     design_airflow_m3_h = Plausible("airflow_m3_h", required=True, metadata={"description": "Q, m³/h"})
-    design_removed_mg_m3 = Plausible("voc_mg_m3", required=True, metadata={"description": "C, VOCs concentration removed, mg/m³"})
+    design_removed_mg_m3 = Plausible(
+        "voc_mg_m3", required=True, metadata={"description": "C, VOCs concentration removed, mg/m³"}
+    )
     hours_per_day = Plausible("hours_per_day", required=True, metadata={"description": "t, h/d"})
-    adsorption_capacity = fields.Float(load_default=0.10, validate=validate.Range(min=0, min_inclusive=False, max=0.5),
-                                       metadata={"description": "S, dynamic adsorption capacity as a mass fraction"})
+    adsorption_capacity = fields.Float(
+        load_default=0.10,
+        validate=validate.Range(min=0, min_inclusive=False, max=0.5),
+        metadata={"description": "S, dynamic adsorption capacity as a mass fraction"},
+    )
     emission_limit_mg_m3 = Plausible("voc_mg_m3", required=True)
     pressure_drop_min_pa = Plausible("pressure_drop_pa", allow_none=True)
     pressure_drop_max_pa = Plausible("pressure_drop_pa", allow_none=True)
@@ -58,7 +69,11 @@ class FillIn(StrictSchema):
     batch_no = fields.Str(load_default="", validate=validate.Length(max=60))
     iodine_mg_g = Plausible("iodine_mg_g", required=True, metadata={"description": "碘值 of the new carbon, mg/g"})
     regeneration_batch_id = Id(allow_none=True, metadata={"description": "the regeneration batch the carbon came from"})
-    removed_waste_kg = Plausible("waste_kg", allow_none=True, metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"})
+    removed_waste_kg = Plausible(
+        "waste_kg",
+        allow_none=True,
+        metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"},
+    )
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 
@@ -74,9 +89,13 @@ class FillOut(Schema):
     iodine_mg_g = fields.Float()
     regeneration_batch_id = Id(allow_none=True)
     removed_waste_kg = fields.Float(allow_none=True)
-    replaced_overdue = fields.Bool(allow_none=True, metadata={
-        "description": "a replacement: the carbon it replaced was already saturated or past its predicted "
-                       "replacement date (a late replacement); null for a first fill"})
+    replaced_overdue = fields.Bool(
+        allow_none=True,
+        metadata={
+            "description": "a replacement: the carbon it replaced was already saturated or past its predicted "
+            "replacement date (a late replacement); null for a first fill"
+        },
+    )
     performed_by_org_id = Id(allow_none=True)
     note = fields.Str()
     ledger_batch_code = fields.Method("_ledger_code")
@@ -115,15 +134,21 @@ class BoxOut(Schema):
     reasons = fields.List(fields.Nested(ReasonOut))
     rules_version = fields.Str()
     saturation = fields.Float(allow_none=True, metadata={"description": "adsorbed ÷ capacity (1.0 = saturated)"})
-    saturation_basis = fields.Str(allow_none=True, metadata={"description": "sensor (integrated readings) or design (formula T)"})
+    saturation_basis = fields.Str(
+        allow_none=True, metadata={"description": "sensor (integrated readings) or design (formula T)"}
+    )
     adsorbed_kg = fields.Float(allow_none=True)
     capacity_kg = fields.Float(allow_none=True)
     design_daily_load_kg = fields.Float()
     design_cycle_days = fields.Float(allow_none=True, metadata={"description": "T = M × S ÷ (C × 10⁻⁶ × Q × t)"})
     predicted_replacement_at = fields.DateTime(allow_none=True)
-    load_basis = fields.Str(allow_none=True, metadata={
-        "description": "the load the prediction uses: measured (adsorbed kg of the last 24 h of readings "
-                       "÷ the window's length) or design (no sensors, or under 1 h of readings in the window)"})
+    load_basis = fields.Str(
+        allow_none=True,
+        metadata={
+            "description": "the load the prediction uses: measured (adsorbed kg of the last 24 h of readings "
+            "÷ the window's length) or design (no sensors, or under 1 h of readings in the window)"
+        },
+    )
     load_kg_per_day = fields.Float(allow_none=True, metadata={"description": "that load, kg/d"})
     current_fill = fields.Nested(FillOut, allow_none=True)
     latest_reading = fields.Raw(allow_none=True)
@@ -157,7 +182,10 @@ class HistoryOut(Schema):
 
 class LabelsQuery(Schema):
     codes = fields.Str(metadata={"description": "comma-separated box codes"})
-    frame = fields.Str(load_default="neutral", validate=validate.OneOf(("neutral", "current")),
-                       metadata={"description": "neutral (default: the label outlives colours) or current colour"})
+    frame = fields.Str(
+        load_default="neutral",
+        validate=validate.OneOf(("neutral", "current")),
+        metadata={"description": "neutral (default: the label outlives colours) or current colour"},
+    )
     enterprise = Id()
     colour = fields.Str(validate=validate.OneOf(COLOURS))

@@ -1,4 +1,5 @@
 """Boxes: registration, fills and replacements, colour evaluation and history, visibility."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from app.common.wiring import wiring_of
 
 # ---------------------------------------------------------------- visibility
 
+
 def box_scope(actor: Principal):
     """Boxes ``actor`` may see: its jurisdiction's enterprises, and the boxes it serves."""
     if actor.is_operator:
@@ -39,8 +41,9 @@ def box_scope(actor: Principal):
     return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
 
 
-def can_see(actor: Principal, *, enterprise_id: int, service_org_id: int | None, county_code: str | None,
-            park_id: int | None) -> bool:
+def can_see(
+    actor: Principal, *, enterprise_id: int, service_org_id: int | None, county_code: str | None, park_id: int | None
+) -> bool:
     """The same rule as :func:`box_scope`, for one box whose facts are already in hand
     (the read cache); a test checks the two agree."""
     if actor.is_operator:
@@ -77,8 +80,7 @@ def get_box(session: Session, actor: Principal, raw_code: str) -> Box:
 def require_visible_enterprise(session: Session, actor: Principal, enterprise_id: int) -> None:
     """Raise NotFound unless ``actor`` may see enterprise ``enterprise_id``: in its
     jurisdiction, or the enterprise of a box it serves. Existence is not disclosed."""
-    visible = session.scalar(select(Organization.id).where(Organization.id == enterprise_id,
-                                                           enterprise_scope(actor)))
+    visible = session.scalar(select(Organization.id).where(Organization.id == enterprise_id, enterprise_scope(actor)))
     if visible is None:
         visible = session.scalar(select(Box.id).where(Box.enterprise_id == enterprise_id, box_scope(actor)).limit(1))
     if visible is None:
@@ -91,8 +93,16 @@ def find_box_public(session: Session, raw_code: str) -> Box | None:
     return session.scalar(select(Box).where(Box.code == code)) if code else None
 
 
-def list_boxes(session: Session, actor: Principal, *, colour: str | None = None, county: str | None = None,
-               park: int | None = None, enterprise: int | None = None, status: str | None = None):
+def list_boxes(
+    session: Session,
+    actor: Principal,
+    *,
+    colour: str | None = None,
+    county: str | None = None,
+    park: int | None = None,
+    enterprise: int | None = None,
+    status: str | None = None,
+):
     query = select(Box).where(box_scope(actor))
     if colour or county or park:
         refresh_due(session, utcnow())
@@ -114,6 +124,7 @@ def list_boxes(session: Session, actor: Principal, *, colour: str | None = None,
 
 # ---------------------------------------------------------------- registration
 
+
 def _positive(errors: dict, data: dict, name: str, required: bool = True) -> None:
     value = data.get(name)
     if value is None:
@@ -121,7 +132,9 @@ def _positive(errors: dict, data: dict, name: str, required: bool = True) -> Non
             errors.setdefault(name, []).append("required")
         return
     if not is_number(value) or value <= 0 or (name.endswith("_kg") and kg(value) <= 0):
-        errors.setdefault(name, []).append("must be greater than 0" + (" (at least 1 g)" if name.endswith("_kg") else ""))
+        errors.setdefault(name, []).append(
+            "must be greater than 0" + (" (at least 1 g)" if name.endswith("_kg") else "")
+        )
 
 
 def register_box(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> Box:
@@ -140,8 +153,13 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
             errors["service_org_id"] = [f"unknown organisation {service_id}"]
     if data.get("carbon_type") not in CARBON_TYPES:
         errors["carbon_type"] = [f"one of {', '.join(CARBON_TYPES)}"]
-    for name in ("design_fill_kg", "design_airflow_m3_h", "design_removed_mg_m3", "hours_per_day",
-                 "emission_limit_mg_m3"):
+    for name in (
+        "design_fill_kg",
+        "design_airflow_m3_h",
+        "design_removed_mg_m3",
+        "hours_per_day",
+        "emission_limit_mg_m3",
+    ):
         _positive(errors, data, name)
     if data.get("hours_per_day") is not None and data["hours_per_day"] > 24:
         errors.setdefault("hours_per_day", []).append("at most 24")
@@ -167,21 +185,43 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
             if not session.scalar(select(Box.id).where(Box.code == code)):
                 break
     box = Box(
-        code=code, enterprise_id=enterprise.id, service_org_id=service_id, name=data.get("name") or "",
-        facility_code=data.get("facility_code") or "TA001", outlet_code=data.get("outlet_code") or "DA001",
-        carbon_type=data["carbon_type"], design_fill_kg=kg(data["design_fill_kg"]),
-        design_airflow_m3_h=data["design_airflow_m3_h"], design_removed_mg_m3=data["design_removed_mg_m3"],
-        hours_per_day=data["hours_per_day"], adsorption_capacity=capacity,
-        emission_limit_mg_m3=data["emission_limit_mg_m3"], pressure_drop_min_pa=lo, pressure_drop_max_pa=hi,
-        has_sensors=bool(data.get("has_sensors")), waste_code=waste_code, status=BoxStatus.ACTIVE,
-        colour=Colour.GREY, colour_since=now, colour_evaluated_at=now, created_at=now,
+        code=code,
+        enterprise_id=enterprise.id,
+        service_org_id=service_id,
+        name=data.get("name") or "",
+        facility_code=data.get("facility_code") or "TA001",
+        outlet_code=data.get("outlet_code") or "DA001",
+        carbon_type=data["carbon_type"],
+        design_fill_kg=kg(data["design_fill_kg"]),
+        design_airflow_m3_h=data["design_airflow_m3_h"],
+        design_removed_mg_m3=data["design_removed_mg_m3"],
+        hours_per_day=data["hours_per_day"],
+        adsorption_capacity=capacity,
+        emission_limit_mg_m3=data["emission_limit_mg_m3"],
+        pressure_drop_min_pa=lo,
+        pressure_drop_max_pa=hi,
+        has_sensors=bool(data.get("has_sensors")),
+        waste_code=waste_code,
+        status=BoxStatus.ACTIVE,
+        colour=Colour.GREY,
+        colour_since=now,
+        colour_evaluated_at=now,
+        created_at=now,
         colour_reasons=[],
     )
     session.add(box)
     session.flush()
     session.add(BoxEvent(box_id=box.id, kind="registered", at=now, actor=actor.label, detail={"code": code}))
-    session.add(ColourChange(box_id=box.id, colour="grey", previous_colour=None, changed_at=now, recorded_at=now,
-                             reasons=[{"code": "no_active_fill", "level": "grey"}]))
+    session.add(
+        ColourChange(
+            box_id=box.id,
+            colour="grey",
+            previous_colour=None,
+            changed_at=now,
+            recorded_at=now,
+            reasons=[{"code": "no_active_fill", "level": "grey"}],
+        )
+    )
     return box
 
 
@@ -190,8 +230,12 @@ def touch(session: Session, box_ids) -> None:
     change what a box shows, e.g. telemetry after an ingest batch)."""
     ids = list(box_ids)
     if ids:
-        session.execute(update(Box).where(Box.id.in_(ids)).values(revision=Box.revision + 1)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(Box)
+            .where(Box.id.in_(ids))
+            .values(revision=Box.revision + 1)
+            .execution_options(synchronize_session=False)
+        )
         for box in session.identity_map.values():
             if isinstance(box, Box) and box.id in ids:
                 session.expire(box, ["revision"])
@@ -206,8 +250,9 @@ def set_status(session: Session, actor: Principal, box: Box, status: str, now: d
     if box.status == "decommissioned" and status != "decommissioned":
         raise Conflict("已报废的碳箱不能重新启用 (a decommissioned box cannot be reactivated)")
     if status != box.status:
-        session.add(BoxEvent(box_id=box.id, kind="status", at=now, actor=actor.label,
-                             detail={"from": box.status, "to": status}))
+        session.add(
+            BoxEvent(box_id=box.id, kind="status", at=now, actor=actor.label, detail={"from": box.status, "to": status})
+        )
         box.status = status
         box.revision += 1
         refresh_colours(session, [box], now)
@@ -220,15 +265,24 @@ def reprint_label(session: Session, actor: Principal, box: Box, now: datetime | 
         raise Forbidden("无权重印该标签 (not allowed to reprint this label)")
     box.label_version += 1
     box.revision += 1
-    session.add(BoxEvent(box_id=box.id, kind="label_reprinted", at=now or utcnow(), actor=actor.label,
-                         detail={"version": box.label_version}))
+    session.add(
+        BoxEvent(
+            box_id=box.id,
+            kind="label_reprinted",
+            at=now or utcnow(),
+            actor=actor.label,
+            detail={"version": box.label_version},
+        )
+    )
     return box
 
 
 # ---------------------------------------------------------------- fills
 
-def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, Any],
-                now: datetime | None = None) -> Fill:
+
+def record_fill(
+    session: Session, actor: Principal, box: Box, data: dict[str, Any], now: datetime | None = None
+) -> Fill:
     """A fill or a replacement. A replacement must give the weighed waste carbon removed; its
     generation record in the ledger is written by the ledger's fill hook."""
     now = now or utcnow()
@@ -275,13 +329,21 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
         before = evaluate_boxes(session, [box], filled_at)[box.id]
         replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
     fill = Fill(
-        box_id=box.id, kind=kind, filled_at=filled_at, mass_kg=kg(data["mass_kg"]), carbon_type=carbon_type,
-        supplier_org_id=supplier_id, supplier_name=data.get("supplier_name") or "",
-        batch_no=data.get("batch_no") or "", iodine_mg_g=data["iodine_mg_g"],
-        regeneration_batch_id=data.get("regeneration_batch_id"), removed_waste_kg=kg_or_none(removed),
+        box_id=box.id,
+        kind=kind,
+        filled_at=filled_at,
+        mass_kg=kg(data["mass_kg"]),
+        carbon_type=carbon_type,
+        supplier_org_id=supplier_id,
+        supplier_name=data.get("supplier_name") or "",
+        batch_no=data.get("batch_no") or "",
+        iodine_mg_g=data["iodine_mg_g"],
+        regeneration_batch_id=data.get("regeneration_batch_id"),
+        removed_waste_kg=kg_or_none(removed),
         replaced_overdue=replaced_overdue,
         performed_by_org_id=actor.organization.id if actor.organization else None,
-        recorded_by_user_id=actor.user.id if actor.user else None, note=data.get("note") or "",
+        recorded_by_user_id=actor.user.id if actor.user else None,
+        note=data.get("note") or "",
         created_at=now,
     )
     session.add(fill)
@@ -295,8 +357,12 @@ def record_fill(session: Session, actor: Principal, box: Box, data: dict[str, An
 
 
 def last_replacement(session: Session, box_id: int) -> Fill | None:
-    return session.scalar(select(Fill).where(Fill.box_id == box_id, Fill.kind == "replacement")
-                          .order_by(Fill.filled_at.desc(), Fill.id.desc()).limit(1))
+    return session.scalar(
+        select(Fill)
+        .where(Fill.box_id == box_id, Fill.kind == "replacement")
+        .order_by(Fill.filled_at.desc(), Fill.id.desc())
+        .limit(1)
+    )
 
 
 def latest_fill(session: Session, box_id: int, at: datetime | None = None) -> Fill | None:
@@ -324,6 +390,7 @@ def latest_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int
 
 # ---------------------------------------------------------------- colours
 
+
 @dataclass
 class BoxView:
     box: Box
@@ -336,16 +403,18 @@ def _rules(session: Session) -> RuleSet:
     return wiring_of(session).colour_rules()
 
 
-def evaluate_boxes(session: Session, boxes: list[Box], now: datetime,
-                   fills: dict[int, Fill] | None = None) -> dict[int, Evaluation]:
+def evaluate_boxes(
+    session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None = None
+) -> dict[int, Evaluation]:
     """Each box's colour now. ``fills``: the active fill of each box at ``now`` (as
     :func:`latest_fills` finds them), when the caller has just loaded them (ingest does); a box
     missing from it has none. Without it they are read here."""
     return _evaluate_boxes(session, boxes, now, fills, _rules(session))
 
 
-def _evaluate_boxes(session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None,
-                    rules: RuleSet) -> dict[int, Evaluation]:
+def _evaluate_boxes(
+    session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None, rules: RuleSet
+) -> dict[int, Evaluation]:
     import_rule_plugins()
     if fills is None:
         fills = latest_fills(session, [b.id for b in boxes], now)
@@ -355,8 +424,13 @@ def _evaluate_boxes(session: Session, boxes: list[Box], now: datetime, fills: di
     return {b.id: evaluate(facts_by_box[b.id], rules) for b in boxes}
 
 
-def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = None,
-                    event_time: datetime | None = None, fills: dict[int, Fill] | None = None) -> dict[int, Evaluation]:
+def refresh_colours(
+    session: Session,
+    boxes: list[Box],
+    now: datetime | None = None,
+    event_time: datetime | None = None,
+    fills: dict[int, Fill] | None = None,
+) -> dict[int, Evaluation]:
     """Evaluate and store each box's colour; a change enters the history with the time it
     happened: when the triggering condition began (time-driven changes, e.g. saturation
     reaching 80% overnight) or the event that caused it. A box whose next check time has
@@ -365,8 +439,11 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
     now = now or utcnow()
     # Boxes whose next check has passed unobserved: time alone may have changed their colour
     # more than once since, so their history is caught up moment by moment.
-    behind = {b.id: rebuild_history(session, b, b.colour_next_check_at, now) for b in boxes
-              if b.colour_next_check_at is not None and b.colour_next_check_at < now and b not in session.new}
+    behind = {
+        b.id: rebuild_history(session, b, b.colour_next_check_at, now)
+        for b in boxes
+        if b.colour_next_check_at is not None and b.colour_next_check_at < now and b not in session.new
+    }
     if behind:
         boxes = [b for b in boxes if b.id not in behind]
         if not boxes:
@@ -384,17 +461,24 @@ def refresh_colours(session: Session, boxes: list[Box], now: datetime | None = N
             if box.colour_since and changed_at < box.colour_since:
                 changed_at = box.colour_since
             changed_at = min(changed_at, now)
-            session.add(ColourChange(
-                box_id=box.id, colour=ev.colour, previous_colour=box.colour, changed_at=changed_at,
-                recorded_at=now, rules_version=rules_version,
-                reasons=[{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons],
-            ))
+            session.add(
+                ColourChange(
+                    box_id=box.id,
+                    colour=ev.colour,
+                    previous_colour=box.colour,
+                    changed_at=changed_at,
+                    recorded_at=now,
+                    rules_version=rules_version,
+                    reasons=[{k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons],
+                )
+            )
             changes["colour"] = ev.colour
             changes["colour_since"] = changed_at
         # Write only what changed: a read that finds nothing new must not write (and fsync).
         if reasons_changed:
-            changes["colour_reasons"] = [{k: r[k] for k in ("code", "level", "observed", "threshold")}
-                                         for r in ev.reasons]
+            changes["colour_reasons"] = [
+                {k: r[k] for k in ("code", "level", "observed", "threshold")} for r in ev.reasons
+            ]
         if box.colour_next_check_at != ev.next_check_at:
             changes["colour_next_check_at"] = ev.next_check_at
         state = sa_inspect(box)
@@ -465,8 +549,11 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     rules = _rules(session)
     import_rule_plugins()
     session.flush()
-    stored = list(session.scalars(select(ColourChange).where(ColourChange.box_id == box.id)
-                                  .order_by(ColourChange.changed_at, ColourChange.id)))
+    stored = list(
+        session.scalars(
+            select(ColourChange).where(ColourChange.box_id == box.id).order_by(ColourChange.changed_at, ColourChange.id)
+        )
+    )
     kept = [c for c in stored if c.changed_at < since]
     dropped = {(c.colour, c.changed_at): c.recorded_at for c in stored if c.changed_at >= since}
     for change in stored:
@@ -489,11 +576,19 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
         # came first (the box existed before it was registered here); before it, grey too.
         first = stored[0] if stored else None
         colour, last_at = "grey", min(box.created_at or since, fills[0].filled_at if fills else since)
-        session.add(ColourChange(box_id=box.id, colour="grey", previous_colour=None, changed_at=last_at,
-                                 recorded_at=first.recorded_at if first is not None else now,
-                                 rules_version=first.rules_version if first is not None else rules.version,
-                                 reasons=first.reasons if first is not None and first.colour == "grey"
-                                 else [{"code": "no_active_fill", "level": "grey"}]))
+        session.add(
+            ColourChange(
+                box_id=box.id,
+                colour="grey",
+                previous_colour=None,
+                changed_at=last_at,
+                recorded_at=first.recorded_at if first is not None else now,
+                rules_version=first.rules_version if first is not None else rules.version,
+                reasons=first.reasons
+                if first is not None and first.colour == "grey"
+                else [{"code": "no_active_fill", "level": "grey"}],
+            )
+        )
     moments = [since] + [f.filled_at for f in fills if since < f.filled_at < now]
     heapq.heapify(moments)
     previous_t: datetime | None = None
@@ -505,8 +600,9 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
             if f.kind == "replacement" and since <= f.filled_at <= now:
                 # The box as it stood at the replacement, with the carbon being replaced in it.
                 older = [g for g in fills if g.filled_at < f.filled_at]
-                before = _evaluate_boxes(session, [box], f.filled_at, {box.id: older[-1]} if older else {},
-                                         rules)[box.id]
+                before = _evaluate_boxes(session, [box], f.filled_at, {box.id: older[-1]} if older else {}, rules)[
+                    box.id
+                ]
                 f.replaced_overdue = any(r["code"] in SPENT_CARBON_RULES for r in before.reasons)
         while moments and seen < MAX_REPLAY_MOMENTS:
             t = heapq.heappop(moments)
@@ -521,10 +617,17 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
                 changed_at = t
                 if last_at is not None and changed_at < last_at:
                     changed_at = last_at
-                session.add(ColourChange(
-                    box_id=box.id, colour=ev.colour, previous_colour=colour, changed_at=changed_at,
-                    recorded_at=dropped.get((ev.colour, changed_at), now), rules_version=rules.version,
-                    reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]))
+                session.add(
+                    ColourChange(
+                        box_id=box.id,
+                        colour=ev.colour,
+                        previous_colour=colour,
+                        changed_at=changed_at,
+                        recorded_at=dropped.get((ev.colour, changed_at), now),
+                        rules_version=rules.version,
+                        reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons],
+                    )
+                )
                 colour, last_at = ev.colour, changed_at
             for candidate in ev.facts.get("next_check_candidates", []):
                 if candidate is not None and t < candidate < now:
@@ -539,10 +642,17 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     ev = _evaluate_boxes(session, [box], now, None, rules)[box.id]
     if ev.colour != colour:
         changed_at = max(now, last_at or now)
-        session.add(ColourChange(
-            box_id=box.id, colour=ev.colour, previous_colour=colour, changed_at=changed_at,
-            recorded_at=dropped.get((ev.colour, changed_at), now), rules_version=rules.version,
-            reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]))
+        session.add(
+            ColourChange(
+                box_id=box.id,
+                colour=ev.colour,
+                previous_colour=colour,
+                changed_at=changed_at,
+                recorded_at=dropped.get((ev.colour, changed_at), now),
+                rules_version=rules.version,
+                reasons=[{k: r[k] for k in _REASON_KEYS} for r in ev.reasons],
+            )
+        )
         colour, last_at = ev.colour, changed_at
     box.colour = ev.colour
     box.colour_since = last_at
@@ -559,9 +669,11 @@ def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:
     has passed). Called before colour-filtered lists and by the periodic sweep command."""
     done = 0
     while True:
-        boxes = list(session.scalars(
-            select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(batch)
-        ))
+        boxes = list(
+            session.scalars(
+                select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(batch)
+            )
+        )
         if not boxes:
             return done
         refresh_colours(session, boxes, now)
@@ -583,9 +695,11 @@ def view_boxes(session: Session, boxes: list[Box], now: datetime | None = None) 
 
 
 def history(session: Session, box: Box) -> dict[str, list]:
-    changes = list(session.scalars(
-        select(ColourChange).where(ColourChange.box_id == box.id).order_by(ColourChange.changed_at, ColourChange.id)
-    ))
+    changes = list(
+        session.scalars(
+            select(ColourChange).where(ColourChange.box_id == box.id).order_by(ColourChange.changed_at, ColourChange.id)
+        )
+    )
     fills = list(session.scalars(select(Fill).where(Fill.box_id == box.id).order_by(Fill.filled_at)))
     events = list(session.scalars(select(BoxEvent).where(BoxEvent.box_id == box.id).order_by(BoxEvent.at, BoxEvent.id)))
     return {"colour_changes": changes, "fills": fills, "events": events}
@@ -604,19 +718,31 @@ def days_in_colour(changes: list[ColourChange], colour: str, start: datetime, en
     return total
 
 
-def record_scan_problem(session: Session, box_id: int | None, kind: str, detail: dict[str, Any],
-                        now: datetime | None = None) -> None:
+def record_scan_problem(
+    session: Session, box_id: int | None, kind: str, detail: dict[str, Any], now: datetime | None = None
+) -> None:
     """A forged or superseded label was scanned: kept for the enterprise and the regulator.
 
     Counted, not written one by one (anyone can repeat a scan 10,000 times): one event per box,
     kind and clock hour (UTC), holding the first scan's detail, ``count`` and ``last_at``."""
     now = now or utcnow()
     hour = now.replace(minute=0, second=0, microsecond=0)
-    event = session.scalar(select(BoxEvent).where(
-        BoxEvent.box_id == box_id, BoxEvent.kind == kind, BoxEvent.actor == "scan", BoxEvent.at >= hour,
-    ).order_by(BoxEvent.at.desc()).limit(1))
+    event = session.scalar(
+        select(BoxEvent)
+        .where(
+            BoxEvent.box_id == box_id,
+            BoxEvent.kind == kind,
+            BoxEvent.actor == "scan",
+            BoxEvent.at >= hour,
+        )
+        .order_by(BoxEvent.at.desc())
+        .limit(1)
+    )
     if event is not None:
-        event.detail = {**(event.detail or {}), "count": int((event.detail or {}).get("count", 1)) + 1,
-                        "last_at": now.isoformat()}
+        event.detail = {
+            **(event.detail or {}),
+            "count": int((event.detail or {}).get("count", 1)) + 1,
+            "last_at": now.isoformat(),
+        }
         return
     session.add(BoxEvent(box_id=box_id, kind=kind, at=now, actor="scan", detail={**detail, "count": 1}))

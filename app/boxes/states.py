@@ -1,5 +1,6 @@
 """The states of boxes and fills, and THE definition of the colour codes (pure Python: the label
 PDF, the colour engine, the pages and the statistics import them from here or from the models)."""
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -1,4 +1,5 @@
 """Box API: registration, detail with colour and reasons, fills, history, status."""
+
 from __future__ import annotations
 
 import json
@@ -28,14 +29,23 @@ class Boxes(MethodView):
         """Boxes visible to the caller; filter by colour, county, park, enterprise, status."""
         actor = require_user()
         query = services.list_boxes(
-            db.session(), actor, colour=args.get("colour"), county=args.get("county"), park=args.get("park"),
-            enterprise=args.get("enterprise"), status=args.get("status"),
+            db.session(),
+            actor,
+            colour=args.get("colour"),
+            county=args.get("county"),
+            park=args.get("park"),
+            enterprise=args.get("enterprise"),
+            status=args.get("status"),
         )
         boxes, total = paginate(db.session(), query, args["page"], args["per_page"])
         views = services.view_boxes(db.session(), boxes)
         commit_read_effects(db.session())
-        return {"items": [presenters.box_payload(v) for v in views], "total": total,
-                "page": args["page"], "per_page": args["per_page"]}
+        return {
+            "items": [presenters.box_payload(v) for v in views],
+            "total": total,
+            "page": args["page"],
+            "per_page": args["per_page"],
+        }
 
     @blp.arguments(schemas.BoxIn)
     @blp.response(201, schemas.BoxOut)
@@ -72,8 +82,12 @@ def _cache_scope() -> tuple:
 
 
 def cache_visibility(facts: cache.BoxFacts) -> dict:
-    return {"enterprise_id": facts.enterprise_id, "service_org_id": facts.service_org_id,
-            "county_code": facts.county_code, "park_id": facts.park_id}
+    return {
+        "enterprise_id": facts.enterprise_id,
+        "service_org_id": facts.service_org_id,
+        "county_code": facts.county_code,
+        "park_id": facts.park_id,
+    }
 
 
 @blp.route("/boxes/<code>/status", methods=["POST"])

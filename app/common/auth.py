@@ -1,4 +1,5 @@
 """Who is calling: a bearer token (API, gateways) or the signed-in session (pages)."""
+
 from __future__ import annotations
 
 import hmac
@@ -89,7 +90,8 @@ def _principal_for_token(token: str) -> Principal:
     principal = principal_for_token(db.session, token)
     _record_use(token_hash)
     entry = _CachedToken(
-        expires=now + TOKEN_CACHE_SECONDS, token_kind=principal.token_kind,
+        expires=now + TOKEN_CACHE_SECONDS,
+        token_kind=principal.token_kind,
         user_id=principal.user.id if principal.user is not None else None,
         device_org_id=principal.device_org.id if principal.device_org is not None else None,
     )
@@ -145,8 +147,10 @@ def current_principal(optional: bool = False) -> Principal | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization 头应为 'Bearer <token>' (expected a bearer token)")
         principal = _principal_for_token(token.strip())
-    elif current_user and current_user.is_authenticated and (
-        request.method in ("GET", "HEAD", "OPTIONS") or not request.path.startswith("/api/")
+    elif (
+        current_user
+        and current_user.is_authenticated
+        and (request.method in ("GET", "HEAD", "OPTIONS") or not request.path.startswith("/api/"))
     ):
         # The session cookie authenticates pages (CSRF-protected forms) and safe API reads;
         # API writes need a bearer token, so a cross-site form can never write through the API.

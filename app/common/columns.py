@@ -9,6 +9,7 @@ tonnes, far above any sum the city's figures add up). Python sees :class:`decima
 quantized to 0.001; :func:`kg` converts anything (a float from a schema, an int, a string, a SQL
 sum) to that.
 """
+
 from __future__ import annotations
 
 import decimal
@@ -79,8 +80,12 @@ def state_type(enum_cls: type[enum.StrEnum], name: str, length: int | None = Non
     metadata's naming convention makes it ``ck_<table>_<name>``)."""
     values = [m.value for m in enum_cls]
     return sa.Enum(
-        enum_cls, name=name, native_enum=False, create_constraint=True,
-        length=length or max(len(v) for v in values), values_callable=lambda e: [m.value for m in e],
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=length or max(len(v) for v in values),
+        values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
 

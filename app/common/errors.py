@@ -4,6 +4,7 @@ Services raise :class:`DomainError` subclasses (no Flask imports there); the han
 registered here turn them, and every HTTP error, into problem documents for the API and
 into a readable page for the HTML views.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -168,8 +169,11 @@ def register_request_guards(app: Flask) -> None:
     def _guards():
         if request.routing_exception is not None:
             return None  # 404 / 405 answer as they are
-        if (request.method in WRITE_METHODS and request.path.startswith("/api/v1/")
-                and request.path not in PUBLIC_API_WRITES):
+        if (
+            request.method in WRITE_METHODS
+            and request.path.startswith("/api/v1/")
+            and request.path not in PUBLIC_API_WRITES
+        ):
             from app.common.auth import current_principal
 
             current_principal()  # raises Unauthorized (401) without a valid bearer token
@@ -233,8 +237,12 @@ def register_error_handlers(app: Flask) -> None:
 
         db.session.rollback()
         app.logger.info("value out of range: %s", err)
-        return problem(422, "Invalid input", "A value is out of the range the service can store.",
-                       {"_schema": ["a number is out of range"]})
+        return problem(
+            422,
+            "Invalid input",
+            "A value is out of the range the service can store.",
+            {"_schema": ["a number is out of range"]},
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -252,8 +260,7 @@ def register_error_handlers(app: Flask) -> None:
         if wants_html():
             body, status = _page(503, "Service Unavailable", "数据库暂时不可用，请稍后重试。")
             return body, status, {"Retry-After": str(RETRY_AFTER_S)}
-        response = problem(503, "Service Unavailable",
-                           "The database is temporarily unavailable; retry later.")
+        response = problem(503, "Service Unavailable", "The database is temporarily unavailable; retry later.")
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 

@@ -5,6 +5,7 @@ pool: for a single indexed lookup on every request (a box's revision, a token's 
 session's checkout, transaction, result objects and rollback at teardown cost more than the
 query. Statements are written with ``?`` and adapted to the driver's parameter style.
 """
+
 from __future__ import annotations
 
 import os

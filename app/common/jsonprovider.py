@@ -6,6 +6,7 @@ reach a response (a bug behind the bounded inputs), it is written as ``null`` an
 as invalid JSON and never as a 500. Reading refuses the same literals and unparseable nesting.
 Dates and datetimes are written as ISO 8601 (Flask's default is an HTTP date).
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Read and validated like every rule file by :func:`app.rules.load_rule_file` (its
 what a schema cannot say (each min below its max) and builds the typed limits. The schemas use
 :func:`app.common.schemas.Plausible`, pages can read :func:`limit` for their own hints.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,8 +92,16 @@ def parse(data: dict, where: str = FILE) -> Limits:
         unit = entry.get("unit", "")
         if not isinstance(unit, str):
             problems.append(f"{here}.unit: expected a text")
-        limits[str(name)] = Limit(str(name), low, high, str(unit), texts["zh"], texts["en"], texts["source"],
-                                  bool(entry.get("min_exclusive", False)))
+        limits[str(name)] = Limit(
+            str(name),
+            low,
+            high,
+            str(unit),
+            texts["zh"],
+            texts["en"],
+            texts["source"],
+            bool(entry.get("min_exclusive", False)),
+        )
     dates = data.get("dates") or {}
     min_date = dates.get("min") if isinstance(dates, dict) else None
     if isinstance(min_date, datetime):

@@ -5,6 +5,7 @@ as a Chinese input method types it) and stripped, then must be ``2025``, ``2025-
 either case) or ``2025-07``, a year from :data:`FIRST_YEAR` to :data:`LAST_YEAR`. Anything else
 is :class:`~app.common.errors.InvalidInput` on the field, with :func:`invalid_message`.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,9 +27,11 @@ _MONTHS = {"year": 12, "quarter": 3, "month": 1}
 
 def invalid_message(text: Any) -> str:
     """The one message for text that is not a period (Chinese first, then English)."""
-    return (f"期间 {text!r} 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
-            f"{FIRST_YEAR}–{LAST_YEAR} 年 ({text!r} is not a period: use YYYY, YYYY-Qn or YYYY-MM, e.g. 2025, "
-            f"2025-Q3, 2025-07, years {FIRST_YEAR}–{LAST_YEAR})")
+    return (
+        f"期间 {text!r} 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
+        f"{FIRST_YEAR}–{LAST_YEAR} 年 ({text!r} is not a period: use YYYY, YYYY-Qn or YYYY-MM, e.g. 2025, "
+        f"2025-Q3, 2025-07, years {FIRST_YEAR}–{LAST_YEAR})"
+    )
 
 
 def _local_midnight(day: date) -> datetime:

@@ -5,6 +5,7 @@ not known (subquery columns, ``func`` aggregates, ``exec_driver_sql``), and mypy
 row into ``object``s. These pass the rows through unchanged and tell the checker they are plain
 tuples of ``Any``, which is what a row behaves as (``Result.tuples()`` did this, deprecated in 2.1).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Schema pieces shared across domains."""
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ class PlausibleNumber(fields.Float):
         metadata["description"] = f"{metadata['description']}; {hint}" if metadata.get("description") else hint
         validators = kwargs.pop("validate", None)
         validators = [validators] if callable(validators) else list(validators or [])
-        validators.insert(0, validate.Range(min=shipped.min, max=shipped.max, min_inclusive=not shipped.min_exclusive,
-                                            error=f"must be in {shipped.describe()}"))
+        validators.insert(
+            0,
+            validate.Range(
+                min=shipped.min,
+                max=shipped.max,
+                min_inclusive=not shipped.min_exclusive,
+                error=f"must be in {shipped.describe()}",
+            ),
+        )
         super().__init__(*args, validate=validators, metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -155,8 +163,14 @@ def page_schema(item_schema):
     """A page of ``item_schema`` items: {items, total, page, per_page}."""
     name = f"{item_schema.__name__}Page"
     if name not in _PAGE_SCHEMAS:
-        _PAGE_SCHEMAS[name] = type(name, (Schema,), {
-            "items": fields.List(fields.Nested(item_schema)), "total": fields.Int(),
-            "page": fields.Int(), "per_page": fields.Int(),
-        })
+        _PAGE_SCHEMAS[name] = type(
+            name,
+            (Schema,),
+            {
+                "items": fields.List(fields.Nested(item_schema)),
+                "total": fields.Int(),
+                "page": fields.Int(),
+                "per_page": fields.Int(),
+            },
+        )
     return _PAGE_SCHEMAS[name]

@@ -16,6 +16,7 @@ Behind a reverse proxy, ``PROXY_FIX_X_FOR`` / ``PROXY_FIX_X_PROTO`` / ``PROXY_FI
 number of proxies to trust, 0 by default) wrap the app in werkzeug's ProxyFix, so that
 ``remote_addr`` (the sign-in throttle) and ``is_secure`` (HSTS) are the client's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,8 +48,11 @@ def _docs_csp(body: bytes) -> str:
 
 def _headers(response: Response) -> Response:
     headers = response.headers
-    if request.path == current_app.config.get("OPENAPI_SWAGGER_UI_PATH") and response.mimetype == "text/html" \
-            and not response.direct_passthrough:
+    if (
+        request.path == current_app.config.get("OPENAPI_SWAGGER_UI_PATH")
+        and response.mimetype == "text/html"
+        and not response.direct_passthrough
+    ):
         headers["Content-Security-Policy"] = _docs_csp(response.get_data())
     else:
         headers.setdefault("Content-Security-Policy", CSP)
@@ -61,8 +65,9 @@ def _headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    proxies = {name: int(app.config.get(f"PROXY_FIX_{name.upper()}", 0) or 0)
-               for name in ("x_for", "x_proto", "x_host")}
+    proxies = {
+        name: int(app.config.get(f"PROXY_FIX_{name.upper()}", 0) or 0) for name in ("x_for", "x_proto", "x_host")
+    }
     if any(proxies.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **proxies)  # type: ignore[method-assign]
     # First in the list, so it runs last (Flask runs after_request functions in reverse): the

@@ -1,4 +1,5 @@
 """Time handling: stored in UTC, naive input means Asia/Shanghai (product.md, "Times")."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime

@@ -12,6 +12,7 @@ Services only ``flush``; they never commit. The request decides, here, once:
 CLI commands use :func:`cli_transaction`. The MQTT subscriber (app/telemetry/mqtt.py) and the demo
 loaders (app/demo) are workers outside any request: they keep their own commits, one per batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -84,7 +85,8 @@ def _commit_failed(exc: SQLAlchemyError) -> Response:
     if wants_html():
         try:
             response = current_app.make_response(
-                (render_template("error.html", status=status, title=title, detail=detail), status))
+                (render_template("error.html", status=status, title=title, detail=detail), status)
+            )
         except Exception:  # the error page must never fail in turn
             response = current_app.make_response((f"{status} {title}: {detail}", status))
     else:

@@ -16,6 +16,7 @@ Rule files are read through their loaders' caches, keyed by the file's path and 
 and holding parsed values only: two apps with different ``RULES_DIR`` folders get different
 entries, and a regulator's edit of a rule file is picked up without a restart.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

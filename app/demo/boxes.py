@@ -4,6 +4,7 @@ target colour "today", registration, and the replay of the fills in time order.
 Deterministic: everything draws from ``ctx.rng`` in a fixed order (moving code here must not
 change the order of the draws).
 """
+
 from __future__ import annotations
 
 import random
@@ -38,17 +39,25 @@ def _design(rng: random.Random, sector: str, carbon_type: str) -> dict[str, Any]
             break
     low = rng.choice((150, 200, 300))
     return {
-        "carbon_type": carbon_type, "design_fill_kg": mass, "design_airflow_m3_h": airflow,
-        "design_removed_mg_m3": conc, "hours_per_day": hours, "adsorption_capacity": capacity,
-        "emission_limit_mg_m3": spec["limit"], "pressure_drop_min_pa": float(low),
+        "carbon_type": carbon_type,
+        "design_fill_kg": mass,
+        "design_airflow_m3_h": airflow,
+        "design_removed_mg_m3": conc,
+        "hours_per_day": hours,
+        "adsorption_capacity": capacity,
+        "emission_limit_mg_m3": spec["limit"],
+        "pressure_drop_min_pa": float(low),
         "pressure_drop_max_pa": float(low + rng.choice((1000, 1200, 1500))),
     }
 
 
 def _cycle_days(design: dict[str, Any]) -> float:
     """T = M × S ÷ (C × 10⁻⁶ × Q × t)."""
-    return design["design_fill_kg"] * design["adsorption_capacity"] / (
-        design["design_removed_mg_m3"] * 1e-6 * design["design_airflow_m3_h"] * design["hours_per_day"])
+    return (
+        design["design_fill_kg"]
+        * design["adsorption_capacity"]
+        / (design["design_removed_mg_m3"] * 1e-6 * design["design_airflow_m3_h"] * design["hours_per_day"])
+    )
 
 
 def _plan(rng: random.Random, target: str, cycle: float, now: datetime) -> BoxPlan:
@@ -135,17 +144,25 @@ def load_boxes(session: Session, ctx: DemoContext) -> None:
                 if code not in used_codes:
                     used_codes.add(code)
                     break
-            created = (plan.fill_times[0] if plan.fill_times else now - timedelta(days=rng.uniform(1, 20)))
+            created = plan.fill_times[0] if plan.fill_times else now - timedelta(days=rng.uniform(1, 20))
             created = (created - timedelta(days=rng.uniform(0.5, 6))).replace(microsecond=0)
             workshop = workshops[n % len(workshops)]
-            box = box_services.register_box(session, ctx.operator_principal, {
-                **design, "code": code, "enterprise_id": enterprise.id,
-                "service_org_id": None if self_service else ctx.orgs["service"].id,
-                "name": f"{workshop}{'蜂窝' if carbon_type == 'honeycomb' else ''}活性炭吸附箱 {n + 1}#",
-                "facility_code": f"TA{n + 1:03d}", "outlet_code": f"DA{n // 2 + 1:03d}",
-                # The showcase enterprise has no sensors, so its colours come from the fills alone.
-                "has_sensors": rng.random() < 0.25 and index != 0,
-            }, now=created)
+            box = box_services.register_box(
+                session,
+                ctx.operator_principal,
+                {
+                    **design,
+                    "code": code,
+                    "enterprise_id": enterprise.id,
+                    "service_org_id": None if self_service else ctx.orgs["service"].id,
+                    "name": f"{workshop}{'蜂窝' if carbon_type == 'honeycomb' else ''}活性炭吸附箱 {n + 1}#",
+                    "facility_code": f"TA{n + 1:03d}",
+                    "outlet_code": f"DA{n // 2 + 1:03d}",
+                    # The showcase enterprise has no sensors, so its colours come from the fills alone.
+                    "has_sensors": rng.random() < 0.25 and index != 0,
+                },
+                now=created,
+            )
             ctx.boxes.append(box)
             ctx.plans[box.id] = plan
     session.flush()
@@ -159,7 +176,9 @@ def _replay_fills(session: Session, ctx: DemoContext) -> None:
         plan = ctx.plans[box.id]
         actor = ctx.principal(plan.actor)
         enterprise = box.enterprise
-        supplier = ctx.orgs["regen_wenling"] if enterprise.county_code in ("331081", "331083") else ctx.orgs["regen_tiantai"]
+        supplier = (
+            ctx.orgs["regen_wenling"] if enterprise.county_code in ("331081", "331083") else ctx.orgs["regen_tiantai"]
+        )
         previous_mass: float | None = None
         for i, filled_at in enumerate(plan.fill_times):
             last = i == len(plan.fill_times) - 1
@@ -173,12 +192,17 @@ def _replay_fills(session: Session, ctx: DemoContext) -> None:
             batch_seq[day_key] = batch_seq.get(day_key, 0) + 1
             mass = round(float(box.design_fill_kg) * rng.uniform(0.98, 1.02))
             data: dict[str, Any] = {
-                "filled_at": filled_at, "mass_kg": float(mass), "carbon_type": box.carbon_type,
+                "filled_at": filled_at,
+                "mass_kg": float(mass),
+                "carbon_type": box.carbon_type,
                 "iodine_mg_g": _iodine(rng, box.carbon_type, bad=last and plan.target == "red_iodine"),
                 "supplier_org_id": supplier.id if regenerated else None,
                 "supplier_name": supplier.name if regenerated else VIRGIN_SUPPLIER,
-                "batch_no": (f"ZS{day_key}-{batch_seq[day_key]:02d}" if regenerated
-                             else f"JY{filled_at:%y%m}-{rng.randint(1, 40):03d}"),
+                "batch_no": (
+                    f"ZS{day_key}-{batch_seq[day_key]:02d}"
+                    if regenerated
+                    else f"JY{filled_at:%y%m}-{rng.randint(1, 40):03d}"
+                ),
                 "note": "再生炭" if regenerated else "",
             }
             if previous_mass is not None:

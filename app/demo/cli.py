@@ -1,4 +1,5 @@
 """``flask --app wsgi demo``: load the Taizhou demo data into an empty database (idempotent)."""
+
 from __future__ import annotations
 
 import time
@@ -11,11 +12,15 @@ from app.extensions import db
 
 def _print_summary(summary: dict) -> None:
     colours = summary["colours"]
-    click.echo(f"  {summary['counties']} 县市区 counties · {summary['parks']} 园区 parks · "
-               f"{summary['organizations']} 单位 organisations · {summary['users']} 用户 users")
-    click.echo(f"  {summary['boxes']} 碳箱 boxes · {summary['fills']} 装填/换炭 fills · "
-               f"红 red {colours['red']} · 黄 yellow {colours['yellow']} · "
-               f"绿 green {colours['green']} · 灰 grey {colours['grey']}")
+    click.echo(
+        f"  {summary['counties']} 县市区 counties · {summary['parks']} 园区 parks · "
+        f"{summary['organizations']} 单位 organisations · {summary['users']} 用户 users"
+    )
+    click.echo(
+        f"  {summary['boxes']} 碳箱 boxes · {summary['fills']} 装填/换炭 fills · "
+        f"红 red {colours['red']} · 黄 yellow {colours['yellow']} · "
+        f"绿 green {colours['green']} · 灰 grey {colours['grey']}"
+    )
 
 
 def _print_logins(summary: dict) -> None:
@@ -29,8 +34,13 @@ def _print_logins(summary: dict) -> None:
 
 def register(app) -> None:
     @app.cli.command("demo")
-    @click.option("--now", "now_text", metavar="ISO-TIME", default=None,
-                  help="the moment the demo's colours are planned for (default: now); no offset means Asia/Shanghai")
+    @click.option(
+        "--now",
+        "now_text",
+        metavar="ISO-TIME",
+        default=None,
+        help="the moment the demo's colours are planned for (default: now); no offset means Asia/Shanghai",
+    )
     def demo(now_text: str | None) -> None:
         """Load the Taizhou demo data (parks, enterprises, boxes with histories) into an empty database."""
         from datetime import datetime
@@ -57,7 +67,8 @@ def register(app) -> None:
         if summary["status"] == "not_empty":
             raise click.ClickException(
                 f"数据库不是空的 ({summary['organizations']} organisations, {summary['boxes']} boxes) and holds no demo "
-                "data: the demo loads only into an empty database. Nothing changed.")
+                "data: the demo loads only into an empty database. Nothing changed."
+            )
         click.echo(f"台州演示数据已载入 (Taizhou demo data loaded in {time.monotonic() - started:.1f} s):")
         _print_summary(summary)
         _print_logins(summary)

@@ -3,6 +3,7 @@ the boxes, the demo users.
 
 Kept whole on purpose: it is a data table (names as the plan gives them), not logic.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,8 +70,12 @@ ENTERPRISES = (
 # Per sector: box weight (医化 plants have many boxes), workshops, emission limit (mg/m³ NMHC),
 # hours per day options.
 SECTORS: dict[str, dict[str, Any]] = {
-    "医化": {"weight": 3.0, "workshops": ("合成车间", "精烘包车间", "溶剂回收车间", "危废仓库", "污水站"),
-             "limit": 60.0, "hours": (24, 24, 20, 16)},
+    "医化": {
+        "weight": 3.0,
+        "workshops": ("合成车间", "精烘包车间", "溶剂回收车间", "危废仓库", "污水站"),
+        "limit": 60.0,
+        "hours": (24, 24, 20, 16),
+    },
     "橡胶": {"weight": 1.5, "workshops": ("炼胶车间", "硫化车间", "压延车间"), "limit": 10.0, "hours": (16, 20, 24)},
     "汽摩配": {"weight": 1.3, "workshops": ("喷涂线", "电泳线", "注塑车间"), "limit": 60.0, "hours": (8, 10, 12, 16)},
     "涂装": {"weight": 1.2, "workshops": ("喷漆房", "烘干房", "调漆间"), "limit": 60.0, "hours": (8, 10, 12, 16)},
@@ -87,13 +92,27 @@ VIRGIN_SUPPLIER = "山西晋阳活性炭有限公司"  # fictional; new (non-reg
 # Planned state "today" for each box; the fill history is built backwards from it. "…_first": a
 # newly commissioned box, its first carbon still in.
 TARGET_WEIGHTS = (
-    ("green", 0.30), ("green_first", 0.12), ("yellow", 0.15), ("yellow_first", 0.05), ("red_overdue", 0.15),
+    ("green", 0.30),
+    ("green_first", 0.12),
+    ("yellow", 0.15),
+    ("yellow_first", 0.05),
+    ("red_overdue", 0.15),
     ("red_iodine", 0.05),
-    ("grey_new", 0.05), ("grey_stopped", 0.07), ("grey_decommissioned", 0.06),
+    ("grey_new", 0.05),
+    ("grey_stopped", 0.07),
+    ("grey_decommissioned", 0.06),
 )
 # The enterprise whose staff log in (`qiye`): one box in each state.
-SHOWCASE_TARGETS = ("green", "yellow", "red_overdue", "red_iodine", "grey_new", "green_first", "grey_stopped",
-                    "yellow_first")
+SHOWCASE_TARGETS = (
+    "green",
+    "yellow",
+    "red_overdue",
+    "red_iodine",
+    "grey_new",
+    "green_first",
+    "grey_stopped",
+    "yellow_first",
+)
 
 
 USERS = (

@@ -5,6 +5,7 @@ normally in a module ``app/<domain>/demo.py`` that :func:`import_demo_extensions
 :func:`app.demo.data.load_demo` runs them in order after the boxes are loaded. Extension modules
 import these names from :mod:`app.demo.data`, which re-exports them.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -34,6 +34,7 @@ histories); this module loads the organisations and users and runs the whole. Th
 modules import from here (``DemoContext``, ``demo_extension``, ``REPLAY_DEFERRED_CHECKS``,
 ``VIRGIN_SUPPLIER``, ``USERS``, ``PASSWORD``, …) stay importable from here.
 """
+
 from __future__ import annotations
 
 import random
@@ -74,11 +75,36 @@ from app.demo.context import (
 )
 
 __all__ = [  # defined here, and re-exported from the modules split off (imported from here elsewhere)
-    "BOX_COUNT", "CITY", "COUNTY_SHORT", "DEMO_EXTENSIONS", "ENTERPRISES", "MARKER_USCC", "PARKS", "PASSWORD",
-    "REPLAY_DEFERRED_CHECKS", "SECTORS", "SEED", "SHOWCASE_TARGETS", "TARGET_WEIGHTS", "USERS", "VIRGIN_SUPPLIER",
-    "BoxPlan", "DemoContext", "DemoExtension", "Login", "demo_extension", "demo_state", "demo_uscc",
-    "import_demo_extensions", "load_boxes", "load_demo", "load_operator", "load_organisations", "load_parks",
-    "load_users", "summarise",
+    "BOX_COUNT",
+    "CITY",
+    "COUNTY_SHORT",
+    "DEMO_EXTENSIONS",
+    "ENTERPRISES",
+    "MARKER_USCC",
+    "PARKS",
+    "PASSWORD",
+    "REPLAY_DEFERRED_CHECKS",
+    "SECTORS",
+    "SEED",
+    "SHOWCASE_TARGETS",
+    "TARGET_WEIGHTS",
+    "USERS",
+    "VIRGIN_SUPPLIER",
+    "BoxPlan",
+    "DemoContext",
+    "DemoExtension",
+    "Login",
+    "demo_extension",
+    "demo_state",
+    "demo_uscc",
+    "import_demo_extensions",
+    "load_boxes",
+    "load_demo",
+    "load_operator",
+    "load_organisations",
+    "load_parks",
+    "load_users",
+    "summarise",
 ]
 
 SEED = 20250630
@@ -87,6 +113,7 @@ CITY = "331000"  # 台州市 (prefecture level), used in the USCCs of city-level
 
 
 # ---------------------------------------------------------------- identifiers
+
 
 def _org_code(rng: random.Random, prefix: str = "MA") -> str:
     """A 9-character organisation code (GB 11714: 8 characters and a check character)."""
@@ -109,13 +136,15 @@ def demo_state(session: Session) -> str:
     """``loaded`` (the demo's marker exists), ``not_empty`` (other data) or ``empty``."""
     if session.scalar(select(Organization.id).where(Organization.uscc == MARKER_USCC)):
         return "loaded"
-    if session.scalar(select(func.count()).select_from(Organization)) or \
-            session.scalar(select(func.count()).select_from(Box)):
+    if session.scalar(select(func.count()).select_from(Organization)) or session.scalar(
+        select(func.count()).select_from(Box)
+    ):
         return "not_empty"
     return "empty"
 
 
 # ---------------------------------------------------------------- loaders
+
 
 def load_operator(session: Session, ctx_now: datetime) -> tuple[User, bool]:
     """The platform operator ``admin`` (reused, password untouched, when create-superuser made it)."""
@@ -123,8 +152,9 @@ def load_operator(session: Session, ctx_now: datetime) -> tuple[User, bool]:
     if user is not None:
         user.is_operator = True
         return user, False
-    user = User(username="admin", display_name="平台运维", is_operator=True, role="admin", password_hash="",
-                created_at=ctx_now)
+    user = User(
+        username="admin", display_name="平台运维", is_operator=True, role="admin", password_hash="", created_at=ctx_now
+    )
     set_password(session, user, PASSWORD)
     session.add(user)
     session.flush()
@@ -148,73 +178,156 @@ def load_organisations(session: Session, ctx: DemoContext) -> None:
         ctx.orgs[key] = made
         return made
 
-    org("regulator:city", {"name": "台州市生态环境局", "uscc": MARKER_USCC, "roles": ["regulator"],
-                           "county_code": None, "address": "台州市市府大道"})
+    org(
+        "regulator:city",
+        {
+            "name": "台州市生态环境局",
+            "uscc": MARKER_USCC,
+            "roles": ["regulator"],
+            "county_code": None,
+            "address": "台州市市府大道",
+        },
+    )
     for code, name, _en in TAIZHOU_COUNTIES:
-        org(f"regulator:{code}", {"name": f"台州市生态环境局{COUNTY_SHORT[code]}分局",
-                                  "uscc": demo_uscc(rng, code, "11"), "roles": ["regulator"], "county_code": code})
+        org(
+            f"regulator:{code}",
+            {
+                "name": f"台州市生态环境局{COUNTY_SHORT[code]}分局",
+                "uscc": demo_uscc(rng, code, "11"),
+                "roles": ["regulator"],
+                "county_code": code,
+            },
+        )
     for key, _name, county, admin in PARKS:
-        org(f"park_admin:{key}", {"name": admin, "uscc": demo_uscc(rng, county, "11"), "roles": ["park_admin"],
-                                  "park_id": ctx.parks[key].id})
-    org("service", {
-        "name": "台州绿源活性炭环保服务有限公司", "uscc": demo_uscc(rng, "331023"), "roles": ["supplier"],
-        "county_code": "331023", "address": "天台县始丰街道",
-    })
-    org("regen_tiantai", {
-        "name": "浙江天台以废治废再生炭科技有限公司", "uscc": demo_uscc(rng, "331023"),
-        "roles": ["supplier", "regenerator", "receiver"], "park_id": ctx.parks["tiantai"].id,
-        "address": "天台县经济开发区", "licences": [{
-            "number": "浙危废经第3310230012号", "kind": "hw_operation",
-            "waste_codes": ["900-039-49", "900-041-49", "900-405-06"], "valid_until": "2029-06-30",
-            "capacity_t_per_year": 20000, "methods": ["R7"],
-        }],
-    })
-    org("regen_wenling", {
-        "name": "温岭市绿环活性炭再生有限公司", "uscc": demo_uscc(rng, "331081"),
-        "roles": ["supplier", "regenerator", "receiver"], "park_id": ctx.parks["wenling"].id,
-        "address": "温岭市东部产业集聚区", "licences": [{
-            "number": "浙危废经第3310810027号", "kind": "hw_operation", "waste_codes": ["900-039-49"],
-            "valid_until": "2028-12-31", "capacity_t_per_year": 10000, "methods": ["R7"],
-        }],
-    })
-    org("carrier", {
-        "name": "台州市安达危险货物运输有限公司", "uscc": demo_uscc(rng, "331002"), "roles": ["carrier"],
-        "county_code": "331002", "licences": [{
-            "number": "浙交运管许可台字331000200318号", "kind": "transport", "waste_codes": [],
-            "valid_until": "2028-03-31", "vehicles": ["浙J·D3271", "浙J·D5806", "浙J·D6619"],
-        }],
-    })
+        org(
+            f"park_admin:{key}",
+            {
+                "name": admin,
+                "uscc": demo_uscc(rng, county, "11"),
+                "roles": ["park_admin"],
+                "park_id": ctx.parks[key].id,
+            },
+        )
+    org(
+        "service",
+        {
+            "name": "台州绿源活性炭环保服务有限公司",
+            "uscc": demo_uscc(rng, "331023"),
+            "roles": ["supplier"],
+            "county_code": "331023",
+            "address": "天台县始丰街道",
+        },
+    )
+    org(
+        "regen_tiantai",
+        {
+            "name": "浙江天台以废治废再生炭科技有限公司",
+            "uscc": demo_uscc(rng, "331023"),
+            "roles": ["supplier", "regenerator", "receiver"],
+            "park_id": ctx.parks["tiantai"].id,
+            "address": "天台县经济开发区",
+            "licences": [
+                {
+                    "number": "浙危废经第3310230012号",
+                    "kind": "hw_operation",
+                    "waste_codes": ["900-039-49", "900-041-49", "900-405-06"],
+                    "valid_until": "2029-06-30",
+                    "capacity_t_per_year": 20000,
+                    "methods": ["R7"],
+                }
+            ],
+        },
+    )
+    org(
+        "regen_wenling",
+        {
+            "name": "温岭市绿环活性炭再生有限公司",
+            "uscc": demo_uscc(rng, "331081"),
+            "roles": ["supplier", "regenerator", "receiver"],
+            "park_id": ctx.parks["wenling"].id,
+            "address": "温岭市东部产业集聚区",
+            "licences": [
+                {
+                    "number": "浙危废经第3310810027号",
+                    "kind": "hw_operation",
+                    "waste_codes": ["900-039-49"],
+                    "valid_until": "2028-12-31",
+                    "capacity_t_per_year": 10000,
+                    "methods": ["R7"],
+                }
+            ],
+        },
+    )
+    org(
+        "carrier",
+        {
+            "name": "台州市安达危险货物运输有限公司",
+            "uscc": demo_uscc(rng, "331002"),
+            "roles": ["carrier"],
+            "county_code": "331002",
+            "licences": [
+                {
+                    "number": "浙交运管许可台字331000200318号",
+                    "kind": "transport",
+                    "waste_codes": [],
+                    "valid_until": "2028-03-31",
+                    "vehicles": ["浙J·D3271", "浙J·D5806", "浙J·D6619"],
+                }
+            ],
+        },
+    )
     for name, county, park_key, sector in ENTERPRISES:
-        enterprise = org(f"enterprise:{len(ctx.enterprises)}", {
-            "name": name, "uscc": demo_uscc(rng, county), "roles": ["generator"], "county_code": county,
-            "park_id": ctx.parks[park_key].id if park_key else None,
-        })
+        enterprise = org(
+            f"enterprise:{len(ctx.enterprises)}",
+            {
+                "name": name,
+                "uscc": demo_uscc(rng, county),
+                "roles": ["generator"],
+                "county_code": county,
+                "park_id": ctx.parks[park_key].id if park_key else None,
+            },
+        )
         ctx.enterprises.append(enterprise)
         ctx.sectors[enterprise.id] = sector
 
 
 def load_users(session: Session, ctx: DemoContext, operator_created: bool) -> None:
     ctx.users["admin"] = ctx.operator
-    ctx.logins.append(Login("admin", "平台运维" if operator_created else "平台运维（密码未改动）",
-                            "platform operator" if operator_created else "platform operator (password unchanged)",
-                            "—"))
+    ctx.logins.append(
+        Login(
+            "admin",
+            "平台运维" if operator_created else "平台运维（密码未改动）",
+            "platform operator" if operator_created else "platform operator (password unchanged)",
+            "—",
+        )
+    )
     for username, org_key, role, role_zh, role_en in USERS:
         organization = ctx.orgs[org_key]
-        ctx.users[username] = create_user(session, ctx.operator_principal, {
-            "username": username, "password": PASSWORD, "organization_id": organization.id, "role": role,
-            "display_name": f"{username}（{role_zh}）",
-        })
+        ctx.users[username] = create_user(
+            session,
+            ctx.operator_principal,
+            {
+                "username": username,
+                "password": PASSWORD,
+                "organization_id": organization.id,
+                "role": role,
+                "display_name": f"{username}（{role_zh}）",
+            },
+        )
         ctx.logins.append(Login(username, role_zh, role_en, organization.name))
 
 
 # ---------------------------------------------------------------- the whole
 
+
 def summarise(session: Session, state: str, logins: list[Login] | None = None) -> dict[str, Any]:
     colours = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
     if logins is None:
         logins = []
-        for username, org_key, _role, role_zh, role_en in (("admin", None, "admin", "平台运维", "platform operator"),
-                                                            *USERS):
+        for username, org_key, _role, role_zh, role_en in (
+            ("admin", None, "admin", "平台运维", "platform operator"),
+            *USERS,
+        ):
             user = session.scalar(select(User).where(User.username == username))
             if user is not None:
                 logins.append(Login(username, role_zh, role_en, user.organization.name if user.organization else "—"))

@@ -6,6 +6,7 @@ viewer shows the Chinese text, Adobe's Asian font pack or not.
 
 Pure reportlab, no Flask.
 """
+
 from __future__ import annotations
 
 import threading

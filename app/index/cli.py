@@ -1,4 +1,5 @@
 """The index definition is validated when the app starts; ``flask --app wsgi index check-data`` reports it."""
+
 from __future__ import annotations
 
 import click
@@ -16,8 +17,10 @@ def register(app) -> None:
     def check_data() -> None:
         """Validate synergy_index.yaml and list the weight problems of the table."""
         d = load_definition(app.config.get("RULES_DIR"))
-        click.echo(f"{d.version}: {len(d.first_level)} / {len(d.second_level)} / {len(d.indicators)} indicators, "
-                   f"best total {d.max_score:g}")
+        click.echo(
+            f"{d.version}: {len(d.first_level)} / {len(d.second_level)} / {len(d.indicators)} indicators, "
+            f"best total {d.max_score:g}"
+        )
         for problem in d.problems:
             click.echo(f"warning: {problem}")
 

@@ -12,6 +12,7 @@ findings, treated differently on purpose:
   definition endpoint and logged at start, and never corrected here: correcting them is the
   publisher's decision.
 """
+
 from __future__ import annotations
 
 import logging
@@ -174,8 +175,13 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         if fid in firsts:
             errors.append(f"{place}.id: first-level indicator {fid} appears twice")
             continue
-        firsts[fid] = {"name": name_of(raw, place), "name_en": name_en_of(raw, place), "weight": weight_of(raw, place),
-                       "content": str(raw.get("content") or ""), "children": []}
+        firsts[fid] = {
+            "name": name_of(raw, place),
+            "name_en": name_en_of(raw, place),
+            "weight": weight_of(raw, place),
+            "content": str(raw.get("content") or ""),
+            "children": [],
+        }
 
     def numbered(key: str, what: str, seen: dict):
         """The entries of list ``key`` with a positive, unique ``number``: (place, number, raw)."""
@@ -207,8 +213,13 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
     seconds: dict[int, dict[str, Any]] = {}
     for place, number, raw in numbered("second_level", "second_level", seconds):
         parent = attach(place, number, raw, firsts, "first-level indicator")
-        seconds[number] = {"name": name_of(raw, place), "name_en": name_en_of(raw, place),
-                           "weight": weight_of(raw, place), "parent": parent, "children": []}
+        seconds[number] = {
+            "name": name_of(raw, place),
+            "name_en": name_en_of(raw, place),
+            "weight": weight_of(raw, place),
+            "parent": parent,
+            "children": [],
+        }
 
     # -- third level
     indicators: dict[int, Indicator] = {}
@@ -240,16 +251,27 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
             errors.append(f"{place}.unit: a string or null")
             unit = None
         indicators[number] = Indicator(
-            number=number, name=name_of(raw, place), weight=weight_of(raw, place), parent=parent,
-            data_source=data_source.strip(), direction=direction, scoring=scoring, quarterly=quarterly,
-            unit=unit or None, source=src, computation=computation, note=raw.get("note") or None,
+            number=number,
+            name=name_of(raw, place),
+            weight=weight_of(raw, place),
+            parent=parent,
+            data_source=data_source.strip(),
+            direction=direction,
+            scoring=scoring,
+            quarterly=quarterly,
+            unit=unit or None,
+            source=src,
+            computation=computation,
+            note=raw.get("note") or None,
             name_en=name_en_of(raw, place),
         )
 
     if indicators and sorted(indicators) != list(range(1, len(indicators) + 1)):
         gaps = sorted(set(range(1, max(indicators) + 1)) - set(indicators))
-        errors.append(f"indicators: numbers must run 1..{len(indicators)} without gaps (missing: "
-                      f"{', '.join(map(str, gaps)) or '—'})")
+        errors.append(
+            f"indicators: numbers must run 1..{len(indicators)} without gaps (missing: "
+            f"{', '.join(map(str, gaps)) or '—'})"
+        )
     for number, second in seconds.items():
         if not second["children"]:
             errors.append(f"second_level {number}: has no third-level indicators")
@@ -272,8 +294,9 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
                 errors.append(f"remarks.{rule}: unknown indicator {n}")
         declared = sorted(n for n, ind in indicators.items() if ind.quarterly == rule)
         if sorted(set(listed)) != declared and all(n in indicators for n in listed):
-            errors.append(f"remarks.{rule} lists {sorted(set(listed))} but the indicators with quarterly: {rule} "
-                          f"are {declared}")
+            errors.append(
+                f"remarks.{rule} lists {sorted(set(listed))} but the indicators with quarterly: {rule} are {declared}"
+            )
 
     # -- the verbatim text of the 备注 must say what the lists say (an edit of one without the other
     #    would score quarters by rules nobody published)
@@ -291,8 +314,10 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
         for rule, numbers in said.items():
             listed = remarks.get(rule) or []
             if isinstance(listed, list) and all(isinstance(n, int) for n in listed) and numbers != set(listed):
-                errors.append(f"remarks.text names indicators {sorted(numbers)} for {rule} but remarks.{rule} lists "
-                              f"{sorted(set(listed))}")
+                errors.append(
+                    f"remarks.text names indicators {sorted(numbers)} for {rule} but remarks.{rule} lists "
+                    f"{sorted(set(listed))}"
+                )
 
     # -- the plan's target
     target = data.get("target") or {}
@@ -319,32 +344,56 @@ def parse_definition(data: dict[str, Any], where: str = FILE_NAME) -> Definition
             problems.append(
                 f"二级指标 {number}. {second['name']} ({_fmt(second['weight'])})：三级指标权重合计 {_fmt(total)}"
                 f"（{listed}：{parts}），不等于 {_fmt(second['weight'])}。"
-                f"Its third-level weights add up to {_fmt(total)}, not {_fmt(second['weight'])}.")
+                f"Its third-level weights add up to {_fmt(total)}, not {_fmt(second['weight'])}."
+            )
     for fid, first in firsts.items():
         total = sum(seconds[n]["weight"] for n in first["children"])
         if not _same(total, first["weight"]):
             problems.append(
                 f"一级指标 ({fid}) {first['name']} ({_fmt(first['weight'])})：二级指标权重合计 {_fmt(total)}，"
                 f"不等于 {_fmt(first['weight'])}。Its second-level weights add up to {_fmt(total)}, "
-                f"not {_fmt(first['weight'])}.")
+                f"not {_fmt(first['weight'])}."
+            )
     first_total = sum(f["weight"] for f in firsts.values())
     if not _same(first_total, total_weight):
-        problems.append(f"一级指标权重合计 {_fmt(first_total)}，不等于 {_fmt(total_weight)}。"
-                        f"The first-level weights add up to {_fmt(first_total)}, not {_fmt(total_weight)}.")
+        problems.append(
+            f"一级指标权重合计 {_fmt(first_total)}，不等于 {_fmt(total_weight)}。"
+            f"The first-level weights add up to {_fmt(first_total)}, not {_fmt(total_weight)}."
+        )
     third_total = sum(i.weight for i in indicators.values())
     if not _same(third_total, total_weight):
-        problems.append(f"三级指标权重合计 {_fmt(third_total)}，不等于 {_fmt(total_weight)}，满分按 {_fmt(third_total)} 计。"
-                        f"The third-level weights add up to {_fmt(third_total)}, not {_fmt(total_weight)}: "
-                        f"the best possible total score is {_fmt(third_total)}.")
+        problems.append(
+            f"三级指标权重合计 {_fmt(third_total)}，不等于 {_fmt(total_weight)}，满分按 {_fmt(third_total)} 计。"
+            f"The third-level weights add up to {_fmt(third_total)}, not {_fmt(total_weight)}: "
+            f"the best possible total score is {_fmt(third_total)}."
+        )
 
     return Definition(
-        version=version.strip(), source=source.strip(), total_weight=float(total_weight),
-        first_level=tuple(FirstLevel(id=fid, name=f["name"], weight=f["weight"], content=f["content"],
-                                     second_level=tuple(f["children"]), name_en=f["name_en"])
-                          for fid, f in firsts.items()),
-        second_level={n: SecondLevel(number=n, name=s["name"], weight=s["weight"], parent=s["parent"],
-                                     indicators=tuple(s["children"]), name_en=s["name_en"])
-                      for n, s in seconds.items()},
+        version=version.strip(),
+        source=source.strip(),
+        total_weight=float(total_weight),
+        first_level=tuple(
+            FirstLevel(
+                id=fid,
+                name=f["name"],
+                weight=f["weight"],
+                content=f["content"],
+                second_level=tuple(f["children"]),
+                name_en=f["name_en"],
+            )
+            for fid, f in firsts.items()
+        ),
+        second_level={
+            n: SecondLevel(
+                number=n,
+                name=s["name"],
+                weight=s["weight"],
+                parent=s["parent"],
+                indicators=tuple(s["children"]),
+                name_en=s["name_en"],
+            )
+            for n, s in seconds.items()
+        },
         indicators=dict(sorted(indicators.items())),
         remarks=str(remarks.get("text") or ""),
         target_base_year=base_year,

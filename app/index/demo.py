@@ -6,6 +6,7 @@ sequences do not change) within plausible ranges for each kind of indicator, and
 department says so ("…（示例数据）"). Indicator 25 is not imported: it is computed from the
 demo's own manifests.
 """
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,11 @@ _RATES = (-3.0, 12.0)  # improvement, decline and growth rates, %
 
 
 def _invented(rng: random.Random, indicator: Indicator) -> float:
-    if indicator.unit == "%" and any(word in indicator.name for word in ("率", "增长")) \
-            and not indicator.name.endswith(("比例", "利用率")):
+    if (
+        indicator.unit == "%"
+        and any(word in indicator.name for word in ("率", "增长"))
+        and not indicator.name.endswith(("比例", "利用率"))
+    ):
         low, high = _RATES
     elif indicator.unit in _RANGES:
         low, high = _RANGES[indicator.unit]
@@ -49,8 +53,15 @@ def synergy_index_values(session: Session, ctx: DemoContext, now: datetime) -> N
             for indicator in defn.indicators.values():
                 if indicator.computed:
                     continue
-                session.add(IndicatorValue(
-                    county_code=code, period=str(year), indicator=indicator.number,
-                    value=_invented(rng, indicator), unit=indicator.unit,
-                    source_department=f"{indicator.data_source}（示例数据）"[:120], imported_at=now))
+                session.add(
+                    IndicatorValue(
+                        county_code=code,
+                        period=str(year),
+                        indicator=indicator.number,
+                        value=_invented(rng, indicator),
+                        unit=indicator.unit,
+                        source_department=f"{indicator.data_source}（示例数据）"[:120],
+                        imported_at=now,
+                    )
+                )
     session.flush()

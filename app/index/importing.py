@@ -4,6 +4,7 @@ Departments send spreadsheets with Chinese headers, systems send JSON with Engli
 map onto the same fields. Each raw row keeps its place (the JSON list index, or the line of the
 file with the header as line 1) so that every error can point at the row a person must fix.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,18 @@ REQUIRED = ("county_code", "period", "indicator", "value", "source_department")
 
 # Header aliases, compared after removing spaces, brackets and case.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "county_code": ("county_code", "county", "countycode", "县市区代码", "县（市、区）代码", "县(市、区)代码", "区县代码",
-                    "行政区划代码", "县市区", "县（市、区）"),
+    "county_code": (
+        "county_code",
+        "county",
+        "countycode",
+        "县市区代码",
+        "县（市、区）代码",
+        "县(市、区)代码",
+        "区县代码",
+        "行政区划代码",
+        "县市区",
+        "县（市、区）",
+    ),
     "period": ("period", "期间", "考核期间", "考核期", "时期"),
     "indicator": ("indicator", "indicator_number", "indicatornumber", "指标序号", "序号", "三级指标序号"),
     "value": ("value", "数值", "指标值", "值"),
@@ -97,8 +108,11 @@ def _map_header(headers: list[Any]) -> tuple[dict[int, str], list[str]]:
     if missing:
         raise InvalidInput(
             "The header row lacks required columns: " + ", ".join(missing),
-            errors={"file": [f"missing column {name} ({' / '.join(HEADER_ALIASES[name][:1] + _zh(name))})"
-                             for name in missing]},
+            errors={
+                "file": [
+                    f"missing column {name} ({' / '.join(HEADER_ALIASES[name][:1] + _zh(name))})" for name in missing
+                ]
+            },
         )
     return mapping, ignored
 
@@ -147,8 +161,9 @@ def _table(lines) -> RawRows:
         rows.append((line, {name: cells[pos] if pos < len(cells) else None for pos, name in mapping.items()}))
     if not rows:
         raise InvalidInput.field("file", "no data rows below the header")
-    return RawRows(rows=rows, place_name="line", ignored_columns=ignored,
-                   columns={name: pos for pos, name in mapping.items()})
+    return RawRows(
+        rows=rows, place_name="line", ignored_columns=ignored, columns={name: pos for pos, name in mapping.items()}
+    )
 
 
 def too_large() -> FileTooLarge:
@@ -165,8 +180,9 @@ def read_json(payload: Any) -> RawRows:
     """A list of objects, or ``{"values": [...]}``. Unknown keys are an error (a typo must not pass)."""
     items = payload.get("values") if isinstance(payload, dict) and set(payload) == {"values"} else payload
     if not isinstance(items, list) or not items:
-        raise InvalidInput.field("values", "a non-empty list of {county_code, period, indicator, value, "
-                                           "source_department} is required")
+        raise InvalidInput.field(
+            "values", "a non-empty list of {county_code, period, indicator, value, source_department} is required"
+        )
     if len(items) > MAX_ROWS:
         raise InvalidInput.field("values", f"at most {MAX_ROWS} rows per import")
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -194,8 +210,9 @@ def _decode(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput.field("file", "the file is neither UTF-8, UTF-16 nor GB18030 text: save it as CSV (UTF-8) "
-                                     "or .xlsx")
+    raise InvalidInput.field(
+        "file", "the file is neither UTF-8, UTF-16 nor GB18030 text: save it as CSV (UTF-8) or .xlsx"
+    )
 
 
 def read_csv(data: bytes) -> RawRows:
@@ -216,9 +233,11 @@ def read_csv(data: bytes) -> RawRows:
                 yield start, cells[:MAX_COLUMNS]
                 start = reader.line_num + 1
         except csv.Error as exc:  # e.g. a value longer than the csv module's field limit
-            raise InvalidInput(f"line {reader.line_num}: the CSV file cannot be read ({exc})",
-                               errors={"rows": {str(reader.line_num): {"_row": [f"unreadable CSV: {exc}"]}}},
-                               place="line") from exc
+            raise InvalidInput(
+                f"line {reader.line_num}: the CSV file cannot be read ({exc})",
+                errors={"rows": {str(reader.line_num): {"_row": [f"unreadable CSV: {exc}"]}}},
+                place="line",
+            ) from exc
 
     return _table(lines())
 
@@ -234,8 +253,11 @@ def _open_workbook(data: bytes, data_only: bool):
 
 def _cell_value(cell: Any) -> Any:
     value = getattr(cell, "value", None)
-    if (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and "%" in str(getattr(cell, "number_format", "") or "")):
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and "%" in str(getattr(cell, "number_format", "") or "")
+    ):
         return Percent(round(float(value) * 100, 10))
     return value
 

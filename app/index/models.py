@@ -1,4 +1,5 @@
 """Imported indicator values of the county synergy index, and the values they replaced."""
+
 from __future__ import annotations
 
 from datetime import datetime

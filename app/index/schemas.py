@@ -1,4 +1,5 @@
 """Request and response shapes of the synergy index API (the OpenAPI documentation of /api/v1/index)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -11,8 +12,10 @@ COUNTY = validate.Regexp(r"^\d{6}$", error="a six-digit county code, e.g. 331023
 class ScoresQuery(Schema):
     # The period is read by the services (app.common.periods), after the caller is known.
     period = fields.Str(required=True, metadata={"description": "2025 or 2025-Q2"})
-    base_year = fields.Int(validate=validate.Range(min=2000, max=2100),
-                           metadata={"description": "default: the definition's target.base_year, else the year before"})
+    base_year = fields.Int(
+        validate=validate.Range(min=2000, max=2100),
+        metadata={"description": "default: the definition's target.base_year, else the year before"},
+    )
 
 
 class ValuesQuery(PageArgs):

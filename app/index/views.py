@@ -1,4 +1,5 @@
 """The county synergy index: thin views over :mod:`app.index.services` (API and the /index page)."""
+
 from __future__ import annotations
 
 from flask import Blueprint as PageBlueprint
@@ -19,12 +20,13 @@ blp = Blueprint("index", __name__, description="County synergy index (减污降�
 
 _IMPORT_BODY = {
     "description": "JSON (a list of rows, or {values: [...]}), or a multipart upload `file` (.csv or .xlsx; "
-                   "Chinese or English headers), or a CSV body (text/csv; UTF-8, UTF-16 or GB18030). All rows or none "
-                   "are stored. At most 5 MB and 10,000 rows (413 / 422 beyond).",
+    "Chinese or English headers), or a CSV body (text/csv; UTF-8, UTF-16 or GB18030). All rows or none "
+    "are stored. At most 5 MB and 10,000 rows (413 / 422 beyond).",
     "content": {
         "application/json": {"schema": {"type": "array", "items": schemas.ValueIn}},  # registered by the ma plugin
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
-                                                                                     "format": "binary"}}}},
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+        },
         "text/csv": {"schema": {"type": "string"}},
     },
 }
@@ -112,8 +114,15 @@ def index_page():
         else:  # pragma: no cover - scores() only refuses these two
             error = exc.detail
         status = 422
-    return render_template("index_scores.html", result=result, error=error, period=period, base_year=base_year,
-                           definition=services.definition(db.session()), title=_("减污降碳协同指数")), status
+    return render_template(
+        "index_scores.html",
+        result=result,
+        error=error,
+        period=period,
+        base_year=base_year,
+        definition=services.definition(db.session()),
+        title=_("减污降碳协同指数"),
+    ), status
 
 
 API_BLUEPRINTS = (blp,)

@@ -3,6 +3,7 @@ and legend strips, and the positions inside one label.
 
 Pure Python (reportlab units), no Flask imports. Used by :mod:`app.labels.pdf`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,9 +23,7 @@ MARGIN_TOP = 9 * mm
 MARGIN_BOTTOM = 9 * mm
 
 LABEL_W = (PAGE_W - 2 * MARGIN_X - (COLS - 1) * GAP_X) / COLS
-LABEL_H = (
-    PAGE_H - MARGIN_TOP - HEADER_H - LEGEND_H - MARGIN_BOTTOM - (ROWS - 1) * GAP_Y
-) / ROWS
+LABEL_H = (PAGE_H - MARGIN_TOP - HEADER_H - LEGEND_H - MARGIN_BOTTOM - (ROWS - 1) * GAP_Y) / ROWS
 
 FRAME = 1.8 * mm  # coloured frame thickness
 BAND_H = 10 * mm  # coloured title band height
@@ -71,8 +70,19 @@ def geometry() -> Geometry:
     outlet_y = HINT_Y + 7 * mm
     facility_y = outlet_y + 5 * mm
     return Geometry(
-        qr_x, qr_y, qr_size, tx, tw, caption_code_y, code_y, rule_y,
-        caption_ent_y, ent_first_y, facility_y, outlet_y, 13 * mm,
+        qr_x,
+        qr_y,
+        qr_size,
+        tx,
+        tw,
+        caption_code_y,
+        code_y,
+        rule_y,
+        caption_ent_y,
+        ent_first_y,
+        facility_y,
+        outlet_y,
+        13 * mm,
     )
 
 

@@ -88,7 +88,9 @@ class _Colour:
 COLOURS: dict[str, _Colour] = {
     Colour.GREY: _Colour(HexColor("#8A9099"), white, COLOUR_ZH[Colour.GREY], "未投用/停用"),
     Colour.GREEN: _Colour(HexColor("#1E9A48"), white, COLOUR_ZH[Colour.GREEN], "正常"),
-    Colour.YELLOW: _Colour(HexColor("#F2C200"), HexColor("#2B2300"), COLOUR_ZH[Colour.YELLOW], "预警（即将更换或轻度异常）"),
+    Colour.YELLOW: _Colour(
+        HexColor("#F2C200"), HexColor("#2B2300"), COLOUR_ZH[Colour.YELLOW], "预警（即将更换或轻度异常）"
+    ),
     Colour.RED: _Colour(HexColor("#D3261E"), white, COLOUR_ZH[Colour.RED], "超期或异常"),
 }
 assert list(COLOURS) == list(Colour)  # the label's legend follows the one definition, in severity order
@@ -132,9 +134,7 @@ class LabelSpec:
         if not self.url:
             raise ValueError("LabelSpec.url must not be empty")
         if self.colour not in _STYLES:
-            raise ValueError(
-                f"LabelSpec.colour must be one of {sorted(_STYLES)}, got {self.colour!r}"
-            )
+            raise ValueError(f"LabelSpec.colour must be one of {sorted(_STYLES)}, got {self.colour!r}")
 
 
 def page_count(n_labels: int) -> int:
@@ -213,7 +213,6 @@ def _define_label_form(c: Canvas, colour: str) -> None:
     c.endForm()
 
 
-
 def _split_code(code: str) -> tuple[str, str]:
     """Split a long code in two, preferring a separator near the middle."""
     mid = len(code) // 2
@@ -276,9 +275,7 @@ def _define_legend_form(c: Canvas) -> None:
     sw = 3.2 * mm
     items = [(col, f"{col.name}：{col.meaning}") for col in COLOURS.values()]
     prefix = "颜色说明："
-    total_w = width(prefix, size) + sum(
-        sw + 1.5 * mm + width(text, size) + 5 * mm for _, text in items
-    ) - 5 * mm
+    total_w = width(prefix, size) + sum(sw + 1.5 * mm + width(text, size) + 5 * mm for _, text in items) - 5 * mm
     lx = (PAGE_W - total_w) / 2
     c.setFillColor(_TEXT)
     draw_text(c, lx, ly, prefix, size)

@@ -148,9 +148,7 @@ def qr_png(data: str, scale: int = 8, border: int = 4) -> bytes:
     total = n + 2 * border
     blank = b"\x00" * total
     pad = b"\x00" * border
-    grid = b"".join(
-        [blank] * border + [pad + row + pad for row in matrix.raw] + [blank] * border
-    )
+    grid = b"".join([blank] * border + [pad + row + pad for row in matrix.raw] + [blank] * border)
     img = Image.frombytes("L", (total, total), grid.translate(_TO_GREY))
     if scale != 1:
         img = img.resize((total * scale, total * scale), Image.Resampling.NEAREST)
@@ -172,9 +170,7 @@ def qr_svg(data: str, scale: int = 8, border: int = 4) -> bytes:
     matrix = qr_matrix(data)
     total = matrix.size + 2 * border
     px = total * scale
-    d = "".join(
-        f"M{x + border} {y + border}h{w}v{h}h-{w}z" for x, y, w, h in qr_rects(data)
-    )
+    d = "".join(f"M{x + border} {y + border}h{w}v{h}h-{w}z" for x, y, w, h in qr_rects(data))
     svg = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" '

@@ -50,9 +50,7 @@ def sign_label(secret: str, code: str, version: int) -> str:
     _check_text("secret", secret)
     _check_text("code", code)
     _check_version(version)
-    mac = hmac.new(
-        secret.encode("utf-8"), f"{code}:{version}".encode(), hashlib.sha256
-    ).digest()
+    mac = hmac.new(secret.encode("utf-8"), f"{code}:{version}".encode(), hashlib.sha256).digest()
     return base64.b32encode(mac).decode("ascii").lower()[:SIGNATURE_LENGTH]
 
 

@@ -3,6 +3,7 @@ in the shipped CJK font (:mod:`app.fonts`); widths, fitting, ellipsis and wrappi
 
 Pure Python (reportlab), no Flask imports. Used by :mod:`app.labels.pdf`.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,10 +36,7 @@ def runs(text: str, latin: str) -> list[tuple[str, str]]:
 
     Helvetica for ASCII keeps codes, numbers and English names crisp and
     the layout identical to what it was with the CID font."""
-    return [
-        (seg, latin if seg[0] <= "~" and seg[0] >= " " else CJK_FONT)
-        for seg in _ASCII_OR_NOT.findall(text)
-    ]
+    return [(seg, latin if seg[0] <= "~" and seg[0] >= " " else CJK_FONT) for seg in _ASCII_OR_NOT.findall(text)]
 
 
 def width(text: str, size: float, latin: str = LATIN) -> float:
@@ -54,8 +52,13 @@ def text_out(t: PDFTextObject, text: str, size: float, latin: str = LATIN) -> No
 
 
 def draw_text(
-    c: Canvas, x: float, y: float, text: str, size: float,
-    latin: str = LATIN, align: str = "left",
+    c: Canvas,
+    x: float,
+    y: float,
+    text: str,
+    size: float,
+    latin: str = LATIN,
+    align: str = "left",
 ) -> None:
     if align == "right":
         x -= width(text, size, latin)

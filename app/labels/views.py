@@ -1,4 +1,5 @@
 """Label endpoints: QR codes (PNG, SVG) and A4 label sheets (PDF)."""
+
 from __future__ import annotations
 
 from flask import Response, current_app
@@ -30,16 +31,16 @@ def box_label_url(box: Box) -> str:
 def qr_png_view(code):
     """The box's QR code: a signed URL to the scan page, with the label version."""
     box = box_services.get_box(db.session, require_user(), code)
-    return Response(qr_png(box_label_url(box)), mimetype="image/png",
-                    headers={"Cache-Control": "private, max-age=300"})
+    return Response(qr_png(box_label_url(box)), mimetype="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @blp.route("/boxes/<code>/qr.svg")
 @blp.response(200, content_type="image/svg+xml")
 def qr_svg_view(code):
     box = box_services.get_box(db.session, require_user(), code)
-    return Response(qr_svg(box_label_url(box)), mimetype="image/svg+xml",
-                    headers={"Cache-Control": "private, max-age=300"})
+    return Response(
+        qr_svg(box_label_url(box)), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"}
+    )
 
 
 @blp.route("/labels.pdf")
@@ -80,13 +81,18 @@ def labels_pdf(args):
     # the current colour is asked for (e.g. an inspection sheet).
     frame = "current" if args.get("frame") == "current" else NEUTRAL
     specs = [
-        LabelSpec(code=b.code, url=box_label_url(b), colour=b.colour if frame == "current" else NEUTRAL, enterprise=b.enterprise.name,
-                  facility=b.facility_code, outlet=b.outlet_code)
+        LabelSpec(
+            code=b.code,
+            url=box_label_url(b),
+            colour=b.colour if frame == "current" else NEUTRAL,
+            enterprise=b.enterprise.name,
+            facility=b.facility_code,
+            outlet=b.outlet_code,
+        )
         for b in boxes
     ]
     pdf = label_sheet_pdf(specs)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": 'inline; filename="labels.pdf"'})
+    return Response(pdf, mimetype="application/pdf", headers={"Content-Disposition": 'inline; filename="labels.pdf"'})
 
 
 API_BLUEPRINTS = (blp,)

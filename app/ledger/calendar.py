@@ -5,6 +5,7 @@ so a calendar file (``holidays.yaml``) lists each year's holidays and make-up da
 is not in the file falls back to plain weekends; :meth:`WorkCalendar.covers` tells which years
 are known so operations can add the next year in time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -128,8 +129,12 @@ def parse_calendar(data: dict[str, Any], where: str = "holidays.yaml") -> WorkCa
         problems.append(f"{day} is both a holiday and a make-up working day")
     if problems:
         raise RulesError.listing(where, problems)
-    return WorkCalendar(version=str(data.get("version") or ""), holidays=frozenset(holidays),
-                        workdays=frozenset(workdays), years=frozenset(years))
+    return WorkCalendar(
+        version=str(data.get("version") or ""),
+        holidays=frozenset(holidays),
+        workdays=frozenset(workdays),
+        years=frozenset(years),
+    )
 
 
 @lru_cache(maxsize=4)

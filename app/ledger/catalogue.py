@@ -7,6 +7,7 @@
 
 No Flask here. A broken data file raises :class:`app.rules.RulesError` with every problem listed.
 """
+
 from __future__ import annotations
 
 import re
@@ -101,8 +102,11 @@ def parse_catalogue(rows: list[dict[str, str]], edition: CatalogueEdition, where
         if not (row.get("description") or "").strip():
             problems.append(f"line {i}: description is empty")
         entries[code] = WasteEntry(
-            code=code, category=category, category_name=(row.get("category_name") or "").strip(),
-            industry=(row.get("industry") or "").strip(), description=(row.get("description") or "").strip(),
+            code=code,
+            category=category,
+            category_name=(row.get("category_name") or "").strip(),
+            industry=(row.get("industry") or "").strip(),
+            description=(row.get("description") or "").strip(),
             hazards=hazards,
         )
     if len(entries) != edition.expected_codes:
@@ -127,8 +131,10 @@ def check_catalogue_rows(rows: list[dict[str, str]], where: str) -> Catalogue:
     name = Path(where).name
     meta = next((m for m in EDITIONS.values() if m.filename == name), None)
     if meta is None:
-        raise RulesError.listing(where, [f"no catalogue edition is shipped as {name}; known: "
-                                         + ", ".join(m.filename for m in EDITIONS.values())])
+        raise RulesError.listing(
+            where,
+            [f"no catalogue edition is shipped as {name}; known: " + ", ".join(m.filename for m in EDITIONS.values())],
+        )
     return parse_catalogue(rows, meta, where)
 
 
@@ -138,6 +144,7 @@ def category_of(code: str) -> str:
 
 
 # ---------------------------------------------------------------- disposal methods
+
 
 @dataclass(frozen=True)
 class Method:
@@ -171,8 +178,9 @@ def parse_methods(data: dict[str, Any], where: str) -> dict[str, Method]:
             if not isinstance(item.get(lang), str) or not item.get(lang):
                 problems.append(f"{place}.{lang}: a name is required")
         # (a wrong kind is a problem above: these methods are then never returned)
-        methods[code] = Method(code, str(item.get("kind")), item.get("zh", ""), item.get("en", ""),
-                               bool(item.get("landfill", False)))
+        methods[code] = Method(
+            code, str(item.get("kind")), item.get("zh", ""), item.get("en", ""), bool(item.get("landfill", False))
+        )
     if not any(m.landfill for m in methods.values()):
         problems.append("no method is marked landfill: true (D1)")
     if problems:
@@ -192,6 +200,7 @@ def load_methods(override_dir: str | None = None) -> dict[str, Method]:
 
 
 # ---------------------------------------------------------------- thresholds
+
 
 @dataclass(frozen=True)
 class LedgerRules:
@@ -217,11 +226,21 @@ def parse_ledger_rules(data: dict[str, Any], where: str) -> LedgerRules:
     def number(section: str, name: str, *, integer: bool = False, fraction: bool = False) -> Any:
         place = f"{section}.{name}"
         value = sections[section].get(name)
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-              and (not integer or (isinstance(value, int) and value >= 1))
-              and (not fraction or 0 <= value <= 1))
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and value >= 0
+            and (not integer or (isinstance(value, int) and value >= 1))
+            and (not fraction or 0 <= value <= 1)
+        )
         if not ok:
-            kind = "a positive integer" if integer else "a fraction between 0 and 1" if fraction else "a non-negative number"
+            kind = (
+                "a positive integer"
+                if integer
+                else "a fraction between 0 and 1"
+                if fraction
+                else "a non-negative number"
+            )
             problems.append(f"{place}: {kind} is required, not {value!r}")
             return 0
         return value

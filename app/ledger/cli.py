@@ -1,4 +1,5 @@
 """Ledger data files are checked when the app starts; ``flask --app wsgi ledger check-data`` reports them."""
+
 from __future__ import annotations
 
 import click

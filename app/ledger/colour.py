@@ -3,6 +3,7 @@
 One fact provider reads, in one query for the whole batch of boxes, every generation batch of
 these boxes that is still on site; the checks compare its age with the rule's ``days``.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -20,11 +21,17 @@ def _aware(value: datetime) -> datetime:
 
 
 # Built once: this runs on every colour evaluation (each ingest batch, each uncached box read).
-_WASTE_ON_SITE = (
-    select(LedgerRecord.box_id, LedgerRecord.fill_id, LedgerRecord.occurred_at, LedgerRecord.on_site_kg,
-           LedgerRecord.available_kg, LedgerRecord.batch_code)
-    .where(LedgerRecord.box_id.in_(bindparam("ids", expanding=True)), LedgerRecord.stage == Stage.GENERATION,
-           LedgerRecord.on_site_kg > EPS)
+_WASTE_ON_SITE = select(
+    LedgerRecord.box_id,
+    LedgerRecord.fill_id,
+    LedgerRecord.occurred_at,
+    LedgerRecord.on_site_kg,
+    LedgerRecord.available_kg,
+    LedgerRecord.batch_code,
+).where(
+    LedgerRecord.box_id.in_(bindparam("ids", expanding=True)),
+    LedgerRecord.stage == Stage.GENERATION,
+    LedgerRecord.on_site_kg > EPS,
 )
 
 

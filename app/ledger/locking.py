@@ -6,6 +6,7 @@ SQLite ignores FOR UPDATE but has a single writer: taking the write lock before 
 ``BEGIN IMMEDIATE`` does) serialises the read-check-write sequences the same way. Python's
 sqlite3 opens the transaction at the first write statement, so a no-op UPDATE takes the lock.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import text

@@ -4,6 +4,7 @@ Quantities are exact kilograms (NUMERIC(14, 3), Decimal in Python, like the boxe
 sums compare exactly; reports convert to tonnes. CHECK constraints tie each state to its
 timestamps and keep every balance within its bounds.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -43,8 +44,13 @@ class ManifestStatus(StrEnum):
 
 
 STAGES = tuple(Stage)
-STAGE_ZH = {"generation": "产生", "storage": "入库", "out_of_storage": "出库", "sent_out": "委外利用/处置",
-            "returned": "退回入库"}
+STAGE_ZH = {
+    "generation": "产生",
+    "storage": "入库",
+    "out_of_storage": "出库",
+    "sent_out": "委外利用/处置",
+    "returned": "退回入库",
+}
 STAGE_PREFIX = {"generation": "CS", "storage": "RK", "out_of_storage": "CK", "sent_out": "WW", "returned": "TH"}
 
 MANIFEST_STATES = tuple(ManifestStatus)
@@ -73,7 +79,7 @@ MANIFEST_CHECKS = {
 LEDGER_RECORD_CHECKS = {
     "quantity_not_negative": "quantity_kg >= 0",
     "generation_balances": "stage <> 'generation' OR (on_site_kg IS NOT NULL AND available_kg IS NOT NULL "
-                           "AND available_kg >= 0 AND available_kg <= on_site_kg AND on_site_kg <= quantity_kg)",
+    "AND available_kg >= 0 AND available_kg <= on_site_kg AND on_site_kg <= quantity_kg)",
     "balances_only_generation": "stage = 'generation' OR (on_site_kg IS NULL AND available_kg IS NULL)",
 }
 # Stock: reservations are drawn from what is on hand (a manifest reserves at most on_hand − reserved).
@@ -86,7 +92,7 @@ MANIFEST_LINE_CHECKS = {
     "quantity_positive": "quantity_kg > 0",
     "received_not_negative": "received_kg IS NULL OR received_kg >= 0",
     "accepted_within_received": "accepted_kg IS NULL OR (accepted_kg >= 0 AND (received_kg IS NULL OR "
-                                "accepted_kg <= received_kg))",
+    "accepted_kg <= received_kg))",
     "consumed_within_accepted": "consumed_kg >= 0 AND consumed_kg <= COALESCE(accepted_kg, 0)",
 }
 MANIFEST_LINE_SOURCE_CHECKS = {
@@ -99,8 +105,16 @@ def checks(table: dict[str, str]) -> tuple[CheckConstraint, ...]:
     return tuple(CheckConstraint(sql, name=name) for name, sql in table.items())
 
 
-STATE_ZH = {"draft": "草稿", "submitted": "已提交", "in_transit": "运输中", "received": "已接收", "processed": "已利用/处置",
-            "closed": "已办结", "rejected": "已拒收", "cancelled": "已作废"}
+STATE_ZH = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "in_transit": "运输中",
+    "received": "已接收",
+    "processed": "已利用/处置",
+    "closed": "已办结",
+    "rejected": "已拒收",
+    "cancelled": "已作废",
+}
 ORIGINS = ("electronic", "paper", "national")
 PHYSICAL_FORMS = {"solid": "固态", "semi_solid": "半固态", "liquid": "液态", "gas": "气态", "other": "其他"}
 
@@ -191,8 +205,9 @@ class Manifest(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(14), unique=True)
     origin: Mapped[str] = mapped_column(String(10), default="electronic")
-    status: Mapped[ManifestStatus] = mapped_column(state_type(ManifestStatus, "status", 12),
-                                                   default=ManifestStatus.DRAFT, index=True)
+    status: Mapped[ManifestStatus] = mapped_column(
+        state_type(ManifestStatus, "status", 12), default=ManifestStatus.DRAFT, index=True
+    )
     consignor_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     carrier_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     receiver_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
@@ -224,17 +239,24 @@ class Manifest(Model):
     carrier: Mapped[Organization] = relationship(foreign_keys=[carrier_id], lazy="joined")
     receiver: Mapped[Organization] = relationship(foreign_keys=[receiver_id], lazy="joined")
     lines: Mapped[list[ManifestLine]] = relationship(
-        back_populates="manifest", order_by="ManifestLine.line_no", cascade="all, delete-orphan", lazy="selectin",
+        back_populates="manifest",
+        order_by="ManifestLine.line_no",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
     events: Mapped[list[ManifestEvent]] = relationship(
-        order_by="ManifestEvent.id", cascade="all, delete-orphan", lazy="selectin",
+        order_by="ManifestEvent.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
 
     def is_overdue(self, now: datetime) -> bool:
         """Receipt came late, or the waste is still on the road past its deadline."""
         if self.overdue:
             return True
-        return self.status == ManifestStatus.IN_TRANSIT and self.receipt_due_at is not None and now >= self.receipt_due_at
+        return (
+            self.status == ManifestStatus.IN_TRANSIT and self.receipt_due_at is not None and now >= self.receipt_due_at
+        )
 
 
 class ManifestLine(Model):
@@ -261,7 +283,9 @@ class ManifestLine(Model):
 
     manifest: Mapped[Manifest] = relationship(back_populates="lines")
     sources: Mapped[list[ManifestLineSource]] = relationship(
-        order_by="ManifestLineSource.id", cascade="all, delete-orphan", lazy="selectin",
+        order_by="ManifestLineSource.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
 
 

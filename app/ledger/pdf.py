@@ -8,6 +8,7 @@ cells too), so nothing is cut off at any length; a long table continues on the n
 header repeated. The QR code is drawn as vectors with reportlab's own QR widget.
 No Flask here: the caller passes the verification URL.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,14 +28,32 @@ from app.common.timeutil import to_local_str
 from app.fonts import cjk_font
 from app.ledger.models import PHYSICAL_FORMS, STATE_ZH, Manifest
 
-ACTION_ZH = {"create": "填写", "submit": "提交", "pickup": "承运人提货", "receive": "接受人接收", "reject": "接受人拒收",
-             "process": "利用/处置", "close": "办结", "cancel": "作废", "record_transfer": "补录转移"}
+ACTION_ZH = {
+    "create": "填写",
+    "submit": "提交",
+    "pickup": "承运人提货",
+    "receive": "接受人接收",
+    "reject": "接受人拒收",
+    "process": "利用/处置",
+    "close": "办结",
+    "cancel": "作废",
+    "record_transfer": "补录转移",
+}
 ORIGIN_ZH = {"electronic": "电子联单", "paper": "纸质联单补录", "national": "全国系统联单"}
 MARGIN = 15 * mm
 FOOTER = "依据《危险废物转移管理办法》（生态环境部令第23号）。本联单以系统记录为准，扫描二维码核验。"
 #: Widths of the lines table (mm), 180 mm in all.
-COLUMNS = [("序号", 9), ("废物代码", 18), ("废物名称", 42), ("形态", 12), ("危险特性", 16), ("包装", 30),
-           ("数量(kg)", 18), ("接收(kg)", 18), ("方式", 17)]
+COLUMNS = [
+    ("序号", 9),
+    ("废物代码", 18),
+    ("废物名称", 42),
+    ("形态", 12),
+    ("危险特性", 16),
+    ("包装", 30),
+    ("数量(kg)", 18),
+    ("接收(kg)", 18),
+    ("方式", 17),
+]
 
 
 def _t(value: datetime | None) -> str:
@@ -81,23 +100,45 @@ def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> b
     width, _height = A4
     inner = width - 2 * MARGIN
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,
-                            bottomMargin=18 * mm, title=f"危险废物转移联单 {manifest.number}", author="台州碳箱码",
-                            pageCompression=1)
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=15 * mm,
+        bottomMargin=18 * mm,
+        title=f"危险废物转移联单 {manifest.number}",
+        author="台州碳箱码",
+        pageCompression=1,
+    )
 
     qr_size = 32 * mm
     head_left = [
-        _p("危险废物转移联单", st["title"]), Spacer(1, 3 * mm),
+        _p("危险废物转移联单", st["title"]),
+        Spacer(1, 3 * mm),
         _p(f"联单编号：{manifest.number}", st["number"]),
-        _p(f"类型：{ORIGIN_ZH.get(manifest.origin, manifest.origin)}    当前状态：{STATE_ZH[manifest.status]}",
-           st["body"]),
+        _p(
+            f"类型：{ORIGIN_ZH.get(manifest.origin, manifest.origin)}    当前状态：{STATE_ZH[manifest.status]}",
+            st["body"],
+        ),
         _p(f"打印时间：{to_local_str(printed_at)}", st["body"]),
     ]
-    head_right = [_qr(verify_url, qr_size), _p(verify_url, st["url"]),
-                  _p("扫码核验联单状态", ParagraphStyle("qrnote", parent=st["small"], alignment=2))]
+    head_right = [
+        _qr(verify_url, qr_size),
+        _p(verify_url, st["url"]),
+        _p("扫码核验联单状态", ParagraphStyle("qrnote", parent=st["small"], alignment=2)),
+    ]
     header = Table([[head_left, head_right]], colWidths=[inner - 60 * mm, 60 * mm])
-    header.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
-                                ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    header.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+            ]
+        )
+    )
     story: list = [header, Spacer(1, 4 * mm)]
 
     parties = [
@@ -117,20 +158,34 @@ def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> b
 
     rows: list[list] = [[_p(title, st["head"]) for title, _ in COLUMNS]]
     for line in manifest.lines:
-        cells = [line.line_no, line.waste_code, line.waste_name,
-                 PHYSICAL_FORMS.get(line.physical_form, line.physical_form), line.hazard, line.packaging or "—",
-                 _kg(line.quantity_kg), _kg(line.received_kg), line.method_code or "—"]
+        cells = [
+            line.line_no,
+            line.waste_code,
+            line.waste_name,
+            PHYSICAL_FORMS.get(line.physical_form, line.physical_form),
+            line.hazard,
+            line.packaging or "—",
+            _kg(line.quantity_kg),
+            _kg(line.received_kg),
+            line.method_code or "—",
+        ]
         rows.append([_p(value, st["cell"]) for value in cells])
     # splitInRow: a row taller than what is left of the page (a very long name) continues on the next.
     table = Table(rows, colWidths=[w * mm for _, w in COLUMNS], repeatRows=1, splitInRow=1)
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
-        ("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
-        ("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
-        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+                ("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
+                ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ]
+        )
+    )
     story.append(table)
     total = sum(line.quantity_kg for line in manifest.lines)
     story.append(Spacer(1, 1.5 * mm))
@@ -151,11 +206,17 @@ def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> b
     story.append(_p("流转记录", st["h2"]))
     for event in manifest.events:
         who = event.organization_name or "系统"
-        story.append(_p(f"{_t(event.at)}  {ACTION_ZH.get(event.action, event.action)}  {who}（{event.actor}）",
-                        ParagraphStyle("event", parent=st["cell"], fontSize=8.5, leading=12)))
+        story.append(
+            _p(
+                f"{_t(event.at)}  {ACTION_ZH.get(event.action, event.action)}  {who}（{event.actor}）",
+                ParagraphStyle("event", parent=st["cell"], fontSize=8.5, leading=12),
+            )
+        )
     story.append(Spacer(1, 6 * mm))
-    signatures = [_p(f"{role}：______________________    日期：____________", st["body"])
-                  for role in ("移出人（签章）", "承运人（签章）", "接受人（签章）")]
+    signatures = [
+        _p(f"{role}：______________________    日期：____________", st["body"])
+        for role in ("移出人（签章）", "承运人（签章）", "接受人（签章）")
+    ]
     story.append(KeepTogether([x for s in signatures for x in (s, Spacer(1, 5 * mm))]))
 
     def footer(canvas, document) -> None:

@@ -12,8 +12,7 @@ from app.ledger.services import FLAGS
 WASTE_CODE = validate.Regexp(r"^\d{3}-\d{3}-\d{2}$", error="a waste code NNN-NNN-NN, e.g. 900-039-49")
 # 机动车号牌: province character, letter, 5 (ordinary) or 6 (new-energy) letters/digits; 挂/学/警 suffixes.
 PLATE_RE = re.compile(r"^[\u4e00-\u9fa5][A-Z][A-Z0-9]{4,6}[\u4e00-\u9fa5]?$")
-PLATE = validate.Regexp(PLATE_RE,
-                        error="a Chinese vehicle plate, e.g. 浙J12345 or 浙JD12345")
+PLATE = validate.Regexp(PLATE_RE, error="a Chinese vehicle plate, e.g. 浙J12345 or 浙JD12345")
 
 
 class NonNegativeFloat(fields.Float):
@@ -24,6 +23,7 @@ class NonNegativeFloat(fields.Float):
 
 
 # ---------------------------------------------------------------- ledger
+
 
 class LedgerQuery(PageArgs):
     enterprise = Id()
@@ -39,8 +39,12 @@ class LedgerIn(StrictSchema):
     waste_name = fields.Str(validate=validate.Length(max=300), metadata={"description": "defaults to the catalogue's"})
     quantity_kg = Plausible("waste_kg", required=True)
     generated_at = PlausibleDateTime(metadata={"description": "default now"})
-    facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "产生设施编码"})
-    storage_facility_code = fields.Str(load_default="", validate=validate.Length(max=40), metadata={"description": "贮存设施编码"})
+    facility_code = fields.Str(
+        load_default="", validate=validate.Length(max=40), metadata={"description": "产生设施编码"}
+    )
+    storage_facility_code = fields.Str(
+        load_default="", validate=validate.Length(max=40), metadata={"description": "贮存设施编码"}
+    )
     container_type = fields.Str(load_default="", validate=validate.Length(max=40))
     container_count = fields.Int(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     handler = fields.Str(load_default="", validate=validate.Length(max=120))
@@ -98,7 +102,9 @@ class StockOut(Schema):
     items = fields.List(fields.Nested(StockItemOut))
     total_on_hand_kg = fields.Float()
     generated_last_365d_t = fields.Float()
-    management_class = fields.Str(metadata={"description": "HJ 1259: key (≥100 t/a), simplified (≥10 t/a), registration"})
+    management_class = fields.Str(
+        metadata={"description": "HJ 1259: key (≥100 t/a), simplified (≥10 t/a), registration"}
+    )
 
 
 class WasteCodeQuery(PageArgs):
@@ -117,6 +123,7 @@ class WasteCodeOut(Schema):
 
 # ---------------------------------------------------------------- manifests
 
+
 class ManifestLineIn(StrictSchema):
     waste_code = fields.Str(required=True, validate=WASTE_CODE)
     waste_name = fields.Str(validate=validate.Length(max=300), metadata={"description": "defaults to the catalogue's"})
@@ -124,13 +131,21 @@ class ManifestLineIn(StrictSchema):
     hazard = fields.Str(metadata={"description": "e.g. T or T/In; defaults to the catalogue's"})
     packaging = fields.Str(load_default="", validate=validate.Length(max=60), metadata={"example": "吨袋"})
     quantity_kg = Plausible("waste_kg", required=True)
-    source_batches = fields.List(fields.Str(validate=validate.Length(max=40)), load_default=list,
-                                 metadata={"description": "generation batch codes to draw from; default oldest first"})
+    source_batches = fields.List(
+        fields.Str(validate=validate.Length(max=40)),
+        load_default=list,
+        metadata={"description": "generation batch codes to draw from; default oldest first"},
+    )
 
 
 class ManifestIn(StrictSchema):
-    origin = fields.Str(load_default="electronic", validate=validate.OneOf(ORIGINS),
-                        metadata={"description": "electronic (numbered here), paper (entered afterwards), national (the national system's number)"})
+    origin = fields.Str(
+        load_default="electronic",
+        validate=validate.OneOf(ORIGINS),
+        metadata={
+            "description": "electronic (numbered here), paper (entered afterwards), national (the national system's number)"
+        },
+    )
     number = fields.Str(metadata={"description": "paper or national manifests: the 14-digit number they carry"})
     consignor_id = Id(metadata={"description": "defaults to the caller's organisation"})
     carrier_id = Id(required=True)
@@ -138,7 +153,9 @@ class ManifestIn(StrictSchema):
     lines = fields.List(fields.Nested(ManifestLineIn), required=True, validate=validate.Length(min=1, max=50))
     route = fields.Str(load_default="", validate=validate.Length(max=300))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
-    transferred_at = PlausibleDateTime(metadata={"description": "paper/national manifests: when the carrier took the waste"})
+    transferred_at = PlausibleDateTime(
+        metadata={"description": "paper/national manifests: when the carrier took the waste"}
+    )
     vehicle_plate = fields.Str(validate=PLATE)
     driver_name = fields.Str(validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
@@ -149,8 +166,10 @@ class ManifestQuery(PageArgs):
     status = fields.Str(validate=validate.OneOf(MANIFEST_STATES))
     flag = fields.Str(validate=validate.OneOf(FLAGS))
     enterprise = Id(metadata={"description": "the consignor"})
-    party = fields.Str(validate=validate.OneOf(("consignor", "carrier", "receiver")),
-                       metadata={"description": "only manifests where the caller is this party"})
+    party = fields.Str(
+        validate=validate.OneOf(("consignor", "carrier", "receiver")),
+        metadata={"description": "only manifests where the caller is this party"},
+    )
 
 
 class EmptyIn(StrictSchema):
@@ -171,7 +190,9 @@ class PickupIn(StrictSchema):
 class ReceiveLineIn(StrictSchema):
     line_no = fields.Int(required=True)
     received_kg = Plausible("received_kg", required=True, metadata={"description": "weighed on arrival"})
-    accepted_kg = Plausible("received_kg", metadata={"description": "default: all received; less means accepted in part"})
+    accepted_kg = Plausible(
+        "received_kg", metadata={"description": "default: all received; less means accepted in part"}
+    )
     refusal_reason = fields.Str(load_default="", validate=validate.Length(max=2000))
 
 
@@ -188,7 +209,9 @@ class RejectIn(StrictSchema):
 
 class ProcessLineIn(StrictSchema):
     line_no = fields.Int(required=True)
-    method_code = fields.Str(required=True, metadata={"description": "利用/处置方式: R1–R9, R15, C1–C3, D1, D9, D10, D16"})
+    method_code = fields.Str(
+        required=True, metadata={"description": "利用/处置方式: R1–R9, R15, C1–C3, D1, D9, D10, D16"}
+    )
 
 
 class ProcessIn(StrictSchema):

@@ -3,6 +3,7 @@
 Writes commit once, at the request boundary (app.common.tx): on success only, so a refused request
 changes nothing (tests share one session across requests; a half-done change must never leak).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint as PageBlueprint
@@ -30,14 +31,22 @@ blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfe
 
 # ---------------------------------------------------------------- ledger and stock
 
+
 @blp.route("/ledger")
 class Ledger(MethodView):
     @blp.arguments(schemas.LedgerQuery, location="query")
     @blp.response(200, page_schema(schemas.LedgerRecordOut))
     def get(self, args):
         """An enterprise's ledger records (HJ 1259-2022 stages), oldest first; kg and t."""
-        query = services.ledger_query(db.session(), require_user(), args.get("enterprise"), start=args.get("from_"),
-                                      end=args.get("to"), stage=args.get("stage"), waste_code=args.get("waste_code"))
+        query = services.ledger_query(
+            db.session(),
+            require_user(),
+            args.get("enterprise"),
+            start=args.get("from_"),
+            end=args.get("to"),
+            stage=args.get("stage"),
+            waste_code=args.get("waste_code"),
+        )
         return listing(query, args)
 
     @blp.arguments(schemas.LedgerIn)
@@ -67,11 +76,16 @@ def waste_codes(args):
     if args.get("q"):
         entries = [e for e in entries if args["q"] in e.code or args["q"] in e.description]
     start = (args["page"] - 1) * args["per_page"]
-    return {"items": entries[start:start + args["per_page"]], "total": len(entries), "page": args["page"],
-            "per_page": args["per_page"]}
+    return {
+        "items": entries[start : start + args["per_page"]],
+        "total": len(entries),
+        "page": args["page"],
+        "per_page": args["per_page"],
+    }
 
 
 # ---------------------------------------------------------------- manifests
+
 
 @blp.route("/manifests")
 class Manifests(MethodView):
@@ -79,8 +93,14 @@ class Manifests(MethodView):
     @blp.response(200, page_schema(schemas.ManifestOut))
     def get(self, args):
         """Manifests visible to the caller; regulators filter flag=overdue|discrepant|late|rejected."""
-        query = services.list_manifests(db.session(), require_user(), status=args.get("status"), flag=args.get("flag"),
-                                        enterprise=args.get("enterprise"), party=args.get("party"))
+        query = services.list_manifests(
+            db.session(),
+            require_user(),
+            status=args.get("status"),
+            flag=args.get("flag"),
+            enterprise=args.get("enterprise"),
+            party=args.get("party"),
+        )
         return listing(query, args)
 
     @blp.arguments(schemas.ManifestIn)
@@ -97,8 +117,11 @@ def manifest_pdf_view(number):
     """The printable manifest in Chinese, with a QR code to its verification page."""
     manifest = services.get_manifest(db.session(), require_user(), number)
     url = f"{current_app.config['PUBLIC_BASE_URL']}/m/{manifest.number}"
-    return Response(manifest_pdf(manifest, url, utcnow()), mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="manifest-{manifest.number}.pdf"'})
+    return Response(
+        manifest_pdf(manifest, url, utcnow()),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="manifest-{manifest.number}.pdf"'},
+    )
 
 
 @blp.route("/manifests/<string:number>")
@@ -168,8 +191,9 @@ def manifest_cancel(body, number):
 @blp.response(200, schemas.AnomaliesOut)
 def anomalies(args):
     """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers (zh, en)."""
-    return services.anomalies(db.session(), require_user(), enterprise=args.get("enterprise"),
-                              start=args.get("from_"), end=args.get("to"))
+    return services.anomalies(
+        db.session(), require_user(), enterprise=args.get("enterprise"), start=args.get("from_"), end=args.get("to")
+    )
 
 
 # ---------------------------------------------------------------- the verification page
@@ -198,12 +222,20 @@ def verify(number):
     if principal is not None:
         parties = services.party_of(principal, manifest)
         can_read = services.can_read(db.session(), principal, manifest)
-    steps = [{"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
-             for e in manifest.events]
+    steps = [
+        {"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
+        for e in manifest.events
+    ]
     return render_template(
-        "manifest_verify.html", manifest=manifest, number=number, state_zh=_(STATE_ZH[manifest.status]), steps=steps,
-        can_read=can_read, can_pickup="carrier" in parties and manifest.status == "submitted",
-        overdue=manifest.is_overdue(utcnow()), error=request.args.get("error"),
+        "manifest_verify.html",
+        manifest=manifest,
+        number=number,
+        state_zh=_(STATE_ZH[manifest.status]),
+        steps=steps,
+        can_read=can_read,
+        can_pickup="carrier" in parties and manifest.status == "submitted",
+        overdue=manifest.is_overdue(utcnow()),
+        error=request.args.get("error"),
     )
 
 
@@ -216,9 +248,11 @@ def verify_pickup(number):
     manifest = services.find_manifest_public(db.session(), number)
     if manifest is None:
         abort(404)
-    data = {"vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
-            "driver_name": (request.form.get("driver_name") or "").strip(),
-            "driver_phone": (request.form.get("driver_phone") or "").strip()}
+    data = {
+        "vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
+        "driver_name": (request.form.get("driver_name") or "").strip(),
+        "driver_phone": (request.form.get("driver_phone") or "").strip(),
+    }
     if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
         return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
     try:

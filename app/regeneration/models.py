@@ -1,4 +1,5 @@
 """Regeneration batches (再生批次): received waste carbon in, regenerated carbon out."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -38,7 +39,9 @@ class RegenerationBatch(Model):
 
     plant: Mapped[Organization] = relationship(lazy="joined")
     inputs: Mapped[list[RegenerationInput]] = relationship(
-        order_by="RegenerationInput.id", cascade="all, delete-orphan", lazy="selectin",
+        order_by="RegenerationInput.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
     )
 
     @property

@@ -14,7 +14,9 @@ class InputIn(StrictSchema):
 class BatchIn(StrictSchema):
     batch_no = fields.Str(required=True, validate=validate.Length(min=1, max=60))
     produced_on = PlausibleDate(metadata={"description": "local date; default today"})
-    method_code = fields.Str(load_default="R7", metadata={"description": "利用方式, usually R7 (pollution-abatement agents) or R15"})
+    method_code = fields.Str(
+        load_default="R7", metadata={"description": "利用方式, usually R7 (pollution-abatement agents) or R15"}
+    )
     inputs = fields.List(fields.Nested(InputIn), required=True, validate=validate.Length(min=1))
     output_kg = Plausible("waste_kg", required=True, metadata={"description": "regenerated carbon produced, kg"})
     iodine_mg_g = Plausible("iodine_mg_g", required=True, metadata={"description": "碘值 of the regenerated carbon"})

@@ -4,6 +4,7 @@ regenerated carbon with an iodine value; fills can name the batch their carbon c
 Both balances are guarded by row locks: a manifest line's accepted quantity (never consumed
 twice) and a batch's output (never filled twice). No Flask here.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -54,7 +55,9 @@ def get_batch(session: Session, actor: Principal, batch_id: int) -> Regeneration
     return batch
 
 
-def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> RegenerationBatch:
+def record_batch(
+    session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None
+) -> RegenerationBatch:
     now = now or utcnow()
     plant = actor.organization
     if plant is None or actor.is_device or not plant.has_role("regenerator"):
@@ -86,36 +89,51 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
             errors.setdefault(f"{place}.quantity_kg", []).append("must be greater than 0 (at least 1 g)")
             continue
         quantity = kg(quantity)
-        manifest = session.scalar(select(Manifest).where(Manifest.number == item.get("manifest_number"),
-                                                         Manifest.receiver_id == plant.id))
+        manifest = session.scalar(
+            select(Manifest).where(Manifest.number == item.get("manifest_number"), Manifest.receiver_id == plant.id)
+        )
         if manifest is None:
             errors.setdefault(f"{place}.manifest_number", []).append("no manifest with this number was sent to you")
             continue
         if manifest.status not in CONSUMABLE_STATES:
             errors.setdefault(f"{place}.manifest_number", []).append(
-                f"manifest {manifest.number} is {manifest.status}: only received waste can be regenerated")
+                f"manifest {manifest.number} is {manifest.status}: only received waste can be regenerated"
+            )
             continue
         line = next((x for x in manifest.lines if x.line_no == item.get("line_no")), None)
         if line is None:
-            errors.setdefault(f"{place}.line_no", []).append(f"manifest {manifest.number} has no line {item.get('line_no')}")
+            errors.setdefault(f"{place}.line_no", []).append(
+                f"manifest {manifest.number} has no line {item.get('line_no')}"
+            )
             continue
         if line.waste_code not in carbon_codes:
             errors.setdefault(f"{place}.line_no", []).append(
-                f"{line.waste_code} is not waste activated carbon ({', '.join(carbon_codes)})")
+                f"{line.waste_code} is not waste activated carbon ({', '.join(carbon_codes)})"
+            )
             continue
         wanted[line.id] += quantity
         places[line.id].append(i)
     batch_no = (data.get("batch_no") or "").strip()
     if errors:
         raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)
-    if session.scalar(select(RegenerationBatch.id).where(RegenerationBatch.plant_id == plant.id,
-                                                         RegenerationBatch.batch_no == batch_no)):
+    if session.scalar(
+        select(RegenerationBatch.id).where(
+            RegenerationBatch.plant_id == plant.id, RegenerationBatch.batch_no == batch_no
+        )
+    ):
         raise Conflict(f"再生批次号 {batch_no} 已存在 (batch number exists)", errors={"batch_no": ["already recorded"]})
     # Lock the lines (in id order, so two batches never deadlock) and re-read what is left.
     acquire_write_lock(session)
-    lines = {line.id: line for line in session.scalars(
-        select(ManifestLine).where(ManifestLine.id.in_(sorted(wanted))).order_by(ManifestLine.id)
-        .with_for_update().execution_options(populate_existing=True))}
+    lines = {
+        line.id: line
+        for line in session.scalars(
+            select(ManifestLine)
+            .where(ManifestLine.id.in_(sorted(wanted)))
+            .order_by(ManifestLine.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
     for line_id, quantity in wanted.items():
         line = lines[line_id]
         left = kg((line.accepted_kg or ZERO_KG) - line.consumed_kg)
@@ -123,16 +141,25 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
             for i in places[line_id]:
                 errors.setdefault(f"inputs.{i}.quantity_kg", []).append(
                     f"line {line.line_no} of manifest {line.manifest.number} has {float(left):g} kg received and not "
-                    f"yet consumed; {float(quantity):g} kg requested")
+                    f"yet consumed; {float(quantity):g} kg requested"
+                )
     input_kg = kg(sum(wanted.values()))
     if not errors and kg(data["output_kg"]) > input_kg:
         errors["output_kg"] = [f"cannot exceed the {float(input_kg):g} kg of waste carbon consumed"]
     if errors:
         raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)
     batch = RegenerationBatch(
-        plant_id=plant.id, batch_no=batch_no, produced_on=produced_on, method_code=method, input_kg=input_kg,
-        output_kg=kg(data["output_kg"]), iodine_mg_g=data["iodine_mg_g"], used_kg=ZERO_KG, note=data.get("note") or "",
-        recorded_by_user_id=actor.user.id if actor.user else None, created_at=now,
+        plant_id=plant.id,
+        batch_no=batch_no,
+        produced_on=produced_on,
+        method_code=method,
+        input_kg=input_kg,
+        output_kg=kg(data["output_kg"]),
+        iodine_mg_g=data["iodine_mg_g"],
+        used_kg=ZERO_KG,
+        note=data.get("note") or "",
+        recorded_by_user_id=actor.user.id if actor.user else None,
+        created_at=now,
     )
     for line_id, quantity in wanted.items():
         lines[line_id].consumed_kg = kg(lines[line_id].consumed_kg + quantity)
@@ -144,6 +171,7 @@ def record_batch(session: Session, actor: Principal, data: dict[str, Any], now: 
 
 # ---------------------------------------------------------------- fills of regenerated carbon
 
+
 def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: Principal) -> None:
     """A fill naming a regeneration batch: the batch exists and still has the carbon, the carbon
     comes from the batch's plant (a different supplier is refused), and the fill does not claim a
@@ -153,8 +181,12 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
     if batch_id is None:
         return
     acquire_write_lock(session)
-    batch = session.scalar(select(RegenerationBatch).where(RegenerationBatch.id == batch_id)
-                           .with_for_update(of=RegenerationBatch).execution_options(populate_existing=True))
+    batch = session.scalar(
+        select(RegenerationBatch)
+        .where(RegenerationBatch.id == batch_id)
+        .with_for_update(of=RegenerationBatch)
+        .execution_options(populate_existing=True)
+    )
     if batch is None:
         raise InvalidInput.field("regeneration_batch_id", f"unknown regeneration batch {batch_id}")
     errors: dict[str, list[str]] = {}
@@ -162,15 +194,18 @@ def validate_fill(session: Session, box: Box, data: dict[str, Any], principal: P
     if mass > batch.remaining_kg:
         errors["regeneration_batch_id"] = [
             f"batch {batch.batch_no} has {float(batch.remaining_kg):g} kg of regenerated carbon left; "
-            f"{float(mass):g} kg filled"]
+            f"{float(mass):g} kg filled"
+        ]
     supplier = data.get("supplier_org_id")
     if supplier is not None and supplier != batch.plant_id:
-        errors["supplier_org_id"] = [f"the carbon of batch {batch.batch_no} comes from {batch.plant.name} "
-                                     f"(organisation {batch.plant_id})"]
+        errors["supplier_org_id"] = [
+            f"the carbon of batch {batch.batch_no} comes from {batch.plant.name} (organisation {batch.plant_id})"
+        ]
     iodine = data.get("iodine_mg_g")
     if iodine is not None and iodine > batch.iodine_mg_g + float(EPS):  # mg/g: floats
-        errors["iodine_mg_g"] = [f"batch {batch.batch_no} was measured at {batch.iodine_mg_g:g} mg/g; "
-                                 f"a fill of it cannot have more"]
+        errors["iodine_mg_g"] = [
+            f"batch {batch.batch_no} was measured at {batch.iodine_mg_g:g} mg/g; a fill of it cannot have more"
+        ]
     if errors:
         raise InvalidInput("The fill does not match its regeneration batch.", errors=errors)
 
@@ -187,4 +222,3 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         fill.supplier_name = batch.plant.name
     if not fill.batch_no:
         fill.batch_no = batch.batch_no
-

@@ -1,4 +1,5 @@
 """Regeneration batches: thin views over :mod:`app.regeneration.services`."""
+
 from __future__ import annotations
 
 from flask.views import MethodView

@@ -5,6 +5,7 @@ schema (``app/rules/schemas/<file>.schema.yaml``, JSON Schema 2020-12) and again
 schema cannot express (the domain's own parser), and returns plain data. :func:`check_dir` does
 the same for every rule file of a folder. See :mod:`app.rules.loader`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """``flask --app wsgi rules check DIR``: validate every rule file of a folder; the start checks $RULES_DIR."""
+
 from __future__ import annotations
 
 import sys
@@ -30,7 +31,9 @@ def register(app) -> None:
             click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {folder}", err=True)
             sys.exit(1)
         names = rule_files_in(folder)
-        click.echo(f"{folder}: {len(names)} rule file{'s' if len(names) != 1 else ''} valid"
-                   + (f" ({', '.join(names)})" if names else ""))
+        click.echo(
+            f"{folder}: {len(names)} rule file{'s' if len(names) != 1 else ''} valid"
+            + (f" ({', '.join(names)})" if names else "")
+        )
 
     app.cli.add_command(group)

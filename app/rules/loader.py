@@ -13,6 +13,7 @@ Every problem of a file is reported at once, each as ``file: key path: what is w
 (``colour_rules.yaml: rules[3].params.treshold: unknown key``). A parser's problem about a key the
 schema already refused is left out, so one mistake is reported once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,21 +45,30 @@ class RuleFile:
     numbered: tuple[tuple[str, str], ...] = ()
 
 
-RULE_FILES: dict[str, RuleFile] = {f.name: f for f in (
-    RuleFile("colour_rules.yaml", "colour_rules.schema.yaml", "app.boxes.colour:parse_rules"),
-    RuleFile("holidays.yaml", "holidays.schema.yaml", "app.ledger.calendar:parse_calendar"),
-    RuleFile("disposal_methods.yaml", "disposal_methods.schema.yaml", "app.ledger.catalogue:parse_methods"),
-    RuleFile("ledger_rules.yaml", "ledger_rules.schema.yaml", "app.ledger.catalogue:parse_ledger_rules"),
-    RuleFile("synergy_index.yaml", "synergy_index.schema.yaml", "app.index.definition:parse_definition",
-             numbered=(("indicators", "indicator"), ("second_level", "second_level"))),
-    RuleFile("plausibility.yaml", "plausibility.schema.yaml", "app.common.limits:check_plausibility"),
-    RuleFile("hw-catalog-2021.csv", "hw_catalog.schema.yaml", "app.ledger.catalogue:check_catalogue_rows",
-             format="csv"),
-)}
+RULE_FILES: dict[str, RuleFile] = {
+    f.name: f
+    for f in (
+        RuleFile("colour_rules.yaml", "colour_rules.schema.yaml", "app.boxes.colour:parse_rules"),
+        RuleFile("holidays.yaml", "holidays.schema.yaml", "app.ledger.calendar:parse_calendar"),
+        RuleFile("disposal_methods.yaml", "disposal_methods.schema.yaml", "app.ledger.catalogue:parse_methods"),
+        RuleFile("ledger_rules.yaml", "ledger_rules.schema.yaml", "app.ledger.catalogue:parse_ledger_rules"),
+        RuleFile(
+            "synergy_index.yaml",
+            "synergy_index.schema.yaml",
+            "app.index.definition:parse_definition",
+            numbered=(("indicators", "indicator"), ("second_level", "second_level")),
+        ),
+        RuleFile("plausibility.yaml", "plausibility.schema.yaml", "app.common.limits:check_plausibility"),
+        RuleFile(
+            "hw-catalog-2021.csv", "hw_catalog.schema.yaml", "app.ledger.catalogue:check_catalogue_rows", format="csv"
+        ),
+    )
+}
 RULE_SUFFIXES = (".yaml", ".yml", ".csv")
 
 
 # ---------------------------------------------------------------- reading
+
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML, dates kept as text (the schema and the parsers judge them), duplicate keys refused."""
@@ -79,7 +89,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             continue  # refused by the constructor below
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark)
+                None, None, f"key {key!r} appears twice in this mapping", key_node.start_mark
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -107,6 +118,7 @@ def _read(path: Path, fmt: str, where: str) -> Any:
 
 
 # ---------------------------------------------------------------- schema
+
 
 @cache
 def validator(schema_name: str) -> Draft202012Validator:
@@ -150,8 +162,15 @@ def _hint(error: ValidationError) -> str:
     return f" ({description})" if description else ""
 
 
-_TYPE_NAMES = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
-               "object": "a mapping", "array": "a list", "null": "null"}
+_TYPE_NAMES = {
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
 
 
 def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[str, str]]:
@@ -159,8 +178,14 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
     path = _path(error.absolute_path, spec, data)
     kind, value, instance = error.validator, error.validator_value, error.instance
     if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
-        return [(_join(path, instance), f"key {instance!r} does not match {value}{_hint(error)}"
-                 if kind == "pattern" else f"not a valid key: {error.message}")]
+        return [
+            (
+                _join(path, instance),
+                f"key {instance!r} does not match {value}{_hint(error)}"
+                if kind == "pattern"
+                else f"not a valid key: {error.message}",
+            )
+        ]
     if kind == "additionalProperties" and isinstance(instance, dict):
         known = set(error.schema.get("properties", {}))
         patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
@@ -174,8 +199,12 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         return [(path, f"expected {wanted}, not {instance!r}{_hint(error)}")]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        words = {"minimum": "below the minimum", "maximum": "above the maximum",
-                 "exclusiveMinimum": "not above", "exclusiveMaximum": "not below"}[kind]
+        words = {
+            "minimum": "below the minimum",
+            "maximum": "above the maximum",
+            "exclusiveMinimum": "not above",
+            "exclusiveMaximum": "not below",
+        }[kind]
         return [(path, f"{instance!r} is {words} {value!r}{_hint(error)}")]
     if kind in ("enum", "const"):
         allowed = value if kind == "enum" else [value]
@@ -183,8 +212,9 @@ def _describe(error: ValidationError, spec: RuleFile, data: Any) -> list[tuple[s
     if kind == "pattern":
         return [(path, f"{instance!r} does not match {value}{_hint(error)}")]
     if kind in ("minItems", "minProperties"):
-        return [(path, f"at least {value} {'item' if kind == 'minItems' else 'entry'}{'s' if value != 1 else ''} "
-                       "required")]
+        return [
+            (path, f"at least {value} {'item' if kind == 'minItems' else 'entry'}{'s' if value != 1 else ''} required")
+        ]
     if kind == "minLength":
         return [(path, "must not be empty")]
     if kind == "uniqueItems":
@@ -207,6 +237,7 @@ def schema_problems(name: str, data: Any) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- semantic checks
+
 
 def _semantic(spec: RuleFile) -> Callable[[Any, str], Any] | None:
     if spec.semantic is None:
@@ -246,6 +277,7 @@ def validate(name: str, data: Any, where: str | None = None) -> list[str]:
 
 
 # ---------------------------------------------------------------- the API
+
 
 def _load(name: str, path: Path, where: str) -> Any:
     if name not in RULE_FILES:

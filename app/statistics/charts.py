@@ -1,5 +1,6 @@
 """Chart geometry for the statistics page: server-rendered inline SVG (no script, no CDN), so the
 page works offline and prints. The template draws what these functions lay out."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,15 +10,28 @@ from flask_babel import gettext as _
 
 def bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
     """Horizontal bars of the treatment methods (kg), as SVG geometry."""
-    labels = {"utilised": _("利用"), "incinerated": _("焚烧"), "cement_kiln": _("水泥窑协同处置"),
-              "landfilled": _("填埋"), "other": _("其他处置")}
+    labels = {
+        "utilised": _("利用"),
+        "incinerated": _("焚烧"),
+        "cement_kiln": _("水泥窑协同处置"),
+        "landfilled": _("填埋"),
+        "other": _("其他处置"),
+    }
     top = float(max([treatment[f"{k}_kg"] for k in labels] + [0]) or 1)  # exact kg → geometry in floats
     width, left, bar_h, gap = 640, 120, 22, 10
     bars = []
     for i, (key, label) in enumerate(labels.items()):
         value = float(treatment[f"{key}_kg"])
-        bars.append({"key": key, "label": label, "value": value, "y": 10 + i * (bar_h + gap), "h": bar_h,
-                     "w": round(value / top * (width - left - 110), 1)})
+        bars.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "y": 10 + i * (bar_h + gap),
+                "h": bar_h,
+                "w": round(value / top * (width - left - 110), 1),
+            }
+        )
     return {"width": width, "height": 20 + len(bars) * (bar_h + gap), "left": left, "bars": bars}
 
 
@@ -31,10 +45,25 @@ def line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
     def y(pct: float) -> float:
         return round(top + (1 - pct / top_pct) * (height - top - bottom), 1)
 
-    points = [{"x": round(left + i * step, 1), "y": y(p["landfill_share"] * 100), "period": p["period"],
-               "pct": round(p["landfill_share"] * 100, 2)}
-              for i, p in enumerate(series) if p["landfill_share"] is not None]
-    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": height - bottom, "points": points, "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
-            "x_labels": [{"x": round(left + i * step, 1), "label": p["period"][2:]} for i, p in enumerate(series)],
-            "y_ticks": [{"v": v, "y": y(v)} for v in range(0, int(top_pct) + 1, max(int(top_pct) // 5, 1))]}
+    points = [
+        {
+            "x": round(left + i * step, 1),
+            "y": y(p["landfill_share"] * 100),
+            "period": p["period"],
+            "pct": round(p["landfill_share"] * 100, 2),
+        }
+        for i, p in enumerate(series)
+        if p["landfill_share"] is not None
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": width - right,
+        "top": top,
+        "bottom": height - bottom,
+        "points": points,
+        "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
+        "x_labels": [{"x": round(left + i * step, 1), "label": p["period"][2:]} for i, p in enumerate(series)],
+        "y_ticks": [{"v": v, "y": y(v)} for v in range(0, int(top_pct) + 1, max(int(top_pct) // 5, 1))],
+    }

@@ -5,6 +5,7 @@ Figures are invented (a deterministic generator of its own, so the other extensi
 sequences do not change): months of the last two years, their quarters and years, from
 "台州市统计局" / the county statistics bureaux.
 """
+
 from __future__ import annotations
 
 import random
@@ -41,8 +42,18 @@ def value_added(session: Session, ctx: DemoContext, now: datetime) -> None:
                 if all(label in by_month for label in labels):
                     figures[period.label] = round(sum(by_month[label] for label in labels), 1)
         for label, value in figures.items():
-            session.add(ValueAdded(scope=kind, scope_key=key, park_id=park_id, county_code=county_code, period=label,
-                                   value_added_10k_yuan=value, source_department=source, imported_at=now))
+            session.add(
+                ValueAdded(
+                    scope=kind,
+                    scope_key=key,
+                    park_id=park_id,
+                    county_code=county_code,
+                    period=label,
+                    value_added_10k_yuan=value,
+                    source_department=source,
+                    imported_at=now,
+                )
+            )
     session.flush()
 
 

@@ -5,6 +5,7 @@ with a BOM (without it Excel on Chinese Windows reads UTF-8 as GBK and garbles t
 XLSX has a summary sheet and one sheet per breakdown. The labels are the Chinese terms of the
 reports themselves (台账、联单), so they are not run through gettext. No Flask here.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,17 +19,43 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 COLOUR_ZH = {"grey": "灰码", "green": "绿码", "yellow": "黄码", "red": "红码"}
-TREATMENT_ZH = {"utilised": "利用", "incinerated": "焚烧", "cement_kiln": "水泥窑协同处置", "landfilled": "填埋",
-                "other": "其他处置"}
+TREATMENT_ZH = {
+    "utilised": "利用",
+    "incinerated": "焚烧",
+    "cement_kiln": "水泥窑协同处置",
+    "landfilled": "填埋",
+    "other": "其他处置",
+}
 
-GAP_ZH = {"replaced_vs_weighed": "物料平衡：换下炭与称重废炭之差", "generated_vs_shipped": "物料平衡：产生与转移之差",
-          "shipped_vs_received": "物料平衡：转移与接收之差"}
+GAP_ZH = {
+    "replaced_vs_weighed": "物料平衡：换下炭与称重废炭之差",
+    "generated_vs_shipped": "物料平衡：产生与转移之差",
+    "shipped_vs_received": "物料平衡：转移与接收之差",
+}
 
 SUMMARY_HEADER = ("指标", "数值", "单位")
-WASTE_CODE_HEADER = ("废物代码", "废物名称", "产生量 (kg)", "入库量 (kg)", "退回入库 (kg)", "期末在库 (kg)",
-                     "转移量 (kg)", "接收量 (kg)", "接受量 (kg)")
-WASTE_CODE_KEYS = ("waste_code", "waste_name", "generated_kg", "into_storage_kg", "returned_kg", "in_storage_end_kg",
-                   "shipped_kg", "received_kg", "accepted_kg")
+WASTE_CODE_HEADER = (
+    "废物代码",
+    "废物名称",
+    "产生量 (kg)",
+    "入库量 (kg)",
+    "退回入库 (kg)",
+    "期末在库 (kg)",
+    "转移量 (kg)",
+    "接收量 (kg)",
+    "接受量 (kg)",
+)
+WASTE_CODE_KEYS = (
+    "waste_code",
+    "waste_name",
+    "generated_kg",
+    "into_storage_kg",
+    "returned_kg",
+    "in_storage_end_kg",
+    "shipped_kg",
+    "received_kg",
+    "accepted_kg",
+)
 METHOD_HEADER = ("利用/处置方式代码", "类别", "数量 (kg)")
 
 
@@ -65,8 +92,14 @@ def _pct(value: float | None) -> float | None:
 
 def summary_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """(指标, 数值, 单位) rows of the summary, in the order of the page's tables."""
-    t, r, mf, b, rp, i = (m["treatment"], m["regeneration"], m["manifests"], m["boxes"], m["replacements"],
-                          m["intensity"])
+    t, r, mf, b, rp, i = (
+        m["treatment"],
+        m["regeneration"],
+        m["manifests"],
+        m["boxes"],
+        m["replacements"],
+        m["intensity"],
+    )
     trend = m["landfill_trend"]
     rows: list[tuple[str, Any, str]] = [
         ("统计范围", m["scope"]["name"], ""),
@@ -157,11 +190,19 @@ def to_xlsx(m: dict[str, Any], series: list[dict[str, Any]] | None = None) -> by
     _sheet(wb, "汇总", SUMMARY_HEADER, summary_rows(m), first=True)
     _sheet(wb, "按废物代码", WASTE_CODE_HEADER, _code_rows(m))
     _sheet(wb, "按利用处置方式", METHOD_HEADER, _method_rows(m))
-    _sheet(wb, "物料平衡", ("差异", "差值 (kg)", "说明"),
-           [(GAP_ZH.get(g["code"], g["code"]), g["gap_kg"], g["zh"]) for g in m["mass_balance"]["gaps"]])
+    _sheet(
+        wb,
+        "物料平衡",
+        ("差异", "差值 (kg)", "说明"),
+        [(GAP_ZH.get(g["code"], g["code"]), g["gap_kg"], g["zh"]) for g in m["mass_balance"]["gaps"]],
+    )
     if series is not None:
-        _sheet(wb, "月度填埋占比", ("月份", "利用/处置量 (kg)", "填埋量 (kg)", "填埋占比 (%)"),
-               [(p["period"], p["processed_kg"], p["landfilled_kg"], _pct(p["landfill_share"])) for p in series])
+        _sheet(
+            wb,
+            "月度填埋占比",
+            ("月份", "利用/处置量 (kg)", "填埋量 (kg)", "填埋占比 (%)"),
+            [(p["period"], p["processed_kg"], p["landfilled_kg"], _pct(p["landfill_share"])) for p in series],
+        )
     buffer = io.BytesIO()
     wb.save(buffer)
     return buffer.getvalue()

@@ -3,6 +3,7 @@
 The system does not produce value added; it is needed for the generation intensity
 (t of hazardous waste per 10⁴ yuan of industrial value added, domain-reference.md §6).
 """
+
 from __future__ import annotations
 
 from datetime import datetime

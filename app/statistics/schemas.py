@@ -1,4 +1,5 @@
 """Request and response schemas of the statistics API (every number carries its unit in its name)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
@@ -6,15 +7,21 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from app.common.schemas import Id, LocalDateTime, PageArgs, Plausible, StrictSchema
 from app.statistics.models import VALUE_ADDED_SCOPES
 
-PERIOD_DOC = ("YYYY (year), YYYY-Qn (quarter) or YYYY-MM (month); Asia/Shanghai calendar periods. "
-              "A future period is refused (422); the current one counts up to now.")
+PERIOD_DOC = (
+    "YYYY (year), YYYY-Qn (quarter) or YYYY-MM (month); Asia/Shanghai calendar periods. "
+    "A future period is refused (422); the current one counts up to now."
+)
 
 
 class MetricsQuery(Schema):
     period = fields.Str(required=True, metadata={"description": PERIOD_DOC, "example": "2025-Q3"})
-    base_year = fields.Int(validate=validate.Range(min=2000, max=2100), metadata={
-        "description": "the year the landfill share is compared with (same kind of period); default: the "
-                       "STATISTICS_BASE_YEAR setting (2024)"})
+    base_year = fields.Int(
+        validate=validate.Range(min=2000, max=2100),
+        metadata={
+            "description": "the year the landfill share is compared with (same kind of period); default: the "
+            "STATISTICS_BASE_YEAR setting (2024)"
+        },
+    )
 
 
 class ScopeOut(Schema):
@@ -64,8 +71,9 @@ class LandfillPoint(Schema):
     processed_kg = fields.Float()
     landfilled_kg = fields.Float()
     landfill_share = fields.Float(allow_none=True)
-    change_share = fields.Float(allow_none=True, metadata={
-        "description": "current share minus this period's (negative: towards zero landfill)"})
+    change_share = fields.Float(
+        allow_none=True, metadata={"description": "current share minus this period's (negative: towards zero landfill)"}
+    )
     direction = fields.Str(allow_none=True, metadata={"description": "down | up | flat"})
 
 
@@ -77,8 +85,12 @@ class LandfillTrend(Schema):
 class RegenerationOut(Schema):
     waste_carbon_processed_kg = fields.Float()
     waste_carbon_regenerated_kg = fields.Float()
-    regeneration_rate_share = fields.Float(allow_none=True, metadata={
-        "description": "waste carbon processed in the period consumed by regeneration batches ÷ waste carbon processed"})
+    regeneration_rate_share = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "waste carbon processed in the period consumed by regeneration batches ÷ waste carbon processed"
+        },
+    )
     fills_count = fields.Int()
     fills_kg = fields.Float()
     regenerated_fills_count = fields.Int()
@@ -157,8 +169,9 @@ class MetricsOut(Schema):
     by_waste_code = fields.List(fields.Nested(WasteCodeRow))
     processed_kg = fields.Float()
     landfilled_kg = fields.Float()
-    landfill_share = fields.Float(allow_none=True, metadata={"description": "D1 ÷ all utilised or disposed; "
-                                                                             "null when nothing was processed"})
+    landfill_share = fields.Float(
+        allow_none=True, metadata={"description": "D1 ÷ all utilised or disposed; null when nothing was processed"}
+    )
     treatment = fields.Nested(TreatmentOut)
     by_method = fields.List(fields.Nested(MethodRow))
     landfill_trend = fields.Nested(LandfillTrend)
@@ -173,16 +186,21 @@ class MetricsOut(Schema):
 
 # ---------------------------------------------------------------- value added
 
+
 class ValueAddedIn(StrictSchema):
     scope = fields.Str(required=True, validate=validate.OneOf(VALUE_ADDED_SCOPES))
     park_id = Id(metadata={"description": "required for scope park"})
-    county_code = fields.Str(validate=validate.Regexp(r"^\d{6}$", error="a 6-digit GB/T 2260 code"),
-                             metadata={"description": "required for scope county"})
+    county_code = fields.Str(
+        validate=validate.Regexp(r"^\d{6}$", error="a 6-digit GB/T 2260 code"),
+        metadata={"description": "required for scope county"},
+    )
     period = fields.Str(required=True, metadata={"description": PERIOD_DOC})
-    value_added_10k_yuan = Plausible("value_added_10k_yuan", required=True,
-                                        metadata={"description": "industrial value added, 10⁴ yuan (万元)"})
-    source_department = fields.Str(required=True, validate=validate.Length(min=1, max=200),
-                                   metadata={"description": "e.g. 台州市统计局"})
+    value_added_10k_yuan = Plausible(
+        "value_added_10k_yuan", required=True, metadata={"description": "industrial value added, 10⁴ yuan (万元)"}
+    )
+    source_department = fields.Str(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"description": "e.g. 台州市统计局"}
+    )
 
     @validates("source_department")
     def _source(self, value, **kwargs):

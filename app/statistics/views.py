@@ -3,6 +3,7 @@
 Thin: parse, call :mod:`app.statistics.services`, render. The base year defaults to the
 ``STATISTICS_BASE_YEAR`` setting (2024 when unset).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,11 @@ from app.common.timeutil import utcnow
 from app.extensions import db
 from app.statistics import charts, exports, schemas, services
 
-blp = Blueprint("statistics", __name__,
-                description="Statistics per park, county and city: 趋零填埋, regeneration, manifests, boxes, intensity")
+blp = Blueprint(
+    "statistics",
+    __name__,
+    description="Statistics per park, county and city: 趋零填埋, regeneration, manifests, boxes, intensity",
+)
 
 CSV_MIME = "text/csv"  # Flask adds "; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -62,19 +66,26 @@ def _routes(path: str, kind: str, name: str, summary: str):
     as_json.__doc__ = summary + "\n\nThe definitions of every figure are in the response (``definitions``)."
 
     for extension, mime in (("csv", "text/csv"), ("xlsx", XLSX_MIME)):
+
         def download(args, _extension=extension, **ident):
             return _download(kind, next(iter(ident.values()), None), args, _extension)
 
         download.__doc__ = f"{summary} as {extension.upper()} (Chinese headers with units)."
         download.__name__ = f"{name}_{extension}"
         blp.route(f"{path}.{extension}", endpoint=f"{name}_{extension}")(
-            blp.arguments(schemas.MetricsQuery, location="query")(
-                blp.response(200, content_type=mime)(download)))
+            blp.arguments(schemas.MetricsQuery, location="query")(blp.response(200, content_type=mime)(download))
+        )
 
 
-_routes("/parks/<int:park_id>/metrics", "park", "park_metrics", "A park's statistics (park administration, regulators).")
-_routes("/counties/<string:county_code>/metrics", "county", "county_metrics",
-        "A county's statistics (its regulator, city regulators).")
+_routes(
+    "/parks/<int:park_id>/metrics", "park", "park_metrics", "A park's statistics (park administration, regulators)."
+)
+_routes(
+    "/counties/<string:county_code>/metrics",
+    "county",
+    "county_metrics",
+    "A county's statistics (its regulator, city regulators).",
+)
 _routes("/metrics", "city", "city_metrics", "The whole city's statistics (city regulators, operators).")
 
 
@@ -111,8 +122,9 @@ def statistics_page():
     now = utcnow()
     scopes = services.readable_scopes(db.session(), principal)
     if not scopes:
-        return render_template("error.html", status=403, title=_("无权访问"),
-                               detail=_("您的单位没有可查看的统计范围。")), 403
+        return render_template(
+            "error.html", status=403, title=_("无权访问"), detail=_("您的单位没有可查看的统计范围。")
+        ), 403
     keys = {s.key: s for s in scopes}
     scope = keys.get(request.args.get("scope") or "", scopes[0])
     error = None
@@ -122,17 +134,35 @@ def statistics_page():
         services.check_not_future(period, now)
     except DomainError:
         # The page speaks the reader's language (the API's message is English).
-        error, period = _("期间 %(period)s 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
-                          "且不能是将来的期间。", period=raw), services.month_of(now)
+        error, period = (
+            _(
+                "期间 %(period)s 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
+                "且不能是将来的期间。",
+                period=raw,
+            ),
+            services.month_of(now),
+        )
     m = services.metrics(db.session(), principal, scope, period, base_year_default(), now)
     series = services.landfill_series(db.session(), scope, period, 12)
     query = {"period": period.label}
-    api_path = {"park": f"/api/v1/parks/{scope.park_id}/metrics", "county": f"/api/v1/counties/{scope.county_code}/metrics",
-                "city": "/api/v1/metrics"}[scope.kind]
+    api_path = {
+        "park": f"/api/v1/parks/{scope.park_id}/metrics",
+        "county": f"/api/v1/counties/{scope.county_code}/metrics",
+        "city": "/api/v1/metrics",
+    }[scope.kind]
     return render_template(
-        "statistics.html", m=m, scopes=scopes, scope=scope, period=period, error=error, raw_period=raw,
-        series=series, line=charts.line_chart(series), bars=charts.bar_chart(m["treatment"]),
-        csv_url=f"{api_path}.csv?period={query['period']}", xlsx_url=f"{api_path}.xlsx?period={query['period']}",
+        "statistics.html",
+        m=m,
+        scopes=scopes,
+        scope=scope,
+        period=period,
+        error=error,
+        raw_period=raw,
+        series=series,
+        line=charts.line_chart(series),
+        bars=charts.bar_chart(m["treatment"]),
+        csv_url=f"{api_path}.csv?period={query['period']}",
+        xlsx_url=f"{api_path}.xlsx?period={query['period']}",
     )
 
 

@@ -9,6 +9,7 @@ difference (outlet above inlet) counts as zero. The sum is over the readings of 
 only, so a replacement starts from zero. Because each reading's contribution depends only on its
 successor, a late reading changes exactly two terms and ingest never re-reads a box's history.
 """
+
 from typing import Any
 
 # Defaults for the telemetry settings (override in the Flask config).

@@ -1,4 +1,5 @@
 """``flask --app wsgi telemetry mqtt-subscribe``: the MQTT ingest process (see app/telemetry/mqtt.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -15,17 +16,38 @@ def register(app) -> None:
     @group.command("mqtt-subscribe")
     @click.option("--url", default=None, help="broker URL, e.g. mqtt://user:pass@host:1883 (default: MQTT_URL)")
     @click.option("--topic", default=None, help="topic filter (default: tanxiang/readings/#)")
-    @click.option("--client-id", default=None,
-                  help="fixed client id of the persistent session (default: tanxiang-ingest); one per subscriber")
-    @click.option("--batch-messages", type=click.IntRange(min=1), default=None,
-                  help="store at most this many messages per transaction (default 500; keep it at most the "
-                       "broker's max_inflight_messages)")
-    @click.option("--batch-ms", type=click.FloatRange(min=0), default=None,
-                  help="commit a batch at most this many ms after its first message (default 100)")
-    @click.option("--batch-bytes", type=click.IntRange(min=1), default=None,
-                  help="store at most this many payload bytes per transaction (default 4 MiB)")
-    def mqtt_subscribe(url: str | None, topic: str | None, client_id: str | None, batch_messages: int | None,
-                       batch_ms: float | None, batch_bytes: int | None) -> None:
+    @click.option(
+        "--client-id",
+        default=None,
+        help="fixed client id of the persistent session (default: tanxiang-ingest); one per subscriber",
+    )
+    @click.option(
+        "--batch-messages",
+        type=click.IntRange(min=1),
+        default=None,
+        help="store at most this many messages per transaction (default 500; keep it at most the "
+        "broker's max_inflight_messages)",
+    )
+    @click.option(
+        "--batch-ms",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="commit a batch at most this many ms after its first message (default 100)",
+    )
+    @click.option(
+        "--batch-bytes",
+        type=click.IntRange(min=1),
+        default=None,
+        help="store at most this many payload bytes per transaction (default 4 MiB)",
+    )
+    def mqtt_subscribe(
+        url: str | None,
+        topic: str | None,
+        client_id: str | None,
+        batch_messages: int | None,
+        batch_ms: float | None,
+        batch_bytes: int | None,
+    ) -> None:
         """Consume gateway readings from MQTT until interrupted (SIGINT/SIGTERM)."""
         from app.telemetry import mqtt
 
@@ -41,20 +63,32 @@ def register(app) -> None:
             counts["accepted"] += outcome.accepted
             counts["dead_letters"] += sum(1 for reason in outcome.dead_letters if reason)
             if counts["messages"] // 1000 != before // 1000:
-                click.echo(f"{counts['messages']} messages, {counts['accepted']} readings, "
-                           f"{counts['dead_letters']} dead letters")
+                click.echo(
+                    f"{counts['messages']} messages, {counts['accepted']} readings, "
+                    f"{counts['dead_letters']} dead letters"
+                )
 
         # An explicit worker boundary: the subscriber commits each batch of messages itself
         # (app.telemetry.mqtt), outside the request boundary of app.common.tx.
         flask_app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app: a LocalProxy typed as Flask
-        subscriber = mqtt.Subscriber(flask_app, url, topic, client_id, on_batch=report,
-                                batch_messages=batch_messages or mqtt.BATCH_MESSAGES,
-                                batch_ms=mqtt.BATCH_MS if batch_ms is None else batch_ms,
-                                batch_bytes=batch_bytes or mqtt.BATCH_BYTES)
-        click.echo(f"subscribing to {subscriber.topic} at {subscriber.address.host}:{subscriber.address.port} "
-                   f"as {subscriber.client_id}")
+        subscriber = mqtt.Subscriber(
+            flask_app,
+            url,
+            topic,
+            client_id,
+            on_batch=report,
+            batch_messages=batch_messages or mqtt.BATCH_MESSAGES,
+            batch_ms=mqtt.BATCH_MS if batch_ms is None else batch_ms,
+            batch_bytes=batch_bytes or mqtt.BATCH_BYTES,
+        )
+        click.echo(
+            f"subscribing to {subscriber.topic} at {subscriber.address.host}:{subscriber.address.port} "
+            f"as {subscriber.client_id}"
+        )
         subscriber.run(stop)
-        click.echo(f"stopped: {counts['messages']} messages, {counts['accepted']} readings, "
-                   f"{counts['dead_letters']} dead letters")
+        click.echo(
+            f"stopped: {counts['messages']} messages, {counts['accepted']} readings, "
+            f"{counts['dead_letters']} dead letters"
+        )
 
     app.cli.add_command(group)

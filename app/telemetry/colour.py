@@ -6,6 +6,7 @@ the engine the integrated adsorbed mass and the measured load, so saturation and
 replacement date follow the readings. The checks below are switched on, with their thresholds,
 by ``app/data/colour_rules.yaml``.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
@@ -76,8 +77,9 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             # Replaying the box's history: the readings as they stood at ``now``.
             timeline = replay["timelines"].get(box.id)
             if timeline is None:
-                timeline = replay["timelines"][box.id] = Timeline(session, box, state, replay["since"][box.id],
-                                                                  settings.max_interval_s)
+                timeline = replay["timelines"][box.id] = Timeline(
+                    session, box, state, replay["since"][box.id], settings.max_interval_s
+                )
             state, load = timeline.state_at(fill, now)
             if timeline.next_after(now) is not None:
                 facts["next_check_candidates"].append(timeline.next_after(now))
@@ -94,8 +96,10 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             facts["adsorbed_kg"] = state.adsorbed_kg + open_interval_kg(state, now, settings.max_interval_s)
             # The newest reading's interval still adsorbs at its rate until the cap: saturation
             # levels it crosses in that time are moments of their own (derive_saturation).
-            facts["open_interval"] = (state.last_rate_kg_h,
-                                      state.last_integrated_ts + timedelta(seconds=settings.max_interval_s))
+            facts["open_interval"] = (
+                state.last_rate_kg_h,
+                state.last_integrated_ts + timedelta(seconds=settings.max_interval_s),
+            )
             # The measured load of the last 24 h of readings (None: too little data in them).
             if load is None:
                 load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at)
@@ -127,8 +131,9 @@ class Timeline:
         self.lo = min(since, before or since) - timedelta(hours=25)
         self.state, self.cap_s, self.box, self.session = state, cap_s, box, session
         cols = [getattr(t, c) for c in _READING_COLUMNS]
-        self.rows = [tuple(r) for r in session.execute(select(*cols).where(t.box_id == box.id, t.ts >= self.lo)
-                                                       .order_by(t.ts))]
+        self.rows = [
+            tuple(r) for r in session.execute(select(*cols).where(t.box_id == box.id, t.ts >= self.lo).order_by(t.ts))
+        ]
         self.ts = [r[0] for r in self.rows]
         self.whole_before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < self.lo).limit(1)) is None
         # The breakthrough streak ending at each reading: its length and first reading's ts.
@@ -158,9 +163,14 @@ class Timeline:
                 # An older fill than the stored state's: its readings before the loaded ones too.
                 t = SensorReading
                 cols = [getattr(t, c) for c in _READING_COLUMNS]
-                rows = [tuple(r) for r in self.session.execute(
-                    select(*cols).where(t.box_id == self.box.id, t.ts >= fill.filled_at, t.ts < self.lo)
-                    .order_by(t.ts))] + rows
+                rows = [
+                    tuple(r)
+                    for r in self.session.execute(
+                        select(*cols)
+                        .where(t.box_id == self.box.id, t.ts >= fill.filled_at, t.ts < self.lo)
+                        .order_by(t.ts)
+                    )
+                ] + rows
             rates = [rate_kg_h(r[1], r[2], r[3], r[-1]) for r in rows]
             ts = [r[0] for r in rows]
             cum_kg, cum_s = [0.0], [0.0]
@@ -175,9 +185,18 @@ class Timeline:
 
     def state_at(self, fill, t: datetime):
         i = bisect_right(self.ts, t) - 1
-        values: dict[str, Any] = dict(fill_id=fill.id if fill else None, fill_started_at=fill.filled_at if fill else None,
-                      adsorbed_kg=0.0, last_integrated_ts=None, last_rate_kg_h=0.0, load_hours=[],
-                      latest_ts=None, latest={}, breakthrough_count=0, breakthrough_since=None)
+        values: dict[str, Any] = dict(
+            fill_id=fill.id if fill else None,
+            fill_started_at=fill.filled_at if fill else None,
+            adsorbed_kg=0.0,
+            last_integrated_ts=None,
+            last_rate_kg_h=0.0,
+            load_hours=[],
+            latest_ts=None,
+            latest={},
+            breakthrough_count=0,
+            breakthrough_since=None,
+        )
         if i >= 0:
             row = self.rows[i]
             values["latest_ts"] = row[0]
@@ -188,8 +207,7 @@ class Timeline:
             ts, rates, cum_kg, cum_s, base = self._fill_sums(fill)
             k = bisect_right(ts, t) - 1
             if k >= 0:
-                values.update(adsorbed_kg=max(base + cum_kg[k], 0.0), last_integrated_ts=ts[k],
-                              last_rate_kg_h=rates[k])
+                values.update(adsorbed_kg=max(base + cum_kg[k], 0.0), last_integrated_ts=ts[k], last_rate_kg_h=rates[k])
                 start_hour = window_start_hour(ts[k])
                 j = bisect_left(ts, start_hour)
                 kg, covered = cum_kg[k] - cum_kg[j], cum_s[k] - cum_s[j]
@@ -256,7 +274,9 @@ def _pressure_drop(facts, params):
     if value is None or not _latest(facts, "running") or (lo is None and hi is None):
         return None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        band = f"{lo:g}–{hi:g}" if lo is not None and hi is not None else (f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}")
+        band = (
+            f"{lo:g}–{hi:g}" if lo is not None and hi is not None else (f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}")
+        )
         return Finding(_r(value), band, facts["sensor"].latest_ts)
     return None
 

@@ -13,6 +13,7 @@ removal efficiency; two boxes went silent more than 24 h ago and two more than 7
 Only active boxes with carbon in them report (a stopped fan sends nothing worth showing).
 Deterministic: its own ``random.Random`` seeded from ``ctx.rng``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,10 +33,24 @@ from app.telemetry.services import Settings, ingest
 STEP = timedelta(minutes=10)
 WINDOW = timedelta(days=3)
 # role → how many boxes show it
-ALARMS = (("breakthrough", 2), ("bed_hot", 2), ("inlet_hot", 2), ("dp_high", 1), ("dp_low", 1),
-          ("low_efficiency", 2), ("silent_24h", 2), ("silent_72h", 2))
-ALARM_SPAN = {"breakthrough": 5.0, "bed_hot": 1.5, "inlet_hot": 3.0, "dp_high": 6.0, "dp_low": 4.0,
-              "low_efficiency": 4.0}  # hours before the last reading in which the alarm builds up
+ALARMS = (
+    ("breakthrough", 2),
+    ("bed_hot", 2),
+    ("inlet_hot", 2),
+    ("dp_high", 1),
+    ("dp_low", 1),
+    ("low_efficiency", 2),
+    ("silent_24h", 2),
+    ("silent_72h", 2),
+)
+ALARM_SPAN = {
+    "breakthrough": 5.0,
+    "bed_hot": 1.5,
+    "inlet_hot": 3.0,
+    "dp_high": 6.0,
+    "dp_low": 4.0,
+    "low_efficiency": 4.0,
+}  # hours before the last reading in which the alarm builds up
 
 
 # The demo keeps only the last days of readings: the replayed fill histories leave the silence
@@ -80,16 +95,21 @@ class _Profile:
         local = ts.astimezone(SHANGHAI)
         day_phase = math.sin((local.hour + local.minute / 60 - 9) / 24 * 2 * math.pi)
         if not running:
-            return {"inlet_mg_m3": round(rng.uniform(2, 6), 1), "outlet_mg_m3": round(rng.uniform(0.5, 2), 1),
-                    "airflow_m3_h": 0.0, "pressure_drop_pa": round(rng.uniform(0, 15)),
-                    "inlet_temp_c": round(self.gas - 2 + 2 * day_phase + rng.gauss(0, 0.3), 1),
-                    "bed_temp_c": round(self.gas - 1 + 2 * day_phase + rng.gauss(0, 0.3), 1),
-                    "rh_pct": round(min(80, self.rh + 8 + rng.gauss(0, 2)), 1)}
+            return {
+                "inlet_mg_m3": round(rng.uniform(2, 6), 1),
+                "outlet_mg_m3": round(rng.uniform(0.5, 2), 1),
+                "airflow_m3_h": 0.0,
+                "pressure_drop_pa": round(rng.uniform(0, 15)),
+                "inlet_temp_c": round(self.gas - 2 + 2 * day_phase + rng.gauss(0, 0.3), 1),
+                "bed_temp_c": round(self.gas - 1 + 2 * day_phase + rng.gauss(0, 0.3), 1),
+                "rh_pct": round(min(80, self.rh + 8 + rng.gauss(0, 2)), 1),
+            }
         inlet = min(150.0, max(30.0, self.inlet * (1 + 0.2 * day_phase) * rng.uniform(0.9, 1.1)))
         outlet = min(inlet * (1 - self.efficiency) * rng.uniform(0.85, 1.15), self.outlet_cap * rng.uniform(0.9, 1.0))
         gas = self.gas + 3 * day_phase + rng.gauss(0, 0.4)
         return {
-            "inlet_mg_m3": round(inlet, 1), "outlet_mg_m3": round(outlet, 2),
+            "inlet_mg_m3": round(inlet, 1),
+            "outlet_mg_m3": round(outlet, 2),
             "airflow_m3_h": round(self.airflow * rng.uniform(0.97, 1.03)),
             "pressure_drop_pa": round(self.dp * rng.uniform(0.97, 1.03)),
             "inlet_temp_c": round(min(35.0, max(25.0, gas)), 1),
@@ -107,8 +127,9 @@ def _alarm(role: str, values: dict[str, Any], box: Box, progress: float, rng: ra
         values["outlet_mg_m3"] = round(limit * (0.7 + 0.9 * progress) * rng.uniform(0.97, 1.03), 2)
         values["inlet_mg_m3"] = max(values["inlet_mg_m3"], round(values["outlet_mg_m3"] * 1.4, 1))
     elif role == "bed_hot":
-        values["bed_temp_c"] = round(values["bed_temp_c"] + (86.5 - values["bed_temp_c"]) * progress ** 1.5
-                                     + rng.uniform(-0.3, 0.3), 1)
+        values["bed_temp_c"] = round(
+            values["bed_temp_c"] + (86.5 - values["bed_temp_c"]) * progress**1.5 + rng.uniform(-0.3, 0.3), 1
+        )
     elif role == "inlet_hot":
         values["inlet_temp_c"] = round(34 + 10 * progress + rng.uniform(-0.4, 0.4), 1)
         values["bed_temp_c"] = round(max(values["bed_temp_c"], values["inlet_temp_c"] + 1.5), 1)
@@ -183,7 +204,7 @@ def stream_sensor_readings(session, ctx: DemoContext, now: datetime) -> None:
         for box in boxes:
             items.extend(_box_readings(box, roles.get(box.id), now, rng))
         for begin in range(0, len(items), settings.max_batch):
-            result = ingest(session, gateway, items[begin:begin + settings.max_batch], settings, now=now)
+            result = ingest(session, gateway, items[begin : begin + settings.max_batch], settings, now=now)
             if result.rejected:
                 raise RuntimeError(f"demo readings rejected: {result.rejected_items[:3]}")
     session.flush()

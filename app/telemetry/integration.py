@@ -25,6 +25,7 @@ set of readings. When the readings' held time in the window ("covered" time, sto
 included: they are known to adsorb nothing) is under ``LOAD_MIN_COVERED_S``, there is too little
 data and the prediction uses the design load instead.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
@@ -117,7 +118,7 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     elif not new or new[0][0] > last.ts:
         late, first_tail = [], 0
     else:
-        late = [Point(*p) for p in new[:bisect_left(new, last.ts, key=_TS)]]
+        late = [Point(*p) for p in new[: bisect_left(new, last.ts, key=_TS)]]
         first_tail = bisect_right(new, last.ts, key=_TS)
     tail = new[first_tail:] if first_tail else new
     # Late readings: runs of consecutive new readings between two stored ones.
@@ -183,8 +184,13 @@ def window_start_hour(newest: datetime, window_h: int = LOAD_WINDOW_H) -> dateti
     return hour_of(newest) - (window_h - 1) * HOUR
 
 
-def ring_add(ring: list | None, kg_by_hour: dict[datetime, float], covered_by_hour: dict[datetime, float],
-             newest: datetime | None, window_h: int = LOAD_WINDOW_H) -> list[list]:
+def ring_add(
+    ring: list | None,
+    kg_by_hour: dict[datetime, float],
+    covered_by_hour: dict[datetime, float],
+    newest: datetime | None,
+    window_h: int = LOAD_WINDOW_H,
+) -> list[list]:
     """The load ring (sorted ``[hour as epoch seconds, kg, held seconds]``) with a batch's sums
     added, keeping only the hours of the window that ends at ``newest`` (the newest integrated
     reading). Hours before the window never come back: the newest reading only moves forward."""
@@ -207,8 +213,13 @@ class MeasuredLoad:
     window_s: float
 
 
-def window_load(ring: list | None, newest: datetime | None, fill_started_at: datetime | None,
-                window_h: int = LOAD_WINDOW_H, min_covered_s: float = LOAD_MIN_COVERED_S) -> MeasuredLoad:
+def window_load(
+    ring: list | None,
+    newest: datetime | None,
+    fill_started_at: datetime | None,
+    window_h: int = LOAD_WINDOW_H,
+    min_covered_s: float = LOAD_MIN_COVERED_S,
+) -> MeasuredLoad:
     """The measured load over the window ending at ``newest`` (see the module's docstring)."""
     if newest is None:
         return MeasuredLoad(None, 0.0, 0.0, 0.0)
@@ -240,4 +251,3 @@ class SortedNeighbours:
 
         i = bisect.bisect_right([p.ts for p in self.points], ts)
         return self.points[i] if i < len(self.points) else None
-

@@ -1,4 +1,5 @@
 """Telemetry tables: raw readings, one integration state per box, hourly roll-ups, dead letters."""
+
 from __future__ import annotations
 
 from datetime import datetime

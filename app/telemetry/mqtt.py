@@ -31,6 +31,7 @@ retried one per transaction so that a poison message becomes a ``store_failed`` 
 instead of blocking the others. Operators list dead letters at
 ``GET /api/v1/telemetry/dead-letters``. A redelivered dead letter may be stored twice.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -98,8 +99,15 @@ def store_batch(session: Session, messages: list[Message], settings: Settings) -
     outcome = Outcome(messages=len(messages), dead_letters=reasons)
 
     def dead(i: int, reason: str, detail: str, errors=()) -> None:
-        record_dead_letter(session, topic=messages[i].topic, payload=messages[i].payload, reason=reason,
-                           detail=detail, errors=errors, now=now)
+        record_dead_letter(
+            session,
+            topic=messages[i].topic,
+            payload=messages[i].payload,
+            reason=reason,
+            detail=detail,
+            errors=errors,
+            now=now,
+        )
         reasons[i] = reason
 
     # token -> [(message index, its readings)], in arrival order
@@ -165,11 +173,13 @@ def store_batch(session: Session, messages: list[Message], settings: Settings) -
             i, items = members[k]
             rejected = [items[e["index"]] for e in errors]
             record_dead_letter(
-                session, topic=messages[i].topic,
+                session,
+                topic=messages[i].topic,
                 payload=json.dumps({"readings": rejected}, ensure_ascii=False, default=str).encode(),
                 reason="rejected_items",
                 detail=f"{len(errors)} of {len(items)} readings rejected; the others were stored",
-                errors=errors, now=now,
+                errors=errors,
+                now=now,
             )
             reasons[i] = "rejected_items"
     return outcome
@@ -187,17 +197,30 @@ class BrokerAddress:
 def parse_url(url: str) -> BrokerAddress:
     parts = urlsplit(url if "://" in url else "mqtt://" + url)
     tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls,
-                         unquote(parts.username) if parts.username else None,
-                         unquote(parts.password) if parts.password else None)
+    return BrokerAddress(
+        parts.hostname or "127.0.0.1",
+        parts.port or (8883 if tls else 1883),
+        tls,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
 
 
 class Subscriber:
     """Consumes readings from the broker into the database of ``app``, a batch per transaction."""
 
-    def __init__(self, app, url: str | None = None, topic: str | None = None, client_id: str | None = None,
-                 on_batch: Callable[[Outcome], Any] | None = None, reconnect_delay_s: float = 1.0,
-                 batch_messages: int = BATCH_MESSAGES, batch_ms: float = BATCH_MS, batch_bytes: int = BATCH_BYTES):
+    def __init__(
+        self,
+        app,
+        url: str | None = None,
+        topic: str | None = None,
+        client_id: str | None = None,
+        on_batch: Callable[[Outcome], Any] | None = None,
+        reconnect_delay_s: float = 1.0,
+        batch_messages: int = BATCH_MESSAGES,
+        batch_ms: float = BATCH_MS,
+        batch_bytes: int = BATCH_BYTES,
+    ):
         self.app = app
         self.address = parse_url(url or app.config["MQTT_URL"])
         self.topic = topic or setting(app.config, "TELEMETRY_MQTT_TOPIC")
@@ -216,8 +239,13 @@ class Subscriber:
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311, manual_ack=True)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
         # Acknowledge only after the commit (see the module docstring).
         if self.address.username:
             client.username_pw_set(self.address.username, self.address.password)
@@ -232,8 +260,9 @@ class Subscriber:
         if reason_code.is_failure:
             log.error("MQTT connection refused: %s", reason_code)
             return
-        log.info("MQTT connected to %s:%s (session present: %s)", self.address.host, self.address.port,
-                 flags.session_present)
+        log.info(
+            "MQTT connected to %s:%s (session present: %s)", self.address.host, self.address.port, flags.session_present
+        )
         client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -247,9 +276,11 @@ class Subscriber:
         self._pending_bytes += len(message.payload)
 
     def _batch_due(self) -> bool:
-        return bool(self._pending) and (len(self._pending) >= self.batch_messages
-                                        or self._pending_bytes >= self.batch_bytes
-                                        or time.monotonic() >= self._deadline)
+        return bool(self._pending) and (
+            len(self._pending) >= self.batch_messages
+            or self._pending_bytes >= self.batch_bytes
+            or time.monotonic() >= self._deadline
+        )
 
     def _drop_pending(self) -> None:
         if self._pending:
@@ -319,8 +350,13 @@ class Subscriber:
         try:
             with self.app.app_context():
                 try:
-                    record_dead_letter(db.session(), topic=message.topic, payload=message.payload,
-                                       reason="store_failed", detail="storing it failed (see the subscriber's log)")
+                    record_dead_letter(
+                        db.session(),
+                        topic=message.topic,
+                        payload=message.payload,
+                        reason="store_failed",
+                        detail="storing it failed (see the subscriber's log)",
+                    )
                     set_audit_context(db.session(), "mqtt", actor="mqtt-subscriber")
                     db.session.commit()
                 finally:
@@ -346,8 +382,9 @@ class Subscriber:
                         client.reconnect()
                     connected, first = True, False
                 except OSError as exc:
-                    log.warning("MQTT broker %s:%s unreachable (%s); retrying", self.address.host,
-                                self.address.port, exc)
+                    log.warning(
+                        "MQTT broker %s:%s unreachable (%s); retrying", self.address.host, self.address.port, exc
+                    )
                     stop.wait(self.reconnect_delay_s)
                     continue
             timeout = 0.2

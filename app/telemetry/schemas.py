@@ -1,6 +1,7 @@
 """Telemetry schemas. The ingest body is decoded and checked by :mod:`app.telemetry.wire` and
 the service (a marshmallow pass per reading would cost more than storing it); ``ReadingIn``
 documents that contract in OpenAPI."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -8,27 +9,43 @@ from marshmallow import Schema, fields, validate
 from app.common.schemas import LocalDateTime, PageArgs
 from app.telemetry.models import MEASURES
 
-_RANGE = {name: f"{lo:g}–{hi:g} {unit}" + ("" if required else "; optional") for name, (unit, lo, hi, required) in MEASURES.items()}
+_RANGE = {
+    name: f"{lo:g}–{hi:g} {unit}" + ("" if required else "; optional")
+    for name, (unit, lo, hi, required) in MEASURES.items()
+}
 
 
 class ReadingIn(Schema):
     box_code = fields.Str(required=True, metadata={"example": "23-4K7QXB"})
-    ts = fields.Str(required=True, metadata={
-        "description": "ISO 8601 (no offset means Asia/Shanghai) or Unix epoch seconds; at most 5 min in the future",
-        "example": "2026-03-01T10:15:00+08:00"})
+    ts = fields.Str(
+        required=True,
+        metadata={
+            "description": "ISO 8601 (no offset means Asia/Shanghai) or Unix epoch seconds; at most 5 min in the future",
+            "example": "2026-03-01T10:15:00+08:00",
+        },
+    )
     inlet_mg_m3 = fields.Float(required=True, metadata={"description": "inlet VOCs, " + _RANGE["inlet_mg_m3"]})
     outlet_mg_m3 = fields.Float(required=True, metadata={"description": "outlet VOCs, " + _RANGE["outlet_mg_m3"]})
     airflow_m3_h = fields.Float(required=True, metadata={"description": "airflow, " + _RANGE["airflow_m3_h"]})
-    pressure_drop_pa = fields.Float(allow_none=True, metadata={"description": "pressure drop, " + _RANGE["pressure_drop_pa"]})
-    inlet_temp_c = fields.Float(allow_none=True, metadata={"description": "inlet gas temperature, " + _RANGE["inlet_temp_c"]})
-    bed_temp_c = fields.Float(allow_none=True, metadata={"description": "carbon bed temperature, " + _RANGE["bed_temp_c"]})
+    pressure_drop_pa = fields.Float(
+        allow_none=True, metadata={"description": "pressure drop, " + _RANGE["pressure_drop_pa"]}
+    )
+    inlet_temp_c = fields.Float(
+        allow_none=True, metadata={"description": "inlet gas temperature, " + _RANGE["inlet_temp_c"]}
+    )
+    bed_temp_c = fields.Float(
+        allow_none=True, metadata={"description": "carbon bed temperature, " + _RANGE["bed_temp_c"]}
+    )
     rh_pct = fields.Float(allow_none=True, metadata={"description": "relative humidity, " + _RANGE["rh_pct"]})
     running = fields.Bool(load_default=True, metadata={"description": "fan running; a stopped fan adsorbs nothing"})
 
 
 class ReadingBatchIn(Schema):
-    readings = fields.List(fields.Nested(ReadingIn), required=True, metadata={
-        "description": "at most 5,000 readings (more: 413); a bare JSON list is accepted too"})
+    readings = fields.List(
+        fields.Nested(ReadingIn),
+        required=True,
+        metadata={"description": "at most 5,000 readings (more: 413); a bare JSON list is accepted too"},
+    )
 
 
 class RejectedItemOut(Schema):
@@ -45,7 +62,9 @@ class IngestResultOut(Schema):
 
 
 class ReadingsQuery(Schema):
-    start = LocalDateTime(data_key="from", metadata={"description": "default: `to` − 24 h (raw), − 7 d (hour), − 90 d (day)"})
+    start = LocalDateTime(
+        data_key="from", metadata={"description": "default: `to` − 24 h (raw), − 7 d (hour), − 90 d (day)"}
+    )
     end = LocalDateTime(data_key="to", metadata={"description": "exclusive; default now"})
     resolution = fields.Str(load_default="raw", validate=validate.OneOf(("raw", "hour", "day")))
 
@@ -73,7 +92,9 @@ class RollupOut(Schema):
     date = fields.Str(metadata={"description": "the local date (day resolution)"})
     count = fields.Int()
     running_share = fields.Float(allow_none=True)
-    adsorbed_kg = fields.Float(metadata={"description": "integrated adsorption of the intervals starting in this period"})
+    adsorbed_kg = fields.Float(
+        metadata={"description": "integrated adsorption of the intervals starting in this period"}
+    )
     removal_efficiency = fields.Float(allow_none=True, metadata={"description": "1 − mean outlet ÷ mean inlet"})
     inlet_mg_m3 = fields.Nested(StatsOut)
     outlet_mg_m3 = fields.Nested(StatsOut)
@@ -88,7 +109,9 @@ class ReadingsOut(Schema):
     resolution = fields.Str()
     start = fields.DateTime(data_key="from")
     end = fields.DateTime(data_key="to")
-    truncated = fields.Bool(metadata={"description": "raw only: more readings than returned; continue from the last ts"})
+    truncated = fields.Bool(
+        metadata={"description": "raw only: more readings than returned; continue from the last ts"}
+    )
     readings = fields.List(fields.Nested(ReadingOut))
     rollups = fields.List(fields.Nested(RollupOut))
 

@@ -1,4 +1,5 @@
 """Telemetry API: ingest readings, read them back (raw or rolled up), list MQTT dead letters."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -22,9 +23,14 @@ _DOC_413 = {"description": "more readings than the batch limit (5,000), or a bod
 
 
 @blp.route("/readings", methods=["POST"])
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.ReadingBatchIn}}},
-         responses={"400": {"description": "malformed JSON"}, "413": _DOC_413,
-                    "422": {"description": "the body is not a list of readings nor {\"readings\": [...]}"}})
+@blp.doc(
+    requestBody={"required": True, "content": {"application/json": {"schema": schemas.ReadingBatchIn}}},
+    responses={
+        "400": {"description": "malformed JSON"},
+        "413": _DOC_413,
+        "422": {"description": 'the body is not a list of readings nor {"readings": [...]}'},
+    },
+)
 @blp.response(200, schemas.IngestResultOut)
 def ingest_readings():
     """Ingest a batch of readings (gateway device token, the box's enterprise, or an operator).
@@ -56,8 +62,12 @@ def _result_body(result) -> dict:
     dumped = schemas.IngestResultOut().dump(result) if result.rejected_items else None
     if dumped is not None:
         return dumped
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected,
-            "rejected_items": []}
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "rejected_items": [],
+    }
 
 
 @blp.route("/boxes/<code>/readings")

@@ -11,6 +11,7 @@ never decides that an item is bad: it only lets good batches skip the slow check
 see (a blank box code, a timestamp that does not parse or lies outside the accepted span) is checked
 per item on both paths alike.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,9 @@ def _reading_struct() -> type:
         else:
             optional.append((name, kind | None, None))
     # Fields without a default come first; the attribute names are what check_items reads.
-    return msgspec.defstruct("Reading", [*fields, *optional, ("running", bool, True)],
-                             forbid_unknown_fields=True, gc=False)
+    return msgspec.defstruct(
+        "Reading", [*fields, *optional, ("running", bool, True)], forbid_unknown_fields=True, gc=False
+    )
 
 
 Reading = _reading_struct()

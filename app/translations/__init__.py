@@ -6,6 +6,7 @@ default messages (``validate.Length``, ``Range``, ``OneOf``, field types…) int
 strings with their numbers; :func:`localise_error` turns a :class:`DomainError` into one line
 for a page. Both need a request (Flask-Babel's ``gettext``); the services stay Flask-free.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,17 +23,27 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
     return [
         (re.compile(rf"longer than maximum length {n('max')}"), lambda m: _("不能超过 %(max)s 个字符", **m)),
         (re.compile(rf"shorter than minimum length {n('min')}"), lambda m: _("至少 %(min)s 个字符", **m)),
-        (re.compile(rf"length must be between {n('min')} and {n('max')}"),
-         lambda m: _("长度应为 %(min)s–%(max)s 个字符", **m)),
+        (
+            re.compile(rf"length must be between {n('min')} and {n('max')}"),
+            lambda m: _("长度应为 %(min)s–%(max)s 个字符", **m),
+        ),
         (re.compile(rf"length must be {n('equal')}"), lambda m: _("长度应为 %(equal)s 个字符", **m)),
-        (re.compile(rf"must be greater than or equal to {n('min')} and less than or equal to {n('max')}"),
-         lambda m: _("应在 %(min)s 到 %(max)s 之间", **m)),
-        (re.compile(rf"must be greater than {n('min')} and less than or equal to {n('max')}"),
-         lambda m: _("应大于 %(min)s 且不超过 %(max)s", **m)),
-        (re.compile(rf"must be greater than or equal to {n('min')} and less than {n('max')}"),
-         lambda m: _("应不小于 %(min)s 且小于 %(max)s", **m)),
-        (re.compile(rf"must be greater than {n('min')} and less than {n('max')}"),
-         lambda m: _("应大于 %(min)s 且小于 %(max)s", **m)),
+        (
+            re.compile(rf"must be greater than or equal to {n('min')} and less than or equal to {n('max')}"),
+            lambda m: _("应在 %(min)s 到 %(max)s 之间", **m),
+        ),
+        (
+            re.compile(rf"must be greater than {n('min')} and less than or equal to {n('max')}"),
+            lambda m: _("应大于 %(min)s 且不超过 %(max)s", **m),
+        ),
+        (
+            re.compile(rf"must be greater than or equal to {n('min')} and less than {n('max')}"),
+            lambda m: _("应不小于 %(min)s 且小于 %(max)s", **m),
+        ),
+        (
+            re.compile(rf"must be greater than {n('min')} and less than {n('max')}"),
+            lambda m: _("应大于 %(min)s 且小于 %(max)s", **m),
+        ),
         (re.compile(rf"must be greater than or equal to {n('min')}"), lambda m: _("不能小于 %(min)s", **m)),
         (re.compile(rf"must be greater than {n('min')}"), lambda m: _("必须大于 %(min)s", **m)),
         (re.compile(rf"must be less than or equal to {n('max')}"), lambda m: _("不能大于 %(max)s", **m)),
@@ -45,8 +56,10 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
         (re.compile(r"not a valid (string|boolean|list|mapping)"), lambda m: _("格式不正确")),
         (re.compile(r"not a valid email address"), lambda m: _("不是有效的电子邮箱地址")),
         (re.compile(r"number too large"), lambda m: _("数值过大")),
-        (re.compile(r"string does not match expected pattern|invalid value|invalid input type"),
-         lambda m: _("格式不正确")),
+        (
+            re.compile(r"string does not match expected pattern|invalid value|invalid input type"),
+            lambda m: _("格式不正确"),
+        ),
         (re.compile(r"unknown field"), lambda m: _("未知字段")),
     ]
 
@@ -63,8 +76,12 @@ def localise_message(message: str) -> str:
 
 def field_names() -> dict[str, str]:
     """Labels of the form fields whose messages pages show."""
-    return {"vehicle_plate": _("车牌号"), "driver_name": _("驾驶员"), "driver_phone": _("驾驶员电话"),
-            "picked_up_at": _("提货时间")}
+    return {
+        "vehicle_plate": _("车牌号"),
+        "driver_name": _("驾驶员"),
+        "driver_phone": _("驾驶员电话"),
+        "picked_up_at": _("提货时间"),
+    }
 
 
 _BILINGUAL = re.compile(r"(?P<zh>.*[\u3400-\u9fff].*?) \((?P<en>[\x20-\x7e]+)\)")
@@ -116,8 +133,10 @@ def rule_reason(reason: dict[str, Any]) -> str:
     template = (rule.zh if zh else rule.en) if rule else ""
     if not template:
         return str(code)
-    values = {"observed": reason.get("observed") if reason.get("observed") is not None else "—",
-              "threshold": reason.get("threshold") if reason.get("threshold") is not None else "—"}
+    values = {
+        "observed": reason.get("observed") if reason.get("observed") is not None else "—",
+        "threshold": reason.get("threshold") if reason.get("threshold") is not None else "—",
+    }
     try:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):

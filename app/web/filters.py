@@ -2,6 +2,7 @@
 
 Registered app-wide by app/web/pages.py (``FILTERS``), so every template may use them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -4,6 +4,7 @@ actions, parties, roles, box events and statuses, management classes, anomalies,
 Functions, not constants: each call translates into the request's language (Flask-Babel).
 Used by app/web/pages.py and, through its context processor, by the templates.
 """
+
 from __future__ import annotations
 
 from flask_babel import gettext as _
@@ -14,13 +15,26 @@ def colour_names() -> dict[str, str]:
 
 
 def stage_names() -> dict[str, str]:
-    return {"generation": _("产生"), "storage": _("入库"), "out_of_storage": _("出库"),
-            "sent_out": _("委外利用处置"), "returned": _("退回入库")}
+    return {
+        "generation": _("产生"),
+        "storage": _("入库"),
+        "out_of_storage": _("出库"),
+        "sent_out": _("委外利用处置"),
+        "returned": _("退回入库"),
+    }
 
 
 def state_names() -> dict[str, str]:
-    return {"draft": _("草稿"), "submitted": _("已提交"), "in_transit": _("运输中"), "received": _("已接收"),
-            "processed": _("已利用/处置"), "closed": _("已办结"), "rejected": _("已拒收"), "cancelled": _("已作废")}
+    return {
+        "draft": _("草稿"),
+        "submitted": _("已提交"),
+        "in_transit": _("运输中"),
+        "received": _("已接收"),
+        "processed": _("已利用/处置"),
+        "closed": _("已办结"),
+        "rejected": _("已拒收"),
+        "cancelled": _("已作废"),
+    }
 
 
 def flag_names() -> dict[str, str]:
@@ -28,24 +42,49 @@ def flag_names() -> dict[str, str]:
 
 
 def action_names() -> dict[str, str]:
-    return {"create": _("填写"), "submit": _("提交"), "pickup": _("承运人提货"), "receive": _("接受人接收"),
-            "reject": _("接受人拒收"), "process": _("利用/处置"), "close": _("办结"), "cancel": _("作废"),
-            "record_transfer": _("补录转移")}
+    return {
+        "create": _("填写"),
+        "submit": _("提交"),
+        "pickup": _("承运人提货"),
+        "receive": _("接受人接收"),
+        "reject": _("接受人拒收"),
+        "process": _("利用/处置"),
+        "close": _("办结"),
+        "cancel": _("作废"),
+        "record_transfer": _("补录转移"),
+    }
 
 
 def party_names() -> dict[str, str]:
-    return {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人"), "operator": _("平台运维"),
-            "": _("系统")}
+    return {
+        "consignor": _("移出人"),
+        "carrier": _("承运人"),
+        "receiver": _("接受人"),
+        "operator": _("平台运维"),
+        "": _("系统"),
+    }
 
 
 def role_names() -> dict[str, str]:
-    return {"generator": _("产废单位"), "carrier": _("承运人"), "receiver": _("接受人"), "regenerator": _("再生单位"),
-            "supplier": _("换炭服务"), "regulator": _("生态环境监管"), "park_admin": _("园区管委会")}
+    return {
+        "generator": _("产废单位"),
+        "carrier": _("承运人"),
+        "receiver": _("接受人"),
+        "regenerator": _("再生单位"),
+        "supplier": _("换炭服务"),
+        "regulator": _("生态环境监管"),
+        "park_admin": _("园区管委会"),
+    }
 
 
 def box_event_names() -> dict[str, str]:
-    return {"registered": _("登记"), "status": _("状态变更"), "label_reprinted": _("标签重印"),
-            "label_forged_scan": _("伪造标签被扫描"), "label_superseded_scan": _("旧标签被扫描")}
+    return {
+        "registered": _("登记"),
+        "status": _("状态变更"),
+        "label_reprinted": _("标签重印"),
+        "label_forged_scan": _("伪造标签被扫描"),
+        "label_superseded_scan": _("旧标签被扫描"),
+    }
 
 
 def box_status_names() -> dict[str, str]:
@@ -57,8 +96,13 @@ def management_class_names() -> dict[str, str]:
 
 
 def anomaly_names() -> dict[str, str]:
-    return {"carbon_missing": _("活性炭去向不明"), "stored_too_long": _("贮存超期"), "storage_over_limit": _("贮存超量"),
-            "shipped_not_received": _("运出未接收"), "received_short": _("接收短少")}
+    return {
+        "carbon_missing": _("活性炭去向不明"),
+        "stored_too_long": _("贮存超期"),
+        "storage_over_limit": _("贮存超量"),
+        "shipped_not_received": _("运出未接收"),
+        "received_short": _("接收短少"),
+    }
 
 
 def acceptance_names() -> dict[str, str]:

@@ -7,6 +7,7 @@ Thin, like app/web/views.py: read the query string, call the domain services (wh
 decides what the user may see), render. Another tenant's manifest or box is "not found" (404),
 the same answer the API gives.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -58,8 +59,14 @@ OPEN_STATES = ("draft", "submitted", "in_transit", "received")
 
 @bp.app_context_processor
 def _page_helpers():
-    return {"colour_names": colour_names, "stage_names": stage_names, "state_names": state_names,
-            "flag_names": flag_names, "nav_links": nav_links, "rule_reason": rule_reason}
+    return {
+        "colour_names": colour_names,
+        "stage_names": stage_names,
+        "state_names": state_names,
+        "flag_names": flag_names,
+        "nav_links": nav_links,
+        "rule_reason": rule_reason,
+    }
 
 
 def nav_links() -> list[tuple[str, str, str]]:
@@ -67,12 +74,16 @@ def nav_links() -> list[tuple[str, str, str]]:
     if not (current_user and current_user.is_authenticated):
         return []
     principal = Principal(user=current_user._get_current_object())
-    links = [("pages.dashboard", url_for("pages.dashboard"), _("工作台")),
-             ("web.boxes_page", url_for("web.boxes_page"), _("碳箱")),
-             ("pages.manifests", url_for("pages.manifests"), _("联单"))]
+    links = [
+        ("pages.dashboard", url_for("pages.dashboard"), _("工作台")),
+        ("web.boxes_page", url_for("web.boxes_page"), _("碳箱")),
+        ("pages.manifests", url_for("pages.manifests"), _("联单")),
+    ]
     if principal.is_operator or any(principal.has_role(r) for r in ("generator", "regulator", "park_admin")):
-        links += [("pages.ledger", url_for("pages.ledger"), _("台账")),
-                  ("pages.stock", url_for("pages.stock"), _("库存"))]
+        links += [
+            ("pages.ledger", url_for("pages.ledger"), _("台账")),
+            ("pages.stock", url_for("pages.stock"), _("库存")),
+        ]
     if principal.is_operator or any(principal.has_role(r) for r in ("regulator", "park_admin")):
         links.append(("statistics_pages.statistics_page", url_for("statistics_pages.statistics_page"), _("统计")))
     if principal.is_operator or principal.has_role("regulator"):
@@ -86,6 +97,7 @@ for _name, _filter in FILTERS.items():
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def _not_found(detail: str):
     return render_template("error.html", status=404, title=_("未找到"), detail=detail), 404
@@ -141,14 +153,24 @@ def _manifest_flags(manifest: Manifest, now: datetime) -> list[str]:
 
 
 def _manifest_rows(manifests: list[Manifest], now: datetime) -> list[dict[str, Any]]:
-    return [{"m": m, "flags": _manifest_flags(m, now), "shipped_kg": sum(line.quantity_kg for line in m.lines),
-             "received_kg": (sum(line.received_kg or 0 for line in m.lines)
-                             if any(line.received_kg is not None for line in m.lines) else None)}
-            for m in manifests]
+    return [
+        {
+            "m": m,
+            "flags": _manifest_flags(m, now),
+            "shipped_kg": sum(line.quantity_kg for line in m.lines),
+            "received_kg": (
+                sum(line.received_kg or 0 for line in m.lines)
+                if any(line.received_kg is not None for line in m.lines)
+                else None
+            ),
+        }
+        for m in manifests
+    ]
 
 
-def _manifest_list(principal: Principal, now: datetime, limit: int = 8, statuses: tuple[str, ...] = (),
-                   **filters) -> dict[str, Any]:
+def _manifest_list(
+    principal: Principal, now: datetime, limit: int = 8, statuses: tuple[str, ...] = (), **filters
+) -> dict[str, Any]:
     query = ledger_services.list_manifests(db.session, principal, now=now, **filters)
     if statuses:
         query = query.where(Manifest.status.in_(statuses))
@@ -156,6 +178,7 @@ def _manifest_list(principal: Principal, now: datetime, limit: int = 8, statuses
 
 
 # ---------------------------------------------------------------- the dashboard
+
 
 @bp.route("/")
 def dashboard():
@@ -183,13 +206,24 @@ def dashboard():
         }
     if "generator" in roles:
         own = boxes.where(Box.enterprise_id == org.id)
-        records = ledger_services.ledger_query(db.session, principal, org.id).order_by(None).order_by(
-            LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc())
+        records = (
+            ledger_services.ledger_query(db.session, principal, org.id)
+            .order_by(None)
+            .order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc())
+        )
         sections["enterprise"] = {
             "colours": _colour_counts(own),
-            "attention": _payloads(list(db.session.scalars(
-                own.where(Box.colour.in_(("red", "yellow"))).order_by(None).order_by(Box.colour, Box.colour_since)
-                .limit(10))), now),
+            "attention": _payloads(
+                list(
+                    db.session.scalars(
+                        own.where(Box.colour.in_(("red", "yellow")))
+                        .order_by(None)
+                        .order_by(Box.colour, Box.colour_since)
+                        .limit(10)
+                    )
+                ),
+                now,
+            ),
             "stock": ledger_services.stock_summary(db.session, principal, org.id, now),
             "records": list(db.session.scalars(records.limit(10))),
             "open": _manifest_list(principal, now, limit=10, statuses=OPEN_STATES, party="consignor"),
@@ -219,12 +253,20 @@ def dashboard():
             "in_transit": _manifest_list(principal, now, limit=10, status="in_transit", party="carrier"),
         }
     commit_read_effects(db.session)  # colours refreshed on read
-    return render_template("dash_home.html", principal=principal, org=org, sections=sections, now=now,
-                           roles=[role_names().get(r, r) for r in sorted(roles)], anomaly_names=anomaly_names(),
-                           box_total=sum(sections.get("oversight", {}).get("colours", {}).values()))
+    return render_template(
+        "dash_home.html",
+        principal=principal,
+        org=org,
+        sections=sections,
+        now=now,
+        roles=[role_names().get(r, r) for r in sorted(roles)],
+        anomaly_names=anomaly_names(),
+        box_total=sum(sections.get("oversight", {}).get("colours", {}).values()),
+    )
 
 
 # ---------------------------------------------------------------- ledger and stock
+
 
 def _enterprise_choices(principal: Principal) -> list[Organization]:
     """The enterprises a regulator, park or operator may pick (their jurisdiction's generators)."""
@@ -238,8 +280,15 @@ def _chosen_enterprise(principal: Principal) -> tuple[int | None, list[Organizat
     own = principal.organization
     if chosen is None and own is not None and own.has_role("generator"):
         chosen = own.id
-    choices = [] if (own is not None and own.has_role("generator") and not (
-        principal.is_operator or own.has_role("regulator") or own.has_role("park_admin"))) else _enterprise_choices(principal)
+    choices = (
+        []
+        if (
+            own is not None
+            and own.has_role("generator")
+            and not (principal.is_operator or own.has_role("regulator") or own.has_role("park_admin"))
+        )
+        else _enterprise_choices(principal)
+    )
     return chosen, choices
 
 
@@ -254,8 +303,16 @@ def ledger():
     if stage not in stage_names():
         stage = None
     page = _page_arg()
-    context: dict[str, Any] = {"choices": choices, "enterprise_id": enterprise_id, "errors": errors, "stage": stage,
-                               "start": start, "end": end, "page": page, "per_page": PER_PAGE}
+    context: dict[str, Any] = {
+        "choices": choices,
+        "enterprise_id": enterprise_id,
+        "errors": errors,
+        "stage": stage,
+        "start": start,
+        "end": end,
+        "page": page,
+        "per_page": PER_PAGE,
+    }
     if enterprise_id is None:
         return render_template("ledger_list.html", enterprise=None, records=[], total=0, totals={}, **context)
     try:
@@ -264,12 +321,23 @@ def ledger():
         return _not_found(_("单位不存在或无权查看。"))
     sub = query.order_by(None).subquery()
     totals = dict(db.session.execute(select(sub.c.stage, func.sum(sub.c.quantity_kg)).group_by(sub.c.stage)).all())
-    records, total = paginate(db.session, query.order_by(None).order_by(
-        LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()), page, PER_PAGE)
+    records, total = paginate(
+        db.session,
+        query.order_by(None).order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()),
+        page,
+        PER_PAGE,
+    )
     enterprise = ledger_services.visible_enterprise(db.session, principal, enterprise_id)
     methods = ledger_services.methods(db.session)
-    return render_template("ledger_list.html", enterprise=enterprise, records=records, total=total, totals=totals,
-                           methods=methods, **context)
+    return render_template(
+        "ledger_list.html",
+        enterprise=enterprise,
+        records=records,
+        total=total,
+        totals=totals,
+        methods=methods,
+        **context,
+    )
 
 
 @bp.route("/stock")
@@ -283,11 +351,17 @@ def stock():
         summary = ledger_services.stock_summary(db.session, principal, enterprise_id, utcnow())
     except NotFound:
         return _not_found(_("单位不存在或无权查看。"))
-    return render_template("ledger_stock.html", summary=summary, choices=choices, enterprise_id=enterprise_id,
-                           class_names=management_class_names())
+    return render_template(
+        "ledger_stock.html",
+        summary=summary,
+        choices=choices,
+        enterprise_id=enterprise_id,
+        class_names=management_class_names(),
+    )
 
 
 # ---------------------------------------------------------------- manifests
+
 
 @bp.route("/manifests")
 @login_required
@@ -303,8 +377,15 @@ def manifests():
     page = _page_arg()
     query = ledger_services.list_manifests(db.session, principal, status=status, flag=flag, now=now)
     items, total = paginate(db.session, query, page, PER_PAGE)
-    return render_template("manifest_list.html", rows=_manifest_rows(items, now), total=total, page=page,
-                           per_page=PER_PAGE, status=status, flag=flag)
+    return render_template(
+        "manifest_list.html",
+        rows=_manifest_rows(items, now),
+        total=total,
+        page=page,
+        per_page=PER_PAGE,
+        status=status,
+        flag=flag,
+    )
 
 
 def _event_details(detail: dict[str, Any]) -> list[str]:
@@ -339,13 +420,22 @@ def manifest_detail(number):
     except NotFound:
         return _not_found(_("联单 %(number)s 不存在，或您无权查看。", number=number))
     events = [{"e": e, "details": _event_details(e.detail or {})} for e in manifest.events]
-    return render_template("manifest_detail.html", m=manifest, flags=_manifest_flags(manifest, now), events=events,
-                           methods=ledger_services.methods(db.session), action_names=action_names(), party_names=party_names(),
-                           acceptance_names=acceptance_names(), now=now,
-                           shipped_kg=sum(line.quantity_kg for line in manifest.lines))
+    return render_template(
+        "manifest_detail.html",
+        m=manifest,
+        flags=_manifest_flags(manifest, now),
+        events=events,
+        methods=ledger_services.methods(db.session),
+        action_names=action_names(),
+        party_names=party_names(),
+        acceptance_names=acceptance_names(),
+        now=now,
+        shipped_kg=sum(line.quantity_kg for line in manifest.lines),
+    )
 
 
 # ---------------------------------------------------------------- box detail
+
 
 @bp.route("/boxes/<code>")
 @login_required
@@ -363,21 +453,39 @@ def box_detail(code):
     segments = []
     for i, change in enumerate(changes):
         until = from_db(changes[i + 1].changed_at) if i + 1 < len(changes) else now
-        segments.append({"c": change, "until": until if i + 1 < len(changes) else None,
-                         "days": (until - from_db(change.changed_at)).total_seconds() / 86400})
+        segments.append(
+            {
+                "c": change,
+                "until": until if i + 1 < len(changes) else None,
+                "days": (until - from_db(change.changed_at)).total_seconds() / 86400,
+            }
+        )
     created = from_db(box.created_at)
     month_ago = now - timedelta(days=30)
-    days = {c: {"all": box_services.days_in_colour(changes, c, created, now),
-                "month": box_services.days_in_colour(changes, c, max(month_ago, created), now)} for c in COLOURS}
+    days = {
+        c: {
+            "all": box_services.days_in_colour(changes, c, created, now),
+            "month": box_services.days_in_colour(changes, c, max(month_ago, created), now),
+        }
+        for c in COLOURS
+    }
     chart = None
     if box.has_sensors:
         start = now - timedelta(hours=48)
         rows = telemetry_services.rollup_readings(db.session, box, start, now, "hour")
         chart = concentration_chart(rows, start, now, box.emission_limit_mg_m3)
     commit_read_effects(db.session)  # the colour refreshed on read
-    return render_template("dash_box.html", box=box, p=payload, segments=list(reversed(segments)), days=days,
-                           fills=list(reversed(hist["fills"])), events=list(reversed(hist["events"])), chart=chart,
-                           now=now, event_names=box_event_names(), status_names=box_status_names(),
-                           can_fill=box_services.can_service(principal, box))
-
-
+    return render_template(
+        "dash_box.html",
+        box=box,
+        p=payload,
+        segments=list(reversed(segments)),
+        days=days,
+        fills=list(reversed(hist["fills"])),
+        events=list(reversed(hist["events"])),
+        chart=chart,
+        now=now,
+        event_names=box_event_names(),
+        status_names=box_status_names(),
+        can_fill=box_services.can_service(principal, box),
+    )

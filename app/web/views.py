@@ -1,4 +1,5 @@
 """Pages. Thin: parse the form, call a service, render a template."""
+
 from __future__ import annotations
 
 from urllib.parse import urlencode, urlparse
@@ -33,8 +34,9 @@ def _remember_language(response):
     """``?lang=en`` (or ``zh``) on any page is remembered in the ``lang`` cookie."""
     chosen = request.args.get("lang")
     if chosen in LANGUAGES and request.cookies.get("lang") != chosen:
-        response.set_cookie("lang", chosen, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax",
-                            httponly=True, secure=request.is_secure)
+        response.set_cookie(
+            "lang", chosen, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax", httponly=True, secure=request.is_secure
+        )
     return response
 
 
@@ -79,8 +81,14 @@ def localise_form_errors(errors: dict) -> dict[str, list[str]]:
 def _safe_next(target: str | None) -> str:
     """A local path only: browsers read ``//host``, ``///host`` and ``/\\host`` (backslash, or
     with tabs and newlines they drop) as another origin."""
-    if (target and target.startswith("/") and target[1:2] not in ("/", "\\") and "\\" not in target
-            and not any(ord(c) < 32 or ord(c) == 127 for c in target) and not urlparse(target).netloc):
+    if (
+        target
+        and target.startswith("/")
+        and target[1:2] not in ("/", "\\")
+        and "\\" not in target
+        and not any(ord(c) < 32 or ord(c) == 127 for c in target)
+        and not urlparse(target).netloc
+    ):
         return target
     return url_for("pages.dashboard")
 
@@ -126,9 +134,14 @@ def logout():
 def fill_field_labels() -> dict[str, str]:
     """Form field names as the replacement form shows them, for its error list."""
     return {
-        "mass_kg": _("装填量 (kg)"), "iodine_mg_g": _("碘值 (mg/g)"), "removed_waste_kg": _("称重的废炭量 (kg)"),
-        "supplier_name": _("供应商"), "batch_no": _("活性炭批次号"), "filled_at": _("更换时间"),
-        "carbon_type": _("活性炭类型"), "_": _("错误"),
+        "mass_kg": _("装填量 (kg)"),
+        "iodine_mg_g": _("碘值 (mg/g)"),
+        "removed_waste_kg": _("称重的废炭量 (kg)"),
+        "supplier_name": _("供应商"),
+        "batch_no": _("活性炭批次号"),
+        "filled_at": _("更换时间"),
+        "carbon_type": _("活性炭类型"),
+        "_": _("错误"),
     }
 
 
@@ -160,8 +173,9 @@ def scan(code):
     now = utcnow()
     # Without a login session or remember cookie the visitor is anonymous: decided here without
     # loading a user, since anonymous scans are the bulk of the traffic.
-    signed_in = ("_user_id" in web_session
-                 or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies)
+    signed_in = (
+        "_user_id" in web_session or current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    )
     principal = current_principal(optional=True) if signed_in else None
     # Anonymous scans are most of the traffic and all see the same page: serve them from the
     # read cache (checked against the box's revision, see app.boxes.cache).
@@ -188,8 +202,12 @@ def scan(code):
     if request.method == "POST":
         if not can_fill:
             commit_read_effects(db.session)  # the scan problem found above, if any
-            return render_template("error.html", status=403, title=_("无权操作"),
-                                   detail=_("只有本企业或其换炭服务单位的人员可以登记换炭。")), 403
+            return render_template(
+                "error.html",
+                status=403,
+                title=_("无权操作"),
+                detail=_("只有本企业或其换炭服务单位的人员可以登记换炭。"),
+            ), 403
         form = {k: v for k, v in request.form.items() if v.strip() and k not in ("csrf", "csrf_token")}
         try:
             data = FillIn().load(form)
@@ -209,14 +227,26 @@ def scan(code):
     payload = presenters.box_payload(view)
     last_replacement = box_services.last_replacement(db.session, box.id)
     status = 422 if form_errors else 200
-    html = render_template("scan.html", box=box, p=payload, label_state=label_state, can_fill=can_fill,
-                           form_errors=form_errors, form=request.form, last_replacement=last_replacement,
-                           principal=principal, now=now, field_labels=fill_field_labels())
+    html = render_template(
+        "scan.html",
+        box=box,
+        p=payload,
+        label_state=label_state,
+        can_fill=can_fill,
+        form_errors=form_errors,
+        form=request.form,
+        last_replacement=last_replacement,
+        principal=principal,
+        now=now,
+        field_labels=fill_field_labels(),
+    )
     if anonymous_get:
         if entry is not None:
             entry.value[label_state] = html
         else:
-            cache.scan_page_cache.put(db.engine, cache_key, box, {label_state: html}, now, view.evaluation.next_check_at)
+            cache.scan_page_cache.put(
+                db.engine, cache_key, box, {label_state: html}, now, view.evaluation.next_check_at
+            )
     return html, status
 
 
@@ -260,8 +290,9 @@ def boxes_page():
     boxes, total = paginate(db.session, query, page, 50)
     views = box_services.view_boxes(db.session, boxes)
     commit_read_effects(db.session)
-    return render_template("boxes.html", items=[presenters.box_payload(v) for v in views], total=total,
-                           page=page, colour=colour)
+    return render_template(
+        "boxes.html", items=[presenters.box_payload(v) for v in views], total=total, page=page, colour=colour
+    )
 
 
 BLUEPRINTS = (pages.bp, bp)  # pages first: its dashboard answers / for signed-in users

@@ -1,4 +1,5 @@
 """Accounts: USCC checks, tokens and logins, organisations and users, revocation."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,7 +25,7 @@ def test_uscc_single_character_errors_are_caught():
         for ch in "0123456789ABCDEFGHJKLMNPQRTUWXY":
             if ch == good[i]:
                 continue
-            mutated = good[:i] + ch + good[i + 1:]
+            mutated = good[:i] + ch + good[i + 1 :]
             if mutated[2:8].isdigit():
                 assert uscc_error(mutated) is not None, mutated
 
@@ -71,7 +72,9 @@ def test_only_operators_create_organisations_and_parks(api):
 def test_users_created_by_org_admin_only_in_own_org(api, world):
     body = {"username": "newbie", "password": "long-enough-1", "organization_id": world.enterprise.id}
     assert api.post("/api/v1/users", body, as_="ent_staff").status_code == 403
-    assert api.post("/api/v1/users", {**body, "organization_id": world.other_enterprise.id}, as_="ent").status_code == 403
+    assert (
+        api.post("/api/v1/users", {**body, "organization_id": world.other_enterprise.id}, as_="ent").status_code == 403
+    )
     r = api.post("/api/v1/users", body, as_="ent")
     assert r.status_code == 201
     assert "password" not in r.get_json()

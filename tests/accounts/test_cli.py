@@ -1,4 +1,5 @@
 """The accounts commands of the operations contract (product.md, "Operations contract")."""
+
 from __future__ import annotations
 
 
@@ -21,5 +22,7 @@ def test_create_superuser_from_environment_and_prompt(app, monkeypatch, client):
     assert result.exit_code != 0 and "username" in result.output
     result = runner.invoke(args=["create-superuser", "ops2"], input="long-enough-9\nlong-enough-9\n")
     assert result.exit_code == 0, result.output
-    token = client.post("/api/v1/auth/token", json={"username": "ops2", "password": "long-enough-9"}).get_json()["token"]
+    token = client.post("/api/v1/auth/token", json={"username": "ops2", "password": "long-enough-9"}).get_json()[
+        "token"
+    ]
     assert client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"}).status_code == 200

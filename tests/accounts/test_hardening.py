@@ -1,4 +1,5 @@
 """Accounts hardening: sign-in throttling, constant-time refusal, the password policy, device tokens."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,11 @@ from tests import factories
 
 
 def _wrong(client, username="ent", address="10.0.0.1"):
-    return client.post("/api/v1/auth/token", json={"username": username, "password": "wrong-password"},
-                       environ_base={"REMOTE_ADDR": address})
+    return client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": "wrong-password"},
+        environ_base={"REMOTE_ADDR": address},
+    )
 
 
 def test_failed_api_sign_ins_are_throttled_per_account(api):
@@ -29,12 +33,18 @@ def test_failed_api_sign_ins_are_throttled_per_account(api):
     assert r.mimetype == "application/problem+json" and r.get_json()["status"] == 429
     assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
     # Throttled means throttled: the right password does not get through either, from anywhere.
-    right = api.client.post("/api/v1/auth/token", json={"username": "ent", "password": factories.PASSWORD},
-                            environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    right = api.client.post(
+        "/api/v1/auth/token",
+        json={"username": "ent", "password": factories.PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.9.9.9"},
+    )
     assert right.status_code == 429
     # Another account is not affected (from another address).
-    ok = api.client.post("/api/v1/auth/token", json={"username": "svc", "password": factories.PASSWORD},
-                         environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    ok = api.client.post(
+        "/api/v1/auth/token",
+        json={"username": "svc", "password": factories.PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert ok.status_code == 201
 
 
@@ -124,15 +134,18 @@ def test_weak_passwords_refused_when_creating_a_user_and_changing_one(api, world
     old = api.token("ent")
     r = api.post("/api/v1/auth/password", {"current_password": "wrong", "new_password": "spring-rain-78"}, as_="ent")
     assert r.status_code == 422 and "current_password" in r.get_json()["errors"]
-    r = api.post("/api/v1/auth/password", {"current_password": factories.PASSWORD, "new_password": "password1"},
-                 as_="ent")
+    r = api.post(
+        "/api/v1/auth/password", {"current_password": factories.PASSWORD, "new_password": "password1"}, as_="ent"
+    )
     assert r.status_code == 422 and "new_password" in r.get_json()["errors"]
-    r = api.post("/api/v1/auth/password", {"current_password": factories.PASSWORD, "new_password": "spring-rain-78"},
-                 as_="ent")
+    r = api.post(
+        "/api/v1/auth/password", {"current_password": factories.PASSWORD, "new_password": "spring-rain-78"}, as_="ent"
+    )
     assert r.status_code == 204
     assert api.client.get("/api/v1/boxes", headers={"Authorization": f"Bearer {old}"}).status_code == 401
-    assert api.client.post("/api/v1/auth/token",
-                           json={"username": "ent", "password": "spring-rain-78"}).status_code == 201
+    assert (
+        api.client.post("/api/v1/auth/token", json={"username": "ent", "password": "spring-rain-78"}).status_code == 201
+    )
 
 
 def test_each_user_has_its_own_salt(session, world):
@@ -141,6 +154,7 @@ def test_each_user_has_its_own_salt(session, world):
 
 
 # ---------------------------------------------------------------- device tokens
+
 
 def test_device_tokens_expire_are_listed_and_revoked(api, world, session):
     org_id = world.enterprise.id
@@ -152,18 +166,23 @@ def test_device_tokens_expire_are_listed_and_revoked(api, world, session):
     assert made["expires_at"] and made["revoked_at"] is None
     row = session.get(ApiToken, token_id)
     assert timedelta(days=364) < row.expires_at - utcnow() <= timedelta(days=365)
-    short = api.post("/api/v1/device-tokens", {"organization_id": org_id, "name": "gw-2", "expires_in_days": 7},
-                     as_="ent").get_json()
+    short = api.post(
+        "/api/v1/device-tokens", {"organization_id": org_id, "name": "gw-2", "expires_in_days": 7}, as_="ent"
+    ).get_json()
     assert timedelta(days=6) < session.get(ApiToken, short["id"]).expires_at - utcnow() <= timedelta(days=7)
-    other = api.post("/api/v1/device-tokens", {"organization_id": world.other_enterprise.id, "name": "gw-x"},
-                     as_="other").get_json()
+    other = api.post(
+        "/api/v1/device-tokens", {"organization_id": world.other_enterprise.id, "name": "gw-x"}, as_="other"
+    ).get_json()
 
     # Listing: the organisation's admin sees its own, operators all; never the token itself.
     listed = api.get("/api/v1/device-tokens", as_="ent").get_json()["items"]
     assert {t["id"] for t in listed} == {token_id, short["id"]}
     assert all("token" not in t and "token_hash" not in t for t in listed)
     assert {t["id"] for t in api.get("/api/v1/device-tokens", as_="op").get_json()["items"]} == {
-        token_id, short["id"], other["id"]}
+        token_id,
+        short["id"],
+        other["id"],
+    }
     assert api.get("/api/v1/device-tokens", as_="ent_staff").status_code == 403
 
     # It works for ingest until revoked; its last use is recorded.
@@ -171,10 +190,18 @@ def test_device_tokens_expire_are_listed_and_revoked(api, world, session):
     assert api.client.post("/api/v1/readings", json={"readings": []}, headers=gateway).status_code < 400
     session.expire_all()
     assert session.get(ApiToken, token_id).last_used_at is not None
-    assert api.client.delete(f"/api/v1/device-tokens/{other['id']}",
-                             headers={"Authorization": f"Bearer {api.token('ent')}"}).status_code == 404
-    assert api.client.delete(f"/api/v1/device-tokens/{token_id}",
-                             headers={"Authorization": f"Bearer {api.token('ent')}"}).status_code == 204
+    assert (
+        api.client.delete(
+            f"/api/v1/device-tokens/{other['id']}", headers={"Authorization": f"Bearer {api.token('ent')}"}
+        ).status_code
+        == 404
+    )
+    assert (
+        api.client.delete(
+            f"/api/v1/device-tokens/{token_id}", headers={"Authorization": f"Bearer {api.token('ent')}"}
+        ).status_code
+        == 204
+    )
     assert api.client.post("/api/v1/readings", json={"readings": []}, headers=gateway).status_code == 401
     listed = {t["id"]: t for t in api.get("/api/v1/device-tokens", as_="ent").get_json()["items"]}
     assert listed[token_id]["revoked_at"] is not None and listed[token_id]["last_used_at"] is not None

@@ -5,6 +5,7 @@ input, the service answers without a 5xx, errors are problem+json, and every res
 the document (status code, content type, headers, body schema). ``FUZZ_EXAMPLES`` sets the examples
 per operation and role (default 6, so this file stays within a few minutes on 2 cores in CI; the
 black-box run used 200)."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ from schemathesis.specs.openapi.checks import (
 from tests.factories import PASSWORD
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.mark.parametrize("role", ["op", "ent"])
@@ -46,8 +52,14 @@ def test_every_operation_conforms(app, world, api, role):
         revokes = operation.path.endswith("/auth/revoke")
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True, report_multiple_bugs=False)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
+            report_multiple_bugs=False,
+        )
         def run(case):
             where = f"{case.method} {case.formatted_path}"
             sent = fresh_token() if revokes else headers  # noqa: B023 (run() is called in this same iteration)

@@ -1,4 +1,5 @@
 """Helpers for the audit tests (no tests here): tampering behind the application's back, verify."""
+
 from __future__ import annotations
 
 from sqlalchemy import text

@@ -1,5 +1,6 @@
 """The audit trail: recorded through every interface, hash-chained, and `audit verify` names every
 change made behind the application's back."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def test_a_clean_history_verifies_and_entries_name_who_and_how(app, world, api):
     assert result.exit_code == 0, result.output
     assert "OK" in result.output
     m = db.session.scalar(select(Manifest).where(Manifest.number == manifest["number"]))
-    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.subject == f"manifests:[{m.id}]")
-                                 .order_by(AuditEntry.seq)).all()
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.subject == f"manifests:[{m.id}]").order_by(AuditEntry.seq)
+    ).all()
     assert {e.table_name for e in entries} >= {"manifests", "manifest_lines", "manifest_events"}
     assert all(e.interface == "api" for e in entries)
     pickup = [e for e in entries if e.table_name == "manifests" and e.actor == "drv"]
@@ -64,8 +66,10 @@ def test_verify_names_each_row_changed_inserted_or_deleted_behind_the_back(app, 
 def test_a_row_inserted_behind_the_back_is_named(app, world, api):
     loop = build_loop(world, api)
     assert verify(app).exit_code == 0
-    tamper("INSERT INTO box_events (box_id, kind, at, actor, detail) VALUES (:b, 'scan', '2025-01-01 00:00:00', 'x', '{}')",
-           b=loop.box.id)
+    tamper(
+        "INSERT INTO box_events (box_id, kind, at, actor, detail) VALUES (:b, 'scan', '2025-01-01 00:00:00', 'x', '{}')",
+        b=loop.box.id,
+    )
     result = verify(app)
     assert result.exit_code == 1
     assert "box_events" in result.output and "not in the audit trail" in result.output
@@ -148,14 +152,18 @@ def test_an_ingest_batch_is_one_entry(app, world, api):
     box = make_sensor_box(world)
     token = device_token(api, world.enterprise)
     start = utc_now()
-    body = {"readings": [reading(box.code, start.replace(second=0) - __import__("datetime").timedelta(minutes=i))
-                         for i in range(20)]}
+    body = {
+        "readings": [
+            reading(box.code, start.replace(second=0) - __import__("datetime").timedelta(minutes=i)) for i in range(20)
+        ]
+    }
     before = db.session.scalar(select(func.count()).select_from(AuditEntry))
     r = api.client.post("/api/v1/readings", json=body, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and r.get_json()["accepted"] == 20
     db.session.rollback()
-    batch = db.session.scalars(select(AuditEntry).where(AuditEntry.seq > before,
-                                                        AuditEntry.table_name == "sensor_readings")).all()
+    batch = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.seq > before, AuditEntry.table_name == "sensor_readings")
+    ).all()
     assert len(batch) == 1 and batch[0].action == "ingest" and batch[0].interface == "api"
     after = json.loads(batch[0].after)
     assert after["count"] == 20 and after["box_ids"] == [box.id] and len(after["digest"]) == 64
@@ -175,14 +183,20 @@ def test_the_database_refuses_to_change_entries_on_postgresql_and_migrated_sqlit
 
         from app import create_app
 
-        other = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"})
+        other = create_app(
+            {"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"}
+        )
         with other.app_context():
             upgrade()
             engine = sa.create_engine(f"sqlite:///{tmp_path}/m.db")
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO audit_entries (seq, recorded_at, interface, actor, table_name, row_key, "
-                                 "subject, action, prev_hash, hash) VALUES (1, 'x', 'cli', '', 't', '[1]', 't', "
-                                 "'insert', 'p', 'h')"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_entries (seq, recorded_at, interface, actor, table_name, row_key, "
+                    "subject, action, prev_hash, hash) VALUES (1, 'x', 'cli', '', 't', '[1]', 't', "
+                    "'insert', 'p', 'h')"
+                )
+            )
     for statement in ("UPDATE audit_entries SET actor = 'mallory'", "DELETE FROM audit_entries"):
         with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text(statement))
@@ -224,14 +238,20 @@ def test_concurrent_writers_leave_a_gap_free_verifying_chain(app, world, api):
 
 
 def test_a_value_added_re_import_keeps_the_old_figure_in_the_trail(app, world, api):
-    row = {"scope": "park", "park_id": world.park.id, "period": "2025-07", "value_added_10k_yuan": 400,
-           "source_department": "天台县统计局"}
+    row = {
+        "scope": "park",
+        "park_id": world.park.id,
+        "period": "2025-07",
+        "value_added_10k_yuan": 400,
+        "source_department": "天台县统计局",
+    }
     assert api.post("/api/v1/value-added", [row], as_="reg_tt").status_code == 200
     r = api.post("/api/v1/value-added", [{**row, "value_added_10k_yuan": 500}], as_="op")
     assert r.status_code == 200 and r.get_json()["updated"] == 1
     db.session.rollback()
-    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.table_name == "value_added")
-                                 .order_by(AuditEntry.seq)).all()
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.table_name == "value_added").order_by(AuditEntry.seq)
+    ).all()
     assert [e.action for e in entries] == ["insert", "update"]
     assert json.loads(entries[1].before)["value_added_10k_yuan"] == "400.0"
     assert json.loads(entries[1].after)["value_added_10k_yuan"] == "500.0"

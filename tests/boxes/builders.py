@@ -1,4 +1,5 @@
 """Builders for the box tests (no tests here): a box registered through the API."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """Boxes through the public API: registration, fills, colours with reasons, history, tenants."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -18,7 +19,9 @@ def test_register_box_and_first_fill_turns_green(api, now):
     # Formula T of domain-reference.md: M=2000, S=0.10, C=80, Q=15000, t=16 → 19.2 kg/d, T ≈ 10.4 d.
     assert box["design_daily_load_kg"] == pytest.approx(19.2)
     assert box["design_cycle_days"] == pytest.approx(2000 * 0.10 / 19.2)
-    r = api.post(f"/api/v1/boxes/{box['code']}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "batch_no": "B1"}, as_="ent")
+    r = api.post(
+        f"/api/v1/boxes/{box['code']}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "batch_no": "B1"}, as_="ent"
+    )
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["kind"] == "initial"
     got = api.get(f"/api/v1/boxes/{box['code']}", as_="ent").get_json()
@@ -34,7 +37,11 @@ def test_colour_rules_from_design_load(api, now):
     box = register(api)
     code = box["code"]
     # Filled 9 days ago: saturation 9 × 19.2 / 200 = 86 % and ≤ 7 days left → yellow with both reasons.
-    api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=9))}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=9))},
+        as_="ent",
+    )
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "yellow"
     reasons = {r["code"]: r for r in got["reasons"]}
@@ -45,10 +52,16 @@ def test_colour_rules_from_design_load(api, now):
 
 def test_red_when_saturated_and_low_iodine(api, now):
     code = register(api)["code"]
-    api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 700, "filled_at": iso(now - timedelta(days=12))}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 700, "filled_at": iso(now - timedelta(days=12))},
+        as_="ent",
+    )
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "red"
-    assert {"saturation_full", "replacement_overdue", "iodine_below_minimum", "saturation_high"} <= {r["code"] for r in got["reasons"]}
+    assert {"saturation_full", "replacement_overdue", "iodine_below_minimum", "saturation_high"} <= {
+        r["code"] for r in got["reasons"]
+    }
     iodine = next(r for r in got["reasons"] if r["code"] == "iodine_below_minimum")
     assert iodine["observed"] == 700 and iodine["threshold"] == 800
     # Honeycomb carbon has a lower minimum (650 mg/g).
@@ -61,7 +74,9 @@ def test_colour_changes_with_time_alone_and_history_records_when(app, world, ses
     box = factories.box(world.enterprise, now=now - timedelta(days=2))
     actor = factories.op_principal()
     fill_at = now - timedelta(days=1)
-    box_services.record_fill(session, actor, box, {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": fill_at}, now=now)
+    box_services.record_fill(
+        session, actor, box, {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": fill_at}, now=now
+    )
     session.commit()
     assert box.colour == "green"
     cycle = timedelta(days=200 / 19.2)
@@ -81,18 +96,25 @@ def test_colour_changes_with_time_alone_and_history_records_when(app, world, ses
     assert box.colour == "red"
     red = box_services.history(session, box)["colour_changes"][-1]
     assert abs((red.changed_at - (fill_at + cycle)).total_seconds()) < 2
-    days_red = box_services.days_in_colour(box_services.history(session, box)["colour_changes"], "red",
-                                           fill_at, fill_at + cycle + timedelta(days=2))
+    days_red = box_services.days_in_colour(
+        box_services.history(session, box)["colour_changes"], "red", fill_at, fill_at + cycle + timedelta(days=2)
+    )
     assert days_red == pytest.approx(2.0, abs=0.01)
 
 
 def test_replacement_needs_removed_waste_and_resets_colour(api, now):
     code = register(api)["code"]
-    api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=12))}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=12))},
+        as_="ent",
+    )
     assert api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()["colour"] == "red"
     r = api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900}, as_="ent")
     assert r.status_code == 422 and "removed_waste_kg" in r.get_json()["errors"]
-    r = api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2230.5}, as_="ent")
+    r = api.post(
+        f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2230.5}, as_="ent"
+    )
     assert r.status_code == 201 and r.get_json()["kind"] == "replacement"
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "green"
@@ -118,26 +140,35 @@ def test_a_replacement_records_whether_the_carbon_it_replaced_was_spent(api, now
     assert r.status_code == 201 and r.get_json()["replaced_overdue"] is None  # a first fill replaces nothing
     # Replaced after 13 days: saturated since day 10.4, while the box was red anyway, so the
     # colour history shows no change when the carbon ran out; the replacement itself knows.
-    r = api.post(url, {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2200,
-                       "filled_at": iso(now - timedelta(days=12))}, as_="ent")
+    r = api.post(
+        url,
+        {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2200, "filled_at": iso(now - timedelta(days=12))},
+        as_="ent",
+    )
     assert r.status_code == 201 and r.get_json()["replaced_overdue"] is True
     hist = api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()
     assert [c["colour"] for c in hist["colour_changes"]][:2] == ["grey", "red"]
     # Replaced after 7 days (67 % saturated): on time.
-    r = api.post(url, {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2100,
-                       "filled_at": iso(now - timedelta(days=5))}, as_="ent")
+    r = api.post(
+        url,
+        {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2100, "filled_at": iso(now - timedelta(days=5))},
+        as_="ent",
+    )
     assert r.status_code == 201 and r.get_json()["replaced_overdue"] is False
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"mass_kg": 0, "iodine_mg_g": 900}, "mass_kg"),
-    ({"mass_kg": -5, "iodine_mg_g": 900}, "mass_kg"),
-    ({"mass_kg": 100, "iodine_mg_g": 900, "filled_at": "2999-01-01T00:00:00"}, "filled_at"),
-    ({"mass_kg": 100, "iodine_mg_g": 900, "carbon_type": "coconut"}, "carbon_type"),
-    ({"mass_kg": 100}, "iodine_mg_g"),
-    ({"mass_kg": "lots", "iodine_mg_g": 900}, "mass_kg"),
-    ({"mass_kg": 100, "iodine_mg_g": 900, "filled_at": "yesterday"}, "filled_at"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"mass_kg": 0, "iodine_mg_g": 900}, "mass_kg"),
+        ({"mass_kg": -5, "iodine_mg_g": 900}, "mass_kg"),
+        ({"mass_kg": 100, "iodine_mg_g": 900, "filled_at": "2999-01-01T00:00:00"}, "filled_at"),
+        ({"mass_kg": 100, "iodine_mg_g": 900, "carbon_type": "coconut"}, "carbon_type"),
+        ({"mass_kg": 100}, "iodine_mg_g"),
+        ({"mass_kg": "lots", "iodine_mg_g": 900}, "mass_kg"),
+        ({"mass_kg": 100, "iodine_mg_g": 900, "filled_at": "yesterday"}, "filled_at"),
+    ],
+)
 def test_bad_fills_are_refused_and_change_nothing(api, body, field):
     code = register(api)["code"]
     before = api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()
@@ -149,13 +180,16 @@ def test_bad_fills_are_refused_and_change_nothing(api, body, field):
     assert after["fills"] == before["fills"] and after["colour_changes"] == before["colour_changes"]
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"carbon_type": "coconut"}, "carbon_type"),
-    ({"design_fill_kg": 0}, "design_fill_kg"),
-    ({"hours_per_day": 25}, "hours_per_day"),
-    ({"design_airflow_m3_h": -1}, "design_airflow_m3_h"),
-    ({"facility_code": ""}, "facility_code"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"carbon_type": "coconut"}, "carbon_type"),
+        ({"design_fill_kg": 0}, "design_fill_kg"),
+        ({"hours_per_day": 25}, "hours_per_day"),
+        ({"design_airflow_m3_h": -1}, "design_airflow_m3_h"),
+        ({"facility_code": ""}, "facility_code"),
+    ],
+)
 def test_bad_box_registration(api, change, field):
     r = api.post("/api/v1/boxes", {**BOX, **change}, as_="ent")
     assert r.status_code == 422 and field in r.get_json()["errors"]
@@ -179,7 +213,12 @@ def test_tenants_cannot_see_or_change_each_others_boxes(api, world):
     assert {b["code"] for b in api.get("/api/v1/boxes", as_="reg_city").get_json()["items"]} == {mine, theirs}
     assert {b["code"] for b in api.get("/api/v1/boxes", as_="park").get_json()["items"]} == {mine}
     # Regulators read but do not record fills.
-    assert api.post(f"/api/v1/boxes/{mine}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 10}, as_="reg_tt").status_code == 403
+    assert (
+        api.post(
+            f"/api/v1/boxes/{mine}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 10}, as_="reg_tt"
+        ).status_code
+        == 403
+    )
     # Nor can an enterprise register a box for another enterprise.
     r = api.post("/api/v1/boxes", {**BOX, "enterprise_id": world.other_enterprise.id}, as_="ent")
     assert r.status_code == 403
@@ -189,14 +228,20 @@ def test_list_filters(api, world, now):
     a = register(api)["code"]
     b = register(api, facility_code="TA002")["code"]
     api.post(f"/api/v1/boxes/{a}/fills", {"mass_kg": 2000, "iodine_mg_g": 900}, as_="ent")
-    api.post(f"/api/v1/boxes/{b}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=30))}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{b}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=30))},
+        as_="ent",
+    )
     other = register(api, as_="other")["code"]
     assert [x["code"] for x in api.get("/api/v1/boxes?colour=red").get_json()["items"]] == [b]
     assert [x["code"] for x in api.get("/api/v1/boxes?colour=green").get_json()["items"]] == [a]
     assert [x["code"] for x in api.get("/api/v1/boxes?colour=grey").get_json()["items"]] == [other]
     assert {x["code"] for x in api.get("/api/v1/boxes?county=331023").get_json()["items"]} == {a, b}
     assert {x["code"] for x in api.get(f"/api/v1/boxes?park={world.park.id}").get_json()["items"]} == {a, b}
-    assert {x["code"] for x in api.get(f"/api/v1/boxes?enterprise={world.other_enterprise.id}").get_json()["items"]} == {other}
+    assert {
+        x["code"] for x in api.get(f"/api/v1/boxes?enterprise={world.other_enterprise.id}").get_json()["items"]
+    } == {other}
     assert api.get("/api/v1/boxes?colour=purple").status_code == 422
 
 
@@ -213,10 +258,19 @@ def test_unknown_and_mistyped_codes(api):
 
 def test_stop_and_decommission(api, now):
     code = register(api)["code"]
-    api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=30))}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(now - timedelta(days=30))},
+        as_="ent",
+    )
     assert api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()["colour"] == "red"
     r = api.post(f"/api/v1/boxes/{code}/status", {"status": "stopped"}, as_="ent")
     assert r.status_code == 200 and r.get_json()["colour"] == "grey"
     api.post(f"/api/v1/boxes/{code}/status", {"status": "decommissioned"}, as_="ent")
     assert api.post(f"/api/v1/boxes/{code}/status", {"status": "active"}, as_="ent").status_code == 409
-    assert api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 1, "iodine_mg_g": 900, "removed_waste_kg": 1}, as_="ent").status_code == 409
+    assert (
+        api.post(
+            f"/api/v1/boxes/{code}/fills", {"mass_kg": 1, "iodine_mg_g": 900, "removed_waste_kg": 1}, as_="ent"
+        ).status_code
+        == 409
+    )

@@ -19,7 +19,7 @@ def test_every_single_character_error_is_caught(county, body, position, replacem
     code = codes.make_code(county, body).replace("-", "")
     if code[position] == replacement:
         return
-    typo = code[:position] + replacement + code[position + 1:]
+    typo = code[:position] + replacement + code[position + 1 :]
     assert codes.normalise(typo) is None
 
 
@@ -28,5 +28,5 @@ def test_adjacent_swaps_in_the_body_are_caught(county, body, position):
     code = codes.make_code(county, body).replace("-", "")
     if code[position] == code[position + 1]:
         return
-    swapped = code[:position] + code[position + 1] + code[position] + code[position + 2:]
+    swapped = code[:position] + code[position + 1] + code[position] + code[position + 2 :]
     assert codes.normalise(swapped) is None

@@ -1,6 +1,7 @@
 """The colour history follows the times things happened, not the times they were recorded: late
 fills, replacements and readings rewrite a box's history from the moment they describe, so that
 days in each colour, red box-days and the on-time replacement rate agree for any arrival order."""
+
 from __future__ import annotations
 
 import itertools
@@ -43,6 +44,7 @@ def _days_in_month(start: datetime) -> float:
 
 # ---------------------------------------------------------------- the black-box report
 
+
 def test_a_back_dated_fill_reaches_the_history_and_the_park_statistics(api, world, now):
     """A box registered today, filled (on paper) in an earlier month: red from the day its
     carbon ran out, in the history, in the park's red box-days and in the replacement's rate."""
@@ -50,9 +52,16 @@ def test_a_back_dated_fill_reaches_the_history_and_the_park_statistics(api, worl
     code = register(api)["code"]  # today; design load 19.2 kg/d, T = 200 kg ÷ 19.2 ≈ 10.4 d
     cycle = 2000 * 0.10 / 19.2
     filled_at = month - timedelta(days=11) + timedelta(hours=10)  # red from 20:00 the day before the month
-    r = api.post(f"/api/v1/boxes/{code}/fills", {"kind": "initial", "mass_kg": 2000, "iodine_mg_g": 900,
-                                                  "filled_at": filled_at.replace(tzinfo=None).isoformat()},
-                 as_="ent")  # a local time without offset, as the report sent it
+    r = api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {
+            "kind": "initial",
+            "mass_kg": 2000,
+            "iodine_mg_g": 900,
+            "filled_at": filled_at.replace(tzinfo=None).isoformat(),
+        },
+        as_="ent",
+    )  # a local time without offset, as the report sent it
     assert r.status_code == 201, r.get_json()
     hist = api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()
     changes = [(c["colour"], datetime.fromisoformat(c["changed_at"])) for c in hist["colour_changes"]]
@@ -67,8 +76,11 @@ def test_a_back_dated_fill_reaches_the_history_and_the_park_statistics(api, worl
     assert metrics["boxes"]["red_box_days"] == round(_days_in_month(month), 4)  # red all month
     # Replaced (recorded today, as late) in the middle of the month: spent carbon, late.
     replaced_at = month + timedelta(days=14)
-    r = api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2200,
-                                                  "filled_at": replaced_at.isoformat()}, as_="ent")
+    r = api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "removed_waste_kg": 2200, "filled_at": replaced_at.isoformat()},
+        as_="ent",
+    )
     assert r.status_code == 201 and r.get_json()["replaced_overdue"] is True
     metrics = api.get(f"/api/v1/parks/{park}/metrics?period={_period(month)}", as_="park").get_json()
     # Red until the replacement (14 days), and again once the new carbon runs out (day 14 + T).
@@ -83,9 +95,13 @@ def test_a_back_dated_fill_reaches_the_history_and_the_park_statistics(api, worl
 def test_a_change_rewritten_unchanged_keeps_the_time_it_was_first_recorded(world, now):
     box = factories.box(world.enterprise, now=now - timedelta(days=30))
     factories_principal = factories.op_principal()
-    box_services.record_fill(db.session, factories_principal, box, {"mass_kg": 2000.0, "iodine_mg_g": 900.0,
-                                                                    "filled_at": now - timedelta(days=20)},
-                             now=now - timedelta(days=20))
+    box_services.record_fill(
+        db.session,
+        factories_principal,
+        box,
+        {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(days=20)},
+        now=now - timedelta(days=20),
+    )
     box_services.view_box(db.session, box, now - timedelta(days=5))
     db.session.commit()
     first = {(c.colour, c.changed_at): c.recorded_at for c in db.session.query(ColourChange).filter_by(box_id=box.id)}
@@ -105,7 +121,9 @@ RATE = dict(inlet_mg_m3=100.0, outlet_mg_m3=20.0, airflow_m3_h=50_000.0)  # 4 kg
 def _scenario(world, base: datetime, fill1_readings: list[int], fill2_readings: list[int]):
     """The events of one box (times from ``base``): its first fill, readings, a replacement two
     days later and the new carbon's readings. 20 kg of carbon, 2 kg capacity: ~0.67 kg a reading."""
-    park = create_park(db.session, factories.op_principal(), {"name": f"测试园区{next(_names)}", "county_code": "331023"})
+    park = create_park(
+        db.session, factories.op_principal(), {"name": f"测试园区{next(_names)}", "county_code": "331023"}
+    )
     enterprise = factories.org(f"测试企业{next(_names)}", ["generator"], park=park)
     box = factories.box(enterprise, now=base - timedelta(days=1), has_sensors=True, design_fill_kg=20.0)
     db.session.commit()
@@ -127,8 +145,9 @@ def _send(box, events, arrivals: list[tuple[list[int], timedelta]]):
         fills = [e for e in batch if e[0] == "fill"]
         readings = [reading(box.code, t, **RATE) for kind, t, _ in batch if kind == "reading"]
         for _, _, data in fills:
-            box_services.record_fill(db.session, factories.op_principal(), db.session.get(Box, box.id), dict(data),
-                                     now=clock)
+            box_services.record_fill(
+                db.session, factories.op_principal(), db.session.get(Box, box.id), dict(data), now=clock
+            )
         if readings:
             telemetry.ingest(db.session, factories.op_principal(), readings, now=clock)
         db.session.commit()
@@ -138,14 +157,21 @@ def _send(box, events, arrivals: list[tuple[list[int], timedelta]]):
 def _outcome(api, park, box, base: datetime, end: datetime):
     box_services.view_box(db.session, db.session.get(Box, box.id), end)
     db.session.commit()
-    changes = list(db.session.query(ColourChange).filter_by(box_id=box.id)
-                   .order_by(ColourChange.changed_at, ColourChange.id))
+    changes = list(
+        db.session.query(ColourChange).filter_by(box_id=box.id).order_by(ColourChange.changed_at, ColourChange.id)
+    )
     history = [(c.colour, c.previous_colour, c.changed_at) for c in changes]
     days = {c: round(box_services.days_in_colour(changes, c, base, end), 6) for c in ("green", "yellow", "red")}
     period = _period(base.astimezone(SHANGHAI))
     metrics = api.get(f"/api/v1/parks/{park.id}/metrics?period={period}", as_="op").get_json()
     replaced = [f.replaced_overdue for f in box_services.history(db.session, box)["fills"]]
-    return history, days, metrics["boxes"]["red_box_days"], metrics["replacements"]["on_time_replacement_share"], replaced
+    return (
+        history,
+        days,
+        metrics["boxes"]["red_box_days"],
+        metrics["replacements"]["on_time_replacement_share"],
+        replaced,
+    )
 
 
 def _arrivals(events, seed: int, max_delay_h: int):
@@ -170,17 +196,19 @@ def _arrivals(events, seed: int, max_delay_h: int):
             while run < n and k + run < len(order) and events[order[k + run]][0] == "reading":
                 run += 1
             n = run
-        batches.append((order[k:k + n], timedelta(minutes=rng.randint(0, max_delay_h * 60))))
+        batches.append((order[k : k + n], timedelta(minutes=rng.randint(0, max_delay_h * 60))))
         k += n
     return batches
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fill1=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=2, max_size=6, unique=True),
-       fill2=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=0, max_size=5, unique=True),
-       seed=st.integers(min_value=0, max_value=10 ** 6), max_delay_h=st.sampled_from([0, 3, 30, 100]))
-def test_any_arrival_order_and_delay_gives_the_same_history_and_statistics(api, world, fill1, fill2, seed,
-                                                                         max_delay_h):
+@given(
+    fill1=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=2, max_size=6, unique=True),
+    fill2=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=0, max_size=5, unique=True),
+    seed=st.integers(min_value=0, max_value=10**6),
+    max_delay_h=st.sampled_from([0, 3, 30, 100]),
+)
+def test_any_arrival_order_and_delay_gives_the_same_history_and_statistics(api, world, fill1, fill2, seed, max_delay_h):
     base = _month_before(datetime.now(UTC), 2).astimezone(UTC)
     end = base + timedelta(days=20)
     outcomes = []

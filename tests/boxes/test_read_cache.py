@@ -1,4 +1,5 @@
 """The box read cache never serves what another writer changed, nor hides what time changed."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -21,8 +22,13 @@ def test_cached_box_follows_writes_from_elsewhere(api, app, now):
     # Another process (a second gunicorn worker) records an old fill directly in the database.
     with app.app_context():
         box = db.session.scalar(select(Box).where(Box.code == code))
-        box_services.record_fill(db.session, factories.op_principal(), box,
-                                 {"mass_kg": 2000.0, "iodine_mg_g": 700.0, "removed_waste_kg": 2100.0}, now=utcnow())
+        box_services.record_fill(
+            db.session,
+            factories.op_principal(),
+            box,
+            {"mass_kg": 2000.0, "iodine_mg_g": 700.0, "removed_waste_kg": 2100.0},
+            now=utcnow(),
+        )
         db.session.commit()
     again = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert again["colour"] == "red" and again["current_fill"]["iodine_mg_g"] == 700
@@ -46,14 +52,19 @@ def test_can_see_agrees_with_box_scope(app, world, session):
         visible = set(session.scalars(select(Box.id).where(box_services.box_scope(actor))))
         for box in boxes:
             expected = box.id in visible
-            got = box_services.can_see(actor, enterprise_id=box.enterprise_id, service_org_id=box.service_org_id,
-                                       county_code=box.enterprise.county_code, park_id=box.enterprise.park_id)
+            got = box_services.can_see(
+                actor,
+                enterprise_id=box.enterprise_id,
+                service_org_id=box.service_org_id,
+                county_code=box.enterprise.county_code,
+                park_id=box.enterprise.park_id,
+            )
             assert got == expected, (username, box.code)
 
 
 def test_scan_page_cache_shows_label_problems_each_time(api, client):
     code = register(api)["code"]
-    assert 'data-label-state' not in client.get(f"/c/{code}").get_data(as_text=True)
+    assert "data-label-state" not in client.get(f"/c/{code}").get_data(as_text=True)
     for _ in range(2):
         assert 'data-label-state="forged"' in client.get(f"/c/{code}?v=1&s=BADBADBADBADBADB").get_data(as_text=True)
     kinds = [e["kind"] for e in api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()["events"]]

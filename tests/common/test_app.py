@@ -1,5 +1,6 @@
 """The app as a whole: health and readiness, OpenAPI and the vendored docs, configuration,
 problem+json for bad bodies, the request size limit."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,11 @@ import pytest
 def test_unknown_fields_and_malformed_json(api):
     r = api.post("/api/v1/parks", {"name": "P", "county_code": "331023", "colour": "x"})
     assert r.status_code == 422 and "colour" in r.get_json()["errors"]
-    r = api.client.post("/api/v1/parks", data="{not json", headers={
-        "Authorization": f"Bearer {api.token('op')}", "Content-Type": "application/json"})
+    r = api.client.post(
+        "/api/v1/parks",
+        data="{not json",
+        headers={"Authorization": f"Bearer {api.token('op')}", "Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     assert r.mimetype == "application/problem+json"
 

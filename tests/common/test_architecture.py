@@ -1,5 +1,6 @@
 """Architecture guarantees: no process-wide mutable state (the app's wiring), one transaction
 boundary (app.common.tx), and no ORM object outliving its request (the token cache)."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,16 @@ def _own_app(tmp_path, monkeypatch, name: str, db_file: Path, **config):
     from app import create_app
 
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / f"instance-{name}"))
-    return create_app({
-        "TESTING": True, "SECRET_KEY": f"{name}-" + uuid.uuid4().hex, "WTF_CSRF_ENABLED": False,
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(db_file), "PASSWORD_HASH_METHOD": FAST_HASH, **config,
-    })
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": f"{name}-" + uuid.uuid4().hex,
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(db_file),
+            "PASSWORD_HASH_METHOD": FAST_HASH,
+            **config,
+        }
+    )
 
 
 def _strict_rules(folder: Path) -> Path:
@@ -63,6 +70,7 @@ def _disposed(*apps):
 
 # ---------------------------------------------------------------- 1. no process-wide mutable state
 
+
 def test_two_apps_in_one_process_each_evaluate_by_their_own_rules(tmp_path, monkeypatch):
     from app.accounts.reference import ensure_counties
     from app.boxes import services as box_services
@@ -78,8 +86,13 @@ def test_two_apps_in_one_process_each_evaluate_by_their_own_rules(tmp_path, monk
             ensure_counties(db.session)
             world = factories.World.build()
             box = factories.box(world.enterprise, world.service, now=now - timedelta(days=2))
-            box_services.record_fill(db.session, factories.op_principal(), box, {
-                "mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(hours=12)}, now=now)
+            box_services.record_fill(
+                db.session,
+                factories.op_principal(),
+                box,
+                {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(hours=12)},
+                now=now,
+            )
             db.session.commit()
             code, box_id = box.code, box.id
 
@@ -126,7 +139,7 @@ def test_a_fill_recorded_through_box_services_alone_writes_its_ledger_record(tmp
         from app.accounts.uscc import make_uscc
         from app.ledger.models import LedgerRecord
 
-        engine = sa.create_engine("sqlite:///{tmp_path / 'script.sqlite3'}")
+        engine = sa.create_engine("sqlite:///{tmp_path / "script.sqlite3"}")
         Base.metadata.create_all(engine)
         now = datetime.now(timezone.utc).replace(microsecond=0)
         with Session(engine) as session:
@@ -151,8 +164,9 @@ def test_a_fill_recorded_through_box_services_alone_writes_its_ledger_record(tmp
             print("LEDGER", len(rows), sum(r.quantity_kg for r in rows))
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = [x for x in done.stdout.splitlines() if x.startswith("LEDGER")][-1]
     _, count, total = line.split()
@@ -173,8 +187,10 @@ def test_password_hashing_is_app_configuration(app, session):
 def test_no_module_level_hook_or_provider_registries_remain():
     from app.boxes import colour, services
 
-    for module, names in ((services, ("FILL_HOOKS", "FILL_VALIDATORS", "RULES_DIR_OVERRIDE")),
-                          (colour, ("FACT_PROVIDERS",))):
+    for module, names in (
+        (services, ("FILL_HOOKS", "FILL_VALIDATORS", "RULES_DIR_OVERRIDE")),
+        (colour, ("FACT_PROVIDERS",)),
+    ):
         assert not [n for n in names if hasattr(module, n)]
     import app.accounts.services as accounts
 
@@ -182,6 +198,7 @@ def test_no_module_level_hook_or_provider_registries_remain():
 
 
 # ---------------------------------------------------------------- 2. one transaction boundary
+
 
 class _Commits:
     def __init__(self):
@@ -210,8 +227,14 @@ def test_reads_commit_nothing(app, world, api):
     db.session.commit()
     api.token("ent")
     with _counting_commits() as commits:
-        for url in ("/api/v1/stock", "/api/v1/ledger", "/api/v1/manifests", "/api/v1/organizations",
-                    "/api/v1/users", "/api/v1/regeneration-batches"):
+        for url in (
+            "/api/v1/stock",
+            "/api/v1/ledger",
+            "/api/v1/manifests",
+            "/api/v1/organizations",
+            "/api/v1/users",
+            "/api/v1/regeneration-batches",
+        ):
             r = api.get(url, as_="ent")
             assert r.status_code == 200, (url, r.get_json())
     assert commits.count == 0
@@ -237,8 +260,12 @@ def test_a_refused_write_leaves_nothing_and_a_good_one_commits_once(tmp_path, mo
     @application.post("/_probe/duplicate-user")
     def _probe_duplicate():
         # Two users with one username: only the commit finds out (the unique index).
-        db.session.add_all([User(username="twin", display_name="a", password_hash="x"),
-                            User(username="twin", display_name="b", password_hash="x")])
+        db.session.add_all(
+            [
+                User(username="twin", display_name="a", password_hash="x"),
+                User(username="twin", display_name="b", password_hash="x"),
+            ]
+        )
         return {"ok": True}, 201
 
     with _disposed(application):
@@ -275,8 +302,11 @@ def test_no_view_commits_by_itself():
 
 # ---------------------------------------------------------------- 3. no ORM object outlives its request
 
-_BAD_MANIFEST = {"carrier_id": 987654, "receiver_id": 987653,
-                 "lines": [{"waste_code": "900-039-49", "quantity_kg": 1.0}]}
+_BAD_MANIFEST = {
+    "carrier_id": 987654,
+    "receiver_id": 987653,
+    "lines": [{"waste_code": "900-039-49", "quantity_kg": 1.0}],
+}
 
 
 def test_a_token_keeps_working_after_its_first_request_was_refused(app):
@@ -307,8 +337,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http(method: str, url: str, body: dict | None = None, token: str | None = None,
-          timeout: float = 10) -> tuple[int, dict]:
+def _http(
+    method: str, url: str, body: dict | None = None, token: str | None = None, timeout: float = 10
+) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -337,14 +368,31 @@ def test_several_workers_keep_answering_after_a_refused_request(tmp_path, monkey
         ensure_counties(db.session)
         factories.World.build()
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": "sqlite:///" + str(db_file), "SECRET_KEY": "workers-" + uuid.uuid4().hex,
-           "INSTANCE_PATH": str(tmp_path / "instance-workers"), "PASSWORD_HASH_METHOD": FAST_HASH,
-           "APP_ENV": "production"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": "sqlite:///" + str(db_file),
+        "SECRET_KEY": "workers-" + uuid.uuid4().hex,
+        "INSTANCE_PATH": str(tmp_path / "instance-workers"),
+        "PASSWORD_HASH_METHOD": FAST_HASH,
+        "APP_ENV": "production",
+    }
     server = subprocess.Popen(
         # --preload: the app is built once, before the port opens; the two workers fork from it.
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", "2", "--preload", "-b", f"127.0.0.1:{port}", "--timeout", "30",
-         "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "-w",
+            "2",
+            "--preload",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "30",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -3,6 +3,7 @@ has one line per request (no traceback), and the service recovers by itself once
 
 The app is pointed at a PostgreSQL scratch database of its own, which the test drops (WITH FORCE,
 so every open connection is cut) and creates again. No timing is asserted."""
+
 from __future__ import annotations
 
 import logging
@@ -20,10 +21,14 @@ def outage_app(worker, tmp_path):
     from app.extensions import db
 
     url = pg_scratch_database("outage", worker)
-    application = create_app({
-        "TESTING": True, "SECRET_KEY": "outage-" + uuid.uuid4().hex, "SQLALCHEMY_DATABASE_URI": url,
-        "WTF_CSRF_ENABLED": False,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "outage-" + uuid.uuid4().hex,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
     with application.app_context():
         db.create_all()
     yield application, url

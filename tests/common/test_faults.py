@@ -5,6 +5,7 @@
 * the database gone (dropped WITH FORCE: every connection cut) and back: 503 problem+json with
   Retry-After meanwhile, then the same workers answer again without a restart.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,11 +69,34 @@ def _workers(master: int) -> list[int]:
 def gunicorn(url: str, tmp_path: Path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secrets.token_hex(32), "APP_ENV": "production",
-           "INSTANCE_PATH": str(tmp_path / "instance"), "PUBLIC_BASE_URL": base, "PASSWORD_HASH_METHOD": FAST_HASH}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_hex(32),
+        "APP_ENV": "production",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "PUBLIC_BASE_URL": base,
+        "PASSWORD_HASH_METHOD": FAST_HASH,
+    }
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime, closed at its stop
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--timeout", "120", "--bind",
-                             f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--timeout",
+            "120",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     try:
         _wait_ready(base, proc, tmp_path)
         yield base, proc
@@ -107,19 +131,27 @@ def _seed(url: str, tmp_path: Path) -> tuple[str, int, str]:
     from app.extensions import db
 
     os.environ["INSTANCE_PATH"] = str(tmp_path / "seed-instance")
-    application = create_app({"TESTING": True, "SECRET_KEY": secrets.token_hex(32), "SQLALCHEMY_DATABASE_URI": url,
-                              "PASSWORD_HASH_METHOD": FAST_HASH})
+    application = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": secrets.token_hex(32),
+            "SQLALCHEMY_DATABASE_URI": url,
+            "PASSWORD_HASH_METHOD": FAST_HASH,
+        }
+    )
     with application.app_context():
         db.create_all()
         from app.accounts.reference import ensure_counties
 
         ensure_counties(db.session)
         world = factories.World.build()
-        box = factories.box(world.enterprise, has_sensors=True, pressure_drop_min_pa=300.0,
-                            pressure_drop_max_pa=1200.0)
-        record_fill(db.session, factories.op_principal(), box,
-                    {"mass_kg": 2000.0, "iodine_mg_g": 950.0,
-                     "filled_at": datetime.now(UTC) - timedelta(days=10)})
+        box = factories.box(world.enterprise, has_sensors=True, pressure_drop_min_pa=300.0, pressure_drop_max_pa=1200.0)
+        record_fill(
+            db.session,
+            factories.op_principal(),
+            box,
+            {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": datetime.now(UTC) - timedelta(days=10)},
+        )
         token, _row = issue_device_token(db.session, factories.op_principal(), world.enterprise.id, "gw")
         db.session.commit()
         code, box_id = box.code, box.id
@@ -129,10 +161,21 @@ def _seed(url: str, tmp_path: Path) -> tuple[str, int, str]:
 
 
 def _batch(code: str, start: datetime, n: int = 5000) -> dict:
-    base = dict(inlet_mg_m3=100.0, outlet_mg_m3=20.0, airflow_m3_h=5000.0, pressure_drop_pa=800.0,
-                inlet_temp_c=30.0, bed_temp_c=30.0, rh_pct=50.0, running=True)
-    return {"readings": [{"box_code": code, "ts": (start + timedelta(seconds=10 * i)).isoformat(), **base}
-                         for i in range(n)]}
+    base = dict(
+        inlet_mg_m3=100.0,
+        outlet_mg_m3=20.0,
+        airflow_m3_h=5000.0,
+        pressure_drop_pa=800.0,
+        inlet_temp_c=30.0,
+        bed_temp_c=30.0,
+        rh_pct=50.0,
+        running=True,
+    )
+    return {
+        "readings": [
+            {"box_code": code, "ts": (start + timedelta(seconds=10 * i)).isoformat(), **base} for i in range(n)
+        ]
+    }
 
 
 def _stored(url: str, box_id: int, start: datetime, n: int = 5000) -> int:
@@ -142,9 +185,15 @@ def _stored(url: str, box_id: int, start: datetime, n: int = 5000) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(table).where(
-                table.c.box_id == box_id, table.c.ts >= start, table.c.ts <= start + timedelta(seconds=10 * (n - 1)),
-            )).scalar_one()
+            return conn.execute(
+                sa.select(sa.func.count())
+                .select_from(table)
+                .where(
+                    table.c.box_id == box_id,
+                    table.c.ts >= start,
+                    table.c.ts <= start + timedelta(seconds=10 * (n - 1)),
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
 
@@ -207,8 +256,11 @@ def test_database_gone_and_back_through_gunicorn(tmp_path, worker):
             assert _request(base + f"/c/{code}")[0] == 200
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # stopped: every connection cut
             for _ in range(4):  # both workers, several times each
-                for path, body in (("/readyz", None), (f"/c/{code}", None),
-                                   ("/api/v1/auth/token", {"username": "op", "password": factories.PASSWORD})):
+                for path, body in (
+                    ("/readyz", None),
+                    (f"/c/{code}", None),
+                    ("/api/v1/auth/token", {"username": "op", "password": factories.PASSWORD}),
+                ):
                     status, headers, raw = _request(base + path, body)
                     assert status == 503, (path, status, raw[:300])
                     if path.startswith("/api/"):
@@ -224,8 +276,9 @@ def test_database_gone_and_back_through_gunicorn(tmp_path, worker):
             for _ in range(6):  # every worker has reconnected (pre-ping), no restart
                 assert _request(base + "/readyz")[0] == 200
                 assert _request(base + f"/c/{code}")[0] == 200
-                status, _h, raw = _request(base + "/api/v1/auth/token",
-                                           {"username": "op", "password": factories.PASSWORD})
+                status, _h, raw = _request(
+                    base + "/api/v1/auth/token", {"username": "op", "password": factories.PASSWORD}
+                )
                 assert status == 201, raw[:300]
     finally:
         drop_pg_database(url)

@@ -1,5 +1,6 @@
 """The direction of imports between the packages of ``app`` (scripts/import_graph.py): no new cycle
 between packages, no Flask in a services module. docs/architecture.md prints the graph."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,7 +35,8 @@ def test_no_new_cycle_between_packages():
     found = graph.cycles(edges, eager_only=False)  # imports inside functions count too
     assert found == ALLOWED_CYCLES, (
         f"cycles between packages {found}; allowed {ALLOWED_CYCLES}. A new cycle: invert the new "
-        "import (a hook in app.common.wiring, or move the code); a cycle gone: shrink ALLOWED_CYCLES.")
+        "import (a hook in app.common.wiring, or move the code); a cycle gone: shrink ALLOWED_CYCLES."
+    )
 
 
 def test_no_flask_import_in_a_services_module():
@@ -55,7 +57,8 @@ def test_the_checks_find_a_cycle_and_a_flask_import(tmp_path):
     (app / "gamma" / "services" / "rules.py").write_text(
         "from typing import TYPE_CHECKING\nfrom ..services import rules\nfrom app import DOMAINS\n"
         "if TYPE_CHECKING:\n    from app.alpha import models\n"
-        "def g():\n    from flask import current_app\n")
+        "def g():\n    from flask import current_app\n"
+    )
     edges = graph.package_edges(app)
     assert set(edges) == {("alpha", "beta"), ("beta", "alpha"), ("alpha", "app"), ("gamma", "app")}
     assert not edges[("beta", "alpha")].eager and edges[("alpha", "beta")].eager
@@ -66,8 +69,13 @@ def test_the_checks_find_a_cycle_and_a_flask_import(tmp_path):
 
 
 def test_the_script_prints_the_edges():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any(line.split()[:3] == ["ledger", "->", "accounts"] for line in lines)

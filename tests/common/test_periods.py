@@ -1,4 +1,5 @@
 """The one period type of the statistics and the index (app.common.periods), and both APIs reading it alike."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -29,6 +30,7 @@ def full_width(text: str) -> str:
 
 # ---------------------------------------------------------------- the type
 
+
 def test_the_three_kinds_and_their_bounds():
     q3 = Period.parse("2025-Q3")
     assert (q3.kind, q3.year, q3.number, q3.quarter, q3.is_quarter) == ("quarter", 2025, 3, 3, True)
@@ -51,18 +53,51 @@ def test_previous_and_the_same_period_of_another_year():
     assert Period.parse("2025-07").same_period_in(2020).label == "2020-07"
 
 
-@pytest.mark.parametrize("text, label", [
-    ("2025", "2025"), (" 2025-07\t", "2025-07"), ("2025-q3", "2025-Q3"), ("２０２５", "2025"),
-    ("２０２５-Q２", "2025-Q2"), ("２０２５－ｑ２", "2025-Q2"), ("２０２５－０７", "2025-07"), ("\u30002025\u3000", "2025"),
-])
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("2025", "2025"),
+        (" 2025-07\t", "2025-07"),
+        ("2025-q3", "2025-Q3"),
+        ("２０２５", "2025"),
+        ("２０２５-Q２", "2025-Q2"),
+        ("２０２５－ｑ２", "2025-Q2"),
+        ("２０２５－０７", "2025-07"),
+        ("\u30002025\u3000", "2025"),
+    ],
+)
 def test_parse_normalises_with_nfkc_and_strips(text, label):
     assert Period.parse(text).label == label
 
 
-@pytest.mark.parametrize("bad", [
-    "", "  ", "2025-13", "2025-00", "2025-Q0", "2025-Q5", "2025-7", "25", "20250", "2025/07", "2025-07-01",
-    "2025Q3", "Q3-2025", "July", "1999", "2101", "٢٠٢٥", "2025-Q3x", None, 2025, 2025.0, True, b"2025",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "  ",
+        "2025-13",
+        "2025-00",
+        "2025-Q0",
+        "2025-Q5",
+        "2025-7",
+        "25",
+        "20250",
+        "2025/07",
+        "2025-07-01",
+        "2025Q3",
+        "Q3-2025",
+        "July",
+        "1999",
+        "2101",
+        "٢٠٢٥",
+        "2025-Q3x",
+        None,
+        2025,
+        2025.0,
+        True,
+        b"2025",
+    ],
+)
 def test_parse_refuses_anything_else_with_one_message(bad):
     with pytest.raises(InvalidInput) as exc:
         Period.parse(bad)
@@ -133,9 +168,13 @@ def test_any_text_is_a_period_exactly_when_its_nfkc_form_matches(text):
 
 # ---------------------------------------------------------------- both services read it
 
+
 def test_statistics_and_index_parse_to_the_shared_type():
-    assert statistics_services.parse_period("２０２５-Q２") == index_services.parse_period("２０２５-Q２") \
+    assert (
+        statistics_services.parse_period("２０２５-Q２")
+        == index_services.parse_period("２０２５-Q２")
         == Period("quarter", 2025, 2)
+    )
     assert statistics_services.Period is index_services.Period is Period
 
 
@@ -151,6 +190,7 @@ def test_the_index_takes_a_spreadsheet_number_as_the_year_and_refuses_months():
 
 # ---------------------------------------------------------------- through HTTP
 
+
 def test_both_apis_accept_the_full_width_form(api, world):
     r = api.get("/api/v1/metrics?period=２０２５-Q２", as_="op")
     assert r.status_code == 200, r.get_json()
@@ -162,8 +202,10 @@ def test_both_apis_accept_the_full_width_form(api, world):
 
 @pytest.mark.parametrize("garbage", ["abc", "2025-13", "2025-Q5", "25", "2025/07", "٢٠٢٥", "1999", "2025-Q2x"])
 def test_both_apis_refuse_the_same_garbage_with_422_and_one_message(api, world, garbage):
-    answers = [api.get(url, query_string={"period": garbage}, as_=who)
-               for url, who in (("/api/v1/metrics", "op"), ("/api/v1/index/scores", "reg_city"))]
+    answers = [
+        api.get(url, query_string={"period": garbage}, as_=who)
+        for url, who in (("/api/v1/metrics", "op"), ("/api/v1/index/scores", "reg_city"))
+    ]
     for r in answers:
         assert r.status_code == 422 and r.mimetype == "application/problem+json", (r.request.path, r.get_json())
     assert answers[0].get_json()["errors"] == answers[1].get_json()["errors"] == {"period": [invalid_message(garbage)]}

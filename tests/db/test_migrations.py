@@ -1,5 +1,6 @@
 """Every schema change ships an Alembic revision: migrating an empty database to head must
 yield exactly the models' schema, on SQLite and on PostgreSQL."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,11 +37,15 @@ def test_upgrade_from_empty_matches_models(backend, tmp_path, worker, monkeypatc
         with db.engine.connect() as conn:
             inspector = sa.inspect(conn)
             found = {t: {c["name"] for c in inspector.get_check_constraints(t)} for t in db.metadata.tables}
-        expected = {t.name: {c.name for c in t.constraints if isinstance(c, sa.CheckConstraint)}
-                    for t in db.metadata.tables.values()}
+        expected = {
+            t.name: {c.name for c in t.constraints if isinstance(c, sa.CheckConstraint)}
+            for t in db.metadata.tables.values()
+        }
         assert found == expected
-        assert "ck_manifests_status" in found["manifests"] and "ck_waste_stock_reserved_within_on_hand" in found[
-            "waste_stock"]
+        assert (
+            "ck_manifests_status" in found["manifests"]
+            and "ck_waste_stock_reserved_within_on_hand" in found["waste_stock"]
+        )
         # The reference data every organisation and index value points to is there too.
         from app.accounts.reference import TAIZHOU_COUNTIES
 

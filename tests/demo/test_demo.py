@@ -1,4 +1,5 @@
 """The Taizhou demo data (``flask --app wsgi demo`` / :func:`app.demo.data.load_demo`)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,8 +24,9 @@ def _snapshot(session) -> dict:
     """Every table's row count, and the rows a second load could plausibly touch."""
     return {
         "counts": {t.name: session.scalar(select(func.count()).select_from(t)) for t in db.metadata.sorted_tables},
-        "boxes": session.execute(select(Box.code, Box.colour, Box.colour_since, Box.status, Box.colour_evaluated_at)
-                                 .order_by(Box.code)).all(),
+        "boxes": session.execute(
+            select(Box.code, Box.colour, Box.colour_since, Box.status, Box.colour_evaluated_at).order_by(Box.code)
+        ).all(),
         "users": session.execute(select(User.username, User.password_hash).order_by(User.username)).all(),
         "fills": session.execute(select(Fill.id, Fill.filled_at, Fill.mass_kg).order_by(Fill.id)).all(),
     }
@@ -72,8 +74,14 @@ def test_demo_loads_taizhou_once(app, session, client):
     _check_colour_mix(boxes)
     reporting = _check_sensors(session, boxes)
     reasons = Counter(r["code"] for b in boxes for r in b.colour_reasons)
-    for code in ("replacement_overdue", "iodine_below_minimum", "saturation_high", "replacement_due_soon",
-                 "no_active_fill", "box_not_in_service"):
+    for code in (
+        "replacement_overdue",
+        "iodine_below_minimum",
+        "saturation_high",
+        "replacement_due_soon",
+        "no_active_fill",
+        "box_not_in_service",
+    ):
         assert reasons[code] > 0, (code, reasons)
     statuses = Counter(b.status for b in boxes)
     assert statuses["stopped"] > 0 and statuses["decommissioned"] > 0
@@ -117,8 +125,18 @@ def test_demo_loads_taizhou_once(app, session, client):
     assert 30 <= len(enterprises) <= 45
     assert len({o.county_code for o in enterprises}) == 9
     counties_with_regulators = {o.county_code for o in orgs if o.has_role("regulator")}
-    assert counties_with_regulators == {None, "331002", "331003", "331004", "331022", "331023", "331024", "331081",
-                                        "331082", "331083"}
+    assert counties_with_regulators == {
+        None,
+        "331002",
+        "331003",
+        "331004",
+        "331022",
+        "331023",
+        "331024",
+        "331081",
+        "331082",
+        "331083",
+    }
     assert _by_name(session, "台州市生态环境局").county_code is None
     assert _by_name(session, "台州市生态环境局天台分局").county_code == "331023"
 
@@ -139,8 +157,9 @@ def test_demo_loads_taizhou_once(app, session, client):
         assert any(lic["kind"] == "hw_operation" and "900-039-49" in lic["waste_codes"] for lic in plant.licences)
     carriers = [o for o in orgs if o.has_role("carrier")]
     assert carriers and all(any(lic["kind"] == "transport" for lic in c.licences) for c in carriers)
-    regenerated = session.scalar(select(func.count()).select_from(Fill).where(
-        Fill.supplier_org_id.in_([p.id for p in plants])))
+    regenerated = session.scalar(
+        select(func.count()).select_from(Fill).where(Fill.supplier_org_id.in_([p.id for p in plants]))
+    )
     assert regenerated > len(fills) / 3
 
     # The showcase enterprise (qiye) has boxes in every colour, some replaced by its own staff.
@@ -207,7 +226,10 @@ def _check_manifests(session, client) -> None:
     assert len({m.consignor_id for m in manifests}) >= 0.8 * len(enterprises)
     carrier = session.scalar(select(User).where(User.username == "yunshu")).organization_id
     assert {m.carrier_id for m in manifests} == {carrier}
-    assert {m.receiver.name for m in manifests} == {"浙江天台以废治废再生炭科技有限公司", "温岭市绿环活性炭再生有限公司"}
+    assert {m.receiver.name for m in manifests} == {
+        "浙江天台以废治废再生炭科技有限公司",
+        "温岭市绿环活性炭再生有限公司",
+    }
     for m in manifests:
         assert m.created_at <= NOW and all(e.at <= NOW for e in m.events)
         assert [e.at for e in m.events] == sorted(e.at for e in m.events), m.number
@@ -239,8 +261,11 @@ def _check_manifests(session, client) -> None:
     # The refused waste went back into stock and left again on a later manifest.
     for m in rejected:
         batches = set(m.lines[0].requested_batches)
-        assert any(batches <= set(later.lines[0].requested_batches) for later in manifests
-                   if later.created_at > m.rejected_at and later.status != "cancelled"), m.number
+        assert any(
+            batches <= set(later.lines[0].requested_batches)
+            for later in manifests
+            if later.created_at > m.rejected_at and later.status != "cancelled"
+        ), m.number
     cancelled = [m for m in manifests if m.status == "cancelled"]
     assert cancelled and all(m.picked_up_at is None for m in cancelled)
 
@@ -260,8 +285,11 @@ def _check_manifests(session, client) -> None:
     # Stock never negative; what is on site is the generation batches not shipped.
     for stock in session.scalars(select(WasteStock)):
         assert stock.on_hand_kg >= 0 and 0 <= stock.reserved_kg <= stock.on_hand_kg
-        on_site = session.scalar(select(func.coalesce(func.sum(LedgerRecord.on_site_kg), 0)).where(
-            LedgerRecord.enterprise_id == stock.enterprise_id, LedgerRecord.stage == "generation"))
+        on_site = session.scalar(
+            select(func.coalesce(func.sum(LedgerRecord.on_site_kg), 0)).where(
+                LedgerRecord.enterprise_id == stock.enterprise_id, LedgerRecord.stage == "generation"
+            )
+        )
         assert on_site == stock.on_hand_kg  # exact: masses are Decimals to the gram
 
 
@@ -330,7 +358,6 @@ def _check_readings_api(client, codes: list[str]) -> None:
         assert r.status_code == 200, r.get_json()
         rollups = r.get_json()["rollups"]
         assert len(rollups) >= 40 and all(row["count"] > 0 for row in rollups), code
-
 
 
 def test_demo_refuses_a_database_with_other_data(app, session):

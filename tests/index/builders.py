@@ -1,5 +1,6 @@
 """Builders for the synergy index tests (no tests here): the shipped definition as data, rows,
 CSV/XLSX files, uploads and what the table holds."""
+
 from __future__ import annotations
 
 import csv
@@ -27,14 +28,22 @@ def values(rows, as_="op", api=None):
 
 
 def row(county=TT, period="2025", indicator=3, value=90, source="市生态环境局", **more):
-    return {"county_code": county, "period": period, "indicator": indicator, "value": value,
-            "source_department": source, **more}
+    return {
+        "county_code": county,
+        "period": period,
+        "indicator": indicator,
+        "value": value,
+        "source_department": source,
+        **more,
+    }
 
 
 def stored() -> dict[tuple[str, str, int], tuple[float, str]]:
     db.session.expire_all()
-    return {(v.county_code, v.period, v.indicator): (v.value, v.source_department)
-            for v in db.session.scalars(select(IndicatorValue))}
+    return {
+        (v.county_code, v.period, v.indicator): (v.value, v.source_department)
+        for v in db.session.scalars(select(IndicatorValue))
+    }
 
 
 def csv_bytes(header: list[str], rows: list[list], encoding: str = "utf-8-sig") -> bytes:
@@ -57,5 +66,9 @@ def xlsx_bytes(header: list[str], rows: list[list]) -> bytes:
 
 
 def upload(api, data: bytes, filename: str, as_: str = "op", content_type: str | None = None):
-    return api.client.post("/api/v1/index/values", data={"file": (io.BytesIO(data), filename, content_type)},
-                           headers=api._headers(as_, None), content_type="multipart/form-data")
+    return api.client.post(
+        "/api/v1/index/values",
+        data={"file": (io.BytesIO(data), filename, content_type)},
+        headers=api._headers(as_, None),
+        content_type="multipart/form-data",
+    )

@@ -1,4 +1,5 @@
 """The synergy index definition (附件2): transcribed as printed, checked when loaded."""
+
 from __future__ import annotations
 
 import copy
@@ -13,14 +14,75 @@ from tests.index.builders import raw
 
 # Written by hand from the table of 附件2 in the plan (shared/seed/000_c219e0623571317b.txt).
 THIRD_LEVEL_WEIGHTS = {
-    1: 4, 2: 2, 3: 4, 4: 2, 5: 2, 6: 1, 7: 2, 8: 1, 9: 3, 10: 2, 11: 3, 12: 3, 13: 3, 14: 3, 15: 3, 16: 3,
-    17: 4, 18: 4, 19: 4, 20: 3, 21: 3, 22: 2, 23: 2, 24: 4, 25: 4, 26: 4, 27: 2, 28: 6, 29: 3, 30: 4, 31: 4, 32: 5,
+    1: 4,
+    2: 2,
+    3: 4,
+    4: 2,
+    5: 2,
+    6: 1,
+    7: 2,
+    8: 1,
+    9: 3,
+    10: 2,
+    11: 3,
+    12: 3,
+    13: 3,
+    14: 3,
+    15: 3,
+    16: 3,
+    17: 4,
+    18: 4,
+    19: 4,
+    20: 3,
+    21: 3,
+    22: 2,
+    23: 2,
+    24: 4,
+    25: 4,
+    26: 4,
+    27: 2,
+    28: 6,
+    29: 3,
+    30: 4,
+    31: 4,
+    32: 5,
 }
-SECOND_LEVEL_WEIGHTS = {1: 12, 2: 6, 3: 6, 4: 18, 5: 4, 6: 4, 7: 4, 8: 3, 9: 3, 10: 4, 11: 4, 12: 4, 13: 4, 14: 2, 15: 22}
+SECOND_LEVEL_WEIGHTS = {
+    1: 12,
+    2: 6,
+    3: 6,
+    4: 18,
+    5: 4,
+    6: 4,
+    7: 4,
+    8: 3,
+    9: 3,
+    10: 4,
+    11: 4,
+    12: 4,
+    13: 4,
+    14: 2,
+    15: 22,
+}
 FIRST_LEVEL_WEIGHTS = {"一": 18, "二": 24, "三": 18, "四": 16, "五": 24}
 # Which third-level indicators belong to which second-level indicator, as printed.
-CHILDREN = {1: [1, 2, 3, 4], 2: [5, 6, 7, 8], 3: [9, 10], 4: [11, 12, 13, 14, 15, 16], 5: [17], 6: [18], 7: [19],
-            8: [20], 9: [21], 10: [22, 23], 11: [24], 12: [25], 13: [26], 14: [27], 15: [28, 29, 30, 31, 32]}
+CHILDREN = {
+    1: [1, 2, 3, 4],
+    2: [5, 6, 7, 8],
+    3: [9, 10],
+    4: [11, 12, 13, 14, 15, 16],
+    5: [17],
+    6: [18],
+    7: [19],
+    8: [20],
+    9: [21],
+    10: [22, 23],
+    11: [24],
+    12: [25],
+    13: [26],
+    14: [27],
+    15: [28, 29, 30, 31, 32],
+}
 PREVIOUS_YEAR = {9, 10, 11, 12, 15, 16, 18, 20, 31}
 CUMULATIVE_YEAR = {27, 28, 29, 30}
 
@@ -68,22 +130,33 @@ def test_a_corrected_table_has_no_problems():
     assert parse_definition(data).problems == ()
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda d: d["indicators"].append(copy.deepcopy(d["indicators"][4])), "indicator 5: number 5 appears twice"),
-    (lambda d: d["indicators"][0].pop("weight"), "indicator 1.weight: missing"),
-    (lambda d: d["indicators"][0].update(weight=-1), "indicator 1.weight: a positive number is required"),
-    (lambda d: d["indicators"][2].update(parent=16), "indicator 3.parent: unknown second-level indicator 16"),
-    (lambda d: d["second_level"][0].update(parent="六"), "second_level 1.parent: unknown first-level indicator '六'"),
-    (lambda d: d["second_level"].append(dict(d["second_level"][0])), "second_level 1: number 1 appears twice"),
-    (lambda d: d["indicators"][0].update(direction="up"), "indicator 1.direction"),
-    (lambda d: d["indicators"][0].update(scoring="zscore"), "indicator 1.scoring: unknown method 'zscore'"),
-    (lambda d: d["indicators"][8].update(quarterly="same_period"), "remarks.previous_year lists"),
-    (lambda d: d["indicators"][24].update(computation="magic"), "indicator 25.computation: unknown computation"),
-    (lambda d: d.update(indicators=[i for i in d["indicators"] if i["parent"] != 14]),
-     "second_level 14: has no third-level indicators"),
-    (lambda d: d["indicators"].pop(5), "numbers must run 1..31 without gaps (missing: 6)"),
-    (lambda d: d["remarks"].update(cumulative_year=[27, 28, 29, 30, 40]), "remarks.cumulative_year: unknown indicator 40"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda d: d["indicators"].append(copy.deepcopy(d["indicators"][4])), "indicator 5: number 5 appears twice"),
+        (lambda d: d["indicators"][0].pop("weight"), "indicator 1.weight: missing"),
+        (lambda d: d["indicators"][0].update(weight=-1), "indicator 1.weight: a positive number is required"),
+        (lambda d: d["indicators"][2].update(parent=16), "indicator 3.parent: unknown second-level indicator 16"),
+        (
+            lambda d: d["second_level"][0].update(parent="六"),
+            "second_level 1.parent: unknown first-level indicator '六'",
+        ),
+        (lambda d: d["second_level"].append(dict(d["second_level"][0])), "second_level 1: number 1 appears twice"),
+        (lambda d: d["indicators"][0].update(direction="up"), "indicator 1.direction"),
+        (lambda d: d["indicators"][0].update(scoring="zscore"), "indicator 1.scoring: unknown method 'zscore'"),
+        (lambda d: d["indicators"][8].update(quarterly="same_period"), "remarks.previous_year lists"),
+        (lambda d: d["indicators"][24].update(computation="magic"), "indicator 25.computation: unknown computation"),
+        (
+            lambda d: d.update(indicators=[i for i in d["indicators"] if i["parent"] != 14]),
+            "second_level 14: has no third-level indicators",
+        ),
+        (lambda d: d["indicators"].pop(5), "numbers must run 1..31 without gaps (missing: 6)"),
+        (
+            lambda d: d["remarks"].update(cumulative_year=[27, 28, 29, 30, 40]),
+            "remarks.cumulative_year: unknown indicator 40",
+        ),
+    ],
+)
 def test_broken_definitions_fail_with_clear_messages(breakage, message):
     data = raw()
     breakage(data)
@@ -115,8 +188,9 @@ def test_override_folder_and_start_check(tmp_path, monkeypatch):
     from app import create_app
 
     with pytest.raises(RulesError, match=r"indicator 1\.parent: unknown second-level indicator 77"):
-        create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://",
-                    "RULES_DIR": str(tmp_path)})
+        create_app(
+            {"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", "RULES_DIR": str(tmp_path)}
+        )
 
 
 def test_definition_endpoint(api, world):

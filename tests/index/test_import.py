@@ -1,4 +1,5 @@
 """Importing synergy index values: JSON, CSV, XLSX; all or nothing; who may import."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,10 +23,14 @@ def test_json_import_inserts_then_updates_with_an_audit(api, world):
     r = api.post("/api/v1/index/values", ROWS)
     assert r.status_code == 200, r.get_json()
     assert r.get_json() == {"rows": 3, "inserted": 3, "updated": 0, "unchanged": 0, "ignored_columns": []}
-    assert stored() == {("331023", "2025", 1): (28.5, "市生态环境局"), ("331081", "2025", 1): (31.0, "市生态环境局"),
-                        ("331023", "2025-Q2", 27): (2.0, "市生态环境局")}
-    row = db.session.scalar(select(IndicatorValue).where(IndicatorValue.indicator == 1,
-                                                         IndicatorValue.county_code == "331023"))
+    assert stored() == {
+        ("331023", "2025", 1): (28.5, "市生态环境局"),
+        ("331081", "2025", 1): (31.0, "市生态环境局"),
+        ("331023", "2025-Q2", 27): (2.0, "市生态环境局"),
+    }
+    row = db.session.scalar(
+        select(IndicatorValue).where(IndicatorValue.indicator == 1, IndicatorValue.county_code == "331023")
+    )
     assert row.unit == "μg/m³" and row.imported_by_user_id == world.users["op"].id and row.imported_at
 
     again = [dict(ROWS[0], value=27.9), ROWS[1], dict(ROWS[2], source_department="市生态环境局天台分局")]
@@ -33,46 +38,66 @@ def test_json_import_inserts_then_updates_with_an_audit(api, world):
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["inserted"] == 0 and r.get_json()["updated"] == 2 and r.get_json()["unchanged"] == 1
     assert stored()[("331023", "2025", 1)] == (27.9, "市生态环境局")
-    revisions = {(x.value, x.source_department, x.replaced_by_user_id)
-                 for x in db.session.scalars(select(IndicatorValueRevision))}
-    assert revisions == {(28.5, "市生态环境局", world.users["reg_city"].id), (2.0, "市生态环境局", world.users["reg_city"].id)}
+    revisions = {
+        (x.value, x.source_department, x.replaced_by_user_id)
+        for x in db.session.scalars(select(IndicatorValueRevision))
+    }
+    assert revisions == {
+        (28.5, "市生态环境局", world.users["reg_city"].id),
+        (2.0, "市生态环境局", world.users["reg_city"].id),
+    }
 
     listed = api.get("/api/v1/index/values?period=2025", as_="reg_tt").get_json()
     assert listed["total"] == 2 and {i["county_code"] for i in listed["items"]} == {"331023", "331081"}
 
 
 def test_csv_with_chinese_headers(api, world):
-    data = csv_bytes(["县市区代码", "期间", "指标序号", "指标名称", "数值", "数据来源"], [
-        ["331002", "2025", "3", "AQI 指数优良比例", "92.3", "市生态环境局"],
-        ["椒江区", "2025", "17", "可再生能源发电量增长率", "-1.5", "市供电局"],  # a county name is accepted too
-        ["", "", "", "", "", ""],  # a blank line is not a row
-        ["331083", "2025-q1", "19", "新能源车占注册登记车辆比例", "12", "市公安局"],
-    ])
+    data = csv_bytes(
+        ["县市区代码", "期间", "指标序号", "指标名称", "数值", "数据来源"],
+        [
+            ["331002", "2025", "3", "AQI 指数优良比例", "92.3", "市生态环境局"],
+            ["椒江区", "2025", "17", "可再生能源发电量增长率", "-1.5", "市供电局"],  # a county name is accepted too
+            ["", "", "", "", "", ""],  # a blank line is not a row
+            ["331083", "2025-q1", "19", "新能源车占注册登记车辆比例", "12", "市公安局"],
+        ],
+    )
     r = upload(api, data, "指标.csv", as_="reg_city")
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["inserted"] == 3 and r.get_json()["ignored_columns"] == ["指标名称"]
-    assert stored() == {("331002", "2025", 3): (92.3, "市生态环境局"), ("331002", "2025", 17): (-1.5, "市供电局"),
-                        ("331083", "2025-Q1", 19): (12.0, "市公安局")}
+    assert stored() == {
+        ("331002", "2025", 3): (92.3, "市生态环境局"),
+        ("331002", "2025", 17): (-1.5, "市供电局"),
+        ("331083", "2025-Q1", 19): (12.0, "市公安局"),
+    }
 
 
 def test_csv_in_gb18030_as_excel_writes_it(api, world):
-    data = csv_bytes(["county_code", "period", "indicator", "value", "source_department"],
-                     [["331082", "2024", "21", "88", "市分类办"]], encoding="gb18030")
+    data = csv_bytes(
+        ["county_code", "period", "indicator", "value", "source_department"],
+        [["331082", "2024", "21", "88", "市分类办"]],
+        encoding="gb18030",
+    )
     r = upload(api, data, "values.csv")
     assert r.status_code == 200, r.get_json()
     assert stored() == {("331082", "2024", 21): (88.0, "市分类办")}
 
 
 def test_xlsx_with_english_headers(api, world):
-    data = xlsx_bytes(["county_code", "period", "indicator", "value", "source_department", "unit"], [
-        [331004, 2025, 24, 35.5, "市行政执法局", "%"],
-        [331022, "2025-Q3", 26, 7, "市生态环境局", None],
-    ])
+    data = xlsx_bytes(
+        ["county_code", "period", "indicator", "value", "source_department", "unit"],
+        [
+            [331004, 2025, 24, 35.5, "市行政执法局", "%"],
+            [331022, "2025-Q3", 26, 7, "市生态环境局", None],
+        ],
+    )
     # Detected by the extension, and again by content when the name and type say nothing.
     r = upload(api, data, "upload.xlsx")
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["inserted"] == 2
-    assert stored() == {("331004", "2025", 24): (35.5, "市行政执法局"), ("331022", "2025-Q3", 26): (7.0, "市生态环境局")}
+    assert stored() == {
+        ("331004", "2025", 24): (35.5, "市行政执法局"),
+        ("331022", "2025-Q3", 26): (7.0, "市生态环境局"),
+    }
     r = upload(api, data, "upload", content_type="application/octet-stream")
     assert r.status_code == 200 and r.get_json()["unchanged"] == 2
 
@@ -80,17 +105,20 @@ def test_xlsx_with_english_headers(api, world):
 def test_a_bad_row_refuses_the_whole_import(api, world):
     api.post("/api/v1/index/values", [ROWS[0]])
     before = stored()
-    data = csv_bytes(["县市区代码", "期间", "指标序号", "数值", "数据来源"], [
-        ["331023", "2025", "2", "5.1", "市生态环境局"],      # line 2: good
-        ["330000", "2025", "3", "90", "市生态环境局"],       # line 3: not a Taizhou county
-        ["331023", "2025", "33", "1", "市生态环境局"],       # line 4: no such indicator
-        ["331023", "2025", "25", "99", "市生态环境局"],      # line 5: computed here
-        ["331023", "2025-Q5", "3", "90", "市生态环境局"],    # line 6: bad period
-        ["331023", "2025", "3", "abc", ""],                 # line 7: value and source
-        ["331023", "2025-Q1", "9", "80", "市生态环境局"],    # line 8: previous-year indicator in a quarter
-        ["331023", "2025", "2", "5.2", "市生态环境局"],      # line 9: duplicate of line 2
-        ["331023", "2025", "1", "29", "市生态环境局"],       # line 10: good (would update)
-    ])
+    data = csv_bytes(
+        ["县市区代码", "期间", "指标序号", "数值", "数据来源"],
+        [
+            ["331023", "2025", "2", "5.1", "市生态环境局"],  # line 2: good
+            ["330000", "2025", "3", "90", "市生态环境局"],  # line 3: not a Taizhou county
+            ["331023", "2025", "33", "1", "市生态环境局"],  # line 4: no such indicator
+            ["331023", "2025", "25", "99", "市生态环境局"],  # line 5: computed here
+            ["331023", "2025-Q5", "3", "90", "市生态环境局"],  # line 6: bad period
+            ["331023", "2025", "3", "abc", ""],  # line 7: value and source
+            ["331023", "2025-Q1", "9", "80", "市生态环境局"],  # line 8: previous-year indicator in a quarter
+            ["331023", "2025", "2", "5.2", "市生态环境局"],  # line 9: duplicate of line 2
+            ["331023", "2025", "1", "29", "市生态环境局"],  # line 10: good (would update)
+        ],
+    )
     r = upload(api, data, "bad.csv")
     assert r.status_code == 422
     assert r.headers["Content-Type"].startswith("application/problem+json")

@@ -1,6 +1,7 @@
 """Importing synergy index values as departments really send them: UTF-16 text, percentages,
 formulas, title rows, huge cells, numbers and units as typed; concurrent imports of the same values.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,9 +29,9 @@ from tests.index.builders import (
 
 # ---------------------------------------------------------------- files as they come
 
+
 def test_a_csv_cell_beyond_the_csv_field_limit_is_a_422_not_a_500(api, world):
-    data = ("county_code,period,indicator,value,source_department\n"
-            f"331023,2025,3,90,\"{'x' * 200_000}\"\n").encode()
+    data = (f'county_code,period,indicator,value,source_department\n331023,2025,3,90,"{"x" * 200_000}"\n').encode()
     r = upload(api, data, "big-cell.csv")
     assert r.status_code == 422, r.status_code
     assert r.headers["Content-Type"].startswith("application/problem+json")
@@ -39,17 +40,23 @@ def test_a_csv_cell_beyond_the_csv_field_limit_is_a_422_not_a_500(api, world):
 
 
 def test_utf16_text_as_excel_saves_unicode_text(api, world):
-    text = "\t".join(["县市区代码", "期间", "指标序号", "数值", "数据来源"]) + "\r\n" + \
-        "\t".join(["天台县", "2025", "3", "91.5", "市生态环境局"]) + "\r\n"
+    text = (
+        "\t".join(["县市区代码", "期间", "指标序号", "数值", "数据来源"])
+        + "\r\n"
+        + "\t".join(["天台县", "2025", "3", "91.5", "市生态环境局"])
+        + "\r\n"
+    )
     r = upload(api, text.encode("utf-16"), "指标.txt")
     assert r.status_code == 200, r.get_json()
     assert stored() == {(TT, "2025", 3): (91.5, "市生态环境局")}
 
 
 def test_line_numbers_count_a_quoted_value_over_two_lines(api, world):
-    data = ("county_code,period,indicator,value,source_department\n"
-            "331023,2025,3,90,\"市生态环境局\n（核定）\"\n"  # lines 2–3
-            "331023,2025,4,abc,市生态环境局\n").encode()        # line 4
+    data = (
+        "county_code,period,indicator,value,source_department\n"
+        '331023,2025,3,90,"市生态环境局\n（核定）"\n'  # lines 2–3
+        "331023,2025,4,abc,市生态环境局\n"
+    ).encode()  # line 4
     r = upload(api, data, "x.csv")
     assert r.status_code == 422
     assert set(r.get_json()["errors"]["rows"]) == {"4"}
@@ -111,13 +118,17 @@ def test_an_upload_beyond_the_size_limit_is_413(api, world, monkeypatch):
 
 # ---------------------------------------------------------------- numbers and units as typed
 
-@pytest.mark.parametrize("typed, number, expected", [
-    ("1,234.5", 10, 1234.5),       # thousands separators (10: 排放强度, no unit)
-    ("12%", 3, 12.0),              # a percentage for an indicator in %
-    ("１２．５％", 3, 12.5),        # full-width digits and percent sign (Chinese input method)
-    ("−1.5", 17, -1.5),            # U+2212 minus, as Word and WPS write it
-    (" 88 ", 21, 88.0),
-])
+
+@pytest.mark.parametrize(
+    "typed, number, expected",
+    [
+        ("1,234.5", 10, 1234.5),  # thousands separators (10: 排放强度, no unit)
+        ("12%", 3, 12.0),  # a percentage for an indicator in %
+        ("１２．５％", 3, 12.5),  # full-width digits and percent sign (Chinese input method)
+        ("−1.5", 17, -1.5),  # U+2212 minus, as Word and WPS write it
+        (" 88 ", 21, 88.0),
+    ],
+)
 def test_numbers_written_as_text(api, world, typed, number, expected):
     r = values([row(indicator=number, value=typed)], api=api)
     assert r.status_code == 200, r.get_json()
@@ -136,15 +147,21 @@ def test_a_percentage_for_an_indicator_in_another_unit(api, world):
 
 
 def test_units_as_people_write_them(api, world):
-    r = values([row(indicator=1, value=30, unit="ug/m3"), row(indicator=3, value=90, unit="％"),
-                row(county=JJ, indicator=1, value=31, unit="µg/m³")], api=api)  # µ: the micro sign
+    r = values(
+        [
+            row(indicator=1, value=30, unit="ug/m3"),
+            row(indicator=3, value=90, unit="％"),
+            row(county=JJ, indicator=1, value=31, unit="µg/m³"),
+        ],
+        api=api,
+    )  # µ: the micro sign
     assert r.status_code == 200, r.get_json()
     units = {(v.county_code, v.indicator): v.unit for v in db.session.scalars(select(IndicatorValue))}
     assert units == {(TT, 1): "μg/m³", (TT, 3): "%", (JJ, 1): "μg/m³"}  # stored as the definition writes them
 
 
 def test_a_huge_integer_is_a_row_error(api, world):
-    r = values([row(value=10 ** 400)], api=api)
+    r = values([row(value=10**400)], api=api)
     assert r.status_code == 422 and "not a number" in r.get_json()["errors"]["rows"]["0"]["value"][0]
 
 
@@ -158,6 +175,7 @@ def test_control_characters_in_text_are_refused(api, world):
 
 
 # ---------------------------------------------------------------- concurrency
+
 
 def test_concurrent_imports_of_the_same_new_values_both_succeed(app, api, world, monkeypatch):
     """Two departments' files with the same new keys at the same moment: one inserts, the other

@@ -1,5 +1,6 @@
 """Indicator 25 from the real statistics (app.statistics.services.county_metrics), end to end:
 a manifest of waste carbon processed by regeneration (R7) in 天台县 → nothing landfilled → 100 %."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Scores of the synergy index, computed by hand for a small example of three counties."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,12 @@ def indicator_25(monkeypatch):
 
 
 def load(world, rows: list[tuple[str, str, int, float]]) -> None:
-    raw = importing.read_json([{"county_code": c, "period": p, "indicator": n, "value": v,
-                                "source_department": "市生态环境局"} for c, p, n, v in rows])
+    raw = importing.read_json(
+        [
+            {"county_code": c, "period": p, "indicator": n, "value": v, "source_department": "市生态环境局"}
+            for c, p, n, v in rows
+        ]
+    )
     services.import_values(db.session, Principal(user=world.users["op"]), raw)
     db.session.commit()
 
@@ -57,16 +62,26 @@ def test_minmax_by_hand():
 
 
 def test_three_counties_by_hand(api, world, indicator_25):
-    load(world, [
-        # 1 PM2.5 (lower is better, weight 4): 25 best, 35 worst → JJ 4 × (35 − 30)/10 = 2, TT 4, WL 0
-        (JJ, "2025", 1, 30), (TT, "2025", 1, 25), (WL, "2025", 1, 35),
-        # 2 (higher, weight 2): all equal → full weight each
-        (JJ, "2025", 2, 5), (TT, "2025", 2, 5), (WL, "2025", 2, 5),
-        # 3 (higher, weight 4): JJ and WL share the minimum → 0; TT 4
-        (JJ, "2025", 3, 90), (TT, "2025", 3, 95), (WL, "2025", 3, 90),
-        # 17 (higher, weight 4): TT missing → 0 and listed; JJ 0, WL 4
-        (JJ, "2025", 17, 10), (WL, "2025", 17, 20),
-    ])
+    load(
+        world,
+        [
+            # 1 PM2.5 (lower is better, weight 4): 25 best, 35 worst → JJ 4 × (35 − 30)/10 = 2, TT 4, WL 0
+            (JJ, "2025", 1, 30),
+            (TT, "2025", 1, 25),
+            (WL, "2025", 1, 35),
+            # 2 (higher, weight 2): all equal → full weight each
+            (JJ, "2025", 2, 5),
+            (TT, "2025", 2, 5),
+            (WL, "2025", 2, 5),
+            # 3 (higher, weight 4): JJ and WL share the minimum → 0; TT 4
+            (JJ, "2025", 3, 90),
+            (TT, "2025", 3, 95),
+            (WL, "2025", 3, 90),
+            # 17 (higher, weight 4): TT missing → 0 and listed; JJ 0, WL 4
+            (JJ, "2025", 17, 10),
+            (WL, "2025", 17, 20),
+        ],
+    )
     # 25 (computed, higher, weight 4): JJ 80 → 0, TT 100 → 4, WL nothing processed → missing
     indicator_25.update({(JJ, "2025"): 80.0, (TT, "2025"): 100.0})
 
@@ -107,16 +122,25 @@ def test_ties_share_a_rank(app, world, indicator_25):
 
 
 def test_quarterly_rules(app, world, indicator_25):
-    load(world, [
-        # same period: the quarter's own value; the annual 2025 value is not a quarter's
-        (JJ, "2025-Q2", 1, 30), (TT, "2025-Q2", 1, 20), (WL, "2025", 1, 10),
-        # 9, previous_year (higher, weight 3): the 2024 annual values → JJ 0, TT 3
-        (JJ, "2024", 9, 80), (TT, "2024", 9, 100),
-        # 27, cumulative_year (higher, weight 2): Q1 + Q2
-        (JJ, "2025-Q1", 27, 1), (JJ, "2025-Q2", 27, 1), (JJ, "2025-Q3", 27, 10),  # → 2 (Q3 is later)
-        (TT, "2025-Q1", 27, 3),                                                      # Q2 missing → missing
-        (WL, "2025-Q1", 27, 0), (WL, "2025-Q2", 27, 4),                              # → 4
-    ])
+    load(
+        world,
+        [
+            # same period: the quarter's own value; the annual 2025 value is not a quarter's
+            (JJ, "2025-Q2", 1, 30),
+            (TT, "2025-Q2", 1, 20),
+            (WL, "2025", 1, 10),
+            # 9, previous_year (higher, weight 3): the 2024 annual values → JJ 0, TT 3
+            (JJ, "2024", 9, 80),
+            (TT, "2024", 9, 100),
+            # 27, cumulative_year (higher, weight 2): Q1 + Q2
+            (JJ, "2025-Q1", 27, 1),
+            (JJ, "2025-Q2", 27, 1),
+            (JJ, "2025-Q3", 27, 10),  # → 2 (Q3 is later)
+            (TT, "2025-Q1", 27, 3),  # Q2 missing → missing
+            (WL, "2025-Q1", 27, 0),
+            (WL, "2025-Q2", 27, 4),  # → 4
+        ],
+    )
     result = services.scores(db.session, Principal(user=world.users["op"]), "2025-Q2")
     assert result["period"] == "2025-Q2" and result["base_period"] == "2024-Q2"
     counties = by_county(result)
@@ -143,13 +167,24 @@ def test_quarterly_rules(app, world, indicator_25):
 
 
 def test_change_against_the_base_year(api, world, indicator_25):
-    load(world, [
-        # 2024: 2 (weight 2) all equal → 2 each; 3 (weight 4): JJ 0, TT 4 → JJ 2, TT 6
-        (JJ, "2024", 2, 5), (TT, "2024", 2, 5), (JJ, "2024", 3, 90), (TT, "2024", 3, 100),
-        # 2025: 2 → 2 each; 3: JJ 100 → 4, TT 95 → 0; 4 (weight 2): JJ 1 → 0, TT 2 → 2 → JJ 6, TT 4
-        (JJ, "2025", 2, 5), (TT, "2025", 2, 5), (JJ, "2025", 3, 100), (TT, "2025", 3, 95),
-        (JJ, "2025", 4, 1), (TT, "2025", 4, 2), (WL, "2025", 4, 1.5),
-    ])
+    load(
+        world,
+        [
+            # 2024: 2 (weight 2) all equal → 2 each; 3 (weight 4): JJ 0, TT 4 → JJ 2, TT 6
+            (JJ, "2024", 2, 5),
+            (TT, "2024", 2, 5),
+            (JJ, "2024", 3, 90),
+            (TT, "2024", 3, 100),
+            # 2025: 2 → 2 each; 3: JJ 100 → 4, TT 95 → 0; 4 (weight 2): JJ 1 → 0, TT 2 → 2 → JJ 6, TT 4
+            (JJ, "2025", 2, 5),
+            (TT, "2025", 2, 5),
+            (JJ, "2025", 3, 100),
+            (TT, "2025", 3, 95),
+            (JJ, "2025", 4, 1),
+            (TT, "2025", 4, 2),
+            (WL, "2025", 4, 1.5),
+        ],
+    )
     result = api.get("/api/v1/index/scores?period=2025", as_="reg_tt").get_json()
     assert result["base_year"] == 2024 and result["target_change_share"] == 0.1
     counties = by_county(result)
@@ -157,9 +192,9 @@ def test_change_against_the_base_year(api, world, indicator_25):
     # WL: 4 = 1.5 → 2 × 0.5/1 = 1
     assert (jj["total"], tt["total"], wl["total"]) == (6.0, 4.0, 1.0)
     assert (jj["base_total"], tt["base_total"], wl["base_total"]) == (2.0, 6.0, None)
-    assert jj["change_vs_base_share"] == 2.0 and jj["meets_target"] is True        # (6 − 2) / 2
+    assert jj["change_vs_base_share"] == 2.0 and jj["meets_target"] is True  # (6 − 2) / 2
     assert tt["change_vs_base_share"] == round(-2 / 6, 4) and tt["meets_target"] is False
-    assert wl["change_vs_base_share"] is None and wl["meets_target"] is None      # no base data
+    assert wl["change_vs_base_share"] is None and wl["meets_target"] is None  # no base data
     assert 1 in jj["base_missing"] and 3 not in jj["base_missing"]
 
     other = api.get("/api/v1/index/scores?period=2025&base_year=2023", as_="reg_city").get_json()
@@ -172,17 +207,32 @@ def test_change_against_the_base_year(api, world, indicator_25):
 
 def test_target_exactly_ten_percent(app, world, indicator_25):
     # 2024: 3 (weight 4): JJ 90, TT 100 → TT 4; 2 all equal → JJ 2, TT 2 → TT 6.  2025: TT must reach 6.6.
-    load(world, [(JJ, "2024", 3, 90), (TT, "2024", 3, 100), (JJ, "2024", 2, 1), (TT, "2024", 2, 1),
-                 (JJ, "2025", 3, 90), (TT, "2025", 3, 100), (JJ, "2025", 2, 1), (TT, "2025", 2, 1),
-                 # 4 (weight 2): TT 0.3 of the range → 0.6
-                 (JJ, "2025", 4, 0), (TT, "2025", 4, 3), (WL, "2025", 4, 10)])
+    load(
+        world,
+        [
+            (JJ, "2024", 3, 90),
+            (TT, "2024", 3, 100),
+            (JJ, "2024", 2, 1),
+            (TT, "2024", 2, 1),
+            (JJ, "2025", 3, 90),
+            (TT, "2025", 3, 100),
+            (JJ, "2025", 2, 1),
+            (TT, "2025", 2, 1),
+            # 4 (weight 2): TT 0.3 of the range → 0.6
+            (JJ, "2025", 4, 0),
+            (TT, "2025", 4, 3),
+            (WL, "2025", 4, 10),
+        ],
+    )
     tt = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))[TT]
     assert tt["total"] == 6.6 and tt["base_total"] == 6.0
     assert tt["change_vs_base_share"] == 0.1 and tt["meets_target"] is True
 
 
-@pytest.mark.parametrize("user, status", [("reg_tt", 200), ("reg_city", 200), ("op", 200), ("ent", 403),
-                                          ("park", 403), ("svc", 403), (None, 401)])
+@pytest.mark.parametrize(
+    "user, status",
+    [("reg_tt", 200), ("reg_city", 200), ("op", 200), ("ent", 403), ("park", 403), ("svc", 403), (None, 401)],
+)
 def test_who_may_read_scores(api, world, indicator_25, user, status):
     assert api.get("/api/v1/index/scores?period=2025", as_=user).status_code == status
     assert api.get("/api/v1/index/values", as_=user).status_code == status
@@ -214,6 +264,7 @@ def test_index_page(app, world, indicator_25):
 
 # ---------------------------------------------------------------- scores at the edges
 
+
 @pytest.fixture
 def no_indicator_25(monkeypatch):
     monkeypatch.setattr(services.quarters, "indicator_25_value", lambda session, county, period: None)
@@ -231,8 +282,19 @@ def test_no_change_against_the_base_year_without_data_this_period(app, world, no
 def test_the_annual_cumulative_score_from_the_four_quarters(app, world, no_indicator_25):
     # 27 (年度累计得分, weight 2): JJ imported quarters only → the year's cumulative is their sum;
     # TT an annual value; WL three quarters → missing, the lacking quarter named.
-    load(world, [(JJ, "2025-Q1", 27, 1), (JJ, "2025-Q2", 27, 1), (JJ, "2025-Q3", 27, 0), (JJ, "2025-Q4", 27, 2),
-                 (TT, "2025", 27, 2), (WL, "2025-Q1", 27, 3), (WL, "2025-Q2", 27, 3), (WL, "2025-Q3", 27, 3)])
+    load(
+        world,
+        [
+            (JJ, "2025-Q1", 27, 1),
+            (JJ, "2025-Q2", 27, 1),
+            (JJ, "2025-Q3", 27, 0),
+            (JJ, "2025-Q4", 27, 2),
+            (TT, "2025", 27, 2),
+            (WL, "2025-Q1", 27, 3),
+            (WL, "2025-Q2", 27, 3),
+            (WL, "2025-Q3", 27, 3),
+        ],
+    )
     counties = by_county(services.scores(db.session, Principal(user=world.users["op"]), "2025"))
     item = {c: next(i for i in counties[c]["indicators"] if i["number"] == 27) for c in (JJ, TT, WL)}
     assert (item[JJ]["value"], item[JJ]["basis"]) == (4.0, "2025-Q1..2025-Q4")

@@ -1,4 +1,5 @@
 """Labels end to end: the QR image decodes to a signed URL that opens the scan page."""
+
 from __future__ import annotations
 
 import io

@@ -352,10 +352,13 @@ def test_box_codes_always_print_on_one_line():
     from app.boxes import codes as box_codes
 
     rnd = random.Random(7)
-    sample = ["23-XAWGNC"] + [box_codes.make_code("331023", "".join(rnd.choice(box_codes.ALPHABET) for _ in range(5)))
-                              for _ in range(60)]
-    specs = [LabelSpec(code=c, url="http://x/c/" + c, colour="green", enterprise="天台", facility="TA001", outlet="DA001")
-             for c in sample]
+    sample = ["23-XAWGNC"] + [
+        box_codes.make_code("331023", "".join(rnd.choice(box_codes.ALPHABET) for _ in range(5))) for _ in range(60)
+    ]
+    specs = [
+        LabelSpec(code=c, url="http://x/c/" + c, colour="green", enterprise="天台", facility="TA001", outlet="DA001")
+        for c in sample
+    ]
     text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(label_sheet_pdf(specs))).pages)
     lines = set(text.splitlines())
     assert all(c in lines for c in sample), [c for c in sample if c not in lines]

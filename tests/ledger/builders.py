@@ -3,6 +3,7 @@
 A "loop" is the world of tests/factories.py plus a carrier, a licensed receiver/regenerator
 (the carbon service), a box at the enterprise and a replacement that put waste carbon in stock.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,12 @@ from app.extensions import db
 from app.ledger.models import LedgerRecord, Manifest, WasteStock
 from tests import factories
 
-HW49_LICENCE = {"number": "浙危废经第331000012号", "kind": "hw_operation", "waste_codes": ["HW49"],
-                "valid_until": "2030-12-31"}
+HW49_LICENCE = {
+    "number": "浙危废经第331000012号",
+    "kind": "hw_operation",
+    "waste_codes": ["HW49"],
+    "valid_until": "2030-12-31",
+}
 
 
 @dataclass
@@ -34,22 +39,39 @@ def ago(**kw) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(**kw)
 
 
-def build_loop(world, api, removed_kg: float = 1800.0, replaced_at: datetime | None = None,
-               filled_at: datetime | None = None, **box_extra) -> Loop:
-    carrier = factories.org("台州危运物流有限公司", ["carrier"],
-                            licences=[{"number": "浙交运管许可台字331000000001号", "kind": "transport", "waste_codes": []}])
+def build_loop(
+    world,
+    api,
+    removed_kg: float = 1800.0,
+    replaced_at: datetime | None = None,
+    filled_at: datetime | None = None,
+    **box_extra,
+) -> Loop:
+    carrier = factories.org(
+        "台州危运物流有限公司",
+        ["carrier"],
+        licences=[{"number": "浙交运管许可台字331000000001号", "kind": "transport", "waste_codes": []}],
+    )
     factories.user(carrier, "drv")
     world.service.licences = [HW49_LICENCE]
     box = factories.box(world.enterprise, world.service, **box_extra)
     db.session.commit()
     replaced_at = replaced_at or ago(days=2)
     filled_at = filled_at or replaced_at - timedelta(days=10)
-    r = api.post(f"/api/v1/boxes/{box.code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(filled_at)},
-                 as_="svc")
+    r = api.post(
+        f"/api/v1/boxes/{box.code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": iso(filled_at)}, as_="svc"
+    )
     assert r.status_code == 201, r.get_json()
-    r = api.post(f"/api/v1/boxes/{box.code}/fills", {
-        "mass_kg": 2000, "iodine_mg_g": 880, "filled_at": iso(replaced_at), "removed_waste_kg": removed_kg,
-    }, as_="svc")
+    r = api.post(
+        f"/api/v1/boxes/{box.code}/fills",
+        {
+            "mass_kg": 2000,
+            "iodine_mg_g": 880,
+            "filled_at": iso(replaced_at),
+            "removed_waste_kg": removed_kg,
+        },
+        as_="svc",
+    )
     assert r.status_code == 201, r.get_json()
     batch_code = r.get_json()["ledger_batch_code"]
     assert batch_code and batch_code.startswith("CS")
@@ -70,8 +92,9 @@ def new_manifest(api, loop: Loop, quantity: float = 1800.0, submit: bool = False
 
 def stock_row(enterprise_id: int, code: str = "900-039-49") -> tuple[float, float]:
     db.session.rollback()  # read what is committed
-    row = db.session.scalar(select(WasteStock).where(WasteStock.enterprise_id == enterprise_id,
-                                                     WasteStock.waste_code == code))
+    row = db.session.scalar(
+        select(WasteStock).where(WasteStock.enterprise_id == enterprise_id, WasteStock.waste_code == code)
+    )
     return (row.on_hand_kg, row.reserved_kg) if row else (0.0, 0.0)
 
 
@@ -95,17 +118,24 @@ def walk_to(api, number: str, state: str) -> dict:
     """Move a manifest on from where it is (submitted or later) through pickup, receipt and processing."""
     order = ["submitted", "in_transit", "received", "closed"]
     current = api.get(f"/api/v1/manifests/{number}", as_="ent").get_json()
-    for step in order[order.index(current["status"]) + 1:order.index(state) + 1]:
+    for step in order[order.index(current["status"]) + 1 : order.index(state) + 1]:
         lines = current["lines"]
         if step == "in_transit":
-            r = api.post(f"/api/v1/manifests/{number}/pickup", {"vehicle_plate": "浙J12345", "driver_name": "王师傅"},
-                         as_="drv")
+            r = api.post(
+                f"/api/v1/manifests/{number}/pickup", {"vehicle_plate": "浙J12345", "driver_name": "王师傅"}, as_="drv"
+            )
         elif step == "received":
-            r = api.post(f"/api/v1/manifests/{number}/receive",
-                         {"lines": [{"line_no": x["line_no"], "received_kg": x["quantity_kg"]} for x in lines]}, as_="svc")
+            r = api.post(
+                f"/api/v1/manifests/{number}/receive",
+                {"lines": [{"line_no": x["line_no"], "received_kg": x["quantity_kg"]} for x in lines]},
+                as_="svc",
+            )
         else:
-            r = api.post(f"/api/v1/manifests/{number}/process",
-                         {"lines": [{"line_no": x["line_no"], "method_code": "R7"} for x in lines]}, as_="svc")
+            r = api.post(
+                f"/api/v1/manifests/{number}/process",
+                {"lines": [{"line_no": x["line_no"], "method_code": "R7"} for x in lines]},
+                as_="svc",
+            )
         assert r.status_code == 200, r.get_json()
         current = r.get_json()
     return current

@@ -1,4 +1,5 @@
 """Mass-balance anomalies for regulators: each with its numbers, scoped to the jurisdiction."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -25,26 +26,45 @@ def test_anomalies_explain_their_numbers_and_are_scoped(api, world):
     # 2000 kg of carbon replaced, only 500 kg of waste carbon weighed: 25 % < 80 %.
     loop = build_loop(world, api, removed_kg=500, replaced_at=ago(days=25))
     # Waste recorded 400 days ago and never shipped: beyond the 365-day storage limit.
-    assert api.post("/api/v1/ledger", {"waste_code": "900-041-49", "quantity_kg": 75,
-                                       "generated_at": iso(ago(days=400))}, as_="ent").status_code == 201
+    assert (
+        api.post(
+            "/api/v1/ledger",
+            {"waste_code": "900-041-49", "quantity_kg": 75, "generated_at": iso(ago(days=400))},
+            as_="ent",
+        ).status_code
+        == 201
+    )
     # Shipped 20 days ago (≥ 5 working days whatever the holidays) and not received.
     number = new_manifest(api, loop, 300)["number"]
     manifest = db.session.scalar(select(Manifest).where(Manifest.number == number))
     services.submit(db.session, Principal(user=world.users["ent"]), manifest, now=ago(days=21))
     driver = db.session.scalar(select(User).where(User.username == "drv"))
-    services.pickup(db.session, Principal(user=driver), manifest, {"vehicle_plate": "浙J12345", "driver_name": "王"},
-                    now=ago(days=20))
+    services.pickup(
+        db.session,
+        Principal(user=driver),
+        manifest,
+        {"vehicle_plate": "浙J12345", "driver_name": "王"},
+        now=ago(days=20),
+    )
     db.session.commit()
     # Shipped 200 kg, the receiver weighed 150 kg: 75 % < 95 %.
     short = new_manifest(api, loop, 200, submit=True)["number"]
     walk_to(api, short, "in_transit")
-    assert api.post(f"/api/v1/manifests/{short}/receive", {"lines": [{"line_no": 1, "received_kg": 150}]},
-                    as_="svc").status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/manifests/{short}/receive", {"lines": [{"line_no": 1, "received_kg": 150}]}, as_="svc"
+        ).status_code
+        == 200
+    )
 
     eid = world.enterprise.id
     found = _anomalies(api, "reg_tt")
-    assert set(found) == {(eid, "carbon_missing"), (eid, "stored_too_long"), (eid, "shipped_not_received"),
-                          (eid, "received_short")}
+    assert set(found) == {
+        (eid, "carbon_missing"),
+        (eid, "stored_too_long"),
+        (eid, "shipped_not_received"),
+        (eid, "received_short"),
+    }
     missing = found[(eid, "carbon_missing")]
     assert missing["values"] == {"replacements": 1, "filled_kg": 2000.0, "removed_kg": 500.0, "ratio": 0.25}
     assert missing["thresholds"] == {"min_ratio": 0.8}

@@ -1,4 +1,5 @@
 """The ledger's colour rules: waste carbon not on a manifest (yellow), held on site too long (red)."""
+
 from __future__ import annotations
 
 from tests.ledger.builders import ago, build_loop, new_manifest, walk_to

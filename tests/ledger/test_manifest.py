@@ -1,4 +1,5 @@
 """Transfer manifests (联单) through the HTTP API: the loop, parties and states, bad input, flags."""
+
 from __future__ import annotations
 
 import io
@@ -48,8 +49,11 @@ def test_whole_manifest_loop(api, world):
     item = stock_api(api)
     assert (item["on_hand_kg"], item["reserved_kg"], item["available_kg"]) == (1800, 1750, 50)
 
-    r = api.post(f"/api/v1/manifests/{number}/pickup",
-                 {"vehicle_plate": "浙J12345", "driver_name": "王师傅", "driver_phone": "13800000000"}, as_="drv")
+    r = api.post(
+        f"/api/v1/manifests/{number}/pickup",
+        {"vehicle_plate": "浙J12345", "driver_name": "王师傅", "driver_phone": "13800000000"},
+        as_="drv",
+    )
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["status"] == "in_transit" and r.get_json()["receipt_due_at"]
     item = stock_api(api)
@@ -67,9 +71,14 @@ def test_whole_manifest_loop(api, world):
     assert closed["status"] == "closed" and closed["lines"][0]["method_code"] == "R7"
     assert closed["processed_at"] and closed["closed_at"]
     history = [(e["action"], e["to_status"], e["party"], e["actor"]) for e in closed["events"]]
-    assert history == [("create", "draft", "consignor", "ent"), ("submit", "submitted", "consignor", "ent_staff"),
-                       ("pickup", "in_transit", "carrier", "drv"), ("receive", "received", "receiver", "svc"),
-                       ("process", "processed", "receiver", "svc"), ("close", "closed", "", "system")]
+    assert history == [
+        ("create", "draft", "consignor", "ent"),
+        ("submit", "submitted", "consignor", "ent_staff"),
+        ("pickup", "in_transit", "carrier", "drv"),
+        ("receive", "received", "receiver", "svc"),
+        ("process", "processed", "receiver", "svc"),
+        ("close", "closed", "", "system"),
+    ]
     assert closed["events"][2]["organization_name"] == "台州危运物流有限公司"
 
     # The consignor's ledger: generation, storage, out of storage, sent out (with receiver, licence, method).
@@ -125,15 +134,44 @@ def test_wrong_party_and_wrong_state_change_nothing(api, world):
 def test_bad_input_is_refused_with_the_field_named(api, world):
     loop = build_loop(world, api)
     stranger = factories.org("无证处置公司", ["receiver"])
-    other_category = factories.org("废矿物油处置公司", ["receiver"], licences=[
-        {"number": "浙危废经第331000099号", "kind": "hw_operation", "waste_codes": ["HW08"], "valid_until": "2030-12-31"}])
+    other_category = factories.org(
+        "废矿物油处置公司",
+        ["receiver"],
+        licences=[
+            {
+                "number": "浙危废经第331000099号",
+                "kind": "hw_operation",
+                "waste_codes": ["HW08"],
+                "valid_until": "2030-12-31",
+            }
+        ],
+    )
     unlicensed_carrier = factories.org("无证运输公司", ["carrier"])
-    expired_permit = factories.org("过期运输公司", ["carrier"], licences=[
-        {"number": "浙交运管许可台字331000000009号", "kind": "transport", "waste_codes": [], "valid_until": "2020-01-01"}])
-    expired = factories.org("过期许可公司", ["regenerator"], licences=[
-        {"number": "浙危废经第331000098号", "kind": "hw_operation", "waste_codes": [], "valid_until": "2020-12-31"}])
+    expired_permit = factories.org(
+        "过期运输公司",
+        ["carrier"],
+        licences=[
+            {
+                "number": "浙交运管许可台字331000000009号",
+                "kind": "transport",
+                "waste_codes": [],
+                "valid_until": "2020-01-01",
+            }
+        ],
+    )
+    expired = factories.org(
+        "过期许可公司",
+        ["regenerator"],
+        licences=[
+            {"number": "浙危废经第331000098号", "kind": "hw_operation", "waste_codes": [], "valid_until": "2020-12-31"}
+        ],
+    )
     db.session.commit()
-    before = (stock_row(world.enterprise.id), ledger_count(), api.get("/api/v1/manifests", as_="ent").get_json()["total"])
+    before = (
+        stock_row(world.enterprise.id),
+        ledger_count(),
+        api.get("/api/v1/manifests", as_="ent").get_json()["total"],
+    )
     cases = [
         (manifest_body(loop, line={"waste_code": "900-000-49"}), "lines.0.waste_code"),
         (manifest_body(loop, 0), "lines"),
@@ -155,12 +193,19 @@ def test_bad_input_is_refused_with_the_field_named(api, world):
         r = api.post("/api/v1/manifests", body, as_="ent")
         assert r.status_code == 422, (field, r.get_json())
         errors = r.get_json()["errors"]
-        assert any(key == field or key.startswith(field + ".") or key.startswith(field) for key in errors), (field, errors)
-    licence_error = api.post("/api/v1/manifests", {**manifest_body(loop), "receiver_id": other_category.id},
-                             as_="ent").get_json()["errors"]["receiver_id"][0]
+        assert any(key == field or key.startswith(field + ".") or key.startswith(field) for key in errors), (
+            field,
+            errors,
+        )
+    licence_error = api.post(
+        "/api/v1/manifests", {**manifest_body(loop), "receiver_id": other_category.id}, as_="ent"
+    ).get_json()["errors"]["receiver_id"][0]
     assert "900-039-49" in licence_error and "HW49" in licence_error
-    assert (stock_row(world.enterprise.id), ledger_count(),
-            api.get("/api/v1/manifests", as_="ent").get_json()["total"]) == before
+    assert (
+        stock_row(world.enterprise.id),
+        ledger_count(),
+        api.get("/api/v1/manifests", as_="ent").get_json()["total"],
+    ) == before
 
     number = new_manifest(api, loop, 1000, submit=True)["number"]
     walk_to(api, number, "in_transit")
@@ -213,7 +258,9 @@ def test_refusal_returns_waste_to_stock(api, world):
     assert rejected["reject_reason"] == "包装破损，标签不符"
     assert stock_row(world.enterprise.id) == (1800, 0)
     records = api.get("/api/v1/ledger?stage=returned", as_="ent").get_json()["items"]
-    assert len(records) == 1 and records[0]["quantity_kg"] == 1800 and records[0]["source_batch_code"] == loop.batch_code
+    assert (
+        len(records) == 1 and records[0]["quantity_kg"] == 1800 and records[0]["source_batch_code"] == loop.batch_code
+    )
     # The returned waste can be shipped again, on a new manifest.
     again = new_manifest(api, loop, 1800, submit=True)
     assert again["lines"][0]["sources"][0]["batch_code"] == loop.batch_code
@@ -227,8 +274,11 @@ def test_partial_acceptance_and_discrepancy(api, world):
     db.session.commit()
     number = new_manifest(api, loop, 2000, submit=True)["number"]
     walk_to(api, number, "in_transit")
-    r = api.post(f"/api/v1/manifests/{number}/receive", {"lines": [
-        {"line_no": 1, "received_kg": 1850, "accepted_kg": 1600, "refusal_reason": "含水率过高"}]}, as_="svc")
+    r = api.post(
+        f"/api/v1/manifests/{number}/receive",
+        {"lines": [{"line_no": 1, "received_kg": 1850, "accepted_kg": 1600, "refusal_reason": "含水率过高"}]},
+        as_="svc",
+    )
     assert r.status_code == 200, r.get_json()
     received = r.get_json()
     assert received["acceptance"] == "partial" and received["discrepant"] is True  # 7.5 % off the 2000 kg shipped
@@ -254,8 +304,13 @@ def test_overdue_receipt_counts_working_days(api, world):
     manifest = db.session.scalar(select(Manifest).where(Manifest.number == number))
     services.submit(db.session, Principal(user=world.users["ent"]), manifest, now=ago(days=21))
     carrier_user = db.session.scalar(select(User).where(User.username == "drv"))
-    services.pickup(db.session, Principal(user=carrier_user), manifest,
-                    {"vehicle_plate": "浙JD12345", "driver_name": "李师傅"}, now=ago(days=20))
+    services.pickup(
+        db.session,
+        Principal(user=carrier_user),
+        manifest,
+        {"vehicle_plate": "浙JD12345", "driver_name": "李师傅"},
+        now=ago(days=20),
+    )
     db.session.commit()
     r = api.get(f"/api/v1/manifests/{number}", as_="drv")
     # Still on the road after 20 calendar days: overdue for the regulator already.
@@ -286,8 +341,11 @@ def test_numbers_paper_and_national_manifests(api, world):
     r = api.post("/api/v1/manifests", {**manifest_body(loop, 100), "origin": "national", "number": national}, as_="ent")
     assert r.status_code == 409
     # A national number from another prefecture is not this consignor's.
-    r = api.post("/api/v1/manifests", {**manifest_body(loop, 100), "origin": "national",
-                                       "number": f"{year}3301000001"}, as_="ent")
+    r = api.post(
+        "/api/v1/manifests",
+        {**manifest_body(loop, 100), "origin": "national", "number": f"{year}3301000001"},
+        as_="ent",
+    )
     assert r.status_code == 422 and "number" in r.get_json()["errors"]
     # Paper manifests entered afterwards ship at once; late when > 10 working days after the transfer.
     paper = {**manifest_body(loop, 500), "origin": "paper", "vehicle_plate": "浙J54321", "driver_name": "赵师傅"}
@@ -296,9 +354,12 @@ def test_numbers_paper_and_national_manifests(api, world):
     on_time = api.post("/api/v1/manifests", {**paper, "transferred_at": iso(ago(days=1))}, as_="ent").get_json()
     assert on_time["status"] == "in_transit" and on_time["late_entry"] is False
     assert stock_row(world.enterprise.id) == (2000, 0)
-    assert [m["number"] for m in api.get("/api/v1/manifests?flag=late", as_="reg_tt").get_json()["items"]] == [late["number"]]
-    r = api.post(f"/api/v1/manifests/{late['number']}/receive", {"lines": [{"line_no": 1, "received_kg": 500}]},
-                 as_="svc")
+    assert [m["number"] for m in api.get("/api/v1/manifests?flag=late", as_="reg_tt").get_json()["items"]] == [
+        late["number"]
+    ]
+    r = api.post(
+        f"/api/v1/manifests/{late['number']}/receive", {"lines": [{"line_no": 1, "received_kg": 500}]}, as_="svc"
+    )
     assert r.status_code == 200 and r.get_json()["overdue"] is True
 
 
@@ -355,8 +416,11 @@ def test_manifest_pdf_qr_code_opens_the_verification_page(api, world, client, tm
     number = new_manifest(api, loop, 900, submit=True)["number"]
     pdf = tmp_path / "manifest.pdf"
     pdf.write_bytes(api.get(f"/api/v1/manifests/{number}.pdf", as_="ent").data)
-    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+        check=True,
+        capture_output=True,
+    )
     page_png = next(tmp_path.glob("page*.png"))
     found = [r.text for r in zxingcpp.read_barcodes(Image.open(page_png))]
     assert found == [f"http://testserver.local/m/{number}"], found

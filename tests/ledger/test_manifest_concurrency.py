@@ -3,6 +3,7 @@
 Each thread uses its own test client, hence its own app context, session and database
 connection, like concurrent requests to gunicorn workers. Runs on SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 import threading
@@ -71,11 +72,14 @@ def test_receive_and_reject_at_once_apply_one_step(app, api, world):
     number = new_manifest(api, loop, 1000, submit=True)["number"]
     walk_to(api, number, "in_transit")
     token = api.token("svc")
-    results = _race(app, [
-        (f"/api/v1/manifests/{number}/receive", {"lines": [{"line_no": 1, "received_kg": 1000}]}, token),
-        (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
-        (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
-    ])
+    results = _race(
+        app,
+        [
+            (f"/api/v1/manifests/{number}/receive", {"lines": [{"line_no": 1, "received_kg": 1000}]}, token),
+            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
+            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
+        ],
+    )
     statuses = sorted(status for status, _ in results)
     assert statuses == [200, 409, 409], results
     state = manifest_status(number)

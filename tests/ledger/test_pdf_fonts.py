@@ -1,5 +1,6 @@
 """The PDFs embed their CJK font and cut nothing off: the manifest PDF wraps long names,
 packaging and addresses inside their cells; the label sheets embed the same font."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +21,19 @@ from app.ledger.models import Manifest, ManifestEvent, ManifestLine
 from app.ledger.pdf import COLUMNS, MARGIN, manifest_pdf
 
 NOW = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
-STANDARD_14 = {"/Helvetica", "/Helvetica-Bold", "/Helvetica-Oblique", "/Helvetica-BoldOblique", "/Times-Roman",
-               "/Courier", "/Symbol", "/ZapfDingbats"}
-LONG_NAME = ("废活性炭（含吸附的挥发性有机物，来自喷涂、烘干、印刷及医化园区反应釜尾气处理设施）" * 6)[:190] + "ABCDEFGHIJ"
+STANDARD_14 = {
+    "/Helvetica",
+    "/Helvetica-Bold",
+    "/Helvetica-Oblique",
+    "/Helvetica-BoldOblique",
+    "/Times-Roman",
+    "/Courier",
+    "/Symbol",
+    "/ZapfDingbats",
+}
+LONG_NAME = ("废活性炭（含吸附的挥发性有机物，来自喷涂、烘干、印刷及医化园区反应釜尾气处理设施）" * 6)[
+    :190
+] + "ABCDEFGHIJ"
 LONG_PACKAGING = ("吨袋 9 只（内衬防渗塑料袋，外覆防雨布，每袋约一百二十千克，贴危险废物标签）" * 6)[:195] + "12345"
 LONG_ADDRESS = ("浙江省台州市天台县经济开发区始丰街道赤城路一百八十八号综合楼" * 5)[:150]
 
@@ -31,17 +42,43 @@ def _manifest(lines: int = 1) -> Manifest:
     def org(name: str, address: str | None = None) -> Organization:
         return Organization(name=name, uscc="91331023MA2ABCDE1X", address=address)
 
-    m = Manifest(number="20253310000123", origin="electronic", status="in_transit", receiver_licence="浙危废经第1号",
-                 route="天台县—温岭市", vehicle_plate="浙J12345", driver_name="王师傅", reject_reason="",
-                 discrepant=False, overdue=False, late_entry=False, receipt_due_at=NOW + timedelta(days=3))
+    m = Manifest(
+        number="20253310000123",
+        origin="electronic",
+        status="in_transit",
+        receiver_licence="浙危废经第1号",
+        route="天台县—温岭市",
+        vehicle_plate="浙J12345",
+        driver_name="王师傅",
+        reject_reason="",
+        discrepant=False,
+        overdue=False,
+        late_entry=False,
+        receipt_due_at=NOW + timedelta(days=3),
+    )
     m.consignor = org("天台县恒力橡胶有限公司", LONG_ADDRESS)
     m.carrier = org("台州市危废运输有限公司")
     m.receiver = org("浙江天台以废治废再生炭科技有限公司", "温岭市")
-    m.lines = [ManifestLine(line_no=i + 1, waste_code="900-039-49", waste_name=LONG_NAME, category="HW49",
-                            physical_form="solid", hazard="T", packaging=LONG_PACKAGING, quantity_kg=1200.5,
-                            received_kg=None, method_code="R15") for i in range(lines)]
-    m.events = [ManifestEvent(action="submit", to_status="submitted", at=NOW, actor="qiye",
-                              organization_name="天台县恒力橡胶有限公司")]
+    m.lines = [
+        ManifestLine(
+            line_no=i + 1,
+            waste_code="900-039-49",
+            waste_name=LONG_NAME,
+            category="HW49",
+            physical_form="solid",
+            hazard="T",
+            packaging=LONG_PACKAGING,
+            quantity_kg=1200.5,
+            received_kg=None,
+            method_code="R15",
+        )
+        for i in range(lines)
+    ]
+    m.events = [
+        ManifestEvent(
+            action="submit", to_status="submitted", at=NOW, actor="qiye", organization_name="天台县恒力橡胶有限公司"
+        )
+    ]
     return m
 
 
@@ -89,8 +126,15 @@ def test_manifest_pdf_embeds_the_font_and_keeps_long_texts_whole():
     reader = pypdf.PdfReader(io.BytesIO(pdf))
     text = _collapse("".join(page.extract_text() for page in reader.pages))
     assert len(LONG_NAME) == len(LONG_PACKAGING) == 200
-    for whole in (LONG_NAME, LONG_PACKAGING, LONG_ADDRESS, "危险废物转移联单", "天台县恒力橡胶有限公司",
-                  "http://testserver.local/m/20253310000123", "生态环境部令第23号"):
+    for whole in (
+        LONG_NAME,
+        LONG_PACKAGING,
+        LONG_ADDRESS,
+        "危险废物转移联单",
+        "天台县恒力橡胶有限公司",
+        "http://testserver.local/m/20253310000123",
+        "生态环境部令第23号",
+    ):
         assert _collapse(whole) in text, whole[:20]
 
 
@@ -141,8 +185,11 @@ def test_manifest_pdf_renders_the_wrapped_cells(tmp_path):
 
     pdf = tmp_path / "m.pdf"
     pdf.write_bytes(manifest_pdf(_manifest(), "http://x/m/1", NOW))
-    subprocess.run(["pdftoppm", "-r", "50", "-gray", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "50", "-gray", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")],
+        check=True,
+        capture_output=True,
+    )
     img = Image.open(next(tmp_path.glob("p*.pgm")))
     scale = 50 / 72
     x0 = int((MARGIN + sum(w for _, w in COLUMNS[:2]) * 2.8346) * scale) + 2
@@ -157,8 +204,17 @@ def test_manifest_pdf_renders_the_wrapped_cells(tmp_path):
 
 
 def test_label_sheet_embeds_the_font():
-    specs = [LabelSpec(code=f"TZ{i:08d}", url=f"http://x/c/TZ{i:08d}", colour="green",
-                       enterprise="天台县恒力橡胶有限公司", facility="TA001", outlet="DA001") for i in range(3)]
+    specs = [
+        LabelSpec(
+            code=f"TZ{i:08d}",
+            url=f"http://x/c/TZ{i:08d}",
+            colour="green",
+            enterprise="天台县恒力橡胶有限公司",
+            facility="TA001",
+            outlet="DA001",
+        )
+        for i in range(3)
+    ]
     pdf = label_sheet_pdf(specs)
     _assert_cjk_embedded(pdf)
     text = pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text()

@@ -3,6 +3,7 @@
 Each CHECK constraint is shown to refuse a violating row written straight to the database; the
 mass balance closes to the gram through the services, the statistics and the HTTP API.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ TRANSPORT = [{"number": "浙交运管许可台字331000000009号", "kind": "tran
 
 
 # ---------------------------------------------------------------- units (no database)
+
 
 def test_kg_quantizes_to_the_gram_as_decimal():
     assert kg(0.1 + 0.2) == Decimal("0.300") and str(kg(0.1 + 0.2)) == "0.300"
@@ -63,9 +65,19 @@ def test_state_columns_are_checked_enums():
     from app.boxes.models import Box, ColourChange, Fill
     from app.ledger.models import LedgerRecord, Manifest, ManifestEvent
 
-    for column in (Manifest.status, ManifestEvent.from_status, ManifestEvent.to_status, LedgerRecord.stage,
-                   Box.colour, Box.status, Fill.kind, ColourChange.colour, OrganizationRole.role, User.role,
-                   ApiToken.kind):
+    for column in (
+        Manifest.status,
+        ManifestEvent.from_status,
+        ManifestEvent.to_status,
+        LedgerRecord.stage,
+        Box.colour,
+        Box.status,
+        Fill.kind,
+        ColourChange.colour,
+        OrganizationRole.role,
+        User.role,
+        ApiToken.kind,
+    ):
         kind = column.property.columns[0].type
         assert isinstance(kind, sa.Enum) and not kind.native_enum and kind.create_constraint, column
     for column in ("quantity_kg", "on_site_kg", "available_kg"):
@@ -75,6 +87,7 @@ def test_state_columns_are_checked_enums():
 
 # ---------------------------------------------------------------- CHECK constraints, both databases
 
+
 def _refused(sql: str, **params) -> None:
     with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
         db.session.execute(sa.text(sql), params)
@@ -82,11 +95,26 @@ def _refused(sql: str, **params) -> None:
 
 def _manifest(world, carrier, status="draft", **timestamps) -> int:
     now = utcnow()
-    values = {"number": f"2025331{next(_names):07d}", "origin": "electronic", "status": status,
-              "consignor_id": world.enterprise.id, "carrier_id": carrier.id, "receiver_id": world.service.id,
-              "receiver_licence": "", "route": "", "note": "", "vehicle_plate": "", "driver_name": "",
-              "driver_phone": "", "created_at": now, "reject_reason": "", "discrepant": False, "overdue": False,
-              "late_entry": False, **timestamps}
+    values = {
+        "number": f"2025331{next(_names):07d}",
+        "origin": "electronic",
+        "status": status,
+        "consignor_id": world.enterprise.id,
+        "carrier_id": carrier.id,
+        "receiver_id": world.service.id,
+        "receiver_licence": "",
+        "route": "",
+        "note": "",
+        "vehicle_plate": "",
+        "driver_name": "",
+        "driver_phone": "",
+        "created_at": now,
+        "reject_reason": "",
+        "discrepant": False,
+        "overdue": False,
+        "late_entry": False,
+        **timestamps,
+    }
     result = db.session.execute(sa.insert(db.metadata.tables["manifests"]).values(**values))
     return result.inserted_primary_key[0]
 
@@ -127,8 +155,9 @@ def test_ledger_stock_fill_and_line_bounds_are_checked(world, api, carrier):
     from tests.ledger.builders import build_loop
 
     loop = build_loop(world, api, removed_kg=900.0)
-    record_id = db.session.scalar(sa.text("SELECT id FROM ledger_records WHERE batch_code = :c"),
-                                  {"c": loop.batch_code})
+    record_id = db.session.scalar(
+        sa.text("SELECT id FROM ledger_records WHERE batch_code = :c"), {"c": loop.batch_code}
+    )
     storage_id = db.session.scalar(sa.text("SELECT id FROM ledger_records WHERE stage = 'storage'"))
     _refused("UPDATE ledger_records SET quantity_kg = -1 WHERE id = :id", id=storage_id)
     _refused("UPDATE ledger_records SET stage = 'evaporated' WHERE id = :id", id=storage_id)
@@ -149,8 +178,16 @@ def test_ledger_stock_fill_and_line_bounds_are_checked(world, api, carrier):
     _refused("UPDATE users SET role = 'root'")
     _refused("UPDATE organization_roles SET role = 'smuggler'")
     # A manifest line: shipped > 0, accepted within received, consumed within accepted.
-    api.post("/api/v1/manifests", {"carrier_id": loop.carrier.id, "receiver_id": world.service.id, "submit": True,
-                                   "lines": [{"waste_code": "900-039-49", "quantity_kg": 300}]}, as_="ent")
+    api.post(
+        "/api/v1/manifests",
+        {
+            "carrier_id": loop.carrier.id,
+            "receiver_id": world.service.id,
+            "submit": True,
+            "lines": [{"waste_code": "900-039-49", "quantity_kg": 300}],
+        },
+        as_="ent",
+    )
     line_id = db.session.scalar(sa.text("SELECT id FROM manifest_lines"))
     assert line_id is not None
     _refused("UPDATE manifest_lines SET quantity_kg = 0 WHERE id = :id", id=line_id)
@@ -172,11 +209,19 @@ def test_regeneration_bounds_are_checked(world):
     plant = world.service
     now = utcnow()
     table = db.metadata.tables["regeneration_batches"]
-    row = {"plant_id": plant.id, "produced_on": now.date(), "method_code": "R7", "iodine_mg_g": 900.0, "note": "",
-           "created_at": now}
-    for masses in ({"input_kg": 10, "output_kg": 11, "used_kg": 0},  # more out than in
-                   {"input_kg": 10, "output_kg": 8, "used_kg": 9},  # used more than produced
-                   {"input_kg": 0, "output_kg": 0, "used_kg": 0}):
+    row = {
+        "plant_id": plant.id,
+        "produced_on": now.date(),
+        "method_code": "R7",
+        "iodine_mg_g": 900.0,
+        "note": "",
+        "created_at": now,
+    }
+    for masses in (
+        {"input_kg": 10, "output_kg": 11, "used_kg": 0},  # more out than in
+        {"input_kg": 10, "output_kg": 8, "used_kg": 9},  # used more than produced
+        {"input_kg": 0, "output_kg": 0, "used_kg": 0},
+    ):
         with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
             db.session.execute(sa.insert(table).values(batch_no=f"B{next(_names)}", **row, **masses))
     db.session.execute(sa.insert(table).values(batch_no="OK", **row, input_kg=10, output_kg=8, used_kg=8))
@@ -184,6 +229,7 @@ def test_regeneration_bounds_are_checked(world):
 
 
 # ---------------------------------------------------------------- exact mass balance
+
 
 def _principals(world, carrier_org):
     from app.accounts.services import Principal
@@ -204,17 +250,27 @@ def test_thirds_of_a_kilogram_sum_exactly_in_stock_statistics_and_json(world, ap
     db.session.commit()
     at = utcnow() - timedelta(hours=2)
     for _ in range(60):  # 60 × ⅓ kg (0.333) and 30 × 0.1 kg: floats would drift, grams do not
-        ledger.record_by_hand(db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 1 / 3,
-                                                "generated_at": at}, now=at)
+        ledger.record_by_hand(
+            db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 1 / 3, "generated_at": at}, now=at
+        )
     for _ in range(30):
-        ledger.record_by_hand(db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 0.1,
-                                                "generated_at": at}, now=at)
+        ledger.record_by_hand(
+            db.session, ent, {"waste_code": "900-039-49", "quantity_kg": 0.1, "generated_at": at}, now=at
+        )
     generated = Decimal("0.333") * 60 + Decimal("0.1") * 30  # 22.980
     shipped = Decimal(0)
     for quantity in (0.1, 0.2, 2 / 3, 1 / 3):  # ship four small manifests
-        manifest = ledger.create_manifest(db.session, ent, {
-            "carrier_id": carrier.id, "receiver_id": world.service.id, "submit": True,
-            "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}]}, now=at)
+        manifest = ledger.create_manifest(
+            db.session,
+            ent,
+            {
+                "carrier_id": carrier.id,
+                "receiver_id": world.service.id,
+                "submit": True,
+                "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}],
+            },
+            now=at,
+        )
         ledger.pickup(db.session, drv, manifest, {"vehicle_plate": "浙J1", "driver_name": "王"}, now=at)
         shipped += kg(quantity)
     db.session.commit()
@@ -223,8 +279,11 @@ def test_thirds_of_a_kilogram_sum_exactly_in_stock_statistics_and_json(world, ap
     assert generated == Decimal("22.980") and shipped == Decimal("1.300")
     assert stock.on_hand_kg == generated - shipped == Decimal("21.680")
     assert stock.reserved_kg == 0 and isinstance(stock.on_hand_kg, Decimal)
-    on_site = db.session.scalar(sa.select(sa.func.sum(sa.column("on_site_kg", Kilograms()))).select_from(
-        sa.table("ledger_records")).where(sa.text("stage = 'generation'")))
+    on_site = db.session.scalar(
+        sa.select(sa.func.sum(sa.column("on_site_kg", Kilograms())))
+        .select_from(sa.table("ledger_records"))
+        .where(sa.text("stage = 'generation'"))
+    )
     assert kg(on_site) == stock.on_hand_kg
 
     period = f"{at.astimezone(ledger.SHANGHAI):%Y-%m}"
@@ -248,15 +307,33 @@ def test_thirds_of_a_kilogram_sum_exactly_in_stock_statistics_and_json(world, ap
     assert items[0]["on_hand_kg"] == 21.68 and not isinstance(items[0]["on_hand_kg"], str)
 
 
-ops = st.lists(st.one_of(
-    st.tuples(st.just("generate"), st.integers(2, 90_000).map(lambda g: g / 3000)),  # thirds of grams
-    st.tuples(st.just("manifest"), st.floats(0.01, 1.0), st.sampled_from(
-        ["draft", "cancel_after_submit", "submitted", "in_transit", "received_full", "received_part", "rejected"])),
-), min_size=1, max_size=8)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("generate"), st.integers(2, 90_000).map(lambda g: g / 3000)),  # thirds of grams
+        st.tuples(
+            st.just("manifest"),
+            st.floats(0.01, 1.0),
+            st.sampled_from(
+                [
+                    "draft",
+                    "cancel_after_submit",
+                    "submitted",
+                    "in_transit",
+                    "received_full",
+                    "received_part",
+                    "rejected",
+                ]
+            ),
+        ),
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(steps=ops)
 def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, steps):
     from app.ledger import services as ledger
@@ -268,8 +345,11 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
     carrier = factories.org(f"随机危运{next(_names)}", ["carrier"], licences=TRANSPORT)
     from app.accounts.services import Principal
 
-    ent, drv, svc = Principal(user=staff), Principal(user=factories.user(carrier, f"d{next(_names)}")), \
-        Principal(user=world.users["svc"])
+    ent, drv, svc = (
+        Principal(user=staff),
+        Principal(user=factories.user(carrier, f"d{next(_names)}")),
+        Principal(user=world.users["svc"]),
+    )
     db.session.commit()
     now = utcnow()
     model_in = model_out = model_reserved = Decimal(0)
@@ -283,9 +363,17 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
         quantity = kg(float(available) * share)
         if quantity <= 0:
             continue
-        manifest = ledger.create_manifest(db.session, ent, {
-            "carrier_id": carrier.id, "receiver_id": world.service.id, "submit": fate != "draft",
-            "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}]}, now=now)
+        manifest = ledger.create_manifest(
+            db.session,
+            ent,
+            {
+                "carrier_id": carrier.id,
+                "receiver_id": world.service.id,
+                "submit": fate != "draft",
+                "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}],
+            },
+            now=now,
+        )
         if fate == "draft":
             continue
         if fate == "cancel_after_submit":
@@ -303,9 +391,22 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
             accepted = quantity if fate == "received_full" else kg(quantity / 3)
             if accepted <= 0:  # a third of a few grams rounds to nothing: the receiver must accept something
                 accepted = quantity
-            ledger.receive(db.session, svc, manifest, {"lines": [{
-                "line_no": 1, "received_kg": float(quantity), "accepted_kg": float(accepted),
-                "refusal_reason": "" if accepted == quantity else "部分不符"}]}, now=now)
+            ledger.receive(
+                db.session,
+                svc,
+                manifest,
+                {
+                    "lines": [
+                        {
+                            "line_no": 1,
+                            "received_kg": float(quantity),
+                            "accepted_kg": float(accepted),
+                            "refusal_reason": "" if accepted == quantity else "部分不符",
+                        }
+                    ]
+                },
+                now=now,
+            )
             model_out -= quantity - accepted  # the refused part comes back
     db.session.commit()
     stock = db.session.scalar(sa.select(WasteStock).where(WasteStock.enterprise_id == enterprise.id))
@@ -315,9 +416,13 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
     db.session.refresh(stock)
     assert stock.on_hand_kg == model_in - model_out  # exactly, to the gram
     assert stock.reserved_kg == model_reserved
-    sums = dict(db.session.execute(sa.select(LedgerRecord.stage, sa.func.sum(LedgerRecord.quantity_kg))
-                                   .where(LedgerRecord.enterprise_id == enterprise.id)
-                                   .group_by(LedgerRecord.stage)).all())
+    sums = dict(
+        db.session.execute(
+            sa.select(LedgerRecord.stage, sa.func.sum(LedgerRecord.quantity_kg))
+            .where(LedgerRecord.enterprise_id == enterprise.id)
+            .group_by(LedgerRecord.stage)
+        ).all()
+    )
     ins = kg(sums.get("generation", 0)) + kg(sums.get("returned", 0))
     outs = kg(sums.get("out_of_storage", 0))
     assert stock.on_hand_kg == ins - outs

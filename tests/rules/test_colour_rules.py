@@ -1,4 +1,5 @@
 """The colour rule set is data: validated when loaded, replaceable through RULES_DIR."""
+
 from __future__ import annotations
 
 from datetime import UTC
@@ -21,15 +22,18 @@ def test_shipped_rules_are_valid_and_cover_product_defaults():
     assert rules.min_iodine_mg_g["granular"] == 800 and rules.min_iodine_mg_g["honeycomb"] == 650
 
 
-@pytest.mark.parametrize("mutate,expected", [
-    (lambda d: d["rules"].append({"code": "no_such_check", "level": "red", "zh": "x", "en": "x"}), "unknown check"),
-    (lambda d: d["rules"][0].update(level="purple"), "level"),
-    (lambda d: d["rules"][0].update(params={"threshold": "high"}), "params"),
-    (lambda d: d["rules"][0].pop("zh"), "zh"),
-    (lambda d: d["rules"].append(dict(d["rules"][0])), "appears twice"),
-    (lambda d: d["min_iodine_mg_g"].update(coconut=900), "unknown carbon type"),
-    (lambda d: d.pop("version"), "version"),
-])
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda d: d["rules"].append({"code": "no_such_check", "level": "red", "zh": "x", "en": "x"}), "unknown check"),
+        (lambda d: d["rules"][0].update(level="purple"), "level"),
+        (lambda d: d["rules"][0].update(params={"threshold": "high"}), "params"),
+        (lambda d: d["rules"][0].pop("zh"), "zh"),
+        (lambda d: d["rules"].append(dict(d["rules"][0])), "appears twice"),
+        (lambda d: d["min_iodine_mg_g"].update(coconut=900), "unknown carbon type"),
+        (lambda d: d.pop("version"), "version"),
+    ],
+)
 def test_invalid_rule_files_are_reported_never_fixed(mutate, expected):
     data = yaml.safe_load(yaml.safe_dump(SHIPPED, allow_unicode=True))
     mutate(data)
@@ -56,8 +60,11 @@ def test_rules_dir_overrides_thresholds(tmp_path, monkeypatch, app, world, api):
     code = register(api)["code"]
     from datetime import datetime, timedelta
 
-    api.post(f"/api/v1/boxes/{code}/fills", {"mass_kg": 2000, "iodine_mg_g": 900,
-              "filled_at": (datetime.now(UTC) - timedelta(hours=12)).isoformat()}, as_="ent")
+    api.post(
+        f"/api/v1/boxes/{code}/fills",
+        {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": (datetime.now(UTC) - timedelta(hours=12)).isoformat()},
+        as_="ent",
+    )
     got = api.get(f"/api/v1/boxes/{code}", as_="ent").get_json()
     assert got["colour"] == "yellow" and got["rules_version"] == "strict-test"
 
@@ -67,4 +74,6 @@ def test_broken_rules_dir_stops_the_app(tmp_path):
 
     (tmp_path / "colour_rules.yaml").write_text("version: x\nrules: []\n", encoding="utf-8")
     with pytest.raises(RulesError, match="rules"):
-        create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", "RULES_DIR": str(tmp_path)})
+        create_app(
+            {"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", "RULES_DIR": str(tmp_path)}
+        )

@@ -1,4 +1,5 @@
 """The one rule-file loader (app/rules): every rule file validated against its declared schema and checks."""
+
 from __future__ import annotations
 
 import csv
@@ -49,6 +50,7 @@ def problems_of(name: str, folder: Path) -> list[str]:
 
 # ---------------------------------------------------------------- the shipped files
 
+
 @pytest.mark.parametrize("name", sorted(RULE_FILES))
 def test_every_shipped_rule_file_validates(name):
     data = load_rule_file(name)
@@ -77,6 +79,7 @@ def test_every_colour_check_declares_its_parameters_in_the_schema():
 
 # ---------------------------------------------------------------- the colour rules
 
+
 def test_the_three_colour_examples_are_refused_at_once(tmp_path):
     data = shipped("colour_rules.yaml")
     assert data["rules"][3]["code"] == "saturation_high"
@@ -88,8 +91,7 @@ def test_the_three_colour_examples_are_refused_at_once(tmp_path):
     where = str(tmp_path / "colour_rules.yaml")
     assert f"{where}: rules[3].params.treshold: unknown key; known: threshold" in problems
     assert f"{where}: rules[0].params.threshold: 80 is above the maximum 1 (a fraction: 0.8 = 80 %)" in problems
-    assert (f"{where}: rules[1].en: unknown placeholder {{observd}}; known: {{observed}}, {{threshold}}"
-            in problems)
+    assert f"{where}: rules[1].en: unknown placeholder {{observd}}; known: {{observed}}, {{threshold}}" in problems
     assert len(problems) == 3
 
 
@@ -119,6 +121,7 @@ def test_a_refused_colour_file_stops_evaluation_before_it_starts(tmp_path):
 
 # ---------------------------------------------------------------- each file: key, type, range
 
+
 def _holidays(d):
     d["years"][2025]["holidays"][0]["typo"] = 1
     d["years"][2025]["workdays"] = "2025-01-26"
@@ -143,28 +146,47 @@ def _index(d):
     d["indicators"][2]["weight"] = -4
 
 
-@pytest.mark.parametrize("name,mutate,expected", [
-    ("holidays.yaml", _holidays, [
-        "years.2025.holidays[0].typo: unknown key",
-        "years.2025.workdays: expected a list, not '2025-01-26'",
-        "years.2025.holidays[1]: from/to must be dates (YYYY-MM-DD)",
-    ]),
-    ("disposal_methods.yaml", _methods, [
-        "methods[0].lanfill: unknown key",
-        "methods[1].landfill: expected true or false, not 'yes'",
-        "methods[2].kind: 'recycling' is not one of utilisation, disposal",
-    ]),
-    ("ledger_rules.yaml", _ledger, [
-        "manifest.tolerance: unknown key",
-        "anomalies.storage_limit_days: expected a whole number, not 'many'",
-        "manifest.quantity_tolerance: 5 is above the maximum 1",
-    ]),
-    ("synergy_index.yaml", _index, [
-        "indicator 1.colour: unknown key",
-        "indicator 2.unit: expected text or null, not 5",
-        "indicator 3.weight: -4 is not above 0",
-    ]),
-])
+@pytest.mark.parametrize(
+    "name,mutate,expected",
+    [
+        (
+            "holidays.yaml",
+            _holidays,
+            [
+                "years.2025.holidays[0].typo: unknown key",
+                "years.2025.workdays: expected a list, not '2025-01-26'",
+                "years.2025.holidays[1]: from/to must be dates (YYYY-MM-DD)",
+            ],
+        ),
+        (
+            "disposal_methods.yaml",
+            _methods,
+            [
+                "methods[0].lanfill: unknown key",
+                "methods[1].landfill: expected true or false, not 'yes'",
+                "methods[2].kind: 'recycling' is not one of utilisation, disposal",
+            ],
+        ),
+        (
+            "ledger_rules.yaml",
+            _ledger,
+            [
+                "manifest.tolerance: unknown key",
+                "anomalies.storage_limit_days: expected a whole number, not 'many'",
+                "manifest.quantity_tolerance: 5 is above the maximum 1",
+            ],
+        ),
+        (
+            "synergy_index.yaml",
+            _index,
+            [
+                "indicator 1.colour: unknown key",
+                "indicator 2.unit: expected text or null, not 5",
+                "indicator 3.weight: -4 is not above 0",
+            ],
+        ),
+    ],
+)
 def test_unknown_key_wrong_type_and_out_of_range_are_refused(tmp_path, name, mutate, expected):
     data = shipped(name)
     mutate(data)
@@ -201,7 +223,8 @@ def test_index_structural_checks_still_run(tmp_path):
     data["indicators"][0]["parent"] = 77
     write_yaml(tmp_path, "synergy_index.yaml", data)
     assert problems_of("synergy_index.yaml", tmp_path) == [
-        f"{tmp_path / 'synergy_index.yaml'}: indicator 1.parent: unknown second-level indicator 77"]
+        f"{tmp_path / 'synergy_index.yaml'}: indicator 1.parent: unknown second-level indicator 77"
+    ]
 
 
 def test_catalogue_csv_columns_and_values(tmp_path):
@@ -212,7 +235,10 @@ def test_catalogue_csv_columns_and_values(tmp_path):
     write_csv(tmp_path, rows)
     problems = problems_of("hw-catalog-2021.csv", tmp_path)
     where = tmp_path / "hw-catalog-2021.csv"
-    assert f"{where}: line 2.extra: unknown key; known: category, category_name, code, description, hazard, industry" in problems
+    assert (
+        f"{where}: line 2.extra: unknown key; known: category, category_name, code, description, hazard, industry"
+        in problems
+    )
     assert any(p.startswith(f"{where}: line 3.hazard: 'X' does not match") for p in problems)
     assert f"{where}: line 4.description: must not be empty" in problems
     write_csv(tmp_path, catalogue_rows()[:10])
@@ -225,7 +251,8 @@ def test_yaml_that_cannot_be_read_or_repeats_a_key(tmp_path):
         load_rule_file("ledger_rules.yaml", tmp_path)
     (tmp_path / "ledger_rules.yaml").write_text("- a list\n", encoding="utf-8")
     assert problems_of("ledger_rules.yaml", tmp_path) == [
-        f"{tmp_path / 'ledger_rules.yaml'}: top level: expected a mapping, not ['a list']"]
+        f"{tmp_path / 'ledger_rules.yaml'}: top level: expected a mapping, not ['a list']"
+    ]
 
 
 def test_rules_dir_replaces_a_shipped_file_by_name(tmp_path):
@@ -240,6 +267,7 @@ def test_rules_dir_replaces_a_shipped_file_by_name(tmp_path):
 
 
 # ---------------------------------------------------------------- check_dir and the command
+
 
 def broken_folder(folder: Path) -> Path:
     data = shipped("colour_rules.yaml")
@@ -272,7 +300,8 @@ def test_rules_check_command(app, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == (
         f"{good}: 7 rule files valid (colour_rules.yaml, disposal_methods.yaml, holidays.yaml, "
-        "hw-catalog-2021.csv, ledger_rules.yaml, plausibility.yaml, synergy_index.yaml)")
+        "hw-catalog-2021.csv, ledger_rules.yaml, plausibility.yaml, synergy_index.yaml)"
+    )
 
     (tmp_path / "bad").mkdir()
     bad = broken_folder(tmp_path / "bad")
@@ -286,6 +315,7 @@ def test_rules_check_command(app, tmp_path):
 
 def test_create_app_with_a_broken_rules_dir_refuses_to_start(tmp_path, monkeypatch):
     from app import create_app
+
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()

@@ -10,6 +10,7 @@ Times are Asia/Shanghai (``sh(...)``). The period of interest is July 2025 (2025
 Enterprises: E1 = world.enterprise (天台 park, county 331023), E3 in 331023 outside the park,
 E2 = world.other_enterprise (温岭 331081).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -59,27 +60,70 @@ def sh(y, mo, d, h=0, mi=0) -> datetime:
 
 def ledger(enterprise, stage: str, code: str, quantity: float, at: datetime) -> LedgerRecord:
     n = next(_ids)
-    record = LedgerRecord(batch_code=f"T{stage[:2].upper()}{n:08d}", stage=stage, enterprise_id=enterprise.id,
-                          waste_code=code, waste_name="废活性炭", category="HW49", catalogue_edition="2021",
-                          quantity_kg=quantity, occurred_at=at, origin="manual")
+    record = LedgerRecord(
+        batch_code=f"T{stage[:2].upper()}{n:08d}",
+        stage=stage,
+        enterprise_id=enterprise.id,
+        waste_code=code,
+        waste_name="废活性炭",
+        category="HW49",
+        catalogue_edition="2021",
+        quantity_kg=quantity,
+        occurred_at=at,
+        origin="manual",
+    )
     if stage == "generation":  # a generation batch carries its balances (CHECK constraint)
         record.on_site_kg = record.available_kg = quantity
     db.session.add(record)
     return record
 
 
-def manifest(consignor, carrier, receiver, lines: list[dict], *, picked=None, received=None, processed=None,
-             rejected=None, status="closed", overdue=False, discrepant=False, due=None) -> Manifest:
+def manifest(
+    consignor,
+    carrier,
+    receiver,
+    lines: list[dict],
+    *,
+    picked=None,
+    received=None,
+    processed=None,
+    rejected=None,
+    status="closed",
+    overdue=False,
+    discrepant=False,
+    due=None,
+) -> Manifest:
     n = next(_ids)
-    m = Manifest(number=f"20253310{n:06d}", status=status, consignor_id=consignor.id, carrier_id=carrier.id,
-                 receiver_id=receiver.id, picked_up_at=picked, received_at=received, processed_at=processed,
-                 rejected_at=rejected, overdue=overdue, discrepant=discrepant, receipt_due_at=due,
-                 created_at=picked or sh(2025, 1, 1))
+    m = Manifest(
+        number=f"20253310{n:06d}",
+        status=status,
+        consignor_id=consignor.id,
+        carrier_id=carrier.id,
+        receiver_id=receiver.id,
+        picked_up_at=picked,
+        received_at=received,
+        processed_at=processed,
+        rejected_at=rejected,
+        overdue=overdue,
+        discrepant=discrepant,
+        receipt_due_at=due,
+        created_at=picked or sh(2025, 1, 1),
+    )
     for i, spec in enumerate(lines, 1):
-        m.lines.append(ManifestLine(
-            line_no=i, waste_code=spec.get("code", "900-039-49"), waste_name="废活性炭", category="HW49", hazard="T",
-            quantity_kg=spec["qty"], received_kg=spec.get("received"), accepted_kg=spec.get("accepted", spec.get("received")),
-            method_code=spec.get("method"), consumed_kg=spec.get("consumed", 0.0)))
+        m.lines.append(
+            ManifestLine(
+                line_no=i,
+                waste_code=spec.get("code", "900-039-49"),
+                waste_name="废活性炭",
+                category="HW49",
+                hazard="T",
+                quantity_kg=spec["qty"],
+                received_kg=spec.get("received"),
+                accepted_kg=spec.get("accepted", spec.get("received")),
+                method_code=spec.get("method"),
+                consumed_kg=spec.get("consumed", 0.0),
+            )
+        )
     db.session.add(m)
     return m
 
@@ -88,17 +132,36 @@ def box(enterprise, created: datetime) -> Box:
     return factories.box(enterprise, now=created)
 
 
-def fill(b: Box, at: datetime, mass: float, kind: str = "replacement", removed: float | None = None,
-         batch: RegenerationBatch | None = None) -> Fill:
-    f = Fill(box_id=b.id, kind=kind, filled_at=at, mass_kg=mass, carbon_type="granular", iodine_mg_g=900.0,
-             removed_waste_kg=removed, regeneration_batch_id=batch.id if batch else None)
+def fill(
+    b: Box,
+    at: datetime,
+    mass: float,
+    kind: str = "replacement",
+    removed: float | None = None,
+    batch: RegenerationBatch | None = None,
+) -> Fill:
+    f = Fill(
+        box_id=b.id,
+        kind=kind,
+        filled_at=at,
+        mass_kg=mass,
+        carbon_type="granular",
+        iodine_mg_g=900.0,
+        removed_waste_kg=removed,
+        regeneration_batch_id=batch.id if batch else None,
+    )
     db.session.add(f)
     return f
 
 
 def colour(b: Box, at: datetime, to: str, *reasons: str) -> ColourChange:
-    c = ColourChange(box_id=b.id, colour=to, changed_at=at, recorded_at=at,
-                     reasons=[{"code": r, "level": to, "observed": None, "threshold": None} for r in reasons])
+    c = ColourChange(
+        box_id=b.id,
+        colour=to,
+        changed_at=at,
+        recorded_at=at,
+        reasons=[{"code": r, "level": to, "observed": None, "threshold": None} for r in reasons],
+    )
     db.session.add(c)
     return c
 
@@ -133,38 +196,112 @@ def build(world) -> Data:
     ledger(e2, "generation", "900-039-49", 9999.0, sh(2025, 7, 15))
 
     # ---- manifests of E1 picked up in July: M1, M2, M3 (rejected), M4 (in transit, past due)
-    manifest(e1, carrier, rx, [{"qty": 1000.0, "received": 990.0, "method": "R7", "consumed": 600.0}],
-             picked=sh(2025, 7, 20, 10), received=sh(2025, 7, 22), processed=sh(2025, 7, 28), discrepant=True)
-    manifest(e1, carrier, rx, [{"qty": 200.0, "received": 200.0, "method": "D1"},
-                               {"code": "900-041-49", "qty": 100.0, "received": 100.0, "method": "D10"}],
-             picked=sh(2025, 7, 21), received=sh(2025, 7, 30), processed=sh(2025, 7, 31, 23, 30), overdue=True)
-    manifest(e1, carrier, rx, [{"qty": 100.0, "received": None, "accepted": 0.0}], picked=sh(2025, 7, 23),
-             rejected=sh(2025, 7, 25), status="rejected")
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 1000.0, "received": 990.0, "method": "R7", "consumed": 600.0}],
+        picked=sh(2025, 7, 20, 10),
+        received=sh(2025, 7, 22),
+        processed=sh(2025, 7, 28),
+        discrepant=True,
+    )
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [
+            {"qty": 200.0, "received": 200.0, "method": "D1"},
+            {"code": "900-041-49", "qty": 100.0, "received": 100.0, "method": "D10"},
+        ],
+        picked=sh(2025, 7, 21),
+        received=sh(2025, 7, 30),
+        processed=sh(2025, 7, 31, 23, 30),
+        overdue=True,
+    )
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 100.0, "received": None, "accepted": 0.0}],
+        picked=sh(2025, 7, 23),
+        rejected=sh(2025, 7, 25),
+        status="rejected",
+    )
     manifest(e1, carrier, rx, [{"qty": 50.0}], picked=sh(2025, 7, 29), status="in_transit", due=sh(2025, 8, 6))
     # M5: picked up in June, received and processed (cement kiln) in July
-    manifest(e1, carrier, rx, [{"qty": 300.0, "received": 280.0, "method": "C1"}],
-             picked=sh(2025, 6, 28), received=sh(2025, 7, 2), processed=sh(2025, 7, 3), discrepant=True)
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 300.0, "received": 280.0, "method": "C1"}],
+        picked=sh(2025, 6, 28),
+        received=sh(2025, 7, 2),
+        processed=sh(2025, 7, 3),
+        discrepant=True,
+    )
     # Processed just after July (00:30 on Aug 1 Shanghai = July 31 16:30 UTC): not July
-    manifest(e1, carrier, rx, [{"qty": 70.0, "received": 70.0, "method": "D1"}],
-             picked=sh(2025, 7, 1, 8), received=sh(2025, 7, 2, 8), processed=sh(2025, 8, 1, 0, 30))
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 70.0, "received": 70.0, "method": "D1"}],
+        picked=sh(2025, 7, 1, 8),
+        received=sh(2025, 7, 2, 8),
+        processed=sh(2025, 8, 1, 0, 30),
+    )
     # June (previous period): 500 D1 + 500 R7 → share 0.5
-    manifest(e1, carrier, rx, [{"qty": 500.0, "received": 500.0, "method": "D1"},
-                               {"qty": 500.0, "received": 500.0, "method": "R7"}],
-             picked=sh(2025, 6, 10), received=sh(2025, 6, 12), processed=sh(2025, 6, 15))
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 500.0, "received": 500.0, "method": "D1"}, {"qty": 500.0, "received": 500.0, "method": "R7"}],
+        picked=sh(2025, 6, 10),
+        received=sh(2025, 6, 12),
+        processed=sh(2025, 6, 15),
+    )
     # July 2024 (base year): 100 D1 + 300 R7 → share 0.25
-    manifest(e1, carrier, rx, [{"qty": 100.0, "received": 100.0, "method": "D1"},
-                               {"qty": 300.0, "received": 300.0, "method": "R7"}],
-             picked=sh(2024, 7, 10), received=sh(2024, 7, 12), processed=sh(2024, 7, 15))
+    manifest(
+        e1,
+        carrier,
+        rx,
+        [{"qty": 100.0, "received": 100.0, "method": "D1"}, {"qty": 300.0, "received": 300.0, "method": "R7"}],
+        picked=sh(2024, 7, 10),
+        received=sh(2024, 7, 12),
+        processed=sh(2024, 7, 15),
+    )
     # E3 (county, outside the park): 400 landfilled in July
-    manifest(e3, carrier, rx, [{"qty": 400.0, "received": 400.0, "method": "D1"}],
-             picked=sh(2025, 7, 5), received=sh(2025, 7, 6), processed=sh(2025, 7, 7))
+    manifest(
+        e3,
+        carrier,
+        rx,
+        [{"qty": 400.0, "received": 400.0, "method": "D1"}],
+        picked=sh(2025, 7, 5),
+        received=sh(2025, 7, 6),
+        processed=sh(2025, 7, 7),
+    )
     # E2 (another county): 9999 landfilled in July
-    manifest(e2, carrier, rx, [{"qty": 9999.0, "received": 9999.0, "method": "D1"}],
-             picked=sh(2025, 7, 5), received=sh(2025, 7, 6), processed=sh(2025, 7, 7))
+    manifest(
+        e2,
+        carrier,
+        rx,
+        [{"qty": 9999.0, "received": 9999.0, "method": "D1"}],
+        picked=sh(2025, 7, 5),
+        received=sh(2025, 7, 6),
+        processed=sh(2025, 7, 7),
+    )
 
     # ---- boxes and fills
-    batch = RegenerationBatch(plant_id=rx.id, batch_no="RB-1", produced_on=date(2025, 7, 5), method_code="R7",
-                              input_kg=3000.0, output_kg=2500.0, iodine_mg_g=900.0, used_kg=2000.0)
+    batch = RegenerationBatch(
+        plant_id=rx.id,
+        batch_no="RB-1",
+        produced_on=date(2025, 7, 5),
+        method_code="R7",
+        input_kg=3000.0,
+        output_kg=2500.0,
+        iodine_mg_g=900.0,
+        used_kg=2000.0,
+    )
     db.session.add(batch)
     b1 = box(e1, sh(2025, 1, 1))
     b2 = box(e1, sh(2025, 1, 1))

@@ -1,5 +1,6 @@
 """Statistics exports: CSV with a BOM and Chinese headers, XLSX sheets, names that look like
 formulas written as text (both databases)."""
+
 from __future__ import annotations
 
 import csv
@@ -25,13 +26,24 @@ def test_csv_export_has_bom_chinese_headers_and_parses_back(world, api):
     assert "filename*=UTF-8''" in disposition
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0] == ["指标", "数值", "单位"]
-    summary = {(row[0], row[2]): row[1] for row in rows[1:rows.index([])]}
+    summary = {(row[0], row[2]): row[1] for row in rows[1 : rows.index([])]}
     assert float(summary[("填埋量", "kg")]) == approx(200)
     assert float(summary[("填埋占比", "%")]) == approx(round(200 / 1570 * 100, 4))
     assert float(summary[("红码箱天数", "箱·天")]) == approx(15.5)
-    header_at = rows.index(["废物代码", "废物名称", "产生量 (kg)", "入库量 (kg)", "退回入库 (kg)", "期末在库 (kg)",
-                            "转移量 (kg)", "接收量 (kg)", "接受量 (kg)"])
-    by_code = {row[0]: row for row in rows[header_at + 1:] if row and re.match(r"\d{3}-\d{3}-\d{2}$", row[0])}
+    header_at = rows.index(
+        [
+            "废物代码",
+            "废物名称",
+            "产生量 (kg)",
+            "入库量 (kg)",
+            "退回入库 (kg)",
+            "期末在库 (kg)",
+            "转移量 (kg)",
+            "接收量 (kg)",
+            "接受量 (kg)",
+        ]
+    )
+    by_code = {row[0]: row for row in rows[header_at + 1 :] if row and re.match(r"\d{3}-\d{3}-\d{2}$", row[0])}
     assert float(by_code["900-039-49"][2]) == approx(1500)
     assert float(by_code["900-039-49"][6]) == approx(1420)
 
@@ -62,21 +74,28 @@ def test_xlsx_export_sheets_headers_and_values(world, api):
 
 def test_openapi_documents_the_routes(app, client):
     spec = client.get("/openapi.json").get_json()
-    for path in ("/api/v1/parks/{park_id}/metrics", "/api/v1/parks/{park_id}/metrics.csv",
-                 "/api/v1/parks/{park_id}/metrics.xlsx", "/api/v1/counties/{county_code}/metrics",
-                 "/api/v1/metrics", "/api/v1/metrics.xlsx", "/api/v1/value-added"):
+    for path in (
+        "/api/v1/parks/{park_id}/metrics",
+        "/api/v1/parks/{park_id}/metrics.csv",
+        "/api/v1/parks/{park_id}/metrics.xlsx",
+        "/api/v1/counties/{county_code}/metrics",
+        "/api/v1/metrics",
+        "/api/v1/metrics.xlsx",
+        "/api/v1/value-added",
+    ):
         assert path in spec["paths"], path
     params = {p["name"] for p in spec["paths"]["/api/v1/metrics"]["get"]["parameters"]}
     assert {"period", "base_year"} <= params
 
 
 def test_exports_write_formula_like_names_as_text_and_carry_more_figures(world, api):
-    park = factories.create_park(db.session, factories.op_principal(),
-                                 {"name": '=HYPERLINK("http://evil.example","x")', "county_code": "331023"})
+    park = factories.create_park(
+        db.session, factories.op_principal(), {"name": '=HYPERLINK("http://evil.example","x")', "county_code": "331023"}
+    )
     db.session.commit()
     r = api.get(f"/api/v1/parks/{park.id}/metrics.csv?period={JULY}", as_="op")
     rows = list(csv.reader(io.StringIO(r.get_data().decode("utf-8-sig"))))
-    summary = {(row[0], row[2]): row[1] for row in rows[1:rows.index([])]}
+    summary = {(row[0], row[2]): row[1] for row in rows[1 : rows.index([])]}
     assert summary[("统计范围", "")].startswith("'=")
     assert {("接受量", "kg"), ("退回入库量", "kg"), ("运输中（未超期）", "张"), ("按时接收率", "%")} <= set(summary)
     wb = load_workbook(io.BytesIO(api.get(f"/api/v1/parks/{park.id}/metrics.xlsx?period={JULY}", as_="op").get_data()))

@@ -5,6 +5,7 @@ page are in test_exports.py and test_page.py, odd input in test_odd_input.py.
 The data set is tests/statistics/builders.py; the expected numbers are worked out by hand there
 and here.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from tests.statistics.builders import (
 
 # ---------------------------------------------------------------- periods (pure)
 
+
 def test_parse_period_month_bounds_are_shanghai_midnights():
     p = parse_period("2025-07")
     assert (p.kind, p.label) == ("month", "2025-07")
@@ -50,15 +52,34 @@ def test_parse_period_quarter_and_year():
     assert parse_period("2025-Q1").previous().label == "2024-Q4"
     assert parse_period("2025-Q4").end_utc == datetime(2025, 12, 31, 16, tzinfo=UTC)
     y = parse_period("2025")
-    assert (y.kind, y.start_utc, y.end_utc) == ("year", datetime(2024, 12, 31, 16, tzinfo=UTC),
-                                                datetime(2025, 12, 31, 16, tzinfo=UTC))
+    assert (y.kind, y.start_utc, y.end_utc) == (
+        "year",
+        datetime(2024, 12, 31, 16, tzinfo=UTC),
+        datetime(2025, 12, 31, 16, tzinfo=UTC),
+    )
     assert y.previous().label == "2024" and y.same_period_in(2024).label == "2024"
     assert [m.label for m in services.months_until(q, 4)] == ["2025-06", "2025-07", "2025-08", "2025-09"]
     assert [m.label for m in services.months_until(parse_period("2025-01"), 2)] == ["2024-12", "2025-01"]
 
 
-@pytest.mark.parametrize("bad", ["", "2025-13", "2025-00", "2025-Q5", "2025-Q0", "25-07", "2025/07", "2025-7",
-                                 "July", "2025-07-01", None, 2025, "1999"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "2025-13",
+        "2025-00",
+        "2025-Q5",
+        "2025-Q0",
+        "25-07",
+        "2025/07",
+        "2025-7",
+        "July",
+        "2025-07-01",
+        None,
+        2025,
+        "1999",
+    ],
+)
 def test_parse_period_rejects_malformed(bad):
     with pytest.raises(InvalidInput) as exc:
         parse_period(bad)
@@ -75,6 +96,7 @@ def test_future_period_is_refused_and_current_is_allowed():
 
 
 # ---------------------------------------------------------------- the metrics, through the services
+
 
 def test_park_july_volumes_by_waste_code(world):
     build(world)
@@ -103,11 +125,20 @@ def test_park_july_treatment_and_landfill_share(world):
     m = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)
     t = m["treatment"]
     assert (t["utilised_kg"], t["landfilled_kg"], t["incinerated_kg"], t["cement_kiln_kg"], t["other_kg"]) == (
-        approx(990), approx(200), approx(100), approx(280), approx(0))
+        approx(990),
+        approx(200),
+        approx(100),
+        approx(280),
+        approx(0),
+    )
     assert m["processed_kg"] == approx(1570) and m["landfilled_kg"] == approx(200)
     assert m["landfill_share"] == approx(200 / 1570)
     assert {r["method_code"]: r["quantity_kg"] for r in m["by_method"]} == {
-        "C1": approx(280), "D1": approx(200), "D10": approx(100), "R7": approx(990)}
+        "C1": approx(280),
+        "D1": approx(200),
+        "D10": approx(100),
+        "R7": approx(990),
+    }
     prev, base = m["landfill_trend"]["previous"], m["landfill_trend"]["base"]
     assert (prev["period"], prev["landfill_share"]) == ("2025-06", approx(0.5))
     assert prev["change_share"] == approx(200 / 1570 - 0.5) and prev["direction"] == "down"
@@ -166,8 +197,15 @@ def test_regeneration_and_regenerated_fills(world):
 def test_manifest_counts(world):
     build(world)
     mf = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["manifests"]
-    assert mf == {"shipped_count": 5, "on_time_count": 2, "overdue_count": 2, "discrepant_count": 1,
-                  "rejected_count": 1, "in_transit_count": 0, "on_time_share": approx(0.5)}
+    assert mf == {
+        "shipped_count": 5,
+        "on_time_count": 2,
+        "overdue_count": 2,
+        "discrepant_count": 1,
+        "rejected_count": 1,
+        "in_transit_count": 0,
+        "on_time_share": approx(0.5),
+    }
 
 
 def test_boxes_by_colour_and_red_box_days_clipped_to_the_period(world):
@@ -205,16 +243,21 @@ def test_on_time_replacements(world):
     rp = services.metrics(db.session, as_(world, "park"), park_scope(world), JULY)["replacements"]
     # the July 10 replacement came after the box turned red for saturation; the July 25 one after a
     # red for a sensor reason only, which does not make a replacement late
-    assert rp == {"replacement_count": 2, "on_time_replacement_count": 1, "late_replacement_count": 1,
-                  "on_time_replacement_share": approx(0.5)}
+    assert rp == {
+        "replacement_count": 2,
+        "on_time_replacement_count": 1,
+        "late_replacement_count": 1,
+        "on_time_replacement_share": approx(0.5),
+    }
 
 
 def test_a_replacement_that_knows_it_was_late_counts_as_late(world):
     # The fills of build() predate Fill.replaced_overdue (None): the colour history decides. A
     # recorded flag wins over the history, either way.
     data = build(world)
-    july = db.session.scalars(sa.select(Fill).where(Fill.box_id == data.boxes["b1"].id, Fill.kind == "replacement")
-                              .order_by(Fill.filled_at)).all()
+    july = db.session.scalars(
+        sa.select(Fill).where(Fill.box_id == data.boxes["b1"].id, Fill.kind == "replacement").order_by(Fill.filled_at)
+    ).all()
     assert len(july) == 2 and all(f.replaced_overdue is None for f in july)
     july[0].replaced_overdue, july[1].replaced_overdue = False, True  # against the history both times
     db.session.commit()
@@ -300,21 +343,52 @@ def test_red_box_days_edges(world):
 
 # ---------------------------------------------------------------- generation intensity and value added
 
+
 def test_value_added_import_and_intensity(world, api):
     build(world)
-    r = api.post("/api/v1/value-added", [
-        {"scope": "park", "park_id": world.park.id, "period": JULY, "value_added_10k_yuan": 400,
-         "source_department": "天台县统计局"},
-        {"scope": "park", "park_id": world.park.id, "period": "2024-07", "value_added_10k_yuan": 200,
-         "source_department": "天台县统计局"},
-        {"scope": "county", "county_code": "331023", "period": JULY, "value_added_10k_yuan": 1000,
-         "source_department": "天台县统计局"},
-    ], as_="reg_tt")
+    r = api.post(
+        "/api/v1/value-added",
+        [
+            {
+                "scope": "park",
+                "park_id": world.park.id,
+                "period": JULY,
+                "value_added_10k_yuan": 400,
+                "source_department": "天台县统计局",
+            },
+            {
+                "scope": "park",
+                "park_id": world.park.id,
+                "period": "2024-07",
+                "value_added_10k_yuan": 200,
+                "source_department": "天台县统计局",
+            },
+            {
+                "scope": "county",
+                "county_code": "331023",
+                "period": JULY,
+                "value_added_10k_yuan": 1000,
+                "source_department": "天台县统计局",
+            },
+        ],
+        as_="reg_tt",
+    )
     assert r.status_code == 200, r.get_json()
     assert (r.get_json()["created"], r.get_json()["updated"]) == (3, 0)
     # a second import of the same scope and period replaces the figure
-    r = api.post("/api/v1/value-added", [{"scope": "park", "park_id": world.park.id, "period": JULY,
-                                          "value_added_10k_yuan": 500, "source_department": "天台县经信局"}], as_="op")
+    r = api.post(
+        "/api/v1/value-added",
+        [
+            {
+                "scope": "park",
+                "park_id": world.park.id,
+                "period": JULY,
+                "value_added_10k_yuan": 500,
+                "source_department": "天台县经信局",
+            }
+        ],
+        as_="op",
+    )
     assert r.status_code == 200 and (r.get_json()["created"], r.get_json()["updated"]) == (0, 1), r.get_json()
     i = api.get(f"/api/v1/parks/{world.park.id}/metrics?period={JULY}", as_="park").get_json()["intensity"]
     assert i["value_added_10k_yuan"] == 500 and i["value_added_source"] == "天台县经信局"
@@ -334,8 +408,13 @@ def test_a_quarter_without_its_own_value_added_sums_its_months_when_all_are_ther
     build(world)
 
     def month(label, value):
-        return {"scope": "park", "park_id": world.park.id, "period": label, "value_added_10k_yuan": value,
-                "source_department": "天台县统计局"}
+        return {
+            "scope": "park",
+            "park_id": world.park.id,
+            "period": label,
+            "value_added_10k_yuan": value,
+            "source_department": "天台县统计局",
+        }
 
     def q3():
         return api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025-Q3", as_="park").get_json()["intensity"]
@@ -347,35 +426,83 @@ def test_a_quarter_without_its_own_value_added_sums_its_months_when_all_are_ther
     assert i["value_added_10k_yuan"] == approx(1000) and "3 个月合计" in i["value_added_source"]
     assert i["generation_intensity_t_per_10k_yuan"] == approx(i["generated_t"] / 1000)
     # A figure imported for the quarter itself wins over the sum of its months.
-    assert api.post("/api/v1/value-added", [{**month("2025-Q3", 990), "source_department": "市统计局"}],
-                    as_="op").status_code == 200
+    assert (
+        api.post(
+            "/api/v1/value-added", [{**month("2025-Q3", 990), "source_department": "市统计局"}], as_="op"
+        ).status_code
+        == 200
+    )
     assert (q3()["value_added_10k_yuan"], q3()["value_added_source"]) == (990, "市统计局")
 
 
 def test_value_added_bad_items_store_nothing(world, api):
-    r = api.post("/api/v1/value-added", [
-        {"scope": "park", "park_id": world.park.id, "period": JULY, "value_added_10k_yuan": 100,
-         "source_department": "统计局"},
-        {"scope": "park", "park_id": 99999, "period": "2025-13", "value_added_10k_yuan": -5,
-         "source_department": "统计局"},
-    ], as_="op")
+    r = api.post(
+        "/api/v1/value-added",
+        [
+            {
+                "scope": "park",
+                "park_id": world.park.id,
+                "period": JULY,
+                "value_added_10k_yuan": 100,
+                "source_department": "统计局",
+            },
+            {
+                "scope": "park",
+                "park_id": 99999,
+                "period": "2025-13",
+                "value_added_10k_yuan": -5,
+                "source_department": "统计局",
+            },
+        ],
+        as_="op",
+    )
     assert r.status_code == 422 and r.mimetype == "application/problem+json"
     errors = r.get_json()["errors"]["1"]
     assert set(errors) >= {"period", "value_added_10k_yuan"}
-    r = api.post("/api/v1/value-added", [
-        {"scope": "park", "park_id": 99999, "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
-        {"scope": "county", "county_code": "331023", "period": "2099", "value_added_10k_yuan": 5,
-         "source_department": "统计局"},
-        {"scope": "county", "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
-    ], as_="op")
+    r = api.post(
+        "/api/v1/value-added",
+        [
+            {
+                "scope": "park",
+                "park_id": 99999,
+                "period": JULY,
+                "value_added_10k_yuan": 5,
+                "source_department": "统计局",
+            },
+            {
+                "scope": "county",
+                "county_code": "331023",
+                "period": "2099",
+                "value_added_10k_yuan": 5,
+                "source_department": "统计局",
+            },
+            {"scope": "county", "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
+        ],
+        as_="op",
+    )
     assert r.status_code == 422, r.get_json()
     errors = r.get_json()["errors"]
     assert "county_code" in errors["2"]
-    r = api.post("/api/v1/value-added", [
-        {"scope": "park", "park_id": 99999, "period": JULY, "value_added_10k_yuan": 5, "source_department": "统计局"},
-        {"scope": "county", "county_code": "331023", "period": "2099", "value_added_10k_yuan": 5,
-         "source_department": "统计局"},
-    ], as_="op")
+    r = api.post(
+        "/api/v1/value-added",
+        [
+            {
+                "scope": "park",
+                "park_id": 99999,
+                "period": JULY,
+                "value_added_10k_yuan": 5,
+                "source_department": "统计局",
+            },
+            {
+                "scope": "county",
+                "county_code": "331023",
+                "period": "2099",
+                "value_added_10k_yuan": 5,
+                "source_department": "统计局",
+            },
+        ],
+        as_="op",
+    )
     assert r.status_code == 422, r.get_json()
     errors = r.get_json()["errors"]
     assert "park_id" in errors["0"] and "future" in errors["1"]["period"][0]
@@ -384,8 +511,13 @@ def test_value_added_bad_items_store_nothing(world, api):
 
 
 def test_value_added_import_is_for_operators_and_regulators_in_their_county(world, api):
-    item = {"scope": "county", "county_code": "331081", "period": JULY, "value_added_10k_yuan": 5,
-            "source_department": "温岭市统计局"}
+    item = {
+        "scope": "county",
+        "county_code": "331081",
+        "period": JULY,
+        "value_added_10k_yuan": 5,
+        "source_department": "温岭市统计局",
+    }
     assert api.post("/api/v1/value-added", [item], as_="park").status_code == 403
     assert api.post("/api/v1/value-added", [item], as_="ent").status_code == 403
     assert api.post("/api/v1/value-added", [item], as_="reg_tt").status_code == 403  # another county
@@ -397,13 +529,18 @@ def test_value_added_import_is_for_operators_and_regulators_in_their_county(worl
 
 # ---------------------------------------------------------------- HTTP: JSON, errors, tenancy
 
+
 def test_http_park_metrics_json(world, api):
     build(world)
     r = api.get(f"/api/v1/parks/{world.park.id}/metrics?period={JULY}", as_="park")
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
-    assert body["scope"] == {"kind": "park", "park_id": world.park.id, "county_code": "331023",
-                             "name": "天台县经济开发区"}
+    assert body["scope"] == {
+        "kind": "park",
+        "park_id": world.park.id,
+        "county_code": "331023",
+        "name": "天台县经济开发区",
+    }
     assert body["landfill_share"] == approx(200 / 1570)
     assert body["boxes"]["red_box_days"] == approx(15.5)
     assert "regeneration_rate_share" in body["definitions"]
@@ -442,8 +579,9 @@ def test_http_unknown_park_or_county_is_404(world, api):
 
 
 def test_tenancy_park_admin_sees_only_its_park(world, api):
-    other_park = factories.create_park(db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区",
-                                                                               "county_code": "331081"})
+    other_park = factories.create_park(
+        db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区", "county_code": "331081"}
+    )
     db.session.commit()
     assert api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025", as_="park").status_code == 200
     r = api.get(f"/api/v1/parks/{other_park.id}/metrics?period=2025", as_="park")
@@ -454,8 +592,9 @@ def test_tenancy_park_admin_sees_only_its_park(world, api):
 
 
 def test_tenancy_county_regulator_sees_its_county_and_parks(world, api):
-    other_park = factories.create_park(db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区",
-                                                                               "county_code": "331081"})
+    other_park = factories.create_park(
+        db.session, factories.op_principal(), {"name": "温岭市东部产业集聚区", "county_code": "331081"}
+    )
     db.session.commit()
     assert api.get("/api/v1/counties/331023/metrics?period=2025", as_="reg_tt").status_code == 200
     assert api.get(f"/api/v1/parks/{world.park.id}/metrics?period=2025", as_="reg_tt").status_code == 200
@@ -479,6 +618,7 @@ def test_tenancy_enterprises_and_services_get_403(world, api):
 
 
 # ---------------------------------------------------------------- demo extension
+
 
 def test_demo_extension_imports_value_added_that_adds_up(world, now):
     import random

@@ -1,5 +1,6 @@
 """The statistics page (/statistics): charts and numbers for a park administration, a county
 regulator's picker, logins and jurisdictions, messages in the reader's language."""
+
 from __future__ import annotations
 
 import re

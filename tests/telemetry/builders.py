@@ -1,4 +1,5 @@
 """Builders for the telemetry tests (no tests here; their fixtures are in tests/telemetry/conftest.py)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -10,8 +11,16 @@ from app.extensions import db
 from app.telemetry.models import BoxSensorState, SensorReading
 from tests import factories
 
-BASE = dict(inlet_mg_m3=100.0, outlet_mg_m3=20.0, airflow_m3_h=5000.0, pressure_drop_pa=800.0,
-            inlet_temp_c=30.0, bed_temp_c=30.0, rh_pct=50.0, running=True)
+BASE = dict(
+    inlet_mg_m3=100.0,
+    outlet_mg_m3=20.0,
+    airflow_m3_h=5000.0,
+    pressure_drop_pa=800.0,
+    inlet_temp_c=30.0,
+    bed_temp_c=30.0,
+    rh_pct=50.0,
+    running=True,
+)
 # (100 − 20) mg/m³ × 5000 m³/h × 10⁻⁶ = 0.4 kg/h
 RATE_KG_H = 0.4
 
@@ -25,10 +34,15 @@ def reading(code: str, ts: datetime | str, **over) -> dict:
 
 
 def make_sensor_box(world, filled_days_ago: float = 2, **extra):
-    box = factories.box(world.enterprise, has_sensors=True, pressure_drop_min_pa=300.0, pressure_drop_max_pa=1200.0,
-                        **extra)
-    record_fill(db.session, factories.op_principal(), box,
-                {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": utc_now() - timedelta(days=filled_days_ago)})
+    box = factories.box(
+        world.enterprise, has_sensors=True, pressure_drop_min_pa=300.0, pressure_drop_max_pa=1200.0, **extra
+    )
+    record_fill(
+        db.session,
+        factories.op_principal(),
+        box,
+        {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": utc_now() - timedelta(days=filled_days_ago)},
+    )
     db.session.commit()
     return box
 

@@ -1,4 +1,5 @@
 """Fixtures of the telemetry tests: a box with sensors, filled two days ago, and a gateway's device token."""
+
 from __future__ import annotations
 
 import pytest

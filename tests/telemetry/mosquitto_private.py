@@ -1,6 +1,7 @@
 """A private Mosquitto for the tests that need the product's broker configuration: the machine's
 binary with ``deploy/mosquitto.conf`` on a free port of 127.0.0.1 and a persistence folder of the
 test's own (no helper tests here)."""
+
 from __future__ import annotations
 
 import os

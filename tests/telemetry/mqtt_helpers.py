@@ -1,4 +1,5 @@
 """MQTT helpers for the telemetry tests (no tests here): a subscriber running in a thread and a publisher."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ class Running:
 
     def __init__(self, app, url, channel, **batching):
         self.batches = []
-        self.subscriber = Subscriber(app, url, channel["topic"], channel["client_id"],
-                                     on_batch=self.batches.append, reconnect_delay_s=0.2, **batching)
+        self.subscriber = Subscriber(
+            app,
+            url,
+            channel["topic"],
+            channel["client_id"],
+            on_batch=self.batches.append,
+            reconnect_delay_s=0.2,
+            **batching,
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.subscriber.run, args=(self.stop,), daemon=True)
 

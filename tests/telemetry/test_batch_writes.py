@@ -1,5 +1,6 @@
 """Ingest's batch writes: states in one UPDATE, the colour refresh given the fills and states just
 read, box colours written by primary key; each gives what the ORM path gives."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,14 @@ from tests import factories
 from tests.telemetry.builders import make_sensor_box, reading, utc_now
 
 STATE_COLUMNS = [c.key for c in BoxSensorState.__table__.columns]
-BOX_COLOUR_COLUMNS = ["colour", "colour_since", "colour_reasons", "colour_next_check_at", "colour_evaluated_at",
-                      "revision"]
+BOX_COLOUR_COLUMNS = [
+    "colour",
+    "colour_since",
+    "colour_reasons",
+    "colour_next_check_at",
+    "colour_evaluated_at",
+    "revision",
+]
 
 
 @contextlib.contextmanager
@@ -81,8 +88,9 @@ def test_the_colour_refresh_of_a_batch_reads_no_fill_nor_state_again(app, world)
     now = utc_now()
     # The first batch ends the box's silence (a colour change: its history is evaluated again,
     # which reads more); the next one, nothing new for the colour, only reads what ingest reads.
-    services.ingest(db.session, factories.op_principal(), _batch([box], now, minutes=(12, 11, 10)),
-                    now=now - timedelta(minutes=9))
+    services.ingest(
+        db.session, factories.op_principal(), _batch([box], now, minutes=(12, 11, 10)), now=now - timedelta(minutes=9)
+    )
     db.session.commit()
     with statements() as seen:
         result = services.ingest(db.session, factories.op_principal(), _batch([box], now), now=now)
@@ -94,7 +102,10 @@ def test_the_colour_refresh_of_a_batch_reads_no_fill_nor_state_again(app, world)
     db.session.expire_all()
     fresh = box_services.evaluate_boxes(db.session, [db.session.get(Box, box.id)], now)[box.id]
     stored = db.session.get(Box, box.id)
-    assert (stored.colour, [r["code"] for r in stored.colour_reasons]) == (fresh.colour, [r["code"] for r in fresh.reasons])
+    assert (stored.colour, [r["code"] for r in stored.colour_reasons]) == (
+        fresh.colour,
+        [r["code"] for r in fresh.reasons],
+    )
     assert stored.colour_next_check_at == fresh.next_check_at
 
 
@@ -111,8 +122,16 @@ def test_evaluation_with_given_fills_equals_evaluation_that_reads_them(app, worl
     read = box_services.evaluate_boxes(db.session, boxes, later)
 
     def essentials(ev):
-        return (ev.colour, ev.reasons, ev.saturation, ev.predicted_replacement_at, ev.saturation_basis,
-                ev.next_check_at, ev.since, ev.facts["fill"])
+        return (
+            ev.colour,
+            ev.reasons,
+            ev.saturation,
+            ev.predicted_replacement_at,
+            ev.saturation_basis,
+            ev.next_check_at,
+            ev.since,
+            ev.facts["fill"],
+        )
 
     assert [essentials(given[b.id]) for b in boxes] == [essentials(read[b.id]) for b in boxes]
     assert given[boxes[2].id].colour == "grey"
@@ -122,8 +141,16 @@ def _colour_outcome(box_id: int) -> tuple:
     db.session.expire_all()
     box = db.session.get(Box, box_id)
     changes = db.session.execute(
-        select(ColourChange.colour, ColourChange.previous_colour, ColourChange.changed_at, ColourChange.recorded_at,
-               ColourChange.reasons).where(ColourChange.box_id == box_id).order_by(ColourChange.id)).all()
+        select(
+            ColourChange.colour,
+            ColourChange.previous_colour,
+            ColourChange.changed_at,
+            ColourChange.recorded_at,
+            ColourChange.reasons,
+        )
+        .where(ColourChange.box_id == box_id)
+        .order_by(ColourChange.id)
+    ).all()
     return tuple(getattr(box, c) for c in BOX_COLOUR_COLUMNS), [tuple(c) for c in changes]
 
 

@@ -2,6 +2,7 @@
 binary with deploy/mosquitto.conf, its own port and folder) is stopped and started under a running
 subscriber, and no QoS 1 message is lost — neither those sent after the restart nor those queued
 for the subscriber's persistent session before it."""
+
 from __future__ import annotations
 
 import time
@@ -35,20 +36,25 @@ def test_subscriber_rides_out_broker_restarts(app, world, sensor_box, gateway, p
     channel = {"topic": f"tanxiang-test/{run}/readings", "client_id": f"tanxiang-restart-{run}"}
     now = utc_now()
     with Running(app, private_broker.url, channel) as sub:
-        private_broker.publish(channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=9))])])
+        private_broker.publish(
+            channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=9))])]
+        )
         sub.wait_for(1)
         # The broker goes away under the running subscriber and comes back.
         private_broker.stop()
         time.sleep(0.5)
         private_broker.start()
         # The subscriber reconnects by itself, resumes its session and keeps consuming.
-        private_broker.publish(channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=8))])])
+        private_broker.publish(
+            channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=8))])]
+        )
         sub.wait_for(2, timeout=20)
     assert stored_count(sensor_box.id) == 2
 
     # Messages queued for the (stopped) subscriber's persistent session survive a broker restart.
-    private_broker.publish(channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=m))])
-                                              for m in (7, 6, 5)])
+    private_broker.publish(
+        channel["topic"], [_message(gateway, [reading(sensor_box.code, now - timedelta(minutes=m))]) for m in (7, 6, 5)]
+    )
     private_broker.stop()
     private_broker.start()
     with Running(app, private_broker.url, channel) as sub:

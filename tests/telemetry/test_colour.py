@@ -1,4 +1,5 @@
 """Sensor rules turn boxes yellow or red, with observed value and threshold, into the history."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -65,13 +66,16 @@ def test_sustained_breakthrough_is_red_but_a_spike_is_not(api, world, sensor_box
     assert _history(api, code)[-1]["colour"] == "green"
 
 
-@pytest.mark.parametrize("over, code, level, observed, threshold", [
-    ({"bed_temp_c": 85.0}, "bed_temperature_high", "red", 85.0, 83),
-    ({"inlet_temp_c": 45.5}, "inlet_temperature_high", "yellow", 45.5, 40),
-    ({"pressure_drop_pa": 1500.0}, "pressure_drop_out_of_band", "yellow", 1500.0, "300–1200"),
-    ({"pressure_drop_pa": 120.0}, "pressure_drop_out_of_band", "yellow", 120.0, "300–1200"),
-    ({"outlet_mg_m3": 40.0}, "removal_efficiency_low", "yellow", "60%", "70%"),
-])
+@pytest.mark.parametrize(
+    "over, code, level, observed, threshold",
+    [
+        ({"bed_temp_c": 85.0}, "bed_temperature_high", "red", 85.0, 83),
+        ({"inlet_temp_c": 45.5}, "inlet_temperature_high", "yellow", 45.5, 40),
+        ({"pressure_drop_pa": 1500.0}, "pressure_drop_out_of_band", "yellow", 1500.0, "300–1200"),
+        ({"pressure_drop_pa": 120.0}, "pressure_drop_out_of_band", "yellow", 120.0, "300–1200"),
+        ({"outlet_mg_m3": 40.0}, "removal_efficiency_low", "yellow", "60%", "70%"),
+    ],
+)
 def test_each_sensor_alarm(api, world, sensor_box, gateway, over, code, level, observed, threshold):
     _send(api, gateway, sensor_box.code, [2])
     _send(api, gateway, sensor_box.code, [1], **over)
@@ -96,8 +100,12 @@ def test_a_stopped_fan_raises_no_pressure_or_efficiency_alarm(api, world, sensor
 def test_silence_turns_a_sensor_box_yellow_then_red(api, world, gateway):
     box = make_sensor_box(world, filled_days_ago=10)
     plain = factories.box(world.enterprise, has_sensors=False)
-    record_fill(db.session, factories.op_principal(), plain,
-                {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": utc_now() - timedelta(days=2)})
+    record_fill(
+        db.session,
+        factories.op_principal(),
+        plain,
+        {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": utc_now() - timedelta(days=2)},
+    )
     db.session.commit()
     _send(api, gateway, plain.code, [30 * 60])
     _send(api, gateway, box.code, [30 * 60])

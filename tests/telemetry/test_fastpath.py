@@ -1,6 +1,7 @@
 """The fast ingest path: its checks agree with the per-item error report, bodies JSON parsers
 disagree about, batches that are partly stored already, chunked inserts, optional fields,
 the breakthrough streak across batches, and the stored forms of timestamps."""
+
 from __future__ import annotations
 
 import io
@@ -27,17 +28,37 @@ CAP = 600.0
 # ---------------------------------------------------------------- check_items (no database)
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-10, max_value=2 ** 70),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, 1, 0.0, 1.0, 55.5, 99_999.0, -0.5]),
-    st.text(max_size=3), st.lists(st.integers(), max_size=1),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-10, max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, 0.0, 1.0, 55.5, 99_999.0, -0.5]),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=1),
 )
 _timestamps = st.one_of(
-    st.sampled_from(["2026-03-01T10:15:00+08:00", "2026-03-01T02:15:00Z", "2026-03-01T10:15:00",
-                     "2026-03-01 10:15:00.250000+00:00", "1999-12-31T23:59:59Z", "2026-07-01T00:00:00Z",
-                     "0001-01-01T00:00:00+08:00", "0001-01-01T00:00:00", "2026-02-30T00:00:00Z", "yesterday",
-                     "2026-03-01", "", "20260301T101500+0800"]),
-    st.floats(min_value=-1e20, max_value=1e20), st.integers(min_value=-2 ** 40, max_value=2 ** 40),
-    st.booleans(), st.none(), st.just(float("nan")),
+    st.sampled_from(
+        [
+            "2026-03-01T10:15:00+08:00",
+            "2026-03-01T02:15:00Z",
+            "2026-03-01T10:15:00",
+            "2026-03-01 10:15:00.250000+00:00",
+            "1999-12-31T23:59:59Z",
+            "2026-07-01T00:00:00Z",
+            "0001-01-01T00:00:00+08:00",
+            "0001-01-01T00:00:00",
+            "2026-02-30T00:00:00Z",
+            "yesterday",
+            "2026-03-01",
+            "",
+            "20260301T101500+0800",
+        ]
+    ),
+    st.floats(min_value=-1e20, max_value=1e20),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.booleans(),
+    st.none(),
+    st.just(float("nan")),
 )
 _codes = st.one_of(st.sampled_from(["23-4K7QXB", "  ", "", "x"]), st.none(), st.integers())
 _field = st.sampled_from(["box_code", "ts", "running", *MEASURES, "colour"])
@@ -45,9 +66,18 @@ _field = st.sampled_from(["box_code", "ts", "running", *MEASURES, "colour"])
 
 @st.composite
 def _items(draw):
-    item = {"box_code": "23-4K7QXB", "ts": "2026-03-01T10:15:00+08:00", "inlet_mg_m3": 100.0,
-            "outlet_mg_m3": 20.0, "airflow_m3_h": 5000.0, "pressure_drop_pa": 800.0, "inlet_temp_c": 30.0,
-            "bed_temp_c": 30.0, "rh_pct": 50.0, "running": True}
+    item = {
+        "box_code": "23-4K7QXB",
+        "ts": "2026-03-01T10:15:00+08:00",
+        "inlet_mg_m3": 100.0,
+        "outlet_mg_m3": 20.0,
+        "airflow_m3_h": 5000.0,
+        "pressure_drop_pa": 800.0,
+        "inlet_temp_c": 30.0,
+        "bed_temp_c": 30.0,
+        "rh_pct": 50.0,
+        "running": True,
+    }
     for name in draw(st.lists(_field, max_size=4, unique=True)):
         action = draw(st.sampled_from(["drop", "set"]))
         if action == "drop":
@@ -81,19 +111,33 @@ def test_the_fast_checks_accept_exactly_what_the_error_report_finds_nothing_wron
         assert row[services.R_TS] == ts and ts.tzinfo is UTC
         assert row[services.R_BOUND] == services.bind_ts(ts, sqlite)
         assert row[services.R_CODE] == item["box_code"]
-        values = row[services.R_MEASURE:services.R_RUNNING]
+        values = row[services.R_MEASURE : services.R_RUNNING]
         assert list(values) == [item.get(m) for m in MEASURES]
         assert row[services.R_RUNNING] is bool(item.get("running", True))
 
 
 def test_bound_timestamps_are_what_sqlalchemy_stores():
     store = DATETIME().bind_processor(sqlite_dialect())
-    for ts in (datetime(2026, 3, 1, 2, 15, tzinfo=UTC), datetime(2026, 3, 1, 2, 15, 7, 250, tzinfo=UTC),
-               datetime(2026, 3, 1, 10, 15, tzinfo=timezone(timedelta(hours=8)))):
+    for ts in (
+        datetime(2026, 3, 1, 2, 15, tzinfo=UTC),
+        datetime(2026, 3, 1, 2, 15, 7, 250, tzinfo=UTC),
+        datetime(2026, 3, 1, 10, 15, tzinfo=timezone(timedelta(hours=8))),
+    ):
         assert services.bind_ts(ts, True) == store(ts.astimezone(UTC).replace(tzinfo=None))
         assert services.bind_ts(ts, False) == ts and services.bind_ts(ts, False).tzinfo is UTC
-    rows, _ = services.check_items([{"box_code": "23-4K7QXB", "ts": "2026-03-01T10:59:59.5+08:00", "inlet_mg_m3": 1,
-                                     "outlet_mg_m3": 0, "airflow_m3_h": 1}], LATEST, True)
+    rows, _ = services.check_items(
+        [
+            {
+                "box_code": "23-4K7QXB",
+                "ts": "2026-03-01T10:59:59.5+08:00",
+                "inlet_mg_m3": 1,
+                "outlet_mg_m3": 0,
+                "airflow_m3_h": 1,
+            }
+        ],
+        LATEST,
+        True,
+    )
     assert rows[0][services.R_HOUR] == "2026-03-01 02:00:00.000000"
 
 
@@ -111,6 +155,7 @@ def test_merge_takes_plain_tuples_like_points():
 
 # ---------------------------------------------------------------- through HTTP (both databases)
 
+
 def _headers(token):
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
@@ -119,7 +164,7 @@ def test_numbers_only_the_standard_library_reads_are_rejected_item_by_item(api, 
     now = utc_now()
     good = json.dumps(reading(sensor_box.code, now - timedelta(minutes=2)))
     nan = json.dumps(reading(sensor_box.code, now - timedelta(minutes=1))).replace("100.0", "NaN")
-    huge = json.dumps(reading(sensor_box.code, now)).replace("100.0", str(2 ** 70))
+    huge = json.dumps(reading(sensor_box.code, now)).replace("100.0", str(2**70))
     r = api.client.post("/api/v1/readings", data=f"[{good}, {nan}, {huge}]", headers=_headers(gateway))
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
@@ -135,9 +180,12 @@ def test_a_chunked_body_over_the_limit_is_413(app, api, world, sensor_box, gatew
     data = json.dumps([reading(sensor_box.code, utc_now())] * 40).encode()
     app.config["TELEMETRY_MAX_BODY_BYTES"] = len(data) - 1
     try:
-        r = api.client.post("/api/v1/readings", input_stream=io.BytesIO(data),
-                            headers={**_headers(gateway), "Transfer-Encoding": "chunked"},
-                            environ_overrides={"wsgi.input_terminated": True})
+        r = api.client.post(
+            "/api/v1/readings",
+            input_stream=io.BytesIO(data),
+            headers={**_headers(gateway), "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
         assert r.status_code == 413 and r.mimetype == "application/problem+json"
         r = api.client.post("/api/v1/readings", data=data, headers=_headers(gateway))
         assert r.status_code == 413
@@ -148,8 +196,12 @@ def test_a_chunked_body_over_the_limit_is_413(app, api, world, sensor_box, gatew
 
 def test_timestamps_beyond_the_calendar_are_an_item_error(api, world, sensor_box, gateway):
     now = utc_now()
-    batch = [reading(sensor_box.code, "0001-01-01T00:00:00+08:00"), reading(sensor_box.code, "0001-01-01T00:00:00"),
-             {**reading(sensor_box.code, "x"), "ts": 1e20}, reading(sensor_box.code, now)]
+    batch = [
+        reading(sensor_box.code, "0001-01-01T00:00:00+08:00"),
+        reading(sensor_box.code, "0001-01-01T00:00:00"),
+        {**reading(sensor_box.code, "x"), "ts": 1e20},
+        reading(sensor_box.code, now),
+    ]
     body = post_readings(api, gateway, batch).get_json()
     assert (body["accepted"], body["rejected"]) == (1, 3), body
     assert all(list(i["errors"]) == ["ts"] for i in body["rejected_items"])
@@ -157,9 +209,11 @@ def test_timestamps_beyond_the_calendar_are_an_item_error(api, world, sensor_box
 
 def test_one_instant_written_two_ways_in_one_batch_is_one_reading(api, world, sensor_box, gateway):
     t = utc_now() - timedelta(minutes=5)
-    batch = [reading(sensor_box.code, t.strftime("%Y-%m-%dT%H:%M:%SZ")),
-             reading(sensor_box.code, t.astimezone(timezone(timedelta(hours=8))).isoformat()),
-             reading(sensor_box.code.lower(), (t + timedelta(hours=8)).replace(tzinfo=None).isoformat())]
+    batch = [
+        reading(sensor_box.code, t.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        reading(sensor_box.code, t.astimezone(timezone(timedelta(hours=8))).isoformat()),
+        reading(sensor_box.code.lower(), (t + timedelta(hours=8)).replace(tzinfo=None).isoformat()),
+    ]
     body = post_readings(api, gateway, batch).get_json()
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 2, 0), body
     assert stored_count(sensor_box.id) == 1
@@ -205,29 +259,43 @@ def test_optional_fields_may_be_left_out(api, world, sensor_box, gateway):
     # Four readings within one hour, all in the past whatever the clock says.
     now = (utc_now() - timedelta(hours=1)).replace(minute=30, second=0, microsecond=0)
     base = {"box_code": sensor_box.code, "inlet_mg_m3": 100, "outlet_mg_m3": 20, "airflow_m3_h": 5000}
-    batch = [{**base, "ts": (now - timedelta(minutes=20)).isoformat()},  # no optional field, no running
-             {**base, "ts": (now - timedelta(minutes=15)).isoformat(), "pressure_drop_pa": 700, "running": 1},
-             {**base, "ts": (now - timedelta(minutes=10)).isoformat(), "pressure_drop_pa": 900.0, "running": 0},
-             {**base, "ts": (now - timedelta(minutes=5)).isoformat(), "running": 2}]  # neither true nor false
+    batch = [
+        {**base, "ts": (now - timedelta(minutes=20)).isoformat()},  # no optional field, no running
+        {**base, "ts": (now - timedelta(minutes=15)).isoformat(), "pressure_drop_pa": 700, "running": 1},
+        {**base, "ts": (now - timedelta(minutes=10)).isoformat(), "pressure_drop_pa": 900.0, "running": 0},
+        {**base, "ts": (now - timedelta(minutes=5)).isoformat(), "running": 2},
+    ]  # neither true nor false
     body = post_readings(api, gateway, batch).get_json()
     assert (body["accepted"], body["rejected"]) == (3, 1), body
     assert body["rejected_items"][0]["errors"] == {"running": ["true or false"]}
-    stored = db.session.scalars(select(SensorReading).where(SensorReading.box_id == sensor_box.id)
-                                .order_by(SensorReading.ts)).all()
-    assert [(r.running, r.pressure_drop_pa, r.rh_pct) for r in stored] == [(True, None, None), (True, 700, None),
-                                                                            (False, 900, None)]
+    stored = db.session.scalars(
+        select(SensorReading).where(SensorReading.box_id == sensor_box.id).order_by(SensorReading.ts)
+    ).all()
+    assert [(r.running, r.pressure_drop_pa, r.rh_pct) for r in stored] == [
+        (True, None, None),
+        (True, 700, None),
+        (False, 900, None),
+    ]
     hour = db.session.scalars(select(ReadingHour).where(ReadingHour.box_id == sensor_box.id)).one()
     assert (hour.count, hour.running_count) == (3, 2)
     assert (hour.pressure_drop_pa_n, hour.pressure_drop_pa_sum) == (2, 1600)
     assert (hour.pressure_drop_pa_min, hour.pressure_drop_pa_max) == (700, 900)
     assert (hour.bed_temp_c_n, hour.bed_temp_c_min, hour.bed_temp_c_max) == (0, None, None)
     # A later batch adds to the same hour: sums add up, extremes widen, missing ones stay missing.
-    body = post_readings(api, gateway, [{**base, "ts": (now - timedelta(minutes=1)).isoformat(),
-                                         "pressure_drop_pa": 650, "bed_temp_c": 41.5}]).get_json()
+    body = post_readings(
+        api,
+        gateway,
+        [{**base, "ts": (now - timedelta(minutes=1)).isoformat(), "pressure_drop_pa": 650, "bed_temp_c": 41.5}],
+    ).get_json()
     assert body["accepted"] == 1
     db.session.expire_all()
     hour = db.session.scalars(select(ReadingHour).where(ReadingHour.box_id == sensor_box.id)).one()
-    assert (hour.count, hour.pressure_drop_pa_n, hour.pressure_drop_pa_min, hour.pressure_drop_pa_max) == (4, 3, 650, 900)
+    assert (hour.count, hour.pressure_drop_pa_n, hour.pressure_drop_pa_min, hour.pressure_drop_pa_max) == (
+        4,
+        3,
+        650,
+        900,
+    )
     assert (hour.bed_temp_c_n, hour.bed_temp_c_min, hour.bed_temp_c_max) == (1, 41.5, 41.5)
     assert (hour.inlet_temp_c_n, hour.inlet_temp_c_min) == (0, None)
 
@@ -237,8 +305,10 @@ def test_the_breakthrough_streak_runs_across_batches(api, world, sensor_box, gat
     code = sensor_box.code
 
     def send(*minutes_outlet):
-        batch = [reading(code, now - timedelta(minutes=m), outlet_mg_m3=o, running=running)
-                 for m, o, running in minutes_outlet]
+        batch = [
+            reading(code, now - timedelta(minutes=m), outlet_mg_m3=o, running=running)
+            for m, o, running in minutes_outlet
+        ]
         assert post_readings(api, gateway, batch).get_json()["accepted"] == len(batch)
         state = state_of(code_id)
         since = (now - state.breakthrough_since).total_seconds() / 60 if state.breakthrough_since else None
@@ -257,9 +327,8 @@ def test_the_breakthrough_streak_runs_across_batches(api, world, sensor_box, gat
     assert not any(isinstance(v, float) and math.isnan(v) for v in latest.values() if v is not None)
 
 
-
-
 # ---------------------------------------------------------------- the typed decoder (no database)
+
 
 @settings(max_examples=400, deadline=None)
 @given(items=st.lists(_items(), max_size=6), wrapped=st.booleans(), sqlite=st.booleans())
@@ -280,12 +349,23 @@ def test_the_typed_decoder_gives_what_the_general_path_gives(items, wrapped, sql
 def test_the_typed_decoder_takes_well_formed_batches_and_leaves_the_rest_to_the_general_path():
     from app.telemetry import wire
 
-    item = {"box_code": "23-4K7QXB", "ts": "2026-03-01T10:15:00+08:00", "inlet_mg_m3": 100,
-            "outlet_mg_m3": 20.0, "airflow_m3_h": 5000.0}
+    item = {
+        "box_code": "23-4K7QXB",
+        "ts": "2026-03-01T10:15:00+08:00",
+        "inlet_mg_m3": 100,
+        "outlet_mg_m3": 20.0,
+        "airflow_m3_h": 5000.0,
+    }
     assert type(wire.decode(json.dumps([item]).encode())) is wire.TypedReadings
     assert type(wire.decode(json.dumps({"readings": [item, item]}).encode())) is wire.TypedReadings
-    for bad in ({**item, "running": 1}, {**item, "inlet_mg_m3": -1}, {**item, "colour": "red"},
-                {**item, "outlet_mg_m3": None}, {**item, "ts": None}, {**item, "inlet_mg_m3": True}):
+    for bad in (
+        {**item, "running": 1},
+        {**item, "inlet_mg_m3": -1},
+        {**item, "colour": "red"},
+        {**item, "outlet_mg_m3": None},
+        {**item, "ts": None},
+        {**item, "inlet_mg_m3": True},
+    ):
         assert type(wire.decode(json.dumps([item, bad]).encode())) is list
     assert wire.decode(b'{"readings": 5}') == {"readings": 5}
     with pytest.raises(services.DomainError, match="malformed JSON"):
@@ -294,11 +374,22 @@ def test_the_typed_decoder_takes_well_formed_batches_and_leaves_the_rest_to_the_
 
 # ---------------------------------------------------------------- the one-pass integration (no database)
 
+
 @settings(max_examples=300, deadline=None)
-@given(offsets=st.lists(st.integers(min_value=1, max_value=4 * 3600 * 10 ** 6), min_size=1, max_size=12, unique=True),
-       values=st.lists(st.tuples(st.floats(min_value=0, max_value=500), st.floats(min_value=0, max_value=500),
-                                 st.floats(min_value=0, max_value=50_000), st.booleans()), min_size=12, max_size=12),
-       with_last=st.booleans())
+@given(
+    offsets=st.lists(st.integers(min_value=1, max_value=4 * 3600 * 10**6), min_size=1, max_size=12, unique=True),
+    values=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=500),
+            st.floats(min_value=0, max_value=500),
+            st.floats(min_value=0, max_value=50_000),
+            st.booleans(),
+        ),
+        min_size=12,
+        max_size=12,
+    ),
+    with_last=st.booleans(),
+)
 def test_the_one_pass_integration_is_merge_to_the_bit(offsets, values, with_last):
     from app.telemetry.integration import epoch_us
 
@@ -307,11 +398,16 @@ def test_the_one_pass_integration_is_merge_to_the_bit(offsets, values, with_last
     rows = []
     for offset, (inlet, outlet, airflow, running) in zip(sorted(offsets), values, strict=False):
         ts = t0 + timedelta(microseconds=offset)
-        rows.append((0, "23-4K7QXB", ts, None, None, inlet, outlet, airflow, None, None, None, None, running,
-                     epoch_us(ts)))
+        rows.append(
+            (0, "23-4K7QXB", ts, None, None, inlet, outlet, airflow, None, None, None, None, running, epoch_us(ts))
+        )
     points = [(r[2], rate_kg_h(r[5], r[6], r[7], r[12])) for r in rows]
     stored = SortedNeighbours([Point(*p) for p in points] + ([last] if last else []))
     merged = merge(last, points, stored, CAP)
     assert services.integrate_in_order(last, rows, CAP) == (
-        merged.delta_kg, merged.by_hour, merged.covered_by_hour, merged.last)
-    assert epoch_us(t0) == round(t0.timestamp() * 10 ** 6)
+        merged.delta_kg,
+        merged.by_hour,
+        merged.covered_by_hour,
+        merged.last,
+    )
+    assert epoch_us(t0) == round(t0.timestamp() * 10**6)

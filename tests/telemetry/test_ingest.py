@@ -1,4 +1,5 @@
 """Ingest over HTTP: device tokens, per-item errors, duplicates, limits, isolation; reading back."""
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,16 @@ def test_batch_with_bad_items_keeps_the_good_ones(api, world, sensor_box, gatewa
     code = sensor_box.code
     batch = [
         reading(code, now - timedelta(minutes=3)),
-        reading(code, now - timedelta(minutes=2), outlet_mg_m3=-1),                 # 1 negative
-        reading(code, now - timedelta(minutes=2), airflow_m3_h="lots"),             # 2 not a number
-        reading(code, now - timedelta(minutes=2), bed_temp_c=400),                  # 3 beyond the sensor range
-        reading(code, "yesterday-ish"),                                             # 4 unparsable ts
-        reading(code, now + timedelta(minutes=30)),                                 # 5 future
-        reading("23-ZZZZZZ", now - timedelta(minutes=2)),                           # 6 not a box code
-        "not an object",                                                            # 7
-        {**reading(code, now - timedelta(minutes=1)), "colour": "green"},           # 8 unknown field
+        reading(code, now - timedelta(minutes=2), outlet_mg_m3=-1),  # 1 negative
+        reading(code, now - timedelta(minutes=2), airflow_m3_h="lots"),  # 2 not a number
+        reading(code, now - timedelta(minutes=2), bed_temp_c=400),  # 3 beyond the sensor range
+        reading(code, "yesterday-ish"),  # 4 unparsable ts
+        reading(code, now + timedelta(minutes=30)),  # 5 future
+        reading("23-ZZZZZZ", now - timedelta(minutes=2)),  # 6 not a box code
+        "not an object",  # 7
+        {**reading(code, now - timedelta(minutes=1)), "colour": "green"},  # 8 unknown field
         reading(code, now - timedelta(minutes=2)),
-        {k: v for k, v in reading(code, now).items() if k != "inlet_mg_m3"},        # 10 missing measure
+        {k: v for k, v in reading(code, now).items() if k != "inlet_mg_m3"},  # 10 missing measure
         reading(code, now - timedelta(minutes=1), rh_pct=None, running=False),
     ]
     r = post_readings(api, gateway, batch)
@@ -60,8 +61,10 @@ def test_resending_a_batch_stores_nothing_twice(api, world, sensor_box, gateway)
     assert state_of(sensor_box.id).adsorbed_kg == adsorbed
     # The same instant written differently (offset vs UTC vs naive local) is the same reading.
     t = now - timedelta(minutes=5)
-    variants = [reading(sensor_box.code, t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
-                reading(sensor_box.code, (t + timedelta(hours=8)).replace(tzinfo=None).isoformat())]
+    variants = [
+        reading(sensor_box.code, t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        reading(sensor_box.code, (t + timedelta(hours=8)).replace(tzinfo=None).isoformat()),
+    ]
     body = post_readings(api, gateway, variants).get_json()
     assert (body["accepted"], body["duplicates"]) == (0, 2)
 
@@ -69,8 +72,9 @@ def test_resending_a_batch_stores_nothing_twice(api, world, sensor_box, gateway)
 def test_naive_timestamps_are_shanghai_time_and_epoch_seconds_work(api, world, sensor_box, gateway):
     local = (utc_now() - timedelta(hours=1)).astimezone(timezone(timedelta(hours=8))).replace(tzinfo=None)
     epoch = (utc_now() - timedelta(minutes=30)).timestamp()
-    body = post_readings(api, gateway, [reading(sensor_box.code, local.isoformat()),
-                                        {**reading(sensor_box.code, "x"), "ts": epoch}]).get_json()
+    body = post_readings(
+        api, gateway, [reading(sensor_box.code, local.isoformat()), {**reading(sensor_box.code, "x"), "ts": epoch}]
+    ).get_json()
     assert body["accepted"] == 2, body
     stored = sorted(r.ts for r in db.session.query(SensorReading).filter_by(box_id=sensor_box.id))
     assert stored[0] == local.replace(tzinfo=timezone(timedelta(hours=8))).astimezone(UTC)
@@ -91,8 +95,12 @@ def test_malformed_json_oversized_batch_and_wrong_shape(api, world, sensor_box, 
         assert r.status_code == 422, body
         assert r.mimetype == "application/problem+json"
     assert stored_count() == 0
-    assert post_readings(api, gateway, []).get_json() == {"accepted": 0, "duplicates": 0, "rejected": 0,
-                                                          "rejected_items": []}
+    assert post_readings(api, gateway, []).get_json() == {
+        "accepted": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "rejected_items": [],
+    }
 
 
 def test_a_gateway_writes_only_its_own_organisations_boxes(api, world, sensor_box):
@@ -100,8 +108,11 @@ def test_a_gateway_writes_only_its_own_organisations_boxes(api, world, sensor_bo
     db.session.commit()
     other_gateway = device_token(api, world.other_enterprise)
     now = utc_now()
-    body = post_readings(api, other_gateway, [reading(sensor_box.code, now), reading(other_box.code, now),
-                                              reading("31-AAAAA" + "0", now)]).get_json()
+    body = post_readings(
+        api,
+        other_gateway,
+        [reading(sensor_box.code, now), reading(other_box.code, now), reading("31-AAAAA" + "0", now)],
+    ).get_json()
     assert body["accepted"] == 1
     # Someone else's box answers exactly like a box that does not exist.
     assert [i["errors"] for i in body["rejected_items"]] == [{"box_code": ["unknown box"]}] * 2
@@ -134,19 +145,29 @@ def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
     # Four readings around local midnight: two days in Asia/Shanghai, three hours.
     day = (utc_now() - timedelta(days=1)).astimezone(shanghai).date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=shanghai) + timedelta(days=1)
-    ts = [midnight - timedelta(minutes=30), midnight - timedelta(minutes=25), midnight + timedelta(minutes=5),
-          midnight + timedelta(minutes=65)]
+    ts = [
+        midnight - timedelta(minutes=30),
+        midnight - timedelta(minutes=25),
+        midnight + timedelta(minutes=5),
+        midnight + timedelta(minutes=65),
+    ]
     values = [(100, 20, 700), (120, 30, 900), (80, 10, 1000), (90, 15, None)]
-    batch = [reading(sensor_box.code, t, inlet_mg_m3=i, outlet_mg_m3=o, pressure_drop_pa=p)
-             for t, (i, o, p) in zip(ts, values, strict=True)]
+    batch = [
+        reading(sensor_box.code, t, inlet_mg_m3=i, outlet_mg_m3=o, pressure_drop_pa=p)
+        for t, (i, o, p) in zip(ts, values, strict=True)
+    ]
     assert post_readings(api, gateway, batch).get_json()["accepted"] == 4
     start = (midnight - timedelta(hours=2)).isoformat()
     end = (midnight + timedelta(hours=3)).isoformat()
-    raw = api.get(f"/api/v1/boxes/{sensor_box.code}/readings",
-                  query_string={"from": start, "to": end}, as_="ent").get_json()
+    raw = api.get(
+        f"/api/v1/boxes/{sensor_box.code}/readings", query_string={"from": start, "to": end}, as_="ent"
+    ).get_json()
     assert [r["inlet_mg_m3"] for r in raw["readings"]] == [100, 120, 80, 90] and raw["truncated"] is False
-    hours = api.get(f"/api/v1/boxes/{sensor_box.code}/readings",
-                    query_string={"from": start, "to": end, "resolution": "hour"}, as_="ent").get_json()["rollups"]
+    hours = api.get(
+        f"/api/v1/boxes/{sensor_box.code}/readings",
+        query_string={"from": start, "to": end, "resolution": "hour"},
+        as_="ent",
+    ).get_json()["rollups"]
     assert [h["count"] for h in hours] == [2, 1, 1]
     first = hours[0]
     assert first["inlet_mg_m3"] == {"avg": 110.0, "min": 100.0, "max": 120.0}
@@ -154,8 +175,11 @@ def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
     assert hours[2]["pressure_drop_pa"] == {"avg": None, "min": None, "max": None}
     # The first reading holds 5 min, the second 10 min (capped), the third 10 min (capped).
     assert first["adsorbed_kg"] == pytest.approx((80 * 5 / 60 + 90 * 10 / 60) * 5000e-6)
-    days = api.get(f"/api/v1/boxes/{sensor_box.code}/readings",
-                   query_string={"from": start, "to": end, "resolution": "day"}, as_="ent").get_json()["rollups"]
+    days = api.get(
+        f"/api/v1/boxes/{sensor_box.code}/readings",
+        query_string={"from": start, "to": end, "resolution": "day"},
+        as_="ent",
+    ).get_json()["rollups"]
     assert [(d["date"], d["count"]) for d in days] == [(day.isoformat(), 2), ((day + timedelta(days=1)).isoformat(), 2)]
     assert days[1]["inlet_mg_m3"] == {"avg": 85.0, "min": 80.0, "max": 90.0}
     assert days[1]["start"] == midnight.astimezone(UTC).isoformat()
@@ -163,8 +187,12 @@ def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
     assert total == pytest.approx(state_of(sensor_box.id).adsorbed_kg)
     # Visibility is the box's: another enterprise does not see it.
     assert api.get(f"/api/v1/boxes/{sensor_box.code}/readings", as_="other").status_code == 404
-    assert api.get(f"/api/v1/boxes/{sensor_box.code}/readings", query_string={"from": end, "to": start},
-                   as_="ent").status_code == 422
+    assert (
+        api.get(
+            f"/api/v1/boxes/{sensor_box.code}/readings", query_string={"from": end, "to": start}, as_="ent"
+        ).status_code
+        == 422
+    )
 
 
 def test_readings_are_listed_in_openapi(api):
@@ -172,4 +200,3 @@ def test_readings_are_listed_in_openapi(api):
     assert "/api/v1/readings" in spec["paths"]
     assert "/api/v1/boxes/{code}/readings" in spec["paths"]
     assert "/api/v1/telemetry/dead-letters" in spec["paths"]
-

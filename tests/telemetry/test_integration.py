@@ -1,5 +1,6 @@
 """Integrated adsorption: maths (gaps, stopped fans, out-of-order, order independence) and the
 per-box state through ingest (late readings, a new fill restarts the integral, sensor saturation)."""
+
 from __future__ import annotations
 
 import random
@@ -143,6 +144,7 @@ def test_measured_load_is_kg_over_time_with_gaps_counted_as_time():
 
 # ---------------------------------------------------------------- through ingest
 
+
 def _minutes_ago(now, m):
     return now - timedelta(minutes=m)
 
@@ -178,10 +180,15 @@ def test_a_new_fill_restarts_the_integral(api, world, sensor_box, gateway):
     assert post_readings(api, gateway, first).get_json()["accepted"] == 3
     assert state_of(sensor_box.id).adsorbed_kg == pytest.approx(RATE_KG_H * 10 / 60)
     # A replacement back-dated to 100 min ago, recorded after readings at 90 and 80 min arrived.
-    assert post_readings(api, gateway, [reading(code, _minutes_ago(now, m)) for m in (90, 80)]).get_json()["accepted"] == 2
-    record_fill(db.session, factories.op_principal(), sensor_box,
-                {"mass_kg": 1000.0, "iodine_mg_g": 950.0, "removed_waste_kg": 2100.0,
-                 "filled_at": _minutes_ago(now, 100)})
+    assert (
+        post_readings(api, gateway, [reading(code, _minutes_ago(now, m)) for m in (90, 80)]).get_json()["accepted"] == 2
+    )
+    record_fill(
+        db.session,
+        factories.op_principal(),
+        sensor_box,
+        {"mass_kg": 1000.0, "iodine_mg_g": 950.0, "removed_waste_kg": 2100.0, "filled_at": _minutes_ago(now, 100)},
+    )
     db.session.commit()
     state = state_of(sensor_box.id)
     assert state.fill_started_at == _minutes_ago(now, 100)
@@ -201,8 +208,13 @@ def test_saturation_and_prediction_follow_the_measured_load(api, world, gateway)
     box = make_sensor_box(world, filled_days_ago=1, design_fill_kg=100.0)
     # A small fill: 10 kg capacity. Readings for 4 h at 1.2 kg/h (airflow 15000) → 4.8 kg.
     from app.boxes.services import record_fill as _fill
-    _fill(db.session, factories.op_principal(), box, {"mass_kg": 100.0, "iodine_mg_g": 950.0, "removed_waste_kg": 90.0,
-                                                      "filled_at": utc_now() - timedelta(hours=5)})
+
+    _fill(
+        db.session,
+        factories.op_principal(),
+        box,
+        {"mass_kg": 100.0, "iodine_mg_g": 950.0, "removed_waste_kg": 90.0, "filled_at": utc_now() - timedelta(hours=5)},
+    )
     db.session.commit()
     now = utc_now()
     batch = [reading(box.code, now - timedelta(minutes=m), airflow_m3_h=15000.0) for m in range(240, -1, -5)]
@@ -229,8 +241,10 @@ def test_sparse_readings_predict_from_kg_over_time_not_per_reading(api, world, g
     now = utc_now()
     box = make_sensor_box(world, filled_days_ago=0.5 + 1 / 1440)
     first = now - timedelta(hours=12)
-    items = [reading(box.code, first + timedelta(minutes=30 * i), inlet_mg_m3=200.0, outlet_mg_m3=20.0,
-                     airflow_m3_h=10000.0) for i in range(24)]
+    items = [
+        reading(box.code, first + timedelta(minutes=30 * i), inlet_mg_m3=200.0, outlet_mg_m3=20.0, airflow_m3_h=10000.0)
+        for i in range(24)
+    ]
     assert post_readings(api, gateway, items).get_json()["accepted"] == 24
     body = api.get(f"/api/v1/boxes/{box.code}", as_="ent").get_json()
     assert body["adsorbed_kg"] == pytest.approx(7.2, abs=1e-6)

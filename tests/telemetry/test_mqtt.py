@@ -1,5 +1,6 @@
 """MQTT ingest against the real Mosquitto at 127.0.0.1:1883: readings stored, garbage
 dead-lettered, and messages published while the subscriber is down delivered after it restarts."""
+
 from __future__ import annotations
 
 import json
@@ -60,17 +61,16 @@ def test_unusable_messages_become_dead_letters(app, api, world, sensor_box, gate
     now = utc_now()
     good, bad = reading(sensor_box.code, now), reading(sensor_box.code, now - timedelta(minutes=1), inlet_mg_m3=-5)
     payloads = [
-        b"\xff\xfe\x00garbage",                                        # not UTF-8
-        b"{not json",                                                  # not JSON
-        _message("txd_not-a-real-token", [good]),                      # unknown token
-        json.dumps({"readings": [good]}).encode(),                     # no token
-        _message(gateway, [good, bad]),                                # one bad reading: the good one is stored
+        b"\xff\xfe\x00garbage",  # not UTF-8
+        b"{not json",  # not JSON
+        _message("txd_not-a-real-token", [good]),  # unknown token
+        json.dumps({"readings": [good]}).encode(),  # no token
+        _message(gateway, [good, bad]),  # one bad reading: the good one is stored
     ]
     with Running(app, broker, channel) as sub:
         publish(channel["topic"], payloads)
         sub.wait_for(len(payloads))
-    assert sub.dead_letters() == ["undecodable", "invalid_json", "unauthenticated", "unauthenticated",
-                                                 "rejected_items"]
+    assert sub.dead_letters() == ["undecodable", "invalid_json", "unauthenticated", "unauthenticated", "rejected_items"]
     assert stored_count(sensor_box.id) == 1
     listed = api.get("/api/v1/telemetry/dead-letters", as_="op").get_json()
     assert listed["total"] == 5
@@ -78,17 +78,23 @@ def test_unusable_messages_become_dead_letters(app, api, world, sensor_box, gate
     assert by_reason["undecodable"]["topic"] == channel["topic"]
     assert by_reason["invalid_json"]["payload"] == "{not json"
     rejected = by_reason["rejected_items"]
-    assert rejected["errors"] == [{"index": 1, "box_code": sensor_box.code,
-                                   "errors": {"inlet_mg_m3": ["must not be negative"]}}]
+    assert rejected["errors"] == [
+        {"index": 1, "box_code": sensor_box.code, "errors": {"inlet_mg_m3": ["must not be negative"]}}
+    ]
     assert gateway not in json.dumps(listed["items"])  # device tokens never reach the list
-    assert all("txd_[redacted]" in d["payload"] for d in listed["items"] if d["reason"] == "unauthenticated" and "token" in d["payload"])
+    assert all(
+        "txd_[redacted]" in d["payload"]
+        for d in listed["items"]
+        if d["reason"] == "unauthenticated" and "token" in d["payload"]
+    )
     # Operators only.
     assert api.get("/api/v1/telemetry/dead-letters", as_="ent").status_code == 403
     assert api.get("/api/v1/telemetry/dead-letters?reason=invalid_json", as_="op").get_json()["total"] == 1
 
 
 def test_messages_published_while_the_subscriber_is_down_arrive_after_restart(
-        app, api, world, sensor_box, gateway, broker, channel):
+    app, api, world, sensor_box, gateway, broker, channel
+):
     now = utc_now()
     with Running(app, broker, channel):
         pass  # the first run creates the persistent session and its QoS 1 subscription

@@ -3,6 +3,7 @@ transaction, readings of several messages with one token go through one ingest, 
 are dead-lettered with their own message's topic and indices, and a failing batch falls back to
 one transaction per message (a poison message becomes a dead letter, the others get in) before
 anything is acknowledged."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ def test_a_batch_maps_rejected_readings_back_to_their_messages(app, api, world, 
         outcome = store_batch(db.session, messages, Settings())
         db.session.commit()
         letters = db.session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
-        rows = [(d.topic, d.reason, d.errors, json.loads(d.payload) if d.reason == "rejected_items" else None)
-                for d in letters]
+        rows = [
+            (d.topic, d.reason, d.errors, json.loads(d.payload) if d.reason == "rejected_items" else None)
+            for d in letters
+        ]
         db.session.rollback()
     assert outcome.messages == 6
     assert outcome.dead_letters == [None, "rejected_items", "invalid_json", None, None, "unauthenticated"]
@@ -47,9 +50,14 @@ def test_a_batch_maps_rejected_readings_back_to_their_messages(app, api, world, 
     assert stored_count(sensor_box.id) == 4 and stored_count(other_box.id) == 1
     rejected = [r for r in rows if r[1] == "rejected_items"]
     # The error names the reading's index within ITS message (1), not within the combined ingest.
-    assert rejected == [("gw/b", "rejected_items",
-                         [{"index": 1, "box_code": sensor_box.code, "errors": {"inlet_mg_m3": ["must not be negative"]}}],
-                         {"readings": [ok(7, inlet_mg_m3=-1)]})]
+    assert rejected == [
+        (
+            "gw/b",
+            "rejected_items",
+            [{"index": 1, "box_code": sensor_box.code, "errors": {"inlet_mg_m3": ["must not be negative"]}}],
+            {"readings": [ok(7, inlet_mg_m3=-1)]},
+        )
+    ]
     assert sorted(r[1] for r in rows) == ["invalid_json", "rejected_items", "unauthenticated"]
 
 
@@ -62,10 +70,12 @@ class FakeClient:
 
 
 def test_a_poison_message_is_dead_lettered_and_the_rest_stored_before_any_ack(
-        app, world, sensor_box, gateway, monkeypatch):
+    app, world, sensor_box, gateway, monkeypatch
+):
     now = utc_now()
-    good = [_msg("gw/x", {"token": gateway, **reading(sensor_box.code, now - timedelta(minutes=m))}, mid=m)
-            for m in (3, 2)]
+    good = [
+        _msg("gw/x", {"token": gateway, **reading(sensor_box.code, now - timedelta(minutes=m))}, mid=m) for m in (3, 2)
+    ]
     poison = _msg("gw/poison", {"token": gateway, **reading(sensor_box.code, now - timedelta(minutes=1))}, mid=99)
     real = mqtt_module.store_batch
 

@@ -6,6 +6,7 @@ messages are dead letters, and the broker dropped nothing.
 
 Before deploy/mosquitto.conf and the batched subscriber, 2,000 messages in a burst lost about
 1,000 (Mosquitto's default max_queued_messages)."""
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,26 @@ class SubscriberProcess:
     """The CLI subscriber as its own process, with the test's database."""
 
     def __init__(self, app, broker: PrivateBroker, topic: str, client_id: str, folder: Path):
-        self.args = [*_flask(), "--app", "wsgi", "telemetry", "mqtt-subscribe", "--url", broker.url,
-                                "--topic", topic, "--client-id", client_id]
-        self.env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-                    "SECRET_KEY": "burst-" + uuid.uuid4().hex, "INSTANCE_PATH": str(folder / "instance"),
-                    "PYTHONUNBUFFERED": "1"}
+        self.args = [
+            *_flask(),
+            "--app",
+            "wsgi",
+            "telemetry",
+            "mqtt-subscribe",
+            "--url",
+            broker.url,
+            "--topic",
+            topic,
+            "--client-id",
+            client_id,
+        ]
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+            "SECRET_KEY": "burst-" + uuid.uuid4().hex,
+            "INSTANCE_PATH": str(folder / "instance"),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.folder = folder
         self.runs = 0
         self.process: subprocess.Popen | None = None
@@ -156,8 +172,13 @@ def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world,
 
         # The ten-reading messages and the garbage in the middle of the singles.
         half = SINGLES // 2
-        payloads = ([single() for _ in range(half)] + [multi() for _ in range(MULTI // 2)] + GARBAGE
-                    + [multi() for _ in range(MULTI - MULTI // 2)] + [single() for _ in range(SINGLES - half)])
+        payloads = (
+            [single() for _ in range(half)]
+            + [multi() for _ in range(MULTI // 2)]
+            + GARBAGE
+            + [multi() for _ in range(MULTI - MULTI // 2)]
+            + [single() for _ in range(SINGLES - half)]
+        )
         assert sum(len(v) for v in expected.values()) == total
 
         first, second = payloads[:6_000], payloads[6_000:]
@@ -196,7 +217,9 @@ def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world,
         with app.app_context():
             assert stored_count() == total
             for box in boxes:
-                rows = db.session.execute(select(SensorReading.ts).where(SensorReading.box_id == box.id)).scalars().all()
+                rows = (
+                    db.session.execute(select(SensorReading.ts).where(SensorReading.box_id == box.id)).scalars().all()
+                )
                 stored = [_naive_utc(ts) for ts in rows]
                 assert len(stored) == len(set(stored)), "a (box, ts) is stored twice"
                 assert set(stored) == expected[box.id]
@@ -207,9 +230,11 @@ def test_burst_with_subscriber_kill_and_broker_restart_loses_nothing(app, world,
         assert {payload for _, payload in letters} == {g.decode() for g in GARBAGE}
         log = broker.log_text()
         assert "dropped" not in log.lower(), log[-3000:]
-        print(f"\nburst: {len(payloads)} messages / {total} readings; {len(first)} published in {publisher.seconds:.1f} s, "
-              f"{len(second)} in {late.seconds:.1f} s; subscriber killed at {at_kill} readings stored, broker "
-              f"restarted at {at_restart} stored and {acknowledged_before_restart} of the second gateway's acknowledged")
+        print(
+            f"\nburst: {len(payloads)} messages / {total} readings; {len(first)} published in {publisher.seconds:.1f} s, "
+            f"{len(second)} in {late.seconds:.1f} s; subscriber killed at {at_kill} readings stored, broker "
+            f"restarted at {at_restart} stored and {acknowledged_before_restart} of the second gateway's acknowledged"
+        )
     finally:
         if subscriber is not None:
             subscriber.cleanup()

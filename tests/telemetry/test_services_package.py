@@ -1,5 +1,6 @@
 """The telemetry services package: its modules import on their own (no cycles), the package
 re-exports the names used outside it, and a name is replaced where it is looked up."""
+
 from __future__ import annotations
 
 import subprocess
@@ -24,16 +25,36 @@ MODULES = ["settings", "checks", "rollups", "states", "ingestion", "readback", "
 def test_each_module_imports_first_in_a_fresh_interpreter(name):
     # Imported before anything else of the package, a module in an import cycle would find a
     # partly initialised one and fail.
-    done = subprocess.run([sys.executable, "-c", f"import app.telemetry.services.{name}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", f"import app.telemetry.services.{name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_package_re_exports_the_names_used_outside_it_from_their_modules():
     used = {  # by app/telemetry (mqtt, views, colour, demo), app/web/pages and the tests
         "ingestion": ["ingest", "IngestResult", "UNKNOWN_BOX", "insert_readings", "sqlite_writer_lock"],
-        "checks": ["readings_of", "check_items", "bind_ts", "BatchTooLarge", "BadBatch", "_item_errors", "_parse_ts",
-                   "R_INDEX", "R_CODE", "R_TS", "R_BOUND", "R_HOUR", "R_MEASURE", "R_RUNNING", "R_US"],
+        "checks": [
+            "readings_of",
+            "check_items",
+            "bind_ts",
+            "BatchTooLarge",
+            "BadBatch",
+            "_item_errors",
+            "_parse_ts",
+            "R_INDEX",
+            "R_CODE",
+            "R_TS",
+            "R_BOUND",
+            "R_HOUR",
+            "R_MEASURE",
+            "R_RUNNING",
+            "R_US",
+        ],
         "settings": ["Settings"],
         "states": ["integrate_in_order", "sync_state_to_fill", "open_interval_kg", "lock_states", "store_states"],
         "readback": ["raw_readings", "rollup_readings", "RAW_LIMIT"],
@@ -47,8 +68,9 @@ def test_the_package_re_exports_the_names_used_outside_it_from_their_modules():
     assert set(services.__all__) >= {n for names in used.values() for n in names} | {"DomainError"}
 
 
-def test_the_colour_refresh_of_a_batch_is_replaced_in_the_ingestion_module(api, world, sensor_box, gateway,
-                                                                             monkeypatch):
+def test_the_colour_refresh_of_a_batch_is_replaced_in_the_ingestion_module(
+    api, world, sensor_box, gateway, monkeypatch
+):
     calls = []
     real = ingestion.refresh_colours
 
@@ -63,7 +85,8 @@ def test_the_colour_refresh_of_a_batch_is_replaced_in_the_ingestion_module(api, 
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["accepted"] == 2
     assert calls == [([sensor_box.id], [sensor_box.id])]  # once per batch, given the box's active fill
-    result = services.ingest(db.session, factories.op_principal(), [reading(sensor_box.code, now - timedelta(minutes=1))],
-                             now=now)
+    result = services.ingest(
+        db.session, factories.op_principal(), [reading(sensor_box.code, now - timedelta(minutes=1))], now=now
+    )
     assert result.accepted == 1 and len(calls) == 2
     assert state_of(sensor_box.id).reading_count == 3

@@ -4,6 +4,7 @@ real HTTP server (werkzeug, in a thread) with its own SQLite database and CSRF p
 Screenshots: /tmp/scan.png (Chinese, before the replacement), /tmp/scan_filled.png (after it),
 /tmp/scan_en.png (English).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,14 @@ from tests.support import service_missing
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHONE = {"width": 390, "height": 844}
 
 
@@ -38,11 +45,13 @@ def live(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser")
     os.environ.setdefault("INSTANCE_PATH", str(folder))
-    served = create_app({
-        "SECRET_KEY": "browser-" + uuid.uuid4().hex,
-        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(folder / "browser.sqlite3"),
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-    })
+    served = create_app(
+        {
+            "SECRET_KEY": "browser-" + uuid.uuid4().hex,
+            "SQLALCHEMY_DATABASE_URI": "sqlite:///" + str(folder / "browser.sqlite3"),
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        }
+    )
     assert served.config.get("WTF_CSRF_ENABLED", True), "the browser test runs with CSRF protection on"
     server = make_server("127.0.0.1", 0, served, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
@@ -53,10 +62,19 @@ def live(tmp_path_factory):
         ensure_counties(db.session)
         world = factories.World.build()
         box = factories.box(world.enterprise, world.service, now=now - timedelta(days=30))
-        box_services.record_fill(db.session, factories.op_principal(), box, {
-            "filled_at": now - timedelta(days=8.5), "mass_kg": 2000.0, "iodine_mg_g": 900.0,
-            "supplier_name": "浙江天台再生炭科技有限公司", "batch_no": "ZS-0001",
-        }, now=now)
+        box_services.record_fill(
+            db.session,
+            factories.op_principal(),
+            box,
+            {
+                "filled_at": now - timedelta(days=8.5),
+                "mass_kg": 2000.0,
+                "iodine_mg_g": 900.0,
+                "supplier_name": "浙江天台再生炭科技有限公司",
+                "batch_no": "ZS-0001",
+            },
+            now=now,
+        )
         db.session.commit()
         code, version = box.code, box.label_version
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -83,8 +101,7 @@ def browser():
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="zh-CN")
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN")
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield page
@@ -193,7 +210,8 @@ def test_scan_page_on_a_phone(live, phone):
     assert "s=" in page.url and "v=" in page.url  # the label's signature survives the switch
     assert page.locator("[data-label-state]").count() == 0
     assert {"name": "lang", "value": "en"}.items() <= next(
-        c for c in page.context.cookies() if c["name"] == "lang").items()
+        c for c in page.context.cookies() if c["name"] == "lang"
+    ).items()
     page.goto(base + f"/c/{live['code']}")
     assert page.locator("label", has_text="Iodine value (mg/g)").count() == 1
     assert page.locator(".topbar a.lang").inner_text() == "中文"

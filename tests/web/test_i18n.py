@@ -1,5 +1,6 @@
 """Pages speak Simplified Chinese by default and English on request (?lang=en, cookie,
 Accept-Language). Every ``_()`` string of the pages has an English translation, compiled."""
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,8 @@ def _extracted() -> dict[str, list[str]]:
         method_map, options_map = parse_mapping_cfg(fh)
     found: dict[str, list[str]] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-            str(ROOT), method_map, options_map, keywords=KEYWORDS):
+        str(ROOT), method_map, options_map, keywords=KEYWORDS
+    ):
         ids = message if isinstance(message, tuple) else (message,)
         for msgid in ids:
             if msgid:
@@ -42,7 +44,11 @@ def test_extraction_finds_the_page_strings():
     found = _extracted()
     templates = {m for m, where in found.items() if any(w.startswith("app/templates/") for w in where)}
     # The extraction itself works: the scan page's own strings are among them.
-    assert {"原因", "登记换炭", "警告：此二维码签名无效，可能是伪造标签。已记录本次扫码，请联系企业或监管部门。"} <= templates
+    assert {
+        "原因",
+        "登记换炭",
+        "警告：此二维码签名无效，可能是伪造标签。已记录本次扫码，请联系企业或监管部门。",
+    } <= templates
     assert "换炭记录已保存" in found  # app/web/views.py
 
 

@@ -5,6 +5,7 @@ the visible text (tags, scripts and styles stripped; placeholders, titles and al
 a Chinese page may hold no English word but codes, units and the names in ``ALLOWED_LATIN``, and
 an English page no Han character but the demo's own data (names of places, organisations,
 people, wastes: values from the database, not the templates')."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,35 @@ from app.ledger.models import Manifest
 NOW = datetime(2025, 9, 30, 2, 0, tzinfo=UTC)
 #: Latin words a Chinese page may show: codes, units, formats, proper names and the language switch.
 ALLOWED_LATIN = {
-    "API", "PDF", "CSV", "XLSX", "QR", "JSON", "URL", "ID", "USCC", "VOCs", "VOC", "English",
-    "mg", "kg", "g", "m", "h", "t", "Pa", "ppm", "min", "d", "s", "N", "RH", "pH", "HW", "HJ", "GB",
+    "API",
+    "PDF",
+    "CSV",
+    "XLSX",
+    "QR",
+    "JSON",
+    "URL",
+    "ID",
+    "USCC",
+    "VOCs",
+    "VOC",
+    "English",
+    "mg",
+    "kg",
+    "g",
+    "m",
+    "h",
+    "t",
+    "Pa",
+    "ppm",
+    "min",
+    "d",
+    "s",
+    "N",
+    "RH",
+    "pH",
+    "HW",
+    "HJ",
+    "GB",
 }
 #: Han text an English page may show besides the data: the link back to the Chinese page.
 ALLOWED_HAN = ["中文"]
@@ -104,9 +132,21 @@ def _data_values(session) -> tuple[list[str], set[str]]:
 def _pages(session) -> list[str]:
     box = session.scalars(select(Box).order_by(Box.code)).first()
     manifest = session.scalars(select(Manifest).order_by(Manifest.number)).first()
-    return ["/", "/boxes", f"/boxes/{box.code}", f"/c/{box.code}", "/ledger", "/stock", "/manifests",
-            f"/manifests/{manifest.number}", f"/m/{manifest.number}", "/statistics", "/index",
-            "/no-such-page", "/boxes/NO-SUCH-BOX"]
+    return [
+        "/",
+        "/boxes",
+        f"/boxes/{box.code}",
+        f"/c/{box.code}",
+        "/ledger",
+        "/stock",
+        "/manifests",
+        f"/manifests/{manifest.number}",
+        f"/m/{manifest.number}",
+        "/statistics",
+        "/index",
+        "/no-such-page",
+        "/boxes/NO-SUCH-BOX",
+    ]
 
 
 def test_every_page_speaks_one_language(app):
@@ -152,6 +192,7 @@ def test_every_page_speaks_one_language(app):
 
 
 # ---------------------------------------------------------------- the single leaks, one by one
+
 
 def _box(app) -> str:
     from tests import factories
@@ -205,10 +246,14 @@ def test_validation_messages_and_errors_for_pages(app):
     with app.test_request_context("/?lang=zh"):
         assert localise_message("Longer than maximum length 200.") == "不能超过 200 个字符"
         assert localise_message("Length must be between 1 and 60.") == "长度应为 1–60 个字符"
-        assert localise_message("Must be greater than or equal to 0 and less than or equal to 24.") == "应在 0 到 24 之间"
+        assert (
+            localise_message("Must be greater than or equal to 0 and less than or equal to 24.") == "应在 0 到 24 之间"
+        )
         assert localise_message("Missing data for required field.") == "必填"
         assert localise_message("something the service said") == "something the service said"
-        bad = InvalidInput("The pickup has invalid fields.", errors={"driver_name": ["Length must be between 1 and 60."]})
+        bad = InvalidInput(
+            "The pickup has invalid fields.", errors={"driver_name": ["Length must be between 1 and 60."]}
+        )
         assert localise_error(bad) == "驾驶员：长度应为 1–60 个字符"
         assert localise_error(Forbidden("需要平台运维权限 (platform operators only)")) == "需要平台运维权限"
         assert localise_error(Forbidden("only English here")) == "操作未能完成，请检查后重试。"
@@ -221,11 +266,15 @@ def test_colour_history_names_the_rules(app):
     from app.translations import rule_reason
 
     with app.test_request_context("/?lang=zh"):
-        assert rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800}) == \
-            "活性炭碘值 500 mg/g 低于下限 800 mg/g"
+        assert (
+            rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800})
+            == "活性炭碘值 500 mg/g 低于下限 800 mg/g"
+        )
         assert rule_reason({"code": "no_active_fill", "level": "grey"}) == "尚未装填活性炭"
         assert rule_reason({"code": "gone_from_the_file", "level": "red"}) == "gone_from_the_file"
     with app.test_request_context("/?lang=en"):
-        assert rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800}) == \
-            "Carbon iodine value 500 mg/g is below the minimum 800 mg/g"
+        assert (
+            rule_reason({"code": "iodine_below_minimum", "level": "red", "observed": 500, "threshold": 800})
+            == "Carbon iodine value 500 mg/g is below the minimum 800 mg/g"
+        )
         assert rule_reason({"code": "no_active_fill", "level": "grey"}) == "no carbon filled yet"

@@ -3,6 +3,7 @@
 Each page answers the right user with what their jurisdiction holds, another tenant with 404 (as
 the API does) or without the foreign rows, an anonymous visitor with a redirect to the sign-in page.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,13 @@ def principal(world, key: str) -> Principal:
 def red_box(world, **extra):
     """A box filled 30 days ago: far past its ~10-day design cycle, so red."""
     box = factories.box(world.enterprise, world.service, now=ago(days=40), **extra)
-    box_services.record_fill(db.session, factories.op_principal(), box, {
-        "filled_at": ago(days=30), "mass_kg": 2000.0, "iodine_mg_g": 900.0}, now=ago(days=30))
+    box_services.record_fill(
+        db.session,
+        factories.op_principal(),
+        box,
+        {"filled_at": ago(days=30), "mass_kg": 2000.0, "iodine_mg_g": 900.0},
+        now=ago(days=30),
+    )
     box_services.refresh_colours(db.session, [box], ago(days=0))  # green then, red by now
     db.session.commit()
     assert box.colour == "red"
@@ -46,12 +52,18 @@ def red_box(world, **extra):
 
 def overdue_manifest(world, loop, quantity=300.0) -> str:
     """Submitted 12 days ago, picked up 11 days ago, never received: overdue in transit."""
-    manifest = ledger_services.create_manifest(db.session, principal(world, "ent"), manifest_body(loop, quantity),
-                                               now=ago(days=12, hours=1))
+    manifest = ledger_services.create_manifest(
+        db.session, principal(world, "ent"), manifest_body(loop, quantity), now=ago(days=12, hours=1)
+    )
     ledger_services.submit(db.session, principal(world, "ent"), manifest, now=ago(days=12))
     drv = Principal(user=db.session.query(factories.User).filter_by(username="drv").one())
-    ledger_services.pickup(db.session, drv, manifest, {"vehicle_plate": "浙J12345", "driver_name": "王师傅",
-                                                       "picked_up_at": ago(days=11)}, now=ago(days=11))
+    ledger_services.pickup(
+        db.session,
+        drv,
+        manifest,
+        {"vehicle_plate": "浙J12345", "driver_name": "王师傅", "picked_up_at": ago(days=11)},
+        now=ago(days=11),
+    )
     db.session.commit()
     return manifest.number
 
@@ -64,8 +76,10 @@ def loop(world, api):
 
 # ---------------------------------------------------------------- anonymous
 
-@pytest.mark.parametrize("path", ["/", "/ledger", "/stock", "/manifests", "/manifests/20253310000001",
-                                  "/boxes/23-AAAAAA"])
+
+@pytest.mark.parametrize(
+    "path", ["/", "/ledger", "/stock", "/manifests", "/manifests/20253310000001", "/boxes/23-AAAAAA"]
+)
 def test_anonymous_visitors_are_sent_to_sign_in(client, path):
     r = client.get(path)
     assert r.status_code == 302
@@ -73,6 +87,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, path):
 
 
 # ---------------------------------------------------------------- the dashboard
+
 
 def test_regulator_dashboard_shows_red_boxes_flags_and_anomalies(app, world, api, loop):
     box = red_box(world)
@@ -94,13 +109,17 @@ def test_regulator_dashboard_shows_red_boxes_flags_and_anomalies(app, world, api
     red_row = re.search(rf'<tr data-colour="red" data-code="{box.code}">(.*?)</tr>', html, re.S)
     assert red_row and "饱和度" in red_row.group(1) and "应立即更换" in red_row.group(1)
     # Each flag list holds its manifest, and only it.
-    sections = {name: re.search(rf'<div class="card" id="{name}">(.*?)</div>\s*</div>', html, re.S).group(1)
-                for name in ("overdue", "discrepant")}
+    sections = {
+        name: re.search(rf'<div class="card" id="{name}">(.*?)</div>\s*</div>', html, re.S).group(1)
+        for name in ("overdue", "discrepant")
+    }
     assert overdue in sections["overdue"] and discrepant not in sections["overdue"]
     assert discrepant in sections["discrepant"] and overdue not in sections["discrepant"]
     rejected_card = html.split('id="rejected"', 1)[1]
     assert rejected in rejected_card
-    assert re.search(r'data-count="overdue"><span class="tile-label">超期未接收</span><span class="tile-value">1<', html)
+    assert re.search(
+        r'data-count="overdue"><span class="tile-label">超期未接收</span><span class="tile-value">1<', html
+    )
     # The mass-balance anomaly with its Chinese explanation.
     assert 'data-anomaly="shipped_not_received"' in html
     assert "1 张联单共 300 kg 已运出，超过 5 个工作日仍未被接收" in words
@@ -163,9 +182,16 @@ def test_carrier_and_receiver_dashboards(app, world, api, loop):
 def test_regeneration_batches_on_the_plant_dashboard(app, world, api, loop):
     number = new_manifest(api, loop, 1000, submit=True)["number"]
     walk_to(api, number, "closed")
-    r = api.post("/api/v1/regeneration-batches", {
-        "batch_no": "ZS-TEST-01", "inputs": [{"manifest_number": number, "line_no": 1, "quantity_kg": 1000}],
-        "output_kg": 700, "iodine_mg_g": 850}, as_="svc")
+    r = api.post(
+        "/api/v1/regeneration-batches",
+        {
+            "batch_no": "ZS-TEST-01",
+            "inputs": [{"manifest_number": number, "line_no": 1, "quantity_kg": 1000}],
+            "output_kg": 700,
+            "iodine_mg_g": 850,
+        },
+        as_="svc",
+    )
     assert r.status_code == 201, r.get_json()
     html = login(app, "svc").get("/").get_data(as_text=True)
     batches = html.split('id="regeneration"', 1)[1]
@@ -173,6 +199,7 @@ def test_regeneration_batches_on_the_plant_dashboard(app, world, api, loop):
 
 
 # ---------------------------------------------------------------- ledger and stock
+
 
 def test_ledger_page_with_filters(app, world, api, loop):
     number = new_manifest(api, loop, 1000, submit=True)["number"]
@@ -225,6 +252,7 @@ def test_stock_page(app, world, api, loop):
 
 # ---------------------------------------------------------------- manifests
 
+
 def test_manifest_list_filters_and_tenancy(app, world, api, loop):
     rejected = new_manifest(api, loop, 200, submit=True)["number"]
     walk_to(api, rejected, "in_transit")
@@ -248,8 +276,12 @@ def test_manifest_detail(app, world, api, loop):
     walk_to(api, number, "in_transit")
     r = api.post(f"/api/v1/manifests/{number}/receive", {"lines": [{"line_no": 1, "received_kg": 990}]}, as_="svc")
     assert r.status_code == 200
-    assert api.post(f"/api/v1/manifests/{number}/process",
-                    {"lines": [{"line_no": 1, "method_code": "R7"}]}, as_="svc").status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/manifests/{number}/process", {"lines": [{"line_no": 1, "method_code": "R7"}]}, as_="svc"
+        ).status_code
+        == 200
+    )
     manifest = db.session.query(Manifest).filter_by(number=number).one()
     db.session.refresh(manifest)
     pickup = next(e for e in manifest.events if e.action == "pickup")
@@ -265,7 +297,13 @@ def test_manifest_detail(app, world, api, loop):
     assert "900-039-49" in line and "1,000.0" in line and "990.0" in line and 'data-method="R7"' in line
     assert "回收污染减除剂的组分" in line
     assert [a for a in re.findall(r'<li data-action="(\w+)">', html)] == [
-        "create", "submit", "pickup", "receive", "process", "close"]
+        "create",
+        "submit",
+        "pickup",
+        "receive",
+        "process",
+        "close",
+    ]
     # Actor, organisation and Shanghai time of the pickup.
     local = pickup.at.astimezone(ledger_services.SHANGHAI).strftime("%Y-%m-%d %H:%M")
     pickup_item = html.split('<li data-action="pickup">', 1)[1].split("</li>", 1)[0]
@@ -286,9 +324,20 @@ def test_another_tenants_manifest_is_not_found(app, world, api, loop):
 
 # ---------------------------------------------------------------- boxes
 
+
 def _readings(api, code: str, hours: int = 6) -> None:
-    items = [{"box_code": code, "ts": iso(ago(minutes=15 * i)), "inlet_mg_m3": 120.0 + i, "outlet_mg_m3": 8.0,
-              "airflow_m3_h": 15000.0, "bed_temp_c": 31.5, "pressure_drop_pa": 800.0} for i in range(hours * 4, 0, -1)]
+    items = [
+        {
+            "box_code": code,
+            "ts": iso(ago(minutes=15 * i)),
+            "inlet_mg_m3": 120.0 + i,
+            "outlet_mg_m3": 8.0,
+            "airflow_m3_h": 15000.0,
+            "bed_temp_c": 31.5,
+            "pressure_drop_pa": 800.0,
+        }
+        for i in range(hours * 4, 0, -1)
+    ]
     r = api.post("/api/v1/readings", {"readings": items})
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["accepted"] == len(items)
@@ -317,8 +366,12 @@ def test_box_detail_page(app, world, api):
 
     # A box with sensors: the latest reading and the 48-hour chart of hourly inlet/outlet averages.
     sensed = factories.box(world.enterprise, world.service, has_sensors=True)
-    box_services.record_fill(db.session, factories.op_principal(), sensed, {
-        "filled_at": ago(days=1), "mass_kg": 2000.0, "iodine_mg_g": 900.0})
+    box_services.record_fill(
+        db.session,
+        factories.op_principal(),
+        sensed,
+        {"filled_at": ago(days=1), "mass_kg": 2000.0, "iodine_mg_g": 900.0},
+    )
     db.session.commit()
     _readings(api, sensed.code)
     sensors = client.get(f"/boxes/{sensed.code}").get_data(as_text=True).split('id="sensors"', 1)[1]
@@ -352,6 +405,7 @@ def test_scan_page_shows_the_latest_reading(app, world, api):
 
 
 # ---------------------------------------------------------------- languages
+
 
 def test_pages_in_english(app):
     """Built in their own app context: Flask-Babel keeps the locale on g (see tests/web/test_i18n.py)."""

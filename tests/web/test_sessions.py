@@ -1,4 +1,5 @@
 """Sessions and response headers: sign-out ends cookies on the server, cookie flags, security headers."""
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,9 @@ def test_remember_cookie_flags_and_duration(app, world):
 def test_secure_cookies_behind_tls(app, world):
     app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
     try:
-        r = app.test_client().post("/login", data={"username": "ent", "password": factories.PASSWORD},
-                                   base_url="https://testserver.local")
+        r = app.test_client().post(
+            "/login", data={"username": "ent", "password": factories.PASSWORD}, base_url="https://testserver.local"
+        )
         cookies = _cookies(r)
         assert "Secure" in cookies["session"][1] and "Secure" in cookies["remember_token"][1]
     finally:
@@ -104,7 +106,9 @@ def test_pages_have_no_inline_script_or_style(app, api, world):
     browser = app.test_client()
     _sign_in(browser)
     for path in ("/login", f"/c/{code}", "/boxes", "/"):
-        html = (browser if path != "/login" else app.test_client()).get(path, follow_redirects=True).get_data(as_text=True)
+        html = (
+            (browser if path != "/login" else app.test_client()).get(path, follow_redirects=True).get_data(as_text=True)
+        )
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
         assert not re.search(r"\sstyle=|\son[a-z]+=", html), path
 

@@ -33,15 +33,16 @@ Decisions (documented in ``synergy_index.yaml`` too):
   (2024 for 2025, 2024-Q2 for 2025-Q2), each scored among the counties of its own period; none
   when either period has no data for the county, or the base total is 0.
 """
+
 from __future__ import annotations
 
 from app.common.periods import Period
 from app.index.services.access import (
-                                       can_import,
-                                       can_read_scores,
-                                       is_city_regulator,
-                                       require_importer,
-                                       require_score_reader,
+    can_import,
+    can_read_scores,
+    is_city_regulator,
+    require_importer,
+    require_score_reader,
 )
 from app.index.services.document import definition_document
 from app.index.services.quarters import COMPUTED, Resolved, indicator_25_value, resolve_values
@@ -52,9 +53,34 @@ from app.index.services.validation import FIELDS_WITH_FORMULAS, SOURCE_MAX, UNIT
 from app.index.services.values import IMPORT_LOCK_KEY, import_values, list_values
 
 __all__ = [
-    "COMPUTED", "COUNTY_BY_NAME", "COUNTY_NAMES", "COUNTY_NAMES_EN", "FIELDS_WITH_FORMULAS", "IMPORT_LOCK_KEY",
-    "MAX_YEAR", "MIN_YEAR", "SOURCE_MAX", "UNIT_MAX", "ImportRow", "Number", "Period", "Resolved", "can_import",
-    "can_read_scores", "compute_scores", "definition", "definition_document", "import_values", "indicator_25_value",
-    "is_city_regulator", "list_values", "minmax_scores", "parse_period", "require_importer", "require_score_reader",
-    "resolve_values", "scores", "validate_rows",
+    "COMPUTED",
+    "COUNTY_BY_NAME",
+    "COUNTY_NAMES",
+    "COUNTY_NAMES_EN",
+    "FIELDS_WITH_FORMULAS",
+    "IMPORT_LOCK_KEY",
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "SOURCE_MAX",
+    "UNIT_MAX",
+    "ImportRow",
+    "Number",
+    "Period",
+    "Resolved",
+    "can_import",
+    "can_read_scores",
+    "compute_scores",
+    "definition",
+    "definition_document",
+    "import_values",
+    "indicator_25_value",
+    "is_city_regulator",
+    "list_values",
+    "minmax_scores",
+    "parse_period",
+    "require_importer",
+    "require_score_reader",
+    "resolve_values",
+    "scores",
+    "validate_rows",
 ]

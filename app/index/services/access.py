@@ -1,4 +1,5 @@
 """Who may import index values and who may read the scores."""
+
 from __future__ import annotations
 
 from app.accounts.services import Principal
@@ -22,8 +23,10 @@ def can_read_scores(actor: Principal) -> bool:
 
 def require_importer(actor: Principal) -> None:
     if not can_import(actor):
-        raise Forbidden("只有平台运维和市生态环境局可以导入协同指数数据 (only operators and the city regulator may "
-                        "import index values)")
+        raise Forbidden(
+            "只有平台运维和市生态环境局可以导入协同指数数据 (only operators and the city regulator may "
+            "import index values)"
+        )
 
 
 def require_score_reader(actor: Principal) -> None:

@@ -1,4 +1,5 @@
 """The value each county is scored on in a period: the 备注 quarterly rules and the computed indicator 25."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ def _computed_value(session: Session, indicator: Indicator, county_code: str, pe
             raise
         return Resolved(None, period.label, "统计模块不可用 (the statistics module is not available)")
     except NotFound:  # the county is not in this database's reference data (counties table)
-        return Resolved(None, period.label, "本库没有该县（市、区）的基础数据 (the county is not in the counties table)")
+        return Resolved(
+            None, period.label, "本库没有该县（市、区）的基础数据 (the county is not in the counties table)"
+        )
     if value is None:
         return Resolved(None, period.label, "本期没有利用或处置的工业危险废物 (no hazardous waste processed)")
     return Resolved(float(value), period.label)
@@ -58,8 +61,11 @@ def _computed_value(session: Session, indicator: Indicator, county_code: str, pe
 
 def _stored_values(session: Session, period: Period) -> dict[tuple[str, str, int], float]:
     labels = [str(period.year), str(period.year - 1)] + [f"{period.year}-Q{q}" for q in range(1, 5)]
-    rows = session.execute(select(IndicatorValue.county_code, IndicatorValue.period, IndicatorValue.indicator,
-                                  IndicatorValue.value).where(IndicatorValue.period.in_(labels)))
+    rows = session.execute(
+        select(IndicatorValue.county_code, IndicatorValue.period, IndicatorValue.indicator, IndicatorValue.value).where(
+            IndicatorValue.period.in_(labels)
+        )
+    )
     return {(c, p, n): v for c, p, n, v in rows}
 
 
@@ -70,8 +76,11 @@ def _cumulative(stored: dict, county: str, year: int, last_quarter: int, number:
     lacking = [q for q, v in zip(quarters, found, strict=True) if v is None]
     basis = quarters[0] if len(quarters) == 1 else f"{quarters[0]}..{quarters[-1]}"
     if lacking:
-        note = ("备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"
-                if any(v is not None for v in found) else "备注：年度累计得分 (year-to-date cumulative)")
+        note = (
+            "备注：年度累计得分，缺少 " + ", ".join(lacking) + " (year-to-date cumulative; missing quarters)"
+            if any(v is not None for v in found)
+            else "备注：年度累计得分 (year-to-date cumulative)"
+        )
         return Resolved(None, basis, note)
     return Resolved(sum(v for v in found if v is not None), basis, "备注：年度累计得分 (year-to-date cumulative)")
 
@@ -83,8 +92,9 @@ def _annual(stored: dict, county: str, period: Period, indicator: Indicator) -> 
     if value is not None or indicator.quarterly != "cumulative_year":
         return Resolved(value, period.label)
     found = _cumulative(stored, county, period.year, 4, indicator.number)
-    if found.value is None and not any(stored.get((county, f"{period.year}-Q{q}", indicator.number)) is not None
-                                       for q in range(1, 5)):
+    if found.value is None and not any(
+        stored.get((county, f"{period.year}-Q{q}", indicator.number)) is not None for q in range(1, 5)
+    ):
         return Resolved(None, period.label)
     return found
 
@@ -102,8 +112,11 @@ def resolve_values(session: Session, defn: Definition, period: Period) -> dict[s
                 per_indicator[number] = _annual(stored, county, period, indicator)
             elif indicator.quarterly == "previous_year":
                 basis = str(period.year - 1)
-                per_indicator[number] = Resolved(stored.get((county, basis, number)), basis,
-                                                 "备注：季度考核采用前一年度数据 (previous year's annual value)")
+                per_indicator[number] = Resolved(
+                    stored.get((county, basis, number)),
+                    basis,
+                    "备注：季度考核采用前一年度数据 (previous year's annual value)",
+                )
             elif indicator.quarterly == "cumulative_year":
                 per_indicator[number] = _cumulative(stored, county, period.year, period.number, number)
             else:

@@ -1,4 +1,5 @@
 """The nine counties the index ranks and the periods it is assessed in (years and quarters of the shared Period)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,10 @@ def parse_period(text: Any, field: str = "period") -> Period:
     except InvalidInput:
         raise InvalidInput.field(field, invalid_message(text)) from None
     if period.kind == "month":
-        raise InvalidInput.field(field, f"期间 {text!r} 是月份：协同指数按年度或季度考核（如 2025、2025-Q2） "
-                                        f"({text!r} is a month: the index is assessed by year or quarter, e.g. 2025 "
-                                        f"or 2025-Q2)")
+        raise InvalidInput.field(
+            field,
+            f"期间 {text!r} 是月份：协同指数按年度或季度考核（如 2025、2025-Q2） "
+            f"({text!r} is a month: the index is assessed by year or quarter, e.g. 2025 "
+            f"or 2025-Q2)",
+        )
     return period

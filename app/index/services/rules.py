@@ -1,4 +1,5 @@
 """The synergy index definition in use, read from the rule files' folder (``RULES_DIR`` replaces the shipped one)."""
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

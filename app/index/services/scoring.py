@@ -1,4 +1,5 @@
 """The scores: min–max per indicator, subtotals, totals, ranks and the change against the base year."""
+
 from __future__ import annotations
 
 import math
@@ -67,16 +68,35 @@ def compute_scores(session: Session, defn: Definition, period: Period) -> dict[s
             "missing": [n for n, r in values.items() if r.value is None],
             "has_data": any(r.value is not None for r in values.values()),
             "indicators": [
-                {"number": n, "name": defn.indicators[n].name, "name_en": defn.indicators[n].name_en,
-                 "unit": defn.indicators[n].unit, "weight": defn.indicators[n].weight,
-                 "direction": defn.indicators[n].direction, "value": r.value, "score": by_indicator[n][county],
-                 "missing": r.value is None, "basis": r.basis, "note": r.note}
+                {
+                    "number": n,
+                    "name": defn.indicators[n].name,
+                    "name_en": defn.indicators[n].name_en,
+                    "unit": defn.indicators[n].unit,
+                    "weight": defn.indicators[n].weight,
+                    "direction": defn.indicators[n].direction,
+                    "value": r.value,
+                    "score": by_indicator[n][county],
+                    "missing": r.value is None,
+                    "basis": r.basis,
+                    "note": r.note,
+                }
                 for n, r in values.items()
             ],
-            "second_level": [{"number": n, "name": s.name, "name_en": s.name_en, "weight": s.weight,
-                              "score": second[n]} for n, s in defn.second_level.items()],
-            "first_level": [{"id": f.id, "name": f.name, "name_en": f.name_en, "weight": f.weight,
-                             "score": sum(second[n] for n in f.second_level)} for f in defn.first_level],
+            "second_level": [
+                {"number": n, "name": s.name, "name_en": s.name_en, "weight": s.weight, "score": second[n]}
+                for n, s in defn.second_level.items()
+            ],
+            "first_level": [
+                {
+                    "id": f.id,
+                    "name": f.name,
+                    "name_en": f.name_en,
+                    "weight": f.weight,
+                    "score": sum(second[n] for n in f.second_level),
+                }
+                for f in defn.first_level
+            ],
         }
     return counties
 
@@ -100,17 +120,19 @@ def scores(session: Session, actor: Principal, period_text: Any, base_year: int 
         # No change without data on both sides: a county whose figures for the period have not
         # arrived yet is not "−100 %"; a base total of 0 gives no share either.
         change = ((result["total"] - base_total) / base_total) if base_total and result["has_data"] else None
-        rows.append({
-            **result,
-            "total": _r(result["total"]),
-            "indicators": [{**i, "score": _r(i["score"])} for i in result["indicators"]],
-            "second_level": [{**s, "score": _r(s["score"])} for s in result["second_level"]],
-            "first_level": [{**f, "score": _r(f["score"])} for f in result["first_level"]],
-            "base_total": _r(base_total),
-            "base_missing": before["missing"] if before["has_data"] else None,
-            "change_vs_base_share": _r(change),
-            "meets_target": None if change is None else change >= defn.target_change_share - 1e-9,
-        })
+        rows.append(
+            {
+                **result,
+                "total": _r(result["total"]),
+                "indicators": [{**i, "score": _r(i["score"])} for i in result["indicators"]],
+                "second_level": [{**s, "score": _r(s["score"])} for s in result["second_level"]],
+                "first_level": [{**f, "score": _r(f["score"])} for f in result["first_level"]],
+                "base_total": _r(base_total),
+                "base_missing": before["missing"] if before["has_data"] else None,
+                "change_vs_base_share": _r(change),
+                "meets_target": None if change is None else change >= defn.target_change_share - 1e-9,
+            }
+        )
     rows.sort(key=lambda r: (r["rank"], r["county_code"]))
     return {
         "period": period.label,

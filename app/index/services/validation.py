@@ -1,4 +1,5 @@
 """Validation of imported rows as departments type them: counties, periods, numbers, percentages and units."""
+
 from __future__ import annotations
 
 import math
@@ -127,8 +128,11 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             error(name, "unknown field")
         for name in FIELDS_WITH_FORMULAS:
             if isinstance(fields.get(name), Formula):
-                error(name, f"the cell holds the formula {fields[name].text} without a saved result: open the file "
-                            f"in Excel (or WPS) and save it again, or paste the values")
+                error(
+                    name,
+                    f"the cell holds the formula {fields[name].text} without a saved result: open the file "
+                    f"in Excel (or WPS) and save it again, or paste the values",
+                )
                 fields = {**fields, name: ""}  # reported; not "required" as well
 
         county = _county(fields.get("county_code"))
@@ -136,8 +140,10 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             if "county_code" not in errors:
                 error("county_code", "required")
         elif county is None:
-            error("county_code", f"{fields.get('county_code')!r} is not a Taizhou county-level division; "
-                                 f"one of {counties}")
+            error(
+                "county_code",
+                f"{fields.get('county_code')!r} is not a Taizhou county-level division; one of {counties}",
+            )
 
         period = None
         if _blank(fields.get("period")):
@@ -156,17 +162,24 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             if "indicator" not in errors:
                 error("indicator", "required")
         elif number is None or number not in defn.indicators:
-            error("indicator", f"{fields.get('indicator')!r} is not an indicator of the index: "
-                               f"1–{len(defn.indicators)}")
+            error(
+                "indicator", f"{fields.get('indicator')!r} is not an indicator of the index: 1–{len(defn.indicators)}"
+            )
         else:
             indicator = defn.indicators[number]
             if indicator.computed:
-                error("indicator", f"indicator {number} ({indicator.name}) is computed from this system's "
-                                   f"statistics and cannot be imported")
+                error(
+                    "indicator",
+                    f"indicator {number} ({indicator.name}) is computed from this system's "
+                    f"statistics and cannot be imported",
+                )
             elif period is not None and period.is_quarter and indicator.quarterly == "previous_year":
-                error("period", f"indicator {number} ({indicator.name}) is assessed in quarters with the previous "
-                                f"year's annual value (备注): import the annual value, e.g. period "
-                                f"{period.year - 1}, not {period.label}")
+                error(
+                    "period",
+                    f"indicator {number} ({indicator.name}) is assessed in quarters with the previous "
+                    f"year's annual value (备注): import the annual value, e.g. period "
+                    f"{period.year - 1}, not {period.label}",
+                )
 
         parsed = _number(fields.get("value"))
         value = parsed.value if parsed is not None else None
@@ -201,19 +214,34 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
             error("unit", f"indicator {indicator.number} is measured in {indicator.unit}, not {unit}")
         elif unit is not None and parsed is not None and parsed.percent and _unit_key(unit) != "%":
             error("value", f"{shown} is a percentage but the unit column says {unit}")
-        if (parsed is not None and parsed.percent and indicator is not None and indicator.unit
-                and indicator.unit != "%"):
-            error("value", f"{shown} is a percentage, but indicator {indicator.number} "
-                           f"({indicator.name}) is measured in {indicator.unit}")
+        if parsed is not None and parsed.percent and indicator is not None and indicator.unit and indicator.unit != "%":
+            error(
+                "value",
+                f"{shown} is a percentage, but indicator {indicator.number} "
+                f"({indicator.name}) is measured in {indicator.unit}",
+            )
         if indicator is not None and indicator.unit and unit is not None and _same_unit(unit, indicator.unit):
             unit = indicator.unit  # stored as the definition writes it
         elif unit is None and parsed is not None and parsed.percent:
             unit = "%"
 
-        if (not errors and county is not None and period is not None and indicator is not None and value is not None
-                and isinstance(source, str)):  # (an error was recorded if it is not)
-            row = ImportRow(place=place, county_code=county, period=period, indicator=indicator.number, value=value,
-                            unit=unit or indicator.unit, source_department=source.strip())
+        if (
+            not errors
+            and county is not None
+            and period is not None
+            and indicator is not None
+            and value is not None
+            and isinstance(source, str)
+        ):  # (an error was recorded if it is not)
+            row = ImportRow(
+                place=place,
+                county_code=county,
+                period=period,
+                indicator=indicator.number,
+                value=value,
+                unit=unit or indicator.unit,
+                source_department=source.strip(),
+            )
             if row.key in seen:
                 error("indicator", f"the same county, period and indicator as {raw.place_name} {seen[row.key]}")
             else:
@@ -222,10 +250,14 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
         if errors:
             bad[str(place)] = errors
     if bad:
-        where = ("positions in the list, from 0" if raw.place_name == "index"
-                 else "lines of the file as a spreadsheet or text editor numbers them")
+        where = (
+            "positions in the list, from 0"
+            if raw.place_name == "index"
+            else "lines of the file as a spreadsheet or text editor numbers them"
+        )
         raise InvalidInput(
             f"{len(bad)} of {len(raw.rows)} rows are invalid ({where}); nothing was imported.",
-            errors={"rows": bad}, place=raw.place_name,
+            errors={"rows": bad},
+            place=raw.place_name,
         )
     return good

@@ -1,4 +1,5 @@
 """Imported indicator values: the all-or-nothing upsert (with an audit of replaced values) and the listing."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -44,30 +45,51 @@ def import_values(session: Session, actor: Principal, raw: RawRows, now: datetim
     for row in rows:
         current = existing.get(row.key)
         if current is None:
-            session.add(IndicatorValue(
-                county_code=row.county_code, period=row.period.label, indicator=row.indicator, value=row.value,
-                unit=row.unit, source_department=row.source_department, imported_at=now,
-                imported_by_user_id=user_id,
-            ))
+            session.add(
+                IndicatorValue(
+                    county_code=row.county_code,
+                    period=row.period.label,
+                    indicator=row.indicator,
+                    value=row.value,
+                    unit=row.unit,
+                    source_department=row.source_department,
+                    imported_at=now,
+                    imported_by_user_id=user_id,
+                )
+            )
             inserted += 1
             continue
         if (current.value, current.unit, current.source_department) == (row.value, row.unit, row.source_department):
             unchanged += 1
             continue
-        session.add(IndicatorValueRevision(
-            value_id=current.id, value=current.value, unit=current.unit, source_department=current.source_department,
-            imported_at=current.imported_at, imported_by_user_id=current.imported_by_user_id, replaced_at=now,
-            replaced_by_user_id=user_id,
-        ))
+        session.add(
+            IndicatorValueRevision(
+                value_id=current.id,
+                value=current.value,
+                unit=current.unit,
+                source_department=current.source_department,
+                imported_at=current.imported_at,
+                imported_by_user_id=current.imported_by_user_id,
+                replaced_at=now,
+                replaced_by_user_id=user_id,
+            )
+        )
         current.value, current.unit, current.source_department = row.value, row.unit, row.source_department
         current.imported_at, current.imported_by_user_id = now, user_id
         updated += 1
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent import inserted one of the same keys first
-        raise Conflict("另一个导入同时写入了相同的指标，请重试 (a concurrent import wrote the same values; retry)") from exc
-    return {"rows": len(rows), "inserted": inserted, "updated": updated, "unchanged": unchanged,
-            "ignored_columns": raw.ignored_columns}
+        raise Conflict(
+            "另一个导入同时写入了相同的指标，请重试 (a concurrent import wrote the same values; retry)"
+        ) from exc
+    return {
+        "rows": len(rows),
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": unchanged,
+        "ignored_columns": raw.ignored_columns,
+    }
 
 
 def list_values(session: Session, actor: Principal, period: Period | None = None, county_code: str | None = None):

@@ -29,6 +29,7 @@ Laid out as: :mod:`.loop` (constants, state, time helpers, people), :mod:`.shipm
 behind, the manifests), :mod:`.refills` (regeneration batches, recent fills); this module registers
 the extension (imported by :func:`app.demo.data.import_demo_extensions`).
 """
+
 from __future__ import annotations
 
 import random
@@ -49,14 +50,19 @@ REPLAY_DEFERRED_CHECKS.update({"waste_held_too_long", "waste_not_on_manifest"})
 
 # ---------------------------------------------------------------- the extension
 
+
 @demo_extension
 def close_the_loop(session, ctx: DemoContext, now: datetime) -> None:
     loop = Loop(ctx=ctx, now=now, rng=random.Random(ctx.rng.random()))
     people(session, loop)
     box_ids = [b.id for b in ctx.boxes]
-    records = list(session.scalars(select(LedgerRecord).where(
-        LedgerRecord.stage == "generation", LedgerRecord.box_id.in_(box_ids))
-        .order_by(LedgerRecord.occurred_at, LedgerRecord.id)))
+    records = list(
+        session.scalars(
+            select(LedgerRecord)
+            .where(LedgerRecord.stage == "generation", LedgerRecord.box_id.in_(box_ids))
+            .order_by(LedgerRecord.occurred_at, LedgerRecord.id)
+        )
+    )
     showcase = ctx.users["qiye"].organization_id
     pool = [b for b in ctx.boxes if b.status == "active" and b.enterprise_id != showcase]
     left_behind = hold_some_waste(session, loop, records, pool)

@@ -1,6 +1,7 @@
 """The demo loop's shared parts: its constants, the state handed between the steps (:class:`Loop`,
 :class:`Shipment`), time helpers, the deferred colour refresh, and the people who act.
 """
+
 from __future__ import annotations
 
 import random
@@ -60,6 +61,7 @@ class Loop:
 
 # ---------------------------------------------------------------- time helpers
 
+
 def at_local(day: date, hour: float) -> datetime:
     """``day`` at ``hour`` (fractional) Shanghai time, as UTC."""
     minutes = min(round(hour * 60), 24 * 60 - 1)
@@ -84,12 +86,19 @@ def deferred_box_refresh() -> Iterator[None]:
 
 # ---------------------------------------------------------------- people
 
+
 def _staff_user(session, ctx: DemoContext, org: Organization, username: str, display: str) -> Principal:
     """A staff account of ``org`` (same demo password as the printed logins; not printed itself)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        user = User(username=username, display_name=display, organization_id=org.id, role="staff",
-                    password_hash=ctx.users["qiye"].password_hash, created_at=ctx.now - 400 * DAY)
+        user = User(
+            username=username,
+            display_name=display,
+            organization_id=org.id,
+            role="staff",
+            password_hash=ctx.users["qiye"].password_hash,
+            created_at=ctx.now - 400 * DAY,
+        )
         session.add(user)
         session.flush()
     return Principal(user=user)
@@ -102,7 +111,8 @@ def people(session, loop: Loop) -> None:
             loop.enterprise_actor[enterprise.id] = ctx.principal("qiye2")
         else:
             loop.enterprise_actor[enterprise.id] = _staff_user(
-                session, ctx, enterprise, f"qiye-{i:02d}", f"环保专员（{enterprise.name}）")
+                session, ctx, enterprise, f"qiye-{i:02d}", f"环保专员（{enterprise.name}）"
+            )
     tiantai, wenling = ctx.orgs["regen_tiantai"], ctx.orgs["regen_wenling"]
     loop.plant_actor[tiantai.id] = ctx.principal("zaisheng")
     loop.plant_actor[wenling.id] = _staff_user(session, ctx, wenling, "zaisheng-wl", f"接收员（{wenling.name}）")

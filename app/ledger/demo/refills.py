@@ -1,6 +1,7 @@
 """The demo's regeneration and recent fills: the plants' monthly batches from the received waste
 carbon, then the carbon service's fills of the last weeks (mostly regenerated carbon).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -24,6 +25,7 @@ from app.regeneration.models import RegenerationBatch
 
 # ---------------------------------------------------------------- regeneration
 
+
 def regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
     """Monthly batches per plant from the waste carbon it received and processed by R7."""
     rng, now = loop.rng, loop.now
@@ -31,8 +33,13 @@ def regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
     for plant_id, actor in loop.plant_actor.items():
         plant = actor.organization
         prefix = "TTZS" if plant.id == loop.ctx.orgs["regen_tiantai"].id else "WLZS"
-        lines = [(m.received_at, m.number, line) for m in loop.manifests if m.receiver_id == plant_id
-                 and m.status == "closed" for line in m.lines if line.method_code == "R7"]
+        lines = [
+            (m.received_at, m.number, line)
+            for m in loop.manifests
+            if m.receiver_id == plant_id and m.status == "closed"
+            for line in m.lines
+            if line.method_code == "R7"
+        ]
         if not lines:
             continue
         lines.sort(key=lambda x: x[0])
@@ -46,24 +53,38 @@ def regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
         days.append(today - timedelta(days=rng.randint(4, 7)))
         for n, day in enumerate(days, 1):
             produced = at_local(day, 16)
-            inputs = [{"manifest_number": number, "line_no": line.line_no,
-                       "quantity_kg": ledger.kg((line.accepted_kg or 0) - line.consumed_kg)}
-                      for received, number, line in lines
-                      if received < produced - 12 * HOUR and (line.accepted_kg or 0) - line.consumed_kg > 1]
+            inputs = [
+                {
+                    "manifest_number": number,
+                    "line_no": line.line_no,
+                    "quantity_kg": ledger.kg((line.accepted_kg or 0) - line.consumed_kg),
+                }
+                for received, number, line in lines
+                if received < produced - 12 * HOUR and (line.accepted_kg or 0) - line.consumed_kg > 1
+            ]
             if not inputs:
                 continue
             total = sum(i["quantity_kg"] for i in inputs)
-            batch = regeneration.record_batch(session, actor, {
-                "batch_no": f"{prefix}-{day:%Y%m}-{n:02d}", "produced_on": day, "method_code": "R7",
-                "inputs": inputs, "output_kg": round(float(total) * rng.uniform(0.74, 0.82)),
-                "iodine_mg_g": float(rng.randint(850, 950)),
-                "note": "回转窑高温水蒸气活化再生 (steam reactivation in a rotary kiln)",
-            }, now=produced)
+            batch = regeneration.record_batch(
+                session,
+                actor,
+                {
+                    "batch_no": f"{prefix}-{day:%Y%m}-{n:02d}",
+                    "produced_on": day,
+                    "method_code": "R7",
+                    "inputs": inputs,
+                    "output_kg": round(float(total) * rng.uniform(0.74, 0.82)),
+                    "iodine_mg_g": float(rng.randint(850, 950)),
+                    "note": "回转窑高温水蒸气活化再生 (steam reactivation in a rotary kiln)",
+                },
+                now=produced,
+            )
             batches[plant_id].append(batch)
     return batches
 
 
 # ---------------------------------------------------------------- fills of the last weeks
+
 
 def _carbon(loop: Loop, box: Box, mass: float, at: datetime, batches: dict[int, list[RegenerationBatch]]) -> dict:
     """Regenerated carbon of the region's plant when a batch has enough left, else new carbon."""
@@ -72,12 +93,22 @@ def _carbon(loop: Loop, box: Box, mass: float, at: datetime, batches: dict[int, 
     if box.carbon_type == "granular":
         for batch in sorted(batches.get(plant.id, []), key=lambda b: b.produced_on, reverse=True):
             if batch.produced_on <= local_date(at) - timedelta(days=1) and batch.remaining_kg >= mass:
-                return {"iodine_mg_g": batch.iodine_mg_g, "supplier_org_id": plant.id, "supplier_name": plant.name,
-                        "batch_no": batch.batch_no, "regeneration_batch_id": batch.id,
-                        "note": f"再生炭，再生批次 {batch.batch_no} (regenerated carbon)"}
+                return {
+                    "iodine_mg_g": batch.iodine_mg_g,
+                    "supplier_org_id": plant.id,
+                    "supplier_name": plant.name,
+                    "batch_no": batch.batch_no,
+                    "regeneration_batch_id": batch.id,
+                    "note": f"再生炭，再生批次 {batch.batch_no} (regenerated carbon)",
+                }
     iodine = float(rng.randint(900, 1050) if box.carbon_type == "granular" else rng.randint(700, 800))
-    return {"iodine_mg_g": iodine, "supplier_org_id": None, "supplier_name": VIRGIN_SUPPLIER,
-            "batch_no": f"JY{at:%y%m}-{rng.randint(1, 40):03d}", "note": ""}
+    return {
+        "iodine_mg_g": iodine,
+        "supplier_org_id": None,
+        "supplier_name": VIRGIN_SUPPLIER,
+        "batch_no": f"JY{at:%y%m}-{rng.randint(1, 40):03d}",
+        "note": "",
+    }
 
 
 def recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch]], skip: set[int]) -> None:
@@ -96,7 +127,7 @@ def recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch]
     for target, share in quota.items():
         boxes = by_target.get(target, [])
         rng.shuffle(boxes)
-        for box in boxes[:round(len(boxes) * share)]:
+        for box in boxes[: round(len(boxes) * share)]:
             plan, fill = ctx.plans[box.id], fills.get(box.id)
             cycle = plan.cycle_days
             actor = ctx.principal(plan.actor)
@@ -116,8 +147,12 @@ def recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch]
             at = working_hours(rng, lo + (hi - lo) * rng.random(), 8, 16)
             at = min(max(at, lo), hi)
             mass = float(round(float(box.design_fill_kg) * rng.uniform(0.98, 1.02)))
-            data = {"filled_at": at, "mass_kg": mass, "carbon_type": box.carbon_type,
-                    **_carbon(loop, box, mass, at, batches)}
+            data = {
+                "filled_at": at,
+                "mass_kg": mass,
+                "carbon_type": box.carbon_type,
+                **_carbon(loop, box, mass, at, batches),
+            }
             if fill is not None:
                 data["removed_waste_kg"] = round(float(fill.mass_kg) * rng.uniform(1.05, 1.25), 1)
             if target == "red_overdue":

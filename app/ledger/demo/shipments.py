@@ -2,6 +2,7 @@
 fates (closed, overdue, late, discrepant, refused, cancelled, …), each walked through the
 manifest services, and the manifests of the last few days still open.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,6 +32,7 @@ from app.ledger.models import LedgerRecord, Manifest, Stage
 
 # ---------------------------------------------------------------- which waste stays behind
 
+
 def current_fills(session, boxes: list[Box], now: datetime) -> dict[int, Fill]:
     return box_services.latest_fills(session, [b.id for b in boxes], now)
 
@@ -39,8 +41,13 @@ def _green_but_for_waste(session, loop: Loop, boxes: list[Box]) -> list[Box]:
     """Active boxes that no rule other than the waste rules colours today (sensor boxes
     included: their readings are in by now)."""
     evaluations = box_services.evaluate_boxes(session, boxes, loop.now)
-    return [b for b in boxes if b.status == "active" and evaluations[b.id].facts.get("fill") is not None
-            and not [r for r in evaluations[b.id].reasons if not r["code"].startswith("waste_")]]
+    return [
+        b
+        for b in boxes
+        if b.status == "active"
+        and evaluations[b.id].facts.get("fill") is not None
+        and not [r for r in evaluations[b.id].reasons if not r["code"].startswith("waste_")]
+    ]
 
 
 def hold_some_waste(session, loop: Loop, records: list[LedgerRecord], pool: list[Box]) -> list[Box]:
@@ -72,6 +79,7 @@ def hold_some_waste(session, loop: Loop, records: list[LedgerRecord], pool: list
 
 
 # ---------------------------------------------------------------- the manifests
+
 
 def schedule(loop: Loop, records: list[LedgerRecord]) -> list[Shipment]:
     """Monthly shipments per enterprise, counted back from a last one 1–24 days ago."""
@@ -118,8 +126,12 @@ def assign_fates(loop: Loop, shipments: list[Shipment]) -> None:
     rng.shuffle(lasts)
     # The zaisheng login (天台) should find shipments to receive.
     lasts.sort(key=lambda s: s.receiver.id != tiantai.id)
-    wanted = (("in_transit", 3, (1.2, 3.0)), ("received", 2, (2.0, 5.0)), ("overdue", 2, (17.0, 24.0)),
-              ("rejected", 1, (12.0, 20.0)))
+    wanted = (
+        ("in_transit", 3, (1.2, 3.0)),
+        ("received", 2, (2.0, 5.0)),
+        ("overdue", 2, (17.0, 24.0)),
+        ("rejected", 1, (12.0, 20.0)),
+    )
     pool = iter(lasts)
     for fate, count, (lo, hi) in wanted:
         for _ in range(count):
@@ -156,19 +168,38 @@ def _create(session, loop: Loop, shipment: Shipment, receiver: Organization, at:
     quantity = ledger.kg(sum(r.on_site_kg if r.on_site_kg is not None else r.quantity_kg for r in batches))
     bags = max(1, math.ceil(quantity / 600))
     consignor = shipment.enterprise
-    return ledger.create_manifest(session, loop.enterprise_actor[consignor.id], {
-        "consignor_id": consignor.id, "carrier_id": loop.ctx.orgs["carrier"].id, "receiver_id": receiver.id,
-        "route": f"{consignor.name} → {receiver.name}（{receiver.address}）",
-        "lines": [{"waste_code": WASTE_CODE, "quantity_kg": quantity, "physical_form": "solid",
-                   "packaging": f"吨袋 {bags} 只 (ton bags)", "source_batches": [r.batch_code for r in batches]}],
-    }, now=at)
+    return ledger.create_manifest(
+        session,
+        loop.enterprise_actor[consignor.id],
+        {
+            "consignor_id": consignor.id,
+            "carrier_id": loop.ctx.orgs["carrier"].id,
+            "receiver_id": receiver.id,
+            "route": f"{consignor.name} → {receiver.name}（{receiver.address}）",
+            "lines": [
+                {
+                    "waste_code": WASTE_CODE,
+                    "quantity_kg": quantity,
+                    "physical_form": "solid",
+                    "packaging": f"吨袋 {bags} 只 (ton bags)",
+                    "source_batches": [r.batch_code for r in batches],
+                }
+            ],
+        },
+        now=at,
+    )
 
 
 def _pickup(session, loop: Loop, manifest: Manifest, at: datetime) -> None:
     plates = loop.ctx.orgs["carrier"].licences[0]["vehicles"]
     driver, phone = loop.rng.choice(DRIVERS)
-    ledger.pickup(session, loop.carrier, manifest, {
-        "vehicle_plate": loop.rng.choice(plates), "driver_name": driver, "driver_phone": phone}, now=at)
+    ledger.pickup(
+        session,
+        loop.carrier,
+        manifest,
+        {"vehicle_plate": loop.rng.choice(plates), "driver_name": driver, "driver_phone": phone},
+        now=at,
+    )
 
 
 def ship(session, loop: Loop, shipment: Shipment) -> None:
@@ -215,39 +246,59 @@ def ship(session, loop: Loop, shipment: Shipment) -> None:
     if shipment.fate == "rejected":
         ledger.reject(session, receiver_actor, manifest, {"reason": REFUSAL}, now=arrived)
         # Re-packed and shipped again a few days later.
-        again = Shipment(shipment.enterprise, working_hours(rng, arrived + rng.uniform(2, 4) * DAY),
-                         shipment.batches, receiver=receiver)
+        again = Shipment(
+            shipment.enterprise,
+            working_hours(rng, arrived + rng.uniform(2, 4) * DAY),
+            shipment.batches,
+            receiver=receiver,
+        )
         if again.created_at < now - 2 * HOUR:
             ship(session, loop, again)
         return
     ratio = rng.uniform(0.915, 0.93) if shipment.fate == "discrepant" else rng.uniform(0.988, 1.006)
-    ledger.receive(session, receiver_actor, manifest,
-                   {"lines": [{"line_no": line.line_no, "received_kg": ledger.kg(float(line.quantity_kg) * ratio)}]},
-                   now=arrived)
+    ledger.receive(
+        session,
+        receiver_actor,
+        manifest,
+        {"lines": [{"line_no": line.line_no, "received_kg": ledger.kg(float(line.quantity_kg) * ratio)}]},
+        now=arrived,
+    )
     if shipment.fate == "received":
         return
     processed = working_hours(rng, arrived + rng.uniform(1, 6) * DAY, 9, 17)
     if processed > now - HOUR:
         return
-    ledger.process(session, receiver_actor, manifest,
-                   {"lines": [{"line_no": line.line_no, "method_code": _method(loop, shipment)}]}, now=processed)
+    ledger.process(
+        session,
+        receiver_actor,
+        manifest,
+        {"lines": [{"line_no": line.line_no, "method_code": _method(loop, shipment)}]},
+        now=processed,
+    )
 
 
 # ---------------------------------------------------------------- the last few days
+
 
 def open_manifests(session, loop: Loop) -> None:
     """Manifests started from stock in the last days: drafts (one for the showcase enterprise,
     whose staff can submit it) and submitted ones waiting for the carrier."""
     rng, now = loop.rng, loop.now
-    fresh = list(session.scalars(select(LedgerRecord).where(
-        LedgerRecord.stage == Stage.GENERATION, LedgerRecord.available_kg > ledger.EPS).order_by(LedgerRecord.occurred_at)))
+    fresh = list(
+        session.scalars(
+            select(LedgerRecord)
+            .where(LedgerRecord.stage == Stage.GENERATION, LedgerRecord.available_kg > ledger.EPS)
+            .order_by(LedgerRecord.occurred_at)
+        )
+    )
     by_enterprise: dict[int, list[LedgerRecord]] = defaultdict(list)
     for record in fresh:
         if record.id not in loop.held and record.occurred_at < now - 6 * HOUR:
             by_enterprise[record.enterprise_id].append(record)
     showcase = loop.ctx.users["qiye"].organization_id
-    busy = {m.consignor_id for m in loop.manifests if m.status in ("submitted", "in_transit") or
-            (m.status == "rejected")}
+    busy = {
+        m.consignor_id for m in loop.manifests if m.status in ("submitted", "in_transit") or (m.status == "rejected")
+    }
     order = [e for e in loop.ctx.enterprises if by_enterprise.get(e.id) and e.id not in busy and e.id != showcase]
     rng.shuffle(order)
     plan = [("draft", e) for e in order[:1]] + [("submitted", e) for e in order[1:4]]
@@ -262,5 +313,9 @@ def open_manifests(session, loop: Loop) -> None:
         manifest = _create(session, loop, shipment, shipment.receiver, at, own)
         loop.manifests.append(manifest)
         if state == "submitted":
-            ledger.submit(session, loop.enterprise_actor[enterprise.id], manifest,
-                          now=min(at + rng.uniform(0.3, 3) * HOUR, now - 0.2 * HOUR))
+            ledger.submit(
+                session,
+                loop.enterprise_actor[enterprise.id],
+                manifest,
+                now=min(at + rng.uniform(0.3, 3) * HOUR, now - 0.2 * HOUR),
+            )

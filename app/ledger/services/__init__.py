@@ -14,6 +14,7 @@ One module per concern: :mod:`.rules_access` (rules, methods, calendar, catalogu
 :mod:`.steps` (the manifest lifecycle) and :mod:`.mass_balance` (anomalies). The names used
 outside the package are re-exported here.
 """
+
 from __future__ import annotations
 
 from app.common.timeutil import SHANGHAI
@@ -56,11 +57,49 @@ from app.ledger.services.steps import (
 from app.ledger.services.stock import lock_stock, refresh_box_colours
 
 __all__ = [
-    "ACTIONS", "ACTION_FROM", "EPS", "FLAGS", "NUMBER_RE", "PARTY_ZH", "PROVINCES", "SHANGHAI", "_receipt_due", "act",
-    "anomalies", "calendar", "can_read", "cancel", "catalogue_entry", "covering_licence", "create_manifest",
-    "find_manifest_public", "get_manifest", "issue_number", "kg", "ledger_query", "licence_covers", "list_manifests",
-    "lock_stock", "management_class", "manifest_scope", "methods", "note_external_number", "number_problem",
-    "on_fill", "party_of", "pickup", "process", "receive", "record_by_hand", "record_generation",
-    "refresh_box_colours", "reject", "rules", "stock_summary", "submit", "transport_permit", "validate_replacement",
+    "ACTIONS",
+    "ACTION_FROM",
+    "EPS",
+    "FLAGS",
+    "NUMBER_RE",
+    "PARTY_ZH",
+    "PROVINCES",
+    "SHANGHAI",
+    "_receipt_due",
+    "act",
+    "anomalies",
+    "calendar",
+    "can_read",
+    "cancel",
+    "catalogue_entry",
+    "covering_licence",
+    "create_manifest",
+    "find_manifest_public",
+    "get_manifest",
+    "issue_number",
+    "kg",
+    "ledger_query",
+    "licence_covers",
+    "list_manifests",
+    "lock_stock",
+    "management_class",
+    "manifest_scope",
+    "methods",
+    "note_external_number",
+    "number_problem",
+    "on_fill",
+    "party_of",
+    "pickup",
+    "process",
+    "receive",
+    "record_by_hand",
+    "record_generation",
+    "refresh_box_colours",
+    "reject",
+    "rules",
+    "stock_summary",
+    "submit",
+    "transport_permit",
+    "validate_replacement",
     "visible_enterprise",
 ]

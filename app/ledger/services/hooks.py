@@ -1,4 +1,5 @@
 """The boxes' fill validator and fill hook: a replacement's waste carbon enters the ledger (registered at import)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,9 +25,16 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         return
     box = session.get_one(Box, fill.box_id)
     generation = record_generation(
-        session, enterprise=box.enterprise, waste_code=box.waste_code or "900-039-49",
-        quantity_kg=fill.removed_waste_kg, occurred_at=fill.filled_at, origin="replacement", actor=principal,
-        box=box, fill=fill, facility_code=box.facility_code,
+        session,
+        enterprise=box.enterprise,
+        waste_code=box.waste_code or "900-039-49",
+        quantity_kg=fill.removed_waste_kg,
+        occurred_at=fill.filled_at,
+        origin="replacement",
+        actor=principal,
+        box=box,
+        fill=fill,
+        facility_code=box.facility_code,
         note=f"碳箱 {box.code} 更换活性炭 (replacement in box {box.code})",
     )
     fill.ledger_batch_code = generation.batch_code  # shown in the fill's API response

@@ -1,4 +1,5 @@
 """Licences of the parties: hazardous-waste operating licences and road transport permits."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -39,10 +40,10 @@ def _licence_valid_on(licence: dict[str, Any], today: date) -> bool:
 def transport_permit(org: Organization, today: date) -> dict[str, Any] | None:
     """A carrier's valid road transport permit for dangerous goods (道路危险货物运输许可):
     the carrier refuses to carry without a manifest, and may not carry without a permit."""
-    return next((lic for lic in (org.licences or [])
-                 if lic.get("kind") == "transport" and _licence_valid_on(lic, today)), None)
+    return next(
+        (lic for lic in (org.licences or []) if lic.get("kind") == "transport" and _licence_valid_on(lic, today)), None
+    )
 
 
 def covering_licence(org: Organization, waste_code: str, today: date) -> dict[str, Any] | None:
     return next((lic for lic in (org.licences or []) if licence_covers(lic, waste_code, today)), None)
-

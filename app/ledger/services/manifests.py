@@ -1,4 +1,5 @@
 """Manifests: visibility, lookup and listing, and creation (electronic, paper or national)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -62,8 +63,16 @@ def find_manifest_public(session: Session, number: str) -> Manifest | None:
 FLAGS = ("overdue", "discrepant", "late", "rejected")
 
 
-def list_manifests(session: Session, actor: Principal, *, status: str | None = None, flag: str | None = None,
-                   enterprise: int | None = None, party: str | None = None, now: datetime | None = None):
+def list_manifests(
+    session: Session,
+    actor: Principal,
+    *,
+    status: str | None = None,
+    flag: str | None = None,
+    enterprise: int | None = None,
+    party: str | None = None,
+    now: datetime | None = None,
+):
     now = now or utcnow()
     query = select(Manifest).where(manifest_scope(actor))
     if status:
@@ -78,8 +87,12 @@ def list_manifests(session: Session, actor: Principal, *, status: str | None = N
     elif party == "receiver":
         query = query.where(Manifest.receiver_id == org_id)
     if flag == "overdue":
-        query = query.where(or_(Manifest.overdue.is_(True), and_(
-            Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now)))
+        query = query.where(
+            or_(
+                Manifest.overdue.is_(True),
+                and_(Manifest.status == ManifestStatus.IN_TRANSIT, Manifest.receipt_due_at <= now),
+            )
+        )
     elif flag == "discrepant":
         query = query.where(Manifest.discrepant.is_(True))
     elif flag == "late":
@@ -89,11 +102,12 @@ def list_manifests(session: Session, actor: Principal, *, status: str | None = N
     return query.order_by(Manifest.created_at.desc(), Manifest.id.desc())
 
 
-
 # ---------------------------------------------------------------- creating manifests
 
-def _validate_lines(session: Session, consignor: Organization | None, raw_lines: list[dict[str, Any]],
-                    errors: dict[str, list[str]]) -> list[dict[str, Any]]:
+
+def _validate_lines(
+    session: Session, consignor: Organization | None, raw_lines: list[dict[str, Any]], errors: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     lines = []
     if not raw_lines:
         errors["lines"] = ["at least one line is required"]
@@ -115,24 +129,41 @@ def _validate_lines(session: Session, consignor: Organization | None, raw_lines:
             errors.setdefault(f"{place}.physical_form", []).append(f"one of {', '.join(PHYSICAL_FORMS)}")
         batches = list(raw.get("source_batches") or [])
         if batches and consignor is not None:
-            found = {r.batch_code: r for r in session.scalars(select(LedgerRecord).where(
-                LedgerRecord.batch_code.in_(batches), LedgerRecord.enterprise_id == consignor.id,
-                LedgerRecord.stage == Stage.GENERATION))}
+            found = {
+                r.batch_code: r
+                for r in session.scalars(
+                    select(LedgerRecord).where(
+                        LedgerRecord.batch_code.in_(batches),
+                        LedgerRecord.enterprise_id == consignor.id,
+                        LedgerRecord.stage == Stage.GENERATION,
+                    )
+                )
+            }
             for code in batches:
                 record = found.get(code)
                 if record is None:
                     errors.setdefault(f"{place}.source_batches", []).append(
-                        f"{code} is not a generation batch of the consignor")
+                        f"{code} is not a generation batch of the consignor"
+                    )
                 elif record.waste_code != entry.code:
                     errors.setdefault(f"{place}.source_batches", []).append(
-                        f"{code} holds {record.waste_code}, not {entry.code}")
+                        f"{code} holds {record.waste_code}, not {entry.code}"
+                    )
             if len(set(batches)) != len(batches):
                 errors.setdefault(f"{place}.source_batches", []).append("a batch is named twice")
-        lines.append({
-            "line_no": i + 1, "waste_code": entry.code, "waste_name": raw.get("waste_name") or entry.description,
-            "category": entry.category, "physical_form": form, "hazard": hazard,
-            "packaging": raw.get("packaging") or "", "quantity_kg": kg(quantity), "requested_batches": batches,
-        })
+        lines.append(
+            {
+                "line_no": i + 1,
+                "waste_code": entry.code,
+                "waste_name": raw.get("waste_name") or entry.description,
+                "category": entry.category,
+                "physical_form": form,
+                "hazard": hazard,
+                "packaging": raw.get("packaging") or "",
+                "quantity_kg": kg(quantity),
+                "requested_batches": batches,
+            }
+        )
     return lines
 
 
@@ -155,8 +186,9 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     if carrier is None or not carrier.has_role("carrier"):
         errors["carrier_id"] = ["the carrier (承运人) must be an organisation with the carrier role"]
     elif transport_permit(carrier, today) is None:
-        errors["carrier_id"] = [f"{carrier.name} holds no valid road transport permit for dangerous goods "
-                                "(a licence of kind 'transport')"]
+        errors["carrier_id"] = [
+            f"{carrier.name} holds no valid road transport permit for dangerous goods (a licence of kind 'transport')"
+        ]
     receiver = session.get(Organization, data.get("receiver_id")) if data.get("receiver_id") else None
     if receiver is None or not (receiver.has_role("receiver") or receiver.has_role("regenerator")):
         errors["receiver_id"] = ["the receiver (接受人) must be an organisation with the receiver or regenerator role"]
@@ -169,21 +201,29 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
             if found is None:
                 errors.setdefault("receiver_id", []).append(
                     f"{receiver.name} holds no valid hazardous-waste licence covering {line['waste_code']} "
-                    f"({line['category']})")
+                    f"({line['category']})"
+                )
             licence = licence or found
     if consignor is not None and lines:
         need: dict[str, Decimal] = defaultdict(Decimal)
         for line in lines:
             need[line["waste_code"]] += line["quantity_kg"]
-        stocks = {s.waste_code: s for s in session.scalars(select(WasteStock).where(
-            WasteStock.enterprise_id == consignor.id, WasteStock.waste_code.in_(list(need))))}
+        stocks = {
+            s.waste_code: s
+            for s in session.scalars(
+                select(WasteStock).where(
+                    WasteStock.enterprise_id == consignor.id, WasteStock.waste_code.in_(list(need))
+                )
+            )
+        }
         for line in lines:
             stock = stocks.get(line["waste_code"])
             available = stock.available_kg if stock else ZERO_KG
             if need[line["waste_code"]] > available + EPS:
                 errors.setdefault(f"lines.{line['line_no'] - 1}.quantity_kg", []).append(
                     f"only {float(available):g} kg of {line['waste_code']} available in stock; "
-                    f"{float(need[line['waste_code']]):g} kg requested")
+                    f"{float(need[line['waste_code']]):g} kg requested"
+                )
     number = data.get("number")
     transferred_at = data.get("transferred_at")
     if origin == "electronic" and (number or transferred_at):
@@ -209,17 +249,28 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     assert consignor is not None and consignor.county_code and carrier is not None and receiver is not None
     if number:
         if session.scalar(select(Manifest.id).where(Manifest.number == number)):
-            raise Conflict(f"联单编号 {number} 已存在 (a manifest with this number exists)",
-                           errors={"number": ["already recorded"]})
+            raise Conflict(
+                f"联单编号 {number} 已存在 (a manifest with this number exists)",
+                errors={"number": ["already recorded"]},
+            )
         note_external_number(session, number)
     else:
         number = issue_number(session, consignor.county_code[:4], today.year)
     manifest = Manifest(
-        number=number, origin=origin, status=ManifestStatus.DRAFT, consignor_id=consignor.id, carrier_id=carrier.id,
-        receiver_id=receiver.id, receiver_licence=(licence or {}).get("number", ""), route=data.get("route") or "",
-        note=data.get("note") or "", vehicle_plate=data.get("vehicle_plate") or "",
-        driver_name=data.get("driver_name") or "", driver_phone=data.get("driver_phone") or "",
-        created_by_user_id=actor.user.id if actor.user else None, created_at=now,
+        number=number,
+        origin=origin,
+        status=ManifestStatus.DRAFT,
+        consignor_id=consignor.id,
+        carrier_id=carrier.id,
+        receiver_id=receiver.id,
+        receiver_licence=(licence or {}).get("number", ""),
+        route=data.get("route") or "",
+        note=data.get("note") or "",
+        vehicle_plate=data.get("vehicle_plate") or "",
+        driver_name=data.get("driver_name") or "",
+        driver_phone=data.get("driver_phone") or "",
+        created_by_user_id=actor.user.id if actor.user else None,
+        created_at=now,
     )
     manifest.lines = [ManifestLine(**line) for line in lines]
     session.add(manifest)
@@ -232,8 +283,9 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     return manifest
 
 
-def _record_past_transfer(session: Session, actor: Principal, manifest: Manifest, transferred_at: datetime,
-                          now: datetime) -> None:
+def _record_past_transfer(
+    session: Session, actor: Principal, manifest: Manifest, transferred_at: datetime, now: datetime
+) -> None:
     """A paper (or national) manifest entered after the waste left: reserve and ship at once."""
     _reserve(session, manifest)
     manifest.submitted_at = transferred_at
@@ -244,7 +296,17 @@ def _record_past_transfer(session: Session, actor: Principal, manifest: Manifest
     days = calendar(session).working_days_between(local_date(transferred_at), local_date(now))
     manifest.entry_working_days = days
     manifest.late_entry = days > rules(session).paper_entry_working_days
-    _event(session, manifest, actor, "record_transfer", ManifestStatus.DRAFT, transferred_at, "consignor",
-           entered_at=now.isoformat(), working_days_after_transfer=days, late=manifest.late_entry,
-           vehicle_plate=manifest.vehicle_plate, driver_name=manifest.driver_name)
-
+    _event(
+        session,
+        manifest,
+        actor,
+        "record_transfer",
+        ManifestStatus.DRAFT,
+        transferred_at,
+        "consignor",
+        entered_at=now.isoformat(),
+        working_days_after_transfer=days,
+        late=manifest.late_entry,
+        vehicle_plate=manifest.vehicle_plate,
+        driver_name=manifest.driver_name,
+    )

@@ -1,4 +1,5 @@
 """National manifest numbers: validation and the per (year, prefecture) serial counter."""
+
 from __future__ import annotations
 
 import re
@@ -15,11 +16,41 @@ from app.ledger.models import ManifestCounter
 
 NUMBER_RE = re.compile(r"^\d{14}$")
 # GB/T 2260 province-level codes (the two digits after the year in a manifest number).
-PROVINCES = frozenset({
-    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43",
-    "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
-})
-
+PROVINCES = frozenset(
+    {
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+    }
+)
 
 
 def number_problem(number: str, now: datetime) -> str | None:
@@ -39,8 +70,9 @@ def number_problem(number: str, now: datetime) -> str | None:
 
 
 def _counter_row(session: Session, year: int, prefecture: str) -> None:
-    insert_ignore(session, ManifestCounter, {"year": year, "prefecture": prefecture, "last_serial": 0},
-                  ["year", "prefecture"])
+    insert_ignore(
+        session, ManifestCounter, {"year": year, "prefecture": prefecture, "last_serial": 0}, ["year", "prefecture"]
+    )
 
 
 def _counters() -> Table:
@@ -54,8 +86,10 @@ def issue_number(session: Session, prefecture: str, year: int) -> str:
     _counter_row(session, year, prefecture)
     table = _counters()
     serial: int = session.execute(
-        update(table).where(table.c.year == year, table.c.prefecture == prefecture)
-        .values(last_serial=table.c.last_serial + 1).returning(table.c.last_serial)
+        update(table)
+        .where(table.c.year == year, table.c.prefecture == prefecture)
+        .values(last_serial=table.c.last_serial + 1)
+        .returning(table.c.last_serial)
     ).scalar_one()
     if serial > 999_999:
         raise Conflict(f"{year} 年 {prefecture} 的联单编号已用尽 (serials exhausted)")
@@ -68,6 +102,8 @@ def note_external_number(session: Session, number: str) -> None:
     year, prefecture, serial = int(number[:4]), number[4:8], int(number[8:])
     _counter_row(session, year, prefecture)
     table = _counters()
-    session.execute(update(table).where(table.c.year == year, table.c.prefecture == prefecture).values(
-        last_serial=case((table.c.last_serial < serial, serial), else_=table.c.last_serial)))
-
+    session.execute(
+        update(table)
+        .where(table.c.year == year, table.c.prefecture == prefecture)
+        .values(last_serial=case((table.c.last_serial < serial, serial), else_=table.c.last_serial))
+    )

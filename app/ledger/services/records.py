@@ -1,4 +1,5 @@
 """Ledger records: generation (from a replacement or by hand), ledger queries, stock summary, management class."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -18,11 +19,25 @@ from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, _unknown_
 from app.ledger.services.stock import _new_record, lock_stock
 
 
-def record_generation(session: Session, *, enterprise: Organization, waste_code: str, quantity_kg: Any,
-                      occurred_at: datetime, origin: str, actor: Principal | None = None, box: Box | None = None,
-                      fill: Fill | None = None, waste_name: str | None = None, facility_code: str = "",
-                      storage_facility_code: str = "", container_type: str = "", container_count: int | None = None,
-                      handler: str = "", note: str = "") -> LedgerRecord:
+def record_generation(
+    session: Session,
+    *,
+    enterprise: Organization,
+    waste_code: str,
+    quantity_kg: Any,
+    occurred_at: datetime,
+    origin: str,
+    actor: Principal | None = None,
+    box: Box | None = None,
+    fill: Fill | None = None,
+    waste_name: str | None = None,
+    facility_code: str = "",
+    storage_facility_code: str = "",
+    container_type: str = "",
+    container_count: int | None = None,
+    handler: str = "",
+    note: str = "",
+) -> LedgerRecord:
     """A generation (产生) record and its into-storage (入库) record; the stock grows."""
     entry = catalogue_entry(waste_code)
     if entry is None:
@@ -30,16 +45,33 @@ def record_generation(session: Session, *, enterprise: Organization, waste_code:
     quantity = kg(quantity_kg)
     stock = lock_stock(session, enterprise.id, waste_code)
     common = dict(
-        enterprise_id=enterprise.id, waste_code=waste_code, waste_name=waste_name or entry.description,
-        category=entry.category, catalogue_edition=CURRENT_EDITION, quantity_kg=quantity, occurred_at=occurred_at,
-        origin=origin, box_id=box.id if box else None, container_type=container_type,
-        container_count=container_count, handler=handler or (actor.label if actor else ""),
-        recorded_by_user_id=actor.user.id if actor and actor.user else None, note=note,
+        enterprise_id=enterprise.id,
+        waste_code=waste_code,
+        waste_name=waste_name or entry.description,
+        category=entry.category,
+        catalogue_edition=CURRENT_EDITION,
+        quantity_kg=quantity,
+        occurred_at=occurred_at,
+        origin=origin,
+        box_id=box.id if box else None,
+        container_type=container_type,
+        container_count=container_count,
+        handler=handler or (actor.label if actor else ""),
+        recorded_by_user_id=actor.user.id if actor and actor.user else None,
+        note=note,
     )
-    generation = _new_record(session, Stage.GENERATION, fill_id=fill.id if fill else None, facility_code=facility_code,
-                             on_site_kg=quantity, available_kg=quantity, **common)
-    _new_record(session, Stage.STORAGE, source_batch_code=generation.batch_code,
-                facility_code=storage_facility_code, **common)
+    generation = _new_record(
+        session,
+        Stage.GENERATION,
+        fill_id=fill.id if fill else None,
+        facility_code=facility_code,
+        on_site_kg=quantity,
+        available_kg=quantity,
+        **common,
+    )
+    _new_record(
+        session, Stage.STORAGE, source_batch_code=generation.batch_code, facility_code=storage_facility_code, **common
+    )
     stock.on_hand_kg = kg(stock.on_hand_kg + quantity)
     stock.updated_at = utcnow()
     return generation
@@ -60,8 +92,16 @@ def visible_enterprise(session: Session, actor: Principal, enterprise_id: int | 
     return org
 
 
-def ledger_query(session: Session, actor: Principal, enterprise_id: int | None, *, start: date | None = None,
-                 end: date | None = None, stage: str | None = None, waste_code: str | None = None):
+def ledger_query(
+    session: Session,
+    actor: Principal,
+    enterprise_id: int | None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    stage: str | None = None,
+    waste_code: str | None = None,
+):
     enterprise = visible_enterprise(session, actor, enterprise_id)
     query = select(LedgerRecord).where(LedgerRecord.enterprise_id == enterprise.id)
     if start:
@@ -86,39 +126,63 @@ def management_class(annual_t: Any) -> str:
 
 def stock_summary(session: Session, actor: Principal, enterprise_id: int | None, now: datetime) -> dict[str, Any]:
     enterprise = visible_enterprise(session, actor, enterprise_id)
-    stocks = list(session.scalars(select(WasteStock).where(WasteStock.enterprise_id == enterprise.id)
-                                  .order_by(WasteStock.waste_code)))
-    oldest = dict(session.execute(
-        select(LedgerRecord.waste_code, func.min(LedgerRecord.occurred_at))
-        .where(LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == Stage.GENERATION,
-               LedgerRecord.on_site_kg > EPS)
-        .group_by(LedgerRecord.waste_code)
-    ).all())
-    annual = kg(session.scalar(select(func.sum(LedgerRecord.quantity_kg)).where(
-        LedgerRecord.enterprise_id == enterprise.id, LedgerRecord.stage == Stage.GENERATION,
-        LedgerRecord.occurred_at >= now - timedelta(days=365))))
+    stocks = list(
+        session.scalars(
+            select(WasteStock).where(WasteStock.enterprise_id == enterprise.id).order_by(WasteStock.waste_code)
+        )
+    )
+    oldest = dict(
+        session.execute(
+            select(LedgerRecord.waste_code, func.min(LedgerRecord.occurred_at))
+            .where(
+                LedgerRecord.enterprise_id == enterprise.id,
+                LedgerRecord.stage == Stage.GENERATION,
+                LedgerRecord.on_site_kg > EPS,
+            )
+            .group_by(LedgerRecord.waste_code)
+        ).all()
+    )
+    annual = kg(
+        session.scalar(
+            select(func.sum(LedgerRecord.quantity_kg)).where(
+                LedgerRecord.enterprise_id == enterprise.id,
+                LedgerRecord.stage == Stage.GENERATION,
+                LedgerRecord.occurred_at >= now - timedelta(days=365),
+            )
+        )
+    )
     items = []
     for s in stocks:
         entry = catalogue_entry(s.waste_code)
         since = oldest.get(s.waste_code)
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        items.append({
-            "waste_code": s.waste_code, "category": category_of(s.waste_code),
-            "waste_name": entry.description if entry else "", "on_hand_kg": kg(s.on_hand_kg),
-            "on_hand_t": s.on_hand_kg / 1000, "reserved_kg": kg(s.reserved_kg),
-            "available_kg": s.available_kg, "oldest_on_site_at": since,
-            "days_on_site": round((now - since).total_seconds() / 86400, 1) if since else None,
-        })
+        items.append(
+            {
+                "waste_code": s.waste_code,
+                "category": category_of(s.waste_code),
+                "waste_name": entry.description if entry else "",
+                "on_hand_kg": kg(s.on_hand_kg),
+                "on_hand_t": s.on_hand_kg / 1000,
+                "reserved_kg": kg(s.reserved_kg),
+                "available_kg": s.available_kg,
+                "oldest_on_site_at": since,
+                "days_on_site": round((now - since).total_seconds() / 86400, 1) if since else None,
+            }
+        )
     return {
-        "enterprise_id": enterprise.id, "enterprise_name": enterprise.name, "items": items,
+        "enterprise_id": enterprise.id,
+        "enterprise_name": enterprise.name,
+        "items": items,
         "total_on_hand_kg": kg(sum((s.on_hand_kg for s in stocks), ZERO_KG)),
-        "generated_last_365d_t": annual / 1000, "management_class": management_class(annual / 1000),
+        "generated_last_365d_t": annual / 1000,
+        "management_class": management_class(annual / 1000),
     }
 
 
-def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
-                   now: datetime | None = None) -> LedgerRecord:
+def record_by_hand(
+    session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None
+) -> LedgerRecord:
     """A waste other than a replacement's carbon, recorded by hand (generation + into storage)."""
     now = now or utcnow()
     errors: dict[str, list[str]] = {}
@@ -140,10 +204,18 @@ def record_by_hand(session: Session, actor: Principal, data: dict[str, Any],
         raise InvalidInput("The ledger record has invalid fields.", errors=errors)
     assert enterprise is not None  # else an error above
     return record_generation(
-        session, enterprise=enterprise, waste_code=data["waste_code"], quantity_kg=quantity, occurred_at=generated_at,
-        origin="manual", actor=actor, waste_name=data.get("waste_name") or None,
-        facility_code=data.get("facility_code") or "", storage_facility_code=data.get("storage_facility_code") or "",
-        container_type=data.get("container_type") or "", container_count=data.get("container_count"),
-        handler=data.get("handler") or "", note=data.get("note") or "",
+        session,
+        enterprise=enterprise,
+        waste_code=data["waste_code"],
+        quantity_kg=quantity,
+        occurred_at=generated_at,
+        origin="manual",
+        actor=actor,
+        waste_name=data.get("waste_name") or None,
+        facility_code=data.get("facility_code") or "",
+        storage_facility_code=data.get("storage_facility_code") or "",
+        container_type=data.get("container_type") or "",
+        container_count=data.get("container_count"),
+        handler=data.get("handler") or "",
+        note=data.get("note") or "",
     )
-

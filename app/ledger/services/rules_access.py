@@ -1,4 +1,5 @@
 """Ledger rules, methods, work calendar and catalogue access, and the small helpers (kg, EPS, day starts)."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
@@ -41,4 +42,3 @@ def _unknown_code(code: Any) -> str:
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=SHANGHAI).astimezone(UTC)
-

@@ -1,4 +1,5 @@
 """Manifest lifecycle steps: parties, state checks, locking, events, and submit/pickup/receive/reject/process/cancel."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,13 +41,18 @@ def _require_party(actor: Principal, manifest: Manifest, party: str, action: str
     if party not in party_of(actor, manifest):
         raise Forbidden(
             f"只有本联单的{PARTY_ZH[party]}可以执行此操作 (only the manifest's {party} may {action} it)",
-            party=party, action=action,
+            party=party,
+            action=action,
         )
 
 
 ACTION_FROM: dict[str, tuple[ManifestStatus, ...]] = {
-    "submit": (S.DRAFT,), "pickup": (S.SUBMITTED,), "receive": (S.IN_TRANSIT,), "reject": (S.IN_TRANSIT,),
-    "process": (S.RECEIVED,), "cancel": (S.DRAFT, S.SUBMITTED),
+    "submit": (S.DRAFT,),
+    "pickup": (S.SUBMITTED,),
+    "receive": (S.IN_TRANSIT,),
+    "reject": (S.IN_TRANSIT,),
+    "process": (S.RECEIVED,),
+    "cancel": (S.DRAFT, S.SUBMITTED),
 }
 
 
@@ -59,7 +65,8 @@ def _require_state(manifest: Manifest, action: str) -> None:
         raise Conflict(
             f"联单 {manifest.number} 当前状态为{STATE_ZH[manifest.status]}，不能执行 {action}{hint} "
             f"(manifest is {manifest.status}; {action} needs {' or '.join(allowed)})",
-            status_now=manifest.status, action=action,
+            status_now=manifest.status,
+            action=action,
         )
 
 
@@ -67,21 +74,41 @@ def _lock_manifest(session: Session, manifest: Manifest) -> Manifest:
     """Lock the manifest row and re-read it (state, lines): two steps on one manifest serialise."""
     acquire_write_lock(session)
     # The rows must be fetched for populate_existing to refresh the objects already loaded.
-    session.scalars(select(Manifest).where(Manifest.id == manifest.id).with_for_update(of=Manifest)
-                    .execution_options(populate_existing=True)).one()
-    session.scalars(select(ManifestLine).where(ManifestLine.manifest_id == manifest.id)
-                    .execution_options(populate_existing=True)).all()
+    session.scalars(
+        select(Manifest)
+        .where(Manifest.id == manifest.id)
+        .with_for_update(of=Manifest)
+        .execution_options(populate_existing=True)
+    ).one()
+    session.scalars(
+        select(ManifestLine).where(ManifestLine.manifest_id == manifest.id).execution_options(populate_existing=True)
+    ).all()
     return manifest
 
 
-def _event(session: Session, manifest: Manifest, actor: Principal | None, action: str,
-           from_status: ManifestStatus | None,
-           at: datetime, party: str = "", **detail: Any) -> ManifestEvent:
+def _event(
+    session: Session,
+    manifest: Manifest,
+    actor: Principal | None,
+    action: str,
+    from_status: ManifestStatus | None,
+    at: datetime,
+    party: str = "",
+    **detail: Any,
+) -> ManifestEvent:
     org = actor.organization if actor else None
     event = ManifestEvent(
-        manifest_id=manifest.id, action=action, from_status=from_status, to_status=manifest.status, at=at,
-        recorded_at=utcnow(), actor=actor.label if actor else "system", organization_id=org.id if org else None,
-        organization_name=org.name if org else "", party=party, detail=detail,
+        manifest_id=manifest.id,
+        action=action,
+        from_status=from_status,
+        to_status=manifest.status,
+        at=at,
+        recorded_at=utcnow(),
+        actor=actor.label if actor else "system",
+        organization_id=org.id if org else None,
+        organization_name=org.name if org else "",
+        party=party,
+        detail=detail,
     )
     manifest.events.append(event)
     return event
@@ -93,11 +120,12 @@ def _receipt_due(session: Session, picked_up_at: datetime) -> datetime:
     return _day_start(due_day + timedelta(days=1))
 
 
-
 # ---------------------------------------------------------------- manifest steps
 
-def _step_time(errors: dict, name: str, value: datetime | None, now: datetime, not_before: datetime | None,
-               before_what: str) -> datetime:
+
+def _step_time(
+    errors: dict, name: str, value: datetime | None, now: datetime, not_before: datetime | None, before_what: str
+) -> datetime:
     at = value or now
     if at > now + timedelta(minutes=5):
         errors.setdefault(name, []).append("cannot be in the future")
@@ -106,8 +134,9 @@ def _step_time(errors: dict, name: str, value: datetime | None, now: datetime, n
     return at
 
 
-def _begin_step(session: Session, actor: Principal, manifest: Manifest, role: str, action: str,
-                verb: str | None = None) -> None:
+def _begin_step(
+    session: Session, actor: Principal, manifest: Manifest, role: str, action: str, verb: str | None = None
+) -> None:
     """Every step of the lifecycle starts alike: the right party (403), the manifest locked so
     that concurrent steps run one after the other, then the state checked under the lock (409)."""
     _require_party(actor, manifest, role, verb or action)
@@ -126,8 +155,9 @@ def submit(session: Session, actor: Principal, manifest: Manifest, now: datetime
     return manifest
 
 
-def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any],
-           now: datetime | None = None) -> Manifest:
+def pickup(
+    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+) -> Manifest:
     now = now or utcnow()
     _begin_step(session, actor, manifest, "carrier", "pickup", verb="pick up")
     errors: dict[str, list[str]] = {}
@@ -145,14 +175,25 @@ def pickup(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     manifest.status = S.IN_TRANSIT
     manifest.picked_up_at = at
     manifest.receipt_due_at = _receipt_due(session, at)
-    _event(session, manifest, actor, "pickup", S.SUBMITTED, at, "carrier", vehicle_plate=manifest.vehicle_plate,
-           driver_name=manifest.driver_name, receipt_due_at=manifest.receipt_due_at.isoformat())
+    _event(
+        session,
+        manifest,
+        actor,
+        "pickup",
+        S.SUBMITTED,
+        at,
+        "carrier",
+        vehicle_plate=manifest.vehicle_plate,
+        driver_name=manifest.driver_name,
+        receipt_due_at=manifest.receipt_due_at.isoformat(),
+    )
     refresh_box_colours(session, touched, now)
     return manifest
 
 
-def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any],
-            now: datetime | None = None) -> Manifest:
+def receive(
+    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+) -> Manifest:
     """Weighed quantities per line; accept, or accept in part (the refused part goes back)."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "receiver", "receive")
@@ -166,7 +207,8 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         if line is None:
             errors.setdefault(f"{place}.line_no", []).append(
                 f"manifest {manifest.number} has no line {item.get('line_no')} (lines: "
-                f"{', '.join(str(n) for n in sorted(by_no))})")
+                f"{', '.join(str(n) for n in sorted(by_no))})"
+            )
             continue
         if line.line_no in given:
             errors.setdefault(f"{place}.line_no", []).append(f"line {line.line_no} is given twice")
@@ -183,15 +225,20 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         accepted = kg(accepted)
         if received - accepted > line.quantity_kg:
             errors.setdefault(f"{place}.accepted_kg", []).append(
-                f"cannot send back more than the {float(line.quantity_kg):g} kg shipped")
+                f"cannot send back more than the {float(line.quantity_kg):g} kg shipped"
+            )
         if accepted < received - EPS and not (item.get("refusal_reason") or "").strip():
             errors.setdefault(f"{place}.refusal_reason", []).append("required when only part is accepted")
-        given[line.line_no] = {"received": kg(received), "accepted": kg(accepted),
-                               "reason": (item.get("refusal_reason") or "").strip()}
+        given[line.line_no] = {
+            "received": kg(received),
+            "accepted": kg(accepted),
+            "reason": (item.get("refusal_reason") or "").strip(),
+        }
     missing = sorted(set(by_no) - set(given))
     if missing and not any(k.startswith("lines.") for k in errors):
-        errors.setdefault("lines", []).append(f"every line needs its weighed quantity; missing line(s) "
-                                              f"{', '.join(map(str, missing))}")
+        errors.setdefault("lines", []).append(
+            f"every line needs its weighed quantity; missing line(s) {', '.join(map(str, missing))}"
+        )
     if given and not missing and all(g["accepted"] <= EPS for g in given.values()):
         errors.setdefault("lines", []).append("nothing accepted: refuse the manifest with the reject action")
     if errors:
@@ -206,8 +253,14 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
             returns[line.id] = kg(g["received"] - g["accepted"])
         deviation = float(abs(g["received"] - line.quantity_kg) / line.quantity_kg)  # a ratio: float
         if deviation > tolerance + 1e-9:
-            discrepancies.append({"line_no": no, "shipped_kg": float(line.quantity_kg),
-                                  "received_kg": float(g["received"]), "deviation": round(deviation, 4)})
+            discrepancies.append(
+                {
+                    "line_no": no,
+                    "shipped_kg": float(line.quantity_kg),
+                    "received_kg": float(g["received"]),
+                    "deviation": round(deviation, 4),
+                }
+            )
     reasons = "; ".join(g["reason"] for g in given.values() if g["reason"])
     touched = _return(session, manifest, returns, at, actor, reasons) if returns else []
     manifest.status = S.RECEIVED
@@ -215,16 +268,35 @@ def receive(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     manifest.acceptance = "partial" if returns else "full"
     manifest.discrepant = bool(discrepancies)
     manifest.overdue = manifest.receipt_due_at is not None and at >= manifest.receipt_due_at
-    _event(session, manifest, actor, "receive", S.IN_TRANSIT, at, "receiver", acceptance=manifest.acceptance,
-           lines=[{"line_no": no, "received_kg": float(g["received"]), "accepted_kg": float(g["accepted"]),
-                   "refusal_reason": g["reason"]} for no, g in sorted(given.items())],
-           discrepancies=discrepancies, tolerance=tolerance, overdue=manifest.overdue)
+    _event(
+        session,
+        manifest,
+        actor,
+        "receive",
+        S.IN_TRANSIT,
+        at,
+        "receiver",
+        acceptance=manifest.acceptance,
+        lines=[
+            {
+                "line_no": no,
+                "received_kg": float(g["received"]),
+                "accepted_kg": float(g["accepted"]),
+                "refusal_reason": g["reason"],
+            }
+            for no, g in sorted(given.items())
+        ],
+        discrepancies=discrepancies,
+        tolerance=tolerance,
+        overdue=manifest.overdue,
+    )
     refresh_box_colours(session, touched, now)
     return manifest
 
 
-def reject(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any],
-           now: datetime | None = None) -> Manifest:
+def reject(
+    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+) -> Manifest:
     """拒收: the whole shipment is refused and goes back into the consignor's stock."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "receiver", "reject")
@@ -244,14 +316,24 @@ def reject(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     manifest.reject_reason = reason
     manifest.acceptance = "refused"
     manifest.overdue = manifest.receipt_due_at is not None and at >= manifest.receipt_due_at
-    _event(session, manifest, actor, "reject", S.IN_TRANSIT, at, "receiver", reason=reason,
-           returned_kg=float(kg(sum((line.quantity_kg for line in manifest.lines), ZERO_KG))))
+    _event(
+        session,
+        manifest,
+        actor,
+        "reject",
+        S.IN_TRANSIT,
+        at,
+        "receiver",
+        reason=reason,
+        returned_kg=float(kg(sum((line.quantity_kg for line in manifest.lines), ZERO_KG))),
+    )
     refresh_box_colours(session, touched, now)
     return manifest
 
 
-def process(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any],
-            now: datetime | None = None) -> Manifest:
+def process(
+    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+) -> Manifest:
     """The 利用/处置方式 per accepted line. No step follows it, so the manifest closes at once:
     ``processed`` and ``closed`` are both in the history, the state ends at closed."""
     now = now or utcnow()
@@ -265,7 +347,9 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
         place = f"lines.{i}"
         line = by_no.get(item.get("line_no"))
         if line is None:
-            errors.setdefault(f"{place}.line_no", []).append(f"manifest {manifest.number} has no line {item.get('line_no')}")
+            errors.setdefault(f"{place}.line_no", []).append(
+                f"manifest {manifest.number} has no line {item.get('line_no')}"
+            )
             continue
         code = (item.get("method_code") or "").strip().upper()
         if code not in known:
@@ -283,20 +367,36 @@ def process(session: Session, actor: Principal, manifest: Manifest, data: dict[s
     for no, code in chosen.items():
         by_no[no].method_code = code
         # The consignor's sent-out records carry the 利用/处置方式 too (HJ 1259 委外利用/处置).
-        session.execute(update(LedgerRecord).where(LedgerRecord.manifest_line_id == by_no[no].id,
-                                                   LedgerRecord.stage == Stage.SENT_OUT).values(method_code=code))
+        session.execute(
+            update(LedgerRecord)
+            .where(LedgerRecord.manifest_line_id == by_no[no].id, LedgerRecord.stage == Stage.SENT_OUT)
+            .values(method_code=code)
+        )
     manifest.status = S.PROCESSED
     manifest.processed_at = at
-    _event(session, manifest, actor, "process", S.RECEIVED, at, "receiver",
-           lines=[{"line_no": no, "method_code": code} for no, code in sorted(chosen.items())])
+    _event(
+        session,
+        manifest,
+        actor,
+        "process",
+        S.RECEIVED,
+        at,
+        "receiver",
+        lines=[{"line_no": no, "method_code": code} for no, code in sorted(chosen.items())],
+    )
     manifest.status = S.CLOSED
     manifest.closed_at = at
     _event(session, manifest, None, "close", S.PROCESSED, at, "")
     return manifest
 
 
-def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any] | None = None,
-           now: datetime | None = None) -> Manifest:
+def cancel(
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Manifest:
     now = now or utcnow()
     _begin_step(session, actor, manifest, "consignor", "cancel")
     before = manifest.status
@@ -308,13 +408,24 @@ def cancel(session: Session, actor: Principal, manifest: Manifest, data: dict[st
     return manifest
 
 
-ACTIONS: dict[str, Callable[..., Manifest]] = {"submit": submit, "pickup": pickup, "receive": receive, "reject": reject, "process": process,
-           "cancel": cancel}
+ACTIONS: dict[str, Callable[..., Manifest]] = {
+    "submit": submit,
+    "pickup": pickup,
+    "receive": receive,
+    "reject": reject,
+    "process": process,
+    "cancel": cancel,
+}
 
 
-def act(session: Session, actor: Principal, manifest: Manifest, action: str, data: dict[str, Any],
-        now: datetime | None = None) -> Manifest:
+def act(
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    action: str,
+    data: dict[str, Any],
+    now: datetime | None = None,
+) -> Manifest:
     if action == "submit":
         return submit(session, actor, manifest, now)
     return ACTIONS[action](session, actor, manifest, data, now)
-

@@ -1,4 +1,5 @@
 """Stock rows (locked per enterprise and waste code), ledger batches and the stock moves of a manifest."""
+
 from __future__ import annotations
 
 import uuid
@@ -30,13 +31,26 @@ from app.ledger.services.rules_access import EPS, ZERO_KG, kg
 def lock_stock(session: Session, enterprise_id: int, waste_code: str) -> WasteStock:
     """The (enterprise, waste code) stock row, created if missing, locked until commit."""
     acquire_write_lock(session)
-    stmt = (select(WasteStock).where(WasteStock.enterprise_id == enterprise_id, WasteStock.waste_code == waste_code)
-            .with_for_update().execution_options(populate_existing=True))
+    stmt = (
+        select(WasteStock)
+        .where(WasteStock.enterprise_id == enterprise_id, WasteStock.waste_code == waste_code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     stock = session.scalar(stmt)
     if stock is None:
-        insert_ignore(session, WasteStock, {"enterprise_id": enterprise_id, "waste_code": waste_code,
-                                            "on_hand_kg": ZERO_KG, "reserved_kg": ZERO_KG, "updated_at": utcnow()},
-                      ["enterprise_id", "waste_code"])
+        insert_ignore(
+            session,
+            WasteStock,
+            {
+                "enterprise_id": enterprise_id,
+                "waste_code": waste_code,
+                "on_hand_kg": ZERO_KG,
+                "reserved_kg": ZERO_KG,
+                "updated_at": utcnow(),
+            },
+            ["enterprise_id", "waste_code"],
+        )
         stock = session.scalars(stmt).one()  # inserted now, or by the concurrent insert that won
     return stock
 
@@ -46,8 +60,9 @@ def _fresh_records(session: Session, ids: Iterable[int]) -> dict[int, LedgerReco
     ids = sorted(set(ids))
     if not ids:
         return {}
-    rows = session.scalars(select(LedgerRecord).where(LedgerRecord.id.in_(ids))
-                           .execution_options(populate_existing=True))
+    rows = session.scalars(
+        select(LedgerRecord).where(LedgerRecord.id.in_(ids)).execution_options(populate_existing=True)
+    )
     return {r.id: r for r in rows}
 
 
@@ -64,14 +79,19 @@ def refresh_box_colours(session: Session, record_ids: Iterable[int], now: dateti
     """Waste moving changes the colour of the boxes it came from (held on site, not on a manifest)."""
     from app.boxes.services import refresh_colours
 
-    box_ids = set(session.scalars(select(LedgerRecord.box_id).where(
-        LedgerRecord.id.in_(list(set(record_ids))), LedgerRecord.box_id.is_not(None))))
+    box_ids = set(
+        session.scalars(
+            select(LedgerRecord.box_id).where(
+                LedgerRecord.id.in_(list(set(record_ids))), LedgerRecord.box_id.is_not(None)
+            )
+        )
+    )
     if box_ids:
         refresh_colours(session, list(session.scalars(select(Box).where(Box.id.in_(box_ids)))), now)
 
 
-
 # ---------------------------------------------------------------- stock moves
+
 
 def _lines_by_code(manifest: Manifest) -> dict[str, list[ManifestLine]]:
     grouped: dict[str, list[ManifestLine]] = defaultdict(list)
@@ -90,23 +110,36 @@ def _reserve(session: Session, manifest: Manifest) -> None:
         if need > stocks[code].available_kg + EPS:
             for line in lines:
                 short[f"lines.{line.line_no - 1}.quantity_kg"] = [
-                    f"only {float(stocks[code].available_kg):g} kg of {code} available in stock; {float(need):g} kg needed"]
+                    f"only {float(stocks[code].available_kg):g} kg of {code} available in stock; {float(need):g} kg needed"
+                ]
     if short:
         raise Conflict("库存不足，不能提交 (not enough stock for this manifest)", errors=short)
     for code, lines in grouped.items():
         for line in lines:
             if line.requested_batches:
-                named = {r.batch_code: r for r in session.scalars(
-                    select(LedgerRecord).where(LedgerRecord.batch_code.in_(line.requested_batches))
-                    .execution_options(populate_existing=True))}
+                named = {
+                    r.batch_code: r
+                    for r in session.scalars(
+                        select(LedgerRecord)
+                        .where(LedgerRecord.batch_code.in_(line.requested_batches))
+                        .execution_options(populate_existing=True)
+                    )
+                }
                 candidates = [named[c] for c in line.requested_batches if c in named]
             else:
-                candidates = list(session.scalars(
-                    select(LedgerRecord).where(
-                        LedgerRecord.enterprise_id == manifest.consignor_id, LedgerRecord.waste_code == code,
-                        LedgerRecord.stage == Stage.GENERATION, LedgerRecord.available_kg > EPS)
-                    .order_by(LedgerRecord.occurred_at, LedgerRecord.id)
-                    .execution_options(populate_existing=True)))
+                candidates = list(
+                    session.scalars(
+                        select(LedgerRecord)
+                        .where(
+                            LedgerRecord.enterprise_id == manifest.consignor_id,
+                            LedgerRecord.waste_code == code,
+                            LedgerRecord.stage == Stage.GENERATION,
+                            LedgerRecord.available_kg > EPS,
+                        )
+                        .order_by(LedgerRecord.occurred_at, LedgerRecord.id)
+                        .execution_options(populate_existing=True)
+                    )
+                )
             remaining = kg(line.quantity_kg)
             for record in candidates:  # oldest first: waste leaves in the order it arrived
                 take = kg(min(record.available_kg or ZERO_KG, remaining))
@@ -119,8 +152,14 @@ def _reserve(session: Session, manifest: Manifest) -> None:
                 if remaining <= EPS:
                     break
             if remaining > EPS:
-                raise Conflict("所选批次的剩余量不足 (the named batches do not hold this quantity)", errors={
-                    f"lines.{line.line_no - 1}.source_batches": [f"{float(remaining):g} kg more than the named batches hold"]})
+                raise Conflict(
+                    "所选批次的剩余量不足 (the named batches do not hold this quantity)",
+                    errors={
+                        f"lines.{line.line_no - 1}.source_batches": [
+                            f"{float(remaining):g} kg more than the named batches hold"
+                        ]
+                    },
+                )
         stocks[code].reserved_kg = kg(stocks[code].reserved_kg + sum(kg(line.quantity_kg) for line in lines))
         stocks[code].updated_at = utcnow()
     session.flush()
@@ -140,8 +179,9 @@ def _release(session: Session, manifest: Manifest) -> list[int]:
                 record.available_kg = kg(record.available_kg + source.quantity_kg)
                 touched.append(record.id)
             line.sources.clear()
-        stocks[code].reserved_kg = kg(max(stocks[code].reserved_kg - sum(kg(line.quantity_kg) for line in lines),
-                                           ZERO_KG))
+        stocks[code].reserved_kg = kg(
+            max(stocks[code].reserved_kg - sum(kg(line.quantity_kg) for line in lines), ZERO_KG)
+        )
     return touched
 
 
@@ -163,23 +203,39 @@ def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) 
                 record.on_site_kg = kg(record.on_site_kg - source.quantity_kg)
                 touched.append(record.id)
                 common = dict(
-                    enterprise_id=manifest.consignor_id, waste_code=code, waste_name=line.waste_name,
-                    category=line.category, catalogue_edition=record.catalogue_edition, quantity_kg=source.quantity_kg,
-                    occurred_at=at, source_batch_code=record.batch_code, origin="manifest", box_id=record.box_id,
-                    manifest_id=manifest.id, manifest_line_id=line.id, manifest_number=manifest.number,
-                    handler=actor.label, destination=manifest.receiver.name,
+                    enterprise_id=manifest.consignor_id,
+                    waste_code=code,
+                    waste_name=line.waste_name,
+                    category=line.category,
+                    catalogue_edition=record.catalogue_edition,
+                    quantity_kg=source.quantity_kg,
+                    occurred_at=at,
+                    source_batch_code=record.batch_code,
+                    origin="manifest",
+                    box_id=record.box_id,
+                    manifest_id=manifest.id,
+                    manifest_line_id=line.id,
+                    manifest_number=manifest.number,
+                    handler=actor.label,
+                    destination=manifest.receiver.name,
                 )
                 _new_record(session, Stage.OUT_OF_STORAGE, **common)
-                _new_record(session, Stage.SENT_OUT, receiver_name=manifest.receiver.name,
-                            licence_number=manifest.receiver_licence, **common)
+                _new_record(
+                    session,
+                    Stage.SENT_OUT,
+                    receiver_name=manifest.receiver.name,
+                    licence_number=manifest.receiver_licence,
+                    **common,
+                )
         stock.on_hand_kg = kg(stock.on_hand_kg - total)
         stock.reserved_kg = kg(max(stock.reserved_kg - total, ZERO_KG))
         stock.updated_at = utcnow()
     return touched
 
 
-def _return(session: Session, manifest: Manifest, returns: dict[int, Any], at: datetime,
-            actor: Principal, reason: str) -> list[int]:
+def _return(
+    session: Session, manifest: Manifest, returns: dict[int, Any], at: datetime, actor: Principal, reason: str
+) -> list[int]:
     """Refused waste goes back into the consignor's storage (退回入库), into the batches it came from."""
     lines = {line.id: line for line in manifest.lines}
     returns = {line_id: kg(q) for line_id, q in returns.items()}
@@ -202,11 +258,22 @@ def _return(session: Session, manifest: Manifest, returns: dict[int, Any], at: d
             source.returned_kg = kg(source.returned_kg + take)
             touched.append(record.id)
             _new_record(
-                session, Stage.RETURNED, enterprise_id=manifest.consignor_id, waste_code=line.waste_code,
-                waste_name=line.waste_name, category=line.category, catalogue_edition=record.catalogue_edition,
-                quantity_kg=take, occurred_at=at, source_batch_code=record.batch_code, origin="manifest",
-                box_id=record.box_id, manifest_id=manifest.id, manifest_line_id=line.id,
-                manifest_number=manifest.number, handler=actor.label,
+                session,
+                Stage.RETURNED,
+                enterprise_id=manifest.consignor_id,
+                waste_code=line.waste_code,
+                waste_name=line.waste_name,
+                category=line.category,
+                catalogue_edition=record.catalogue_edition,
+                quantity_kg=take,
+                occurred_at=at,
+                source_batch_code=record.batch_code,
+                origin="manifest",
+                box_id=record.box_id,
+                manifest_id=manifest.id,
+                manifest_line_id=line.id,
+                manifest_number=manifest.number,
+                handler=actor.label,
                 note=f"接受人拒收退回 (refused by the receiver): {reason}"[:2000],
             )
             remaining = kg(remaining - take)
@@ -216,4 +283,3 @@ def _return(session: Session, manifest: Manifest, returns: dict[int, Any], at: d
         stock.on_hand_kg = kg(stock.on_hand_kg + quantity - remaining)
         stock.updated_at = utcnow()
     return touched
-

@@ -39,15 +39,16 @@ Definitions (also returned in every response under ``definitions``):
   scope and period (a quarter or year not imported as such: the sum of its months when all are
   imported); its year-on-year growth compares with the same period a year earlier.
 """
+
 from __future__ import annotations
 
 from app.statistics.services.definitions import (
-                                                 COLOURS,
-                                                 DEFAULT_BASE_YEAR,
-                                                 DEFINITIONS,
-                                                 LATE_REPLACEMENT_RULES,
-                                                 RECEIVED_STATES,
-                                                 TREATMENTS,
+    COLOURS,
+    DEFAULT_BASE_YEAR,
+    DEFINITIONS,
+    LATE_REPLACEMENT_RULES,
+    RECEIVED_STATES,
+    TREATMENTS,
 )
 from app.statistics.services.figures import landfill_by_period, landfill_series
 from app.statistics.services.periods import FIRST_YEAR, Period, check_not_future, month_of, months_until, parse_period
@@ -55,16 +56,40 @@ from app.statistics.services.report import compute, county_landfill, county_metr
 from app.statistics.services.scopes import CITY, Scope, authorise, can_read, readable_scopes, resolve_scope
 from app.statistics.services.sql import EpochSeconds
 from app.statistics.services.value_added import (
-                                                 ValueAddedFigure,
-                                                 import_value_added,
-                                                 list_value_added,
-                                                 value_added_scope,
+    ValueAddedFigure,
+    import_value_added,
+    list_value_added,
+    value_added_scope,
 )
 
 __all__ = [
-    "CITY", "COLOURS", "DEFAULT_BASE_YEAR", "DEFINITIONS", "FIRST_YEAR", "LATE_REPLACEMENT_RULES", "RECEIVED_STATES",
-    "TREATMENTS", "EpochSeconds", "Period", "Scope", "ValueAddedFigure", "authorise", "can_read", "check_not_future",
-    "compute", "county_landfill", "county_metrics", "import_value_added", "landfill_by_period", "landfill_series",
-    "list_value_added", "metrics", "month_of", "months_until", "parse_period", "readable_scopes", "resolve_scope",
+    "CITY",
+    "COLOURS",
+    "DEFAULT_BASE_YEAR",
+    "DEFINITIONS",
+    "FIRST_YEAR",
+    "LATE_REPLACEMENT_RULES",
+    "RECEIVED_STATES",
+    "TREATMENTS",
+    "EpochSeconds",
+    "Period",
+    "Scope",
+    "ValueAddedFigure",
+    "authorise",
+    "can_read",
+    "check_not_future",
+    "compute",
+    "county_landfill",
+    "county_metrics",
+    "import_value_added",
+    "landfill_by_period",
+    "landfill_series",
+    "list_value_added",
+    "metrics",
+    "month_of",
+    "months_until",
+    "parse_period",
+    "readable_scopes",
+    "resolve_scope",
     "value_added_scope",
 ]

@@ -1,4 +1,5 @@
 """Statistics periods: the shared :class:`~app.common.periods.Period`, and no statistics for a future one."""
+
 from __future__ import annotations
 
 from datetime import datetime

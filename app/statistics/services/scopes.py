@@ -1,4 +1,5 @@
 """The areas statistics are read for (a park, a county, the city) and who may read each."""
+
 from __future__ import annotations
 
 import re
@@ -79,8 +80,9 @@ def can_read(actor: Principal, scope: Scope) -> bool:
             return True
         if scope.kind in ("county", "park") and scope.county_code == org.county_code:
             return True
-    return bool(org.has_role("park_admin") and org.park_id is not None and scope.kind == "park"
-                and scope.park_id == org.park_id)
+    return bool(
+        org.has_role("park_admin") and org.park_id is not None and scope.kind == "park" and scope.park_id == org.park_id
+    )
 
 
 def authorise(actor: Principal, scope: Scope) -> None:
@@ -94,8 +96,9 @@ def readable_scopes(session: Session, actor: Principal) -> list[Scope]:
     """The scopes ``actor`` may read (the page's picker), city first, then counties, then parks."""
     scopes = [CITY] if can_read(actor, CITY) else []
     counties = session.scalars(select(County).order_by(County.code))
-    scopes += [s for s in (Scope("county", None, c.code, c.name, c.name_en or c.name) for c in counties)
-               if can_read(actor, s)]
+    scopes += [
+        s for s in (Scope("county", None, c.code, c.name, c.name_en or c.name) for c in counties) if can_read(actor, s)
+    ]
     parks = session.scalars(select(Park).order_by(Park.county_code, Park.id))
     scopes += [s for s in (Scope("park", p.id, p.county_code, p.name, p.name) for p in parks) if can_read(actor, s)]
     return scopes

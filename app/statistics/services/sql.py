@@ -1,4 +1,5 @@
 """SQL building blocks of the statistics: sums, period bounds, epoch seconds per dialect, treatment of a method code."""
+
 from __future__ import annotations
 
 from decimal import Decimal

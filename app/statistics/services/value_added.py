@@ -1,4 +1,5 @@
 """Industrial value added (imported per scope and period): reading a period's figure, importing and listing them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,12 @@ def value_added_figures(session: Session, scope: Scope, periods: list[Period]) -
     publish monthly figures); a partial sum is never used."""
     months = {p.label: _months_of(p) for p in periods if p.kind != "month"}
     labels = {p.label for p in periods} | {m for ms in months.values() for m in ms}
-    rows = {row.period: row for row in session.scalars(
-        select(ValueAdded).where(ValueAdded.scope_key == scope.key, ValueAdded.period.in_(sorted(labels))))}
+    rows = {
+        row.period: row
+        for row in session.scalars(
+            select(ValueAdded).where(ValueAdded.scope_key == scope.key, ValueAdded.period.in_(sorted(labels)))
+        )
+    }
     out: dict[str, ValueAddedFigure] = {}
     for p in periods:
         row = rows.get(p.label)
@@ -45,8 +50,10 @@ def value_added_figures(session: Session, scope: Scope, periods: list[Period]) -
         elif p.label in months and all(m in rows for m in months[p.label]):
             parts = [rows[m] for m in months[p.label]]
             sources = "、".join(sorted({r.source_department for r in parts}))
-            out[p.label] = ValueAddedFigure(round(sum(r.value_added_10k_yuan for r in parts), 4),
-                                            f"{sources}（{len(parts)} 个月合计 / sum of {len(parts)} months）")
+            out[p.label] = ValueAddedFigure(
+                round(sum(r.value_added_10k_yuan for r in parts), 4),
+                f"{sources}（{len(parts)} 个月合计 / sum of {len(parts)} months）",
+            )
     return out
 
 
@@ -59,12 +66,14 @@ def _can_import(actor: Principal, scope: Scope) -> bool:
     return org.county_code is None or (scope.kind != "city" and scope.county_code == org.county_code)
 
 
-def import_value_added(session: Session, actor: Principal, items: list[dict[str, Any]],
-                       now: datetime | None = None) -> dict[str, Any]:
+def import_value_added(
+    session: Session, actor: Principal, items: list[dict[str, Any]], now: datetime | None = None
+) -> dict[str, Any]:
     """Upsert value-added figures. All or nothing: any bad item → 422 with its index and fields."""
     now = now or utcnow()
-    if not (actor.is_operator or (actor.organization and not actor.is_device
-                                  and actor.organization.has_role("regulator"))):
+    if not (
+        actor.is_operator or (actor.organization and not actor.is_device and actor.organization.has_role("regulator"))
+    ):
         raise Forbidden("只有平台运维和市、区县生态环境部门可以导入工业增加值 (operators and regulators only)")
     errors: dict[str, dict[str, list[str]]] = {}
     resolved: list[tuple[Scope, Period, dict]] = []
@@ -108,15 +117,30 @@ def import_value_added(session: Session, actor: Principal, items: list[dict[str,
             resolved.append((scope, period, item))
     if errors:
         raise InvalidInput("Some value-added items are invalid; nothing was stored.", errors=errors)
-    existing = {(r.scope_key, r.period): r for r in session.scalars(select(ValueAdded).where(or_(*[
-        and_(ValueAdded.scope_key == s.key, ValueAdded.period == p.label) for s, p, _ in resolved])))} if resolved else {}
+    existing = (
+        {
+            (r.scope_key, r.period): r
+            for r in session.scalars(
+                select(ValueAdded).where(
+                    or_(*[and_(ValueAdded.scope_key == s.key, ValueAdded.period == p.label) for s, p, _ in resolved])
+                )
+            )
+        }
+        if resolved
+        else {}
+    )
     created = updated = 0
     stored = []
     for scope, period, item in resolved:
         row = existing.get((scope.key, period.label))
         if row is None:
-            row = ValueAdded(scope=scope.kind, scope_key=scope.key, park_id=scope.park_id,
-                             county_code=scope.county_code if scope.kind == "county" else None, period=period.label)
+            row = ValueAdded(
+                scope=scope.kind,
+                scope_key=scope.key,
+                park_id=scope.park_id,
+                county_code=scope.county_code if scope.kind == "county" else None,
+                period=period.label,
+            )
             session.add(row)
             created += 1
         else:

@@ -19,6 +19,7 @@ The names below are those code outside the package uses (``services.ingest`` …
 replaces one of them must patch the module that looks it up, not this package: e.g.
 ``app.telemetry.services.ingestion.refresh_colours`` for the colour refresh of a batch.
 """
+
 from __future__ import annotations
 
 from app.common.errors import DomainError

@@ -3,6 +3,7 @@
 :func:`check_items` runs for every reading of every batch (the hot path of ingest): it is
 written for speed, and the names it uses are this module's globals.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,6 @@ FIELDS = frozenset({"box_code", "ts", "running", *MEASURES})
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-
 class BatchTooLarge(DomainError):
     status = 413
     title = "Payload too large"
@@ -34,18 +34,23 @@ class BadBatch(DomainError):
     title = "Invalid input"
 
 
-
 # ---------------------------------------------------------------- parsing
+
 
 def readings_of(body: Any, max_batch: int) -> list:
     """The items of a batch body: a list, or an object with a "readings" list."""
     items = body.get("readings") if isinstance(body, dict) else body
     if not isinstance(items, list):
-        raise BadBatch('expected a list of readings or {"readings": [...]}',
-                       errors={"readings": ["a list of readings is required"]})
+        raise BadBatch(
+            'expected a list of readings or {"readings": [...]}',
+            errors={"readings": ["a list of readings is required"]},
+        )
     if len(items) > max_batch:
-        raise BatchTooLarge(f"a batch holds at most {max_batch} readings, this one {len(items)}; split it",
-                            errors={"readings": [f"at most {max_batch} items"]}, max_items=max_batch)
+        raise BatchTooLarge(
+            f"a batch holds at most {max_batch} readings, this one {len(items)}; split it",
+            errors={"readings": [f"at most {max_batch} items"]},
+            max_items=max_batch,
+        )
     return items
 
 
@@ -72,8 +77,15 @@ R_INDEX, R_CODE, R_TS, R_BOUND, R_HOUR = range(5)
 R_MEASURE = 5  # MEASURES follow, in their order, then ``running``
 R_RUNNING = R_MEASURE + len(MEASURES)
 R_US = R_RUNNING + 1  # the timestamp as whole microseconds since the epoch (for the integral)
-_MEASURE_ORDER = ("inlet_mg_m3", "outlet_mg_m3", "airflow_m3_h",  # required
-                  "pressure_drop_pa", "inlet_temp_c", "bed_temp_c", "rh_pct")  # optional
+_MEASURE_ORDER = (
+    "inlet_mg_m3",
+    "outlet_mg_m3",
+    "airflow_m3_h",  # required
+    "pressure_drop_pa",
+    "inlet_temp_c",
+    "bed_temp_c",
+    "rh_pct",
+)  # optional
 if tuple(MEASURES) != _MEASURE_ORDER or [MEASURES[m][3] for m in _MEASURE_ORDER] != [True] * 3 + [False] * 4:
     raise RuntimeError("check_items() spells out each measure of MEASURES: update it with the model")
 _UNSEEN = object()
@@ -115,8 +127,15 @@ def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[li
     memo_get = memo.get
     known_fields = FIELDS.issuperset
     ts_entry = _ts_entry
-    (_, in_lo, in_hi, _), (_, out_lo, out_hi, _), (_, air_lo, air_hi, _), (_, pd_lo, pd_hi, _), \
-        (_, it_lo, it_hi, _), (_, bt_lo, bt_hi, _), (_, rh_lo, rh_hi, _) = MEASURES.values()
+    (
+        (_, in_lo, in_hi, _),
+        (_, out_lo, out_hi, _),
+        (_, air_lo, air_hi, _),
+        (_, pd_lo, pd_hi, _),
+        (_, it_lo, it_hi, _),
+        (_, bt_lo, bt_hi, _),
+        (_, rh_lo, rh_hi, _),
+    ) = MEASURES.values()
     get_all = _GET_ALL
     n_fields = len(FIELDS)
     for index, item in enumerate(items):
@@ -127,7 +146,12 @@ def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[li
                 get = item.get
                 code, raw_ts, running = get("box_code"), get("ts"), get("running", True)
                 inlet, outlet, airflow = get("inlet_mg_m3"), get("outlet_mg_m3"), get("airflow_m3_h")
-                pdrop, in_temp, bed_temp, rh = get("pressure_drop_pa"), get("inlet_temp_c"), get("bed_temp_c"), get("rh_pct")
+                pdrop, in_temp, bed_temp, rh = (
+                    get("pressure_drop_pa"),
+                    get("inlet_temp_c"),
+                    get("bed_temp_c"),
+                    get("rh_pct"),
+                )
             if type(raw_ts) is str:
                 entry = memo_get(raw_ts, _UNSEEN)
                 if entry is _UNSEEN:
@@ -136,30 +160,57 @@ def check_items(items: list, latest_allowed: datetime, sqlite: bool) -> tuple[li
                 entry = ts_entry(raw_ts, latest_allowed, sqlite)
             if running is not True and running is not False:
                 running = (running == 1) if type(running) is int and (running == 0 or running == 1) else None
-            if (entry is not None and running is not None and type(code) is str and code and not code.isspace()
-                    # NaN fails every range test
-                    and (type(inlet) is float or type(inlet) is int) and in_lo <= inlet <= in_hi
-                    and (type(outlet) is float or type(outlet) is int) and out_lo <= outlet <= out_hi
-                    and (type(airflow) is float or type(airflow) is int) and air_lo <= airflow <= air_hi
-                    and (pdrop is None or ((type(pdrop) is float or type(pdrop) is int) and pd_lo <= pdrop <= pd_hi))
-                    and (in_temp is None or ((type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi))
-                    and (bed_temp is None or ((type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi))
-                    and (rh is None or ((type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi))):
+            if (
+                entry is not None
+                and running is not None
+                and type(code) is str
+                and code
+                and not code.isspace()
+                # NaN fails every range test
+                and (type(inlet) is float or type(inlet) is int)
+                and in_lo <= inlet <= in_hi
+                and (type(outlet) is float or type(outlet) is int)
+                and out_lo <= outlet <= out_hi
+                and (type(airflow) is float or type(airflow) is int)
+                and air_lo <= airflow <= air_hi
+                and (pdrop is None or ((type(pdrop) is float or type(pdrop) is int) and pd_lo <= pdrop <= pd_hi))
+                and (
+                    in_temp is None or ((type(in_temp) is float or type(in_temp) is int) and it_lo <= in_temp <= it_hi)
+                )
+                and (
+                    bed_temp is None
+                    or ((type(bed_temp) is float or type(bed_temp) is int) and bt_lo <= bed_temp <= bt_hi)
+                )
+                and (rh is None or ((type(rh) is float or type(rh) is int) and rh_lo <= rh <= rh_hi))
+            ):
                 ts, bound, hour, us = entry
-                append((index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running, us))
+                append(
+                    (index, code, ts, bound, hour, inlet, outlet, airflow, pdrop, in_temp, bed_temp, rh, running, us)
+                )
                 continue
-            rejected.append({"index": index, "box_code": item.get("box_code"),
-                             "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed)})
+            rejected.append(
+                {
+                    "index": index,
+                    "box_code": item.get("box_code"),
+                    "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed),
+                }
+            )
         elif type(item) is dict:
-            rejected.append({"index": index, "box_code": item.get("box_code"),
-                             "errors": _item_errors(item, _parse_ts(item.get("ts")), latest_allowed)})
+            rejected.append(
+                {
+                    "index": index,
+                    "box_code": item.get("box_code"),
+                    "errors": _item_errors(item, _parse_ts(item.get("ts")), latest_allowed),
+                }
+            )
         else:
             rejected.append({"index": index, "box_code": None, "errors": {"_item": ["expected an object"]}})
     return rows, rejected
 
 
-def _check_typed(items: TypedReadings, latest_allowed: datetime, sqlite: bool
-                 ) -> tuple[list[tuple], list[dict[str, Any]]]:
+def _check_typed(
+    items: TypedReadings, latest_allowed: datetime, sqlite: bool
+) -> tuple[list[tuple], list[dict[str, Any]]]:
     """:func:`check_items` for readings that msgspec has typed and range-checked already
     (:mod:`app.telemetry.wire`): what is left is the box code's presence and the timestamp."""
     rows: list[tuple] = []
@@ -175,12 +226,29 @@ def _check_typed(items: TypedReadings, latest_allowed: datetime, sqlite: bool
             entry = memo[raw_ts] = ts_entry(raw_ts, latest_allowed, sqlite)
         if entry is not None and code and not code.isspace():
             ts, bound, hour, us = entry
-            append((index, code, ts, bound, hour, r.inlet_mg_m3, r.outlet_mg_m3, r.airflow_m3_h, r.pressure_drop_pa,
-                    r.inlet_temp_c, r.bed_temp_c, r.rh_pct, r.running, us))
+            append(
+                (
+                    index,
+                    code,
+                    ts,
+                    bound,
+                    hour,
+                    r.inlet_mg_m3,
+                    r.outlet_mg_m3,
+                    r.airflow_m3_h,
+                    r.pressure_drop_pa,
+                    r.inlet_temp_c,
+                    r.bed_temp_c,
+                    r.rh_pct,
+                    r.running,
+                    us,
+                )
+            )
         else:
             item = wire.as_item(r)
-            rejected.append({"index": index, "box_code": code,
-                             "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed)})
+            rejected.append(
+                {"index": index, "box_code": code, "errors": _item_errors(item, _parse_ts(raw_ts), latest_allowed)}
+            )
     return rows, rejected
 
 
@@ -207,8 +275,9 @@ def _item_errors(item: dict[str, Any], ts: datetime | None, latest_allowed: date
         elif type(value) not in (int, float):
             errors[name] = ["not a number"]
         elif not lo <= value <= hi:
-            errors[name] = ["must not be negative" if lo == 0 and value < 0
-                            else f"outside the sensor range {lo:g}–{hi:g} {unit}"]
+            errors[name] = [
+                "must not be negative" if lo == 0 and value < 0 else f"outside the sensor range {lo:g}–{hi:g} {unit}"
+            ]
     running = item.get("running", True)
     if not (running in (0, 1) and type(running) in (bool, int)):
         errors["running"] = ["true or false"]

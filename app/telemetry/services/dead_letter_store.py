@@ -1,4 +1,5 @@
 """Dead letters: MQTT messages (and other input) that could not be ingested, kept for operators."""
+
 from __future__ import annotations
 
 import re
@@ -23,14 +24,28 @@ def redact(text: str) -> str:
     return _TOKEN.sub("txd_[redacted]", text)
 
 
-def record_dead_letter(session: Session, *, topic: str, payload: bytes, reason: str, detail: str = "",
-                       errors: Iterable[dict[str, Any]] = (), now: datetime | None = None,
-                       source: str = "mqtt") -> DeadLetter:
+def record_dead_letter(
+    session: Session,
+    *,
+    topic: str,
+    payload: bytes,
+    reason: str,
+    detail: str = "",
+    errors: Iterable[dict[str, Any]] = (),
+    now: datetime | None = None,
+    source: str = "mqtt",
+) -> DeadLetter:
     # PostgreSQL text cannot hold NUL: keep it visible as an escape, like other undecodable bytes.
     text = payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
     letter = DeadLetter(
-        received_at=now or utcnow(), source=source, topic=topic[:255], reason=reason, detail=redact(detail)[:2000],
-        errors=list(errors), payload=redact(text[:PAYLOAD_KEEP]), payload_bytes=len(payload),
+        received_at=now or utcnow(),
+        source=source,
+        topic=topic[:255],
+        reason=reason,
+        detail=redact(detail)[:2000],
+        errors=list(errors),
+        payload=redact(text[:PAYLOAD_KEEP]),
+        payload_bytes=len(payload),
     )
     session.add(letter)
     session.flush()

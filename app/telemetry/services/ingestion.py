@@ -14,6 +14,7 @@ than those integrated; nothing re-reads a box's history. Only late readings (old
 newest) cost two index look-ups each, and a batch that carries already stored readings inserts
 twice (see :func:`insert_readings`).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -68,14 +69,17 @@ class IngestResult:
 
 # ---------------------------------------------------------------- who may write where
 
+
 def _ingest_scope(actor: Principal):
     """None: any box; else the enterprise whose boxes ``actor`` may write readings for."""
     if actor.is_operator:
         return None
     org = actor.organization
     if org is None or not (actor.is_device or org.has_role("generator")):
-        raise Forbidden("只有设备令牌、产废单位或平台运维可以上传监测数据 "
-                        "(only gateways, the box's enterprise or operators ingest readings)")
+        raise Forbidden(
+            "只有设备令牌、产废单位或平台运维可以上传监测数据 "
+            "(only gateways, the box's enterprise or operators ingest readings)"
+        )
     return org.id
 
 
@@ -84,12 +88,21 @@ def _ingest_scope(actor: Principal):
 # The per-batch query of the boxes, built once (building a statement costs more than running it
 # here; the states' is in :mod:`.states`). A box's organisations are not needed: the caller's is
 # in the session already.
-_BOXES_BY_CODE = (select(Box).where(Box.code.in_(bindparam("codes", expanding=True)))
-                  .options(lazyload(Box.enterprise), lazyload(Box.service_org)))
+_BOXES_BY_CODE = (
+    select(Box)
+    .where(Box.code.in_(bindparam("codes", expanding=True)))
+    .options(lazyload(Box.enterprise), lazyload(Box.service_org))
+)
 
 
-def ingest(session: Session, actor: Principal, items: list, settings: Settings = Settings(),
-           now: datetime | None = None, held: ExitStack | None = None) -> IngestResult:
+def ingest(
+    session: Session,
+    actor: Principal,
+    items: list,
+    settings: Settings = Settings(),
+    now: datetime | None = None,
+    held: ExitStack | None = None,
+) -> IngestResult:
     """Validate and store a batch; integrate it into the boxes' states; refresh their colours.
 
     One bad item never loses the good ones: it is reported with its index and errors. Readings
@@ -146,8 +159,11 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
     fresh = insert_readings(session, inserts)
     if fresh is not None:  # some were stored already
-        per_box = {box_id: kept for box_id, rows in per_box.items()
-                   if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])}
+        per_box = {
+            box_id: kept
+            for box_id, rows in per_box.items()
+            if (kept := [r for r in rows if (box_id, r[R_BOUND]) in fresh])
+        }
     result.accepted = sum(len(rows) for rows in per_box.values())
     if result.accepted:
         _audit_batch(session, actor, inserts if fresh is None else [r for r in inserts if (r[0], r[1]) in fresh])
@@ -173,9 +189,12 @@ def ingest(session: Session, actor: Principal, items: list, settings: Settings =
         for box in result.boxes:
             first = per_box[box.id][0][R_TS]
             newest, fill = newest_before[box.id], fills.get(box.id)
-            if ((newest is not None and first < newest) or (fill is not None and first < fill.filled_at)
-                    or (fill is not None and (newest is None or newest < fill.filled_at))
-                    or box.colour != colours[box.id]):
+            if (
+                (newest is not None and first < newest)
+                or (fill is not None and first < fill.filled_at)
+                or (fill is not None and (newest is None or newest < fill.filled_at))
+                or box.colour != colours[box.id]
+            ):
                 # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
                 changed = box.colour != colours[box.id] and box.colour_since is not None
                 rebuild_history(session, box, min(first, box.colour_since) if changed else first, now)
@@ -189,11 +208,21 @@ def _audit_batch(session: Session, actor: Principal, stored: list[tuple]) -> Non
         return
     ts = [r[1] for r in stored]
     org = actor.organization
-    audit_recorder.note(session, SensorReading.__tablename__, ["batch", len(stored), str(min(ts))], "ingest", {
-        "count": len(stored), "box_ids": sorted({r[0] for r in stored}), "min_ts": min(ts), "max_ts": max(ts),
-        "digest": hashlib.sha256(repr(stored).encode()).hexdigest(), "by": actor.label,
-        "org_id": org.id if org is not None else None,
-    })
+    audit_recorder.note(
+        session,
+        SensorReading.__tablename__,
+        ["batch", len(stored), str(min(ts))],
+        "ingest",
+        {
+            "count": len(stored),
+            "box_ids": sorted({r[0] for r in stored}),
+            "min_ts": min(ts),
+            "max_ts": max(ts),
+            "digest": hashlib.sha256(repr(stored).encode()).hexdigest(),
+            "by": actor.label,
+            "org_id": org.id if org is not None else None,
+        },
+    )
 
 
 @contextmanager
@@ -223,9 +252,11 @@ _INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both 
 @lru_cache(maxsize=16)
 def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
     row = "(" + ", ".join([mark] * len(READING_COLUMNS)) + ")"
-    return (f"INSERT INTO {SensorReading.__tablename__} ({', '.join(READING_COLUMNS)}) VALUES "
-            f"{', '.join([row] * n_rows)} ON CONFLICT (box_id, ts) DO NOTHING"
-            + (" RETURNING box_id, ts" if returning else ""))
+    return (
+        f"INSERT INTO {SensorReading.__tablename__} ({', '.join(READING_COLUMNS)}) VALUES "
+        f"{', '.join([row] * n_rows)} ON CONFLICT (box_id, ts) DO NOTHING"
+        + (" RETURNING box_id, ts" if returning else "")
+    )
 
 
 def _sqlite_in_transaction(conn: Connection) -> bool:
@@ -251,8 +282,10 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
         conn.exec_driver_sql("SAVEPOINT insert_readings")
         inserted = 0
         for begin in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[begin:begin + _INSERT_CHUNK]
-            inserted += conn.exec_driver_sql(_insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))).rowcount
+            chunk = rows[begin : begin + _INSERT_CHUNK]
+            inserted += conn.exec_driver_sql(
+                _insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))
+            ).rowcount
         if inserted == len(rows):
             conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
             return None
@@ -260,8 +293,11 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
         conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
     fresh: set[tuple[int, Any]] = set()
     for begin in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[begin:begin + _INSERT_CHUNK]
-        fresh.update((box_id, ts) for box_id, ts in tuples(conn.exec_driver_sql(_insert_sql(mark, len(chunk), True),
-                                                                                tuple(chain.from_iterable(chunk)))))
+        chunk = rows[begin : begin + _INSERT_CHUNK]
+        fresh.update(
+            (box_id, ts)
+            for box_id, ts in tuples(
+                conn.exec_driver_sql(_insert_sql(mark, len(chunk), True), tuple(chain.from_iterable(chunk)))
+            )
+        )
     return None if len(fresh) == len(rows) else fresh
-

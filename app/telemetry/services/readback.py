@@ -1,4 +1,5 @@
 """Reading back a box's readings: raw, or the hourly roll-ups as stored, or days summed from them."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -17,19 +18,22 @@ RAW_LIMIT = 10_000
 
 def raw_readings(session: Session, box: Box, start: datetime, end: datetime, limit: int = RAW_LIMIT):
     t = SensorReading
-    rows = session.execute(
-        select(t).where(t.box_id == box.id, t.ts >= start, t.ts < end).order_by(t.ts).limit(limit + 1)
-    ).scalars().all()
+    rows = (
+        session.execute(select(t).where(t.box_id == box.id, t.ts >= start, t.ts < end).order_by(t.ts).limit(limit + 1))
+        .scalars()
+        .all()
+    )
     truncated = len(rows) > limit
-    return [
-        {"ts": r.ts, **{m: getattr(r, m) for m in MEASURES}, "running": r.running} for r in rows[:limit]
-    ], truncated
+    return [{"ts": r.ts, **{m: getattr(r, m) for m in MEASURES}, "running": r.running} for r in rows[:limit]], truncated
 
 
 def _finish(agg: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"start": agg["start"], "count": agg["count"],
-                           "running_share": agg["running_count"] / agg["count"] if agg["count"] else None,
-                           "adsorbed_kg": agg["adsorbed_kg"]}
+    out: dict[str, Any] = {
+        "start": agg["start"],
+        "count": agg["count"],
+        "running_share": agg["running_count"] / agg["count"] if agg["count"] else None,
+        "adsorbed_kg": agg["adsorbed_kg"],
+    }
     for m in ROLLUP_MEASURES:
         n = agg["count"] if MEASURES[m][3] else agg[f"{m}_n"]
         out[m] = {"avg": agg[f"{m}_sum"] / n if n else None, "min": agg[f"{m}_min"], "max": agg[f"{m}_max"]}
@@ -42,14 +46,21 @@ def _finish(agg: dict[str, Any]) -> dict[str, Any]:
 
 def _hour_rows(session: Session, box: Box, start: datetime, end: datetime) -> list[dict[str, Any]]:
     t = ReadingHour.__table__
-    rows = session.execute(
-        select(t).where(t.c.box_id == box.id, t.c.hour_start >= hour_of(start), t.c.hour_start < end)
-        .order_by(t.c.hour_start)
-    ).mappings().all()
+    rows = (
+        session.execute(
+            select(t)
+            .where(t.c.box_id == box.id, t.c.hour_start >= hour_of(start), t.c.hour_start < end)
+            .order_by(t.c.hour_start)
+        )
+        .mappings()
+        .all()
+    )
     return [{**dict(r), "start": r["hour_start"]} for r in rows]
 
 
-def rollup_readings(session: Session, box: Box, start: datetime, end: datetime, resolution: str) -> list[dict[str, Any]]:
+def rollup_readings(
+    session: Session, box: Box, start: datetime, end: datetime, resolution: str
+) -> list[dict[str, Any]]:
     """Hourly roll-ups as stored, or days (Asia/Shanghai) summed from them."""
     if resolution == "hour":
         return [_finish(r) for r in _hour_rows(session, box, start, end)]

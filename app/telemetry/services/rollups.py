@@ -1,5 +1,6 @@
 """Hourly roll-ups of a batch: per (box, hour) sums, minima and maxima, and the adsorbed kg,
 written with one upsert that adds them to the stored row."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -42,9 +43,11 @@ def _rollup_sql(dialect: str) -> str:
         else:
             value = f"{old} + {new}"
         updates.append(f'"{c}" = {value}')
-    return (f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))}) "
-            f"ON CONFLICT (box_id, hour_start) DO UPDATE SET {', '.join(updates)}")
+    return (
+        f"INSERT INTO {table} ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}) "
+        f"ON CONFLICT (box_id, hour_start) DO UPDATE SET {', '.join(updates)}"
+    )
 
 
 class _Rollups:
@@ -93,5 +96,6 @@ class _Rollups:
         if not self.rows:
             return
         conn = session.connection()
-        conn.exec_driver_sql(_rollup_sql(conn.dialect.name), [(box_id, hour, *values)
-                                                              for (box_id, hour), values in self.rows.items()])
+        conn.exec_driver_sql(
+            _rollup_sql(conn.dialect.name), [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
+        )

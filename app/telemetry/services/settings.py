@@ -1,4 +1,5 @@
 """The telemetry settings a service call is given (from the Flask config, or the defaults)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

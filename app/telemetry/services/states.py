@@ -5,6 +5,7 @@ written back in one UPDATE, and rebuilt when a new fill starts.
 :func:`_apply` and :func:`integrate_in_order` are the hot loop of ingest: the names they use
 are this module's globals (imported by name), never looked up through another module.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
@@ -36,9 +37,12 @@ from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 
 # The per-batch query of the states, built once (building a statement costs more than running it here).
-_newest_fill = (select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
-                .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
-                .group_by(Fill.box_id).subquery())
+_newest_fill = (
+    select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
+    .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
+    .group_by(Fill.box_id)
+    .subquery()
+)
 # The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
 # (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
 _STATES_FOR_UPDATE = (
@@ -46,8 +50,10 @@ _STATES_FOR_UPDATE = (
     .outerjoin(_newest_fill, _newest_fill.c.box_id == BoxSensorState.box_id)
     .outerjoin(Fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
     .where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
-    .order_by(BoxSensorState.box_id).with_for_update(of=BoxSensorState.__table__)
-    .execution_options(populate_existing=True))
+    .order_by(BoxSensorState.box_id)
+    .with_for_update(of=BoxSensorState.__table__)
+    .execution_options(populate_existing=True)
+)
 
 
 def _marks(session_or_conn) -> str:
@@ -61,8 +67,9 @@ _NEW_STATE_SQL = (
 )
 
 
-def lock_states(session: Session, box_ids: list[int], now: datetime
-                ) -> tuple[dict[int, BoxSensorState], dict[int, Fill]]:
+def lock_states(
+    session: Session, box_ids: list[int], now: datetime
+) -> tuple[dict[int, BoxSensorState], dict[int, Fill]]:
     """The boxes' states, created when missing, locked (PostgreSQL: FOR UPDATE, in box order so
     two batches never deadlock; SQLite: the insert takes the database's write lock first) so that
     concurrent batches for one box integrate one after the other; and, read with them, the
@@ -90,9 +97,13 @@ class _DbNeighbours:
         t = SensorReading
         row = self.session.execute(
             select(t.ts, t.inlet_mg_m3, t.outlet_mg_m3, t.airflow_m3_h, t.running)
-            .where(t.box_id == self.box_id, t.ts >= self.since, condition).order_by(order).limit(1)
+            .where(t.box_id == self.box_id, t.ts >= self.since, condition)
+            .order_by(order)
+            .limit(1)
         ).first()
-        return Point(row.ts, rate_kg_h(row.inlet_mg_m3, row.outlet_mg_m3, row.airflow_m3_h, row.running)) if row else None
+        return (
+            Point(row.ts, rate_kg_h(row.inlet_mg_m3, row.outlet_mg_m3, row.airflow_m3_h, row.running)) if row else None
+        )
 
     def before(self, ts: datetime) -> Point | None:
         return self._one(SensorReading.ts < ts, SensorReading.ts.desc())
@@ -107,9 +118,19 @@ _LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURE
 
 
 # What _apply writes into a state; ``fill_id`` and ``fill_started_at`` it only reads.
-_STATE_WRITTEN = ("adsorbed_kg", "integrated_count", "last_integrated_ts", "last_rate_kg_h", "load_hours",
-                  "breakthrough_since", "breakthrough_count", "latest_ts", "latest", "reading_count",
-                  "updated_at")
+_STATE_WRITTEN = (
+    "adsorbed_kg",
+    "integrated_count",
+    "last_integrated_ts",
+    "last_rate_kg_h",
+    "load_hours",
+    "breakthrough_since",
+    "breakthrough_count",
+    "latest_ts",
+    "latest",
+    "reading_count",
+    "updated_at",
+)
 _STATE_TIMES = frozenset({"last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
 _STATE_JSON = frozenset({"latest", "load_hours"})
 
@@ -160,8 +181,15 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
             set_committed_value(state, name, getattr(values, name))
 
 
-def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, rows: list[tuple], rollups: "_Rollups",
-           settings: Settings, now: datetime) -> None:
+def _apply(
+    session: Session,
+    box: Box,
+    state: BoxSensorState | _StateValues,
+    rows: list[tuple],
+    rollups: "_Rollups",
+    settings: Settings,
+    now: datetime,
+) -> None:
     """Integrate a box's new readings (checked tuples, sorted by ts) into its state and the
     hourly roll-ups. Per reading: its roll-up sums and its term of the integral; the rest is
     per box and batch."""
@@ -179,8 +207,10 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
         kg_by_hour: dict = {}
         if split:
             # Each run of late readings between two stored ones replaces that one interval.
-            late = [Point(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
-                    for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows[:split]]
+            late = [
+                Point(ts, (inlet - outlet) * airflow * 1e-6 if running and inlet - outlet > 0 else 0.0)
+                for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, _ in fill_rows[:split]
+            ]
             result = merge(last, late, _DbNeighbours(session, box.id, state.fill_started_at), settings.max_interval_s)
             delta_kg = result.delta_kg
             kg_by_hour, covered = result.by_hour, result.covered_by_hour
@@ -208,7 +238,7 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
     # readings (older than the newest stored) change neither. The streak is the run of
     # readings above the limit at the end, so it is read backwards from the newest.
     latest_ts = state.latest_ts
-    newer = rows if latest_ts is None else rows[bisect_right(rows, latest_ts, key=itemgetter(R_TS)):]
+    newer = rows if latest_ts is None else rows[bisect_right(rows, latest_ts, key=itemgetter(R_TS)) :]
     if newer:
         limit = box.emission_limit_mg_m3
         streak = 0
@@ -231,8 +261,9 @@ def _apply(session: Session, box: Box, state: BoxSensorState | _StateValues, row
     state.updated_at = now
 
 
-def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float
-                       ) -> tuple[float, dict[datetime, float], dict[datetime, float], Point]:
+def integrate_in_order(
+    last: Point | None, rows: list[tuple], cap_s: float
+) -> tuple[float, dict[datetime, float], dict[datetime, float], Point]:
     """Extend the integral whose newest reading is ``last`` by checked readings (sorted, distinct,
     all newer than ``last``: the tail of every batch, nearly always all of it), in one pass: the
     adsorbed kg, kg and held seconds per hour of the interval start (the load ring's sums) and
@@ -273,8 +304,9 @@ def integrate_in_order(last: Point | None, rows: list[tuple], cap_s: float
     return delta_kg, by_hour, covered, Point(prev_ts, prev_rate)
 
 
-def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any | None,
-                       settings: Settings) -> BoxSensorState:
+def sync_state_to_fill(
+    session: Session, state: BoxSensorState, fill: Fill | Any | None, settings: Settings
+) -> BoxSensorState:
     """A new fill (replacement) restarts the integral: only readings at or after its time count.
     (``fill``: a :class:`Fill`, or a row with its ``id`` and ``filled_at``.)
 
@@ -294,7 +326,8 @@ def sync_state_to_fill(session: Session, state: BoxSensorState, fill: Fill | Any
     t = SensorReading
     rows = session.execute(
         select(t.ts, t.inlet_mg_m3, t.outlet_mg_m3, t.airflow_m3_h, t.running)
-        .where(t.box_id == state.box_id, t.ts >= fill.filled_at).order_by(t.ts)
+        .where(t.box_id == state.box_id, t.ts >= fill.filled_at)
+        .order_by(t.ts)
         .execution_options(yield_per=5000)
     )
     prev: Point | None = None
