@@ -11,6 +11,8 @@ findings, treated differently on purpose:
   facts about the published table. They are kept in :attr:`Definition.problems`, shown by the
   definition endpoint and logged at start, and never corrected here: correcting them is the
   publisher's decision.
+
+Over ~400 lines because the parser and its checks of the printed table belong together.
 """
 
 from __future__ import annotations

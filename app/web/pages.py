@@ -6,6 +6,9 @@ Beside it: the translatable code names (app/web/names.py), the template filters
 Thin, like app/web/views.py: read the query string, call the domain services (whose scoping
 decides what the user may see), render. Another tenant's manifest or box is "not found" (404),
 the same answer the API gives.
+
+Over ~400 lines because every page handler of the signed-in desktop stays beside the others
+(one blueprint, one set of shared helpers); the helpers that could leave have left (names, filters, chart).
 """
 
 from __future__ import annotations

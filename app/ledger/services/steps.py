@@ -1,4 +1,8 @@
-"""Manifest lifecycle steps: parties, state checks, locking, events, and submit/pickup/receive/reject/process/cancel."""
+"""Manifest lifecycle steps: parties, state checks, locking, events, and submit/pickup/receive/reject/process/cancel.
+
+Over ~400 lines because the six steps share the party/lock/state helpers at the top and
+read best in lifecycle order in one file.
+"""
 
 from __future__ import annotations
 
