@@ -191,3 +191,12 @@ def test_a_device_token_reads_and_imports_nothing(api, world):
 
 def test_values_listing_asks_who_before_what(api, world):
     assert api.get("/api/v1/index/values?period=1999", as_=None).status_code == 401
+
+
+def test_an_absurd_value_is_refused_with_its_limit(api, world):
+    # Imports bypass the JSON schema; 1e308 once reached the min–max scoring.
+    absurd = [{**ROWS[0], "value": 1e308}]
+    r = api.post("/api/v1/index/values", absurd)
+    assert r.status_code == 422, r.get_json()
+    assert "at most" in str(r.get_json()), r.get_json()
+    assert stored() == {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.common.errors import InvalidInput
+from app.common.limits import limit
 from app.common.periods import Period
 from app.index.definition import Definition, Indicator
 from app.index.importing import Formula, Percent, RawRows
@@ -190,6 +191,10 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
                 error("value", "required")
         elif parsed is None:
             error("value", f"{shown} is not a number (e.g. 92.5, 1,234.5 or 12%)")
+        elif (problem := limit("index_value").check(parsed.value)) is not None:
+            # Imports bypass the JSON schema: the plausibility rule file bounds them here, so the
+            # min–max scoring never meets 1e308 (hardening: every accepted number is bounded).
+            error("value", f"{shown} {problem}")
 
         source = fields.get("source_department")
         if isinstance(source, str):
