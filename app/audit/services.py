@@ -242,6 +242,38 @@ def chain_head(session: Session) -> dict[str, Any]:
     return {"seq": entry.seq, "hash": entry.hash, "recorded_at": entry.recorded_at}
 
 
+# ---------------------------------------------------------------- the starting state
+
+
+def record_baseline(session: Session) -> int:
+    """When the trail is empty: one ``insert`` image of every row already stored in an audited
+    table, so that the chain starts from the state in which auditing began (e.g. the nine counties
+    the migrations write, or a database that predates the trail). Never again once the trail has
+    an entry: later rows without one are what ``audit verify`` must report. Returns the count
+    staged; the caller commits."""
+    if session.scalar(select(AuditEntry.seq).limit(1)) is not None:
+        return 0
+    connection = session.connection()
+    entries: list[dict[str, Any]] = []
+    for table in audited_tables():
+        for row in connection.execute(select(table)).mappings():
+            key = recorder.key_text(recorder.row_key(table, row))
+            after = recorder.image(table, row)
+            entries.append(
+                {
+                    "table_name": table.name,
+                    "row_key": key,
+                    "action": "insert",
+                    "subject": recorder.subject_of(table.name, key, after, None),
+                    "before": None,
+                    "after": canonical.dumps(after),
+                }
+            )
+    if entries:
+        recorder.append(session, entries)
+    return len(entries)
+
+
 # ---------------------------------------------------------------- rule files
 
 

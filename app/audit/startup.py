@@ -17,8 +17,9 @@ def init_app(app: Flask) -> None:
 
 
 def record_rule_files(app: Flask) -> None:
-    """One entry per start when the rule files changed since the last entry (skipped before the
-    database has the trail's table, e.g. while ``db upgrade`` runs)."""
+    """At start: the baseline of the stored rows when the trail is empty, then one entry when the
+    rule files changed since the last entry (skipped before the database has the trail's table,
+    e.g. while ``db upgrade`` runs)."""
     from app.audit import recorder, services
     from app.extensions import db
 
@@ -27,7 +28,8 @@ def record_rule_files(app: Flask) -> None:
             if not inspect(db.engine).has_table("audit_entries"):
                 return
             recorder.set_context(db.session(), "system", actor="app start")
-            if services.record_rule_files(db.session(), app.config.get("RULES_DIR") or None):
+            baseline = services.record_baseline(db.session())
+            if services.record_rule_files(db.session(), app.config.get("RULES_DIR") or None) or baseline:
                 db.session.commit()
         except SQLAlchemyError as exc:  # a database down at start must not stop the app
             db.session.rollback()

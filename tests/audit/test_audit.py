@@ -257,3 +257,41 @@ def test_a_value_added_re_import_keeps_the_old_figure_in_the_trail(app, world, a
     assert json.loads(entries[1].after)["value_added_10k_yuan"] == "500.0"
     assert entries[0].interface == "api" and entries[1].actor == "op"
     assert verify(app).exit_code == 0
+
+
+def test_a_fresh_install_starts_its_chain_from_the_migrated_rows(tmp_path):
+    # `db upgrade` writes the nine counties before any app is running: the first start records
+    # them as the chain's starting state, so `audit verify` passes on a new install, while a row
+    # written behind the application's back afterwards is still named.
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+    }
+
+    def flask(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert flask("db", "upgrade").returncode == 0
+    first = flask("audit", "verify")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "every audited row matches" in first.stdout
+    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+        conn.execute("UPDATE counties SET name = '篡改' WHERE code = '331023'")
+    tampered = flask("audit", "verify")
+    assert tampered.returncode == 1 and "counties" in tampered.stdout and "331023" in tampered.stdout, tampered.stdout
