@@ -24,8 +24,8 @@ def register(app) -> None:
         problems = password_problems(password, username)
         if problems:
             raise click.ClickException("the password is refused: " + "; ".join(problems))
-        with cli_transaction(db.session):
-            ensure_counties(db.session)
+        with cli_transaction(db.session()):
+            ensure_counties(db.session())
             user = db.session.scalar(select(User).where(User.username == username))
             if user is None:
                 user = User(username=username, display_name=username, is_operator=True, role="admin", password_hash="")
@@ -34,5 +34,5 @@ def register(app) -> None:
             else:
                 user.is_operator = True
                 verb = "updated"
-            set_password(db.session, user, password)
+            set_password(db.session(), user, password)
         click.echo(f"operator {username} {verb}")

@@ -40,11 +40,11 @@ def token(body):
     if wait is not None:
         return too_many_attempts(wait)
     try:
-        user = services.authenticate(db.session, body["username"], body["password"])
+        user = services.authenticate(db.session(), body["username"], body["password"])
     except Unauthorized:
         throttle.failed(body["username"])
         raise
-    raw, row = services.issue_user_token(db.session, user, current_app.config["TOKEN_TTL_HOURS"])
+    raw, row = services.issue_user_token(db.session(), user, current_app.config["TOKEN_TTL_HOURS"])
     return {"token": raw, "token_type": "Bearer", "expires_at": row.expires_at}
 
 
@@ -54,8 +54,9 @@ def token(body):
 def change_password(body):
     """Change one's own password (the current one first). Every session and token signed in before ends."""
     actor = require_user()
-    services.change_password(db.session, actor, body["current_password"], body["new_password"])
-    services.revoke_user_tokens(db.session, actor.user)
+    services.change_password(db.session(), actor, body["current_password"], body["new_password"])
+    assert actor.user is not None  # require_user(): a person, whose principal always has its user
+    services.revoke_user_tokens(db.session(), actor.user)
 
 
 @blp.route("/auth/revoke", methods=["POST"])
@@ -66,7 +67,7 @@ def revoke():
 
     current_principal()
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    services.revoke_token(db.session, token)
+    services.revoke_token(db.session(), token)
 
 
 @blp.route("/device-tokens")
@@ -75,7 +76,7 @@ class DeviceTokens(MethodView):
     @blp.response(200, page_schema(schemas.DeviceTokenRow))
     def get(self, args):
         """The device tokens of the caller's organisation (its admins), or of all (operators). Never the tokens themselves."""
-        return _listing(services.list_device_tokens(db.session, require_user(), args.get("organization_id")), args)
+        return _listing(services.list_device_tokens(db.session(), require_user(), args.get("organization_id")), args)
 
     @blp.arguments(schemas.DeviceTokenIn)
     @blp.response(201, schemas.DeviceTokenOut)
@@ -83,7 +84,7 @@ class DeviceTokens(MethodView):
         """A gateway token, limited to the organisation's boxes and to ingest, valid
         ``expires_in_days`` (365 by default). The token is shown in this answer only."""
         raw, row = services.issue_device_token(
-            db.session, require_user(), body["organization_id"], body["name"], days=body.get("expires_in_days")
+            db.session(), require_user(), body["organization_id"], body["name"], days=body.get("expires_in_days")
         )
         shown = {name: getattr(row, name) for name in schemas.DeviceTokenRow().fields}
         return {**shown, "token": raw}
@@ -93,7 +94,7 @@ class DeviceTokens(MethodView):
 @blp.response(204)
 def revoke_device_token(token_id):
     """Revoke a device token (its organisation's admins, operators): it stops working at once."""
-    services.revoke_device_token(db.session, require_user(), token_id)
+    services.revoke_device_token(db.session(), require_user(), token_id)
 
 
 @blp.route("/organizations")
@@ -103,21 +104,21 @@ class Organizations(MethodView):
     def get(self, args):
         """The organisation directory (filter by role, county, park)."""
         actor = require_user()
-        query = services.list_organizations(db.session, actor, args.get("role"), args.get("county"), args.get("park"))
+        query = services.list_organizations(db.session(), actor, args.get("role"), args.get("county"), args.get("park"))
         return _listing(query, args)
 
     @blp.arguments(schemas.OrganizationIn)
     @blp.response(201, schemas.OrganizationOut)
     def post(self, body):
         """Register an organisation (operators)."""
-        org = services.create_organization(db.session, require_user(), body)
+        org = services.create_organization(db.session(), require_user(), body)
         return org
 
 
 @blp.route("/organizations/<int:org_id>")
 @blp.response(200, schemas.OrganizationOut)
 def organization(org_id):
-    return services.get_organization(db.session, require_user(), org_id)
+    return services.get_organization(db.session(), require_user(), org_id)
 
 
 @blp.route("/parks")
@@ -131,7 +132,7 @@ class Parks(MethodView):
     @blp.arguments(schemas.ParkIn)
     @blp.response(201, schemas.ParkOut)
     def post(self, body):
-        park = services.create_park(db.session, require_user(), body)
+        park = services.create_park(db.session(), require_user(), body)
         return park
 
 
@@ -148,12 +149,12 @@ class Users(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_schema(schemas.UserOut))
     def get(self, args):
-        return _listing(services.list_users(db.session, require_user()), args)
+        return _listing(services.list_users(db.session(), require_user()), args)
 
     @blp.arguments(schemas.UserIn)
     @blp.response(201, schemas.UserOut)
     def post(self, body):
-        user = services.create_user(db.session, require_user(), body)
+        user = services.create_user(db.session(), require_user(), body)
         return user
 
 

@@ -28,7 +28,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _db_session() -> Session:
     from app.extensions import db
 
-    return db.session
+    return db.session()  # the current session behind the request-scoped proxy
 
 
 def commit_read_effects(session: Session) -> None:

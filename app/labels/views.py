@@ -30,14 +30,14 @@ def box_label_url(box: Box) -> str:
 @blp.response(200, content_type="image/png")
 def qr_png_view(code):
     """The box's QR code: a signed URL to the scan page, with the label version."""
-    box = box_services.get_box(db.session, require_user(), code)
+    box = box_services.get_box(db.session(), require_user(), code)
     return Response(qr_png(box_label_url(box)), mimetype="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 @blp.route("/boxes/<code>/qr.svg")
 @blp.response(200, content_type="image/svg+xml")
 def qr_svg_view(code):
-    box = box_services.get_box(db.session, require_user(), code)
+    box = box_services.get_box(db.session(), require_user(), code)
     return Response(
         qr_svg(box_label_url(box)), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=300"}
     )
@@ -51,8 +51,8 @@ def labels_pdf(args):
     actor = require_user()
     if args.get("enterprise"):
         # Another tenant's enterprise is "not found", as its boxes are (problem+json 404).
-        box_services.require_visible_enterprise(db.session, actor, args["enterprise"])
-    query = box_services.list_boxes(db.session, actor, enterprise=args.get("enterprise"), colour=args.get("colour"))
+        box_services.require_visible_enterprise(db.session(), actor, args["enterprise"])
+    query = box_services.list_boxes(db.session(), actor, enterprise=args.get("enterprise"), colour=args.get("colour"))
     if args.get("codes"):
         raw = [c for c in args["codes"].split(",") if c.strip()]
         from app.boxes import codes as box_codes
