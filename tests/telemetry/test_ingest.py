@@ -142,8 +142,9 @@ def test_device_tokens_cannot_read_or_manage(api, world, sensor_box, gateway):
 
 def test_raw_hourly_and_daily_readings(api, world, sensor_box, gateway):
     shanghai = timezone(timedelta(hours=8))
-    # Four readings around local midnight: two days in Asia/Shanghai, three hours.
-    day = (utc_now() - timedelta(days=1)).astimezone(shanghai).date()
+    # Four readings around local midnight: two days in Asia/Shanghai, three hours. The midnight is
+    # 2-26 h ago whatever the hour the test runs, so the last reading (+65 min) is never in the future.
+    day = (utc_now() - timedelta(hours=26)).astimezone(shanghai).date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=shanghai) + timedelta(days=1)
     ts = [
         midnight - timedelta(minutes=30),
