@@ -157,6 +157,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     def _inject():
         from flask_babel import get_locale
 
-        return {"locale": str(get_locale() or "zh")}
+        from app.web.form_tokens import form_tokens
+
+        return {"locale": str(get_locale() or "zh"), "form_tokens": form_tokens}
 
     return app

@@ -22,6 +22,7 @@ from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
 from app.web import pages
+from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
@@ -208,7 +209,7 @@ def scan(code):
                 title=_("无权操作"),
                 detail=_("只有本企业或其换炭服务单位的人员可以登记换炭。"),
             ), 403
-        form = {k: v for k, v in request.form.items() if v.strip() and k not in ("csrf", "csrf_token")}
+        form = user_fields(request.form)
         try:
             data = FillIn().load(form)
             box_services.record_fill(db.session, principal, box, data, now)
