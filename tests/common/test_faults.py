@@ -239,7 +239,8 @@ def test_sigkill_of_a_worker_mid_batch_stores_all_or_nothing(database, tmp_path)
         assert cut >= 1, "no attempt was cut mid-batch: the kill came too late every time"
         # The service keeps answering: a new batch goes in whole.
         start = first + timedelta(days=5)
-        status, _headers, body = _request(base + "/api/v1/readings", _batch(code, start), token)
+        # A generous timeout: the new workers warm up (imports, first connections) on a loaded machine.
+        status, _headers, body = _request(base + "/api/v1/readings", _batch(code, start), token, timeout=240)
         assert status == 200, body[:300]
         assert json.loads(body)["accepted"] == 5000 and _stored(database, box_id, start) == 5000
         assert _request(base + "/healthz")[0] == 200
