@@ -97,9 +97,7 @@ class RevisionApproval(Model):
     party: Mapped[str] = mapped_column(String(12))  # consignor | carrier | receiver | regulator
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
     organization_name: Mapped[str] = mapped_column(String(200), default="")
-    state: Mapped[ApprovalState] = mapped_column(
-        state_type(ApprovalState, "state", 12), default=ApprovalState.PENDING
-    )
+    state: Mapped[ApprovalState] = mapped_column(state_type(ApprovalState, "state", 12), default=ApprovalState.PENDING)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_by: Mapped[str] = mapped_column(String(120), default="")

@@ -46,7 +46,11 @@ def revisions(args):
     """Revisions the caller takes part in; regulators also see the pending and approved ones of
     their jurisdiction. Newest first."""
     query = services.list_revisions(
-        db.session(), require_user(), state=args.get("state"), target=args.get("target"), enterprise=args.get("enterprise")
+        db.session(),
+        require_user(),
+        state=args.get("state"),
+        target=args.get("target"),
+        enterprise=args.get("enterprise"),
     )
     return listing(query, args)
 

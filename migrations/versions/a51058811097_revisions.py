@@ -62,7 +62,9 @@ def upgrade():
         sa.Column("decided_by", sa.String(length=120), nullable=False),
         *(sa.CheckConstraint(sql, name=op.f(f"ck_revisions_{name}")) for name, sql in REVISION_CHECKS.items()),
         sa.ForeignKeyConstraint(["manifest_id"], ["manifests.id"], name=op.f("fk_revisions_manifest_id_manifests")),
-        sa.ForeignKeyConstraint(["record_id"], ["ledger_records.id"], name=op.f("fk_revisions_record_id_ledger_records")),
+        sa.ForeignKeyConstraint(
+            ["record_id"], ["ledger_records.id"], name=op.f("fk_revisions_record_id_ledger_records")
+        ),
         sa.ForeignKeyConstraint(
             ["requested_by_user_id"], ["users.id"], name=op.f("fk_revisions_requested_by_user_id_users")
         ),
@@ -89,10 +91,7 @@ def upgrade():
         sa.Column("decided_by_user_id", sa.Integer(), nullable=True),
         sa.Column("decided_by", sa.String(length=120), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
-        *(
-            sa.CheckConstraint(sql, name=op.f(f"ck_revision_approvals_{name}"))
-            for name, sql in APPROVAL_CHECKS.items()
-        ),
+        *(sa.CheckConstraint(sql, name=op.f(f"ck_revision_approvals_{name}")) for name, sql in APPROVAL_CHECKS.items()),
         sa.ForeignKeyConstraint(
             ["revision_id"],
             ["revisions.id"],

@@ -104,7 +104,11 @@ def manifest_content(manifest: Manifest) -> dict[str, Any]:
                 "refusal_reason": line.refusal_reason,
                 "method_code": line.method_code,
                 "sources": [
-                    {"batch_code": s.record.batch_code, "quantity_kg": _m(s.quantity_kg), "returned_kg": _m(s.returned_kg)}
+                    {
+                        "batch_code": s.record.batch_code,
+                        "quantity_kg": _m(s.quantity_kg),
+                        "returned_kg": _m(s.returned_kg),
+                    }
                     for s in line.sources
                 ],
             }
@@ -154,7 +158,9 @@ def check_manifest_changes(session: Session, manifest: Manifest, raw: dict[str, 
     if "receiver_id" in raw and raw["receiver_id"] != manifest.receiver_id:
         receiver = session.get(Organization, raw["receiver_id"]) if isinstance(raw["receiver_id"], int) else None
         if receiver is None or not (receiver.has_role("receiver") or receiver.has_role("regenerator")):
-            errors["receiver_id"] = ["the receiver (接受人) must be an organisation with the receiver or regenerator role"]
+            errors["receiver_id"] = [
+                "the receiver (接受人) must be an organisation with the receiver or regenerator role"
+            ]
         elif any(line.consumed_kg > EPS for line in manifest.lines):
             errors["receiver_id"] = ["the accepted waste is already consumed by the receiver's regeneration"]
         else:
@@ -219,6 +225,8 @@ def _check_line(manifest: Manifest, line: ManifestLine, item: dict, place: str, 
         mass = _mass(errors, f"{place}.{name}", item[name], "waste_kg" if name == "quantity_kg" else "received_kg")
         if mass is not None and mass != getattr(line, name):
             change[name] = str(mass)
+    if "received_kg" in change and "accepted_kg" not in item and line.accepted_kg == line.received_kg:
+        change["accepted_kg"] = change["received_kg"]  # accepted whole: it stays accepted whole (as at receipt)
     return change
 
 
@@ -239,7 +247,9 @@ def _check_line_totals(manifest: Manifest, out: dict[str, Any], errors: dict) ->
         if accepted > received:
             errors.setdefault(f"{place}.accepted_kg", []).append("between 0 and the received quantity")
         elif received - accepted > quantity:
-            errors.setdefault(f"{place}.accepted_kg", []).append(f"cannot send back more than the {quantity} kg shipped")
+            errors.setdefault(f"{place}.accepted_kg", []).append(
+                f"cannot send back more than the {quantity} kg shipped"
+            )
         if accepted < line.consumed_kg:
             errors.setdefault(f"{place}.accepted_kg", []).append(
                 f"{line.consumed_kg} kg of it are already consumed by regeneration"

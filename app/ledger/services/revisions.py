@@ -282,7 +282,11 @@ def _answer(approval: RevisionApproval, actor: Principal, state: ApprovalState, 
 
 
 def approve(
-    session: Session, actor: Principal, revision: Revision, data: dict[str, Any] | None = None, now: datetime | None = None
+    session: Session,
+    actor: Principal,
+    revision: Revision,
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Revision:
     now = now or utcnow()
     approval = _decider(session, actor, revision, "approved")
@@ -357,7 +361,9 @@ def cancel(session: Session, actor: Principal, revision: Revision, now: datetime
     if actor.user is None or revision.requested_by_user_id != actor.user.id:
         raise Forbidden("只有申请人可以撤回更正申请 (only the requester cancels a revision)")
     if revision.state != RevisionState.PENDING:
-        raise Conflict(f"更正申请 {revision.id} 不在待审批状态 (revision is {revision.state})", state_now=str(revision.state))
+        raise Conflict(
+            f"更正申请 {revision.id} 不在待审批状态 (revision is {revision.state})", state_now=str(revision.state)
+        )
     revision.state = RevisionState.CANCELLED
     revision.decided_at = now
     revision.decided_by = actor.label
@@ -381,7 +387,13 @@ def _versions(revisions: list[Revision], current: dict[str, Any], current_versio
         if r.version is not None
     ]
     out.append(
-        {"version": current_version, "current": True, "replaced_at": None, "replaced_by_revision": None, "content": current}
+        {
+            "version": current_version,
+            "current": True,
+            "replaced_at": None,
+            "replaced_by_revision": None,
+            "content": current,
+        }
     )
     return out
 
