@@ -8,6 +8,7 @@ from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
 from app.extensions import db
 from app.ledger import revision_schemas as schemas
+from app.ledger.services import revision_versions as versions
 from app.ledger.services import revisions as services
 from app.ledger.services.manifests import get_manifest
 
@@ -100,25 +101,25 @@ def cancel(body, revision_id):
 @blp.response(200, schemas.VersionsOut)
 def manifest_versions(number):
     """Every version of a manifest, oldest first; the last is the current one."""
-    return {"items": services.manifest_versions(db.session(), require_user(), number)}
+    return {"items": versions.manifest_versions(db.session(), require_user(), number)}
 
 
 @blp.route("/manifests/<string:number>/versions/<int:version>")
 @blp.response(200, schemas.VersionOut)
 def manifest_version(number, version):
     """One version of a manifest as it was."""
-    return services.one_version(services.manifest_versions(db.session(), require_user(), number), version)
+    return versions.one_version(versions.manifest_versions(db.session(), require_user(), number), version)
 
 
 @blp.route("/ledger/<int:record_id>/versions")
 @blp.response(200, schemas.VersionsOut)
 def record_versions(record_id):
     """Every version of a ledger record, oldest first; the last is the current one."""
-    return {"items": services.record_versions(db.session(), require_user(), record_id)}
+    return {"items": versions.record_versions(db.session(), require_user(), record_id)}
 
 
 @blp.route("/ledger/<int:record_id>/versions/<int:version>")
 @blp.response(200, schemas.VersionOut)
 def record_version(record_id, version):
     """One version of a ledger record as it was."""
-    return services.one_version(services.record_versions(db.session(), require_user(), record_id), version)
+    return versions.one_version(versions.record_versions(db.session(), require_user(), record_id), version)

@@ -33,14 +33,12 @@ from app.ledger.models import (
     LedgerRecord,
     Manifest,
     ManifestLine,
-    ManifestLineSource,
-    ManifestStatus,
-    Stage,
 )
 from app.ledger.services.licences import covering_licence, transport_permit
-from app.ledger.services.rules_access import EPS, ZERO_KG, is_number, kg, rules
-from app.ledger.services.stock import _new_record, lock_stock, refresh_box_colours
+from app.ledger.services.revision_repost import receipt_flags, repost, sync_derived_records
+from app.ledger.services.rules_access import EPS, ZERO_KG, is_number, kg
 from app.ledger.services.steps import _lock_manifest
+from app.ledger.services.stock import refresh_box_colours
 
 REVISABLE_STATES = ("submitted", "in_transit", "received", "processed", "closed", "rejected")
 HEADER_TEXTS = {"route": 300, "note": 2000, "vehicle_plate": 12, "driver_name": 60, "driver_phone": 30}
@@ -181,16 +179,16 @@ def check_manifest_changes(session: Session, manifest: Manifest, raw: dict[str, 
     seen: set[int] = set()
     for i, item in enumerate(raw.get("lines") or []):
         place = f"lines.{i}"
-        line = by_no.get(item.get("line_no"))
-        if line is None or line.line_no in seen:
+        found = by_no.get(item.get("line_no"))
+        if found is None or found.line_no in seen:
             errors.setdefault(f"{place}.line_no", []).append(
                 f"manifest {manifest.number} has no line {item.get('line_no')}"
-                if line is None
-                else f"line {line.line_no} is given twice"
+                if found is None
+                else f"line {found.line_no} is given twice"
             )
             continue
-        seen.add(line.line_no)
-        change = _check_line(manifest, line, item, place, errors)
+        seen.add(found.line_no)
+        change = _check_line(manifest, found, item, place, errors)
         if len(change) > 1:
             lines_out.append(change)
     if lines_out:
@@ -319,246 +317,11 @@ def apply_manifest_changes(
             elif name != "line_no":
                 setattr(line, name, value)
     if masses_changed:
-        touched = _repost(session, manifest)
-        _receipt_flags(session, manifest)
+        touched = repost(session, manifest)
+        receipt_flags(session, manifest)
         refresh_box_colours(session, touched, now)
-    _sync_derived_records(session, actor, manifest)
+    sync_derived_records(session, actor, manifest)
 
 
 def _as_input(changes: dict[str, Any]) -> dict[str, Any]:
     return {**changes, "lines": [dict(c) for c in changes.get("lines", [])]}
-
-
-def _returned_target(manifest: Manifest, line: ManifestLine) -> Decimal:
-    if manifest.status == ManifestStatus.REJECTED:
-        return kg(line.quantity_kg)
-    if manifest.status in RECEIVED_STATES:
-        return kg(kg(line.received_kg) - kg(line.accepted_kg))
-    return ZERO_KG
-
-
-def _repost(session: Session, manifest: Manifest) -> list[int]:
-    """Take the manifest's stock moves back and make them again with the lines' new figures."""
-    shipped = manifest.status in PICKED_UP_STATES
-    codes = sorted({line.waste_code for line in manifest.lines})
-    stocks = {code: lock_stock(session, manifest.consignor_id, code) for code in codes}
-    touched: list[int] = []
-    for line in manifest.lines:  # back to before submission, on the balances
-        stock = stocks[line.waste_code]
-        for s in line.sources:
-            record = session.get(LedgerRecord, s.record_id, populate_existing=True)
-            assert record is not None and record.available_kg is not None and record.on_site_kg is not None
-            left = kg(s.quantity_kg - s.returned_kg)
-            record.available_kg = kg(record.available_kg + left)
-            if shipped:
-                record.on_site_kg = kg(record.on_site_kg + left)
-                stock.on_hand_kg = kg(stock.on_hand_kg + left)
-            else:
-                stock.reserved_kg = kg(stock.reserved_kg - s.quantity_kg)
-    need: dict[str, Decimal] = defaultdict(Decimal)
-    for line in manifest.lines:
-        need[line.waste_code] += line.quantity_kg
-    short = {
-        f"lines.{i}.quantity_kg": [
-            f"only {stocks[line.waste_code].available_kg} kg of {line.waste_code} available; "
-            f"{kg(need[line.waste_code])} kg needed"
-        ]
-        for i, line in enumerate(manifest.lines)
-        if need[line.waste_code] > stocks[line.waste_code].available_kg + EPS
-    }
-    if short:
-        raise Conflict("库存不足，不能按此更正 (not enough stock for the corrected quantities)", errors=short)
-    for line in manifest.lines:
-        stock = stocks[line.waste_code]
-        previous = {s.record_id: s for s in line.sources}
-        others = session.scalars(
-            select(LedgerRecord)
-            .where(
-                LedgerRecord.enterprise_id == manifest.consignor_id,
-                LedgerRecord.waste_code == line.waste_code,
-                LedgerRecord.stage == Stage.GENERATION,
-                LedgerRecord.available_kg > EPS,
-                LedgerRecord.id.not_in(list(previous) or [0]),
-            )
-            .order_by(LedgerRecord.occurred_at, LedgerRecord.id)
-        )
-        candidates = [session.get(LedgerRecord, rid) for rid in previous] + list(others)
-        remaining = kg(line.quantity_kg)
-        kept: list[ManifestLineSource] = []
-        for record in candidates:  # the batches it came from first, then the oldest
-            assert record is not None and record.available_kg is not None and record.on_site_kg is not None
-            take = kg(min(record.available_kg, remaining))
-            if take <= EPS:
-                continue
-            source = previous.get(record.id) or ManifestLineSource(record_id=record.id, record=record)
-            source.quantity_kg, source.returned_kg = take, ZERO_KG
-            kept.append(source)
-            record.available_kg = kg(record.available_kg - take)
-            if shipped:
-                record.on_site_kg = kg(record.on_site_kg - take)
-            touched.append(record.id)
-            remaining = kg(remaining - take)
-            if remaining <= EPS:
-                break
-        line.sources[:] = kept
-        if shipped:
-            stock.on_hand_kg = kg(stock.on_hand_kg - line.quantity_kg)
-        else:
-            stock.reserved_kg = kg(stock.reserved_kg + line.quantity_kg)
-        back = _returned_target(manifest, line)
-        for source in reversed(line.sources):  # the last batch loaded is the first given back
-            take = kg(min(source.quantity_kg, back))
-            if take <= EPS:
-                continue
-            record = source.record
-            assert record.available_kg is not None and record.on_site_kg is not None
-            record.on_site_kg = kg(record.on_site_kg + take)
-            record.available_kg = kg(record.available_kg + take)
-            source.returned_kg = take
-            stock.on_hand_kg = kg(stock.on_hand_kg + take)
-            back = kg(back - take)
-    session.flush()
-    return touched
-
-
-def _receipt_flags(session: Session, manifest: Manifest) -> None:
-    if manifest.status not in RECEIVED_STATES:
-        return
-    tolerance = rules(session).quantity_tolerance
-    manifest.acceptance = (
-        "partial" if any(kg(line.received_kg) - kg(line.accepted_kg) > EPS for line in manifest.lines) else "full"
-    )
-    manifest.discrepant = any(
-        float(abs(kg(line.received_kg) - line.quantity_kg) / line.quantity_kg) > tolerance + 1e-9
-        for line in manifest.lines
-    )
-
-
-def _sync_derived_records(session: Session, actor: Principal, manifest: Manifest) -> None:
-    """Out of storage, sent out and returned records: one per source batch, with its quantity."""
-    if manifest.status not in PICKED_UP_STATES:
-        return
-    existing: dict[tuple, list[LedgerRecord]] = defaultdict(list)
-    for record in session.scalars(
-        select(LedgerRecord).where(LedgerRecord.manifest_id == manifest.id).order_by(LedgerRecord.id)
-    ):
-        existing[(record.manifest_line_id, record.stage, record.source_batch_code)].append(record)
-    wanted: set[tuple] = set()
-    returned_at = manifest.rejected_at or manifest.received_at or manifest.picked_up_at
-    for line in manifest.lines:
-        for source in line.sources:
-            batch = source.record
-            for stage, quantity in (
-                (Stage.OUT_OF_STORAGE, source.quantity_kg),
-                (Stage.SENT_OUT, source.quantity_kg),
-                (Stage.RETURNED, source.returned_kg),
-            ):
-                if quantity <= EPS:
-                    continue
-                key = (line.id, stage, batch.batch_code)
-                wanted.add(key)
-                found = existing.get(key)
-                fields: dict[str, Any] = {"quantity_kg": kg(quantity), "waste_name": line.waste_name}
-                if stage == Stage.SENT_OUT:
-                    fields.update(receiver_name=manifest.receiver.name, licence_number=manifest.receiver_licence)
-                if stage != Stage.RETURNED:
-                    fields["destination"] = manifest.receiver.name
-                elif not found:
-                    fields["note"] = "更正后退回 (returned as corrected by a revision)"
-                if found:
-                    for name, value in fields.items():
-                        if getattr(found[0], name) != value:
-                            setattr(found[0], name, value)
-                    for extra in found[1:]:
-                        session.delete(extra)
-                    continue
-                _new_record(
-                    session,
-                    stage,
-                    enterprise_id=manifest.consignor_id,
-                    waste_code=line.waste_code,
-                    category=line.category,
-                    catalogue_edition=batch.catalogue_edition,
-                    occurred_at=returned_at if stage == Stage.RETURNED else manifest.picked_up_at,
-                    source_batch_code=batch.batch_code,
-                    origin="manifest",
-                    box_id=batch.box_id,
-                    manifest_id=manifest.id,
-                    manifest_line_id=line.id,
-                    manifest_number=manifest.number,
-                    handler=actor.label,
-                    **fields,
-                )
-    for key, records in existing.items():
-        if key not in wanted and key[1] in (Stage.OUT_OF_STORAGE, Stage.SENT_OUT, Stage.RETURNED):
-            for record in records:
-                session.delete(record)  # its last image stays in the audit trail and the revision's before
-
-
-# ---------------------------------------------------------------- ledger records
-
-
-def check_record_changes(record: LedgerRecord, raw: dict[str, Any]) -> dict[str, Any]:
-    if record.stage != Stage.GENERATION:
-        raise Conflict(
-            f"台账记录 {record.batch_code} 由联单产生：请更正联单 (a {record.stage} record follows its manifest: "
-            "revise the manifest)",
-            stage=str(record.stage),
-        )
-    errors: dict[str, list[str]] = {}
-    out: dict[str, Any] = {}
-    if raw.get("quantity_kg") is not None:
-        mass = _mass(errors, "quantity_kg", raw["quantity_kg"], "waste_kg")
-        committed = kg(record.quantity_kg - (record.available_kg or ZERO_KG))  # on submitted manifests or gone
-        if mass is not None and mass < committed:
-            errors["quantity_kg"] = [f"cannot be below the {committed} kg already on manifests"]
-        elif mass is not None and mass != record.quantity_kg:
-            out["quantity_kg"] = str(mass)
-    for name, longest in RECORD_TEXTS.items():
-        if name in raw:
-            value = _text(errors, name, raw[name], longest)
-            if name == "waste_name" and value == "":
-                errors[name] = ["required"]
-            elif value is not None and value != getattr(record, name):
-                out[name] = value
-    if "container_count" in raw and raw["container_count"] != record.container_count:
-        count = raw["container_count"]
-        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
-            errors["container_count"] = ["a whole number ≥ 1"]
-        else:
-            out["container_count"] = count
-    if errors:
-        raise InvalidInput("The revision has invalid fields.", errors=errors)
-    if not out:
-        raise InvalidInput.field("changes", "nothing would change: give the corrected values")
-    return out
-
-
-def apply_record_changes(session: Session, record: LedgerRecord, changes: dict[str, Any], now: datetime) -> list:
-    """The batch and its into-storage record take the corrected figures; the stock follows."""
-    stock = lock_stock(session, record.enterprise_id, record.waste_code)
-    session.refresh(record)
-    changes = check_record_changes(record, changes)
-    storage = list(
-        session.scalars(
-            select(LedgerRecord).where(
-                LedgerRecord.source_batch_code == record.batch_code, LedgerRecord.stage == Stage.STORAGE
-            )
-        )
-    )
-    if "quantity_kg" in changes:
-        new = kg(changes["quantity_kg"])
-        delta = kg(new - record.quantity_kg)
-        assert record.on_site_kg is not None and record.available_kg is not None  # a generation batch
-        record.quantity_kg = new
-        record.on_site_kg = kg(record.on_site_kg + delta)
-        record.available_kg = kg(record.available_kg + delta)
-        stock.on_hand_kg = kg(stock.on_hand_kg + delta)
-        stock.updated_at = now
-    for target in [record, *storage]:  # the into-storage record mirrors its batch (its own facility, note)
-        for name, value in changes.items():
-            if target is record or name not in ("facility_code", "note"):
-                setattr(target, name, kg(value) if name == "quantity_kg" else value)
-    record.version = (record.version or 1) + 1
-    refresh_box_colours(session, [record.id], now)
-    return storage

@@ -26,16 +26,14 @@ from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import utcnow
 from app.ledger.models import LedgerRecord, Manifest
 from app.ledger.revision_models import ApprovalState, Revision, RevisionApproval, RevisionState, RevisionTarget
-from app.ledger.services.manifests import get_manifest
 from app.ledger.services.revision_apply import (
     apply_manifest_changes,
-    apply_record_changes,
     check_manifest_changes,
-    check_record_changes,
     manifest_content,
     record_content,
     stock_shortfall,
 )
+from app.ledger.services.revision_records import apply_record_changes, check_record_changes
 from app.ledger.services.steps import _event, _lock_manifest, party_of
 
 REGULATOR_STATES = (RevisionState.PENDING, RevisionState.APPROVED)
@@ -138,7 +136,8 @@ def jurisdiction_regulator(session: Session, enterprise: Organization) -> Organi
         )
     )
     county = [r for r in regulators if enterprise.county_code and r.county_code == enterprise.county_code]
-    return (county or [r for r in regulators if r.county_code is None] or [None])[0]
+    city = [r for r in regulators if r.county_code is None]
+    return next(iter(county or city), None)
 
 
 def get_record(session: Session, actor: Principal, record_id: int) -> LedgerRecord:
@@ -369,58 +368,3 @@ def cancel(session: Session, actor: Principal, revision: Revision, now: datetime
     revision.decided_by = actor.label
     session.flush()
     return revision
-
-
-# ---------------------------------------------------------------- versions
-
-
-def _versions(revisions: list[Revision], current: dict[str, Any], current_version: int) -> list[dict[str, Any]]:
-    out = [
-        {
-            "version": r.version - 1,
-            "current": False,
-            "replaced_at": r.decided_at,
-            "replaced_by_revision": r.id,
-            "content": r.before,
-        }
-        for r in revisions
-        if r.version is not None
-    ]
-    out.append(
-        {
-            "version": current_version,
-            "current": True,
-            "replaced_at": None,
-            "replaced_by_revision": None,
-            "content": current,
-        }
-    )
-    return out
-
-
-def _approved(session: Session, **target: int) -> list[Revision]:
-    key, value = next(iter(target.items()))
-    return list(
-        session.scalars(
-            select(Revision)
-            .where(getattr(Revision, key) == value, Revision.state == RevisionState.APPROVED)
-            .order_by(Revision.version)
-        )
-    )
-
-
-def manifest_versions(session: Session, actor: Principal, number: str) -> list[dict[str, Any]]:
-    manifest = get_manifest(session, actor, number)
-    return _versions(_approved(session, manifest_id=manifest.id), manifest_content(manifest), manifest.version or 1)
-
-
-def record_versions(session: Session, actor: Principal, record_id: int) -> list[dict[str, Any]]:
-    record = get_record(session, actor, record_id)
-    return _versions(_approved(session, record_id=record.id), record_content(record), record.version or 1)
-
-
-def one_version(versions: list[dict[str, Any]], version: int) -> dict[str, Any]:
-    found = next((v for v in versions if v["version"] == version), None)
-    if found is None:
-        raise NotFound(f"版本 {version} 不存在 (version {version} not found; versions 1–{versions[-1]['version']})")
-    return found
