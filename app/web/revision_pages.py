@@ -14,7 +14,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from app.common.auth import current_principal
+from app.common.auth import require_user
 from app.common.errors import DomainError, InvalidInput
 from app.common.schemas import paginate
 from app.common.tx import rollback_request
@@ -87,9 +87,9 @@ def _helpers():
 
 def manifest_revisions(manifest: Manifest) -> dict[str, Any]:
     """What ``_manifest_revisions.html`` shows for the signed-in user on a manifest's page."""
-    principal = current_principal()
-    query = services.list_revisions(db.session, principal, manifest_id=manifest.id)
-    rows = [_row(principal, r) for r in db.session.scalars(query.limit(PER_PAGE))]
+    principal = require_user()
+    query = services.list_revisions(db.session(), principal, manifest_id=manifest.id)
+    rows = [_row(principal, r) for r in db.session().scalars(query.limit(PER_PAGE))]
     return {
         "rows": rows,
         "can_request": bool(party_of(principal, manifest))
@@ -128,8 +128,8 @@ def _line_changes(manifest: Manifest, form: dict[str, str]) -> list[dict[str, An
 @bp.route("/manifests/<number>/revisions", methods=["POST"])
 @login_required
 def request_revision(number):
-    principal = current_principal()
-    manifest = get_manifest(db.session, principal, number)
+    principal = require_user()
+    manifest = get_manifest(db.session(), principal, number)
     form = user_fields(request.form)
     try:
         changes: dict[str, Any] = {
@@ -141,10 +141,10 @@ def request_revision(number):
         if lines:
             changes["lines"] = lines
         services.request_manifest_revision(
-            db.session, principal, manifest, {"reason": form.get("reason", ""), "changes": changes}
+            db.session(), principal, manifest, {"reason": form.get("reason", ""), "changes": changes}
         )
     except DomainError as exc:
-        rollback_request(db.session)  # answered with a redirect (< 400): nothing of it may be stored
+        rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
         return redirect(
             url_for("pages.manifest_detail", number=number, revision_error=localise_error(exc)) + "#revisions"
         )
@@ -154,20 +154,20 @@ def request_revision(number):
 @bp.route("/revisions/<int:revision_id>/<any(approve, refuse, cancel):decision>", methods=["POST"])
 @login_required
 def decide(revision_id, decision):
-    principal = current_principal()
-    revision = services.get_revision(db.session, principal, revision_id)
+    principal = require_user()
+    revision = services.get_revision(db.session(), principal, revision_id)
     number = revision.manifest.number if revision.manifest else None
     form = user_fields(request.form)
     try:
         if decision == "approve":
-            services.approve(db.session, principal, revision, {"note": form.get("note", "")})
+            services.approve(db.session(), principal, revision, {"note": form.get("note", "")})
         elif decision == "refuse":
-            services.refuse(db.session, principal, revision, {"note": form.get("note", "")})
+            services.refuse(db.session(), principal, revision, {"note": form.get("note", "")})
         else:
-            services.cancel(db.session, principal, revision)
+            services.cancel(db.session(), principal, revision)
         error = None
     except DomainError as exc:
-        rollback_request(db.session)
+        rollback_request(db.session())
         error = localise_error(exc)
     if request.form.get("back") == "list" or number is None:
         return redirect(url_for("revision_pages.revisions", revision_error=error))
@@ -177,14 +177,14 @@ def decide(revision_id, decision):
 @bp.route("/revisions")
 @login_required
 def revisions():
-    principal = current_principal()
+    principal = require_user()
     state = request.args.get("state") or None
     state = state if state in tuple(RevisionState) else None
     target = request.args.get("target") or None
     target = target if target in tuple(RevisionTarget) else None
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    query = services.list_revisions(db.session, principal, state=state, target=target)
-    items, total = paginate(db.session, query, page, PER_PAGE)
+    query = services.list_revisions(db.session(), principal, state=state, target=target)
+    items, total = paginate(db.session(), query, page, PER_PAGE)
     return render_template(
         "revisions.html",
         rows=[_row(principal, r) for r in items],
