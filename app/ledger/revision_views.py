@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from app.common.auth import require_user
+from app.common.errors import PROBLEM_MIME, ProblemSchema
 from app.common.schemas import listing, page_schema
 from app.extensions import db
 from app.ledger import revision_schemas as schemas
@@ -19,9 +20,21 @@ blp = Blueprint(
 )
 
 
+def _problem(status: int, description: str):
+    return blp.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_MIME, description=description)
+
+
+FORBIDDEN = _problem(403, "Not a party asked to request or decide it")
+NOT_FOUND = _problem(404, "Not found, or not visible to the caller")
+CONFLICT = _problem(409, "Not in a state that allows it, one pending already, or stock would not cover it")
+
+
 @blp.route("/manifests/<string:number>/revisions", methods=["POST"])
 @blp.arguments(schemas.ManifestRevisionIn)
 @blp.response(201, schemas.RevisionOut)
+@FORBIDDEN
+@NOT_FOUND
+@CONFLICT
 def manifest_revision(body, number):
     """A party of a manifest past its draft requests a correction (reason required); the other
     parties must approve it. 409 when one is pending already or stock would not cover it."""
@@ -33,6 +46,9 @@ def manifest_revision(body, number):
 @blp.route("/ledger/<int:record_id>/revisions", methods=["POST"])
 @blp.arguments(schemas.RecordRevisionIn)
 @blp.response(201, schemas.RevisionOut)
+@FORBIDDEN
+@NOT_FOUND
+@CONFLICT
 def record_revision(body, record_id):
     """The enterprise requests a correction of a generation record; its regulator must approve it."""
     actor = require_user()
@@ -76,6 +92,9 @@ def _decide(revision_id: int, decision: str, body: dict):
 @blp.route("/revisions/<int:revision_id>/approve", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
+@FORBIDDEN
+@NOT_FOUND
+@CONFLICT
 def approve(body, revision_id):
     """A party asked to approve agrees; the last approval applies the revision as a new version."""
     return _decide(revision_id, "approve", body)
@@ -84,6 +103,9 @@ def approve(body, revision_id):
 @blp.route("/revisions/<int:revision_id>/refuse", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
+@FORBIDDEN
+@NOT_FOUND
+@CONFLICT
 def refuse(body, revision_id):
     """A party asked to approve refuses (note required); the revision is refused."""
     return _decide(revision_id, "refuse", body)
@@ -92,6 +114,9 @@ def refuse(body, revision_id):
 @blp.route("/revisions/<int:revision_id>/cancel", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
+@FORBIDDEN
+@NOT_FOUND
+@CONFLICT
 def cancel(body, revision_id):
     """The requester withdraws a pending revision."""
     return _decide(revision_id, "cancel", body)
