@@ -184,6 +184,9 @@ class LedgerRecord(Model):
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Raised by each approved revision (app.ledger.services.revisions). NULL is version 1: rows
+    # stored before revisions existed keep NULL, so their audited images still match.
+    version: Mapped[int | None] = mapped_column(Integer, default=1)
 
     enterprise: Mapped[Organization] = relationship(lazy="joined")
 
@@ -234,6 +237,7 @@ class Manifest(Model):
     overdue: Mapped[bool] = mapped_column(Boolean, default=False, index=True)  # receipt came late
     late_entry: Mapped[bool] = mapped_column(Boolean, default=False)  # paper entered > N working days later
     entry_working_days: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer, default=1)  # as LedgerRecord.version
 
     consignor: Mapped[Organization] = relationship(foreign_keys=[consignor_id], lazy="joined")
     carrier: Mapped[Organization] = relationship(foreign_keys=[carrier_id], lazy="joined")
@@ -319,3 +323,6 @@ class ManifestEvent(Model):
     organization_name: Mapped[str] = mapped_column(String(200), default="")
     party: Mapped[str] = mapped_column(String(12), default="")  # consignor | carrier | receiver | operator
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+from app.ledger.revision_models import Revision, RevisionApproval  # noqa: E402,F401 (the revisions' tables)

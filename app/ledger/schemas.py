@@ -52,6 +52,8 @@ class LedgerIn(StrictSchema):
 
 
 class LedgerRecordOut(Schema):
+    id = fields.Int(metadata={"description": "for /ledger/{id}/revisions"})
+    version = fields.Function(lambda r: r.version or 1, metadata={"description": "raised by each approved revision"})
     batch_code = fields.Str()
     stage = fields.Str()
     stage_zh = fields.Function(lambda r: STAGE_ZH[r.stage])
@@ -266,6 +268,7 @@ class ManifestEventOut(Schema):
 
 class ManifestOut(Schema):
     number = fields.Str()
+    version = fields.Function(lambda m: m.version or 1, metadata={"description": "raised by each approved revision"})
     origin = fields.Str()
     status = fields.Str()
     status_zh = fields.Function(lambda m: STATE_ZH[m.status])

@@ -263,5 +263,7 @@ def verify_pickup(number):
     return redirect(url_for("manifest_pages.verify", number=number))
 
 
-API_BLUEPRINTS = (blp,)
+from app.ledger.revision_views import blp as revisions_blp  # noqa: E402 (revisions and versions)
+
+API_BLUEPRINTS = (blp, revisions_blp)
 BLUEPRINTS = (pages,)

@@ -52,6 +52,7 @@ def action_names() -> dict[str, str]:
         "close": _("办结"),
         "cancel": _("作废"),
         "record_transfer": _("补录转移"),
+        "revise": _("更正（新版本）"),
     }
 
 

@@ -91,6 +91,7 @@ def nav_links() -> list[tuple[str, str, str]]:
         links.append(("statistics_pages.statistics_page", url_for("statistics_pages.statistics_page"), _("统计")))
     if principal.is_operator or principal.has_role("regulator"):
         links.append(("index_pages.index_page", url_for("index_pages.index_page"), _("协同指数")))
+        links.append(("revision_pages.revisions", url_for("revision_pages.revisions"), _("更正申请")))
     return links
 
 

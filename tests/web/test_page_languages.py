@@ -144,6 +144,7 @@ def _pages(session) -> list[str]:
         f"/m/{manifest.number}",
         "/statistics",
         "/index",
+        "/revisions",
         "/no-such-page",
         "/boxes/NO-SUCH-BOX",
     ]
