@@ -105,6 +105,9 @@ def _form_errors(messages: dict[str, Any], chosen: list) -> Errors:
                     line = chosen[int(index)] if str(index).isdigit() and int(index) < len(chosen) else None
                     out.setdefault(f"input_{line.id}" if line else "inputs", []).extend(_messages(msgs))
             continue
+        if name == "inputs":  # none chosen (the schema's "length ≥ 1" of the list, or the service's)
+            out["inputs"] = [_("请至少填写一行投入量")]
+            continue
         parts = str(name).split(".")
         if parts[0] == "inputs" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(chosen):
             out.setdefault(f"input_{chosen[int(parts[1])].id}", []).extend(_messages(value))
