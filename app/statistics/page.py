@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from app.accounts.services import Principal
 from app.common.auth import current_principal
 from app.common.errors import DomainError
 from app.common.timeutil import SHANGHAI, utcnow
@@ -72,10 +73,16 @@ def picker(period: Any, now: datetime) -> dict[str, Any]:
     }
 
 
+def _signed_in() -> Principal:
+    principal = current_principal()  # login_required: never None here
+    assert principal is not None
+    return principal
+
+
 @pages.route("/statistics")
 @login_required
 def statistics_page():
-    principal = current_principal()
+    principal = _signed_in()
     now = utcnow()
     scopes = services.readable_scopes(db.session(), principal)
     if not scopes:

@@ -58,7 +58,7 @@ def _is_receiver(principal: Principal) -> bool:
 def _receiver_manifest(principal: Principal, number: str) -> Manifest | None:
     """The manifest if the signed-in organisation is its receiver; else None (a 404 page)."""
     try:
-        manifest = ledger_services.get_manifest(db.session, principal, number)
+        manifest = ledger_services.get_manifest(db.session(), principal, number)
     except NotFound:
         return None
     return manifest if "receiver" in ledger_services.party_of(principal, manifest) else None
@@ -69,13 +69,19 @@ def _messages(messages: Any) -> list[str]:
     return [localise_message(str(m)) for m in items if isinstance(m, str)]
 
 
+def _signed_in() -> Principal:
+    principal = current_principal()  # login_required: never None here
+    assert principal is not None
+    return principal
+
+
 # ---------------------------------------------------------------- the incoming list
 
 
 @bp.route("/receiving")
 @login_required
 def incoming():
-    principal = current_principal()
+    principal = _signed_in()
     if not _is_receiver(principal):
         return render_template(
             "error.html", status=403, title=_("无权访问"), detail=_("只有接受人或再生单位可以接收联单。")
@@ -83,8 +89,8 @@ def incoming():
     now = utcnow()
 
     def listed(status: str, limit: int = 50) -> list[dict[str, Any]]:
-        query = ledger_services.list_manifests(db.session, principal, status=status, party="receiver", now=now)
-        return [_card(m, now) for m in db.session.scalars(query.limit(limit))]
+        query = ledger_services.list_manifests(db.session(), principal, status=status, party="receiver", now=now)
+        return [_card(m, now) for m in db.session().scalars(query.limit(limit))]
 
     return render_template(
         "receiving_list.html",
@@ -208,12 +214,12 @@ def _receipt_data(entries: list[LineEntry]) -> dict[str, Any]:
 
 def _record_receipt(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The receipt's one call of the step service (a POST confirmed after its review)."""
-    return ledger_services.receive(db.session, principal, manifest, data, utcnow())
+    return ledger_services.receive(db.session(), principal, manifest, data, utcnow())
 
 
 def _record_refusal(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The whole shipment refused (拒收): the step service's one call."""
-    return ledger_services.reject(db.session, principal, manifest, data, utcnow())
+    return ledger_services.reject(db.session(), principal, manifest, data, utcnow())
 
 
 def _receipt_page(manifest: Manifest, entries, errors: Errors, mode: str, tolerance: float, status: int = 200):
@@ -232,7 +238,7 @@ def _receipt_page(manifest: Manifest, entries, errors: Errors, mode: str, tolera
 @bp.route("/receiving/<number>", methods=["GET", "POST"])
 @login_required
 def receive(number):
-    principal = current_principal()
+    principal = _signed_in()
     manifest = _receiver_manifest(principal, number)
     if manifest is None:
         return _not_found(_("联单 %(number)s 不存在，或您不是它的接受人。", number=number))
@@ -240,7 +246,7 @@ def receive(number):
         return redirect(url_for("receiving.process", number=number))
     if manifest.status != "in_transit":
         return redirect(url_for("pages.manifest_detail", number=number))
-    tolerance = float(ledger_services.rules(db.session).quantity_tolerance)
+    tolerance = float(ledger_services.rules(db.session()).quantity_tolerance)
     if request.method == "GET":
         return _receipt_page(manifest, [LineEntry(line=line) for line in manifest.lines], {}, "edit", tolerance)
     form = user_fields(request.form)
@@ -266,11 +272,11 @@ def _acceptance(manifest: Manifest) -> str:
 @bp.route("/receiving/<number>/reject", methods=["POST"])
 @login_required
 def reject(number):
-    principal = current_principal()
+    principal = _signed_in()
     manifest = _receiver_manifest(principal, number)
     if manifest is None:
         return _not_found(_("联单 %(number)s 不存在，或您不是它的接受人。", number=number))
-    tolerance = float(ledger_services.rules(db.session).quantity_tolerance)
+    tolerance = float(ledger_services.rules(db.session()).quantity_tolerance)
     entries = [LineEntry(line=line) for line in manifest.lines]
     form = user_fields(request.form)
     try:
@@ -293,13 +299,13 @@ def reject(number):
 
 def _record_processing(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The 利用/处置方式 per line: the step service's one call (the manifest then closes)."""
-    return ledger_services.process(db.session, principal, manifest, data, utcnow())
+    return ledger_services.process(db.session(), principal, manifest, data, utcnow())
 
 
 @bp.route("/receiving/<number>/process", methods=["GET", "POST"])
 @login_required
 def process(number):
-    principal = current_principal()
+    principal = _signed_in()
     manifest = _receiver_manifest(principal, number)
     if manifest is None:
         return _not_found(_("联单 %(number)s 不存在，或您不是它的接受人。", number=number))
@@ -307,7 +313,7 @@ def process(number):
         return redirect(url_for("receiving.receive", number=number))
     if manifest.status != "received":
         return redirect(url_for("pages.manifest_detail", number=number))
-    methods = ledger_services.methods(db.session)
+    methods = ledger_services.methods(db.session())
     accepted = [line for line in manifest.lines if (line.accepted_kg or 0) > 0]
     chosen = {line.line_no: request.form.get(f"method_{line.line_no}", "") for line in accepted}
     errors: Errors = {}

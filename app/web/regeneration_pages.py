@@ -55,6 +55,11 @@ def _is_plant(principal: Principal) -> bool:
     return principal.has_role("regenerator") and not principal.is_device
 
 
+def _own_plant(principal: Principal, batch: RegenerationBatch) -> bool:
+    org = principal.organization
+    return _is_plant(principal) and org is not None and org.id == batch.plant_id
+
+
 def _not_found(batch_id: Any):
     detail = _("再生批次 %(id)s 不存在，或您无权查看。", id=batch_id)
     return render_template("error.html", status=404, title=_("未找到"), detail=detail), 404
@@ -65,17 +70,23 @@ def _messages(messages: Any) -> list[str]:
     return [localise_message(str(m)) for m in items if isinstance(m, str)]
 
 
+def _signed_in() -> Principal:
+    principal = current_principal()  # login_required: never None here
+    assert principal is not None
+    return principal
+
+
 # ---------------------------------------------------------------- the list
 
 
 @bp.route("/regeneration")
 @login_required
 def batches():
-    principal = current_principal()
+    principal = _signed_in()
     plant = principal.organization.id if _is_plant(principal) and principal.organization else None
-    query = regeneration_services.list_batches(db.session, principal, plant=plant)
+    query = regeneration_services.list_batches(db.session(), principal, plant=plant)
     return render_template(
-        "regeneration_list.html", batches=list(db.session.scalars(query.limit(200))), can_record=_is_plant(principal)
+        "regeneration_list.html", batches=list(db.session().scalars(query.limit(200))), can_record=_is_plant(principal)
     )
 
 
@@ -118,20 +129,20 @@ def _form_errors(messages: dict[str, Any], chosen: list) -> Errors:
 
 def _record_batch(principal: Principal, data: dict[str, Any]) -> RegenerationBatch:
     """The new batch: the service's one call."""
-    return regeneration_services.record_batch(db.session, principal, data, utcnow())
+    return regeneration_services.record_batch(db.session(), principal, data, utcnow())
 
 
 @bp.route("/regeneration/new", methods=["GET", "POST"])
 @login_required
 def new_batch():
-    principal = current_principal()
+    principal = _signed_in()
     if not _is_plant(principal):
         return render_template(
             "error.html", status=403, title=_("无权访问"), detail=_("只有再生单位可以登记再生批次。")
         ), 403
-    lines = regeneration_services.available_inputs(db.session, principal)
+    lines = regeneration_services.available_inputs(db.session(), principal)
     methods = {
-        code: m for code, m in ledger_services.methods(db.session).items() if m.kind == "utilisation"
+        code: m for code, m in ledger_services.methods(db.session()).items() if m.kind == "utilisation"
     }  # regeneration is utilisation
     form = user_fields(request.form) if request.method == "POST" else {}
     errors: Errors = {}
@@ -165,19 +176,19 @@ def _visible_batch(principal: Principal, batch_id: int) -> tuple[RegenerationBat
     """(the batch, whether in full): in the service's scope in full; with a valid label
     signature, the summary for whoever holds the bag."""
     try:
-        return regeneration_services.get_batch(db.session, principal, batch_id), True
+        return regeneration_services.get_batch(db.session(), principal, batch_id), True
     except NotFound:
         pass
     signature = request.args.get("s") or ""
     if signature and verify_label(current_app.config["SECRET_KEY"], f"regeneration-batch-{batch_id}", 1, signature):
-        return db.session.get(RegenerationBatch, batch_id), False
+        return db.session().get(RegenerationBatch, batch_id), False
     return None, False
 
 
 @bp.route("/regeneration/<int:batch_id>")
 @login_required
 def batch(batch_id):
-    principal = current_principal()
+    principal = _signed_in()
     found, full = _visible_batch(principal, batch_id)
     if found is None:
         return _not_found(batch_id)
@@ -185,9 +196,9 @@ def batch(batch_id):
         "regeneration_batch.html",
         b=found,
         full=full,
-        fills=regeneration_services.fills_of_batch(db.session, found) if full else [],
-        is_plant=full and _is_plant(principal) and principal.organization.id == found.plant_id,
-        methods=ledger_services.methods(db.session),
+        fills=regeneration_services.fills_of_batch(db.session(), found) if full else [],
+        is_plant=full and _own_plant(principal, found),
+        methods=ledger_services.methods(db.session()),
         default_bags=max(1, math.ceil(float(found.output_kg) / 500)),
         signature=request.args.get("s", ""),
     )
@@ -197,7 +208,7 @@ def batch(batch_id):
 @login_required
 def fill_from_batch(batch_id):
     """From the bag's label to a box's replacement form, with the batch filled in."""
-    principal = current_principal()
+    principal = _signed_in()
     found, _full = _visible_batch(principal, batch_id)
     if found is None:
         return _not_found(batch_id)
@@ -212,12 +223,12 @@ def fill_from_batch(batch_id):
 @login_required
 def batch_labels(batch_id):
     """The bags' label sheet (the plant only): ``bags`` labels, optionally with ``bag_kg``."""
-    principal = current_principal()
+    principal = _signed_in()
     try:
-        found = regeneration_services.get_batch(db.session, principal, batch_id)
+        found = regeneration_services.get_batch(db.session(), principal, batch_id)
     except NotFound:
         return _not_found(batch_id)
-    if not (_is_plant(principal) and principal.organization and principal.organization.id == found.plant_id):
+    if not _own_plant(principal, found):
         return _not_found(batch_id)
     bags_raw, kg_raw = request.args.get("bags", "1").strip(), request.args.get("bag_kg", "").strip()
     bags = int(bags_raw) if bags_raw.isdigit() and len(bags_raw) < 5 else 0

@@ -84,7 +84,7 @@ def test_the_plant_receives_processes_regenerates_and_the_enterprise_fills(live,
     assert page.locator("[data-error-for=reason_1]").inner_text() == "部分接受或拒收时必须填写原因"
     assert page.input_value("input[name=accepted_kg_1]") == "900"
     assert page.input_value("input[name=reason_2]") == "包装破损，渗漏"
-    assert page.locator('input[name=decision_2][value=refuse]').is_checked()
+    assert page.locator("input[name=decision_2][value=refuse]").is_checked()
     look(page, "receiver-receive-errors")
     page.fill("input[name=reason_1]", "含水率偏高，40 kg 退回")
     page.click("[data-review]")
