@@ -46,6 +46,10 @@ def test_incoming_lists_what_is_in_transit_and_to_process(app, world, api, loop)
     assert world.enterprise.name in to_receive
     # The top bar leads there.
     assert 'href="/receiving"' in client.get("/").get_data(as_text=True)
+    # The manifest's page leads its receiver to the receipt.
+    assert f'href="/receiving/{number}" data-link="receive"' in client.get(f"/manifests/{number}").get_data(
+        as_text=True
+    )
     # An enterprise is no receiver.
     assert login(app, "ent").get("/receiving").status_code == 403
 
@@ -150,3 +154,20 @@ def test_anonymous_is_sent_to_sign_in(client):
     for path in ("/receiving", "/receiving/20253310000001", "/regeneration", "/regeneration/new"):
         r = client.get(path)
         assert r.status_code == 302 and r.location.startswith("/login"), path
+
+
+def test_the_receipt_in_english(app, world, api, loop):
+    from flask_babel import refresh
+
+    number = two_lines_in_transit(api, loop)["number"]
+    client = login(app, "svc")
+    refresh()  # the test's app context outlives the requests: forget the locale it cached
+    r = client.post(
+        f"/receiving/{number}?lang=en",
+        data={**receipt_form(l1=("940", "partial", "", ""), l2=("600", "accept", "", "")), "step": "review"},
+    )
+    words = text(r)
+    assert r.status_code == 422
+    assert "Weighed (kg)" in words and "Accept in part" in words and "give the accepted quantity" in words
+    assert "称重量" not in words and "部分接受" not in words
+    refresh()
