@@ -251,7 +251,8 @@ def receive(number):
         return _receipt_page(manifest, [LineEntry(line=line) for line in manifest.lines], {}, "edit", tolerance)
     form = user_fields(request.form)
     entries, errors = _read_lines(manifest, form, tolerance)
-    step = request.form.get("step", "review")
+    # The buttons: review (what will be stored), edit (back to the form), confirm (store it).
+    step = next((name for name in ("confirm", "edit") if request.form.get(name)), "review")
     if errors or step == "edit":
         return _receipt_page(manifest, entries, errors, "edit", tolerance, 422 if errors else 200)
     if step != "confirm":

@@ -22,7 +22,8 @@ def stored(number: str) -> Manifest:
 
 
 def receipt_form(**lines) -> dict:
-    form = {"step": "confirm"}
+    """The receipt's fields, per line ``l<no>=(received, decision, accepted, reason)``, without a button."""
+    form = {}
     for no, (received, decision, accepted, reason) in lines.items():
         form.update(
             {
@@ -62,7 +63,9 @@ def test_receive_in_part_and_refuse_a_line_after_the_review(app, world, api, loo
     assert 'name="received_kg_1"' in page.get_data(as_text=True) and "整单拒收" in text(page)
 
     form = receipt_form(l1=("940", "partial", "900", "含水过多"), l2=("600", "refuse", "", "包装破损"))
-    review = client.post(f"/receiving/{number}", data={**form, "step": "review"})
+    review = client.post(f"/receiving/{number}", data={**form, "review": "1"})
+    edit = client.post(f"/receiving/{number}", data={**form, "edit": "1"})
+    assert edit.status_code == 200 and 'value="含水过多"' in edit.get_data(as_text=True)
     assert review.status_code == 200
     html, words = review.get_data(as_text=True), text(review)
     assert 'data-step="review"' in html
@@ -72,7 +75,7 @@ def test_receive_in_part_and_refuse_a_line_after_the_review(app, world, api, loo
     assert "退回 40.0 kg" in words and "退回 600.0 kg" in words
     assert stored(number).status == "in_transit"  # nothing stored by the review
 
-    done = client.post(f"/receiving/{number}", data=form)
+    done = client.post(f"/receiving/{number}", data={**form, "confirm": "1"})
     assert done.status_code == 302 and done.location.endswith(f"/receiving/{number}/process")
     m = stored(number)
     assert m.status == "received" and m.acceptance == "partial" and m.discrepant
@@ -100,7 +103,7 @@ def test_field_errors_in_chinese_keep_what_was_typed(app, world, api, loop):
     number = two_lines_in_transit(api, loop)["number"]
     client = login(app, "svc")
     form = receipt_form(l1=("abc", "accept", "", ""), l2=("600", "partial", "", ""))
-    r = client.post(f"/receiving/{number}", data={**form, "step": "review"})
+    r = client.post(f"/receiving/{number}", data={**form, "review": "1"})
     assert r.status_code == 422
     html, words = r.get_data(as_text=True), text(r)
     assert 'data-error-for="received_kg_1"' in html and "不是有效的数字" in words
@@ -164,7 +167,7 @@ def test_the_receipt_in_english(app, world, api, loop):
     refresh()  # the test's app context outlives the requests: forget the locale it cached
     r = client.post(
         f"/receiving/{number}?lang=en",
-        data={**receipt_form(l1=("940", "partial", "", ""), l2=("600", "accept", "", "")), "step": "review"},
+        data={**receipt_form(l1=("940", "partial", "", ""), l2=("600", "accept", "", "")), "review": "1"},
     )
     words = text(r)
     assert r.status_code == 422
