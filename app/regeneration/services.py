@@ -222,3 +222,32 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         fill.supplier_name = batch.plant.name
     if not fill.batch_no:
         fill.batch_no = batch.batch_no
+
+
+# ---------------------------------------------------------------- what a plant may still regenerate
+
+
+def available_inputs(session: Session, actor: Principal) -> list[ManifestLine]:
+    """The plant's received lines of waste activated carbon with accepted kg not yet consumed by
+    a batch (the choices of a new batch), oldest receipt first."""
+    plant = actor.organization
+    if plant is None or actor.is_device or not plant.has_role("regenerator"):
+        return []
+    query = (
+        select(ManifestLine)
+        .join(Manifest, Manifest.id == ManifestLine.manifest_id)
+        .where(
+            Manifest.receiver_id == plant.id,
+            Manifest.status.in_(CONSUMABLE_STATES),
+            ManifestLine.waste_code.in_(rules(session).waste_carbon_codes),
+            ManifestLine.accepted_kg - ManifestLine.consumed_kg > EPS,
+        )
+        .order_by(Manifest.received_at, Manifest.id, ManifestLine.line_no)
+    )
+    return list(session.scalars(query))
+
+
+def fills_of_batch(session: Session, batch: RegenerationBatch) -> list[Fill]:
+    """The fills that used the batch's carbon, newest first."""
+    query = select(Fill).where(Fill.regeneration_batch_id == batch.id).order_by(Fill.filled_at.desc(), Fill.id.desc())
+    return list(session.scalars(query))

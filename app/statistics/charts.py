@@ -18,7 +18,8 @@ def bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
         "other": _("其他处置"),
     }
     top = float(max([treatment[f"{k}_kg"] for k in labels] + [0]) or 1)  # exact kg → geometry in floats
-    width, left, bar_h, gap = 640, 120, 22, 10
+    # Room for the labels and values at the phone's larger type (app.css: .bar-chart text).
+    width, left, bar_h, gap = 640, 170, 22, 10
     bars = []
     for i, (key, label) in enumerate(labels.items()):
         value = float(treatment[f"{key}_kg"])
@@ -29,14 +30,17 @@ def bar_chart(treatment: dict[str, float]) -> dict[str, Any]:
                 "value": value,
                 "y": 10 + i * (bar_h + gap),
                 "h": bar_h,
-                "w": round(value / top * (width - left - 110), 1),
+                "w": round(value / top * (width - left - 170), 1),
             }
         )
     return {"width": width, "height": 20 + len(bars) * (bar_h + gap), "left": left, "bars": bars}
 
 
-def line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """The landfill share per month (0–100 %) as an SVG polyline; months without processing are gaps."""
+def line_chart(series: list[dict[str, Any]], gaps: dict[str, str] | None = None) -> dict[str, Any]:
+    """The landfill share per month (0–100 %) as an SVG polyline; months without processing are
+    gaps, marked on the axis (``gaps``: period → why, :func:`app.statistics.services.empty_months`).
+    Every other month's label is ``minor``: a phone shows only the others (app.css), so that the
+    labels never overlap at 375 px."""
     width, height, left, right, top, bottom = 640, 220, 44, 28, 12, 40
     top_pct = max([p["landfill_share"] * 100 for p in series if p["landfill_share"] is not None] + [10.0])
     top_pct = min(100.0, (int(top_pct / 10) + 1) * 10)
@@ -64,6 +68,19 @@ def line_chart(series: list[dict[str, Any]]) -> dict[str, Any]:
         "bottom": height - bottom,
         "points": points,
         "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
-        "x_labels": [{"x": round(left + i * step, 1), "label": p["period"][2:]} for i, p in enumerate(series)],
+        "x_labels": [
+            {"x": round(left + i * step, 1), "label": p["period"][2:], "minor": (len(series) - 1 - i) % 2 == 1}
+            for i, p in enumerate(series)
+        ],
+        "gaps": [
+            {
+                "x": round(left + i * step, 1),
+                "y": y(0),
+                "period": p["period"],
+                "code": (gaps or {}).get(p["period"], ""),
+            }
+            for i, p in enumerate(series)
+            if p["landfill_share"] is None
+        ],
         "y_ticks": [{"v": v, "y": y(v)} for v in range(0, int(top_pct) + 1, max(int(top_pct) // 5, 1))],
     }

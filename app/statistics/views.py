@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint as PageBlueprint
-from flask import Response, current_app, render_template, request
+from flask import Response
 from flask.views import MethodView
-from flask_babel import gettext as _
-from flask_login import login_required
 from flask_smorest import Blueprint
 
-from app.common.auth import current_principal, require_user
-from app.common.errors import DomainError
+from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
-from app.common.timeutil import utcnow
 from app.extensions import db
-from app.statistics import charts, exports, schemas, services
+from app.statistics import exports, schemas, services
+from app.statistics.page import base_year_default, pages
 
 blp = Blueprint(
     "statistics",
@@ -30,10 +26,6 @@ blp = Blueprint(
 
 CSV_MIME = "text/csv"  # Flask adds "; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def base_year_default() -> int:
-    return int(current_app.config.get("STATISTICS_BASE_YEAR") or services.DEFAULT_BASE_YEAR)
 
 
 def _metrics(kind: str, ident: Any, args: dict) -> dict[str, Any]:
@@ -108,63 +100,7 @@ class ValueAddedView(MethodView):
         return services.import_value_added(db.session(), actor, items)
 
 
-# ---------------------------------------------------------------- the page
-
-pages = PageBlueprint("statistics_pages", __name__, template_folder="../templates")
-
-
-@pages.route("/statistics")
-@login_required
-def statistics_page():
-    """A park administration sees its park; regulators pick a county or park; a period picker."""
-    principal = current_principal()
-    assert principal is not None  # current_principal() raises Unauthorized unless optional=True
-    now = utcnow()
-    scopes = services.readable_scopes(db.session(), principal)
-    if not scopes:
-        return render_template(
-            "error.html", status=403, title=_("无权访问"), detail=_("您的单位没有可查看的统计范围。")
-        ), 403
-    keys = {s.key: s for s in scopes}
-    scope = keys.get(request.args.get("scope") or "", scopes[0])
-    error = None
-    raw = (request.args.get("period") or "").strip() or services.month_of(now).label
-    try:
-        period = services.parse_period(raw)
-        services.check_not_future(period, now)
-    except DomainError:
-        # The page speaks the reader's language (the API's message is English).
-        error, period = (
-            _(
-                "期间 %(period)s 无效：请使用 YYYY、YYYY-Qn 或 YYYY-MM（如 2025、2025-Q3、2025-07），"
-                "且不能是将来的期间。",
-                period=raw,
-            ),
-            services.month_of(now),
-        )
-    m = services.metrics(db.session(), principal, scope, period, base_year_default(), now)
-    series = services.landfill_series(db.session(), scope, period, 12)
-    query = {"period": period.label}
-    api_path = {
-        "park": f"/api/v1/parks/{scope.park_id}/metrics",
-        "county": f"/api/v1/counties/{scope.county_code}/metrics",
-        "city": "/api/v1/metrics",
-    }[scope.kind]
-    return render_template(
-        "statistics.html",
-        m=m,
-        scopes=scopes,
-        scope=scope,
-        period=period,
-        error=error,
-        raw_period=raw,
-        series=series,
-        line=charts.line_chart(series),
-        bars=charts.bar_chart(m["treatment"]),
-        csv_url=f"{api_path}.csv?period={query['period']}",
-        xlsx_url=f"{api_path}.xlsx?period={query['period']}",
-    )
-
+# The /statistics page: app/statistics/page.py.
 
 API_BLUEPRINTS = (blp,)
 BLUEPRINTS = (pages,)

@@ -61,14 +61,58 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
             lambda m: _("格式不正确"),
         ),
         (re.compile(r"unknown field"), lambda m: _("未知字段")),
+        # The plausible ranges (app/common/limits.py) and the step services' field messages.
+        (
+            re.compile(rf"must be at most {n('max')}(?: (?P<unit>[^ (]+))?(?: \(plausible .*\))?"),
+            lambda m: _("不能超过 %(max)s %(unit)s", max=m["max"], unit=m.get("unit") or ""),
+        ),
+        (re.compile(r"a weighed quantity ≥ 0 is required"), lambda m: _("请填写称重量（≥ 0）")),
+        (re.compile(r"between 0 and the received quantity"), lambda m: _("应在 0 到称重量之间")),
+        (
+            re.compile(rf"cannot send back more than the {n('kg')} kg shipped"),
+            lambda m: _("退回量不能超过运出的 %(kg)s kg", **m),
+        ),
+        (re.compile(r"required when only part is accepted"), lambda m: _("部分接受时必须填写原因")),
+        (
+            re.compile(r"nothing accepted: refuse the manifest with the reject action"),
+            lambda m: _("全部拒收请使用整单拒收"),
+        ),
+        (re.compile(r"a reason is required"), lambda m: _("必须填写原因")),
+        (re.compile(r"no manifest with this number was sent to you"), lambda m: _("没有发给本单位的此编号联单")),
+        (re.compile(r"at least one received manifest line is required"), lambda m: _("请至少填写一行投入量")),
+        (re.compile(r"already recorded"), lambda m: _("该批次号已登记")),
+        (
+            re.compile(rf"cannot exceed the {n('kg')} kg of waste carbon consumed"),
+            lambda m: _("产出量不能超过投入的 %(kg)s kg 废活性炭", **m),
+        ),
+        (
+            re.compile(
+                rf"line {n('line')} of manifest (?P<number>\d+) has {n('left')} kg received and not yet consumed; .*"
+            ),
+            lambda m: _("联单 %(number)s 第 %(line)s 行只剩 %(left)s kg 可用", **m),
+        ),
+        (re.compile(rf"unknown regeneration batch {n('id')}"), lambda m: _("没有编号为 %(id)s 的再生批次", **m)),
+        (
+            re.compile(rf"batch (?P<no>.+) has {n('left')} kg of regenerated carbon left; {n('kg')} kg filled"),
+            lambda m: _("再生批次 %(no)s 只剩 %(left)s kg，装填了 %(kg)s kg", **m),
+        ),
+        (
+            re.compile(rf"batch (?P<no>.+) was measured at {n('iodine')} mg/g; a fill of it cannot have more"),
+            lambda m: _("再生批次 %(no)s 的碘值为 %(iodine)s mg/g，装填的碘值不能更高", **m),
+        ),
+        (
+            re.compile(r"the carbon of batch (?P<no>.+) comes from (?P<plant>.+) \(organisation \d+\)"),
+            lambda m: _("再生批次 %(no)s 的活性炭来自 %(plant)s", **m),
+        ),
     ]
 
 
 def localise_message(message: str) -> str:
     """marshmallow's default message in the page's language; any other message unchanged."""
-    key = str(message).strip().rstrip(".").lower()
+    key = str(message).strip().rstrip(".")
     for pattern, make in _patterns():
-        match = pattern.fullmatch(key)
+        # Case-insensitive, and the values keep their case (a batch number, a plant's name).
+        match = re.fullmatch(pattern.pattern, key, re.IGNORECASE)
         if match:
             return make({k: v for k, v in match.groupdict().items()})
     return str(message)

@@ -87,6 +87,10 @@ def nav_links() -> list[tuple[str, str, str]]:
             ("pages.ledger", url_for("pages.ledger"), _("台账")),
             ("pages.stock", url_for("pages.stock"), _("库存")),
         ]
+    if any(principal.has_role(r) for r in ("receiver", "regenerator")):
+        links.append(("receiving.incoming", url_for("receiving.incoming"), _("接收")))
+    if principal.is_operator or any(principal.has_role(r) for r in ("regenerator", "regulator")):
+        links.append(("regeneration_pages.batches", url_for("regeneration_pages.batches"), _("再生")))
     if principal.is_operator or any(principal.has_role(r) for r in ("regulator", "park_admin")):
         links.append(("statistics_pages.statistics_page", url_for("statistics_pages.statistics_page"), _("统计")))
     if principal.is_operator or principal.has_role("regulator"):

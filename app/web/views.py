@@ -21,7 +21,7 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages, revision_pages
+from app.web import pages, receiving, regeneration_pages, revision_pages
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -142,6 +142,7 @@ def fill_field_labels() -> dict[str, str]:
         "batch_no": _("活性炭批次号"),
         "filled_at": _("更换时间"),
         "carbon_type": _("活性炭类型"),
+        "regeneration_batch_id": _("再生批次编号"),
         "_": _("错误"),
     }
 
@@ -296,4 +297,5 @@ def boxes_page():
     )
 
 
-BLUEPRINTS = (pages.bp, bp, revision_pages.bp)  # pages first: its dashboard answers / for signed-in users
+# pages first: its dashboard answers / for signed-in users
+BLUEPRINTS = (pages.bp, bp, revision_pages.bp, *receiving.BLUEPRINTS, *regeneration_pages.BLUEPRINTS)

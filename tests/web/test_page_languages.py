@@ -132,6 +132,11 @@ def _data_values(session) -> tuple[list[str], set[str]]:
 def _pages(session) -> list[str]:
     box = session.scalars(select(Box).order_by(Box.code)).first()
     manifest = session.scalars(select(Manifest).order_by(Manifest.number)).first()
+    # The receiver's and the regeneration plant's pages (app/web/receiving.py, regeneration_pages.py).
+    from app.regeneration.models import RegenerationBatch
+
+    in_transit = session.scalars(select(Manifest).where(Manifest.status == "in_transit").limit(1)).all()
+    batches = session.scalars(select(RegenerationBatch).order_by(RegenerationBatch.id).limit(1)).all()
     return [
         "/",
         "/boxes",
@@ -143,6 +148,12 @@ def _pages(session) -> list[str]:
         f"/manifests/{manifest.number}",
         f"/m/{manifest.number}",
         "/statistics",
+        "/statistics?kind=quarter&year=2026&quarter=1",
+        "/receiving",
+        *(f"/receiving/{m.number}" for m in in_transit),
+        "/regeneration",
+        "/regeneration/new",
+        *(f"/regeneration/{b.id}" for b in batches),
         "/index",
         "/revisions",
         "/no-such-page",

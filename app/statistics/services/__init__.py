@@ -51,6 +51,7 @@ from app.statistics.services.definitions import (
     TREATMENTS,
 )
 from app.statistics.services.figures import landfill_by_period, landfill_series
+from app.statistics.services.gaps import empty_months
 from app.statistics.services.periods import FIRST_YEAR, Period, check_not_future, month_of, months_until, parse_period
 from app.statistics.services.report import compute, county_landfill, county_metrics, metrics
 from app.statistics.services.scopes import CITY, Scope, authorise, can_read, readable_scopes, resolve_scope
@@ -81,6 +82,7 @@ __all__ = [
     "compute",
     "county_landfill",
     "county_metrics",
+    "empty_months",
     "import_value_added",
     "landfill_by_period",
     "landfill_series",
