@@ -123,7 +123,7 @@ def colour_list(
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, min(page, max(1, -(-total // per_page))))
     if filters.sort == "saturation":
-        rows = [_row(b, s, now) for b, s in session.execute(query.order_by(Box.id).limit(SORT_LIMIT)).tuples()]
+        rows = [_row(b, s, now) for b, s in session.execute(query.order_by(Box.id).limit(SORT_LIMIT))]
         found = saturations(session, [r.box for r in rows], now)
         for r in rows:
             r.saturation = found.get(r.box.id)
@@ -135,7 +135,7 @@ def colour_list(
         )
         rows = [
             _row(b, s, now)
-            for b, s in session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).tuples()
+            for b, s in session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page))
         ]
         found = saturations(session, [r.box for r in rows], now)
         for r in rows:

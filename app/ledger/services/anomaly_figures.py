@@ -33,14 +33,14 @@ def _balances(session: Session, ids: list[int], since: datetime, until: datetime
             LedgerRecord.occurred_at < until,
         )
         .group_by(LedgerRecord.enterprise_id, LedgerRecord.stage)
-    ).tuples()
+    )
     for org_id, stage, total in rows:
         out[org_id]["generated_kg" if stage == Stage.GENERATION else "shipped_kg"] = kg(total or 0)
     stock = session.execute(
         select(WasteStock.enterprise_id, func.sum(WasteStock.on_hand_kg))
         .where(WasteStock.enterprise_id.in_(ids))
         .group_by(WasteStock.enterprise_id)
-    ).tuples()
+    )
     for org_id, total in stock:
         out[org_id]["on_site_kg"] = kg(total or 0)
     return out

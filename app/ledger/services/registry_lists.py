@@ -122,6 +122,6 @@ def flagged_manifests(
         ManifestRow(m, kg(shipped or 0), kg_or_none(received))
         for m, shipped, received in session.execute(
             query.order_by(*order).limit(per_page).offset((page - 1) * per_page)
-        ).tuples()
+        )
     ]
     return ManifestPage(flag, rows, total, page, per_page, rules(session).quantity_tolerance)
