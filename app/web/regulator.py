@@ -10,6 +10,7 @@ For regulators, park administrations and operators; other users get 403.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
@@ -70,6 +71,18 @@ def _scope_filters(choices: dict[str, list[Any]]) -> tuple[dict[str, Any], bool]
     return {"county": county, "park": park, "enterprise": enterprise, "q": (request.args.get("q") or "")[:60]}, ok
 
 
+# A text stored in both languages, "中文 (English)" (the demo's and the API's refusal reasons).
+_BILINGUAL = re.compile(r"(?P<zh>.*[\u3400-\u9fff].*?) \((?P<en>[\x20-\x7e]+)\)")
+
+
+def own_language(text: str) -> str:
+    """A "中文 (English)" text as its half in the page's language; any other text as written."""
+    match = _BILINGUAL.fullmatch(text or "")
+    if match is None:
+        return text
+    return match["zh"] if str(get_locale() or "zh") == "zh" else match["en"]
+
+
 def county_name(county) -> str:
     if county is None:
         return ""
@@ -97,7 +110,7 @@ def _query_without(*names: str) -> dict[str, str]:
 
 @bp.app_context_processor
 def _helpers():
-    return {"county_name": county_name, "list_query": _query_without}
+    return {"county_name": county_name, "list_query": _query_without, "own_language": own_language}
 
 
 # ---------------------------------------------------------------- red and yellow boxes

@@ -144,6 +144,12 @@ def _pages(session) -> list[str]:
         f"/m/{manifest.number}",
         "/statistics",
         "/index",
+        "/oversight/boxes/red",
+        "/oversight/boxes/yellow?sort=saturation",
+        "/oversight/manifests/overdue",
+        "/oversight/manifests/discrepant",
+        "/oversight/manifests/rejected",
+        "/oversight/anomalies",
         "/no-such-page",
         "/boxes/NO-SUCH-BOX",
     ]
