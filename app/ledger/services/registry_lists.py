@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -118,10 +118,7 @@ def flagged_manifests(
         )
     else:  # the oldest deadline (or pickup) first: what has waited longest
         order = (func.coalesce(Manifest.receipt_due_at, Manifest.picked_up_at, Manifest.created_at), Manifest.number)
-    rows = [
-        ManifestRow(m, kg(shipped or 0), kg_or_none(received))
-        for m, shipped, received in session.execute(
-            query.order_by(*order).limit(per_page).offset((page - 1) * per_page)
-        )
-    ]
+    found = session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
+    # (Manifest, shipped, received): list_manifests' query is untyped, so its first column is named here.
+    rows = [ManifestRow(cast(Manifest, row[0]), kg(row[1] or 0), kg_or_none(row[2])) for row in found]
     return ManifestPage(flag, rows, total, page, per_page, rules(session).quantity_tolerance)
