@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint as PageBlueprint
 from flask import abort, render_template, request
 from flask_babel import gettext as _
@@ -121,8 +123,21 @@ def index_page():
         period=period,
         base_year=base_year,
         definition=services.definition(db.session()),
+        version=version_label(services.definition(db.session()).version),
         title=_("减污降碳协同指数"),
     ), status
+
+
+_DRAFT_VERSION = re.compile(r"(?P<year>\d{4})-consultation-draft-(?P<n>\d+)")
+
+
+def version_label(version: str) -> str:
+    """The rule file's version in the page's language ("2025-consultation-draft-1" is the
+    consultation draft of 2025, edition 1); any other version as written."""
+    match = _DRAFT_VERSION.fullmatch(version or "")
+    if match is None:
+        return version
+    return _("%(year)s 年征求意见稿第 %(n)s 版", year=match["year"], n=match["n"])
 
 
 API_BLUEPRINTS = (blp,)

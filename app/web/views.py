@@ -21,7 +21,7 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages, receiving, regeneration_pages, revision_pages
+from app.web import pages, receiving, regeneration_pages, regulator, revision_pages
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -298,4 +298,11 @@ def boxes_page():
 
 
 # pages first: its dashboard answers / for signed-in users
-BLUEPRINTS = (pages.bp, bp, revision_pages.bp, *receiving.BLUEPRINTS, *regeneration_pages.BLUEPRINTS)
+BLUEPRINTS = (
+    pages.bp,
+    bp,
+    revision_pages.bp,
+    regulator.bp,
+    *receiving.BLUEPRINTS,
+    *regeneration_pages.BLUEPRINTS,
+)

@@ -333,3 +333,18 @@ def test_the_page_in_english_and_its_errors(app, world, no_indicator_25):
     refresh()
     r = client.get("/index?period=2025&base_year=2025")
     assert r.status_code == 422 and "基准年应为" in r.get_data(as_text=True)
+
+
+def test_the_rule_files_version_in_the_pages_language(app, world, no_indicator_25):
+    """The version "2025-consultation-draft-1" was English on the Chinese page."""
+    from flask_babel import refresh
+
+    from tests.factories import PASSWORD
+
+    client = app.test_client()
+    client.post("/login", data={"username": "reg_city", "password": PASSWORD})
+    zh = client.get("/index?period=2025&lang=zh").get_data(as_text=True)
+    assert 'data-version="2025-consultation-draft-1">2025 年征求意见稿第 1 版<' in zh
+    refresh()
+    en = client.get("/index?period=2025&lang=en").get_data(as_text=True)
+    assert ">consultation draft of 2025, edition 1<" in en

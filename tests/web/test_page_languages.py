@@ -156,6 +156,12 @@ def _pages(session) -> list[str]:
         *(f"/regeneration/{b.id}" for b in batches),
         "/index",
         "/revisions",
+        "/oversight/boxes/red",
+        "/oversight/boxes/yellow?sort=saturation",
+        "/oversight/manifests/overdue",
+        "/oversight/manifests/discrepant",
+        "/oversight/manifests/rejected",
+        "/oversight/anomalies",
         "/no-such-page",
         "/boxes/NO-SUCH-BOX",
     ]

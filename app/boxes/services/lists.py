@@ -1,0 +1,166 @@
+"""The regulator's red and yellow box lists: filtered, searched, sorted, in bounded pages.
+
+Read from what is stored: the box's colour and reasons (``Box.colour``, ``Box.colour_reasons``,
+kept current by :mod:`app.boxes.services.colours`) and, for the days in the colour, the moment
+of the box's latest entry in its colour history (``ColourChange``). Nothing is evaluated per row,
+except the saturation, which the box does not store yet: it is evaluated for the rows of the page
+shown (one batch) and, to sort by it, for the whole filtered list, which is bounded by
+``SORT_LIMIT`` (see :func:`saturations`, the one place to switch to a stored column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import County, Organization, OrganizationRole, Park
+from app.accounts.services import Principal, enterprise_scope
+from app.boxes.models import Box, ColourChange
+from app.boxes.services.access import box_scope
+from app.boxes.services.colours import evaluate_boxes, refresh_due
+from app.common.timeutil import from_db
+
+LIST_COLOURS = ("red", "yellow")
+SORTS = ("days", "enterprise", "saturation")
+PER_PAGE = 50
+#: The most rows an export or a saturation sort reads (a county holds a few hundred red boxes).
+SORT_LIMIT = 5000
+
+
+@dataclass
+class BoxFilters:
+    """What the regulator asked for; unknown values are dropped by the view before."""
+
+    county: str | None = None
+    park: int | None = None
+    enterprise: int | None = None
+    q: str = ""
+    sort: str = "days"
+
+
+@dataclass
+class ColourRow:
+    box: Box
+    since: datetime | None
+    days: float | None
+    saturation: float | None = None
+
+
+@dataclass
+class ColourPage:
+    colour: str
+    rows: list[ColourRow]
+    total: int
+    page: int
+    per_page: int
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = max(1, -(-self.total // self.per_page))
+
+
+def _since():
+    """The start of the box's current colour: its latest colour-history entry (else the stored moment)."""
+    latest = (
+        select(func.max(ColourChange.changed_at))
+        .where(ColourChange.box_id == Box.id, ColourChange.colour == Box.colour)
+        .correlate(Box)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, Box.colour_since)
+
+
+def colour_query(actor: Principal, colour: str, filters: BoxFilters):
+    """(Box, since) rows of ``colour`` that ``actor`` may see, filtered and searched, unsorted."""
+    since = _since().label("since")
+    query = (
+        select(Box, since)
+        .join(Organization, Organization.id == Box.enterprise_id)
+        .where(box_scope(actor), Box.colour == colour)
+    )
+    if filters.county:
+        query = query.where(Organization.county_code == filters.county)
+    if filters.park:
+        query = query.where(Organization.park_id == filters.park)
+    if filters.enterprise:
+        query = query.where(Box.enterprise_id == filters.enterprise)
+    q = filters.q.strip()
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(Box.code.ilike(like.upper(), escape="\\"), Organization.name.ilike(like, escape="\\")))
+    return query, since
+
+
+def saturations(session: Session, boxes: list[Box], now: datetime) -> dict[int, float | None]:
+    """Each box's saturation now (one batch evaluation; a stored column will replace it)."""
+    if not boxes:
+        return {}
+    return {box_id: ev.saturation for box_id, ev in evaluate_boxes(session, boxes, now).items()}
+
+
+def _row(box: Box, since: datetime | None, now: datetime) -> ColourRow:
+    since = from_db(since) if since else None
+    return ColourRow(box, since, (now - since).total_seconds() / 86400 if since else None)
+
+
+def colour_list(
+    session: Session,
+    actor: Principal,
+    colour: str,
+    filters: BoxFilters,
+    now: datetime,
+    *,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> ColourPage:
+    """One page of the ``colour`` boxes ``actor`` may see (``per_page=SORT_LIMIT`` for an export)."""
+    refresh_due(session, now)  # colours that time alone changed since the last sweep
+    query, since = colour_query(actor, colour, filters)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    if filters.sort == "saturation":
+        rows = [_row(b, s, now) for b, s in session.execute(query.order_by(Box.id).limit(SORT_LIMIT))]
+        found = saturations(session, [r.box for r in rows], now)
+        for r in rows:
+            r.saturation = found.get(r.box.id)
+        rows.sort(key=lambda r: (-(r.saturation if r.saturation is not None else -1.0), r.box.code))
+        rows = rows[(page - 1) * per_page : page * per_page]
+    else:
+        order: tuple[Any, ...] = (
+            (Organization.name, Box.code) if filters.sort == "enterprise" else (since.asc(), Box.code)
+        )
+        rows = [
+            _row(b, s, now)
+            for b, s in session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+        ]
+        found = saturations(session, [r.box for r in rows], now)
+        for r in rows:
+            r.saturation = found.get(r.box.id)
+    return ColourPage(colour, rows, total, page, per_page)
+
+
+def filter_choices(session: Session, actor: Principal) -> dict[str, list[Any]]:
+    """The counties, parks and enterprises ``actor`` may filter by: the generators of its
+    jurisdiction and the enterprises of the boxes it sees."""
+    generators = select(OrganizationRole.organization_id).where(OrganizationRole.role == "generator")
+    enterprises = list(
+        session.scalars(
+            select(Organization)
+            .where(
+                or_(
+                    and_(enterprise_scope(actor), Organization.id.in_(generators)),
+                    Organization.id.in_(select(Box.enterprise_id).where(box_scope(actor))),
+                )
+            )
+            .order_by(Organization.county_code, Organization.name)
+        )
+    )
+    county_codes = {o.county_code for o in enterprises if o.county_code}
+    park_ids = {o.park_id for o in enterprises if o.park_id}
+    counties = list(session.scalars(select(County).where(County.code.in_(county_codes)).order_by(County.code)))
+    parks = list(session.scalars(select(Park).where(Park.id.in_(park_ids)).order_by(Park.county_code, Park.name)))
+    return {"counties": counties, "parks": parks, "enterprises": enterprises}
