@@ -243,8 +243,8 @@ def verify_signatures(session: Session) -> list[Finding]:
         Finding(
             "signature",
             f"manifest {manifest.number}: signature {check.signature.id} ({check.signature.step}, "
-            f"{check.signature.party} {check.signature.signer_name}) no longer matches the content: "
-            f"signed {check.signature.content_sha256}, now {check.current_sha256}",
+            f"{check.signature.party} {check.signature.signer_name}): the content differs from what was "
+            f"signed (内容与签名不符): signed {check.signature.content_sha256}, now {check.current_sha256}",
             table="manifest_signatures",
             key=f"[{check.signature.id}]",
             expected=check.signature.content_sha256,
