@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import json
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, render_template
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from app.audit import services, signatures
 from app.common.auth import current_principal
 from app.common.errors import DomainError
+from app.common.timeutil import to_local_str
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.translations import localise_error
@@ -70,6 +71,14 @@ def _column_names() -> dict[str, str]:
         "mass_kg": _("装填量 (kg)"),
         "removed_waste_kg": _("称重的废炭量 (kg)"),
         "step": _("步骤"),
+        "action": _("操作"),
+        "party": _("当事方"),
+        "method": _("签名方式"),
+        "colour": _("颜色"),
+        "previous_colour": _("原颜色"),
+        "from_status": _("原状态"),
+        "to_status": _("新状态"),
+        "at": _("时间"),
         "signer_name": _("签名人"),
         "content_sha256": _("内容哈希"),
         "used_at": _("使用时间"),
@@ -82,34 +91,71 @@ def _action_names() -> dict[str, str]:
 
 
 def _interface_names() -> dict[str, str]:
-    return {"page": _("网页"), "api": _("接口"), "mqtt": "MQTT", "cli": _("命令行"), "system": _("系统")}
+    return {"page": _("网页"), "api": _("接口"), "mqtt": _("物联网消息"), "cli": _("命令行"), "system": _("系统")}
 
 
-def _show(value: Any) -> str:
+def _value_names() -> dict[str, dict[str, str]]:
+    """Coded values in words, by column (states, methods, parties, colours)."""
+    from app.ledger.models import STATE_ZH
+    from app.ledger.pdf import ACTION_ZH
+
+    states = {code: _(zh) for code, zh in STATE_ZH.items()}
+    states |= {"active": _("在用"), "stopped": _("停用"), "decommissioned": _("已报废")}
+    colours = {"grey": _("灰码"), "green": _("绿码"), "yellow": _("黄码"), "red": _("红码")}
+    parties = {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人"), "operator": _("平台运维")}
+    return {
+        "status": states,
+        "from_status": states,
+        "to_status": states,
+        "colour": colours,
+        "previous_colour": colours,
+        "method": method_names(),
+        "step": step_names(),
+        "party": parties,
+        "action": {code: _(zh) for code, zh in ACTION_ZH.items()},
+        "acceptance": {"full": _("全部接收"), "partial": _("部分接收"), "refused": _("拒收")},
+    }
+
+
+def _show(column: str, value: Any, coded: dict[str, dict[str, str]]) -> str | None:
+    """A value in words; None when it has no words to show (structured data)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False)
-    else:
-        text = str(value)
+        return None
+    if isinstance(value, bool):
+        return _("是") if value else _("否")
+    if column in coded:
+        return coded[column].get(str(value))
+    if column.endswith("_at") and isinstance(value, str):
+        try:  # the trail holds UTC without an offset (app.audit.canonical)
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return to_local_str(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    text = str(value)
     return text if len(text) <= 80 else text[:77] + "…"
 
 
 def _changes(item: dict[str, Any]) -> list[str]:
-    """What changed, in words: "column: before → after" (an insert: its values; a delete: what it held)."""
-    names = _column_names()
+    """What changed, in words: "column: before → after" (an insert: its values; a delete: what it
+    held). Only the columns with a name in words are shown; the API gives every column."""
+    names, coded = _column_names(), _value_names()
     before, after = item.get("before") or {}, item.get("after") or {}
-    skip = {"id", "manifest_id", "box_id", "line_id", "record_id", "detail"}
     out = []
     if item["action"] == "update":
         for column in sorted(before):
-            if before.get(column) != after.get(column) and column not in skip:
-                out.append(f"{names.get(column, column)}: {_show(before.get(column))} → {_show(after.get(column))}")
+            if before.get(column) == after.get(column) or column not in names:
+                continue
+            old, new = _show(column, before.get(column), coded), _show(column, after.get(column), coded)
+            if old is not None and new is not None:
+                out.append(f"{names[column]}: {old} → {new}")
     else:
         shown = after or before
         for column in sorted(shown):
-            if column in names and shown.get(column) not in (None, ""):
-                out.append(f"{names[column]}: {_show(shown[column])}")
+            value = _show(column, shown[column], coded) if column in names else None
+            if value is not None and value != "—":
+                out.append(f"{names[column]}: {value}")
     return out[:8]
 
 
