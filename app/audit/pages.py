@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.audit import services, signatures
-from app.common.auth import current_principal
+from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
 from app.common.timeutil import to_local_str
 from app.common.tx import rollback_request
@@ -164,8 +164,11 @@ def audit_trail(manifest: str | None = None, box: str | None = None) -> list[dic
     first; None when the reader may not see it (the section is then left out)."""
     from app.accounts.models import Organization
 
+    reader = current_principal(optional=True)
+    if reader is None:
+        return None
     try:
-        found = services.trail(db.session, current_principal(), manifest=manifest, box=box, limit=TRAIL_LIMIT)
+        found = services.trail(db.session(), reader, manifest=manifest, box=box, limit=TRAIL_LIMIT)
     except DomainError:
         return None
     items = found["items"]
@@ -191,7 +194,7 @@ def audit_trail(manifest: str | None = None, box: str | None = None) -> list[dic
 
 
 def signature_checks(manifest) -> list[signatures.SignatureCheck]:
-    return signatures.checks(db.session, manifest)
+    return signatures.checks(db.session(), manifest)
 
 
 def may_issue_handover_code(manifest) -> bool:
@@ -230,11 +233,11 @@ def handover_code(number):
     """A consignor's staff member asks for the one-time code to give the carrier."""
     from app.ledger.services import get_manifest
 
-    principal = current_principal()
+    principal = require_user()
     try:
-        manifest = get_manifest(db.session, principal, number)
-        code, row = signatures.issue_handover_code(db.session, principal, manifest)
+        manifest = get_manifest(db.session(), principal, number)
+        code, row = signatures.issue_handover_code(db.session(), principal, manifest)
     except DomainError as exc:
-        rollback_request(db.session)
+        rollback_request(db.session())
         return render_template("handover_code.html", number=number, code=None, error=localise_error(exc)), exc.status
     return render_template("handover_code.html", number=number, code=code, expires_at=row.expires_at, error=None)

@@ -220,7 +220,7 @@ def signed_content(manifest: Manifest, step: str) -> dict[str, Any]:
         "note": manifest.note,
         "submitted_at": canonical.plain(manifest.submitted_at),
     }
-    lines = [
+    lines: list[dict[str, Any]] = [
         {
             "line_no": line.line_no,
             "waste_code": line.waste_code,

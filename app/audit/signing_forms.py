@@ -54,7 +54,7 @@ class RequestThrottle:
                 return None
             reset_at, _remaining = strategy.get_window_stats(item, "handover-code-failures", key)
             return max(1, math.ceil(reset_at - time.time()))
-        except Exception as exc:  # noqa: BLE001 - as the sign-in throttle: never lock everyone out
+        except Exception as exc:  # as the sign-in throttle: an outage never locks everyone out
             current_app.logger.warning("hand-over code throttle unavailable: %s", exc)
             return None
 
@@ -67,7 +67,7 @@ class RequestThrottle:
         try:
             strategy = current_app.extensions[throttle.EXTENSION_KEY].limiter
             strategy.hit(self._code_budget(), "handover-code-failures", key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             current_app.logger.warning("hand-over code throttle unavailable: %s", exc)
 
     @staticmethod

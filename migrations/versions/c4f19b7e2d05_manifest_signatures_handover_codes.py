@@ -41,7 +41,10 @@ def upgrade():
         sa.Column("entered_by_user_id", sa.Integer(), nullable=True),
         sa.CheckConstraint("method IN ('password', 'one_time_code')", name=op.f("ck_manifest_signatures_method")),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], name=op.f("fk_manifest_signatures_manifest_id_manifests"), ondelete="CASCADE"
+            ["manifest_id"],
+            ["manifests.id"],
+            name=op.f("fk_manifest_signatures_manifest_id_manifests"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_manifest_signatures_user_id_users"), ondelete="SET NULL"
@@ -76,7 +79,10 @@ def upgrade():
             ["manifest_id"], ["manifests.id"], name=op.f("fk_handover_codes_manifest_id_manifests"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["issued_by_user_id"], ["users.id"], name=op.f("fk_handover_codes_issued_by_user_id_users"), ondelete="SET NULL"
+            ["issued_by_user_id"],
+            ["users.id"],
+            name=op.f("fk_handover_codes_issued_by_user_id_users"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["organization_id"],
