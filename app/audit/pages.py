@@ -127,7 +127,7 @@ def _show(column: str, value: Any, coded: dict[str, dict[str, str]]) -> str | No
         return _("是") if value else _("否")
     if column in coded:
         return coded[column].get(str(value))
-    if column.endswith("_at") and isinstance(value, str):
+    if (column == "at" or column.endswith("_at")) and isinstance(value, str):
         try:  # the trail holds UTC without an offset (app.audit.canonical)
             moment = datetime.fromisoformat(value)
         except ValueError:
