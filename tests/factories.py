@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.accounts.models import Organization, Park, User
 from app.accounts.services import Principal, create_organization, create_park, create_user
 from app.accounts.uscc import make_uscc
+from app.audit.signatures import SignatureProof, authenticate_signer
 from app.boxes import services as box_services
 from app.extensions import db
 
@@ -118,8 +120,32 @@ class World:
         return w
 
 
+def signed(user: User) -> SignatureProof:
+    """A signature by ``user`` with their password (the step services' ``signature=``)."""
+    return authenticate_signer(db.session, user, password=PASSWORD)
+
+
+def consignor_staff(manifest) -> User:
+    """A staff member of the manifest's consignor (for its hand-over at pickup)."""
+    return (
+        db.session.query(User).filter_by(organization_id=manifest.consignor_id, active=True).order_by(User.id).first()
+    )
+
+
+def handed_over(manifest) -> SignatureProof:
+    """The consignor's hand-over signature at pickup (``handover=``), by one of its staff."""
+    return signed(consignor_staff(manifest))
+
+
+SIGNED_STEP = re.compile(r"^/api/v1/manifests/(?P<number>[^/]+)/(?P<step>submit|pickup|receive|reject|process)$")
+
+
 class ApiClient:
-    """A test client that logs in users by name and keeps their bearer tokens."""
+    """A test client that logs in users by name and keeps their bearer tokens.
+
+    Manifest steps are signed as a person would (``sign=False`` posts as given): the caller's
+    password as ``signature``, and at pickup the consignor's one-time code as ``handover``
+    (issued by one of its staff through ``POST /manifests/{number}/handover-code``)."""
 
     def __init__(self, client):
         self.client = client
@@ -141,5 +167,30 @@ class ApiClient:
     def get(self, url: str, as_: str | None = "op", **kw):
         return self.client.get(url, headers=self._headers(as_, kw.pop("headers", None)), **kw)
 
-    def post(self, url: str, json: Any = None, as_: str | None = "op", **kw):
+    def post(self, url: str, json: Any = None, as_: str | None = "op", sign: bool = True, **kw):
+        if sign and as_ and isinstance(json, dict):
+            json = self.signed_body(url, json)
         return self.client.post(url, json=json, headers=self._headers(as_, kw.pop("headers", None)), **kw)
+
+    def signed_body(self, url: str, body: dict) -> dict:
+        step = SIGNED_STEP.match(url.split("?")[0])
+        if step is None and not (url == "/api/v1/manifests" and body.get("submit")):
+            return body
+        body = dict(body)
+        body.setdefault("signature", {"password": PASSWORD})
+        if step is not None and step["step"] == "pickup" and "handover" not in body:
+            code = self.handover_code(step["number"])
+            if code is not None:
+                body["handover"] = {"one_time_code": code}
+        return body
+
+    def handover_code(self, number: str) -> str | None:
+        """A one-time hand-over code issued by the consignor's first staff member, or None."""
+        from app.ledger.models import Manifest
+
+        manifest = db.session.query(Manifest).filter_by(number=number).one_or_none()
+        staff = consignor_staff(manifest) if manifest is not None else None
+        if staff is None:
+            return None
+        r = self.post(f"/api/v1/manifests/{number}/handover-code", {}, as_=staff.username, sign=False)
+        return r.get_json()["code"] if r.status_code == 201 else None

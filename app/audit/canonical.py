@@ -11,7 +11,7 @@ from typing import Any
 
 REDACTED = "[redacted]"
 # Never in the trail: secrets and their hashes.
-SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "secret", "token", "password"})
+SECRET_COLUMNS = frozenset({"password_hash", "token_hash", "code_hash", "secret", "token", "password"})
 
 
 def plain(value: Any) -> Any:

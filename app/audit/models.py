@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import DDL, Index, Integer, String, Text, event
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DDL, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.common.columns import state_type
+from app.common.types import UTCDateTime
 from app.extensions import Model
 
 
@@ -61,3 +66,56 @@ SQLITE_TRIGGERS = (
 
 event.listen(AuditEntry.__table__, "after_create", DDL(PG_FUNCTION).execute_if(dialect="postgresql"))
 event.listen(AuditEntry.__table__, "after_create", DDL(PG_TRIGGER).execute_if(dialect="postgresql"))
+
+
+# ---------------------------------------------------------------- signed hand-overs
+
+
+class SignatureMethod(StrEnum):
+    """How the signer authenticated at the moment of signing."""
+
+    PASSWORD = "password"
+    ONE_TIME_CODE = "one_time_code"
+
+
+class ManifestSignature(Model):
+    """One party's signature of one manifest step (CROMERR-like: the signer authenticated at that
+    moment). ``content_sha256`` is the SHA-256 of the manifest's canonical content at that step
+    (:func:`app.audit.signatures.signed_content`): recomputed later, it shows whether what was
+    signed is still what the manifest says. Names are copied: the record outlives renames."""
+
+    __tablename__ = "manifest_signatures"
+    __table_args__ = (Index("ix_manifest_signatures_manifest", "manifest_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(20))  # submit, pickup, receive, reject, process
+    party: Mapped[str] = mapped_column(String(12))  # consignor, carrier, receiver
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    signer_name: Mapped[str] = mapped_column(String(120))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"))
+    organization_name: Mapped[str] = mapped_column(String(200), default="")
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    method: Mapped[SignatureMethod] = mapped_column(state_type(SignatureMethod, "method", 16))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    # A one-time code is typed by someone else (the carrier): who entered it on whose device.
+    entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class HandoverCode(Model):
+    """A short one-time code a consignor's staff member gives the carrier for one manifest, so
+    that the hand-over is signed by the consignor without them being signed in at pickup.
+    Stored hashed (like a password), valid until ``expires_at``, used once."""
+
+    __tablename__ = "handover_codes"
+    __table_args__ = (Index("ix_handover_codes_manifest", "manifest_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(255))
+    issued_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

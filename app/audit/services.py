@@ -22,7 +22,7 @@ CHUNK = 500
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # chain, row
+    kind: str  # chain, row, signature
     message: str
     seq: int | None = None
     table: str | None = None
@@ -232,7 +232,26 @@ def parse_digest(raw: str) -> tuple[int, str]:
 def verify(session: Session, digest: tuple[int, str] | None = None) -> list[Finding]:
     """Every finding: chain breaks first (the first names the first entry that no longer matches),
     then rows that differ from their latest recorded image."""
-    return verify_chain(session, digest) + verify_rows(session)
+    return verify_chain(session, digest) + verify_rows(session) + verify_signatures(session)
+
+
+def verify_signatures(session: Session) -> list[Finding]:
+    """Every signature whose manifest no longer says what was signed (hash recomputed now)."""
+    from app.audit.signatures import mismatches
+
+    return [
+        Finding(
+            "signature",
+            f"manifest {manifest.number}: signature {check.signature.id} ({check.signature.step}, "
+            f"{check.signature.party} {check.signature.signer_name}): the content differs from what was "
+            f"signed (内容与签名不符): signed {check.signature.content_sha256}, now {check.current_sha256}",
+            table="manifest_signatures",
+            key=f"[{check.signature.id}]",
+            expected=check.signature.content_sha256,
+            found=check.current_sha256,
+        )
+        for manifest, check in mismatches(session)
+    ]
 
 
 def chain_head(session: Session) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.audit import services
+from app.audit import pages, services
 from app.common.auth import require_user
 from app.common.errors import Forbidden
 from app.extensions import db
@@ -80,3 +80,4 @@ def trail(args):
 
 
 API_BLUEPRINTS = (blp,)
+BLUEPRINTS = (pages.bp,)

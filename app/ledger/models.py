@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,6 +20,9 @@ from app.common.columns import ZERO_KG, Kilograms, state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import Model
+
+if TYPE_CHECKING:
+    from app.audit.models import ManifestSignature
 
 
 class Stage(StrEnum):
@@ -250,6 +253,13 @@ class Manifest(Model):
     )
     events: Mapped[list[ManifestEvent]] = relationship(
         order_by="ManifestEvent.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+    # The parties' signatures of its steps (app.audit.signatures), oldest first.
+    signatures: Mapped[list[ManifestSignature]] = relationship(
+        "ManifestSignature",
+        order_by="ManifestSignature.id",
         cascade="all, delete-orphan",
         lazy="selectin",
     )

@@ -39,6 +39,8 @@ ACTION_ZH = {
     "cancel": "作废",
     "record_transfer": "补录转移",
 }
+PARTY_SIGN_ZH = {"consignor": "移出人", "carrier": "承运人", "receiver": "接受人"}
+METHOD_ZH = {"password": "密码签名", "one_time_code": "一次性交接码签名"}
 ORIGIN_ZH = {"electronic": "电子联单", "paper": "纸质联单补录", "national": "全国系统联单"}
 MARGIN = 15 * mm
 FOOTER = "依据《危险废物转移管理办法》（生态环境部令第23号）。本联单以系统记录为准，扫描二维码核验。"
@@ -212,6 +214,21 @@ def manifest_pdf(manifest: Manifest, verify_url: str, printed_at: datetime) -> b
                 ParagraphStyle("event", parent=st["cell"], fontSize=8.5, leading=12),
             )
         )
+    if manifest.signatures:
+        story.append(_p("电子签名", st["h2"]))
+        for signature in manifest.signatures:
+            party = PARTY_SIGN_ZH.get(signature.party, signature.party)
+            if signature.step == "pickup" and signature.party == "consignor":
+                party += "（交接）"
+            story.append(
+                _p(
+                    f"{ACTION_ZH.get(signature.step, signature.step)} · {party}：{signature.signer_name}"
+                    f"（{signature.organization_name}）  {_t(signature.signed_at)}  "
+                    f"{METHOD_ZH.get(signature.method, signature.method)}",
+                    ParagraphStyle("signature", parent=st["cell"], fontSize=8.5, leading=12),
+                )
+            )
+            story.append(_p(f"内容 SHA-256：{signature.content_sha256}", st["detail"]))
     story.append(Spacer(1, 6 * mm))
     signatures = [
         _p(f"{role}：______________________    日期：____________", st["body"])

@@ -126,6 +126,37 @@ class WasteCodeOut(Schema):
 # ---------------------------------------------------------------- manifests
 
 
+class SignatureIn(StrictSchema):
+    """The signer authenticates at the moment of signing (app.audit.signatures)."""
+
+    password = fields.Str(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "the password of the token's user, checked again (sign-in throttle applies)"},
+    )
+
+
+class HandoverIn(StrictSchema):
+    """The consignor's hand-over at pickup: the one-time code its staff issued
+    (POST /manifests/{number}/handover-code), or a consignor staff member's username and password."""
+
+    one_time_code = fields.Str(validate=validate.Regexp(r"^\d{6}$"), metadata={"example": "042917"})
+    username = fields.Str(validate=validate.Length(min=1, max=80))
+    password = fields.Str(validate=validate.Length(min=1, max=200))
+
+
+SIGNATURE_DOC = {"description": "required: the signer's password (a device token cannot sign)"}
+
+
+class SubmitIn(StrictSchema):
+    signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
+
+
+class HandoverCodeOut(Schema):
+    code = fields.Str(metadata={"description": "6 digits, for the carrier to type at pickup; shown once"})
+    expires_at = fields.DateTime()
+
+
 class ManifestLineIn(StrictSchema):
     waste_code = fields.Str(required=True, validate=WASTE_CODE)
     waste_name = fields.Str(validate=validate.Length(max=300), metadata={"description": "defaults to the catalogue's"})
@@ -162,6 +193,7 @@ class ManifestIn(StrictSchema):
     driver_name = fields.Str(validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
     submit = fields.Bool(load_default=False, metadata={"description": "submit at once"})
+    signature = fields.Nested(SignatureIn, metadata={"description": "required with submit: the signer's password"})
 
 
 class ManifestQuery(PageArgs):
@@ -187,6 +219,8 @@ class PickupIn(StrictSchema):
     driver_name = fields.Str(required=True, validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
     picked_up_at = PlausibleDateTime(metadata={"description": "default now"})
+    signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
+    handover = fields.Nested(HandoverIn, metadata={"description": "required: the consignor's hand-over"})
 
 
 class ReceiveLineIn(StrictSchema):
@@ -202,11 +236,13 @@ class ReceiveIn(StrictSchema):
     received_at = PlausibleDateTime(metadata={"description": "default now"})
     lines = fields.List(fields.Nested(ReceiveLineIn), required=True, validate=validate.Length(min=1))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
+    signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
 
 
 class RejectIn(StrictSchema):
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
     rejected_at = PlausibleDateTime(metadata={"description": "default now"})
+    signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
 
 
 class ProcessLineIn(StrictSchema):
@@ -219,6 +255,7 @@ class ProcessLineIn(StrictSchema):
 class ProcessIn(StrictSchema):
     processed_at = PlausibleDateTime(metadata={"description": "default now"})
     lines = fields.List(fields.Nested(ProcessLineIn), required=True, validate=validate.Length(min=1))
+    signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
 
 
 class PartyOut(Schema):
@@ -266,6 +303,18 @@ class ManifestEventOut(Schema):
     detail = fields.Raw()
 
 
+class SignatureOut(Schema):
+    step = fields.Str()
+    party = fields.Str()
+    signer_name = fields.Str()
+    user_id = fields.Int(allow_none=True)
+    organization_id = fields.Int(allow_none=True)
+    organization_name = fields.Str()
+    signed_at = fields.DateTime()
+    method = fields.Str(metadata={"description": "password | one_time_code"})
+    content_sha256 = fields.Str(metadata={"description": "SHA-256 of the manifest's canonical content at that step"})
+
+
 class ManifestOut(Schema):
     number = fields.Str()
     version = fields.Function(lambda m: m.version or 1, metadata={"description": "raised by each approved revision"})
@@ -299,6 +348,7 @@ class ManifestOut(Schema):
     late_entry = fields.Bool()
     entry_working_days = fields.Int(allow_none=True)
     events = fields.List(fields.Nested(ManifestEventOut))
+    signatures = fields.List(fields.Nested(SignatureOut))
     pdf_url = fields.Function(lambda m: f"/api/v1/manifests/{m.number}.pdf")
     verify_url = fields.Function(lambda m: f"{current_app.config['PUBLIC_BASE_URL']}/m/{m.number}")
 

@@ -14,6 +14,9 @@ from flask_login import current_user
 from flask_smorest import Blueprint
 
 from app.accounts.services import Principal
+from app.audit.signatures import checks as signature_checks
+from app.audit.signatures import issue_handover_code
+from app.audit.signing_forms import handover_from_body, handover_from_form, signature_from_body, signature_from_form
 from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError
 from app.common.schemas import listing, page_schema
@@ -108,7 +111,11 @@ class Manifests(MethodView):
     def post(self, body):
         """Start a manifest from stock (draft; ``submit: true`` submits at once). Paper and national
         manifests are recorded with their number and transfer time."""
-        return services.create_manifest(db.session(), require_user(), body)
+        actor = require_user()
+        signature = (
+            signature_from_body(db.session(), actor, body) if body.get("submit") else body.pop("signature", None)
+        )
+        return services.create_manifest(db.session(), actor, body, signature=signature)
 
 
 @blp.route("/manifests/<string:number>.pdf")
@@ -134,23 +141,39 @@ def manifest_detail(number):
 def _action(number: str, action: str, body: dict):
     actor = require_user()
     manifest = services.get_manifest(db.session(), actor, number)
-    services.act(db.session(), actor, manifest, action, body)
+    signature = signature_from_body(db.session(), actor, body, manifest) if action != "cancel" else None
+    handover = handover_from_body(db.session(), actor, body, manifest) if action == "pickup" else None
+    services.act(db.session(), actor, manifest, action, body, signature=signature, handover=handover)
     return manifest
 
 
 @blp.route("/manifests/<string:number>/submit", methods=["POST"])
-@blp.arguments(schemas.EmptyIn)
+@blp.arguments(schemas.SubmitIn)
 @blp.response(200, schemas.ManifestOut)
 def manifest_submit(body, number):
-    """Consignor: submit a draft; its quantities are reserved from stock (409 if stock is short)."""
+    """Consignor: submit a draft, signed (``signature``: the password); its quantities are reserved
+    from stock (409 if stock is short)."""
     return _action(number, "submit", body)
+
+
+@blp.route("/manifests/<string:number>/handover-code", methods=["POST"])
+@blp.arguments(schemas.EmptyIn)
+@blp.response(201, schemas.HandoverCodeOut)
+def manifest_handover_code(body, number):
+    """Consignor staff: a 6-digit one-time code (valid 30 minutes, single use) that the carrier
+    types at pickup as the consignor's hand-over signature, when the consignor is not signed in there."""
+    actor = require_user()
+    manifest = services.get_manifest(db.session(), actor, number)
+    code, row = issue_handover_code(db.session(), actor, manifest)
+    return {"code": code, "expires_at": row.expires_at}
 
 
 @blp.route("/manifests/<string:number>/pickup", methods=["POST"])
 @blp.arguments(schemas.PickupIn)
 @blp.response(200, schemas.ManifestOut)
 def manifest_pickup(body, number):
-    """Carrier: pick the waste up (vehicle plate, driver, time); it leaves the consignor's stock."""
+    """Carrier: pick the waste up (vehicle plate, driver, time), signed by the carrier
+    (``signature``) and handed over by the consignor (``handover``); it leaves the consignor's stock."""
     return _action(number, "pickup", body)
 
 
@@ -228,6 +251,7 @@ def verify(number):
     ]
     return render_template(
         "manifest_verify.html",
+        signature_rows=_signature_rows(manifest, can_read),
         manifest=manifest,
         number=number,
         state_zh=_(STATE_ZH[manifest.status]),
@@ -237,6 +261,26 @@ def verify(number):
         overdue=manifest.is_overdue(utcnow()),
         error=request.args.get("error"),
     )
+
+
+def _signature_rows(manifest, can_read: bool) -> list[dict]:
+    """Each signature with the hash recomputed now; the signer's name only for those who may read the manifest."""
+    from app.audit.pages import method_names, step_names
+
+    parties = {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人")}
+    return [
+        {
+            "step": c.signature.step,
+            "step_label": step_names().get(c.signature.step, c.signature.step),
+            "party_label": parties.get(c.signature.party, c.signature.party),
+            "signer": f"{c.signature.signer_name}（{c.signature.organization_name}）" if can_read else "",
+            "method_label": method_names().get(c.signature.method, c.signature.method),
+            "at": to_local_str(c.signature.signed_at),
+            "matches": c.matches,
+            "sha256": c.signature.content_sha256,
+        }
+        for c in signature_checks(db.session(), manifest)
+    ]
 
 
 @pages.route("/m/<number>/pickup", methods=["POST"])
@@ -256,7 +300,9 @@ def verify_pickup(number):
     if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
         return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
     try:
-        services.pickup(db.session(), principal, manifest, data)
+        signature = signature_from_form(db.session(), principal.user, request.form, manifest)
+        handover = handover_from_form(db.session(), principal.user, request.form, manifest)
+        services.pickup(db.session(), principal, manifest, data, signature=signature, handover=handover)
     except DomainError as exc:
         rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
         return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))

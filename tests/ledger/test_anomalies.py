@@ -37,7 +37,13 @@ def test_anomalies_explain_their_numbers_and_are_scoped(api, world):
     # Shipped 20 days ago (≥ 5 working days whatever the holidays) and not received.
     number = new_manifest(api, loop, 300)["number"]
     manifest = db.session.scalar(select(Manifest).where(Manifest.number == number))
-    services.submit(db.session, Principal(user=world.users["ent"]), manifest, now=ago(days=21))
+    services.submit(
+        db.session,
+        Principal(user=world.users["ent"]),
+        manifest,
+        now=ago(days=21),
+        signature=factories.signed(world.users["ent"]),
+    )
     driver = db.session.scalar(select(User).where(User.username == "drv"))
     services.pickup(
         db.session,
@@ -45,6 +51,8 @@ def test_anomalies_explain_their_numbers_and_are_scoped(api, world):
         manifest,
         {"vehicle_plate": "浙J12345", "driver_name": "王"},
         now=ago(days=20),
+        signature=factories.signed(driver),
+        handover=factories.handed_over(manifest),
     )
     db.session.commit()
     # Shipped 200 kg, the receiver weighed 150 kg: 75 % < 95 %.

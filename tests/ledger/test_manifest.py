@@ -302,7 +302,13 @@ def test_overdue_receipt_counts_working_days(api, world):
     # Submitted and picked up 20 days ago (the services take the time; the API always uses now).
     # 20 calendar days hold at least 5 working days even across the Spring Festival.
     manifest = db.session.scalar(select(Manifest).where(Manifest.number == number))
-    services.submit(db.session, Principal(user=world.users["ent"]), manifest, now=ago(days=21))
+    services.submit(
+        db.session,
+        Principal(user=world.users["ent"]),
+        manifest,
+        now=ago(days=21),
+        signature=factories.signed(world.users["ent"]),
+    )
     carrier_user = db.session.scalar(select(User).where(User.username == "drv"))
     services.pickup(
         db.session,
@@ -310,6 +316,8 @@ def test_overdue_receipt_counts_working_days(api, world):
         manifest,
         {"vehicle_plate": "浙JD12345", "driver_name": "李师傅"},
         now=ago(days=20),
+        signature=factories.signed(carrier_user),
+        handover=factories.handed_over(manifest),
     )
     db.session.commit()
     r = api.get(f"/api/v1/manifests/{number}", as_="drv")
@@ -389,9 +397,18 @@ def test_carrier_picks_up_from_the_scanned_page(api, world, client):
     number = new_manifest(api, loop, 1000, submit=True)["number"]
     assert client.post("/login", data={"username": "drv", "password": factories.PASSWORD}).status_code == 302
     page = client.get(f"/m/{number}").get_data(as_text=True)
-    assert "确认提货" in page
-    r = client.post(f"/m/{number}/pickup", data={"vehicle_plate": "浙j12345", "driver_name": "王师傅"})
-    assert r.status_code == 302
+    assert "确认提货" in page and 'name="signature_password"' in page and 'name="handover_code"' in page
+    form = {"vehicle_plate": "浙j12345", "driver_name": "王师傅"}
+    code = api.handover_code(number)
+    # Unsigned, or signed with a wrong password: nothing happens, the page says why.
+    for unsigned in ({**form, "handover_code": code}, {**form, "signature_password": "wrong", "handover_code": code}):
+        r = client.post(f"/m/{number}/pickup", data=unsigned)
+        assert r.status_code == 302 and "error=" in r.headers["Location"]
+        assert manifest_status(number) == "submitted"
+    r = client.post(
+        f"/m/{number}/pickup", data={**form, "signature_password": factories.PASSWORD, "handover_code": code}
+    )
+    assert r.status_code == 302 and "error=" not in r.headers["Location"]
     assert manifest_status(number) == "in_transit"
     assert stock_row(world.enterprise.id) == (800, 0)
     db.session.rollback()

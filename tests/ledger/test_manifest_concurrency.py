@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from app.extensions import db
+from tests.factories import PASSWORD
 from tests.ledger.builders import (
     build_loop,
     manifest_body,
@@ -18,6 +19,8 @@ from tests.ledger.builders import (
     stock_row,
     walk_to,
 )
+
+SIGNATURE = {"password": PASSWORD}  # the token user signs each step
 
 
 def _race(app, calls):
@@ -45,7 +48,7 @@ def test_concurrent_submissions_never_ship_more_than_stock(app, api, world):
     loop = build_loop(world, api, removed_kg=1000)
     numbers = [new_manifest(api, loop, 400)["number"] for _ in range(5)]
     token = api.token("ent")
-    results = _race(app, [(f"/api/v1/manifests/{n}/submit", {}, token) for n in numbers])
+    results = _race(app, [(f"/api/v1/manifests/{n}/submit", {"signature": SIGNATURE}, token) for n in numbers])
     statuses = sorted(status for status, _ in results)
     assert statuses == [200, 200, 409, 409, 409], results
     losers = [body for status, body in results if status == 409]
@@ -75,9 +78,13 @@ def test_receive_and_reject_at_once_apply_one_step(app, api, world):
     results = _race(
         app,
         [
-            (f"/api/v1/manifests/{number}/receive", {"lines": [{"line_no": 1, "received_kg": 1000}]}, token),
-            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
-            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收"}, token),
+            (
+                f"/api/v1/manifests/{number}/receive",
+                {"lines": [{"line_no": 1, "received_kg": 1000}], "signature": SIGNATURE},
+                token,
+            ),
+            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收", "signature": SIGNATURE}, token),
+            (f"/api/v1/manifests/{number}/reject", {"reason": "拒收", "signature": SIGNATURE}, token),
         ],
     )
     statuses = sorted(status for status, _ in results)

@@ -270,8 +270,17 @@ def test_thirds_of_a_kilogram_sum_exactly_in_stock_statistics_and_json(world, ap
                 "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}],
             },
             now=at,
+            signature=factories.signed(ent.user),
         )
-        ledger.pickup(db.session, drv, manifest, {"vehicle_plate": "浙J1", "driver_name": "王"}, now=at)
+        ledger.pickup(
+            db.session,
+            drv,
+            manifest,
+            {"vehicle_plate": "浙J1", "driver_name": "王"},
+            now=at,
+            signature=factories.signed(drv.user),
+            handover=factories.handed_over(manifest),
+        )
         shipped += kg(quantity)
     db.session.commit()
     stock = db.session.scalar(sa.select(WasteStock).where(WasteStock.enterprise_id == world.enterprise.id))
@@ -373,6 +382,7 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
                 "lines": [{"waste_code": "900-039-49", "quantity_kg": quantity}],
             },
             now=now,
+            signature=factories.signed(ent.user) if fate != "draft" else None,
         )
         if fate == "draft":
             continue
@@ -382,10 +392,20 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
         if fate == "submitted":
             model_reserved += quantity
             continue
-        ledger.pickup(db.session, drv, manifest, {"vehicle_plate": "浙J2", "driver_name": "李"}, now=now)
+        ledger.pickup(
+            db.session,
+            drv,
+            manifest,
+            {"vehicle_plate": "浙J2", "driver_name": "李"},
+            now=now,
+            signature=factories.signed(drv.user),
+            handover=factories.handed_over(manifest),
+        )
         model_out += quantity
         if fate == "rejected":
-            ledger.reject(db.session, svc, manifest, {"reason": "包装破损"}, now=now)
+            ledger.reject(
+                db.session, svc, manifest, {"reason": "包装破损"}, now=now, signature=factories.signed(svc.user)
+            )
             model_out -= quantity
         elif fate.startswith("received"):
             accepted = quantity if fate == "received_full" else kg(quantity / 3)
@@ -406,6 +426,7 @@ def test_random_ledger_and_manifests_keep_stock_equal_to_ins_minus_outs(world, s
                     ]
                 },
                 now=now,
+                signature=factories.signed(svc.user),
             )
             model_out -= quantity - accepted  # the refused part comes back
     db.session.commit()

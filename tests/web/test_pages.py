@@ -55,7 +55,9 @@ def overdue_manifest(world, loop, quantity=300.0) -> str:
     manifest = ledger_services.create_manifest(
         db.session, principal(world, "ent"), manifest_body(loop, quantity), now=ago(days=12, hours=1)
     )
-    ledger_services.submit(db.session, principal(world, "ent"), manifest, now=ago(days=12))
+    ledger_services.submit(
+        db.session, principal(world, "ent"), manifest, now=ago(days=12), signature=factories.signed(world.users["ent"])
+    )
     drv = Principal(user=db.session.query(factories.User).filter_by(username="drv").one())
     ledger_services.pickup(
         db.session,
@@ -63,6 +65,8 @@ def overdue_manifest(world, loop, quantity=300.0) -> str:
         manifest,
         {"vehicle_plate": "浙J12345", "driver_name": "王师傅", "picked_up_at": ago(days=11)},
         now=ago(days=11),
+        signature=factories.signed(drv.user),
+        handover=factories.handed_over(manifest),
     )
     db.session.commit()
     return manifest.number

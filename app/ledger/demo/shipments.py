@@ -12,6 +12,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from app.accounts.models import Organization
+from app.accounts.services import Principal
+from app.audit.models import SignatureMethod
+from app.audit.signatures import SignatureProof
 from app.boxes import services as box_services
 from app.boxes.models import Box, Fill
 from app.ledger import services as ledger
@@ -190,15 +193,26 @@ def _create(session, loop: Loop, shipment: Shipment, receiver: Organization, at:
     )
 
 
+def signed(actor: Principal, at: datetime) -> SignatureProof:
+    """The demo's people sign their steps (as if they had typed their password at ``at``)."""
+    assert actor.user is not None
+    return SignatureProof.attested(actor.user, at)
+
+
 def _pickup(session, loop: Loop, manifest: Manifest, at: datetime) -> None:
     plates = loop.ctx.orgs["carrier"].licences[0]["vehicles"]
     driver, phone = loop.rng.choice(DRIVERS)
+    consignor = loop.enterprise_actor[manifest.consignor_id]
+    assert consignor.user is not None
     ledger.pickup(
         session,
         loop.carrier,
         manifest,
         {"vehicle_plate": loop.rng.choice(plates), "driver_name": driver, "driver_phone": phone},
         now=at,
+        signature=signed(loop.carrier, at),
+        # The consignor's staff gave the driver a one-time code for the hand-over.
+        handover=SignatureProof.attested(consignor.user, at, SignatureMethod.ONE_TIME_CODE),
     )
 
 
@@ -211,14 +225,14 @@ def ship(session, loop: Loop, shipment: Shipment) -> None:
     if shipment.fate == "cancelled":
         wrong = next(o for o in (loop.ctx.orgs["regen_tiantai"], loop.ctx.orgs["regen_wenling"]) if o.id != receiver.id)
         mistaken = _create(session, loop, shipment, wrong, at, shipment.batches)
-        ledger.submit(session, consignor, mistaken, now=at + 0.2 * HOUR)
+        ledger.submit(session, consignor, mistaken, now=at + 0.2 * HOUR, signature=signed(consignor, at + 0.2 * HOUR))
         ledger.cancel(session, consignor, mistaken, {"reason": CANCEL_REASON}, now=at + rng.uniform(1, 3) * HOUR)
         loop.manifests.append(mistaken)
         at += 3.5 * HOUR
     manifest = _create(session, loop, shipment, receiver, at, shipment.batches)
     loop.manifests.append(manifest)
     submitted = at + rng.uniform(0.2, 2) * HOUR
-    ledger.submit(session, consignor, manifest, now=submitted)
+    ledger.submit(session, consignor, manifest, now=submitted, signature=signed(consignor, submitted))
     if shipment.fate == "in_transit":
         picked = min(submitted + rng.uniform(3, 20) * HOUR, now - rng.uniform(1, 6) * HOUR)
     else:
@@ -244,7 +258,14 @@ def ship(session, loop: Loop, shipment: Shipment) -> None:
         return
     line = manifest.lines[0]
     if shipment.fate == "rejected":
-        ledger.reject(session, receiver_actor, manifest, {"reason": REFUSAL}, now=arrived)
+        ledger.reject(
+            session,
+            receiver_actor,
+            manifest,
+            {"reason": REFUSAL},
+            now=arrived,
+            signature=signed(receiver_actor, arrived),
+        )
         # Re-packed and shipped again a few days later.
         again = Shipment(
             shipment.enterprise,
@@ -262,6 +283,7 @@ def ship(session, loop: Loop, shipment: Shipment) -> None:
         manifest,
         {"lines": [{"line_no": line.line_no, "received_kg": ledger.kg(float(line.quantity_kg) * ratio)}]},
         now=arrived,
+        signature=signed(receiver_actor, arrived),
     )
     if shipment.fate == "received":
         return
@@ -274,6 +296,7 @@ def ship(session, loop: Loop, shipment: Shipment) -> None:
         manifest,
         {"lines": [{"line_no": line.line_no, "method_code": _method(loop, shipment)}]},
         now=processed,
+        signature=signed(receiver_actor, processed),
     )
 
 
@@ -313,9 +336,6 @@ def open_manifests(session, loop: Loop) -> None:
         manifest = _create(session, loop, shipment, shipment.receiver, at, own)
         loop.manifests.append(manifest)
         if state == "submitted":
-            ledger.submit(
-                session,
-                loop.enterprise_actor[enterprise.id],
-                manifest,
-                now=min(at + rng.uniform(0.3, 3) * HOUR, now - 0.2 * HOUR),
-            )
+            submitted = min(at + rng.uniform(0.3, 3) * HOUR, now - 0.2 * HOUR)
+            actor = loop.enterprise_actor[enterprise.id]
+            ledger.submit(session, actor, manifest, now=submitted, signature=signed(actor, submitted))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
+from app.audit.signatures import SignatureProof
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.ledger.catalogue import parse_hazards
@@ -167,8 +168,16 @@ def _validate_lines(
     return lines
 
 
-def create_manifest(session: Session, actor: Principal, data: dict[str, Any], now: datetime | None = None) -> Manifest:
-    """A draft manifest (or, for a paper/national manifest recorded afterwards, one already in transit)."""
+def create_manifest(
+    session: Session,
+    actor: Principal,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
+) -> Manifest:
+    """A draft manifest (or, for a paper/national manifest recorded afterwards, one already in
+    transit). ``submit: true`` submits at once, signed by ``signature`` (as :func:`submit`)."""
     now = now or utcnow()
     today = local_date(now)
     errors: dict[str, list[str]] = {}
@@ -279,7 +288,7 @@ def create_manifest(session: Session, actor: Principal, data: dict[str, Any], no
     if transferred_at is not None:
         _record_past_transfer(session, actor, manifest, transferred_at, now)
     elif data.get("submit"):
-        submit(session, actor, manifest, now)
+        submit(session, actor, manifest, now, signature=signature)
     return manifest
 
 

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.accounts.services import Principal
+from app.audit import signatures
+from app.audit.signatures import SignatureProof
 from app.common.errors import Conflict, Forbidden, InvalidInput
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
@@ -148,22 +150,43 @@ def _begin_step(
     _require_state(manifest, action)
 
 
-def submit(session: Session, actor: Principal, manifest: Manifest, now: datetime | None = None) -> Manifest:
+def submit(
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
+) -> Manifest:
+    """Signed by the consignor's staff member (``signature``: :func:`app.audit.signatures.authenticate_signer`)."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "consignor", "submit")
+    signature = signatures.require(actor, manifest, "consignor", signature)
     _reserve(session, manifest)
     manifest.status = S.SUBMITTED
     manifest.submitted_at = now
     _event(session, manifest, actor, "submit", S.DRAFT, now, "consignor")
+    signatures.record(session, manifest, "submit", "consignor", signature, now)
     refresh_box_colours(session, [s.record_id for line in manifest.lines for s in line.sources], now)
     return manifest
 
 
 def pickup(
-    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
+    handover: SignatureProof | None = None,
 ) -> Manifest:
+    """Two signatures: the carrier's (``signature``) and the consignor's hand-over (``handover``:
+    its one-time code typed by the carrier, or a consignor staff member's password)."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "carrier", "pickup", verb="pick up")
+    signature = signatures.require(actor, manifest, "carrier", signature)
+    handover = signatures.require(actor, manifest, "consignor", handover, field="handover", own=False)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "picked_up_at", data.get("picked_up_at"), now, manifest.submitted_at, "the submission")
     if not data.get("vehicle_plate"):
@@ -191,16 +214,25 @@ def pickup(
         driver_name=manifest.driver_name,
         receipt_due_at=manifest.receipt_due_at.isoformat(),
     )
+    signatures.record(session, manifest, "pickup", "carrier", signature, now)
+    signatures.record(session, manifest, "pickup", "consignor", handover, now)
     refresh_box_colours(session, touched, now)
     return manifest
 
 
 def receive(
-    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
 ) -> Manifest:
     """Weighed quantities per line; accept, or accept in part (the refused part goes back)."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "receiver", "receive")
+    signature = signatures.require(actor, manifest, "receiver", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "received_at", data.get("received_at"), now, manifest.picked_up_at, "the pickup")
     by_no = {line.line_no: line for line in manifest.lines}
@@ -294,16 +326,24 @@ def receive(
         tolerance=tolerance,
         overdue=manifest.overdue,
     )
+    signatures.record(session, manifest, "receive", "receiver", signature, now)
     refresh_box_colours(session, touched, now)
     return manifest
 
 
 def reject(
-    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
 ) -> Manifest:
     """拒收: the whole shipment is refused and goes back into the consignor's stock."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "receiver", "reject")
+    signature = signatures.require(actor, manifest, "receiver", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "rejected_at", data.get("rejected_at"), now, manifest.picked_up_at, "the pickup")
     reason = (data.get("reason") or "").strip()
@@ -331,17 +371,25 @@ def reject(
         reason=reason,
         returned_kg=float(kg(sum((line.quantity_kg for line in manifest.lines), ZERO_KG))),
     )
+    signatures.record(session, manifest, "reject", "receiver", signature, now)
     refresh_box_colours(session, touched, now)
     return manifest
 
 
 def process(
-    session: Session, actor: Principal, manifest: Manifest, data: dict[str, Any], now: datetime | None = None
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    data: dict[str, Any],
+    now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
 ) -> Manifest:
     """The 利用/处置方式 per accepted line. No step follows it, so the manifest closes at once:
     ``processed`` and ``closed`` are both in the history, the state ends at closed."""
     now = now or utcnow()
     _begin_step(session, actor, manifest, "receiver", "process")
+    signature = signatures.require(actor, manifest, "receiver", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "processed_at", data.get("processed_at"), now, manifest.received_at, "the receipt")
     known = methods(session)
@@ -388,6 +436,7 @@ def process(
         "receiver",
         lines=[{"line_no": no, "method_code": code} for no, code in sorted(chosen.items())],
     )
+    signatures.record(session, manifest, "process", "receiver", signature, now)
     manifest.status = S.CLOSED
     manifest.closed_at = at
     _event(session, manifest, None, "close", S.PROCESSED, at, "")
@@ -429,7 +478,15 @@ def act(
     action: str,
     data: dict[str, Any],
     now: datetime | None = None,
+    *,
+    signature: SignatureProof | None = None,
+    handover: SignatureProof | None = None,
 ) -> Manifest:
+    """One step by name; the signed ones take ``signature`` (pickup also ``handover``)."""
     if action == "submit":
-        return submit(session, actor, manifest, now)
-    return ACTIONS[action](session, actor, manifest, data, now)
+        return submit(session, actor, manifest, now, signature=signature)
+    if action == "pickup":
+        return pickup(session, actor, manifest, data, now, signature=signature, handover=handover)
+    if action == "cancel":
+        return cancel(session, actor, manifest, data, now)
+    return ACTIONS[action](session, actor, manifest, data, now, signature=signature)
