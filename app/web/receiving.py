@@ -20,10 +20,11 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 from marshmallow import ValidationError
 
 from app.accounts.services import Principal
+from app.audit.signing_forms import signature_from_form
 from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput, NotFound
 from app.common.timeutil import utcnow
@@ -214,12 +215,14 @@ def _receipt_data(entries: list[LineEntry]) -> dict[str, Any]:
 
 def _record_receipt(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The receipt's one call of the step service (a POST confirmed after its review)."""
-    return ledger_services.receive(db.session(), principal, manifest, data, utcnow())
+    signature = signature_from_form(db.session(), current_user, request.form, manifest)
+    return ledger_services.receive(db.session(), principal, manifest, data, utcnow(), signature=signature)
 
 
 def _record_refusal(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The whole shipment refused (拒收): the step service's one call."""
-    return ledger_services.reject(db.session(), principal, manifest, data, utcnow())
+    signature = signature_from_form(db.session(), current_user, request.form, manifest)
+    return ledger_services.reject(db.session(), principal, manifest, data, utcnow(), signature=signature)
 
 
 def _receipt_page(manifest: Manifest, entries, errors: Errors, mode: str, tolerance: float, status: int = 200):
@@ -287,7 +290,9 @@ def reject(number):
         errors = {"reject_reason": _messages(exc.messages_dict.get("reason", [_("必填")]))}
         return _receipt_page(manifest, entries, errors, "edit", tolerance, 422)
     except InvalidInput as exc:
-        errors = {"reject_reason": [localise_error(exc)]}
+        # A missing signature is the form's, not the reason's.
+        key = "_" if "signature" in (getattr(exc, "errors", None) or {}) else "reject_reason"
+        errors = {key: [localise_error(exc)]}
         return _receipt_page(manifest, entries, errors, "edit", tolerance, 422)
     except DomainError as exc:
         return _receipt_page(manifest, entries, {"_": [localise_error(exc)]}, "edit", tolerance, 422)
@@ -300,7 +305,8 @@ def reject(number):
 
 def _record_processing(principal: Principal, manifest: Manifest, data: dict[str, Any]) -> Manifest:
     """The 利用/处置方式 per line: the step service's one call (the manifest then closes)."""
-    return ledger_services.process(db.session(), principal, manifest, data, utcnow())
+    signature = signature_from_form(db.session(), current_user, request.form, manifest)
+    return ledger_services.process(db.session(), principal, manifest, data, utcnow(), signature=signature)
 
 
 @bp.route("/receiving/<number>/process", methods=["GET", "POST"])

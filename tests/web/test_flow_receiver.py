@@ -98,6 +98,7 @@ def test_the_plant_receives_processes_regenerates_and_the_enterprise_fills(live,
     assert page.locator('[data-decision="2"]').inner_text() == "拒收本行"
     assert stored(number).status == "in_transit"  # nothing stored before the confirmation
     look(page, "receiver-review")
+    page.fill("input[name=signature_password]", factories.PASSWORD)  # the receiver signs the receipt
     page.click("[data-confirm]")
 
     # Received in part: the confirmation, then the treatment method per accepted line.
@@ -112,6 +113,7 @@ def test_the_plant_receives_processes_regenerates_and_the_enterprise_fills(live,
     assert page.locator("select[name=method_2]").count() == 0 and "第 2 行已拒收" in page.inner_text("main")
     look(page, "receiver-process")
     page.select_option("select[name=method_1]", "R7")
+    page.fill("input[name=signature_password]", factories.PASSWORD)
     page.click("[data-process]")
     page.wait_for_url(f"{base}/manifests/{number}")
     assert "已登记利用/处置方式并办结" in page.locator(".flash").inner_text()

@@ -7,8 +7,12 @@ import pytest
 
 from app.extensions import db
 from app.ledger.models import Manifest
+from tests import factories
 from tests.ledger.builders import ago, build_loop, manifest_status
 from tests.web.builders import login, other_receiver, text, two_lines_in_transit
+
+# The receiver's signature (app/audit/signing_forms.py): the signed-in user's password.
+SIGNED = {"signature_password": factories.PASSWORD}
 
 
 @pytest.fixture
@@ -75,7 +79,9 @@ def test_receive_in_part_and_refuse_a_line_after_the_review(app, world, api, loo
     assert "退回 40.0 kg" in words and "退回 600.0 kg" in words
     assert stored(number).status == "in_transit"  # nothing stored by the review
 
-    done = client.post(f"/receiving/{number}", data={**form, "confirm": "1"})
+    unsigned = client.post(f"/receiving/{number}", data={**form, "confirm": "1"})
+    assert unsigned.status_code == 422 and manifest_status(number) == "in_transit"  # a step is signed
+    done = client.post(f"/receiving/{number}", data={**form, "confirm": "1", **SIGNED})
     assert done.status_code == 302 and done.location.endswith(f"/receiving/{number}/process")
     m = stored(number)
     assert m.status == "received" and m.acceptance == "partial" and m.discrepant
@@ -92,7 +98,7 @@ def test_receive_in_part_and_refuse_a_line_after_the_review(app, world, api, loo
     assert "R7 回收污染减除剂的组分" in text(process) and "第 2 行已拒收" in text(process)
     refused = client.post(done.location, data={})
     assert refused.status_code == 422 and "请选择利用/处置方式" in text(refused)
-    closed = client.post(done.location, data={"method_1": "R7"})
+    closed = client.post(done.location, data={"method_1": "R7", **SIGNED})
     assert closed.status_code == 302 and closed.location.endswith(f"/manifests/{number}")
     m = stored(number)
     assert m.status == "closed" and m.lines[0].method_code == "R7" and m.lines[1].method_code is None
@@ -132,7 +138,7 @@ def test_whole_refusal_needs_a_reason(app, world, api, loop):
     r = client.post(f"/receiving/{number}/reject", data={"reject_reason": " "})
     assert r.status_code == 422 and 'data-error-for="reject_reason"' in r.get_data(as_text=True)
     assert manifest_status(number) == "in_transit"
-    r = client.post(f"/receiving/{number}/reject", data={"reject_reason": "非本单位许可类别"})
+    r = client.post(f"/receiving/{number}/reject", data={"reject_reason": "非本单位许可类别", **SIGNED})
     assert r.status_code == 302 and r.location.endswith("/receiving")
     m = stored(number)
     assert m.status == "rejected" and m.reject_reason == "非本单位许可类别"
@@ -147,7 +153,7 @@ def test_other_receivers_and_parties_get_not_found(app, world, api, loop, path):
     for user in ("plant2", "ent", "reg_tt"):
         client = login(app, user)
         assert client.get(path.format(n=number)).status_code == 404, user
-        assert client.post(path.format(n=number), data={"method_1": "R7"}).status_code == 404, user
+        assert client.post(path.format(n=number), data={"method_1": "R7", **SIGNED}).status_code == 404, user
     assert login(app, "plant2").post(f"/receiving/{number}/reject", data={"reject_reason": "x"}).status_code == 404
     assert manifest_status(number) == "in_transit"
     assert login(app, "plant2").get("/receiving/20253310009999").status_code == 404
