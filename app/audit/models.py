@@ -98,6 +98,9 @@ class ManifestSignature(Model):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     method: Mapped[SignatureMethod] = mapped_column(state_type(SignatureMethod, "method", 16))
     content_sha256: Mapped[str] = mapped_column(String(64))
+    # The manifest's version when signed: an approved revision (a new version) changes the
+    # content on purpose, so an earlier version's signature is then "superseded", not broken.
+    manifest_version: Mapped[int] = mapped_column(default=1, server_default="1")
     # A one-time code is typed by someone else (the carrier): who entered it on whose device.
     entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

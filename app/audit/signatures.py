@@ -320,6 +320,7 @@ def record(
         signed_at=now,
         method=proof.method,
         content_sha256=content_hash(manifest, step),
+        manifest_version=manifest.version or 1,
         entered_by_user_id=proof.entered_by.id if proof.entered_by is not None else None,
     )
     manifest.signatures.append(signature)
@@ -338,14 +339,27 @@ class SignatureCheck:
     signature: ManifestSignature
     current_sha256: str
 
+    current_version: int = 1
+
     @property
     def matches(self) -> bool:
         return self.signature.content_sha256 == self.current_sha256
 
+    @property
+    def superseded(self) -> bool:
+        """Signed on a version an approved revision has replaced: its content changed by consent
+        of the parties (the revision's trail), not behind the application's back."""
+        return self.signature.manifest_version < self.current_version
+
+    @property
+    def broken(self) -> bool:
+        return not self.matches and not self.superseded
+
 
 def checks(session: Session, manifest: Manifest) -> list[SignatureCheck]:
     """Each signature of ``manifest`` against the hash of its current content, recomputed now."""
-    return [SignatureCheck(s, content_hash(manifest, s.step)) for s in signatures_of(session, manifest)]
+    version = manifest.version or 1
+    return [SignatureCheck(s, content_hash(manifest, s.step), version) for s in signatures_of(session, manifest)]
 
 
 def mismatches(session: Session) -> list[tuple[Manifest, SignatureCheck]]:
@@ -355,5 +369,5 @@ def mismatches(session: Session) -> list[tuple[Manifest, SignatureCheck]]:
     out = []
     signed = select(ManifestSignature.manifest_id).distinct()
     for manifest in session.scalars(select(Manifest).where(Manifest.id.in_(signed)).order_by(Manifest.id)):
-        out += [(manifest, check) for check in checks(session, manifest) if not check.matches]
+        out += [(manifest, check) for check in checks(session, manifest) if check.broken]
     return out

@@ -277,6 +277,8 @@ def _signature_rows(manifest, can_read: bool) -> list[dict]:
             "method_label": method_names().get(c.signature.method, c.signature.method),
             "at": to_local_str(c.signature.signed_at),
             "matches": c.matches,
+            "superseded": c.superseded and not c.matches,
+            "version": c.signature.manifest_version,
             "sha256": c.signature.content_sha256,
         }
         for c in signature_checks(db.session(), manifest)

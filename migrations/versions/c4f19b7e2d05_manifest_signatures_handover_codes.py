@@ -8,7 +8,7 @@ Manifests stepped before this revision keep no signature (nobody signed them the
 show "no signature", and ``audit verify`` has nothing to compare for them. No data is rewritten.
 
 Revision ID: c4f19b7e2d05
-Revises: a7d3e9c1f404
+Revises: a51058811097
 Create Date: 2026-12-03 16:40:00
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import app.common.types
 
 revision = "c4f19b7e2d05"
-down_revision = "a7d3e9c1f404"
+down_revision = "a51058811097"
 branch_labels = None
 depends_on = None
 
@@ -38,6 +38,7 @@ def upgrade():
         sa.Column("signed_at", app.common.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("method", sa.String(length=16), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("manifest_version", sa.Integer(), server_default="1", nullable=False),
         sa.Column("entered_by_user_id", sa.Integer(), nullable=True),
         sa.CheckConstraint("method IN ('password', 'one_time_code')", name=op.f("ck_manifest_signatures_method")),
         sa.ForeignKeyConstraint(

@@ -68,6 +68,9 @@ def test_a_closed_manifests_weight_is_corrected_by_an_approved_revision(app, wor
     old = api.get(f"/api/v1/manifests/{number}/versions/1", as_="reg_tt").get_json()
     assert old["content"]["lines"][0]["quantity_kg"] == "1500.000"
     assert api.get(f"/api/v1/manifests/{number}/versions/3", as_="ent").status_code == 404
+    # The signatures of version 1 are superseded by the approved correction, not broken.
+    page = api.client.get(f"/m/{number}").get_data(as_text=True)
+    assert "data-superseded" in page and "内容与签名不符" not in page
     assert verify(app).exit_code == 0
 
 
