@@ -67,14 +67,18 @@ def overdue_manifest(loop: Loop, consignor: str = "ent", quantity: float = 300.0
     manifest = ledger_services.create_manifest(
         db.session, actor, manifest_body(loop, quantity), now=picked - timedelta(days=1, hours=1)
     )
-    ledger_services.submit(db.session, actor, manifest, now=picked - timedelta(days=1))
-    drv = Principal(user=db.session.query(factories.User).filter_by(username="drv").one())
+    ledger_services.submit(
+        db.session, actor, manifest, now=picked - timedelta(days=1), signature=factories.signed(world.users[consignor])
+    )
+    driver = db.session.query(factories.User).filter_by(username="drv").one()
     ledger_services.pickup(
         db.session,
-        drv,
+        Principal(user=driver),
         manifest,
         {"vehicle_plate": "浙J12345", "driver_name": "王师傅", "picked_up_at": picked},
         now=picked,
+        signature=factories.signed(driver),
+        handover=factories.handed_over(manifest),
     )
     db.session.commit()
     return manifest.number
