@@ -142,6 +142,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         # Failed sign-ins (app.accounts.throttle): Flask-Limiter's storage. memory:// counts per
         # process; with several workers or hosts use Redis, e.g. redis://127.0.0.1:6379.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_FAILURES_PER_ADDRESS": env.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes"),
         "JSON_AS_ASCII": False,
