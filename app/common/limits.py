@@ -53,6 +53,8 @@ class Limit:
 class Limits:
     fields: dict[str, Limit]
     min_date: date
+    # Days before a box's or enterprise's registration that its first records may lie.
+    backfill_days: int = 366
 
     @property
     def min_datetime(self) -> datetime:
@@ -114,9 +116,13 @@ def parse(data: dict, where: str = FILE) -> Limits:
     if not isinstance(min_date, date):
         problems.append(f"{where}: dates.min must be a date (YYYY-MM-DD)")
         min_date = date(2000, 1, 1)
+    backfill = dates.get("backfill_days", 366) if isinstance(dates, dict) else 366
+    if isinstance(backfill, bool) or not isinstance(backfill, int) or backfill < 0:
+        problems.append(f"{where}: dates.backfill_days must be a whole number of days >= 0")
+        backfill = 366
     if problems:
         raise RulesError("\n".join(problems))
-    return Limits(limits, min_date)
+    return Limits(limits, min_date, backfill)
 
 
 def check_plausibility(data: dict, where: str) -> None:

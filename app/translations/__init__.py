@@ -61,6 +61,25 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
             lambda m: _("格式不正确"),
         ),
         (re.compile(r"unknown field"), lambda m: _("未知字段")),
+        # Date bounds against the stored history (the services name the bound).
+        (
+            re.compile(r"cannot be before (?P<bound>[\d-]+) \(the box was registered on (?P<registered>[\d-]+)\)"),
+            lambda m: _("不能早于 %(bound)s（碳箱登记于 %(registered)s）", **m),
+        ),
+        (
+            re.compile(
+                r"cannot be before (?P<bound>[\d-]+) \(the enterprise was registered on (?P<registered>[\d-]+)\)"
+            ),
+            lambda m: _("不能早于 %(bound)s（企业登记于 %(registered)s）", **m),
+        ),
+        (
+            re.compile(r"must be after the previous fill \((?P<bound>[\d: -]+)\)"),
+            lambda m: _("必须晚于上一次装填时间 %(bound)s", **m),
+        ),
+        (
+            re.compile(r"cannot be before its inputs were received \((?P<bound>[\d-]+)\)"),
+            lambda m: _("不能早于投入废炭的接收日期 %(bound)s", **m),
+        ),
     ]
 
 
