@@ -193,7 +193,7 @@ def before_write() -> Response | None:
         return pending
     from app.extensions import db
 
-    record = _stored(db.session, pending, utcnow())
+    record = _stored(db.session(), pending, utcnow())
     if record is not None:
         return _replay(record, pending)
     request.environ[_PENDING] = pending  # the request's own (g may outlive it: a test's app context)
