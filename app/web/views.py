@@ -21,7 +21,7 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages
+from app.web import pages, session_resume
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -296,4 +296,4 @@ def boxes_page():
     )
 
 
-BLUEPRINTS = (pages.bp, bp)  # pages first: its dashboard answers / for signed-in users
+BLUEPRINTS = (pages.bp, bp, session_resume.bp)  # pages first: its dashboard answers / for signed-in users
