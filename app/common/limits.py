@@ -55,6 +55,9 @@ class Limits:
     min_date: date
     # Days before a box's or enterprise's registration that its first records may lie.
     backfill_days: int = 366
+    # Possible but unusual values (``unusual:``), as the file gives them (checked by its schema);
+    # app/common/confirmations.py reads them.
+    unusual: dict | None = None
 
     @property
     def min_datetime(self) -> datetime:
@@ -122,7 +125,15 @@ def parse(data: dict, where: str = FILE) -> Limits:
         backfill = 366
     if problems:
         raise RulesError("\n".join(problems))
-    return Limits(limits, min_date, backfill)
+    unusual = data.get("unusual") or {}
+    iodine = unusual.get("iodine_mg_g") if isinstance(unusual, dict) else None
+    if isinstance(iodine, dict) and _number(problems, "unusual.iodine_mg_g.min", iodine.get("min")) >= _number(
+        problems, "unusual.iodine_mg_g.max", iodine.get("max")
+    ):
+        problems.append(f"{where}: unusual.iodine_mg_g: min must be below max")
+    if problems:
+        raise RulesError("\n".join(problems))
+    return Limits(limits, min_date, backfill, dict(unusual) if isinstance(unusual, dict) else {})
 
 
 def check_plausibility(data: dict, where: str) -> None:

@@ -49,10 +49,17 @@ class LedgerIn(StrictSchema):
     container_count = fields.Int(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     handler = fields.Str(load_default="", validate=validate.Length(max=120))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms a quantity plausibility.yaml calls unusual (else 422 confirmation_required)"
+        },
+    )
 
 
 class LedgerRecordOut(Schema):
     batch_code = fields.Str()
+    confirmed_unusual = fields.Bool()
     stage = fields.Str()
     stage_zh = fields.Function(lambda r: STAGE_ZH[r.stage])
     enterprise_id = fields.Int()

@@ -61,6 +61,25 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
             lambda m: _("格式不正确"),
         ),
         (re.compile(r"unknown field"), lambda m: _("未知字段")),
+        # Unusual values that need a confirmation (app/common/confirmations.py).
+        (
+            re.compile(rf"unusual: outside the usual {n('min')}–{n('max')} mg/g"),
+            lambda m: _("不常见：超出常见范围 %(min)s–%(max)s mg/g", **m),
+        ),
+        (
+            re.compile(rf"unusual: more than {n('ratio')} × the box's design fill \({n('design')} kg\)"),
+            lambda m: _("不常见：超过碳箱设计装填量（%(design)s kg）的 %(ratio)s 倍", **m),
+        ),
+        (
+            re.compile(
+                rf"unusual: more than the box held \({n('held')} kg of carbon \+ {n('share')}% adsorbed = {n('most')} kg\)"
+            ),
+            lambda m: _("不常见：超过碳箱可容纳的量（装填 %(held)s kg + 吸附 %(share)s%% = %(most)s kg）", **m),
+        ),
+        (
+            re.compile(rf"unusual: more than {n('max')} kg in one record"),
+            lambda m: _("不常见：单条记录超过 %(max)s kg", **m),
+        ),
         # Date bounds against the stored history (the services name the bound).
         (
             re.compile(r"cannot be before (?P<bound>[\d-]+) \(the box was registered on (?P<registered>[\d-]+)\)"),

@@ -17,6 +17,7 @@ from app.boxes.services.latest import latest_fill
 from app.boxes.services.registry import _positive
 from app.common import limits as plausible_limits
 from app.common.columns import is_number, kg, kg_or_none
+from app.common.confirmations import Warnings
 from app.common.errors import Conflict, Forbidden, InvalidInput
 from app.common.timeutil import local_date, to_local_str, utcnow
 from app.common.wiring import wiring_of
@@ -86,6 +87,13 @@ def record_fill(
         errors["supplier_org_id"] = [f"unknown organisation {supplier_id}"]
     if errors:
         raise InvalidInput("The fill has invalid fields.", errors=errors)
+    # Possible but unusual values need the request's confirmation (app/common/confirmations.py).
+    unusual = Warnings(session)
+    unusual.iodine("iodine_mg_g", data.get("iodine_mg_g"))
+    unusual.fill_vs_design("mass_kg", data.get("mass_kg"), box.design_fill_kg)
+    if kind == "replacement" and previous is not None:
+        unusual.removed_vs_held("removed_waste_kg", removed, previous.mass_kg)
+    confirmed = unusual.settle(data)
     for validate in wiring_of(session).fill_validators:
         validate(session, box, data, actor)
     replaced_overdue = None
@@ -109,6 +117,7 @@ def record_fill(
         performed_by_org_id=actor.organization.id if actor.organization else None,
         recorded_by_user_id=actor.user.id if actor.user else None,
         note=data.get("note") or "",
+        confirmed_unusual=confirmed,
         created_at=now,
     )
     session.add(fill)

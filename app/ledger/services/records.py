@@ -12,6 +12,7 @@ from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill
 from app.common import limits as plausible_limits
+from app.common.confirmations import Warnings
 from app.common.errors import Forbidden, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.common.wiring import wiring_of
@@ -39,6 +40,7 @@ def record_generation(
     container_count: int | None = None,
     handler: str = "",
     note: str = "",
+    confirmed_unusual: bool = False,
 ) -> LedgerRecord:
     """A generation (产生) record and its into-storage (入库) record; the stock grows."""
     entry = catalogue_entry(waste_code)
@@ -61,6 +63,7 @@ def record_generation(
         handler=handler or (actor.label if actor else ""),
         recorded_by_user_id=actor.user.id if actor and actor.user else None,
         note=note,
+        confirmed_unusual=confirmed_unusual,
     )
     generation = _new_record(
         session,
@@ -213,6 +216,9 @@ def record_by_hand(
     if errors:
         raise InvalidInput("The ledger record has invalid fields.", errors=errors)
     assert enterprise is not None  # else an error above
+    unusual = Warnings(session)  # possible but unusual: the request must confirm it
+    unusual.waste_quantity("quantity_kg", quantity)
+    confirmed = unusual.settle(data)
     return record_generation(
         session,
         enterprise=enterprise,
@@ -228,4 +234,5 @@ def record_by_hand(
         container_count=data.get("container_count"),
         handler=data.get("handler") or "",
         note=data.get("note") or "",
+        confirmed_unusual=confirmed,
     )

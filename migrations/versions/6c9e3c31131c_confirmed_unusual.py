@@ -1,0 +1,29 @@
+"""confirmed_unusual on fills and ledger records: an unusual value the person confirmed
+
+Existing rows were stored before unusual values needed a confirmation: false.
+
+Revision ID: 6c9e3c31131c
+Revises: a7d3e9c1f404
+Create Date: 2026-12-03 17:10:00
+
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "6c9e3c31131c"
+down_revision = "a7d3e9c1f404"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    for table in ("fills", "ledger_records"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("confirmed_unusual", sa.Boolean(), nullable=False, server_default=sa.false()))
+
+
+def downgrade():
+    for table in ("fills", "ledger_records"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("confirmed_unusual")
