@@ -54,7 +54,7 @@ class Limits:
     fields: dict[str, Limit]
     min_date: date
     # Days before a box's or enterprise's registration that its first records may lie.
-    backfill_days: int = 366
+    backfill_days: int = 1827
     # Possible but unusual values (``unusual:``), as the file gives them (checked by its schema);
     # app/common/confirmations.py reads them.
     unusual: dict | None = None
@@ -119,10 +119,10 @@ def parse(data: dict, where: str = FILE) -> Limits:
     if not isinstance(min_date, date):
         problems.append(f"{where}: dates.min must be a date (YYYY-MM-DD)")
         min_date = date(2000, 1, 1)
-    backfill = dates.get("backfill_days", 366) if isinstance(dates, dict) else 366
+    backfill = dates.get("backfill_days", 1827) if isinstance(dates, dict) else 1827
     if isinstance(backfill, bool) or not isinstance(backfill, int) or backfill < 0:
         problems.append(f"{where}: dates.backfill_days must be a whole number of days >= 0")
-        backfill = 366
+        backfill = 1827
     if problems:
         raise RulesError("\n".join(problems))
     unusual = data.get("unusual") or {}

@@ -12,9 +12,12 @@ from sqlalchemy import func, select
 from app.boxes.models import Fill
 from app.common.timeutil import local_date
 from app.extensions import db
+from app.common.limits import load as load_limits
 from tests import factories
 from tests.boxes.builders import register
 from tests.ledger.builders import ago, build_loop, iso, new_manifest, walk_to
+
+BACKFILL = load_limits().backfill_days  # plausibility.yaml dates.backfill_days (5 years)
 
 
 def _filled_at_errors(r) -> list[str]:
@@ -31,7 +34,7 @@ def test_a_first_fill_long_before_the_boxs_registration_is_refused(api):
         {"mass_kg": 2000, "iodine_mg_g": 900, "filled_at": "2001-01-01T08:00:00"},
         as_="ent",
     )
-    earliest = registered - timedelta(days=366)
+    earliest = registered - timedelta(days=BACKFILL)
     assert _filled_at_errors(r) == [f"cannot be before {earliest} (the box was registered on {registered})"]
     # Inside the back-fill window (the carbon already in a box registered today) it is stored.
     r = api.post(
@@ -65,7 +68,7 @@ def test_the_scan_page_names_the_bound_in_chinese_and_english(app, world):
     db.session.commit()
     form = {"mass_kg": "2000", "iodine_mg_g": "900", "filled_at": "2001-01-01T08:00"}
     registered = local_date(box.created_at)
-    earliest = registered - timedelta(days=366)
+    earliest = registered - timedelta(days=BACKFILL)
     expected = {
         "zh": f"不能早于 {earliest}（碳箱登记于 {registered}）",
         "en": f"cannot be before {earliest} (the box was registered on {registered})",
@@ -86,9 +89,9 @@ def test_a_ledger_record_before_the_enterprise_existed_is_refused(api, world):
     r = api.post("/api/v1/ledger", body, as_="ent")
     assert r.status_code == 422 and r.mimetype == "application/problem+json"
     assert "generated_at" in r.get_json()["errors"]  # the schema's own floor (plausibility.yaml dates.min)
-    r = api.post("/api/v1/ledger", {**body, "generated_at": "2005-06-01T08:00:00"}, as_="ent")
+    r = api.post("/api/v1/ledger", {**body, "generated_at": "2015-06-01T08:00:00"}, as_="ent")
     assert r.status_code == 422, r.get_json()
-    earliest = registered - timedelta(days=366)
+    earliest = registered - timedelta(days=BACKFILL)
     assert r.get_json()["errors"] == {
         "generated_at": [f"cannot be before {earliest} (the enterprise was registered on {registered})"]
     }
