@@ -69,6 +69,11 @@ class Warnings:
                 f"unusual: more than the box held ({_f(held_kg)} kg of carbon + {share}% adsorbed = {_f(round(most, 1))} kg)",
             )
 
+    def received_vs_shipped(self, field: str, received: Any, shipped: Any) -> None:
+        rule = self.rules.get("received_vs_shipped")
+        if rule and received is not None and shipped and float(received) > float(shipped) * rule["max_ratio"]:
+            self.add(field, f"unusual: more than {_f(rule['max_ratio'])} × the {_f(shipped)} kg shipped")
+
     def waste_quantity(self, field: str, value: Any) -> None:
         rule = self.rules.get("waste_record_kg")
         if rule and value is not None and float(value) > rule["max"]:
@@ -86,3 +91,10 @@ class Warnings:
             code="confirmation_required",
             warnings=self.by_field,
         )
+
+
+def confirmed_lines(warnings: Warnings, confirmed: bool) -> set[int]:
+    """The indexes of the ``lines.N.…`` fields whose unusual values were confirmed."""
+    if not confirmed:
+        return set()
+    return {int(name.split(".")[1]) for name in warnings.by_field if name.startswith("lines.")}

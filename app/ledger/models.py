@@ -279,6 +279,8 @@ class ManifestLine(Model):
     received_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     accepted_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     refusal_reason: Mapped[str] = mapped_column(Text, default="")
+    # An unusual quantity or receipt (plausibility.yaml ``unusual:``) the person confirmed.
+    confirmed_unusual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     method_code: Mapped[str | None] = mapped_column(String(4))
     # Accepted waste carbon already consumed by regeneration batches (never above accepted_kg).
     consumed_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)

@@ -167,6 +167,12 @@ class ManifestIn(StrictSchema):
     driver_name = fields.Str(validate=validate.Length(min=1, max=60))
     driver_phone = fields.Str(validate=validate.Length(max=30))
     submit = fields.Bool(load_default=False, metadata={"description": "submit at once"})
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms line quantities plausibility.yaml calls unusual (else 422 confirmation_required)"
+        },
+    )
 
 
 class ManifestQuery(PageArgs):
@@ -207,6 +213,12 @@ class ReceiveIn(StrictSchema):
     received_at = PlausibleDateTime(metadata={"description": "default now"})
     lines = fields.List(fields.Nested(ReceiveLineIn), required=True, validate=validate.Length(min=1))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms weighed quantities far above the shipped ones (else 422 confirmation_required)"
+        },
+    )
 
 
 class RejectIn(StrictSchema):
@@ -241,6 +253,7 @@ class LineSourceOut(Schema):
 
 class ManifestLineOut(Schema):
     line_no = fields.Int()
+    confirmed_unusual = fields.Bool(metadata={"description": "an unusual quantity or receipt was confirmed"})
     waste_code = fields.Str()
     waste_name = fields.Str()
     category = fields.Str()

@@ -77,6 +77,10 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
             lambda m: _("不常见：超过碳箱可容纳的量（装填 %(held)s kg + 吸附 %(share)s%% = %(most)s kg）", **m),
         ),
         (
+            re.compile(rf"unusual: more than {n('ratio')} × the {n('shipped')} kg shipped"),
+            lambda m: _("不常见：超过联单数量 %(shipped)s kg 的 %(ratio)s 倍", **m),
+        ),
+        (
             re.compile(rf"unusual: more than {n('max')} kg in one record"),
             lambda m: _("不常见：单条记录超过 %(max)s kg", **m),
         ),

@@ -1,4 +1,4 @@
-"""confirmed_unusual on fills and ledger records: an unusual value the person confirmed
+"""confirmed_unusual on fills, ledger records and manifest lines: an unusual value the person confirmed
 
 Existing rows were stored before unusual values needed a confirmation: false.
 
@@ -18,12 +18,12 @@ depends_on = None
 
 
 def upgrade():
-    for table in ("fills", "ledger_records"):
+    for table in ("fills", "ledger_records", "manifest_lines"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("confirmed_unusual", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade():
-    for table in ("fills", "ledger_records"):
+    for table in ("fills", "ledger_records", "manifest_lines"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("confirmed_unusual")

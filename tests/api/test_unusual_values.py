@@ -110,3 +110,23 @@ def test_the_scan_page_shows_the_warnings_keeps_what_was_typed_and_takes_the_che
     assert r.status_code == 302, re.sub(r"\s+", " ", r.get_data(as_text=True))[-800:]
     db.session.rollback()
     assert db.session.scalars(select(Fill)).one().confirmed_unusual is True
+
+
+def test_unusual_manifest_lines_and_receipts_need_a_confirmation(api, world):
+    from tests.ledger.builders import build_loop, manifest_body, walk_to
+
+    loop = build_loop(world, api, removed_kg=60000)  # a confirmed, unusual replacement: 60 t in stock
+    body = manifest_body(loop, 60000)
+    r = api.post("/api/v1/manifests", body, as_="ent")
+    assert r.status_code == 422 and r.get_json().get("code") == "confirmation_required", r.get_json()
+    assert r.get_json()["warnings"] == {"lines.0.quantity_kg": ["unusual: more than 50000 kg in one record"]}
+    # A usual manifest, received at twice its quantity: the receipt needs a confirmation.
+    number = api.post("/api/v1/manifests", {**manifest_body(loop, 500), "submit": True}, as_="ent").get_json()["number"]
+    walk_to(api, number, "in_transit")
+    receipt = {"lines": [{"line_no": 1, "received_kg": 1000, "accepted_kg": 500, "refusal_reason": "wet"}]}
+    r = api.post(f"/api/v1/manifests/{number}/receive", receipt, as_="svc")
+    assert r.status_code == 422 and r.get_json()["code"] == "confirmation_required", r.get_json()
+    assert r.get_json()["warnings"] == {"lines.0.received_kg": ["unusual: more than 1.5 × the 500 kg shipped"]}
+    r = api.post(f"/api/v1/manifests/{number}/receive", {**receipt, "confirm_unusual": True}, as_="svc")
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["lines"][0]["confirmed_unusual"] is True
