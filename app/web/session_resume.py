@@ -84,7 +84,7 @@ def resume():
         if wait is not None:
             return _render(target, kept, _("登录失败次数过多，请 %(minutes)s 分钟后再试。", minutes=wait.minutes), 429)
         try:
-            user = account_services.authenticate(db.session, username, request.form.get("password", ""))
+            user = account_services.authenticate(db.session(), username, request.form.get("password", ""))
         except Unauthorized:
             throttle.failed(username)
             return _render(target, kept, _("用户名或密码错误"), 401)

@@ -10,9 +10,9 @@ from flask_babel import refresh
 from sqlalchemy import func, select
 
 from app.boxes.models import Fill
+from app.common.limits import load as load_limits
 from app.common.timeutil import local_date
 from app.extensions import db
-from app.common.limits import load as load_limits
 from tests import factories
 from tests.boxes.builders import register
 from tests.ledger.builders import ago, build_loop, iso, new_manifest, walk_to
