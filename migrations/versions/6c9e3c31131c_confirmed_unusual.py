@@ -3,7 +3,7 @@
 Existing rows were stored before unusual values needed a confirmation: false.
 
 Revision ID: 6c9e3c31131c
-Revises: a7d3e9c1f404
+Revises: 9f750897c9e3
 Create Date: 2026-12-03 17:10:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "6c9e3c31131c"
-down_revision = "a7d3e9c1f404"
+down_revision = "9f750897c9e3"  # this branch's idempotency_keys; the chain's head was a7d3e9c1f404
 branch_labels = None
 depends_on = None
 
