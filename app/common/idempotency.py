@@ -47,6 +47,7 @@ MAX_STORED_BODY = 1_000_000  # bytes; a larger answer is not kept (the write sti
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PENDING = "tanxiang.idempotency"
+_TOKEN_FIELDS = frozenset({"csrf", "csrf_token", FORM_FIELD})
 # Pages whose POST is not an action on data: signing in and out (a replayed sign-in would not sign in).
 _NOT_ACTIONS = frozenset({"/login", "/logout"})
 
@@ -101,9 +102,9 @@ def _principal_key() -> str | None:
 def _request_hash(page: bool) -> str:
     digest = hashlib.sha256(request.query_string)
     if page:
-        from app.web.form_tokens import user_fields
-
-        fields = sorted(user_fields(request.form).items())
+        # What the person typed, without the tokens (as app.web.form_tokens.user_fields; common
+        # does not import web).
+        fields = sorted((k, v) for k, v in request.form.items() if v.strip() and k not in _TOKEN_FIELDS)
         digest.update(json.dumps(fields, ensure_ascii=False).encode())
         for name, upload in sorted(request.files.items()):
             digest.update(name.encode())
