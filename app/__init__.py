@@ -45,6 +45,7 @@ def import_models() -> None:
     """Import every domain's models so the metadata is complete (Alembic, create_all)."""
     for domain in DOMAINS:
         _import_optional(f"app.{domain}.models")
+    importlib.import_module("app.common.idempotency")  # idempotency_keys (app/common/tx.py's replays)
 
 
 def select_locale() -> str:
@@ -116,6 +117,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         cli = _import_optional(f"app.{domain}.cli")
         if cli is not None and hasattr(cli, "register"):
             cli.register(app)
+    from app.common import idempotency
+
+    idempotency.document(api)  # the Idempotency-Key header on every API write
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
     register_error_handlers(app)
@@ -125,6 +129,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     login_manager.user_loader(auth.load_user)  # the session generation ends cookies at sign-out
     security.init_app(app)  # headers, cookie flags behind TLS, ProxyFix, the sign-in throttle
+    tx.init_idempotency(app)  # one action, one record: after every other check of a request
 
     # Third-party front-end code (Swagger UI for /docs) is vendored outside the app package,
     # served as-is, so the interactive docs work without reaching any outside host.

@@ -142,6 +142,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         # Failed sign-ins (app.accounts.throttle): Flask-Limiter's storage. memory:// counts per
         # process; with several workers or hosts use Redis, e.g. redis://127.0.0.1:6379.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
+        # Idempotency keys of writes (app.common.idempotency): hours a key's first result is kept.
+        "IDEMPOTENCY_TTL_HOURS": float(env.get("IDEMPOTENCY_TTL_HOURS", "24")),
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_FAILURES_PER_ADDRESS": env.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes"),
         "JSON_AS_ASCII": False,

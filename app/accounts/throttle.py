@@ -9,7 +9,7 @@ right password: otherwise guessing would only need to wait for a success.
 The counters live in Flask-Limiter's storage, ``RATELIMIT_STORAGE_URI``: ``memory://`` (one
 process; the default, for development and tests) or, in production with several gunicorn workers
 or hosts, Redis (``redis://127.0.0.1:6379``), so that every worker counts the same failures.
-The limits are ``LOGIN_FAILURES_PER_ACCOUNT`` and ``LOGIN_FAILURES_PER_ADDRESS`` (``limits``
+``RATELIMIT_KEY_PREFIX`` keeps installations that share one Redis apart. The limits are ``LOGIN_FAILURES_PER_ACCOUNT`` and ``LOGIN_FAILURES_PER_ADDRESS`` (``limits``
 notation, e.g. ``10 per 15 minutes``). A storage that fails does not lock everyone out: the
 failure is logged and the sign-in goes on unthrottled.
 
@@ -51,12 +51,14 @@ def init_app(app: Flask) -> Limiter:
 def _budgets(username: str) -> list[tuple[RateLimitItem, str]]:
     config = current_app.config
     address = get_remote_address() or "unknown"
+    # RATELIMIT_KEY_PREFIX separates installations (or test runs) that share one Redis.
+    prefix = config.get("RATELIMIT_KEY_PREFIX") or ""
     return [
         (
             parse(config.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes")),
-            "account:" + username.strip().casefold(),
+            prefix + "account:" + username.strip().casefold(),
         ),
-        (parse(config.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes")), "address:" + address),
+        (parse(config.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes")), prefix + "address:" + address),
     ]
 
 

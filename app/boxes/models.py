@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
@@ -95,6 +95,8 @@ class Fill(Model):
     # ``filled_at``)? Kept here because the colour history records colour changes only, and a box
     # already red for another reason shows none when its carbon runs out. None: an initial fill.
     replaced_overdue: Mapped[bool | None] = mapped_column(Boolean)
+    # An unusual value (plausibility.yaml ``unusual:``) the person confirmed (app/common/confirmations.py).
+    confirmed_unusual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     performed_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")

@@ -75,6 +75,12 @@ class FillIn(StrictSchema):
         metadata={"description": "weighed waste carbon removed, kg (required for a replacement)"},
     )
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms values plausibility.yaml calls unusual (else 422 code confirmation_required)"
+        },
+    )
 
 
 class FillOut(Schema):
@@ -89,6 +95,9 @@ class FillOut(Schema):
     iodine_mg_g = fields.Float()
     regeneration_batch_id = Id(allow_none=True)
     removed_waste_kg = fields.Float(allow_none=True)
+    confirmed_unusual = fields.Bool(
+        metadata={"description": "an unusual value (plausibility.yaml) was confirmed by the person recording it"}
+    )
     replaced_overdue = fields.Bool(
         allow_none=True,
         metadata={

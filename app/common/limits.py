@@ -53,6 +53,11 @@ class Limit:
 class Limits:
     fields: dict[str, Limit]
     min_date: date
+    # Days before a box's or enterprise's registration that its first records may lie.
+    backfill_days: int = 1827
+    # Possible but unusual values (``unusual:``), as the file gives them (checked by its schema);
+    # app/common/confirmations.py reads them.
+    unusual: dict | None = None
 
     @property
     def min_datetime(self) -> datetime:
@@ -114,9 +119,21 @@ def parse(data: dict, where: str = FILE) -> Limits:
     if not isinstance(min_date, date):
         problems.append(f"{where}: dates.min must be a date (YYYY-MM-DD)")
         min_date = date(2000, 1, 1)
+    backfill = dates.get("backfill_days", 1827) if isinstance(dates, dict) else 1827
+    if isinstance(backfill, bool) or not isinstance(backfill, int) or backfill < 0:
+        problems.append(f"{where}: dates.backfill_days must be a whole number of days >= 0")
+        backfill = 1827
     if problems:
         raise RulesError("\n".join(problems))
-    return Limits(limits, min_date)
+    unusual = data.get("unusual") or {}
+    iodine = unusual.get("iodine_mg_g") if isinstance(unusual, dict) else None
+    if isinstance(iodine, dict) and _number(problems, "unusual.iodine_mg_g.min", iodine.get("min")) >= _number(
+        problems, "unusual.iodine_mg_g.max", iodine.get("max")
+    ):
+        problems.append(f"{where}: unusual.iodine_mg_g: min must be below max")
+    if problems:
+        raise RulesError("\n".join(problems))
+    return Limits(limits, min_date, backfill, dict(unusual) if isinstance(unusual, dict) else {})
 
 
 def check_plausibility(data: dict, where: str) -> None:

@@ -6,6 +6,8 @@ Services only ``flush``; they never commit. The request decides, here, once:
 * a write that answers >= 400, or raises, rolls back: a refused request leaves nothing behind;
 * a commit that fails becomes a problem document (409 for a conflict with stored data, 503
   otherwise), never a traceback;
+* a write carrying an idempotency key stores its first result with the same commit
+  (app/common/idempotency.py), and answers it again for the same key;
 * a read (GET, HEAD, OPTIONS) never commits. What it flushed is dropped when the request's
   session is removed. The single exception is :func:`commit_read_effects`.
 
@@ -54,8 +56,11 @@ def commit_read_effects(session: Session) -> None:
 
 def rollback_request(session: Session) -> None:
     """A write refused by a rule but answered with a redirect (< 400, a page form): drop what it
-    flushed now, so that the boundary's commit stores nothing of it."""
+    flushed now, so that the boundary's commit stores nothing of it (nor its idempotency key)."""
+    from app.common import idempotency
+
     session.rollback()
+    idempotency.forget()
 
 
 def held_until_commit() -> ExitStack:
@@ -104,11 +109,19 @@ def _boundary(response: Response) -> Response:
         if response.status_code >= 400:
             session.rollback()
             return response
+        from app.common import idempotency
+
         try:
+            idempotency.remember(session, response)  # the first result of a keyed action, in its transaction
             _audit_bind(session)
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
+            if isinstance(exc, IntegrityError):
+                # An identical request with the same key committed first: answer its result.
+                replayed = idempotency.answer_after_conflict(session)
+                if replayed is not None:
+                    return replayed
             current_app.logger.warning("commit failed for %s %s: %s", request.method, request.path, exc)
             return _commit_failed(exc)
         return response
@@ -132,6 +145,15 @@ def _teardown(exc: BaseException | None) -> None:
 def init_app(app: Flask) -> None:
     app.after_request(_boundary)
     app.teardown_request(_teardown)
+
+
+def init_idempotency(app: Flask) -> None:
+    """Idempotency keys of writes (app/common/idempotency.py): the stored first result is answered
+    before the view runs; :func:`_boundary` stores it with the commit. Installed after the
+    request's other checks (CSRF, the API's bearer token), so that a replay passes them first."""
+    from app.common import idempotency
+
+    idempotency.init_app(app)
 
 
 @contextmanager

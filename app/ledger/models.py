@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
@@ -186,6 +186,8 @@ class LedgerRecord(Model):
     available_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text, default="")
+    # An unusual quantity (plausibility.yaml ``unusual:``) the person confirmed (app/common/confirmations.py).
+    confirmed_unusual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Raised by each approved revision (app.ledger.services.revisions). NULL is version 1: rows
     # stored before revisions existed keep NULL, so their audited images still match.
@@ -291,6 +293,8 @@ class ManifestLine(Model):
     received_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     accepted_kg: Mapped[Decimal | None] = mapped_column(Kilograms())
     refusal_reason: Mapped[str] = mapped_column(Text, default="")
+    # An unusual quantity or receipt (plausibility.yaml ``unusual:``) the person confirmed.
+    confirmed_unusual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     method_code: Mapped[str | None] = mapped_column(String(4))
     # Accepted waste carbon already consumed by regeneration batches (never above accepted_kg).
     consumed_kg: Mapped[Decimal] = mapped_column(Kilograms(), default=ZERO_KG)

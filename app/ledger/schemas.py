@@ -49,12 +49,19 @@ class LedgerIn(StrictSchema):
     container_count = fields.Int(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     handler = fields.Str(load_default="", validate=validate.Length(max=120))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms a quantity plausibility.yaml calls unusual (else 422 confirmation_required)"
+        },
+    )
 
 
 class LedgerRecordOut(Schema):
     id = fields.Int(metadata={"description": "for /ledger/{id}/revisions"})
     version = fields.Function(lambda r: r.version or 1, metadata={"description": "raised by each approved revision"})
     batch_code = fields.Str()
+    confirmed_unusual = fields.Bool()
     stage = fields.Str()
     stage_zh = fields.Function(lambda r: STAGE_ZH[r.stage])
     enterprise_id = fields.Int()
@@ -194,6 +201,12 @@ class ManifestIn(StrictSchema):
     driver_phone = fields.Str(validate=validate.Length(max=30))
     submit = fields.Bool(load_default=False, metadata={"description": "submit at once"})
     signature = fields.Nested(SignatureIn, metadata={"description": "required with submit: the signer's password"})
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms line quantities plausibility.yaml calls unusual (else 422 confirmation_required)"
+        },
+    )
 
 
 class ManifestQuery(PageArgs):
@@ -237,6 +250,12 @@ class ReceiveIn(StrictSchema):
     lines = fields.List(fields.Nested(ReceiveLineIn), required=True, validate=validate.Length(min=1))
     note = fields.Str(load_default="", validate=validate.Length(max=2000))
     signature = fields.Nested(SignatureIn, metadata=SIGNATURE_DOC)
+    confirm_unusual = fields.Bool(
+        load_default=False,
+        metadata={
+            "description": "confirms weighed quantities far above the shipped ones (else 422 confirmation_required)"
+        },
+    )
 
 
 class RejectIn(StrictSchema):
@@ -273,6 +292,7 @@ class LineSourceOut(Schema):
 
 class ManifestLineOut(Schema):
     line_no = fields.Int()
+    confirmed_unusual = fields.Bool(metadata={"description": "an unusual quantity or receipt was confirmed"})
     waste_code = fields.Str()
     waste_name = fields.Str()
     category = fields.Str()

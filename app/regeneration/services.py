@@ -8,7 +8,7 @@ twice) and a batch's output (never filled twice). No Flask here.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +80,7 @@ def record_batch(
     wanted: dict[int, Decimal] = defaultdict(Decimal)
     places: dict[int, list[int]] = defaultdict(list)
     raw_inputs = data.get("inputs") or []
+    last_received: date | None = None
     if not raw_inputs:
         errors["inputs"] = ["at least one received manifest line is required"]
     for i, item in enumerate(raw_inputs):
@@ -113,6 +114,13 @@ def record_batch(
             continue
         wanted[line.id] += quantity
         places[line.id].append(i)
+        if manifest.received_at is not None:
+            received = local_date(manifest.received_at)
+            last_received = received if last_received is None else max(last_received, received)
+    # Carbon cannot be regenerated before it arrived: the batch is not dated before the day its
+    # last input was received.
+    if last_received is not None and "produced_on" not in errors and produced_on < last_received:
+        errors["produced_on"] = [f"cannot be before its inputs were received ({last_received})"]
     batch_no = (data.get("batch_no") or "").strip()
     if errors:
         raise InvalidInput("The regeneration batch has invalid fields.", errors=errors)

@@ -121,6 +121,9 @@ def store_batch(session: Session, messages: list[Message], settings: Settings) -
         except ValueError as exc:
             dead(i, "invalid_json", f"not JSON: {exc}")
             continue
+        except RecursionError:  # a hostile payload nesting thousands deep must not stop the subscriber
+            dead(i, "invalid_json", "not JSON: the document nests too deeply")
+            continue
         if not isinstance(body, dict):
             dead(i, "invalid_shape", 'expected an object {"token": …, "readings": [...]}')
             continue

@@ -56,23 +56,33 @@ _FAST = msgspec.json.Decoder(_Batch | list[Reading])  # type: ignore[valid-type]
 def decode(data: bytes) -> Any:
     """The body's items, typed when the fast decoder accepts them all (a :class:`TypedReadings`),
     else the JSON document as it is (the caller finds its items with ``readings_of``).
-    Malformed JSON is a :class:`DomainError` (400)."""
+    Malformed JSON, or JSON nesting deeper than the decoders can recurse, is a
+    :class:`DomainError` (400)."""
     try:
         body = _FAST.decode(data)
     except msgspec.DecodeError:
         return parse_json(data)
+    except RecursionError:  # msgspec too recurses into a hostile nesting (see parse_json)
+        raise DomainError("malformed JSON: the document nests too deeply") from None
     return TypedReadings(body.readings if type(body) is _Batch else body)
 
 
 def parse_json(data: bytes) -> Any:
     """The request body as JSON: orjson, and the standard library for what orjson refuses but it
     reads (integers beyond 64 bits, NaN, UTF-16/32 bodies), so that such readings are still
-    rejected item by item."""
+    rejected item by item.
+
+    A hostile body nesting deeper than orjson's limit makes the standard library recurse until
+    Python's stack limit: that is the caller's malformed input (400), never a server error. The
+    request guard (app.common.errors) refuses deep JSON sent as ``application/json``; this catches
+    it whatever the content type, and for the MQTT subscriber, which has no request guard."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         try:
             return json.loads(data)
+        except RecursionError:
+            raise DomainError("malformed JSON: the document nests too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise DomainError(f"malformed JSON: {exc}") from exc
 

@@ -104,6 +104,48 @@ def _patterns() -> list[tuple[re.Pattern[str], Any]]:
             re.compile(r"the carbon of batch (?P<no>.+) comes from (?P<plant>.+) \(organisation \d+\)"),
             lambda m: _("再生批次 %(no)s 的活性炭来自 %(plant)s", **m),
         ),
+        # Unusual values that need a confirmation (app/common/confirmations.py).
+        (
+            re.compile(rf"unusual: outside the usual {n('min')}–{n('max')} mg/g"),
+            lambda m: _("不常见：超出常见范围 %(min)s–%(max)s mg/g", **m),
+        ),
+        (
+            re.compile(rf"unusual: more than {n('ratio')} × the box's design fill \({n('design')} kg\)"),
+            lambda m: _("不常见：超过碳箱设计装填量（%(design)s kg）的 %(ratio)s 倍", **m),
+        ),
+        (
+            re.compile(
+                rf"unusual: more than the box held \({n('held')} kg of carbon \+ {n('share')}% adsorbed = {n('most')} kg\)"
+            ),
+            lambda m: _("不常见：超过碳箱可容纳的量（装填 %(held)s kg + 吸附 %(share)s%% = %(most)s kg）", **m),
+        ),
+        (
+            re.compile(rf"unusual: more than {n('ratio')} × the {n('shipped')} kg shipped"),
+            lambda m: _("不常见：超过联单数量 %(shipped)s kg 的 %(ratio)s 倍", **m),
+        ),
+        (
+            re.compile(rf"unusual: more than {n('max')} kg in one record"),
+            lambda m: _("不常见：单条记录超过 %(max)s kg", **m),
+        ),
+        # Date bounds against the stored history (the services name the bound).
+        (
+            re.compile(r"cannot be before (?P<bound>[\d-]+) \(the box was registered on (?P<registered>[\d-]+)\)"),
+            lambda m: _("不能早于 %(bound)s（碳箱登记于 %(registered)s）", **m),
+        ),
+        (
+            re.compile(
+                r"cannot be before (?P<bound>[\d-]+) \(the enterprise was registered on (?P<registered>[\d-]+)\)"
+            ),
+            lambda m: _("不能早于 %(bound)s（企业登记于 %(registered)s）", **m),
+        ),
+        (
+            re.compile(r"must be after the previous fill \((?P<bound>[\d: -]+)\)"),
+            lambda m: _("必须晚于上一次装填时间 %(bound)s", **m),
+        ),
+        (
+            re.compile(r"cannot be before its inputs were received \((?P<bound>[\d-]+)\)"),
+            lambda m: _("不能早于投入废炭的接收日期 %(bound)s", **m),
+        ),
     ]
 
 

@@ -14,6 +14,7 @@ from app.boxes import presenters
 from app.boxes import services as box_services
 from app.boxes.schemas import FillIn
 from app.common.auth import current_principal
+from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
@@ -21,7 +22,7 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages, receiving, regeneration_pages, regulator, revision_pages
+from app.web import pages, receiving, regeneration_pages, regulator, revision_pages, session_resume
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -201,6 +202,7 @@ def scan(code):
             box_services.record_scan_problem(db.session, box.id, problem, detail, now)
     can_fill = bool(principal and not principal.is_device and box_services.can_service(principal, box))
     form_errors: dict = {}
+    needs_confirmation = False
     if request.method == "POST":
         if not can_fill:
             commit_read_effects(db.session)  # the scan problem found above, if any
@@ -218,6 +220,7 @@ def scan(code):
             form_errors = localise_form_errors(exc.messages)
         except InvalidInput as exc:
             form_errors = localise_form_errors(exc.errors)
+            needs_confirmation = isinstance(exc, ConfirmationRequired)  # the checkbox appears
         except DomainError as exc:
             form_errors = {"_": [localise_error(exc)]}
         else:
@@ -236,6 +239,7 @@ def scan(code):
         label_state=label_state,
         can_fill=can_fill,
         form_errors=form_errors,
+        needs_confirmation=needs_confirmation,
         form=request.form,
         last_replacement=last_replacement,
         principal=principal,
@@ -305,4 +309,5 @@ BLUEPRINTS = (
     regulator.bp,
     *receiving.BLUEPRINTS,
     *regeneration_pages.BLUEPRINTS,
+    session_resume.bp,
 )

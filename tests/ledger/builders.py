@@ -69,6 +69,7 @@ def build_loop(
             "iodine_mg_g": 880,
             "filled_at": iso(replaced_at),
             "removed_waste_kg": removed_kg,
+            "confirm_unusual": True,  # some tests remove more than 2000 kg + 35 % (unusual, confirmed)
         },
         as_="svc",
     )

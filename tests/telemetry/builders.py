@@ -41,7 +41,12 @@ def make_sensor_box(world, filled_days_ago: float = 2, **extra):
         db.session,
         factories.op_principal(),
         box,
-        {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": utc_now() - timedelta(days=filled_days_ago)},
+        {
+            "mass_kg": 2000.0,
+            "iodine_mg_g": 950.0,
+            "filled_at": utc_now() - timedelta(days=filled_days_ago),
+            "confirm_unusual": True,  # 2000 kg whatever the design (unusual for a small design, confirmed)
+        },
     )
     db.session.commit()
     return box

@@ -201,3 +201,18 @@ def test_readings_are_listed_in_openapi(api):
     assert "/api/v1/readings" in spec["paths"]
     assert "/api/v1/boxes/{code}/readings" in spec["paths"]
     assert "/api/v1/telemetry/dead-letters" in spec["paths"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", None])
+def test_a_body_nested_thousands_deep_is_refused_not_a_server_error(api, world, sensor_box, gateway, content_type):
+    # Sent as anything but application/json it passes the request guard's depth check: the wire
+    # decoder itself must turn the standard library's RecursionError into a 400.
+    headers = {"Authorization": f"Bearer {gateway}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    for body in ("[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000):
+        r = api.client.post("/api/v1/readings", data=body, headers=headers)
+        assert r.status_code == 400, r.get_data(as_text=True)[:200]
+        assert r.mimetype == "application/problem+json"
+        assert "nests too deeply" in r.get_json()["detail"]
+    assert stored_count() == 0

@@ -15,12 +15,35 @@ from app.boxes.services.access import can_service
 from app.boxes.services.colours import evaluate_boxes, rebuild_history
 from app.boxes.services.latest import latest_fill
 from app.boxes.services.registry import _positive
+from app.common import limits as plausible_limits
 from app.common.columns import is_number, kg, kg_or_none
+from app.common.confirmations import Warnings
 from app.common.errors import Conflict, Forbidden, InvalidInput
-from app.common.timeutil import utcnow
+from app.common.timeutil import local_date, to_local_str, utcnow
 from app.common.wiring import wiring_of
 
 # ---------------------------------------------------------------- fills
+
+
+def _within_history(
+    session: Session, errors: dict[str, list[str]], box: Box, previous: Fill | None, filled_at: datetime
+) -> None:
+    """A fill lies inside the box's history: after its previous fill, whatever kind either is; a
+    first fill not before the box's registration day, less the back-fill window of
+    ``plausibility.yaml`` (``dates.backfill_days``: a box already in service when registered
+    may enter its current carbon). The message names the bound."""
+    if previous is not None:
+        if filled_at <= previous.filled_at:
+            errors.setdefault("filled_at", []).append(
+                f"must be after the previous fill ({to_local_str(previous.filled_at)})"
+            )
+        return
+    registered_on = local_date(box.created_at)
+    earliest = registered_on - timedelta(days=plausible_limits.load(wiring_of(session).rules_dir).backfill_days)
+    if local_date(filled_at) < earliest:
+        errors.setdefault("filled_at", []).append(
+            f"cannot be before {earliest} (the box was registered on {registered_on})"
+        )
 
 
 def record_fill(
@@ -43,6 +66,8 @@ def record_fill(
     if carbon_type not in CARBON_TYPES:
         errors["carbon_type"] = [f"one of {', '.join(CARBON_TYPES)}"]
     previous = latest_fill(session, box.id)
+    if filled_at <= now + timedelta(minutes=5):
+        _within_history(session, errors, box, previous, filled_at)
     kind = FillKind.REPLACEMENT if previous is not None else FillKind.INITIAL
     if data.get("kind") and data["kind"] != kind:
         if data["kind"] == "replacement":
@@ -55,8 +80,6 @@ def record_fill(
             errors["removed_waste_kg"] = ["required for a replacement: weigh the waste carbon removed"]
         elif not is_number(removed) or kg(removed) <= 0:
             errors["removed_waste_kg"] = ["must be greater than 0 (at least 1 g)"]
-        if previous is not None and filled_at <= previous.filled_at:
-            errors.setdefault("filled_at", []).append("must be after the previous fill")
     elif removed is not None:
         errors["removed_waste_kg"] = ["only a replacement removes waste carbon"]
     supplier_id = data.get("supplier_org_id")
@@ -64,6 +87,13 @@ def record_fill(
         errors["supplier_org_id"] = [f"unknown organisation {supplier_id}"]
     if errors:
         raise InvalidInput("The fill has invalid fields.", errors=errors)
+    # Possible but unusual values need the request's confirmation (app/common/confirmations.py).
+    unusual = Warnings(session)
+    unusual.iodine("iodine_mg_g", data.get("iodine_mg_g"))
+    unusual.fill_vs_design("mass_kg", data.get("mass_kg"), box.design_fill_kg)
+    if kind == "replacement" and previous is not None:
+        unusual.removed_vs_held("removed_waste_kg", removed, previous.mass_kg)
+    confirmed = unusual.settle(data)
     for validate in wiring_of(session).fill_validators:
         validate(session, box, data, actor)
     replaced_overdue = None
@@ -87,6 +117,7 @@ def record_fill(
         performed_by_org_id=actor.organization.id if actor.organization else None,
         recorded_by_user_id=actor.user.id if actor.user else None,
         note=data.get("note") or "",
+        confirmed_unusual=confirmed,
         created_at=now,
     )
     session.add(fill)

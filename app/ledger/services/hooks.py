@@ -36,5 +36,6 @@ def on_fill(session: Session, fill: Fill, principal: Principal) -> None:
         fill=fill,
         facility_code=box.facility_code,
         note=f"碳箱 {box.code} 更换活性炭 (replacement in box {box.code})",
+        confirmed_unusual=bool(fill.confirmed_unusual),  # the weighed quantity was confirmed with the fill
     )
     fill.ledger_batch_code = generation.batch_code  # shown in the fill's API response

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.audit.signatures import SignatureProof
+from app.common.confirmations import Warnings, confirmed_lines
 from app.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.ledger.catalogue import parse_hazards
@@ -254,6 +255,10 @@ def create_manifest(
             errors["number"] = [problem]
     if errors:
         raise InvalidInput("The manifest has invalid fields.", errors=errors)
+    unusual = Warnings(session)  # possible but unusual quantities: the request must confirm them
+    for i, line in enumerate(lines):
+        unusual.waste_quantity(f"lines.{i}.quantity_kg", line["quantity_kg"])
+    confirmed = unusual.settle(data)
     # Each of these missing (or a consignor without a county) is an error above.
     assert consignor is not None and consignor.county_code and carrier is not None and receiver is not None
     if number:
@@ -281,7 +286,9 @@ def create_manifest(
         created_by_user_id=actor.user.id if actor.user else None,
         created_at=now,
     )
-    manifest.lines = [ManifestLine(**line) for line in lines]
+    manifest.lines = [
+        ManifestLine(**line, confirmed_unusual=i in confirmed_lines(unusual, confirmed)) for i, line in enumerate(lines)
+    ]
     session.add(manifest)
     session.flush()
     _event(session, manifest, actor, "create", None, now, "consignor", origin=origin)

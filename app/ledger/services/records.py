@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill
+from app.common import limits as plausible_limits
+from app.common.confirmations import Warnings
 from app.common.errors import Forbidden, InvalidInput, NotFound
-from app.common.timeutil import utcnow
+from app.common.timeutil import local_date, utcnow
+from app.common.wiring import wiring_of
 from app.ledger.catalogue import CURRENT_EDITION, category_of
 from app.ledger.models import LedgerRecord, Stage, WasteStock
 from app.ledger.services.rules_access import EPS, ZERO_KG, _day_start, _unknown_code, catalogue_entry, is_number, kg
@@ -37,6 +40,7 @@ def record_generation(
     container_count: int | None = None,
     handler: str = "",
     note: str = "",
+    confirmed_unusual: bool = False,
 ) -> LedgerRecord:
     """A generation (产生) record and its into-storage (入库) record; the stock grows."""
     entry = catalogue_entry(waste_code)
@@ -59,6 +63,7 @@ def record_generation(
         handler=handler or (actor.label if actor else ""),
         recorded_by_user_id=actor.user.id if actor and actor.user else None,
         note=note,
+        confirmed_unusual=confirmed_unusual,
     )
     generation = _new_record(
         session,
@@ -200,9 +205,20 @@ def record_by_hand(
     generated_at = data.get("generated_at") or now
     if generated_at > now + timedelta(minutes=5):
         errors["generated_at"] = ["cannot be in the future"]
+    elif enterprise is not None:
+        # Not before the enterprise existed in the service, less the back-fill window of
+        # plausibility.yaml (an enterprise registered today enters this year's ledger).
+        registered_on = local_date(enterprise.created_at)
+        backfill = plausible_limits.load(wiring_of(session).rules_dir).backfill_days
+        earliest = registered_on - timedelta(days=backfill)
+        if local_date(generated_at) < earliest:
+            errors["generated_at"] = [f"cannot be before {earliest} (the enterprise was registered on {registered_on})"]
     if errors:
         raise InvalidInput("The ledger record has invalid fields.", errors=errors)
     assert enterprise is not None  # else an error above
+    unusual = Warnings(session)  # possible but unusual: the request must confirm it
+    unusual.waste_quantity("quantity_kg", quantity)
+    confirmed = unusual.settle(data)
     return record_generation(
         session,
         enterprise=enterprise,
@@ -218,4 +234,5 @@ def record_by_hand(
         container_count=data.get("container_count"),
         handler=data.get("handler") or "",
         note=data.get("note") or "",
+        confirmed_unusual=confirmed,
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.accounts.services import Principal
 from app.audit import signatures
 from app.audit.signatures import SignatureProof
+from app.common.confirmations import Warnings, confirmed_lines
 from app.common.errors import Conflict, Forbidden, InvalidInput
 from app.common.timeutil import local_date, utcnow
 from app.ledger.locking import acquire_write_lock
@@ -279,12 +280,19 @@ def receive(
         errors.setdefault("lines", []).append("nothing accepted: refuse the manifest with the reject action")
     if errors:
         raise InvalidInput("The receipt has invalid fields.", errors=errors)
+    unusual = Warnings(session)  # a weighed quantity far above the shipped one: confirm it
+    places = {no: i for i, no in enumerate(given)}
+    for no, g in given.items():
+        unusual.received_vs_shipped(f"lines.{places[no]}.received_kg", g["received"], by_no[no].quantity_kg)
+    confirmed = confirmed_lines(unusual, unusual.settle(data))
     tolerance = rules(session).quantity_tolerance
     returns: dict[int, Any] = {}
     discrepancies = []
     for no, g in given.items():
         line = by_no[no]
         line.received_kg, line.accepted_kg, line.refusal_reason = g["received"], g["accepted"], g["reason"]
+        if places[no] in confirmed:
+            line.confirmed_unusual = True
         if g["received"] - g["accepted"] > EPS:
             returns[line.id] = kg(g["received"] - g["accepted"])
         deviation = float(abs(g["received"] - line.quantity_kg) / line.quantity_kg)  # a ratio: float
