@@ -6,25 +6,17 @@ changes nothing (tests share one session across requests; a half-done change mus
 
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint
-from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Response, current_app
 from flask.views import MethodView
-from flask_babel import gettext as _
-from flask_login import current_user
 from flask_smorest import Blueprint
 
-from app.accounts.services import Principal
-from app.common.auth import current_principal, require_user
-from app.common.errors import DomainError
+from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
-from app.common.timeutil import to_local_str, utcnow
-from app.common.tx import rollback_request
+from app.common.timeutil import utcnow
 from app.extensions import db
-from app.ledger import schemas, services
+from app.ledger import schemas, services, verify_pages
 from app.ledger.catalogue import load_catalogue
-from app.ledger.models import STATE_ZH
-from app.ledger.pdf import ACTION_ZH, manifest_pdf
-from app.translations import localise_error
+from app.ledger.pdf import manifest_pdf
 
 blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
 
@@ -196,72 +188,5 @@ def anomalies(args):
     )
 
 
-# ---------------------------------------------------------------- the verification page
-
-pages = PageBlueprint("manifest_pages", __name__, template_folder="../templates")
-
-
-def _page_principal() -> Principal | None:
-    """Who is signed in on this page (session cookie); forms here are CSRF-protected."""
-    if current_user and current_user.is_authenticated:
-        return Principal(user=current_user._get_current_object())
-    return current_principal(optional=True) if request.method == "GET" else None
-
-
-@pages.route("/m/<number>", methods=["GET"])
-def verify(number):
-    """Anyone holding the paper can check it: the state and the steps with their dates, nothing
-    more (no quantities, no names: numbers are sequential and could be guessed). Parties and
-    regulators who are signed in get a link to the full record; the carrier gets the pickup form."""
-    manifest = services.find_manifest_public(db.session(), number)
-    if manifest is None:
-        return render_template("manifest_verify.html", manifest=None, number=number), 404
-    principal = _page_principal()
-    can_read = False
-    parties: set[str] = set()
-    if principal is not None:
-        parties = services.party_of(principal, manifest)
-        can_read = services.can_read(db.session(), principal, manifest)
-    steps = [
-        {"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
-        for e in manifest.events
-    ]
-    return render_template(
-        "manifest_verify.html",
-        manifest=manifest,
-        number=number,
-        state_zh=_(STATE_ZH[manifest.status]),
-        steps=steps,
-        can_read=can_read,
-        can_pickup="carrier" in parties and manifest.status == "submitted",
-        overdue=manifest.is_overdue(utcnow()),
-        error=request.args.get("error"),
-    )
-
-
-@pages.route("/m/<number>/pickup", methods=["POST"])
-def verify_pickup(number):
-    """The carrier scanned the manifest's QR code and confirms the pickup from the page."""
-    principal = _page_principal()
-    if principal is None:
-        return redirect(url_for("web.login", next=url_for("manifest_pages.verify", number=number)))
-    manifest = services.find_manifest_public(db.session(), number)
-    if manifest is None:
-        abort(404)
-    data = {
-        "vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
-        "driver_name": (request.form.get("driver_name") or "").strip(),
-        "driver_phone": (request.form.get("driver_phone") or "").strip(),
-    }
-    if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
-        return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
-    try:
-        services.pickup(db.session(), principal, manifest, data)
-    except DomainError as exc:
-        rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
-        return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))
-    return redirect(url_for("manifest_pages.verify", number=number))
-
-
 API_BLUEPRINTS = (blp,)
-BLUEPRINTS = (pages,)
+BLUEPRINTS = (verify_pages.pages,)

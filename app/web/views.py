@@ -21,7 +21,7 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages
+from app.web import enterprise, manifest_forms, pages
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -296,4 +296,5 @@ def boxes_page():
     )
 
 
-BLUEPRINTS = (pages.bp, bp)  # pages first: its dashboard answers / for signed-in users
+# pages first: its dashboard answers / for signed-in users; the enterprise's forms beside it.
+BLUEPRINTS = (pages.bp, bp, enterprise.bp, manifest_forms.bp)
