@@ -109,6 +109,11 @@ def _manifest_body(form: dict[str, str], chosen: list[str]) -> tuple[dict[str, A
     errors: dict[str, list[str]] = {}
     lines = []
     for code in chosen:
+        packaging = form.get(f"packaging-{code}", "").strip()
+        if not packaging:
+            errors[f"packaging-{code}"] = [_("必填")]
+        elif len(packaging) > 60:
+            errors[f"packaging-{code}"] = [_("不能超过 %(max)s 个字符", max=60)]
         raw = form.get(f"quantity_kg-{code}", "").strip()
         try:
             quantity = Decimal(raw)
@@ -117,11 +122,6 @@ def _manifest_body(form: dict[str, str], chosen: list[str]) -> tuple[dict[str, A
         except InvalidOperation:
             errors[f"quantity_kg-{code}"] = [_("必填") if not raw else _("不是有效的数字")]
             continue
-        packaging = form.get(f"packaging-{code}", "").strip()
-        if not packaging:
-            errors[f"packaging-{code}"] = [_("必填")]
-        elif len(packaging) > 60:
-            errors[f"packaging-{code}"] = [_("不能超过 %(max)s 个字符", max=60)]
         lines.append({"waste_code": code, "quantity_kg": str(quantity), "packaging": packaging})
     body: dict[str, Any] = {"lines": lines, "note": form.get("note", "")[:2000]}
     for name in ("carrier_id", "receiver_id"):
