@@ -92,7 +92,7 @@ def _pickup_form(form: dict[str, str]) -> tuple[dict[str, str], dict[str, list[s
     if not data["vehicle_plate"]:
         errors["vehicle_plate"] = [_("必填")]
     elif schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
-        errors["vehicle_plate"] = [_("车牌号格式不正确，例如 浙J12345 或 浙JD12345")]
+        errors["vehicle_plate"] = [_("车牌号格式不正确，例如 %(a)s 或 %(b)s", a="浙J12345", b="浙JD12345")]
     if not data["driver_name"]:
         errors["driver_name"] = [_("必填")]
     elif len(data["driver_name"]) > 60:
