@@ -23,7 +23,7 @@ from app.accounts.services import Principal
 from app.boxes import services as box_services
 from app.boxes.models import CARBON_TYPES
 from app.boxes.schemas import BoxIn
-from app.common.auth import current_principal
+from app.common.auth import require_user
 from app.common.errors import DomainError, InvalidInput, NotFound
 from app.extensions import db
 from app.labels.sheets import boxes_for_sheet, label_sheet
@@ -34,13 +34,18 @@ from app.web.form_tokens import user_fields
 bp = Blueprint("enterprise_pages", __name__, template_folder="../templates")
 
 
+def _messages(exc: ValidationError) -> dict[str, Any]:
+    """marshmallow's messages of a form (a dict of fields; a bare list is the form's own)."""
+    return exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+
+
 def _forbidden(detail: str):
     return render_template("error.html", status=403, title=_("无权访问"), detail=detail), 403
 
 
 def _enterprise_admin() -> Principal | None:
     """The signed-in administrator of an enterprise (a generator), else None."""
-    principal = current_principal()
+    principal = require_user()
     org = principal.organization
     user = principal.user
     if org is None or user is None or principal.is_device or not org.has_role("generator") or user.role != "admin":
@@ -87,17 +92,17 @@ def carbon_type_names() -> dict[str, str]:
 
 
 def _services_choices() -> list[tuple[int, str]]:
-    query = account_services.list_organizations(db.session, current_principal(), role="supplier")
-    return [(o.id, o.name) for o in db.session.scalars(query.order_by(None).order_by(Organization.name))]
+    query = account_services.list_organizations(db.session(), require_user(), role="supplier")
+    return [(o.id, o.name) for o in db.session().scalars(query.order_by(None).order_by(Organization.name))]
 
 
 def _register_box(principal: Principal, form: dict[str, str]):
     """One box from the form (the enterprise is the admin's own)."""
-    data = dict(form)
-    data["has_sensors"] = "has_sensors" in form
-    data = BoxIn().load(data)
+    raw: dict[str, Any] = dict(form)
+    raw["has_sensors"] = "has_sensors" in form
+    data = BoxIn().load(raw)
     data["enterprise_id"] = principal.organization.id if principal.organization else None
-    return box_services.register_box(db.session, principal, data)
+    return box_services.register_box(db.session(), principal, data)
 
 
 @bp.route("/enterprise/boxes/new", methods=["GET", "POST"])
@@ -112,7 +117,7 @@ def new_box():
         try:
             box = _register_box(principal, form)
         except ValidationError as exc:
-            errors = field_messages(exc.messages)
+            errors = field_messages(_messages(exc))
         except InvalidInput as exc:
             errors = field_messages(exc.errors) or {"_": [localise_error(exc)]}
         except DomainError as exc:
@@ -147,7 +152,7 @@ def _create_staff(principal: Principal, form: dict[str, str]) -> User:
     data = UserIn().load({k: v for k, v in form.items() if k in ("username", "display_name", "password", "role")})
     data["organization_id"] = principal.organization.id if principal.organization else None
     data["is_operator"] = False
-    return account_services.create_user(db.session, principal, data)
+    return account_services.create_user(db.session(), principal, data)
 
 
 @bp.route("/enterprise/staff", methods=["GET", "POST"])
@@ -162,7 +167,7 @@ def staff():
         try:
             user = _create_staff(principal, form)
         except ValidationError as exc:
-            errors = field_messages(exc.messages)
+            errors = field_messages(_messages(exc))
         except InvalidInput as exc:
             errors = field_messages(exc.errors) or {"_": [localise_error(exc)]}
         except DomainError as exc:
@@ -170,7 +175,7 @@ def staff():
         else:
             flash(_("账号 %(username)s 已创建。", username=user.username))
             return redirect(url_for("enterprise_pages.staff"))
-    users = list(db.session.scalars(account_services.list_users(db.session, principal)))
+    users = list(db.session().scalars(account_services.list_users(db.session(), principal)))
     return render_template(
         "enterprise_staff.html",
         users=users,
@@ -188,9 +193,9 @@ def staff():
 @login_required
 def labels_pdf():
     """The label sheet of the boxes ticked on the box list (``codes``, repeated)."""
-    principal = current_principal()
+    principal = require_user()
     try:
-        boxes = boxes_for_sheet(db.session, principal, codes=request.args.getlist("codes"))
+        boxes = boxes_for_sheet(db.session(), principal, codes=request.args.getlist("codes"))
     except NotFound as exc:
         return render_template("error.html", status=404, title=_("未找到"), detail=localise_error(exc)), 404
     except InvalidInput:

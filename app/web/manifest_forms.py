@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, list_organizations
-from app.common.auth import current_principal
+from app.common.auth import current_principal, require_user
 from app.common.errors import DomainError, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.common.tx import rollback_request
@@ -39,7 +39,7 @@ PACKAGINGS = ("吨袋", "编织袋", "铁桶", "塑料桶", "托盘")
 
 def _consignor() -> Principal | None:
     """The signed-in staff of an enterprise (a generator): who may fill in its manifests."""
-    principal = current_principal()
+    principal = require_user()
     org = principal.organization
     if org is None or principal.is_device or not org.has_role("generator"):
         return None
@@ -61,8 +61,10 @@ def consignor_actions(manifest: Manifest) -> list[str]:
 
 def may_create_manifest(enterprise_id: int | None) -> bool:
     principal = current_principal(optional=True)
-    org = principal.organization if principal else None
-    return bool(org is not None and org.id == enterprise_id and org.has_role("generator") and not principal.is_device)
+    if principal is None or principal.is_device or principal.organization is None:
+        return False
+    org = principal.organization
+    return bool(org.id == enterprise_id and org.has_role("generator"))
 
 
 @bp.app_context_processor
@@ -78,8 +80,8 @@ def _parties(principal: Principal, codes: list[str]) -> tuple[list[Organization]
     today = local_date(utcnow())
 
     def named(role: str) -> list[Organization]:
-        query = list_organizations(db.session, principal, role=role).order_by(None).order_by(Organization.name)
-        return list(db.session.scalars(query))
+        query = list_organizations(db.session(), principal, role=role).order_by(None).order_by(Organization.name)
+        return list(db.session().scalars(query))
 
     carriers = [o for o in named("carrier") if ledger_services.transport_permit(o, today)]
     receivers = {o.id: o for o in named("receiver") + named("regenerator")}
@@ -156,7 +158,7 @@ def new_manifest():
     if principal is None or principal.organization is None:
         return _forbidden()
     now = utcnow()
-    summary = ledger_services.stock_summary(db.session, principal, principal.organization.id, now)
+    summary = ledger_services.stock_summary(db.session(), principal, principal.organization.id, now)
     items = [i for i in summary["items"] if i["available_kg"] > 0]
     carriers, receivers = _parties(principal, [i["waste_code"] for i in items])
     errors: dict[str, list[str]] = {}
@@ -167,9 +169,9 @@ def new_manifest():
         body, errors = _manifest_body(form, chosen)
         if not errors:
             try:
-                manifest = ledger_services.create_manifest(db.session, principal, ManifestIn().load(body), now)
+                manifest = ledger_services.create_manifest(db.session(), principal, ManifestIn().load(body), now)
             except ValidationError as exc:
-                errors = _line_errors(exc.messages, chosen)
+                errors = _line_errors(exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}, chosen)
             except InvalidInput as exc:
                 errors = _line_errors(exc.errors or {}, chosen) or {"_": [localise_error(exc)]}
             except DomainError as exc:
@@ -194,12 +196,12 @@ def new_manifest():
 
 
 def _submit_step(principal: Principal, manifest: Manifest, form: dict[str, str]) -> str:
-    ledger_services.submit(db.session, principal, manifest, utcnow())
+    ledger_services.submit(db.session(), principal, manifest, utcnow())
     return _("联单 %(number)s 已提交，等待承运人提货。", number=manifest.number)
 
 
 def _cancel_step(principal: Principal, manifest: Manifest, form: dict[str, str]) -> str:
-    ledger_services.cancel(db.session, principal, manifest, {"reason": form.get("reason", "")[:2000]}, utcnow())
+    ledger_services.cancel(db.session(), principal, manifest, {"reason": form.get("reason", "")[:2000]}, utcnow())
     return _("联单 %(number)s 已作废。", number=manifest.number)
 
 
@@ -212,16 +214,16 @@ STEPS: dict[str, Callable[[Principal, Manifest, dict[str, str]], str]] = {
 @bp.route("/manifests/<number>/<any(submit, cancel):step>", methods=["POST"])
 @login_required
 def manifest_step(number: str, step: str):
-    principal = current_principal()
+    principal = require_user()
     try:
-        manifest = ledger_services.get_manifest(db.session, principal, number)
+        manifest = ledger_services.get_manifest(db.session(), principal, number)
     except NotFound:
         detail = _("联单 %(number)s 不存在，或您无权查看。", number=number)
         return render_template("error.html", status=404, title=_("未找到"), detail=detail), 404
     try:
         message = STEPS[step](principal, manifest, user_fields(request.form))
     except DomainError as exc:
-        rollback_request(db.session)  # answered with a redirect (< 400): nothing of it may be stored
+        rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
         flash(localise_error(exc), "error")
     else:
         flash(message)
@@ -242,8 +244,8 @@ def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
     now = utcnow()
     out = []
     for status, title, waiting_on in groups:
-        query = ledger_services.list_manifests(db.session, principal, status=status, party="consignor", now=now)
-        rows = list(db.session.scalars(query.limit(100)))
+        query = ledger_services.list_manifests(db.session(), principal, status=status, party="consignor", now=now)
+        rows = list(db.session().scalars(query.limit(100)))
         out.append({"status": str(status), "title": title, "waiting_on": waiting_on, "rows": rows})
     return out
 
