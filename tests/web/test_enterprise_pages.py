@@ -307,3 +307,46 @@ def test_phone_numbers(app, phone, valid):
     from app.ledger.verify_pages import PHONE_RE
 
     assert (PHONE_RE.match(phone) is not None) is valid
+
+
+# ---------------------------------------------------------------- one language per page
+
+
+_HAN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def test_the_new_pages_speak_english_when_asked(app, loop, api):
+    number = new_manifest(api, loop, 300, submit=True)["number"]
+    data = sorted(
+        {
+            loop.world.enterprise.name,
+            loop.world.service.name,
+            loop.carrier.name,
+            "吨袋",
+            "编织袋",
+            "铁桶",
+            "塑料桶",
+            "托盘",
+            "中文",
+            "浙危废经第331000012号",  # the receiver's licence number
+            *(m.waste_name for m in db.session.scalars(select(Manifest)).first().lines),
+        },
+        key=len,
+        reverse=True,
+    )
+    admin, carrier = login(app, "ent"), login(app, "drv")
+    for client, path in [
+        (admin, "/enterprise/boxes/new"),
+        (admin, "/enterprise/staff"),
+        (admin, "/manifests/new"),
+        (admin, "/manifests/todo"),
+        (admin, f"/manifests/{number}"),
+        (admin, "/boxes"),
+        (carrier, f"/m/{number}"),
+    ]:
+        page = text(client.get(f"{path}?lang=en"))
+        for value in data:
+            page = page.replace(value, " ")
+        assert not _HAN.findall(page), (path, _HAN.findall(page)[:10])
+    wrong = text(carrier.post(f"/m/{number}/pickup?lang=en", data={"vehicle_plate": "x", "driver_phone": "abc"}))
+    assert "a mobile number (11 digits)" in wrong and "not a vehicle plate" in wrong and "Driver: required" in wrong
