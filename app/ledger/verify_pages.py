@@ -119,6 +119,9 @@ def verify_pickup(number):
     manifest = services.find_manifest_public(db.session(), number)
     if manifest is None:
         abort(404)
+    if "carrier" not in services.party_of(principal, manifest):
+        # Not this manifest's carrier: the page it comes from shows no pickup form to them.
+        return redirect(url_for("manifest_pages.verify", number=number))
     form = {k: v for k, v in request.form.items() if v.strip() and k not in TOKEN_FIELDS}
     data, errors = _pickup_form(form)
     if not errors:

@@ -256,6 +256,8 @@ def test_other_enterprises_and_other_roles_cannot_act_on_a_manifest(app, loop, a
     other = login(app, "other")
     assert other.post(f"/manifests/{number}/submit").status_code == 404
     assert other.post(f"/manifests/{number}/cancel").status_code == 404
+    pickup = {"vehicle_plate": "浙J12345", "driver_name": "王", "driver_phone": "13812345678"}
+    assert other.post(f"/m/{number}/pickup", data=pickup).status_code == 302  # back to the page, no form for them
     assert "data-steps" not in login(app, "reg_tt").get(f"/manifests/{number}").get_data(as_text=True)
     carrier = login(app, "drv")
     assert carrier.get("/manifests/new").status_code == 403
