@@ -390,7 +390,10 @@ def test_carrier_picks_up_from_the_scanned_page(api, world, client):
     assert client.post("/login", data={"username": "drv", "password": factories.PASSWORD}).status_code == 302
     page = client.get(f"/m/{number}").get_data(as_text=True)
     assert "确认提货" in page
-    r = client.post(f"/m/{number}/pickup", data={"vehicle_plate": "浙j12345", "driver_name": "王师傅"})
+    r = client.post(
+        f"/m/{number}/pickup",
+        data={"vehicle_plate": "浙j12345", "driver_name": "王师傅", "driver_phone": "13812345678"},
+    )
     assert r.status_code == 302
     assert manifest_status(number) == "in_transit"
     assert stock_row(world.enterprise.id) == (800, 0)
