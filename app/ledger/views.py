@@ -6,28 +6,19 @@ changes nothing (tests share one session across requests; a half-done change mus
 
 from __future__ import annotations
 
-from flask import Blueprint as PageBlueprint
-from flask import Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Response, current_app
 from flask.views import MethodView
-from flask_babel import gettext as _
-from flask_login import current_user
 from flask_smorest import Blueprint
 
-from app.accounts.services import Principal
-from app.audit.signatures import checks as signature_checks
 from app.audit.signatures import issue_handover_code
-from app.audit.signing_forms import handover_from_body, handover_from_form, signature_from_body, signature_from_form
-from app.common.auth import current_principal, require_user
-from app.common.errors import DomainError
+from app.audit.signing_forms import handover_from_body, signature_from_body
+from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
-from app.common.timeutil import to_local_str, utcnow
-from app.common.tx import rollback_request
+from app.common.timeutil import utcnow
 from app.extensions import db
-from app.ledger import schemas, services
+from app.ledger import schemas, services, verify_pages
 from app.ledger.catalogue import load_catalogue
-from app.ledger.models import STATE_ZH
-from app.ledger.pdf import ACTION_ZH, manifest_pdf
-from app.translations import localise_error
+from app.ledger.pdf import manifest_pdf
 
 blp = Blueprint("ledger", __name__, description="Waste ledger, stock and transfer manifests (台账、库存、转移联单)")
 
@@ -219,99 +210,7 @@ def anomalies(args):
     )
 
 
-# ---------------------------------------------------------------- the verification page
-
-pages = PageBlueprint("manifest_pages", __name__, template_folder="../templates")
-
-
-def _page_principal() -> Principal | None:
-    """Who is signed in on this page (session cookie); forms here are CSRF-protected."""
-    if current_user and current_user.is_authenticated:
-        return Principal(user=current_user._get_current_object())
-    return current_principal(optional=True) if request.method == "GET" else None
-
-
-@pages.route("/m/<number>", methods=["GET"])
-def verify(number):
-    """Anyone holding the paper can check it: the state and the steps with their dates, nothing
-    more (no quantities, no names: numbers are sequential and could be guessed). Parties and
-    regulators who are signed in get a link to the full record; the carrier gets the pickup form."""
-    manifest = services.find_manifest_public(db.session(), number)
-    if manifest is None:
-        return render_template("manifest_verify.html", manifest=None, number=number), 404
-    principal = _page_principal()
-    can_read = False
-    parties: set[str] = set()
-    if principal is not None:
-        parties = services.party_of(principal, manifest)
-        can_read = services.can_read(db.session(), principal, manifest)
-    steps = [
-        {"label": _(ACTION_ZH.get(e.action, e.action)), "at": to_local_str(e.at), "party": e.party}
-        for e in manifest.events
-    ]
-    return render_template(
-        "manifest_verify.html",
-        signature_rows=_signature_rows(manifest, can_read),
-        manifest=manifest,
-        number=number,
-        state_zh=_(STATE_ZH[manifest.status]),
-        steps=steps,
-        can_read=can_read,
-        can_pickup="carrier" in parties and manifest.status == "submitted",
-        overdue=manifest.is_overdue(utcnow()),
-        error=request.args.get("error"),
-    )
-
-
-def _signature_rows(manifest, can_read: bool) -> list[dict]:
-    """Each signature with the hash recomputed now; the signer's name only for those who may read the manifest."""
-    from app.audit.pages import method_names, step_names
-
-    parties = {"consignor": _("移出人"), "carrier": _("承运人"), "receiver": _("接受人")}
-    return [
-        {
-            "step": c.signature.step,
-            "step_label": step_names().get(c.signature.step, c.signature.step),
-            "party_label": parties.get(c.signature.party, c.signature.party),
-            "signer": f"{c.signature.signer_name}（{c.signature.organization_name}）" if can_read else "",
-            "method_label": method_names().get(c.signature.method, c.signature.method),
-            "at": to_local_str(c.signature.signed_at),
-            "matches": c.matches,
-            "superseded": c.superseded and not c.matches,
-            "version": c.signature.manifest_version,
-            "sha256": c.signature.content_sha256,
-        }
-        for c in signature_checks(db.session(), manifest)
-    ]
-
-
-@pages.route("/m/<number>/pickup", methods=["POST"])
-def verify_pickup(number):
-    """The carrier scanned the manifest's QR code and confirms the pickup from the page."""
-    principal = _page_principal()
-    if principal is None:
-        return redirect(url_for("web.login", next=url_for("manifest_pages.verify", number=number)))
-    manifest = services.find_manifest_public(db.session(), number)
-    if manifest is None:
-        abort(404)
-    data = {
-        "vehicle_plate": (request.form.get("vehicle_plate") or "").strip().upper(),
-        "driver_name": (request.form.get("driver_name") or "").strip(),
-        "driver_phone": (request.form.get("driver_phone") or "").strip(),
-    }
-    if schemas.PLATE_RE.match(data["vehicle_plate"]) is None:
-        return redirect(url_for("manifest_pages.verify", number=number, error=_("车牌号格式不正确")))
-    try:
-        signature = signature_from_form(db.session(), principal.user, request.form, manifest)
-        handover = handover_from_form(db.session(), principal.user, request.form, manifest)
-        services.pickup(db.session(), principal, manifest, data, signature=signature, handover=handover)
-    except DomainError as exc:
-        rollback_request(db.session())  # answered with a redirect (< 400): nothing of it may be stored
-        return redirect(url_for("manifest_pages.verify", number=number, error=localise_error(exc)))
-    return redirect(url_for("manifest_pages.verify", number=number))
-
-
 from app.ledger.revision_views import blp as revisions_blp  # noqa: E402 (revisions and versions)
 
 API_BLUEPRINTS = (blp, revisions_blp)
-BLUEPRINTS = (pages,)
+BLUEPRINTS = (verify_pages.pages,)

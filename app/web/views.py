@@ -22,7 +22,16 @@ from app.common.wiring import wiring_of
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
-from app.web import pages, receiving, regeneration_pages, regulator, revision_pages, session_resume
+from app.web import (
+    enterprise,
+    manifest_forms,
+    pages,
+    receiving,
+    regeneration_pages,
+    regulator,
+    revision_pages,
+    session_resume,
+)
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("web", __name__, template_folder="../templates")
@@ -310,4 +319,6 @@ BLUEPRINTS = (
     *receiving.BLUEPRINTS,
     *regeneration_pages.BLUEPRINTS,
     session_resume.bp,
+    enterprise.bp,
+    manifest_forms.bp,
 )

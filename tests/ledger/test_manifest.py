@@ -398,17 +398,17 @@ def test_carrier_picks_up_from_the_scanned_page(api, world, client):
     assert client.post("/login", data={"username": "drv", "password": factories.PASSWORD}).status_code == 302
     page = client.get(f"/m/{number}").get_data(as_text=True)
     assert "确认提货" in page and 'name="signature_password"' in page and 'name="handover_code"' in page
-    form = {"vehicle_plate": "浙j12345", "driver_name": "王师傅"}
+    form = {"vehicle_plate": "浙j12345", "driver_name": "王师傅", "driver_phone": "13812345678"}
     code = api.handover_code(number)
-    # Unsigned, or signed with a wrong password: nothing happens, the page says why.
+    # Unsigned, or signed with a wrong password: nothing happens, the page says why (422, input kept).
     for unsigned in ({**form, "handover_code": code}, {**form, "signature_password": "wrong", "handover_code": code}):
         r = client.post(f"/m/{number}/pickup", data=unsigned)
-        assert r.status_code == 302 and "error=" in r.headers["Location"]
+        assert r.status_code == 422 and 'value="王师傅"' in r.get_data(as_text=True)
         assert manifest_status(number) == "submitted"
     r = client.post(
         f"/m/{number}/pickup", data={**form, "signature_password": factories.PASSWORD, "handover_code": code}
     )
-    assert r.status_code == 302 and "error=" not in r.headers["Location"]
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/m/{number}/picked-up")
     assert manifest_status(number) == "in_transit"
     assert stock_row(world.enterprise.id) == (800, 0)
     db.session.rollback()
