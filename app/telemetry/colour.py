@@ -247,7 +247,7 @@ def _lean_rows(session, box_id: int, lo: datetime, hi: datetime) -> list[tuple]:
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     # The driver's own cursor (in the session's transaction): plain tuples, no Row per reading.
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(
             f"SELECT ts, inlet_mg_m3, outlet_mg_m3, airflow_m3_h, running FROM {SensorReading.__tablename__} "
