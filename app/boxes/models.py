@@ -54,6 +54,12 @@ class Box(Model):
     colour_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     colour_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The rest of the last evaluation, so that a read evaluates nothing (app.boxes.stored):
+    # saturation and predicted date as columns (lists filter and sort on them), the figures the
+    # box's page and JSON show in ``colour_detail``. NULL: not evaluated since the column came.
+    saturation: Mapped[float | None] = mapped_column(Float)
+    predicted_replacement_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    colour_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     enterprise: Mapped[Organization] = relationship(foreign_keys=[enterprise_id], lazy="joined")

@@ -35,11 +35,24 @@ _WASTE_ON_SITE = select(
 )
 
 
+# session.info[REPLAY_KEY] while app.boxes.services.rebuild_history evaluates a box at past
+# moments (as app.telemetry.colour.REPLAY_KEY).
+REPLAY_KEY = "colour_replay"
+
+
 def waste_on_site(session, boxes, facts_by_box, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:
         return
-    rows = session.execute(_WASTE_ON_SITE, {"ids": ids}).all()
+    # The rows are the stored records, whatever the moment: a replay (hundreds of moments, none
+    # of which changes the ledger) reads them once.
+    replay = session.info.get(REPLAY_KEY)
+    memo = replay.setdefault("waste_on_site", {}) if replay is not None else None
+    rows = memo.get(tuple(ids)) if memo is not None else None
+    if rows is None:
+        rows = session.execute(_WASTE_ON_SITE, {"ids": ids}).all()
+        if memo is not None:
+            memo[tuple(ids)] = rows
     for box_id, fill_id, occurred_at, on_site, available, batch_code in rows:
         facts = facts_by_box[box_id]
         occurred_at = _aware(occurred_at)

@@ -10,7 +10,7 @@ by ``app/data/colour_rules.yaml``.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.telemetry.integration import (
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
 from app.telemetry.services import Settings, open_interval_kg, sync_state_to_fill
+from app.telemetry.services.checks import bind_ts
 
 
 def _settings() -> Settings:
@@ -64,14 +65,21 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
     ids = [b.id for b in boxes]
     if not ids:
         return
-    states = _states(session, ids)
-    settings = None
     replay = session.info.get(REPLAY_KEY)
+    if replay is None:
+        states, settings = _states(session, ids), _settings()
+    else:
+        # A replay evaluates the same box at hundreds of moments and changes no sensor state:
+        # the stored states and the settings are read once.
+        memo = replay.setdefault("sensor_states", {})
+        key = tuple(ids)
+        if key not in memo:
+            memo[key] = (_states(session, ids), _settings())
+        states, settings = memo[key]
     for box in boxes:
         facts = facts_by_box_id[box.id]
         state = states.get(box.id)
         fill = facts.get("fill")
-        settings = settings or _settings()
         load = None
         if state is not None and replay is not None and box.id in replay["since"]:
             # Replaying the box's history: the readings as they stood at ``now``.
@@ -130,25 +138,42 @@ class Timeline:
         before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < since).order_by(t.ts.desc()).limit(1))
         self.lo = min(since, before or since) - timedelta(hours=25)
         self.state, self.cap_s, self.box, self.session = state, cap_s, box, session
+        # Every evaluated moment is at or after ``since``: the readings before the newest one
+        # before it only feed the integral, the load window and the streak, so they are read
+        # lean (a day of them, thousands); whole rows from that newest one on.
+        pivot = before or since
         cols = [getattr(t, c) for c in _READING_COLUMNS]
         self.rows = [
-            tuple(r) for r in session.execute(select(*cols).where(t.box_id == box.id, t.ts >= self.lo).order_by(t.ts))
+            tuple(r) for r in session.execute(select(*cols).where(t.box_id == box.id, t.ts >= pivot).order_by(t.ts))
         ]
-        self.ts = [r[0] for r in self.rows]
+        outlet = 1 + list(MEASURES).index("outlet_mg_m3")
+        self.lean = _lean_rows(session, box.id, self.lo, pivot) + [
+            (r[0], r[1], r[outlet], r[3], r[-1]) for r in self.rows
+        ]
+        self.offset = len(self.lean) - len(self.rows)  # self.rows[i - offset] is reading i
+        self.ts = [r[0] for r in self.lean]
         self.whole_before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < self.lo).limit(1)) is None
         # The breakthrough streak ending at each reading: its length and first reading's ts.
         limit = box.emission_limit_mg_m3
-        outlet = 1 + list(MEASURES).index("outlet_mg_m3")
         self.streak: list[tuple[int, datetime | None]] = []
-        for r in self.rows:
-            above = bool(r[-1]) and r[outlet] > limit
+        for r in self.lean:
+            above = bool(r[-1]) and r[2] > limit
             prev = self.streak[-1] if self.streak else (0, None)
             self.streak.append((prev[0] + 1, prev[1] if prev[0] else r[0]) if above else (0, None))
         self._fills: dict[int, tuple] = {}
+        self._states: dict[tuple[int | None, int], tuple[SimpleNamespace, MeasuredLoad]] = {}
 
     def next_after(self, t: datetime) -> datetime | None:
         i = bisect_right(self.ts, t)
         return self.ts[i] if i < len(self.ts) else None
+
+    def _row(self, i: int) -> tuple:
+        """Reading ``i`` whole (one before the whole rows is read when asked for)."""
+        if i >= self.offset:
+            return self.rows[i - self.offset]
+        t = SensorReading
+        cols = [getattr(t, c) for c in _READING_COLUMNS]
+        return tuple(self.session.execute(select(*cols).where(t.box_id == self.box.id, t.ts == self.ts[i])).one())
 
     def _fill_sums(self, fill):
         """For ``fill``: its readings' index range, rates, and the cumulative kg and held seconds
@@ -156,21 +181,12 @@ class Timeline:
         cached = self._fills.get(fill.id)
         if cached is None:
             first = bisect_left(self.ts, fill.filled_at)
-            rows = self.rows[first:]
+            rows = self.lean[first:]
             state = self.state
             suffix = fill.filled_at < self.lo and state.fill_id == fill.id and not self.whole_before
             if fill.filled_at < self.lo and not suffix and not self.whole_before:
                 # An older fill than the stored state's: its readings before the loaded ones too.
-                t = SensorReading
-                cols = [getattr(t, c) for c in _READING_COLUMNS]
-                rows = [
-                    tuple(r)
-                    for r in self.session.execute(
-                        select(*cols)
-                        .where(t.box_id == self.box.id, t.ts >= fill.filled_at, t.ts < self.lo)
-                        .order_by(t.ts)
-                    )
-                ] + rows
+                rows = _lean_rows(self.session, self.box.id, fill.filled_at, self.lo) + rows
             rates = [rate_kg_h(r[1], r[2], r[3], r[-1]) for r in rows]
             ts = [r[0] for r in rows]
             cum_kg, cum_s = [0.0], [0.0]
@@ -184,7 +200,16 @@ class Timeline:
         return cached
 
     def state_at(self, fill, t: datetime):
+        """The state and the measured load at ``t``: those of the newest reading at or before
+        ``t`` (the same for every moment until the next reading, so they are made once)."""
         i = bisect_right(self.ts, t) - 1
+        key = (fill.id if fill is not None else None, i)
+        found = self._states.get(key)
+        if found is None:
+            found = self._states[key] = self._state_at(fill, t, i)
+        return found
+
+    def _state_at(self, fill, t: datetime, i: int):
         values: dict[str, Any] = dict(
             fill_id=fill.id if fill else None,
             fill_started_at=fill.filled_at if fill else None,
@@ -198,7 +223,7 @@ class Timeline:
             breakthrough_since=None,
         )
         if i >= 0:
-            row = self.rows[i]
+            row = self._row(i)
             values["latest_ts"] = row[0]
             values["latest"] = dict(zip(_READING_COLUMNS[1:], row[1:], strict=True))
             values["breakthrough_count"], values["breakthrough_since"] = self.streak[i]
@@ -213,6 +238,29 @@ class Timeline:
                 kg, covered = cum_kg[k] - cum_kg[j], cum_s[k] - cum_s[j]
                 load = _load(kg, covered, ts[k], max(start_hour, fill.filled_at))
         return SimpleNamespace(**values), load
+
+
+def _lean_rows(session, box_id: int, lo: datetime, hi: datetime) -> list[tuple]:
+    """``(ts, inlet, outlet, airflow, running)`` of the box's readings in [lo, hi), in order:
+    driver SQL, so that a day of readings is not passed through SQLAlchemy value by value."""
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    # The driver's own cursor (in the session's transaction): plain tuples, no Row per reading.
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            f"SELECT ts, inlet_mg_m3, outlet_mg_m3, airflow_m3_h, running FROM {SensorReading.__tablename__} "
+            f"WHERE box_id = {mark} AND ts >= {mark} AND ts < {mark} ORDER BY ts",
+            (box_id, bind_ts(lo, sqlite), bind_ts(hi, sqlite)),
+        )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if sqlite:  # as UTCDateTime reads them: naive UTC text
+        parse = datetime.fromisoformat
+        return [(parse(ts).replace(tzinfo=UTC), i, o, a, bool(r)) for ts, i, o, a, r in rows]
+    return [(ts.astimezone(UTC), i, o, a, r) for ts, i, o, a, r in rows]
 
 
 def _load(kg: float, covered: float, newest: datetime, start: datetime) -> MeasuredLoad:

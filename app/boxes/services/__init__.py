@@ -30,6 +30,7 @@ from app.boxes.services.colours import (
     rebuild_history,
     refresh_colours,
     refresh_due,
+    refresh_due_chunk,
     view_box,
     view_boxes,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "record_scan_problem",
     "refresh_colours",
     "refresh_due",
+    "refresh_due_chunk",
     "register_box",
     "reprint_label",
     "require_visible_enterprise",

@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
 from app.boxes.models import Box, BoxEvent, ColourChange, Fill
 from app.boxes.services.latest import latest_fills
+from app.boxes.services.stored import rules_digest, snapshot, stored_evaluation
 from app.common.timeutil import utcnow
 from app.common.wiring import wiring_of
 
@@ -80,6 +81,7 @@ def refresh_colours(
     rules = _rules(session)
     evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
     rules_version = rules.version
+    digest = rules_digest(rules)
     written: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # changed columns → rows to update
     for box in boxes:
         ev = evaluations[box.id]
@@ -110,6 +112,10 @@ def refresh_colours(
             ]
         if box.colour_next_check_at != ev.next_check_at:
             changes["colour_next_check_at"] = ev.next_check_at
+        # What reads show without evaluating (app.boxes.services.stored).
+        for key, value in snapshot(ev, digest).items():
+            if getattr(box, key) != value:
+                changes[key] = value
         state = sa_inspect(box)
         if state.persistent and not state.modified:
             # A stored box without other pending changes (as after ingest): what changed is
@@ -287,6 +293,8 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
     box.colour_since = last_at
     box.colour_reasons = [{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]
     box.colour_next_check_at = ev.next_check_at
+    for key, value in snapshot(ev, rules_digest(rules)).items():
+        setattr(box, key, value)
     box.colour_evaluated_at = now
     box.revision = (box.revision or 0) + 1
     session.flush()
@@ -295,31 +303,48 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
 
 def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:
     """Re-evaluate boxes whose colour may have changed with time alone (their next check time
-    has passed). Called before colour-filtered lists and by the periodic sweep command."""
+    has passed). Called before colour-filtered lists; the sweep command goes chunk by chunk
+    (:func:`refresh_due_chunk`), each chunk its own transaction."""
     done = 0
     while True:
-        boxes = list(
-            session.scalars(
-                select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(batch)
-            )
-        )
-        if not boxes:
+        n = refresh_due_chunk(session, now, batch)
+        done += n
+        if n < batch:
             return done
+
+
+def refresh_due_chunk(session: Session, now: datetime, limit: int = 500, unstored: bool = False) -> int:
+    """Evaluate and store up to ``limit`` boxes whose next check has come (the earliest first),
+    or, with ``unstored``, boxes without a stored evaluation yet (as after the migration that
+    brought it). The number evaluated: fewer than ``limit`` when no more are due."""
+    due = select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(limit)
+    boxes = list(session.scalars(due))
+    if unstored and len(boxes) < limit:
+        boxes += session.scalars(select(Box).where(Box.colour_detail.is_(None)).limit(limit - len(boxes)))
+    if boxes:
         refresh_colours(session, boxes, now)
-        done += len(boxes)
-        if len(boxes) < batch:
-            return done
+    return len(boxes)
 
 
 def view_box(session: Session, box: Box, now: datetime | None = None) -> BoxView:
-    now = now or utcnow()
-    evaluation = refresh_colours(session, [box], now)[box.id]
-    return BoxView(box=box, evaluation=evaluation, fill=evaluation.facts.get("fill"))
+    """The box as a read shows it: its stored evaluation while that is still true, else (its
+    next check has come, other rules, never stored) evaluated and stored now (a GET stores it
+    through ``commit_read_effects``)."""
+    return view_boxes(session, [box], now)[0]
 
 
 def view_boxes(session: Session, boxes: list[Box], now: datetime | None = None) -> list[BoxView]:
     now = now or utcnow()
-    evaluations = refresh_colours(session, boxes, now)
+    rules = _rules(session)
+    digest = rules_digest(rules)
+    evaluations: dict[int, Evaluation] = {}
+    for box in boxes:
+        stored = stored_evaluation(session, box, now, digest, rules)
+        if stored is not None:
+            evaluations[box.id] = stored
+    due = [b for b in boxes if b.id not in evaluations]
+    if due:
+        evaluations.update(refresh_colours(session, due, now))
     return [BoxView(b, evaluations[b.id], evaluations[b.id].facts.get("fill")) for b in boxes]
 
 

@@ -118,6 +118,7 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
             reasons=[{"code": "no_active_fill", "level": "grey"}],
         )
     )
+    refresh_colours(session, [box], now)  # stored from the start: reads evaluate nothing
     return box
 
 

@@ -1,0 +1,216 @@
+"""Read benchmark for RANDOM boxes: the scan page ``/c/{code}`` and ``GET /api/v1/boxes/{code}``
+against ``/healthz`` on the same server (gunicorn, 2 workers, PostgreSQL).
+
+    .venv/bin/python scripts/bench_reads.py [--boxes 10000] [--seconds 10]
+
+Makes a scratch PostgreSQL database (``BENCH_PG_URL``, default the local server), migrates it,
+and generates the boxes through the product's services (``register_box``, ``record_fill``: each
+box registered and filled at a random moment of the last 30 days, so the colours spread over
+green, yellow and red), 100 enterprises over the Taizhou counties. Then wrk (``-t2 -c16``) asks
+for a random box on every request (a Lua script picks one of all the codes), so the per-process
+read cache is no help: what is measured is the stored evaluation read. Prints requests/s, the
+ratio to /healthz and p50/p99 for each; targets: ratio ≥ 0.6, p99 < 50 ms. Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_http import free_port, wait_up  # noqa: E402
+
+COUNTIES = ["331002", "331003", "331004", "331022", "331023", "331024", "331081", "331082", "331083"]
+
+
+def generate(n_boxes: int) -> list[str]:
+    """The boxes, through the services, one commit per 500."""
+    from app import create_app
+    from app.accounts.models import User
+    from app.accounts.services import Principal, create_organization
+    from app.boxes.services import record_fill, register_box
+    from app.extensions import db
+
+    app = create_app()
+    rng = random.Random(12)
+    codes: list[str] = []
+    now = datetime.now(UTC)
+    with app.app_context():
+        op = db.session.query(User).filter_by(username="bench").one()
+        actor = Principal(user=op)
+        enterprises = [
+            create_organization(
+                db.session,
+                actor,
+                {
+                    "name": f"台州基准测试企业{i:03d}有限公司",
+                    "roles": ["generator"],
+                    "county_code": COUNTIES[i % len(COUNTIES)],
+                },
+            ).id
+            for i in range(100)
+        ]
+        db.session.commit()
+        started = time.perf_counter()
+        for i in range(n_boxes):
+            registered = now - timedelta(days=30, hours=rng.random() * 24)
+            box = register_box(
+                db.session,
+                actor,
+                {
+                    "enterprise_id": enterprises[i % len(enterprises)],
+                    "facility_code": f"TA{i // len(enterprises):03d}",
+                    "outlet_code": "DA001",
+                    "carbon_type": "granular",
+                    "design_fill_kg": 2000.0,
+                    "design_airflow_m3_h": 15000.0,
+                    "design_removed_mg_m3": 80.0,
+                    "hours_per_day": 16.0,
+                    "emission_limit_mg_m3": 60.0,
+                },
+                now=registered,
+            )
+            filled_at = now - timedelta(days=rng.random() * 14)
+            record_fill(db.session, actor, box, {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": filled_at})
+            codes.append(box.code)
+            if i % 500 == 499:
+                db.session.commit()
+                print(f"  {i + 1} boxes, {(i + 1) / (time.perf_counter() - started):.0f} boxes/s", flush=True)
+        db.session.commit()
+        db.engine.dispose()
+    return codes
+
+
+LUA = """
+local paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, paths_file: Path | None, tmp: Path) -> tuple[float, str, str]:
+    args = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        args += ["-H", f"{k}: {v}"]
+    if paths_file is not None:
+        script = tmp / f"{paths_file.stem}.lua"
+        script.write_text(LUA % paths_file)
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    non2xx = [line for line in out.splitlines() if "Non-2xx" in line]
+    if non2xx:
+        print(f"  {url}: {non2xx[0].strip()}")
+    rate = float(next(line for line in out.splitlines() if line.startswith("Requests/sec")).split()[1])
+
+    def pct(p: str) -> str:
+        m = re.search(rf"^\s+{p}%\s+(\S+)", out, re.M)
+        return m.group(1) if m else "?"
+
+    return rate, pct("50"), pct("99")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boxes", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    name = f"bench_reads_{os.getpid()}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-reads-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp),
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PASSWORD": "bench-password-1",
+    }
+    os.environ.update({k: env[k] for k in ("APP_ENV", "INSTANCE_PATH", "DATABASE_URL", "PUBLIC_BASE_URL")})
+    server = None
+    try:
+        flask = str(VENV_BIN / "flask")
+        subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run([flask, "create-superuser", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        codes = generate(args.boxes)
+        print(f"generated {len(codes)} boxes in {time.perf_counter() - started:.0f} s (register_box + record_fill)")
+        server = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        wait_up(base + "/healthz")
+        req = urllib.request.Request(
+            base + "/api/v1/auth/token",
+            method="POST",
+            data=json.dumps({"username": "bench", "password": "bench-password-1"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        token = json.load(urllib.request.urlopen(req))["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        scan_paths, api_paths = tmp / "scan.txt", tmp / "api.txt"
+        scan_paths.write_text("".join(f"/c/{c}\n" for c in codes))
+        api_paths.write_text("".join(f"/api/v1/boxes/{c}\n" for c in codes))
+        for path, headers in (("/healthz", {}), (f"/c/{codes[0]}", {}), (f"/api/v1/boxes/{codes[0]}", auth)):
+            urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)).read()
+        colours = {}
+        for c in random.Random(3).sample(codes, min(200, len(codes))):
+            body = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/boxes/{c}", headers=auth)))
+            colours[body["colour"]] = colours.get(body["colour"], 0) + 1
+        print(
+            f"wrk -t2 -c16, {args.seconds} s per URL, gunicorn 2 workers, PostgreSQL, {len(codes)} boxes, "
+            f"a random box per request; colours of 200 sampled: {colours}"
+        )
+        health, h50, h99 = wrk(base + "/healthz", {}, args.seconds, None, tmp)
+        scan, s50, s99 = wrk(base + "/", {}, args.seconds, scan_paths, tmp)
+        api, a50, a99 = wrk(base + "/", auth, args.seconds, api_paths, tmp)
+        print(f"/healthz                        {health:8.0f} req/s               p50 {h50:>8}  p99 {h99:>8}")
+        print(
+            f"/c/{{code}} scan page, random    {scan:8.0f} req/s  ratio {scan / health:.2f}  "
+            f"p50 {s50:>8}  p99 {s99:>8}  (target ≥ 0.60, p99 < 50 ms)"
+        )
+        print(
+            f"GET /api/v1/boxes/{{code}}, random {api:7.0f} req/s  ratio {api / health:.2f}  "
+            f"p50 {a50:>8}  p99 {a99:>8}  (target ≥ 0.60, p99 < 50 ms)"
+        )
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
