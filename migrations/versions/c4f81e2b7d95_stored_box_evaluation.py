@@ -7,7 +7,7 @@ or the first read evaluates and stores each one once; until then a read of such 
 it, as every read did before.
 
 Revision ID: c4f81e2b7d95
-Revises: a7d3e9c1f404
+Revises: 6c9e3c31131c
 Create Date: 2026-12-03 16:50:00.000000
 
 """
@@ -20,7 +20,7 @@ import app.common.types
 
 # revision identifiers, used by Alembic.
 revision = "c4f81e2b7d95"
-down_revision = "a7d3e9c1f404"
+down_revision = "6c9e3c31131c"
 branch_labels = None
 depends_on = None
 
