@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
@@ -359,9 +360,7 @@ def create_park(session: Session, actor: Principal, data: dict[str, Any]) -> Par
 def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> User:
     org_id = data.get("organization_id")
     is_operator = bool(data.get("is_operator"))
-    if actor.is_operator:
-        pass
-    elif (
+    if actor.is_operator or (
         actor.user
         and actor.user.role == "admin"
         and actor.organization

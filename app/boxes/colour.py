@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from app.boxes.models import CARBON_TYPES, COLOURS, Colour
 from app.rules import RulesError, load_rule_file, rules_path

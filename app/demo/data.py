@@ -38,7 +38,7 @@ modules import from here (``DemoContext``, ``demo_extension``, ``REPLAY_DEFERRED
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -119,7 +119,7 @@ def _org_code(rng: random.Random, prefix: str = "MA") -> str:
     """A 9-character organisation code (GB 11714: 8 characters and a check character)."""
     body = prefix + "".join(rng.choice(USCC_ALPHABET) for _ in range(8 - len(prefix)))
     values = [int(ch, 36) for ch in body]
-    remainder = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2))) % 11
+    remainder = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
     return body + {10: "X", 11: "0"}.get(remainder, str(remainder))
 
 
@@ -188,7 +188,7 @@ def load_organisations(session: Session, ctx: DemoContext) -> None:
             "address": "台州市市府大道",
         },
     )
-    for code, name, _en in TAIZHOU_COUNTIES:
+    for code, _name, _en in TAIZHOU_COUNTIES:
         org(
             f"regulator:{code}",
             {
@@ -324,7 +324,7 @@ def summarise(session: Session, state: str, logins: list[Login] | None = None) -
     colours = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
     if logins is None:
         logins = []
-        for username, org_key, _role, role_zh, role_en in (
+        for username, _org_key, _role, role_zh, role_en in (
             ("admin", None, "admin", "平台运维", "platform operator"),
             *USERS,
         ):
@@ -355,7 +355,7 @@ def load_demo(session: Session, now: datetime | None = None, seed: int = SEED) -
         summary = summarise(session, "not_empty")
         summary["logins"] = []
         return summary
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     rng = random.Random(seed)
     ensure_counties(session)
     operator, operator_created = load_operator(session, now - timedelta(days=430))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from app.boxes import services as box_services
 from app.boxes.models import Box

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope, list_organizations
-from app.boxes import presenters, services as box_services
+from app.boxes import presenters
+from app.boxes import services as box_services
 from app.boxes.models import Box, Colour
 from app.common.auth import current_principal
 from app.common.errors import NotFound

@@ -186,7 +186,7 @@ def _apply(
     box: Box,
     state: BoxSensorState | _StateValues,
     rows: list[tuple],
-    rollups: "_Rollups",
+    rollups: _Rollups,
     settings: Settings,
     now: datetime,
 ) -> None:
