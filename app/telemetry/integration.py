@@ -145,14 +145,15 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     if not tail:
         return out
     prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
-    hour, hour_end, hour_kg, hour_s = None, None, 0.0, 0.0
+    # No hour yet: the empty interval [epoch, epoch) is left at the first reading.
+    hour, hour_end, hour_kg, hour_s = _EPOCH, _EPOCH, 0.0, 0.0
     by_hour, covered = out.by_hour, out.covered_by_hour
     for ts, rate in tail:
         if prev_ts is not None:
             held = (ts - prev_ts).total_seconds()
             if held > cap_s:
                 held = cap_s
-            if hour_end is None or not hour <= prev_ts < hour_end:
+            if not hour <= prev_ts < hour_end:
                 if hour_kg:
                     by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
                     out.delta_kg += hour_kg
@@ -168,6 +169,7 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
         out.delta_kg += hour_kg
     if hour_s:
         covered[hour] = covered.get(hour, 0.0) + hour_s
+    assert prev_ts is not None  # the tail is not empty
     out.last = Point(prev_ts, prev_rate)
     return out
 
