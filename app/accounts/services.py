@@ -180,6 +180,7 @@ def list_device_tokens(session: Session, actor: Principal, organization_id: int 
         return query
     if not _may_manage_devices(actor, actor.organization.id if actor.organization else None):
         raise Forbidden("只有平台运维或本单位管理员可以查看设备令牌 (only operators or the organisation's admins)")
+    assert actor.organization is not None  # _may_manage_devices: an admin of an organisation
     return query.where(ApiToken.organization_id == actor.organization.id)
 
 

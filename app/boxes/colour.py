@@ -21,7 +21,7 @@ from typing import Any
 from app.boxes.models import CARBON_TYPES, COLOURS, Colour
 from app.rules import RulesError, load_rule_file, rules_path
 
-LEVELS = {c: c.severity for c in Colour}  # the colours' order is defined once, by Colour
+LEVELS: dict[str, int] = {c: c.severity for c in Colour}  # the colours' order is defined once, by Colour
 # The rules that say a box's carbon is spent (saturated, or past its predicted replacement date):
 # a replacement made while one of them holds was late (Fill.replaced_overdue, the statistics).
 SPENT_CARBON_RULES = ("saturation_full", "replacement_overdue")
@@ -131,7 +131,7 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
             problems.append(f"{place}.code: unknown check {code!r}; known: {', '.join(sorted(CHECKS))}")
         if code in seen:
             problems.append(f"{place}.code: {code} appears twice")
-        seen.add(code)
+        seen.add(str(code))
         level = raw.get("level")
         if level not in ("yellow", "red"):
             problems.append(f"{place}.level: yellow or red, not {level!r}")
@@ -152,10 +152,12 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
                 problems.append(f"{place}.{lang}: a message is required")
             else:
                 problems += [f"{place}.{lang}: {p}" for p in message_problems(raw[lang])]
-        rules.append(Rule(code=code, level=level, params=dict(params), zh=raw.get("zh", ""), en=raw.get("en", "")))
+        # (code and level are strings unless a problem above names them, and then nothing is returned)
+        rule = Rule(code=str(code), level=str(level), params=dict(params), zh=raw.get("zh", ""), en=raw.get("en", ""))
+        rules.append(rule)
     if problems:
         raise RulesError.listing(where, problems)
-    return RuleSet(version=version, min_iodine_mg_g=dict(iodine), rules=tuple(rules))
+    return RuleSet(version=str(version), min_iodine_mg_g=dict(iodine), rules=tuple(rules))
 
 
 @lru_cache(maxsize=8)
@@ -356,7 +358,8 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
     reasons.sort(key=lambda r: -LEVELS[r["level"]])
     future = [t for t in facts.get("next_check_candidates", []) if t is not None and t > now]
     since_list = since_by_level.get(colour, [])
-    since = min(since_list) if since_list and all(s is not None for s in since_list) else None
+    known_since = [s for s in since_list if s is not None]
+    since = min(known_since) if since_list and len(known_since) == len(since_list) else None
     return Evaluation(
         colour=colour,
         reasons=reasons,
