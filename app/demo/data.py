@@ -321,7 +321,7 @@ def load_users(session: Session, ctx: DemoContext, operator_created: bool) -> No
 
 
 def summarise(session: Session, state: str, logins: list[Login] | None = None) -> dict[str, Any]:
-    colours = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
+    colours: dict[str, int] = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
     if logins is None:
         logins = []
         for username, _org_key, _role, role_zh, role_en in (
