@@ -11,7 +11,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
-from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
+from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate
 from app.boxes.models import Box, BoxEvent, Colour, ColourChange, Fill
 from app.boxes.services.latest import latest_fills
 from app.common.timeutil import utcnow
@@ -44,7 +44,6 @@ def evaluate_boxes(
 def _evaluate_boxes(
     session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None, rules: RuleSet
 ) -> dict[int, Evaluation]:
-    import_rule_plugins()
     if fills is None:
         fills = latest_fills(session, [b.id for b in boxes], now)
     facts_by_box: dict[int, dict[str, Any]] = {
@@ -179,7 +178,6 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
         since = box.colour_next_check_at  # a moment before the event was never looked at: from there
     since = min(since, now)
     rules = _rules(session)
-    import_rule_plugins()
     session.flush()
     stored = list(
         session.scalars(
