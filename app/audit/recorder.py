@@ -101,6 +101,11 @@ def set_context(
     session.info[CONTEXT_KEY] = Context(interface, user_id, org_id, actor)
 
 
+def cli_context(session: Session) -> None:
+    """A CLI command's session: the trail names the interface ``cli`` (app.common.tx.cli_transaction)."""
+    set_context(session, "cli")
+
+
 def set_principal(session: Session, interface: str, principal) -> None:
     """The boundary's one call: ``principal`` is an :class:`app.accounts.services.Principal` or None."""
     if principal is None:

@@ -49,6 +49,11 @@ class Wiring:
     colour_checks: Mapping[str, Check] = field(default_factory=lambda: colour_checks())
     password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
     audit: bool = True  # the audit trail records this app's sessions' changes (app.audit.recorder)
+    # hook(session), called by the transaction boundary (app.common.tx): on a request's session
+    # just before it commits, and on a CLI command's session when its transaction begins (the
+    # audit trail's who and which interface). The boundary knows no domain: these are the app's.
+    before_request_commit: tuple[Callable[..., None], ...] = ()
+    cli_transaction_begins: tuple[Callable[..., None], ...] = ()
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
@@ -75,6 +80,11 @@ class Wiring:
         from app.index.definition import load_definition
 
         return load_definition(self.rules_dir)
+
+    def plausibility(self):
+        from app.common.limits import load
+
+        return load(self.rules_dir)
 
 
 def colour_checks() -> Mapping[str, Check]:
@@ -105,6 +115,8 @@ def demo_extensions() -> tuple[DemoExtension, ...]:
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:
     """Plug the domains together, explicitly (never by the side effect of an import)."""
+    from app.audit.boundary import bind_request
+    from app.audit.recorder import cli_context
     from app.ledger import colour as ledger_colour
     from app.ledger import services as ledger
     from app.regeneration import services as regeneration
@@ -118,9 +130,17 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         colour_checks=colour_checks(),
         password_hash_method=config.get("PASSWORD_HASH_METHOD") or DEFAULT_PASSWORD_HASH_METHOD,
         audit=bool(config.get("AUDIT_ENABLED", True)),
+        before_request_commit=(bind_request,),
+        cli_transaction_begins=(cli_context,),
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring
+
+
+def current_wiring() -> Wiring:
+    """The wiring of the current app; outside an app context (a script), the default wiring."""
+    wiring = current_app.extensions.get(EXTENSION_KEY) if has_app_context() else None
+    return wiring if wiring is not None else build_wiring({})
 
 
 def wiring_of(session) -> Wiring:

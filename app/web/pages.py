@@ -36,7 +36,6 @@ from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
 from app.telemetry import services as telemetry_services
-from app.translations import rule_reason
 from app.web.chart import concentration_chart
 from app.web.filters import FILTERS, isotime_filter, kg_filter, tonnes_filter  # noqa: F401 (re-exported)
 from app.web.names import (
@@ -50,6 +49,7 @@ from app.web.names import (
     management_class_names,
     party_names,
     role_names,
+    rule_reason,
     stage_names,
     state_names,
 )
