@@ -71,8 +71,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(load_config(app.instance_path, overrides))
     from app.common import jsonprovider
 
-    app.json.ensure_ascii = False
-    jsonprovider.install(app)  # strict JSON (never NaN/Infinity); masses (Decimals) written as numbers
+    jsonprovider.install(
+        app, ensure_ascii=False
+    )  # strict JSON (never NaN/Infinity); masses (Decimals) written as numbers
 
     import_models()
     from app.common import tx

@@ -6,6 +6,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(RuntimeError):
@@ -101,7 +102,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     # Cookies only over TLS when the service is served over TLS (PUBLIC_BASE_URL https, or
     # SECURE_COOKIES=1 explicitly); a demo on http://127.0.0.1 would otherwise never keep a session.
     secure = _bool(env.get("SECURE_COOKIES"), default=scheme == "https")
-    config = {
+    config: dict[str, Any] = {
         "SECRET_KEY": secret,
         "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or db_default,
         "SQLALCHEMY_ENGINE_OPTIONS": {},
@@ -150,7 +151,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "JSON_AS_ASCII": False,
     }
     config.update(overrides)
-    uri = config["SQLALCHEMY_DATABASE_URI"]
+    uri: str = config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("postgres://"):
         uri = "postgresql+psycopg://" + uri[len("postgres://") :]
     elif uri.startswith("postgresql://"):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.common.columns import state_type
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
-from app.extensions import db
+from app.extensions import Model
 
 
 class OrgRole(StrEnum):
@@ -41,7 +41,7 @@ ORG_ROLES = tuple(OrgRole)
 USER_ROLES = tuple(UserRole)
 
 
-class County(db.Model):
+class County(Model):
     """A county-level division (GB/T 2260), e.g. 331023 天台县."""
 
     __tablename__ = "counties"
@@ -50,7 +50,7 @@ class County(db.Model):
     name_en: Mapped[str] = mapped_column(String(80), default="")
 
 
-class Park(db.Model):
+class Park(Model):
     __tablename__ = "parks"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -60,13 +60,13 @@ class Park(db.Model):
     county: Mapped[County] = relationship(lazy="joined")
 
 
-class OrganizationRole(db.Model):
+class OrganizationRole(Model):
     __tablename__ = "organization_roles"
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[OrgRole] = mapped_column(state_type(OrgRole, "role", 20), primary_key=True, index=True)
 
 
-class Organization(db.Model):
+class Organization(Model):
     """A legal entity taking part in the loop: enterprise, carbon service, carrier, regulator…"""
 
     __tablename__ = "organizations"
@@ -101,7 +101,7 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -132,7 +132,7 @@ class User(UserMixin, db.Model):
         self.session_token = new_session_token()
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """Bearer tokens: a user's session token (kind ``user``) or a gateway's device token
     (kind ``device``, limited to its organisation's boxes and to ingest). Only a SHA-256 of the
     token is stored; the token itself is shown once."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
@@ -179,6 +180,7 @@ def list_device_tokens(session: Session, actor: Principal, organization_id: int 
         return query
     if not _may_manage_devices(actor, actor.organization.id if actor.organization else None):
         raise Forbidden("只有平台运维或本单位管理员可以查看设备令牌 (only operators or the organisation's admins)")
+    assert actor.organization is not None  # _may_manage_devices: an admin of an organisation
     return query.where(ApiToken.organization_id == actor.organization.id)
 
 
@@ -359,9 +361,7 @@ def create_park(session: Session, actor: Principal, data: dict[str, Any]) -> Par
 def create_user(session: Session, actor: Principal, data: dict[str, Any]) -> User:
     org_id = data.get("organization_id")
     is_operator = bool(data.get("is_operator"))
-    if actor.is_operator:
-        pass
-    elif (
+    if actor.is_operator or (
         actor.user
         and actor.user.role == "admin"
         and actor.organization

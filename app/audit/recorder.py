@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeGuard, cast
 
-from sqlalchemy import and_, event, insert, or_, select, text
+from sqlalchemy import Table, TableClause, and_, event, insert, or_, select, text
 from sqlalchemy.orm import Mapper, Session, attributes, object_session
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -86,8 +86,8 @@ class Pending:
             seen.before = {**before, **(seen.before or {})}  # the first value in the transaction wins
 
 
-def audited(table) -> bool:
-    return table is not None and table.name not in EXCLUDED_TABLES
+def audited(table: object) -> TypeGuard[TableClause]:
+    return isinstance(table, TableClause) and table.name not in EXCLUDED_TABLES
 
 
 def enabled(session: Session) -> bool:
@@ -100,6 +100,11 @@ def set_context(
     session: Session, interface: str, user_id: int | None = None, org_id: int | None = None, actor: str = ""
 ) -> None:
     session.info[CONTEXT_KEY] = Context(interface, user_id, org_id, actor)
+
+
+def cli_context(session: Session) -> None:
+    """A CLI command's session: the trail names the interface ``cli`` (app.common.tx.cli_transaction)."""
+    set_context(session, "cli")
 
 
 def set_principal(session: Session, interface: str, principal) -> None:
@@ -358,7 +363,7 @@ def append(session: Session, entries: list[dict[str, Any]], now=None) -> None:
         }
         fields["hash"] = prev = canonical.entry_hash(fields)
         rows.append(fields)
-    connection.execute(insert(AuditEntry.__table__), rows)
+    connection.execute(insert(cast(Table, AuditEntry.__table__)), rows)
 
 
 def install(session_class) -> None:

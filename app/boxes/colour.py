@@ -3,24 +3,29 @@
 The engine knows nothing about where facts come from. The base facts (fill, design load,
 iodine) are gathered here; other domains contribute *fact providers* (telemetry adds measured
 load and sensor state, the ledger adds waste held on site), plugged in by the app's wiring
-(:func:`app.common.wiring.build_wiring`), and *checks* for their rule codes.
+(:func:`app.common.wiring.build_wiring`), and *checks* for their rule codes, which the wiring
+joins to the base checks here (:data:`BASE_CHECKS`) as the app's ``colour_checks``. The rules
+loaded for an app carry that app's checks (:attr:`RuleSet.checks`): nothing is registered by
+the side effect of an import.
 A rule file (``colour_rules.yaml``) decides which checks run, at which level, with which
-thresholds and messages.
+thresholds and messages, and which reasons a stronger one makes redundant (``supersedes``).
 """
 
 from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from types import MappingProxyType
+from typing import Any
 
 from app.boxes.models import CARBON_TYPES, COLOURS, Colour
 from app.rules import RulesError, load_rule_file, rules_path
 
-LEVELS = {c: c.severity for c in Colour}  # the colours' order is defined once, by Colour
+LEVELS: dict[str, int] = {c: c.severity for c in Colour}  # the colours' order is defined once, by Colour
 # The rules that say a box's carbon is spent (saturated, or past its predicted replacement date):
 # a replacement made while one of them holds was late (Fill.replaced_overdue, the statistics).
 SPENT_CARBON_RULES = ("saturation_full", "replacement_overdue")
@@ -42,6 +47,12 @@ class Rule:
     params: dict[str, Any]
     zh: str
     en: str
+    # Rules of the same kind this one implies (saturation 100 % implies 80 %): while this one
+    # holds, their reasons are not listed.
+    supersedes: tuple[str, ...] = ()
+
+
+Check = Callable[[dict[str, Any], dict[str, Any]], "Finding | None"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class RuleSet:
     version: str
     min_iodine_mg_g: dict[str, float | None]
     rules: tuple[Rule, ...]
+    # code → check, the app's (app.common.wiring.Wiring.colour_checks); every rule's code is in it.
+    checks: Mapping[str, Check] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
 
 @dataclass
@@ -63,19 +76,9 @@ class Evaluation:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-Check = Callable[[dict[str, Any], dict[str, Any]], Finding | None]
-CHECKS: dict[str, Check] = {}
 # provider(session, boxes, facts_by_box_id, now) fills facts for a batch of boxes at once. The
 # providers in use are the app's wiring (app.common.wiring.build_wiring), not a registry here.
 FactProvider = Callable[[Any, list, dict[int, dict[str, Any]], datetime], None]
-
-
-def check(code: str):
-    def register(fn: Check) -> Check:
-        CHECKS[code] = fn
-        return fn
-
-    return register
 
 
 # ---------------------------------------------------------------- rule file
@@ -99,8 +102,13 @@ def message_problems(template: str) -> list[str]:
     return out
 
 
-def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
-    import_rule_plugins()  # other domains' checks must be registered before the file is judged
+def parse_rules(data: dict, where: str = "colour_rules.yaml", checks: Mapping[str, Check] | None = None) -> RuleSet:
+    """The rule set of a colour rule file, its rules bound to ``checks`` (by default the checks
+    the shipped app wires: :func:`app.common.wiring.colour_checks`); every problem at once."""
+    if checks is None:
+        from app.common.wiring import colour_checks
+
+        checks = colour_checks()
     problems: list[str] = []
     version = data.get("version")
     if not isinstance(version, str) or not version:
@@ -126,11 +134,11 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
             problems.append(f"{place}: expected a mapping")
             continue
         code = raw.get("code")
-        if code not in CHECKS:
-            problems.append(f"{place}.code: unknown check {code!r}; known: {', '.join(sorted(CHECKS))}")
+        if code not in checks:
+            problems.append(f"{place}.code: unknown check {code!r}; known: {', '.join(sorted(checks))}")
         if code in seen:
             problems.append(f"{place}.code: {code} appears twice")
-        seen.add(code)
+        seen.add(str(code))
         level = raw.get("level")
         if level not in ("yellow", "red"):
             problems.append(f"{place}.level: yellow or red, not {level!r}")
@@ -151,35 +159,50 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml") -> RuleSet:
                 problems.append(f"{place}.{lang}: a message is required")
             else:
                 problems += [f"{place}.{lang}: {p}" for p in message_problems(raw[lang])]
-        rules.append(Rule(code=code, level=level, params=dict(params), zh=raw.get("zh", ""), en=raw.get("en", "")))
+        supersedes = raw.get("supersedes") or []
+        if not isinstance(supersedes, list) or not all(isinstance(c, str) for c in supersedes):
+            problems.append(f"{place}.supersedes: a list of rule codes")
+            supersedes = []
+        # (code and level are strings unless a problem above names them, and then nothing is returned)
+        rule = Rule(
+            code=str(code),
+            level=str(level),
+            params=dict(params),
+            zh=raw.get("zh", ""),
+            en=raw.get("en", ""),
+            supersedes=tuple(supersedes),
+        )
+        rules.append(rule)
+    for i, rule in enumerate(rules):
+        for j, other in enumerate(rule.supersedes):
+            if other == rule.code:
+                problems.append(f"rules[{i}].supersedes[{j}]: a rule cannot supersede itself")
+            elif other not in seen:
+                problems.append(f"rules[{i}].supersedes[{j}]: {other!r} is not a rule of this file")
     if problems:
         raise RulesError.listing(where, problems)
-    return RuleSet(version=version, min_iodine_mg_g=dict(iodine), rules=tuple(rules))
+    return RuleSet(version=str(version), min_iodine_mg_g=dict(iodine), rules=tuple(rules), checks=checks)
 
 
 @lru_cache(maxsize=8)
-def _load_rules_cached(path: str, mtime: float, override_dir: str | None) -> RuleSet:
-    # load_rule_file validates against app/rules/schemas/colour_rules.schema.yaml and parse_rules.
-    return parse_rules(load_rule_file(RULES_FILE, override_dir), where=path)
+def _load_rules_cached(
+    path: str, mtime: float, override_dir: str | None, checks: tuple[tuple[str, Check], ...]
+) -> RuleSet:
+    # load_rule_file validates against app/rules/schemas/colour_rules.schema.yaml and the default
+    # checks (parse_rules); the rules are then bound to the checks of the app asking.
+    return parse_rules(load_rule_file(RULES_FILE, override_dir), where=path, checks=MappingProxyType(dict(checks)))
 
 
-def load_rules(override_dir: str | None = None) -> RuleSet:
+def load_rules(override_dir: str | None = None, checks: Mapping[str, Check] | None = None) -> RuleSet:
+    """The colour rules of ``override_dir`` (else the shipped file), bound to ``checks`` (by
+    default the shipped app's, :func:`app.common.wiring.colour_checks`); cached by the file's
+    path and modification time and by the checks."""
+    if checks is None:
+        from app.common.wiring import colour_checks
+
+        checks = colour_checks()
     path = rules_path(RULES_FILE, override_dir)
-    # Checks of other domains register on import; make sure they are known before validating.
-    import_rule_plugins()
-    return _load_rules_cached(str(path), path.stat().st_mtime, override_dir)
-
-
-def import_rule_plugins() -> None:
-    """Domains that contribute checks and fact providers (imported lazily to avoid cycles)."""
-    import importlib
-
-    for module in ("app.telemetry.colour", "app.ledger.colour"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+    return _load_rules_cached(str(path), path.stat().st_mtime, override_dir, tuple(sorted(checks.items())))
 
 
 # ---------------------------------------------------------------- base checks
@@ -189,7 +212,6 @@ def _fmt_pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-@check("saturation_full")
 def _saturation_full(facts, params):
     sat = facts.get("saturation")
     threshold = params.get("threshold", 1.0)
@@ -198,7 +220,6 @@ def _saturation_full(facts, params):
     return None
 
 
-@check("saturation_high")
 def _saturation_high(facts, params):
     sat = facts.get("saturation")
     threshold = params.get("threshold", 0.8)
@@ -213,7 +234,6 @@ def _date_str(value: datetime) -> str:
     return to_local_str(value, "%Y-%m-%d")
 
 
-@check("replacement_overdue")
 def _replacement_overdue(facts, params):
     predicted = facts.get("predicted_replacement_at")
     if predicted is not None and facts["now"] >= predicted:
@@ -221,7 +241,6 @@ def _replacement_overdue(facts, params):
     return None
 
 
-@check("replacement_due_soon")
 def _replacement_due_soon(facts, params):
     predicted = facts.get("predicted_replacement_at")
     days = params.get("days", 7)
@@ -234,13 +253,24 @@ def _replacement_due_soon(facts, params):
     return None
 
 
-@check("iodine_below_minimum")
 def _iodine_below_minimum(facts, params):
     fill = facts.get("fill")
     minimum = facts["rules"].min_iodine_mg_g.get(fill.carbon_type) if fill else None
     if fill is not None and minimum is not None and fill.iodine_mg_g < minimum:
         return Finding(fill.iodine_mg_g, minimum, fill.filled_at)
     return None
+
+
+# The engine's own checks; other domains add theirs through app.common.wiring (colour_checks).
+BASE_CHECKS: Mapping[str, Check] = MappingProxyType(
+    {
+        "saturation_full": _saturation_full,
+        "saturation_high": _saturation_high,
+        "replacement_overdue": _replacement_overdue,
+        "replacement_due_soon": _replacement_due_soon,
+        "iodine_below_minimum": _iodine_below_minimum,
+    }
+)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -335,7 +365,7 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
     colour = "green"
     since_by_level: dict[str, list[datetime | None]] = {}
     for rule in rules.rules:
-        finding = CHECKS[rule.code](facts, rule.params)
+        finding = rules.checks[rule.code](facts, rule.params)
         if finding is None:
             continue
         values = {"observed": finding.observed, "threshold": finding.threshold}
@@ -352,10 +382,12 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
         since_by_level.setdefault(rule.level, []).append(finding.since)
         if LEVELS[rule.level] > LEVELS[colour]:
             colour = rule.level
+    reasons = without_superseded(reasons, rules)
     reasons.sort(key=lambda r: -LEVELS[r["level"]])
     future = [t for t in facts.get("next_check_candidates", []) if t is not None and t > now]
     since_list = since_by_level.get(colour, [])
-    since = min(since_list) if since_list and all(s is not None for s in since_list) else None
+    known_since = [s for s in since_list if s is not None]
+    since = min(known_since) if since_list and len(known_since) == len(since_list) else None
     return Evaluation(
         colour=colour,
         reasons=reasons,
@@ -366,6 +398,14 @@ def evaluate(facts: dict[str, Any], rules: RuleSet) -> Evaluation:
         since=since,
         facts=facts,
     )
+
+
+def without_superseded(reasons: list[dict[str, Any]], rules: RuleSet) -> list[dict[str, Any]]:
+    """The reasons but those a triggered stronger rule of the same kind implies (the rule file's
+    ``supersedes``): "saturation 100 %" is listed without "reached the 80 % warning level"."""
+    triggered = {r["code"] for r in reasons}
+    implied = {code for rule in rules.rules if rule.code in triggered for code in rule.supersedes}
+    return [r for r in reasons if r["code"] not in implied]
 
 
 def worst(colours: Iterable[str]) -> str:

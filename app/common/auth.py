@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
+from typing import Literal, overload
 
 from flask import current_app, request
 from flask_login import current_user
@@ -84,10 +85,10 @@ def _principal_for_token(token: str) -> Principal:
     hit = _token_cache.get(key)
     now = time.monotonic()
     if hit is not None and hit.expires > now and _still_valid(token_hash, hit.token_kind == "device"):
-        principal = _bind(db.session, hit)
+        principal = _bind(db.session(), hit)
         if principal is not None:
             return principal
-    principal = principal_for_token(db.session, token)
+    principal = principal_for_token(db.session(), token)
     _record_use(token_hash)
     entry = _CachedToken(
         expires=now + TOKEN_CACHE_SECONDS,
@@ -134,7 +135,12 @@ def forget_token(token: str) -> None:
             _token_cache.pop(key, None)
 
 
+@overload
+def current_principal(optional: Literal[False] = False) -> Principal: ...
+@overload
+def current_principal(optional: bool) -> Principal | None: ...
 def current_principal(optional: bool = False) -> Principal | None:
+    """Who is calling; None only when ``optional`` (otherwise no caller is Unauthorized, 401)."""
     cached = request.environ.get("tanxiang.principal", _UNSET)
     if cached is not _UNSET:
         if cached is None and not optional:

@@ -71,9 +71,8 @@ class StrictJSONProvider(DefaultJSONProvider):
             raise ValueError("JSON nested too deeply") from exc
 
 
-def install(app) -> None:
+def install(app, ensure_ascii: bool = True) -> None:
     """Make ``app`` read and write strict JSON (called by :func:`app.create_app`)."""
-    ensure_ascii = app.json.ensure_ascii
     app.json_provider_class = StrictJSONProvider
-    app.json = StrictJSONProvider(app)
-    app.json.ensure_ascii = ensure_ascii
+    app.json = provider = StrictJSONProvider(app)
+    provider.ensure_ascii = ensure_ascii

@@ -150,19 +150,17 @@ def load(override_dir: str | None = None) -> Limits:
 
 
 def limits() -> Limits:
-    """The limits in force (the rules folder override of the running app, if any)."""
-    override = None
+    """The limits in force for the schemas of a request: those of the current app's wiring (its
+    rules folder), the shipped file outside an app. Services take theirs from
+    ``wiring_of(session).plausibility()`` instead, and need no app context."""
+    from app.common.wiring import current_wiring
+
+    return current_wiring().plausibility()
+
+
+def limit(name: str, within: Limits | None = None) -> Limit:
+    """The limit ``name`` of ``within`` (a service passes its wiring's), else of :func:`limits`."""
     try:
-        from flask import current_app
-
-        override = current_app.config.get("RULES_DIR")
-    except RuntimeError:  # outside an application context: the shipped file
-        pass
-    return load(override)
-
-
-def limit(name: str) -> Limit:
-    try:
-        return limits().fields[name]
+        return (within if within is not None else limits()).fields[name]
     except KeyError:
         raise KeyError(f"{FILE} has no field {name!r}") from None

@@ -24,6 +24,8 @@ from flask import Flask, Response, current_app, g, render_template, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.common.wiring import wiring_of
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -47,7 +49,7 @@ def commit_read_effects(session: Session) -> None:
     change is rolled back and stored by the next read that sees it.
     """
     try:
-        _audit_bind(session)
+        _before_commit(session)
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
@@ -113,7 +115,7 @@ def _boundary(response: Response) -> Response:
 
         try:
             idempotency.remember(session, response)  # the first result of a keyed action, in its transaction
-            _audit_bind(session)
+            _before_commit(session)
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
@@ -129,10 +131,10 @@ def _boundary(response: Response) -> Response:
         _release_held()
 
 
-def _audit_bind(session: Session) -> None:
-    from app.audit.boundary import bind_request  # who and which interface (page, API) for the trail
-
-    bind_request(session)
+def _before_commit(session: Session) -> None:
+    """The app's hooks before a request's commit (the audit trail binds who and which interface)."""
+    for hook in wiring_of(session).before_request_commit:
+        hook(session)
 
 
 def _teardown(exc: BaseException | None) -> None:
@@ -160,9 +162,8 @@ def init_idempotency(app: Flask) -> None:
 def cli_transaction(session: Session | None = None) -> Iterator[Session]:
     """A CLI command's unit of work: commits when the block ends, rolls back when it raises."""
     session = session if session is not None else _db_session()
-    from app.audit.recorder import set_context
-
-    set_context(session, "cli")  # the audit trail's interface
+    for hook in wiring_of(session).cli_transaction_begins:
+        hook(session)  # e.g. the audit trail's interface, "cli"
     try:
         yield session
         session.commit()

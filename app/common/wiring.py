@@ -2,7 +2,7 @@
 
 Nothing here is process-wide state. :func:`build_wiring` is the ONE place where the domains are
 plugged into each other (the ledger and regeneration fill hooks, the telemetry and ledger colour
-fact providers); :func:`app.create_app` calls it once and keeps the result on
+fact providers and colour checks); :func:`app.create_app` calls it once and keeps the result on
 ``app.extensions["tanxiang.wiring"]``. Two apps in one process therefore each have their own.
 
 Services stay Flask-free: they read the wiring from the session they are given,
@@ -20,14 +20,16 @@ entries, and a regulator's edit of a rule file is picked up without a restart.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession
 
 if TYPE_CHECKING:  # pragma: no cover
-    from app.boxes.colour import RuleSet
+    from app.boxes.colour import Check, RuleSet
+    from app.demo.context import DemoExtension
 
 EXTENSION_KEY = "tanxiang.wiring"
 SESSION_KEY = "tanxiang.wiring"
@@ -43,14 +45,21 @@ class Wiring:
     fill_hooks: tuple[Callable[..., None], ...]
     # provider(session, boxes, facts_by_box_id, now) adds facts for the colour engine.
     fact_providers: tuple[Callable[..., None], ...]
+    # rule code → check(facts, params) -> Finding | None: what each colour rule's code runs.
+    colour_checks: Mapping[str, Check] = field(default_factory=lambda: colour_checks())
     password_hash_method: str = DEFAULT_PASSWORD_HASH_METHOD
     audit: bool = True  # the audit trail records this app's sessions' changes (app.audit.recorder)
+    # hook(session), called by the transaction boundary (app.common.tx): on a request's session
+    # just before it commits, and on a CLI command's session when its transaction begins (the
+    # audit trail's who and which interface). The boundary knows no domain: these are the app's.
+    before_request_commit: tuple[Callable[..., None], ...] = ()
+    cli_transaction_begins: tuple[Callable[..., None], ...] = ()
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
         from app.boxes.colour import load_rules
 
-        return load_rules(self.rules_dir)
+        return load_rules(self.rules_dir, self.colour_checks)
 
     def ledger_rules(self):
         from app.ledger.catalogue import load_ledger_rules
@@ -72,9 +81,42 @@ class Wiring:
 
         return load_definition(self.rules_dir)
 
+    def plausibility(self):
+        from app.common.limits import load
+
+        return load(self.rules_dir)
+
+
+def colour_checks() -> Mapping[str, Check]:
+    """The colour checks of the shipped app: the engine's own, the sensors', the waste's."""
+    from app.boxes.colour import BASE_CHECKS
+    from app.ledger.colour import WASTE_CHECKS
+    from app.telemetry.colour import SENSOR_CHECKS
+
+    return MappingProxyType({**BASE_CHECKS, **SENSOR_CHECKS, **WASTE_CHECKS})
+
+
+def demo_extensions() -> tuple[DemoExtension, ...]:
+    """The domains' parts of ``flask demo``, in the order they run (the sensors' readings first,
+    then the ledger's closed loop, which the statistics' and the index's values follow)."""
+    from app.demo.context import DemoExtension
+    from app.index import demo as index_demo
+    from app.ledger import demo as ledger_demo
+    from app.statistics import demo as statistics_demo
+    from app.telemetry import demo as telemetry_demo
+
+    return (
+        DemoExtension(telemetry_demo.stream_sensor_readings, telemetry_demo.REPLAY_DEFERRED_CHECKS),
+        DemoExtension(ledger_demo.close_the_loop, ledger_demo.REPLAY_DEFERRED_CHECKS),
+        DemoExtension(statistics_demo.value_added),
+        DemoExtension(index_demo.synergy_index_values),
+    )
+
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:
     """Plug the domains together, explicitly (never by the side effect of an import)."""
+    from app.audit.boundary import bind_request
+    from app.audit.recorder import cli_context
     from app.ledger import colour as ledger_colour
     from app.ledger import services as ledger
     from app.regeneration import services as regeneration
@@ -85,11 +127,20 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         fill_validators=(ledger.validate_replacement, regeneration.validate_fill),
         fill_hooks=(ledger.on_fill, regeneration.on_fill),
         fact_providers=(telemetry_colour.sensor_facts, ledger_colour.waste_on_site),
+        colour_checks=colour_checks(),
         password_hash_method=config.get("PASSWORD_HASH_METHOD") or DEFAULT_PASSWORD_HASH_METHOD,
         audit=bool(config.get("AUDIT_ENABLED", True)),
+        before_request_commit=(bind_request,),
+        cli_transaction_begins=(cli_context,),
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring
+
+
+def current_wiring() -> Wiring:
+    """The wiring of the current app; outside an app context (a script), the default wiring."""
+    wiring = current_app.extensions.get(EXTENSION_KEY) if has_app_context() else None
+    return wiring if wiring is not None else build_wiring({})
 
 
 def wiring_of(session) -> Wiring:

@@ -1,19 +1,21 @@
 """What the demo loader hands to the domains' demo extensions, and how they plug in.
 
-An extension is a callable ``fn(session, ctx, now)`` registered with :func:`demo_extension`,
-normally in a module ``app/<domain>/demo.py`` that :func:`import_demo_extensions` imports;
-:func:`app.demo.data.load_demo` runs them in order after the boxes are loaded. Extension modules
-import these names from :mod:`app.demo.data`, which re-exports them.
+An extension is a callable ``fn(session, ctx, now)``, normally in a module ``app/<domain>/demo.py``.
+The list of them, in the order they run, is written out in one place,
+:func:`app.common.wiring.demo_extensions` (the composition root: the domains' demo modules import
+this package, so it cannot import them); :func:`app.demo.data.load_demo` runs them in order after
+the boxes are loaded. Extension modules import these names from :mod:`app.demo.data`, which
+re-exports them.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
@@ -21,51 +23,40 @@ from app.accounts.models import Organization, Park, User
 from app.accounts.services import Principal
 from app.boxes.models import Box
 
-DemoExtension = Callable[[Session, "DemoContext", datetime], None]
-#: ``fn(session, ctx, now)`` run in order at the end of :func:`load_demo`.
-DEMO_EXTENSIONS: list[DemoExtension] = []
+DemoFn = Callable[[Session, "DemoContext", datetime], None]
 
 
-#: Rule codes whose facts only the extensions supply (manifests that ship the waste carbon, the
-#: recent sensor readings). Those facts are incomplete until every extension has run, so the
-#: replay and the extensions leave these checks out of the colour history they write; the final
-#: evaluation at ``now`` applies every rule. An extension module adds its codes when imported.
-REPLAY_DEFERRED_CHECKS: set[str] = set()
+@dataclass(frozen=True)
+class DemoExtension:
+    """One domain's part of the demo: ``run(session, ctx, now)``, at the end of :func:`load_demo`.
+
+    ``deferred_checks``: rule codes whose facts only the extensions supply (manifests that ship
+    the waste carbon, the recent sensor readings). Those facts are incomplete until every
+    extension has run, so the replay and the extensions leave these checks out of the colour
+    history they write (:func:`checks_deferred`); the final evaluation at ``now`` applies every rule.
+    """
+
+    run: DemoFn
+    deferred_checks: frozenset[str] = frozenset()
+
+
+def _no_finding(facts, params) -> None:
+    return None
 
 
 @contextmanager
-def checks_deferred(codes: set[str]):
-    from app.boxes.colour import CHECKS, import_rule_plugins
+def checks_deferred(session: Session, codes: frozenset[str]) -> Iterator[None]:
+    """While inside, ``session`` evaluates colours with the checks ``codes`` finding nothing: its
+    own wiring, changed for this session only (another session, another app, is untouched)."""
+    from app.common.wiring import SESSION_KEY, wiring_of
 
-    import_rule_plugins()
-    saved = {code: CHECKS[code] for code in codes if code in CHECKS}
-    CHECKS.update({code: (lambda facts, params: None) for code in saved})
+    wiring = wiring_of(session)
+    checks = {code: (_no_finding if code in codes else fn) for code, fn in wiring.colour_checks.items()}
+    session.info[SESSION_KEY] = replace(wiring, colour_checks=MappingProxyType(checks))
     try:
         yield
     finally:
-        CHECKS.update(saved)
-
-
-def demo_extension(fn: DemoExtension) -> DemoExtension:
-    """Register ``fn`` as a demo extension (once, however often its module is imported)."""
-    if fn not in DEMO_EXTENSIONS:
-        DEMO_EXTENSIONS.append(fn)
-    return fn
-
-
-def import_demo_extensions() -> None:
-    """Import ``app.<domain>.demo`` for every domain that has one, so its extensions register."""
-    from app import DOMAINS
-
-    for domain in DOMAINS:
-        name = f"app.{domain}.demo"
-        if domain == "demo":
-            continue
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
+        session.info[SESSION_KEY] = wiring
 
 
 @dataclass

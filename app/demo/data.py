@@ -17,28 +17,25 @@ Deterministic: one ``random.Random(SEED)``; times are relative to ``now``, so th
 (overdue, or a granular fill with iodine below 800 mg/g), grey (no fill, stopped, decommissioned).
 
 Other domains add their part (manifests, readings, regeneration batches) with an *extension*:
-a callable ``fn(session, ctx, now)`` appended to :data:`DEMO_EXTENSIONS`, normally from a module
-``app/<domain>/demo.py`` that :func:`load_demo` imports (see :func:`import_demo_extensions`)::
+a callable ``fn(session, ctx, now)``, normally in a module ``app/<domain>/demo.py``::
 
-    from app.demo.data import demo_extension
-
-    @demo_extension
     def add_manifests(session, ctx, now):
         for box in ctx.boxes: ...
 
-Extensions run after the boxes are loaded and before the final colour evaluation at ``now``.
+named, in the order the extensions run, in :func:`app.common.wiring.demo_extensions` (one
+explicit list; nothing registers itself by being imported). Extensions run after the boxes are
+loaded and before the final colour evaluation at ``now``.
 
-Split by concern: :mod:`app.demo.context` (the context and the extension registry),
+Split by concern: :mod:`app.demo.context` (the context and the extension type),
 :mod:`app.demo.content` (the data tables), :mod:`app.demo.boxes` (boxes and their fill
 histories); this module loads the organisations and users and runs the whole. The names other
-modules import from here (``DemoContext``, ``demo_extension``, ``REPLAY_DEFERRED_CHECKS``,
-``VIRGIN_SUPPLIER``, ``USERS``, ``PASSWORD``, …) stay importable from here.
+modules import from here (``DemoContext``, ``VIRGIN_SUPPLIER``, ``USERS``, ``PASSWORD``, …) stay importable from here.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -63,27 +60,21 @@ from app.demo.content import (
     VIRGIN_SUPPLIER,
 )
 from app.demo.context import (
-    DEMO_EXTENSIONS,
-    REPLAY_DEFERRED_CHECKS,
     BoxPlan,
     DemoContext,
     DemoExtension,
     Login,
     checks_deferred,
-    demo_extension,
-    import_demo_extensions,
 )
 
 __all__ = [  # defined here, and re-exported from the modules split off (imported from here elsewhere)
     "BOX_COUNT",
     "CITY",
     "COUNTY_SHORT",
-    "DEMO_EXTENSIONS",
     "ENTERPRISES",
     "MARKER_USCC",
     "PARKS",
     "PASSWORD",
-    "REPLAY_DEFERRED_CHECKS",
     "SECTORS",
     "SEED",
     "SHOWCASE_TARGETS",
@@ -94,10 +85,8 @@ __all__ = [  # defined here, and re-exported from the modules split off (importe
     "DemoContext",
     "DemoExtension",
     "Login",
-    "demo_extension",
     "demo_state",
     "demo_uscc",
-    "import_demo_extensions",
     "load_boxes",
     "load_demo",
     "load_operator",
@@ -119,7 +108,7 @@ def _org_code(rng: random.Random, prefix: str = "MA") -> str:
     """A 9-character organisation code (GB 11714: 8 characters and a check character)."""
     body = prefix + "".join(rng.choice(USCC_ALPHABET) for _ in range(8 - len(prefix)))
     values = [int(ch, 36) for ch in body]
-    remainder = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2))) % 11
+    remainder = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
     return body + {10: "X", 11: "0"}.get(remainder, str(remainder))
 
 
@@ -188,7 +177,7 @@ def load_organisations(session: Session, ctx: DemoContext) -> None:
             "address": "台州市市府大道",
         },
     )
-    for code, name, _en in TAIZHOU_COUNTIES:
+    for code, _name, _en in TAIZHOU_COUNTIES:
         org(
             f"regulator:{code}",
             {
@@ -321,10 +310,10 @@ def load_users(session: Session, ctx: DemoContext, operator_created: bool) -> No
 
 
 def summarise(session: Session, state: str, logins: list[Login] | None = None) -> dict[str, Any]:
-    colours = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
+    colours: dict[str, int] = dict(session.execute(select(Box.colour, func.count()).group_by(Box.colour)).all())
     if logins is None:
         logins = []
-        for username, org_key, _role, role_zh, role_en in (
+        for username, _org_key, _role, role_zh, role_en in (
             ("admin", None, "admin", "平台运维", "platform operator"),
             *USERS,
         ):
@@ -355,7 +344,7 @@ def load_demo(session: Session, now: datetime | None = None, seed: int = SEED) -
         summary = summarise(session, "not_empty")
         summary["logins"] = []
         return summary
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     rng = random.Random(seed)
     ensure_counties(session)
     operator, operator_created = load_operator(session, now - timedelta(days=430))
@@ -363,11 +352,13 @@ def load_demo(session: Session, now: datetime | None = None, seed: int = SEED) -
     load_parks(session, ctx)
     load_organisations(session, ctx)
     load_users(session, ctx, operator_created)
-    import_demo_extensions()
-    with checks_deferred(REPLAY_DEFERRED_CHECKS):
+    from app.common.wiring import demo_extensions  # the list, written out in the composition root
+
+    extensions = demo_extensions()
+    with checks_deferred(session, frozenset().union(*(e.deferred_checks for e in extensions))):
         load_boxes(session, ctx)
-        for extension in DEMO_EXTENSIONS:
-            extension(session, ctx, now)
+        for extension in extensions:
+            extension.run(session, ctx, now)
     # Today's colours, with the time each began (e.g. the day a box went overdue).
     box_services.refresh_colours(session, ctx.boxes, now)
     session.commit()

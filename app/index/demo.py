@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.accounts.reference import TAIZHOU_COUNTIES
-from app.demo.data import DemoContext, demo_extension
+from app.demo.data import DemoContext
 from app.index.definition import Indicator
 from app.index.models import IndicatorValue
 from app.index.services import definition
@@ -44,7 +44,6 @@ def _invented(rng: random.Random, indicator: Indicator) -> float:
     return round(rng.uniform(low, high), 2)
 
 
-@demo_extension
 def synergy_index_values(session: Session, ctx: DemoContext, now: datetime) -> None:
     rng = random.Random(SEED)
     defn = definition(session)

@@ -6,11 +6,13 @@ these boxes that is still on site; the checks compare its age with the rule's ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from sqlalchemy import bindparam, select
 
-from app.boxes.colour import Finding, check
+from app.boxes.colour import Check, Finding
 from app.common.columns import ZERO_KG
 from app.ledger.models import LedgerRecord, Stage
 from app.ledger.services.rules_access import EPS
@@ -85,11 +87,15 @@ def _age_check(facts, params, key: str) -> Finding | None:
     return None
 
 
-@check("waste_held_too_long")
 def _waste_held_too_long(facts, params):
     return _age_check(facts, params, "waste_on_site_since")
 
 
-@check("waste_not_on_manifest")
 def _waste_not_on_manifest(facts, params):
     return _age_check(facts, params, "waste_unmanifested_since")
+
+
+# The checks of the waste rules, plugged into the engine by app.common.wiring (colour_checks).
+WASTE_CHECKS: Mapping[str, Check] = MappingProxyType(
+    {"waste_held_too_long": _waste_held_too_long, "waste_not_on_manifest": _waste_not_on_manifest}
+)

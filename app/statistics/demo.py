@@ -14,14 +14,13 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.accounts.reference import TAIZHOU_COUNTIES
-from app.demo.data import DemoContext, demo_extension
+from app.demo.data import DemoContext
 from app.statistics.models import ValueAdded
 from app.statistics.services import Period, month_of
 
 SEED = 20250701
 
 
-@demo_extension
 def value_added(session: Session, ctx: DemoContext, now: datetime) -> None:
     rng = random.Random(SEED)
     current = month_of(now)

@@ -10,15 +10,16 @@ by ``app/data/colour_rules.yaml``.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
-from app.boxes.colour import Finding, check
+from app.boxes.colour import Check, Finding
 from app.telemetry.integration import (
     MeasuredLoad,
     held_seconds,
@@ -284,7 +285,6 @@ def _r(value: float) -> float:
     return round(value, 1)
 
 
-@check("sensor_breakthrough")
 def _breakthrough(facts, params):
     """Outlet above the box's emission limit for ≥ min_readings consecutive readings spanning
     ≥ min_minutes: sustained breakthrough, not a single spike."""
@@ -297,7 +297,6 @@ def _breakthrough(facts, params):
     return None
 
 
-@check("bed_temperature_high")
 def _bed_temperature(facts, params):
     value, threshold = _latest(facts, "bed_temp_c"), params.get("threshold", 83)
     if value is not None and value >= threshold:
@@ -305,7 +304,6 @@ def _bed_temperature(facts, params):
     return None
 
 
-@check("inlet_temperature_high")
 def _inlet_temperature(facts, params):
     value, threshold = _latest(facts, "inlet_temp_c"), params.get("threshold", 40)
     if value is not None and value > threshold:
@@ -313,7 +311,6 @@ def _inlet_temperature(facts, params):
     return None
 
 
-@check("pressure_drop_out_of_band")
 def _pressure_drop(facts, params):
     box = facts["box"]
     value = _latest(facts, "pressure_drop_pa")
@@ -329,7 +326,6 @@ def _pressure_drop(facts, params):
     return None
 
 
-@check("removal_efficiency_low")
 def _efficiency(facts, params):
     inlet, outlet = _latest(facts, "inlet_mg_m3"), _latest(facts, "outlet_mg_m3")
     threshold = params.get("threshold", 0.7)
@@ -362,5 +358,15 @@ def _silence(facts, params):
     return None
 
 
-check("no_sensor_data")(_silence)
-check("no_sensor_data_long")(_silence)
+# The checks of the sensor rules, plugged into the engine by app.common.wiring (colour_checks).
+SENSOR_CHECKS: Mapping[str, Check] = MappingProxyType(
+    {
+        "sensor_breakthrough": _breakthrough,
+        "bed_temperature_high": _bed_temperature,
+        "inlet_temperature_high": _inlet_temperature,
+        "pressure_drop_out_of_band": _pressure_drop,
+        "removal_efficiency_low": _efficiency,
+        "no_sensor_data": _silence,
+        "no_sensor_data_long": _silence,
+    }
+)

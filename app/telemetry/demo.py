@@ -1,6 +1,6 @@
 """The demo's sensor data: the last three days of readings of every box with sensors.
 
-A demo extension (:func:`app.demo.data.demo_extension`). Each enterprise's gateway pushes its
+A demo extension (listed in :func:`app.common.wiring.demo_extensions`). Each enterprise's gateway pushes its
 boxes' readings through :func:`app.telemetry.services.ingest` (what ``POST /api/v1/readings``
 calls), one reading per box every 10 minutes, with values a real adsorption box shows: inlet
 VOCs 30–150 mg/m³, outlet well below the box's emission limit, airflow near design, pressure
@@ -27,7 +27,7 @@ from flask import current_app, has_app_context
 from app.accounts.services import Principal
 from app.boxes.models import Box
 from app.common.timeutil import SHANGHAI
-from app.demo.data import REPLAY_DEFERRED_CHECKS, DemoContext, demo_extension
+from app.demo.data import DemoContext
 from app.telemetry.services import Settings, ingest
 
 STEP = timedelta(minutes=10)
@@ -54,8 +54,9 @@ ALARM_SPAN = {
 
 
 # The demo keeps only the last days of readings: the replayed fill histories leave the silence
-# rules out of the colour history (see app.demo.data.REPLAY_DEFERRED_CHECKS).
-REPLAY_DEFERRED_CHECKS.update({"no_sensor_data", "no_sensor_data_long"})
+# rules out of the colour history (app.demo.context.DemoExtension.deferred_checks,
+# app.common.wiring.demo_extensions).
+REPLAY_DEFERRED_CHECKS = frozenset({"no_sensor_data", "no_sensor_data_long"})
 
 
 def _settings() -> Settings:
@@ -187,7 +188,6 @@ def _box_readings(box: Box, role: str | None, now: datetime, rng: random.Random)
     return items
 
 
-@demo_extension
 def stream_sensor_readings(session, ctx: DemoContext, now: datetime) -> None:
     rng = random.Random(ctx.rng.random())
     reporting = [b for b in ctx.boxes if b.has_sensors and b.status == "active" and ctx.plans[b.id].fill_times]

@@ -29,10 +29,12 @@ data and the prediction uses the design load instead.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from operator import itemgetter
-from typing import Iterable, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 
 class Point(NamedTuple):  # a tuple: one is made per reading, so it must be cheap
@@ -58,11 +60,11 @@ def hold_kg(p: Point, t_next: datetime, cap_s: float) -> float:
 def total_kg(points: Iterable[Point], cap_s: float) -> float:
     """The reference sum over readings in any order (used by rebuilds and by the tests)."""
     ordered = sorted(points, key=lambda p: p.ts)
-    return sum(hold_kg(a, b.ts, cap_s) for a, b in zip(ordered, ordered[1:]))
+    return sum(hold_kg(a, b.ts, cap_s) for a, b in pairwise(ordered))
 
 
 HOUR = timedelta(hours=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 HOUR_US = 3_600_000_000
 _TS = itemgetter(0)
@@ -113,9 +115,7 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     out = Merge(last=last)
     # ``new`` is sorted: the late readings come first, then one equal to ``last`` (already
     # integrated), then the tail.
-    if last is None:
-        late, first_tail = [], 0
-    elif not new or new[0][0] > last.ts:
+    if last is None or not new or new[0][0] > last.ts:
         late, first_tail = [], 0
     else:
         late = [Point(*p) for p in new[: bisect_left(new, last.ts, key=_TS)]]
@@ -135,7 +135,7 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
             if after is not None:
                 out.add(before, -hold_kg(before, after.ts, cap_s), -held_seconds(before.ts, after.ts, cap_s))
             out.add(before, hold_kg(before, run[0].ts, cap_s), held_seconds(before.ts, run[0].ts, cap_s))
-        for a, b in zip(run, run[1:]):
+        for a, b in pairwise(run):
             out.add(a, hold_kg(a, b.ts, cap_s), held_seconds(a.ts, b.ts, cap_s))
         if after is not None:
             out.add(run[-1], hold_kg(run[-1], after.ts, cap_s), held_seconds(run[-1].ts, after.ts, cap_s))
@@ -145,14 +145,15 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
     if not tail:
         return out
     prev_ts, prev_rate = (last.ts, last.rate_kg_h) if last is not None else (None, 0.0)
-    hour, hour_end, hour_kg, hour_s = None, None, 0.0, 0.0
+    # No hour yet: the empty interval [epoch, epoch) is left at the first reading.
+    hour, hour_end, hour_kg, hour_s = _EPOCH, _EPOCH, 0.0, 0.0
     by_hour, covered = out.by_hour, out.covered_by_hour
     for ts, rate in tail:
         if prev_ts is not None:
             held = (ts - prev_ts).total_seconds()
             if held > cap_s:
                 held = cap_s
-            if hour_end is None or not hour <= prev_ts < hour_end:
+            if not hour <= prev_ts < hour_end:
                 if hour_kg:
                     by_hour[hour] = by_hour.get(hour, 0.0) + hour_kg
                     out.delta_kg += hour_kg
@@ -168,6 +169,7 @@ def merge(last: Point | None, new: list[Point], neighbours: Neighbours, cap_s: f
         out.delta_kg += hour_kg
     if hour_s:
         covered[hour] = covered.get(hour, 0.0) + hour_s
+    assert prev_ts is not None  # the tail is not empty
     out.last = Point(prev_ts, prev_rate)
     return out
 

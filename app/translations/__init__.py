@@ -10,6 +10,7 @@ for a page. Both need a request (Flask-Babel's ``gettext``); the services stay F
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask_babel import get_locale
@@ -197,14 +198,11 @@ def localise_error(exc: Any, locale: str | None = None) -> str:
     return _("操作未能完成，请检查后重试。")
 
 
-def rule_reason(reason: dict[str, Any]) -> str:
+def rule_reason(reason: dict[str, Any], messages: Mapping[str, tuple[str, str]]) -> str:
     """A colour reason as stored in the colour history (``code``, ``level``, ``observed``,
     ``threshold``) in the page's language: the rule file's zh/en message with its values, or the
-    stored message; the code only for a rule the file no longer has."""
-    from flask import current_app
-
-    from app.boxes.colour import load_rules
-
+    stored message; the code only for a rule the file no longer has. ``messages``: code → (zh, en)
+    message templates of the rules in force (the caller's app's rule file: app.web.names)."""
     zh = str(get_locale() or "zh") == "zh"
     stored = reason.get("zh" if zh else "en")
     if stored:
@@ -215,8 +213,8 @@ def rule_reason(reason: dict[str, Any]) -> str:
         return _("尚未装填活性炭")
     if code == "box_not_in_service":
         return {"stopped": _("已停用"), "decommissioned": _("已报废")}.get(reason.get("observed") or "", _("未投用"))
-    rule = next((r for r in load_rules(current_app.config.get("RULES_DIR")).rules if r.code == code), None)
-    template = (rule.zh if zh else rule.en) if rule else ""
+    texts = messages.get(code)
+    template = (texts[0] if zh else texts[1]) if texts else ""
     if not template:
         return str(code)
     values = {

@@ -5,6 +5,7 @@ Registered app-wide by app/web/pages.py (``FILTERS``), so every template may use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from app.common.timeutil import SHANGHAI, from_db
@@ -34,4 +35,4 @@ def isotime_filter(value) -> str:
     return from_db(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
-FILTERS = {"kg": kg_filter, "tonnes": tonnes_filter, "isotime": isotime_filter}
+FILTERS: dict[str, Callable[..., str]] = {"kg": kg_filter, "tonnes": tonnes_filter, "isotime": isotime_filter}

@@ -7,7 +7,13 @@ Used by app/web/pages.py and, through its context processor, by the templates.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import gettext as _
+
+from app.common.wiring import wiring_of
+from app.extensions import db
+from app.translations import rule_reason as _rule_reason
 
 
 def colour_names() -> dict[str, str]:
@@ -108,3 +114,9 @@ def anomaly_names() -> dict[str, str]:
 
 def acceptance_names() -> dict[str, str]:
     return {"full": _("全部接收"), "partial": _("部分接收"), "refused": _("拒收")}
+
+
+def rule_reason(reason: dict[str, Any]) -> str:
+    """A stored colour reason in the page's language, by the messages of this app's colour rules."""
+    rules = wiring_of(db.session()).colour_rules()
+    return _rule_reason(reason, {rule.code: (rule.zh, rule.en) for rule in rules.rules})

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope, list_organizations
-from app.boxes import presenters, services as box_services
+from app.boxes import presenters
+from app.boxes import services as box_services
 from app.boxes.models import Box, Colour
 from app.common.auth import current_principal
 from app.common.errors import NotFound
@@ -35,7 +36,6 @@ from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
 from app.telemetry import services as telemetry_services
-from app.translations import rule_reason
 from app.web.chart import concentration_chart
 from app.web.filters import FILTERS, isotime_filter, kg_filter, tonnes_filter  # noqa: F401 (re-exported)
 from app.web.names import (
@@ -49,6 +49,7 @@ from app.web.names import (
     management_class_names,
     party_names,
     role_names,
+    rule_reason,
     stage_names,
     state_names,
 )
@@ -135,7 +136,7 @@ def _date_arg(name: str, errors: dict[str, str]) -> date | None:
 def _colour_counts(query) -> dict[str, int]:
     """Boxes of a (scoped) query per colour."""
     sub = query.order_by(None).subquery()
-    counts = dict(db.session.execute(select(sub.c.colour, func.count()).group_by(sub.c.colour)).all())
+    counts: dict[str, int] = dict(db.session.execute(select(sub.c.colour, func.count()).group_by(sub.c.colour)).all())
     return {c: counts.get(c, 0) for c in COLOURS}
 
 
@@ -144,7 +145,7 @@ def _count(query) -> int:
 
 
 def _payloads(boxes: list[Box], now: datetime) -> list[dict[str, Any]]:
-    return [presenters.box_payload(v) for v in box_services.view_boxes(db.session, boxes, now)]
+    return [presenters.box_payload(v) for v in box_services.view_boxes(db.session(), boxes, now)]
 
 
 def _manifest_flags(manifest: Manifest, now: datetime) -> list[str]:
@@ -179,7 +180,7 @@ def _manifest_rows(manifests: list[Manifest], now: datetime) -> list[dict[str, A
 def _manifest_list(
     principal: Principal, now: datetime, limit: int = 8, statuses: tuple[str, ...] = (), **filters
 ) -> dict[str, Any]:
-    query = ledger_services.list_manifests(db.session, principal, now=now, **filters)
+    query = ledger_services.list_manifests(db.session(), principal, now=now, **filters)
     if statuses:
         query = query.where(Manifest.status.in_(statuses))
     return {"total": _count(query), "rows": _manifest_rows(list(db.session.scalars(query.limit(limit))), now)}
@@ -198,8 +199,8 @@ def dashboard():
     org = principal.organization
     roles = set(org.roles) if org else set()
     sections: dict[str, Any] = {}
-    box_services.refresh_due(db.session, now)
-    boxes = box_services.list_boxes(db.session, principal)
+    box_services.refresh_due(db.session(), now)
+    boxes = box_services.list_boxes(db.session(), principal)
 
     if principal.is_operator or roles & {"regulator", "park_admin"}:
         red = boxes.where(Box.colour == "red").order_by(None).order_by(Box.colour_since, Box.id)
@@ -210,12 +211,13 @@ def dashboard():
             "overdue": _manifest_list(principal, now, flag="overdue"),
             "discrepant": _manifest_list(principal, now, flag="discrepant"),
             "rejected": _manifest_list(principal, now, flag="rejected"),
-            "anomalies": ledger_services.anomalies(db.session, principal, now=now),
+            "anomalies": ledger_services.anomalies(db.session(), principal, now=now),
         }
     if "generator" in roles:
+        assert org is not None  # roles are the organisation's
         own = boxes.where(Box.enterprise_id == org.id)
         records = (
-            ledger_services.ledger_query(db.session, principal, org.id)
+            ledger_services.ledger_query(db.session(), principal, org.id)
             .order_by(None)
             .order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc())
         )
@@ -232,11 +234,12 @@ def dashboard():
                 ),
                 now,
             ),
-            "stock": ledger_services.stock_summary(db.session, principal, org.id, now),
+            "stock": ledger_services.stock_summary(db.session(), principal, org.id, now),
             "records": list(db.session.scalars(records.limit(10))),
             "open": _manifest_list(principal, now, limit=10, statuses=OPEN_STATES, party="consignor"),
         }
     if roles & {"supplier", "regenerator"}:
+        assert org is not None  # roles are the organisation's
         served = boxes.where(Box.service_org_id == org.id)
         due = served.where(Box.colour.in_(("red", "yellow"))).order_by(None).order_by(Box.colour, Box.colour_since)
         colours = _colour_counts(served)
@@ -253,14 +256,15 @@ def dashboard():
             "to_process": _manifest_list(principal, now, limit=10, status="received", party="receiver"),
         }
     if "regenerator" in roles:
-        batches = regeneration_services.list_batches(db.session, principal, plant=org.id)
+        assert org is not None  # roles are the organisation's
+        batches = regeneration_services.list_batches(db.session(), principal, plant=org.id)
         sections["regeneration"] = {"total": _count(batches), "batches": list(db.session.scalars(batches.limit(10)))}
     if "carrier" in roles:
         sections["carrier"] = {
             "to_pick_up": _manifest_list(principal, now, limit=10, status="submitted", party="carrier"),
             "in_transit": _manifest_list(principal, now, limit=10, status="in_transit", party="carrier"),
         }
-    commit_read_effects(db.session)  # colours refreshed on read
+    commit_read_effects(db.session())  # colours refreshed on read
     return render_template(
         "dash_home.html",
         principal=principal,
@@ -278,7 +282,7 @@ def dashboard():
 
 def _enterprise_choices(principal: Principal) -> list[Organization]:
     """The enterprises a regulator, park or operator may pick (their jurisdiction's generators)."""
-    query = list_organizations(db.session, principal, role="generator").where(enterprise_scope(principal))
+    query = list_organizations(db.session(), principal, role="generator").where(enterprise_scope(principal))
     return list(db.session.scalars(query.order_by(None).order_by(Organization.county_code, Organization.name)))
 
 
@@ -324,19 +328,21 @@ def ledger():
     if enterprise_id is None:
         return render_template("ledger_list.html", enterprise=None, records=[], total=0, totals={}, **context)
     try:
-        query = ledger_services.ledger_query(db.session, principal, enterprise_id, start=start, end=end, stage=stage)
+        query = ledger_services.ledger_query(db.session(), principal, enterprise_id, start=start, end=end, stage=stage)
     except NotFound:
         return _not_found(_("单位不存在或无权查看。"))
     sub = query.order_by(None).subquery()
-    totals = dict(db.session.execute(select(sub.c.stage, func.sum(sub.c.quantity_kg)).group_by(sub.c.stage)).all())
+    totals: dict[str, Any] = dict(
+        db.session.execute(select(sub.c.stage, func.sum(sub.c.quantity_kg)).group_by(sub.c.stage)).all()
+    )
     records, total = paginate(
-        db.session,
+        db.session(),
         query.order_by(None).order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()),
         page,
         PER_PAGE,
     )
-    enterprise = ledger_services.visible_enterprise(db.session, principal, enterprise_id)
-    methods = ledger_services.methods(db.session)
+    enterprise = ledger_services.visible_enterprise(db.session(), principal, enterprise_id)
+    methods = ledger_services.methods(db.session())
     return render_template(
         "ledger_list.html",
         enterprise=enterprise,
@@ -356,7 +362,7 @@ def stock():
     if enterprise_id is None:
         return render_template("ledger_stock.html", summary=None, choices=choices, enterprise_id=None)
     try:
-        summary = ledger_services.stock_summary(db.session, principal, enterprise_id, utcnow())
+        summary = ledger_services.stock_summary(db.session(), principal, enterprise_id, utcnow())
     except NotFound:
         return _not_found(_("单位不存在或无权查看。"))
     return render_template(
@@ -383,8 +389,8 @@ def manifests():
     if flag not in flag_names():
         flag = None
     page = _page_arg()
-    query = ledger_services.list_manifests(db.session, principal, status=status, flag=flag, now=now)
-    items, total = paginate(db.session, query, page, PER_PAGE)
+    query = ledger_services.list_manifests(db.session(), principal, status=status, flag=flag, now=now)
+    items, total = paginate(db.session(), query, page, PER_PAGE)
     return render_template(
         "manifest_list.html",
         rows=_manifest_rows(items, now),
@@ -424,7 +430,7 @@ def manifest_detail(number):
     principal = current_principal()
     now = utcnow()
     try:
-        manifest = ledger_services.get_manifest(db.session, principal, number)
+        manifest = ledger_services.get_manifest(db.session(), principal, number)
     except NotFound:
         return _not_found(_("联单 %(number)s 不存在，或您无权查看。", number=number))
     events = [{"e": e, "details": _event_details(e.detail or {})} for e in manifest.events]
@@ -433,7 +439,7 @@ def manifest_detail(number):
         m=manifest,
         flags=_manifest_flags(manifest, now),
         events=events,
-        methods=ledger_services.methods(db.session),
+        methods=ledger_services.methods(db.session()),
         action_names=action_names(),
         party_names=party_names(),
         acceptance_names=acceptance_names(),
@@ -451,12 +457,12 @@ def box_detail(code):
     principal = current_principal()
     now = utcnow()
     try:
-        box = box_services.get_box(db.session, principal, code)
+        box = box_services.get_box(db.session(), principal, code)
     except NotFound:
         return _not_found(_("碳箱 %(code)s 不存在，或您无权查看。", code=code))
-    view = box_services.view_box(db.session, box, now)
+    view = box_services.view_box(db.session(), box, now)
     payload = presenters.box_payload(view)
-    hist = box_services.history(db.session, box)
+    hist = box_services.history(db.session(), box)
     changes = hist["colour_changes"]
     segments = []
     for i, change in enumerate(changes):
@@ -480,9 +486,9 @@ def box_detail(code):
     chart = None
     if box.has_sensors:
         start = now - timedelta(hours=48)
-        rows = telemetry_services.rollup_readings(db.session, box, start, now, "hour")
+        rows = telemetry_services.rollup_readings(db.session(), box, start, now, "hour")
         chart = concentration_chart(rows, start, now, box.emission_limit_mg_m3)
-    commit_read_effects(db.session)  # the colour refreshed on read
+    commit_read_effects(db.session())  # the colour refreshed on read
     return render_template(
         "dash_box.html",
         box=box,

@@ -119,7 +119,7 @@ def login():
             status, headers = 429, {"Retry-After": str(wait.retry_after)}
         else:
             try:
-                user = account_services.authenticate(db.session, username, request.form.get("password", ""))
+                user = account_services.authenticate(db.session(), username, request.form.get("password", ""))
             except Unauthorized:
                 throttle.failed(username)
                 error, status = _("用户名或密码错误"), 401
@@ -193,28 +193,28 @@ def scan(code):
     # read cache (checked against the box's revision, see app.boxes.cache).
     anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
     normal = codes.normalise(code)
-    cache_key = (select_locale(), wiring_of(db.session).rules_dir)  # see app.boxes.views._cache_scope
+    cache_key = (select_locale(), wiring_of(db.session()).rules_dir)  # see app.boxes.views._cache_scope
     entry = cache.scan_page_cache.get(db.engine, cache_key, normal, now) if anonymous_get and normal else None
     if entry is not None:
         label_state, problem, detail = _label_state(entry.facts.code, entry.facts.label_version)
         if problem:
-            box_services.record_scan_problem(db.session, entry.facts.box_id, problem, detail, now)
-            commit_read_effects(db.session)
+            box_services.record_scan_problem(db.session(), entry.facts.box_id, problem, detail, now)
+            commit_read_effects(db.session())
         if label_state in entry.value:
             return entry.value[label_state]
-    box = box_services.find_box_public(db.session, code)
+    box = box_services.find_box_public(db.session(), code)
     if box is None:
         return render_template("scan_unknown.html", code=code), 404
     if entry is None:
         label_state, problem, detail = _label_state(box.code, box.label_version)
         if problem:
-            box_services.record_scan_problem(db.session, box.id, problem, detail, now)
+            box_services.record_scan_problem(db.session(), box.id, problem, detail, now)
     can_fill = bool(principal and not principal.is_device and box_services.can_service(principal, box))
     form_errors: dict = {}
     needs_confirmation = False
     if request.method == "POST":
         if not can_fill:
-            commit_read_effects(db.session)  # the scan problem found above, if any
+            commit_read_effects(db.session())  # the scan problem found above, if any
             return render_template(
                 "error.html",
                 status=403,
@@ -224,9 +224,10 @@ def scan(code):
         form = user_fields(request.form)
         try:
             data = FillIn().load(form)
-            box_services.record_fill(db.session, principal, box, data, now)
+            assert principal is not None  # can_fill: a signed-in person
+            box_services.record_fill(db.session(), principal, box, data, now)
         except ValidationError as exc:
-            form_errors = localise_form_errors(exc.messages)
+            form_errors = localise_form_errors(exc.normalized_messages())
         except InvalidInput as exc:
             form_errors = localise_form_errors(exc.errors)
             needs_confirmation = isinstance(exc, ConfirmationRequired)  # the checkbox appears
@@ -235,11 +236,11 @@ def scan(code):
         else:
             flash(_("换炭记录已保存"))  # committed by the boundary (app.common.tx): a redirect
             return redirect(url_for("web.scan", code=box.code))
-    view = box_services.view_box(db.session, box, now)
+    view = box_services.view_box(db.session(), box, now)
     if not form_errors:
-        commit_read_effects(db.session)  # a refused form (422) is rolled back by the boundary
+        commit_read_effects(db.session())  # a refused form (422) is rolled back by the boundary
     payload = presenters.box_payload(view)
-    last_replacement = box_services.last_replacement(db.session, box.id)
+    last_replacement = box_services.last_replacement(db.session(), box.id)
     status = 422 if form_errors else 200
     html = render_template(
         "scan.html",
@@ -298,13 +299,13 @@ def boxes_page():
     colour = request.args.get("colour") or None
     if colour not in (None, "grey", "green", "yellow", "red"):
         colour = None
-    query = box_services.list_boxes(db.session, principal, colour=colour)
+    query = box_services.list_boxes(db.session(), principal, colour=colour)
     page = max(int(request.args.get("page", "1") or 1), 1) if request.args.get("page", "1").isdigit() else 1
     from app.common.schemas import paginate
 
-    boxes, total = paginate(db.session, query, page, 50)
-    views = box_services.view_boxes(db.session, boxes)
-    commit_read_effects(db.session)
+    boxes, total = paginate(db.session(), query, page, 50)
+    views = box_services.view_boxes(db.session(), boxes)
+    commit_read_effects(db.session())
     return render_template(
         "boxes.html", items=[presenters.box_payload(v) for v in views], total=total, page=page, colour=colour
     )

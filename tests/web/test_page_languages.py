@@ -281,7 +281,7 @@ def test_validation_messages_and_errors_for_pages(app):
 
 
 def test_colour_history_names_the_rules(app):
-    from app.translations import rule_reason
+    from app.web.names import rule_reason  # the pages' helper: the app's rule texts
 
     with app.test_request_context("/?lang=zh"):
         assert (

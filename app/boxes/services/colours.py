@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
-from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate, import_rule_plugins
-from app.boxes.models import Box, BoxEvent, ColourChange, Fill
+from app.boxes.colour import SPENT_CARBON_RULES, Evaluation, RuleSet, evaluate
+from app.boxes.models import Box, BoxEvent, Colour, ColourChange, Fill
 from app.boxes.services.latest import latest_fills
 from app.boxes.services.stored import rules_digest, snapshot, stored_evaluation
 from app.common.timeutil import utcnow
@@ -45,10 +45,11 @@ def evaluate_boxes(
 def _evaluate_boxes(
     session: Session, boxes: list[Box], now: datetime, fills: dict[int, Fill] | None, rules: RuleSet
 ) -> dict[int, Evaluation]:
-    import_rule_plugins()
     if fills is None:
         fills = latest_fills(session, [b.id for b in boxes], now)
-    facts_by_box = {b.id: {"box": b, "now": now, "fill": fills.get(b.id), "next_check_candidates": []} for b in boxes}
+    facts_by_box: dict[int, dict[str, Any]] = {
+        b.id: {"box": b, "now": now, "fill": fills.get(b.id), "next_check_candidates": []} for b in boxes
+    }
     for provider in wiring_of(session).fact_providers:
         provider(session, boxes, facts_by_box, now)
     return {b.id: evaluate(facts_by_box[b.id], rules) for b in boxes}
@@ -143,8 +144,9 @@ def refresh_colours(
     return {**evaluations, **behind}
 
 
+_BOXES = cast(Table, Box.__table__)  # a declarative class's table (typed as any FromClause)
 # The SET columns are the keys of the parameters (but ``box_pk``).
-_UPDATE_BOX = update(Box.__table__).where(Box.__table__.c.id == bindparam("box_pk"))
+_UPDATE_BOX = update(_BOXES).where(_BOXES.c.id == bindparam("box_pk"))
 
 
 def _is_modified(box: Box) -> bool:
@@ -182,7 +184,6 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
         since = box.colour_next_check_at  # a moment before the event was never looked at: from there
     since = min(since, now)
     rules = _rules(session)
-    import_rule_plugins()
     session.flush()
     stored = list(
         session.scalars(
@@ -190,7 +191,9 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
         )
     )
     kept = [c for c in stored if c.changed_at < since]
-    dropped = {(c.colour, c.changed_at): c.recorded_at for c in stored if c.changed_at >= since}
+    dropped: dict[tuple[str, datetime], datetime] = {
+        (c.colour, c.changed_at): c.recorded_at for c in stored if c.changed_at >= since
+    }
     for change in stored:
         if change.changed_at >= since:
             session.delete(change)
@@ -204,6 +207,7 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
                 active = f
         return active
 
+    colour: str  # as the engine names it (a Colour's value)
     if kept:
         colour, last_at = kept[-1].colour, kept[-1].changed_at
     else:
@@ -289,7 +293,7 @@ def rebuild_history(session: Session, box: Box, since: datetime, now: datetime |
             )
         )
         colour, last_at = ev.colour, changed_at
-    box.colour = ev.colour
+    box.colour = Colour(ev.colour)
     box.colour_since = last_at
     box.colour_reasons = [{k: r[k] for k in _REASON_KEYS} for r in ev.reasons]
     box.colour_next_check_at = ev.next_check_at

@@ -57,7 +57,7 @@ def record_fill(
     if box.status == "decommissioned":
         raise Conflict("已报废的碳箱不能装填 (the box is decommissioned)")
     errors: dict[str, list[str]] = {}
-    filled_at: datetime | None = data.get("filled_at") or now
+    filled_at: datetime = data.get("filled_at") or now
     if filled_at > now + timedelta(minutes=5):
         errors["filled_at"] = ["cannot be in the future"]
     _positive(errors, data, "mass_kg")

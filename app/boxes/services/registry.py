@@ -68,6 +68,7 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
     waste_code = data.get("waste_code") or "900-039-49"
     if errors:
         raise InvalidInput("The box has invalid fields.", errors=errors)
+    assert enterprise is not None  # else errors["enterprise_id"] above
     code = data.get("code")
     if code:
         code = codes.normalise(code)
@@ -150,7 +151,7 @@ def set_status(session: Session, actor: Principal, box: Box, status: str, now: d
         session.add(
             BoxEvent(box_id=box.id, kind="status", at=now, actor=actor.label, detail={"from": box.status, "to": status})
         )
-        box.status = status
+        box.status = BoxStatus(status)
         box.revision += 1
         refresh_colours(session, [box], now)
     return box

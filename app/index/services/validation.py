@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.common.errors import InvalidInput
-from app.common.limits import limit
+from app.common.limits import Limits, limit
 from app.common.periods import Period
 from app.index.definition import Definition, Indicator
 from app.index.importing import Formula, Percent, RawRows
@@ -109,8 +109,9 @@ def _blank(raw: Any) -> bool:
     return raw is None or (isinstance(raw, str) and not raw.strip())
 
 
-def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
-    """Every row checked, every problem collected; :class:`InvalidInput` if any row is bad."""
+def validate_rows(defn: Definition, raw: RawRows, plausibility: Limits | None = None) -> list[ImportRow]:
+    """Every row checked, every problem collected; :class:`InvalidInput` if any row is bad.
+    ``plausibility``: the limits in force (the caller's wiring's; by default :func:`limits`)."""
     counties = ", ".join(f"{c} {n}" for c, n in COUNTY_NAMES.items())
     bad: dict[str, dict[str, list[str]]] = {}
     good: list[ImportRow] = []
@@ -191,7 +192,7 @@ def validate_rows(defn: Definition, raw: RawRows) -> list[ImportRow]:
                 error("value", "required")
         elif parsed is None:
             error("value", f"{shown} is not a number (e.g. 92.5, 1,234.5 or 12%)")
-        elif (problem := limit("index_value").check(parsed.value)) is not None:
+        elif (problem := limit("index_value", plausibility).check(parsed.value)) is not None:
             # Imports bypass the JSON schema: the plausibility rule file bounds them here, so the
             # min–max scoring never meets 1e308 (hardening: every accepted number is bounded).
             error("value", f"{shown} {problem}")

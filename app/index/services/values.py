@@ -13,6 +13,7 @@ from app.accounts.services import Principal
 from app.common.errors import Conflict
 from app.common.periods import Period
 from app.common.timeutil import utcnow
+from app.common.wiring import wiring_of
 from app.index.importing import RawRows
 from app.index.models import IndicatorValue, IndicatorValueRevision
 from app.index.services.access import require_importer, require_score_reader
@@ -27,7 +28,7 @@ def import_values(session: Session, actor: Principal, raw: RawRows, now: datetim
     """Validate every row, then upsert them all (the caller commits). Counts what changed."""
     require_importer(actor)
     now = now or utcnow()
-    rows = validate_rows(definition(session), raw)
+    rows = validate_rows(definition(session), raw, wiring_of(session).plausibility())
     user_id = actor.user.id if actor.user else None
     # One index import at a time. SQLite: the write lock. PostgreSQL: a transaction-scoped advisory
     # lock, taken before the existing values are read, so that a concurrent import of the same new

@@ -1,6 +1,6 @@
 """The demo's closed loop: waste carbon shipped on manifests, received, regenerated, filled again.
 
-A demo extension (:func:`app.demo.data.demo_extension`), run by :func:`app.demo.data.load_demo`
+A demo extension (listed in :func:`app.common.wiring.demo_extensions`), run by :func:`app.demo.data.load_demo`
 after the boxes and their backdated fill histories exist. Everything goes through the services
 (``create_manifest``, ``submit``, ``pickup``, ``receive``, ``reject``, ``process``, ``cancel``,
 ``record_batch``, ``record_fill``, ``set_status``) with backdated ``now=`` values:
@@ -26,8 +26,8 @@ here therefore run with that refresh deferred, and :func:`load_demo` evaluates e
 Deterministic: its own ``random.Random`` seeded from ``ctx.rng``.
 
 Laid out as: :mod:`.loop` (constants, state, time helpers, people), :mod:`.shipments` (waste left
-behind, the manifests), :mod:`.refills` (regeneration batches, recent fills); this module registers
-the extension (imported by :func:`app.demo.data.import_demo_extensions`).
+behind, the manifests), :mod:`.refills` (regeneration batches, recent fills); this module holds
+the extension itself.
 """
 
 from __future__ import annotations
@@ -37,21 +37,20 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from app.demo.data import REPLAY_DEFERRED_CHECKS, DemoContext, demo_extension
+from app.demo.data import DemoContext
 from app.ledger.demo.loop import Loop, deferred_box_refresh, people
 from app.ledger.demo.refills import recent_fills, regenerate
 from app.ledger.demo.shipments import assign_fates, hold_some_waste, open_manifests, schedule, ship
 from app.ledger.models import LedgerRecord
 
 # The replayed fill histories predate the shipments below: their colour history leaves the waste
-# rules out (see app.demo.data.REPLAY_DEFERRED_CHECKS).
-REPLAY_DEFERRED_CHECKS.update({"waste_held_too_long", "waste_not_on_manifest"})
+# rules out (app.demo.context.DemoExtension.deferred_checks, app.common.wiring.demo_extensions).
+REPLAY_DEFERRED_CHECKS = frozenset({"waste_held_too_long", "waste_not_on_manifest"})
 
 
 # ---------------------------------------------------------------- the extension
 
 
-@demo_extension
 def close_the_loop(session, ctx: DemoContext, now: datetime) -> None:
     loop = Loop(ctx=ctx, now=now, rng=random.Random(ctx.rng.random()))
     people(session, loop)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from app.boxes import services as box_services
 from app.boxes.models import Box
@@ -32,11 +33,12 @@ def regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
     batches: dict[int, list[RegenerationBatch]] = defaultdict(list)
     for plant_id, actor in loop.plant_actor.items():
         plant = actor.organization
+        assert plant is not None  # a plant's actor acts for the plant
         prefix = "TTZS" if plant.id == loop.ctx.orgs["regen_tiantai"].id else "WLZS"
         lines = [
             (m.received_at, m.number, line)
             for m in loop.manifests
-            if m.receiver_id == plant_id and m.status == "closed"
+            if m.receiver_id == plant_id and m.status == "closed" and m.received_at is not None
             for line in m.lines
             if line.method_code == "R7"
         ]
@@ -53,7 +55,7 @@ def regenerate(session, loop: Loop) -> dict[int, list[RegenerationBatch]]:
         days.append(today - timedelta(days=rng.randint(4, 7)))
         for n, day in enumerate(days, 1):
             produced = at_local(day, 16)
-            inputs = [
+            inputs: list[dict[str, Any]] = [
                 {
                     "manifest_number": number,
                     "line_no": line.line_no,
@@ -133,10 +135,12 @@ def recent_fills(session, loop: Loop, batches: dict[int, list[RegenerationBatch]
             actor = ctx.principal(plan.actor)
             latest = now - min(0.6 * cycle, 25) * DAY  # the new fill stays green until now
             if fill is None:
+                assert box.created_at is not None  # a stored box
                 lo = box.created_at + 0.5 * DAY
             elif target == "red_overdue":
                 lo = fill.filled_at + cycle * DAY + 0.3 * DAY  # it went red first
             elif target == "grey_stopped":
+                assert box.colour_since is not None  # an evaluated box
                 lo = box.colour_since + 2 * DAY
             else:
                 lo = fill.filled_at + 0.3 * DAY

@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.boxes.models import Box, Fill
 from app.telemetry.integration import (
+    _EPOCH,
     HOUR_US,
     Point,
     epoch_us,
@@ -148,6 +149,20 @@ class _StateValues:
     ORM's change tracking, stored by :func:`store_states`."""
 
     __slots__ = ("fill_id", "fill_started_at", *_STATE_WRITTEN)
+    # The columns' types (app.telemetry.models.BoxSensorState).
+    fill_id: int | None
+    fill_started_at: datetime | None
+    adsorbed_kg: float
+    integrated_count: int
+    last_integrated_ts: datetime | None
+    last_rate_kg_h: float
+    load_hours: list[list[float]]
+    breakthrough_since: datetime | None
+    breakthrough_count: int
+    latest_ts: datetime | None
+    latest: dict[str, Any]
+    reading_count: int
+    updated_at: datetime | None
 
     def __init__(self, state: BoxSensorState) -> None:
         for name in self.__slots__:
@@ -186,7 +201,7 @@ def _apply(
     box: Box,
     state: BoxSensorState | _StateValues,
     rows: list[tuple],
-    rollups: "_Rollups",
+    rollups: _Rollups,
     settings: Settings,
     now: datetime,
 ) -> None:
@@ -197,6 +212,7 @@ def _apply(
     if state.fill_id is not None:
         # The rows are sorted by ts: those of the fill are a suffix; of these, the late ones
         # (not newer than the newest integrated) come first, then the tail that extends the chain.
+        assert state.fill_started_at is not None  # set together with fill_id (sync_state_to_fill)
         first = bisect_left(rows, state.fill_started_at, key=itemgetter(R_TS))
         fill_rows = rows[first:] if first else rows
         last_ts = state.last_integrated_ts
@@ -253,9 +269,9 @@ def _apply(
         else:
             count = streak
             since = newer[-streak][R_TS] if streak else None
-        newest = newer[-1]
-        state.latest_ts = newest[R_TS]
-        state.latest = {k: newest[i] for k, i in _LATEST_OF}
+        newest_row = newer[-1]
+        state.latest_ts = newest_row[R_TS]
+        state.latest = {k: newest_row[i] for k, i in _LATEST_OF}
         state.breakthrough_since, state.breakthrough_count = since, count
     state.reading_count = (state.reading_count or 0) + len(rows)
     state.updated_at = now
@@ -277,7 +293,8 @@ def integrate_in_order(
     delta_kg = 0.0
     by_hour: dict[datetime, float] = {}
     covered: dict[datetime, float] = {}
-    hour, hour_lo, hour_hi, hour_kg, hour_s = None, 0, -1, 0.0, 0.0
+    # No hour yet: the empty interval [0, -1) is left at the first reading.
+    hour, hour_lo, hour_hi, hour_kg, hour_s = _EPOCH, 0, -1, 0.0, 0.0
     for _, _, ts, _, _, inlet, outlet, airflow, _, _, _, _, running, us in rows:
         if prev_us is not None:
             held = (us - prev_us) / 1e6
@@ -289,6 +306,7 @@ def integrate_in_order(
                     delta_kg += hour_kg
                 if hour_s:
                     covered[hour] = covered.get(hour, 0.0) + hour_s
+                assert prev_ts is not None  # set together with prev_us
                 hour = hour_of(prev_ts)
                 hour_lo = epoch_us(hour)
                 hour_hi, hour_kg, hour_s = hour_lo + HOUR_US, 0.0, 0.0
@@ -301,6 +319,7 @@ def integrate_in_order(
         delta_kg += hour_kg
     if hour_s:
         covered[hour] = covered.get(hour, 0.0) + hour_s
+    assert prev_ts is not None  # the rows are not empty
     return delta_kg, by_hour, covered, Point(prev_ts, prev_rate)
 
 
