@@ -25,9 +25,8 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import commit_read_effects
 from app.extensions import db
 from app.ledger.services import anomaly_figures, registry_lists
-from app.translations import rule_reason
 from app.web import table_export
-from app.web.names import anomaly_names, colour_names, flag_names, state_names
+from app.web.names import anomaly_names, colour_names, flag_names, rule_reason, state_names
 
 bp = Blueprint("regulator", __name__, template_folder="../templates")
 

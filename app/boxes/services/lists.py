@@ -10,9 +10,10 @@ shown (one batch) and, to sort by it, for the whole filtered list, which is boun
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -74,6 +75,11 @@ def _since():
     return func.coalesce(latest, Box.colour_since)
 
 
+def _boxes_since(result: Any) -> Iterable[tuple[Box, datetime | None]]:
+    """The rows of :func:`colour_query`: a box and when it took its colour."""
+    return cast("Iterable[tuple[Box, datetime | None]]", result)
+
+
 def colour_query(actor: Principal, colour: str, filters: BoxFilters):
     """(Box, since) rows of ``colour`` that ``actor`` may see, filtered and searched, unsorted."""
     since = _since().label("since")
@@ -123,7 +129,7 @@ def colour_list(
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     page = max(1, min(page, max(1, -(-total // per_page))))
     if filters.sort == "saturation":
-        rows = [_row(b, s, now) for b, s in session.execute(query.order_by(Box.id).limit(SORT_LIMIT))]
+        rows = [_row(b, s, now) for b, s in _boxes_since(session.execute(query.order_by(Box.id).limit(SORT_LIMIT)))]
         found = saturations(session, [r.box for r in rows], now)
         for r in rows:
             r.saturation = found.get(r.box.id)
@@ -135,7 +141,9 @@ def colour_list(
         )
         rows = [
             _row(b, s, now)
-            for b, s in session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+            for b, s in _boxes_since(
+                session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+            )
         ]
         found = saturations(session, [r.box for r in rows], now)
         for r in rows:
