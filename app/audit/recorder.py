@@ -48,8 +48,21 @@ EXCLUDED_TABLES = frozenset(
 # Derived columns, re-computed on reads and written in bulk: a box's colour is audited through
 # its colour history (colour_changes), its revision is a cache counter.
 EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
+    # The stored evaluation (colour, reasons, saturation, predicted date, its detail) is derived
+    # state, recomputed from the audited facts whenever it is due (app/boxes/services/stored.py):
+    # a cache, not a record; auditing it would add an entry per box per sweep.
     "boxes": frozenset(
-        {"revision", "colour", "colour_since", "colour_evaluated_at", "colour_next_check_at", "colour_reasons"}
+        {
+            "revision",
+            "colour",
+            "colour_since",
+            "colour_evaluated_at",
+            "colour_next_check_at",
+            "colour_reasons",
+            "saturation",
+            "predicted_replacement_at",
+            "colour_detail",
+        }
     ),
     # A usage stamp written at most once a minute in its own short transaction (app.accounts.services):
     # not a change of the token's state, and auditing it would add an entry per token per minute.

@@ -253,7 +253,18 @@ def test_the_enterprise_admin_registers_a_box_and_prints_its_labels(live, phone)
     live["state"]["code"] = code
 
 
-def test_the_enterprise_creates_and_submits_a_manifest_from_stock(live, phone):
+def test_the_enterprise_submits_a_manifest_and_the_carrier_picks_it_up(live, phone, browser):
+    """One test, in this order whatever order the suite runs in (pytest-randomly): the carrier's
+    step needs the manifest the enterprise submitted and the hand-over code it gave."""
+    _enterprise_creates_and_submits_a_manifest_from_stock(live, phone)
+    context, carrier_phone = _page(browser, PHONE)
+    try:
+        _carrier_picks_up_from_the_qr_code(live, carrier_phone)
+    finally:
+        context.close()
+
+
+def _enterprise_creates_and_submits_a_manifest_from_stock(live, phone):
     page, base = phone, live["base"]
     _sign_in(page, base, "ent")
     page.goto(base + "/stock")
@@ -310,7 +321,7 @@ def test_the_enterprise_creates_and_submits_a_manifest_from_stock(live, phone):
     page.click("text=生成交接码（给承运人）")
     code = page.locator("[data-code]").get_attribute("data-code")
     assert code and len(code) == 6 and code.isdigit()
-    live["state"]["code"] = code
+    live["state"]["handover_code"] = code
     page.click("text=返回联单")
     assert _stock(live) == (1800.0, 1200.0)  # reserved, not yet shipped
     page.goto(base + "/manifests/todo")
@@ -323,7 +334,7 @@ def test_the_enterprise_creates_and_submits_a_manifest_from_stock(live, phone):
     live["state"]["number"] = number
 
 
-def test_the_carrier_picks_up_from_the_qr_code(live, phone):
+def _carrier_picks_up_from_the_qr_code(live, phone):
     number = live["state"].get("number")
     assert number, "runs after the enterprise submitted its manifest"
     page, base = phone, live["base"]
@@ -360,7 +371,7 @@ def test_the_carrier_picks_up_from_the_qr_code(live, phone):
     page.fill("input[name=vehicle_plate]", "浙J12345")
     page.fill("input[name=driver_phone]", "13812345678")
     page.fill("input[name=signature_password]", factories.PASSWORD)  # the carrier signs
-    page.fill("input[name=handover_code]", live["state"]["code"])  # and the consignor's hand-over
+    page.fill("input[name=handover_code]", live["state"]["handover_code"])  # and the consignor's hand-over
     page.click("form[data-form=pickup] button[type=submit]")
     page.wait_for_url(f"**/m/{number}/picked-up*")
     assert page.locator("h1").inner_text() == "提货已确认"
