@@ -22,6 +22,7 @@ from app.accounts.models import Organization
 from app.accounts.services import Principal, list_organizations
 from app.audit.signing_forms import signature_from_form
 from app.common.auth import current_principal, require_user
+from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, NotFound
 from app.common.timeutil import local_date, utcnow
 from app.common.tx import rollback_request
@@ -163,14 +164,20 @@ def new_manifest():
     items = [i for i in summary["items"] if i["available_kg"] > 0]
     carriers, receivers = _parties(principal, [i["waste_code"] for i in items])
     errors: dict[str, list[str]] = {}
+    needs_confirmation = False
     form = user_fields(request.form) if request.method == "POST" else {}
     available = {i["waste_code"] for i in items}
     chosen = [c for c in request.form.getlist("waste_code") if c in available]
     if request.method == "POST":
         body, errors = _manifest_body(form, chosen)
+        if form.get("confirm_unusual"):
+            body["confirm_unusual"] = True  # ticked under the warnings of unusual quantities
         if not errors:
             try:
                 manifest = ledger_services.create_manifest(db.session(), principal, ManifestIn().load(body), now)
+            except ConfirmationRequired as exc:
+                errors = _line_errors(exc.errors or {}, chosen) or {"_": [localise_error(exc)]}
+                needs_confirmation = True
             except ValidationError as exc:
                 errors = _line_errors(exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}, chosen)
             except InvalidInput as exc:
@@ -182,6 +189,7 @@ def new_manifest():
                 return redirect(url_for("pages.manifest_detail", number=manifest.number))
     return render_template(
         "manifest_new.html",
+        needs_confirmation=needs_confirmation,
         items=items,
         carriers=carriers,
         receivers=receivers,

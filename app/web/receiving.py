@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 from app.accounts.services import Principal
 from app.audit.signing_forms import signature_from_form
 from app.common.auth import current_principal
+from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, NotFound
 from app.common.timeutil import utcnow
 from app.extensions import db
@@ -225,9 +226,18 @@ def _record_refusal(principal: Principal, manifest: Manifest, data: dict[str, An
     return ledger_services.reject(db.session(), principal, manifest, data, utcnow(), signature=signature)
 
 
-def _receipt_page(manifest: Manifest, entries, errors: Errors, mode: str, tolerance: float, status: int = 200):
+def _receipt_page(
+    manifest: Manifest,
+    entries,
+    errors: Errors,
+    mode: str,
+    tolerance: float,
+    status: int = 200,
+    needs_confirmation: bool = False,
+):
     return render_template(
         "receiving_form.html",
+        needs_confirmation=needs_confirmation,
         m=manifest,
         entries=entries,
         errors=errors,
@@ -261,8 +271,16 @@ def receive(number):
     if step != "confirm":
         # What will be stored, with each line's difference from the declared quantity, before it is.
         return _receipt_page(manifest, entries, {}, "review", tolerance)
+    data = _receipt_data(entries)
+    if request.form.get("confirm_unusual"):
+        data["confirm_unusual"] = True  # the receiver ticked 我已核实以上数值 under the warnings
     try:
-        _record_receipt(principal, manifest, _receipt_data(entries))
+        _record_receipt(principal, manifest, data)
+    except ConfirmationRequired as exc:
+        # Possible but unusual (a weight far above the one shipped): the review again, with the
+        # warnings beside the lines and the box to confirm them.
+        errors = _service_errors(exc, entries)
+        return _receipt_page(manifest, entries, errors, "review", tolerance, 422, needs_confirmation=True)
     except DomainError as exc:
         return _receipt_page(manifest, entries, _service_errors(exc, entries), "edit", tolerance, 422)
     flash(_("联单 %(number)s 已接收（%(result)s）。请登记利用/处置方式。", number=number, result=_acceptance(manifest)))

@@ -362,3 +362,20 @@ def test_the_new_pages_speak_english_when_asked(app, loop, api):
         assert not _HAN.findall(page), (path, _HAN.findall(page)[:10])
     wrong = text(carrier.post(f"/m/{number}/pickup?lang=en", data={"vehicle_plate": "x", "driver_phone": "abc"}))
     assert "a mobile number (11 digits)" in wrong and "not a vehicle plate" in wrong and "Driver: required" in wrong
+
+
+def test_an_unusual_line_is_saved_only_once_confirmed(app, world, api):
+    # 55 t on one line: possible (a clean-out), above plausibility.yaml's 50 t for one line.
+    loop = build_loop(world, api, removed_kg=60000)
+    client = login(app, "ent_staff")
+    first = client.post("/manifests/new", data=_form(loop, quantity="55000", packaging="吨袋 55 只"))
+    html = first.get_data(as_text=True)
+    assert first.status_code == 422 and 'name="confirm_unusual"' in html, text(first)
+    assert 'value="55000"' in html  # what was typed is kept
+    assert db.session.scalar(select(Manifest).where(Manifest.consignor_id == loop.world.enterprise.id)) is None
+    r = client.post(
+        "/manifests/new", data=_form(loop, quantity="55000", packaging="吨袋 55 只", confirm_unusual="true")
+    )
+    assert r.status_code == 302, text(r)
+    manifest = db.session.scalar(select(Manifest).where(Manifest.number == r.headers["Location"].rsplit("/", 1)[1]))
+    assert float(manifest.lines[0].quantity_kg) == 55000 and manifest.lines[0].confirmed_unusual is True

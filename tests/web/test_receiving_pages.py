@@ -180,3 +180,19 @@ def test_the_receipt_in_english(app, world, api, loop):
     assert "Weighed (kg)" in words and "Accept in part" in words and "give the accepted quantity" in words
     assert "称重量" not in words and "部分接受" not in words
     refresh()
+
+
+def test_an_unusual_weight_is_stored_only_once_confirmed(app, world, api, loop):
+    # 1,600 kg weighed for 1,000 shipped: possible, but above plausibility.yaml's 1.5 × ratio.
+    number = two_lines_in_transit(api, loop)["number"]
+    client = login(app, "svc")
+    form = {**receipt_form(l1=("1600", "accept", "", ""), l2=("600", "accept", "", "")), "confirm": "1", **SIGNED}
+    first = client.post(f"/receiving/{number}", data=form)
+    html = first.get_data(as_text=True)
+    assert first.status_code == 422 and 'data-step="review"' in html and 'name="confirm_unusual"' in html
+    assert "接收称重量远高于联单数量" in text(first) or "不常见" in text(first)
+    assert manifest_status(number) == "in_transit"  # nothing stored before the confirmation
+    done = client.post(f"/receiving/{number}", data={**form, "confirm_unusual": "true"})
+    assert done.status_code == 302, text(done)
+    line = stored(number).lines[0]
+    assert float(line.received_kg) == 1600 and line.confirmed_unusual is True
