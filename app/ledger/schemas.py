@@ -1,3 +1,9 @@
+"""The ledger's API schemas (records, stock, manifests and their steps, anomalies).
+
+A little over ~400 lines because every manifest step's input sits beside the manifest it
+changes, so one file shows what a manifest accepts at each step.
+"""
+
 from __future__ import annotations
 
 import re

@@ -30,6 +30,8 @@ errors (indices within that message). If a whole batch fails unexpectedly, its m
 retried one per transaction so that a poison message becomes a ``store_failed`` dead letter
 instead of blocking the others. Operators list dead letters at
 ``GET /api/v1/telemetry/dead-letters``. A redelivered dead letter may be stored twice.
+
+A little over ~400 lines because the subscriber's contract, batching and acknowledgement after commit are one flow.
 """
 
 from __future__ import annotations
