@@ -35,19 +35,19 @@ from flask import Flask, Response, current_app, request
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app.common.forms import IDEMPOTENCY_FIELD, TOKEN_FIELDS
 from app.common.timeutil import utcnow
 from app.common.types import UTCDateTime
 from app.extensions import Model
 
 HEADER = "Idempotency-Key"
-FORM_FIELD = "idempotency_key"  # app/web/form_tokens.py IDEMPOTENCY_FIELD
+FORM_FIELD = IDEMPOTENCY_FIELD
 REPLAYED_HEADER = "Idempotent-Replayed"
 DEFAULT_TTL_HOURS = 24
 MAX_STORED_BODY = 1_000_000  # bytes; a larger answer is not kept (the write still happens once per commit)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PENDING = "tanxiang.idempotency"
-_TOKEN_FIELDS = frozenset({"csrf", "csrf_token", FORM_FIELD})
 # Pages whose POST is not an action on data: signing in and out (a replayed sign-in would not sign in).
 _NOT_ACTIONS = frozenset({"/login", "/logout"})
 
@@ -104,7 +104,7 @@ def _request_hash(page: bool) -> str:
     if page:
         # What the person typed, without the tokens (as app.web.form_tokens.user_fields; common
         # does not import web).
-        fields = sorted((k, v) for k, v in request.form.items() if v.strip() and k not in _TOKEN_FIELDS)
+        fields = sorted((k, v) for k, v in request.form.items() if v.strip() and k not in TOKEN_FIELDS)
         digest.update(json.dumps(fields, ensure_ascii=False).encode())
         for name, upload in sorted(request.files.items()):
             digest.update(name.encode())

@@ -17,15 +17,13 @@ from app.audit.signatures import checks as signature_checks
 from app.audit.signing_forms import handover_from_form, signature_from_form
 from app.common.auth import current_principal
 from app.common.errors import DomainError, InvalidInput
+from app.common.forms import user_fields
 from app.common.timeutil import to_local_str, utcnow
 from app.extensions import db
 from app.ledger import schemas, services
 from app.ledger.models import STATE_ZH
 from app.ledger.pdf import ACTION_ZH
 from app.translations import field_names, localise_error, localise_message
-
-#: The hidden fields of every page form (app/web/form_tokens.py; not imported: web is built on the ledger).
-TOKEN_FIELDS = frozenset({"csrf", "csrf_token", "idempotency_key"})
 
 pages = PageBlueprint("manifest_pages", __name__, template_folder="../templates")
 
@@ -149,7 +147,7 @@ def verify_pickup(number):
     if "carrier" not in services.party_of(principal, manifest):
         # Not this manifest's carrier: the page it comes from shows no pickup form to them.
         return redirect(url_for("manifest_pages.verify", number=number))
-    form = {k: v for k, v in request.form.items() if v.strip() and k not in TOKEN_FIELDS}
+    form = user_fields(request.form)
     data, errors = _pickup_form(form)
     if not errors:
         try:

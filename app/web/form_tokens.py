@@ -12,18 +12,12 @@ import uuid
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
-IDEMPOTENCY_FIELD = "idempotency_key"
+from app.common.forms import IDEMPOTENCY_FIELD, TOKEN_FIELDS, user_fields
+
+__all__ = ["IDEMPOTENCY_FIELD", "TOKEN_FIELDS", "form_tokens", "user_fields"]
 
 
 def form_tokens() -> Markup:
     return Markup(
         '<input type="hidden" name="csrf_token" value="{}"><input type="hidden" name="{}" value="{}">'
     ).format(escape(generate_csrf()), IDEMPOTENCY_FIELD, uuid.uuid4().hex)
-
-
-TOKEN_FIELDS = frozenset({"csrf", "csrf_token", IDEMPOTENCY_FIELD})
-
-
-def user_fields(form) -> dict[str, str]:
-    """What the person typed: the non-empty fields of a posted form, without the hidden tokens."""
-    return {k: v for k, v in form.items() if v.strip() and k not in TOKEN_FIELDS}
