@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reportlab.lib.colors import HexColor, white
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
@@ -39,7 +38,7 @@ from .layout import (
     RADIUS,
     geometry,
 )
-from .pdf import _binary_streams, _draw_qr, page_count
+from .pdf import _draw_qr, new_canvas, page_count
 from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, wrap
 
 TITLE = "再生活性炭"
@@ -109,28 +108,27 @@ def batch_label_pdf(labels: Sequence[BatchLabel]) -> bytes:
     if not labels:
         raise ValueError("batch_label_pdf needs at least one label")
     ensure_fonts()
-    with _binary_streams():
-        buf = io.BytesIO()
-        c = Canvas(buf, pagesize=A4, pageCompression=1)
-        c.setTitle("再生活性炭标签")
-        c.setCreator("tanxiang")
-        pages = page_count(len(labels))
-        grid_top = PAGE_H - MARGIN_TOP - HEADER_H
-        for p in range(pages):
-            c.setFillColor(_TEXT)
-            draw_text(c, MARGIN_X, PAGE_H - MARGIN_TOP - 5 * mm, f"再生活性炭标签  批次 {labels[0].batch_no}", 11)
-            c.setFillColor(_MUTED)
-            draw_text(
-                c,
-                PAGE_W - MARGIN_X,
-                PAGE_H - MARGIN_TOP - 5 * mm,
-                f"共 {len(labels)} 张  第 {p + 1}/{pages} 页",
-                8,
-                align="right",
-            )
-            for i, spec in enumerate(labels[p * LABELS_PER_PAGE : (p + 1) * LABELS_PER_PAGE]):
-                row, col = divmod(i, COLS)
-                _draw(c, spec, MARGIN_X + col * (LABEL_W + GAP_X), grid_top - (row + 1) * LABEL_H - row * GAP_Y)
-            c.showPage()
-        c.save()
-        return buf.getvalue()
+    buf = io.BytesIO()
+    c = new_canvas(buf)
+    c.setTitle("再生活性炭标签")
+    c.setCreator("tanxiang")
+    pages = page_count(len(labels))
+    grid_top = PAGE_H - MARGIN_TOP - HEADER_H
+    for p in range(pages):
+        c.setFillColor(_TEXT)
+        draw_text(c, MARGIN_X, PAGE_H - MARGIN_TOP - 5 * mm, f"再生活性炭标签  批次 {labels[0].batch_no}", 11)
+        c.setFillColor(_MUTED)
+        draw_text(
+            c,
+            PAGE_W - MARGIN_X,
+            PAGE_H - MARGIN_TOP - 5 * mm,
+            f"共 {len(labels)} 张  第 {p + 1}/{pages} 页",
+            8,
+            align="right",
+        )
+        for i, spec in enumerate(labels[p * LABELS_PER_PAGE : (p + 1) * LABELS_PER_PAGE]):
+            row, col = divmod(i, COLS)
+            _draw(c, spec, MARGIN_X + col * (LABEL_W + GAP_X), grid_top - (row + 1) * LABEL_H - row * GAP_Y)
+        c.showPage()
+    c.save()
+    return buf.getvalue()

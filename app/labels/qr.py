@@ -1,29 +1,31 @@
 """Fast QR rendering for carbon box labels.
 
-Encoding uses `segno` with a *fixed* mask pattern.  Automatic mask selection
-evaluates all eight masks with the penalty rules, which is what makes the
-``qrcode`` library (and segno's default) take several milliseconds per code.
-The mask only affects how "pleasant" the module pattern is for scanners; any
-of the eight masks is valid per ISO/IEC 18004 and decodes fine, so fixing it
-gives a ~4-5x speed-up with no functional loss.
+Symbols are byte mode, error level M, with a *fixed* mask pattern. Automatic mask
+selection evaluates all eight masks with the penalty rules, which is what makes the
+``qrcode`` library (and segno's default) take several milliseconds per code. The mask
+only affects how "pleasant" the module pattern is for scanners; any of the eight masks
+is valid per ISO/IEC 18004 and decodes fine. ASCII data (every label URL) is encoded by
+:mod:`app.labels.qr_encode`, which does per version once what segno does per code;
+anything else by segno.
 
 Public helpers (all pure Python, no Flask):
 
 * :func:`qr_matrix`  -> :class:`QRMatrix` (cached, immutable)
-* :func:`qr_rects`   -> merged dark rectangles in module units (cached)
-* :func:`qr_png`     -> PNG bytes (Pillow, 1-bit)
+* :func:`qr_png`     -> PNG bytes (1-bit greyscale, written directly with zlib)
 * :func:`qr_svg`     -> standalone SVG document bytes
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import re
+import struct
+import zlib
 from dataclasses import dataclass
 
 import segno
-from PIL import Image
+
+from .qr_encode import encode_ascii
+from .vector_qr import svg_path
 
 __all__ = [
     "ERROR_LEVEL",
@@ -31,7 +33,6 @@ __all__ = [
     "QRMatrix",
     "qr_matrix",
     "qr_png",
-    "qr_rects",
     "qr_svg",
 ]
 
@@ -42,9 +43,9 @@ ERROR_LEVEL = "m"
 MASK = 0
 
 _CACHE_SIZE = 4096
-_DARK_RUN = re.compile(rb"\x01+")
-# matrix byte (0 light / 1 dark) -> greyscale pixel (255 white / 0 black)
-_TO_GREY = bytes([255, 0]) + bytes(254)
+# matrix byte (0 light / 1 dark) -> the PNG's bit as a digit (1-bit greyscale: 1 white, 0 black)
+_TO_DIGIT = b"10" + bytes(254)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,42 +92,18 @@ def qr_matrix(data: str) -> QRMatrix:
     shared safely.
     """
     _check_data(data)
+    fast = encode_ascii(data)
+    if fast is not None:
+        version, raw = fast
+        return QRMatrix(data=data, version=version, error=ERROR_LEVEL, mask=MASK, raw=raw)
     qr = segno.make(data, error=ERROR_LEVEL, mask=MASK, micro=False, boost_error=False)
-    raw = tuple(bytes(row) for row in qr.matrix)
     return QRMatrix(
         data=data,
         version=int(qr.version),
         error=str(qr.error).lower(),
         mask=int(qr.mask),
-        raw=raw,
+        raw=tuple(bytes(row) for row in qr.matrix),
     )
-
-
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def qr_rects(data: str) -> tuple[tuple[int, int, int, int], ...]:
-    """Dark modules of ``data`` as merged rectangles ``(x, y, w, h)``.
-
-    Coordinates are in modules, origin at the top-left module of the symbol
-    (no quiet zone), ``y`` growing downwards.  Horizontal runs of dark modules
-    are merged into one rectangle, and identical runs in consecutive rows are
-    merged vertically, which roughly halves the number of drawing operations
-    compared to one rectangle per run.
-    """
-    out: list[list[int]] = []  # creation order == sorted by (y, x)
-    open_rects: dict[tuple[int, int], list[int]] = {}
-    for y, row in enumerate(qr_matrix(data).raw):
-        current: dict[tuple[int, int], list[int]] = {}
-        for m in _DARK_RUN.finditer(row):
-            span = m.span()
-            rect = open_rects.pop(span, None)
-            if rect is None:
-                rect = [span[0], y, span[1] - span[0], 1]
-                out.append(rect)
-            else:
-                rect[3] += 1  # same run as the row above: grow downwards
-            current[span] = rect
-        open_rects = current
-    return tuple(map(tuple, out))  # type: ignore[arg-type]
 
 
 def _check_geometry(scale: int, border: int) -> None:
@@ -136,26 +113,58 @@ def _check_geometry(scale: int, border: int) -> None:
         raise ValueError("border must be an int >= 0")
 
 
+@functools.cache
+def _spread(scale: int) -> tuple[bytes, ...]:
+    """Byte of 8 pixels -> the ``scale`` bytes of those pixels each repeated ``scale`` times."""
+    out = []
+    for byte in range(256):
+        digits = "".join(("1" if byte >> (7 - k) & 1 else "0") * scale for k in range(8))
+        out.append(int(digits, 2).to_bytes(scale, "big"))
+    return tuple(out)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def qr_png(data: str, scale: int = 8, border: int = 4) -> bytes:
     """Render ``data`` as a black-on-white 1-bit PNG.
 
     ``scale`` is pixels per module, ``border`` the quiet zone in modules
     (the standard asks for 4).
+
+    The PNG is written directly: an image library would build an 8-bit image, scale it,
+    convert it to 1 bit and filter it, for what is a few table look-ups on whole rows here.
     """
     _check_geometry(scale, border)
     matrix = qr_matrix(data)
-    n = matrix.size
-    total = n + 2 * border
-    blank = b"\x00" * total
-    pad = b"\x00" * border
-    grid = b"".join([blank] * border + [pad + row + pad for row in matrix.raw] + [blank] * border)
-    img = Image.frombytes("L", (total, total), grid.translate(_TO_GREY))
-    if scale != 1:
-        img = img.resize((total * scale, total * scale), Image.Resampling.NEAREST)
-    img = img.convert("1", dither=Image.Dither.NONE)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    total = matrix.size + 2 * border
+    # one digit per module, each row padded (light) to whole bytes, then one int for all rows
+    padded = -(-total // 8) * 8
+    blank = b"\x00" * padded
+    pad_left = b"\x00" * border
+    pad_right = b"\x00" * (padded - total + border)
+    rows = [blank] * border + [pad_left + row + pad_right for row in matrix.raw] + [blank] * border
+    digits = b"".join(rows).translate(_TO_DIGIT)
+    packed = int(digits, 2).to_bytes(len(digits) // 8, "big")
+    pixels = b"".join(map(_spread(scale).__getitem__, packed))
+    stride_in, stride_out = padded // 8 * scale, -(-total * scale // 8)
+    # Filter "None" on a row's first pixel line, "Up" (all zeros) on its repeats: deflate then
+    # meets long runs of zeros, which it compresses fastest and smallest.
+    repeat = b"\x02" + b"\x00" * stride_out
+    scanlines = b"".join(
+        [b"\x00" + pixels[r : r + stride_out] + repeat * (scale - 1) for r in range(0, len(pixels), stride_in)]
+    )
+    side = total * scale
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return b"".join(
+        [
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(scanlines, 1)),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
 
 
 def qr_svg(data: str, scale: int = 8, border: int = 4) -> bytes:
@@ -170,7 +179,7 @@ def qr_svg(data: str, scale: int = 8, border: int = 4) -> bytes:
     matrix = qr_matrix(data)
     total = matrix.size + 2 * border
     px = total * scale
-    d = "".join(f"M{x + border} {y + border}h{w}v{h}h-{w}z" for x, y, w, h in qr_rects(data))
+    d = svg_path(matrix.raw, border)
     svg = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" '

@@ -27,8 +27,9 @@ from app.labels.pdf import (
     label_sheet_pdf,
     page_count,
 )
-from app.labels.qr import qr_matrix, qr_png, qr_rects, qr_svg
+from app.labels.qr import qr_matrix, qr_png, qr_svg
 from app.labels.signing import SIGNATURE_LENGTH, label_url, sign_label, verify_label
+from app.labels.vector_qr import pdf_path
 
 SECRET = "test-secret-不要在生产使用"
 BASE = "https://tanxiang.tzhb.gov.cn"
@@ -164,18 +165,26 @@ def test_qr_matrix_shape_and_cache():
     assert qr_matrix(URL).rows[0][0] is True
 
 
-def test_qr_rects_cover_exactly_the_dark_modules():
-    m = qr_matrix(URL)
-    grid = [[False] * m.size for _ in range(m.size)]
-    for x, y, w, h in qr_rects(URL):
-        assert w >= 1 and h >= 1
-        for yy in range(y, y + h):
-            for xx in range(x, x + w):
-                assert not grid[yy][xx], "rectangles overlap"
-                grid[yy][xx] = True
-    assert tuple(tuple(r) for r in grid) == m.rows
+def _grid_of_ops(ops: str, size: int, pattern: str, offset: int = 0) -> list[list[bool]]:
+    grid = [[False] * size for _ in range(size)]
+    found = re.findall(pattern, ops)
+    assert found
+    for x, y, w, h in ((int(v) for v in f) for f in found):
+        assert w >= 1 and h == 1
+        for xx in range(x - offset, x - offset + w):
+            assert not grid[y - offset][xx], "rectangles overlap"
+            grid[y - offset][xx] = True
+    return grid
+
+
+@pytest.mark.parametrize("data", [URL, "x", "https://example.org/" + "q" * 300])
+def test_pdf_path_covers_exactly_the_dark_modules(data):
+    m = qr_matrix(data)
+    ops = pdf_path(m.raw)
+    assert re.fullmatch(r"(\d+ \d+ \d+ 1 re )+", ops)  # nothing but rectangles
+    assert tuple(tuple(r) for r in _grid_of_ops(ops, m.size, r"(\d+) (\d+) (\d+) (\d+) re")) == m.rows
     dark_runs = sum(len(re.findall(rb"\x01+", row)) for row in m.raw)
-    assert len(qr_rects(URL)) < dark_runs  # vertical merging happened
+    assert dark_runs <= ops.count(" re") < 1.3 * dark_runs  # runs, split only at byte boundaries
 
 
 def test_qr_png_round_trip():
