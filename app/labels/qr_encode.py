@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any, cast
 
 from segno import consts
 from segno import encoder as segno_encoder
@@ -31,6 +32,8 @@ __all__ = ["MAX_VERSION", "encode_ascii", "rs_remainder", "version_for"]
 
 MAX_VERSION = 40
 _ERROR_M = consts.ERROR_LEVEL_M
+# version -> error level -> (blocks, codewords per block, data codewords per block) groups
+_ECC = cast("dict[int, dict[int, tuple[Any, ...]]]", consts.ECC)
 _BYTE_MODE = 0b0100
 _PAD = b"\xec\x11" * 1500  # alternating pad codewords (ISO/IEC 18004 7.4.10)
 # codeword -> its 8 bits, most significant first, one byte (0 or 1) per bit
@@ -122,7 +125,7 @@ def _plan(version: int) -> _Plan:
     segno_encoder.add_format_info(matrix, version, _ERROR_M, 0)
     segno_encoder.add_version_info(matrix, version)
 
-    groups = consts.ECC[version][_ERROR_M]
+    groups = _ECC[version][_ERROR_M]
     n_ec = groups[0].num_total - groups[0].num_data
     blocks, start = [], 0
     for g in groups:
@@ -168,7 +171,7 @@ def _capacities() -> tuple[int, ...]:
     """Bytes a byte-mode level-M symbol of each version holds (index 0 unused)."""
     caps = [0]
     for v in range(1, MAX_VERSION + 1):
-        n_data = sum(g.num_blocks * g.num_data for g in consts.ECC[v][_ERROR_M])
+        n_data = sum(g.num_blocks * g.num_data for g in _ECC[v][_ERROR_M])
         count_bits = 8 if v < 10 else 16
         caps.append(min((8 * n_data - 4 - count_bits) // 8, (1 << count_bits) - 1))
     return tuple(caps)
