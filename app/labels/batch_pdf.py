@@ -19,6 +19,7 @@ from reportlab.lib.colors import HexColor, white
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
+from .drawing import draw_qr, new_canvas
 from .layout import (
     BAND_H,
     COLS,
@@ -38,7 +39,7 @@ from .layout import (
     RADIUS,
     geometry,
 )
-from .pdf import _draw_qr, new_canvas, page_count
+from .pdf import page_count
 from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, wrap
 
 TITLE = "再生活性炭"
@@ -74,7 +75,7 @@ def _draw(c: Canvas, spec: BatchLabel, x: float, y: float) -> None:
     draw_text(c, PAD + 1 * mm, band, TITLE, 12)
     chip = f"No. {spec.batch_id}"
     draw_text(c, LABEL_W - PAD - 1 * mm, band, chip, 11, align="right", latin=LATIN_BOLD)
-    _draw_qr(c, spec.url, g.qr_x, g.qr_y, g.qr_size)
+    draw_qr(c, spec.url, g.qr_x, g.qr_y, g.qr_size)
 
     tx, tw = g.tx, g.tw
     top = LABEL_H - BAND_H - PAD - 2.6 * mm

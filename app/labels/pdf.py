@@ -18,15 +18,12 @@ the drawing.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from reportlab.lib.colors import Color, HexColor, white
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.rl_accel import fp_str
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
@@ -34,6 +31,7 @@ from reportlab.pdfgen.textobject import PDFTextObject
 
 from app.boxes.states import COLOUR_ZH, Colour
 
+from .drawing import ascii_text, draw_qr, latin_width, new_canvas, origin
 from .layout import (
     BAND_H,
     CODE_MIN,
@@ -55,15 +53,11 @@ from .layout import (
     PAD,
     PAGE_H,
     PAGE_W,
-    QR_QUIET,
     RADIUS,
     VALUE_SIZE,
-    Geometry,
     geometry,
 )
-from .qr import qr_matrix
 from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, text_out, width, wrap
-from .vector_qr import pdf_path
 
 __all__ = [
     "COLOURS",
@@ -108,6 +102,7 @@ _BLACK = HexColor("#000000")
 _TEXT = HexColor("#1A1A1A")
 _MUTED = HexColor("#6B6F76")
 _RULE = HexColor("#C8CCD2")
+_TEXT_RG = f"{fp_str(*_TEXT.rgb())} rg"  # _TEXT as a fill colour operator
 _LEGEND_FORM = "TxLegend"
 
 
@@ -145,26 +140,6 @@ def page_count(n_labels: int) -> int:
 
 
 # ---------------------------------------------------------------- drawing
-@functools.lru_cache(maxsize=64)
-def _qr_placement(n: int, x: float, y: float, size: float) -> str:
-    """Graphics state for a symbol of ``n`` modules in the square at (x, y) of side ``size``
-    (quiet zone included): black, and the module coordinate system of :func:`pdf_path`
-    (origin at the top-left module, 1 unit = 1 module, y growing downwards)."""
-    module = size / (n + 2 * QR_QUIET)
-    top = y + size - QR_QUIET * module
-    left = x + QR_QUIET * module
-    return f"q 0 g {fp_str(module, 0, 0, -module, left, top)} cm "
-
-
-def _draw_qr(c: Canvas, data: str, x: float, y: float, size: float) -> None:
-    """Draw the QR for ``data`` as vector rectangles into the square with
-    lower-left corner (x, y) and side ``size`` (quiet zone included)."""
-    matrix = qr_matrix(data)
-    # One path of "re" operators filled once, written as a literal inside q/Q: reportlab's
-    # state-tracking calls (saveState, setFillColor, transform) cost more than the symbol.
-    c.addLiteral(_qr_placement(matrix.size, x, y, size) + pdf_path(matrix.raw) + "f Q")
-
-
 def _label_form_name(colour: str) -> str:
     return f"TxLabel_{colour}"
 
@@ -227,71 +202,98 @@ def _split_code(code: str) -> tuple[str, str]:
     return code[:mid], code[mid:]
 
 
-@functools.lru_cache(maxsize=64)
-def _origin(x: float, y: float) -> str:
-    return f"q 1 0 0 1 {fp_str(x, y)} cm "
+class _Sheet:
+    """One document's drawing of labels: its canvas, the label geometry, the internal name of the
+    codes' font, and the text of the enterprise/facility/outlet column, which repeats across a
+    sheet (one enterprise's boxes) and is laid out once per distinct value."""
 
+    def __init__(self, c: Canvas) -> None:
+        self.c = c
+        self.g = geometry()
+        self.code_font = c._doc.getInternalFontName(LATIN_BOLD)
+        self.facts: dict[tuple[str, str, str], str] = {}
+        self.on_page: set[str] = set()  # forms drawn on the current page
 
-def _text_block(c: Canvas, draw: Callable[[PDFTextObject], None]) -> str:
-    """The operators of a text object ``draw`` fills (fonts and glyph subsets are registered with
-    the canvas's document as they are used, so the code stays valid anywhere in that document)."""
-    t = c.beginText()
-    t.setFillColor(_TEXT)
-    draw(t)
-    return t.getCode()
+    def new_page(self) -> None:
+        self.on_page.clear()
 
+    def form(self, name: str) -> None:
+        """Draw the form ``name``: through the canvas the first time on a page (which lists it in
+        the page's resources), as its ``Do`` operator after that."""
+        if name in self.on_page:
+            self.c.addLiteral(f"/{self.c._doc.getXObjectName(name)} Do")
+        else:
+            self.c.doForm(name)
+            self.on_page.add(name)
 
-def _code_text(c: Canvas, code: str, g: Geometry) -> str:
-    def draw(t: PDFTextObject) -> None:
-        # 5 % slack: viewers without Helvetica substitute a slightly wider face.
-        code_w = g.tw * 0.95
-        code_size = fit(code, CODE_SIZE, code_w, CODE_MIN, LATIN_BOLD)
-        # fit scales the size to the width exactly; allow for rounding in that product.
-        if width(code, code_size, LATIN_BOLD) <= code_w * (1 + 1e-9):
-            t.setTextOrigin(g.tx, g.code_y)
-            text_out(t, code, code_size, LATIN_BOLD)
-        else:  # very long code: two lines rather than truncating the identifier
-            first, second = _split_code(code)
-            size = min(
-                fit(first, CODE_MIN, code_w, 5, LATIN_BOLD),
-                fit(second, CODE_MIN, code_w, 5, LATIN_BOLD),
-            )
-            t.setTextOrigin(g.tx, g.code_y + size * 0.95)
-            text_out(t, first, size, LATIN_BOLD)
-            t.setTextOrigin(g.tx, g.code_y)
-            text_out(t, second, size, LATIN_BOLD)
+    def text_block(self, draw: Callable[[PDFTextObject], None]) -> str:
+        """The operators of a text object ``draw`` fills (fonts and glyph subsets are registered
+        with this document as they are used, so the code is valid anywhere in it)."""
+        t = self.c.beginText()
+        draw(t)
+        return str(t.getCode())
 
-    return _text_block(c, draw)
+    def code_text(self, code: str) -> str:
+        g = self.g
+        code_w = g.tw * 0.95  # 5 % slack: viewers without Helvetica substitute a wider face
+        if code.isascii() and code.isprintable():
+            # The usual case, written directly: the largest size up to CODE_SIZE at which the
+            # code fits the column, if that is at least CODE_MIN.
+            w = latin_width(code, LATIN_BOLD)
+            size = CODE_SIZE if w * CODE_SIZE <= code_w else code_w / w
+            if size >= CODE_MIN:
+                return ascii_text(self.code_font, size, g.tx, g.code_y, code)
 
+        def draw(t: PDFTextObject) -> None:
+            code_size = fit(code, CODE_SIZE, code_w, CODE_MIN, LATIN_BOLD)
+            # fit scales the size to the width exactly; allow for rounding in that product.
+            if width(code, code_size, LATIN_BOLD) <= code_w * (1 + 1e-9):
+                t.setTextOrigin(g.tx, g.code_y)
+                text_out(t, code, code_size, LATIN_BOLD)
+            else:  # very long code: two lines rather than truncating the identifier
+                first, second = _split_code(code)
+                size = min(
+                    fit(first, CODE_MIN, code_w, 5, LATIN_BOLD),
+                    fit(second, CODE_MIN, code_w, 5, LATIN_BOLD),
+                )
+                t.setTextOrigin(g.tx, g.code_y + size * 0.95)
+                text_out(t, first, size, LATIN_BOLD)
+                t.setTextOrigin(g.tx, g.code_y)
+                text_out(t, second, size, LATIN_BOLD)
 
-def _facts_text(c: Canvas, enterprise: str, facility: str, outlet: str, g: Geometry) -> str:
-    def draw(t: PDFTextObject) -> None:
-        ey = g.ent_first_y
-        for line in wrap(enterprise or "—", ENT_SIZE, g.tw, 2):
-            t.setTextOrigin(g.tx, ey)
-            text_out(t, line, ENT_SIZE)
-            ey -= ENT_SIZE * 1.25
-        vx, vw = g.tx + g.value_dx, g.tw - g.value_dx
-        for value, vy in ((facility, g.facility_y), (outlet, g.outlet_y)):
-            value = ellipsize(value or "—", 7, vw, LATIN_BOLD)
-            t.setTextOrigin(vx, vy)
-            text_out(t, value, fit(value, VALUE_SIZE, vw, 7, LATIN_BOLD), LATIN_BOLD)
+        return self.text_block(draw)
 
-    return _text_block(c, draw)
+    def facts_text(self, enterprise: str, facility: str, outlet: str) -> str:
+        key = (enterprise, facility, outlet)
+        text = self.facts.get(key)
+        if text is not None:
+            return text
+        g = self.g
 
+        def draw(t: PDFTextObject) -> None:
+            ey = g.ent_first_y
+            for line in wrap(enterprise or "—", ENT_SIZE, g.tw, 2):
+                t.setTextOrigin(g.tx, ey)
+                text_out(t, line, ENT_SIZE)
+                ey -= ENT_SIZE * 1.25
+            vx, vw = g.tx + g.value_dx, g.tw - g.value_dx
+            for value, vy in ((facility, g.facility_y), (outlet, g.outlet_y)):
+                value = ellipsize(value or "—", 7, vw, LATIN_BOLD)
+                t.setTextOrigin(vx, vy)
+                text_out(t, value, fit(value, VALUE_SIZE, vw, 7, LATIN_BOLD), LATIN_BOLD)
 
-def _draw_label(c: Canvas, spec: LabelSpec, x: float, y: float, g: Geometry, facts: dict[tuple, str]) -> None:
-    """One label at (x, y). Its operators are written as literals: the frame is a form, the QR a
-    path, the box code a text object; the enterprise/facility/outlet text repeats across a sheet
-    (one enterprise's boxes), so its text object is made once per document (``facts``)."""
-    c.addLiteral(_origin(x, y))
-    c.doForm(_label_form_name(spec.colour))
-    _draw_qr(c, spec.url, g.qr_x, g.qr_y, g.qr_size)
-    key = (spec.enterprise, spec.facility, spec.outlet)
-    text = facts.get(key)
-    if text is None:
-        text = facts[key] = _facts_text(c, *key, g)
-    c.addLiteral(_code_text(c, spec.code, g) + " " + text + " Q")
+        text = self.facts[key] = self.text_block(draw)
+        return text
+
+    def label(self, spec: LabelSpec, x: float, y: float) -> None:
+        """One label at (x, y): the frame is a form, the QR a path, the texts text objects; all
+        written as literals inside one q/Q (see :mod:`app.labels.drawing`)."""
+        c, g = self.c, self.g
+        c.addLiteral(origin(x, y))
+        self.form(_label_form_name(spec.colour))
+        draw_qr(c, spec.url, g.qr_x, g.qr_y, g.qr_size)
+        facts = self.facts_text(spec.enterprise, spec.facility, spec.outlet)
+        c.addLiteral(f"{_TEXT_RG} {self.code_text(spec.code)} {facts} Q")
 
 
 def _define_legend_form(c: Canvas) -> None:
@@ -332,38 +334,6 @@ def _draw_page_chrome(c: Canvas, page: int, pages: int, total: int) -> None:
     c.doForm(_LEGEND_FORM)
 
 
-class _Flate:
-    """A Flate stream filter at a chosen compression level (reportlab's is level 6, ASCII85
-    wrapped when ``rl_config.useA85``)."""
-
-    pdfname = "FlateDecode"
-
-    def __init__(self, level: int) -> None:
-        self.level = level
-
-    def encode(self, text: str | bytes) -> bytes:
-        return zlib.compress(text.encode("utf8") if isinstance(text, str) else text, self.level)
-
-    def decode(self, encoded: bytes) -> bytes:
-        return zlib.decompress(encoded)
-
-
-#: Level 3: a 1,000-label sheet's 5.5 MB of operators compress in 0.08 s instead of 0.25 s at
-#: level 6, for a file 30 % larger (0.7 MiB; level 1 is no faster and twice the size). Its streams are binary: ASCII85 (a 7-bit transport encoding) would cost
-#: ~0.2 s in pure Python and make the file 25 % larger.
-_FAST_FLATE = _Flate(3)
-
-
-def new_canvas(buf: io.BytesIO) -> Canvas:
-    """An A4 canvas whose streams (pages, forms, font subsets) are all Flate-compressed by
-    :data:`_FAST_FLATE`. Set on this document only: reportlab's own compression (switched off
-    here) reads global settings, and other PDFs of the process keep them."""
-    c = Canvas(buf, pagesize=A4, pageCompression=0)
-    # Streams without filters of their own get the document's default ones (reportlab's PDFStream).
-    c._doc.defaultStreamFilters = [_FAST_FLATE]
-    return c
-
-
 def label_sheet_pdf(labels: Sequence[LabelSpec]) -> bytes:
     """Render ``labels`` onto A4 pages, 8 per page, and return the PDF bytes.
 
@@ -389,8 +359,7 @@ def _render(labels: list[LabelSpec]) -> bytes:
     for colour in sorted({spec.colour for spec in labels}):
         _define_label_form(c, colour)
     _define_legend_form(c)
-    g = geometry()
-    facts: dict[tuple, str] = {}
+    sheet = _Sheet(c)
 
     pages = page_count(len(labels))
     grid_top = PAGE_H - MARGIN_TOP - HEADER_H
@@ -401,7 +370,8 @@ def _render(labels: list[LabelSpec]) -> bytes:
             row, col = divmod(i, COLS)
             lx = MARGIN_X + col * (LABEL_W + GAP_X)
             ly = grid_top - (row + 1) * LABEL_H - row * GAP_Y
-            _draw_label(c, spec, lx, ly, g, facts)
+            sheet.label(spec, lx, ly)
         c.showPage()
+        sheet.new_page()
     c.save()
     return buf.getvalue()

@@ -217,4 +217,4 @@ def encode_ascii(data: str) -> tuple[int, tuple[bytes, ...]] | None:
     masked = (int.from_bytes(bits, "big") ^ plan.mask).to_bytes(plan.n_bits, "big")
     flat = bytes(plan.gather(masked + b"\x00\x01"))
     size = plan.size
-    return version, tuple(flat[r : r + size] for r in range(0, size * size, size))
+    return version, tuple([flat[r : r + size] for r in range(0, size * size, size)])
