@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import zxingcpp
@@ -10,6 +13,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from tests.boxes.builders import register
+from tests.support import service_missing
 
 
 def decode(png: bytes) -> str:
@@ -71,6 +75,31 @@ def test_qr_svg_and_label_sheet(api):
     other = register(api, as_="other")["code"]
     assert api.get(f"/api/v1/labels.pdf?codes={other}", as_="ent").status_code == 404
     assert api.get(f"/api/v1/labels.pdf?codes={codes[0]},{other}", as_="ent").status_code == 404
+
+
+def test_printed_sheet_scans_to_each_box_scan_page(api, client, tmp_path: Path):
+    """The sheet as printed: rasterised by poppler at 150 dpi, every label's vector QR code decodes
+    to its own box's signed URL, and that URL opens the box's scan page (not a forged label)."""
+    if shutil.which("pdftoppm") is None:
+        service_missing("pdftoppm (Debian's poppler-utils)", "not installed")
+    codes = [register(api, facility_code=f"TA{i:03d}")["code"] for i in range(1, 11)]  # 2 pages
+    pdf = api.get("/api/v1/labels.pdf?frame=current&codes=" + ",".join(codes), as_="ent")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    (tmp_path / "sheet.pdf").write_bytes(pdf.data)
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", str(tmp_path / "sheet.pdf"), str(tmp_path / "page")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) == 2
+    urls = [r.text for png in pages for r in zxingcpp.read_barcodes(Image.open(png))]
+    assert sorted(urlsplit(u).path for u in urls) == sorted(f"/c/{code}" for code in codes)
+    for url in urls:
+        parts = urlsplit(url)
+        html = client.get(parts.path + "?" + parts.query).get_data(as_text=True)
+        assert parts.path.removeprefix("/c/") in html and "data-label-state" not in html
 
 
 def test_scan_page_replacement_form_for_staff_only(api, app, world):
