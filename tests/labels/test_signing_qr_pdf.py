@@ -29,7 +29,7 @@ from app.labels.pdf import (
 )
 from app.labels.qr import qr_matrix, qr_png, qr_svg
 from app.labels.signing import SIGNATURE_LENGTH, label_url, sign_label, verify_label
-from app.labels.vector_qr import pdf_path
+from app.labels.vector_qr import TABLE_MAX_SIZE, pdf_path
 
 SECRET = "test-secret-不要在生产使用"
 BASE = "https://tanxiang.tzhb.gov.cn"
@@ -180,6 +180,7 @@ def _grid_of_ops(ops: str, size: int, pattern: str, offset: int = 0) -> list[lis
 @pytest.mark.parametrize("data", [URL, "x", "https://example.org/" + "q" * 300])
 def test_pdf_path_covers_exactly_the_dark_modules(data):
     m = qr_matrix(data)
+    assert (m.size > TABLE_MAX_SIZE) == (len(data) > 100)  # the last one is drawn run by run
     ops = pdf_path(m.raw)
     assert re.fullmatch(r"(\d+ \d+ \d+ 1 re )+", ops)  # nothing but rectangles
     assert tuple(tuple(r) for r in _grid_of_ops(ops, m.size, r"(\d+) (\d+) (\d+) (\d+) re")) == m.rows
