@@ -2,7 +2,7 @@
 
 :func:`label_sheet_pdf` lays out 8 labels per A4 page (2 columns x 4 rows,
 each 92 x 60.75 mm).  Every label has a frame and title band in the box's colour,
-a vector QR code (merged ``re`` rectangles, no raster images), the box code in
+a vector QR code (one path of ``re`` rectangles, no raster images), the box code in
 large type, the enterprise name and facility/outlet numbers in Chinese.  Each
 page carries a Chinese colour legend.
 
@@ -12,8 +12,9 @@ viewer and printer shows them without a font of its own.  Codes and numbers
 stay in Helvetica (one of the standard 14 fonts every viewer has).
 
 Pure Python, no Flask imports. The sheet's geometry is :mod:`app.labels.layout`, the mixed
-Chinese/Latin text helpers :mod:`app.labels.text`; this module keeps the styles, the spec and
-the drawing.
+Chinese/Latin text helpers :mod:`app.labels.text`, the literal operators and the document's
+compression :mod:`app.labels.drawing`; this module keeps the styles, the spec and the drawing.
+A 1,000-label sheet takes ~0.3 s of CPU (``scripts/bench_labels.py``).
 """
 
 from __future__ import annotations

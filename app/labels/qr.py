@@ -113,7 +113,7 @@ def _check_geometry(scale: int, border: int) -> None:
         raise ValueError("border must be an int >= 0")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _spread(scale: int) -> tuple[bytes, ...]:
     """Byte of 8 pixels -> the ``scale`` bytes of those pixels each repeated ``scale`` times."""
     out = []
@@ -161,6 +161,7 @@ def qr_png(data: str, scale: int = 8, border: int = 4) -> bytes:
         [
             _PNG_SIGNATURE,
             _png_chunk(b"IHDR", header),
+            # level 1: 5x faster than the default 6, for ~0.8 kB instead of ~0.55 kB
             _png_chunk(b"IDAT", zlib.compress(scanlines, 1)),
             _png_chunk(b"IEND", b""),
         ]
@@ -171,7 +172,7 @@ def qr_svg(data: str, scale: int = 8, border: int = 4) -> bytes:
     """Render ``data`` as a standalone SVG document (UTF-8 bytes).
 
     The symbol is drawn in module units (``viewBox``) as a white background
-    ``rect`` plus one ``path`` of merged dark rectangles; ``width``/``height``
+    ``rect`` plus one ``path`` of the rows' dark runs (:mod:`app.labels.vector_qr`); ``width``/``height``
     are ``(size + 2*border) * scale`` CSS pixels.  ``shape-rendering`` is
     ``crispEdges`` so browsers do not anti-alias module edges.
     """

@@ -5,8 +5,7 @@ code, more than encoding it. Here every row is cut into bytes of 8 modules, and 
 (row, byte position) a table holds, for all 256 patterns of that byte, the operators drawing its
 runs at that place. A symbol's path is then its packed rows mapped through those tables: one C-level
 ``map``, no Python per run. Runs crossing a byte boundary become two rectangles (≈ 25 % more
-operators than runs merged across rows and bytes), which the page's Flate compression mostly
-absorbs.
+operators than runs merged across rows and bytes; a few kB a label before compression).
 
 The tables (size x ceil(size / 8) x 256 strings, ~47,000 for the label URLs' version 5, ~4 MB) are
 built once per process, symbol size and kind, on first use (~0.1 s). Pure Python, no Flask imports.
@@ -18,7 +17,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 
-__all__ = ["pdf_path", "svg_path"]
+__all__ = ["TABLE_MAX_SIZE", "pdf_path", "svg_path"]
 
 _DARK_RUN = re.compile(rb"\x01+")
 _TO_DIGIT = b"01" + bytes(254)  # matrix byte (0 light / 1 dark) -> ASCII digit, dark = 1
