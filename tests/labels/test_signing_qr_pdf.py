@@ -293,6 +293,9 @@ def test_pdf_is_compressed_and_qr_is_vector(sheet):
     assert content.count(b" re") > 8 * 100  # QR modules drawn as rectangles
     assert b"/Subtype /Image" not in pdf  # no raster images anywhere
     assert b"FontFile2" in pdf and b"STSong-Light" not in pdf  # the CJK font is embedded
+    # every stream (pages, forms, font subset, its ToUnicode map) Flate-compressed, in binary
+    assert pdf.count(b"/FlateDecode") == pdf.count(b"endstream") > 3
+    assert b"ASCII85Decode" not in pdf
 
 
 def test_pdf_every_colour_and_long_texts():
