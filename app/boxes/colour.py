@@ -62,6 +62,8 @@ class RuleSet:
     version: str
     min_iodine_mg_g: dict[str, float | None]
     rules: tuple[Rule, ...]
+    # Hours of readings the 24-hour load window must hold for a measured-load prediction (measured_load).
+    min_load_covered_h: float = 1.0
     # code → check, the app's (app.common.wiring.Wiring.colour_checks); every rule's code is in it.
     checks: Mapping[str, Check] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
@@ -124,6 +126,10 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml", checks: Mapping[st
             problems.append(f"min_iodine_mg_g.{carbon_type}: unknown carbon type")
         elif value is not None and (not isinstance(value, (int, float)) or value <= 0):
             problems.append(f"min_iodine_mg_g.{carbon_type}: a positive number or null")
+    covered = (data.get("measured_load") or {}).get("min_covered_hours", 1.0)
+    if not isinstance(covered, (int, float)) or isinstance(covered, bool) or not 0 < covered <= 24:
+        problems.append(f"measured_load.min_covered_hours: a number of hours in (0, 24], not {covered!r}")
+        covered = 1.0
     rules: list[Rule] = []
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
@@ -183,7 +189,13 @@ def parse_rules(data: dict, where: str = "colour_rules.yaml", checks: Mapping[st
                 problems.append(f"rules[{i}].supersedes[{j}]: {other!r} is not a rule of this file")
     if problems:
         raise RulesError.listing(where, problems)
-    return RuleSet(version=str(version), min_iodine_mg_g=dict(iodine), rules=tuple(rules), checks=checks)
+    return RuleSet(
+        version=str(version),
+        min_iodine_mg_g=dict(iodine),
+        rules=tuple(rules),
+        min_load_covered_h=float(covered),
+        checks=checks,
+    )
 
 
 @lru_cache(maxsize=8)

@@ -59,6 +59,7 @@ def box_payload(view: BoxView) -> dict[str, Any]:
         "predicted_replacement_at": ev.predicted_replacement_at,
         "load_basis": facts.get("load_basis"),
         "load_kg_per_day": facts.get("load_kg_per_day"),
+        "load_window": facts.get("load_window"),
         "current_fill": view.fill,
         "latest_reading": facts.get("latest_reading"),
         "qr_png_url": url_for("labels.qr_png_view", code=box.code),

@@ -59,6 +59,19 @@ class ReasonOut(Schema):
     threshold = fields.Raw(allow_none=True)
 
 
+class LoadWindowOut(Schema):
+    hours = fields.Float(
+        metadata={
+            "description": "the window's length: from the later of the fill and 24 clock hours back to the newest reading"
+        }
+    )
+    covered_hours = fields.Float(
+        metadata={"description": "the readings' held time in it (gaps over the cap do not count)"}
+    )
+    min_covered_hours = fields.Float(metadata={"description": "below this, too little data: the design load is used"})
+    adsorbed_kg = fields.Float(metadata={"description": "what the integral counts in the window"})
+
+
 class FillIn(StrictSchema):
     filled_at = PlausibleDateTime(metadata={"description": "ISO 8601; no offset means Asia/Shanghai; default now"})
     kind = fields.Str(validate=validate.OneOf(("initial", "replacement")))
@@ -155,10 +168,16 @@ class BoxOut(Schema):
         allow_none=True,
         metadata={
             "description": "the load the prediction uses: measured (adsorbed kg of the last 24 h of readings "
-            "÷ the window's length) or design (no sensors, or under 1 h of readings in the window)"
+            "÷ the window's length) or design (no sensors, or fewer than the colour rules' "
+            "measured_load.min_covered_hours of readings in the window)"
         },
     )
     load_kg_per_day = fields.Float(allow_none=True, metadata={"description": "that load, kg/d"})
+    load_window = fields.Nested(
+        LoadWindowOut,
+        allow_none=True,
+        metadata={"description": "a box with sensors: the 24-hour window the measured load was judged on"},
+    )
     current_fill = fields.Nested(FillOut, allow_none=True)
     latest_reading = fields.Raw(allow_none=True)
     qr_png_url = fields.Str()

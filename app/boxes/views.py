@@ -28,6 +28,9 @@ class Boxes(MethodView):
     def get(self, args):
         """Boxes visible to the caller; filter by colour, county, park, enterprise, status."""
         actor = require_user()
+        if args.get("enterprise"):
+            # Another tenant's enterprise is not found (404), as its boxes and its label sheet are.
+            services.require_visible_enterprise(db.session(), actor, args["enterprise"])
         query = services.list_boxes(
             db.session(),
             actor,

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy import inspect as sa_inspect
 
 from app.boxes.colour import Check, Finding
+from app.common.wiring import wiring_of
 from app.telemetry.integration import (
     MeasuredLoad,
     held_seconds,
@@ -34,6 +35,12 @@ from app.telemetry.services.checks import bind_ts
 
 def _settings() -> Settings:
     return Settings.from_config(current_app.config) if has_app_context() else Settings()
+
+
+def _min_covered_s(session) -> float:
+    """The colour rules' ``measured_load.min_covered_hours``, in seconds: less held time in the
+    load window is too little data, and the prediction uses the design load."""
+    return wiring_of(session).colour_rules().min_load_covered_h * 3600.0
 
 
 _STATES = select(BoxSensorState).where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
@@ -68,15 +75,15 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
         return
     replay = session.info.get(REPLAY_KEY)
     if replay is None:
-        states, settings = _states(session, ids), _settings()
+        states, settings, min_covered_s = _states(session, ids), _settings(), _min_covered_s(session)
     else:
         # A replay evaluates the same box at hundreds of moments and changes no sensor state:
         # the stored states and the settings are read once.
         memo = replay.setdefault("sensor_states", {})
         key = tuple(ids)
         if key not in memo:
-            memo[key] = (_states(session, ids), _settings())
-        states, settings = memo[key]
+            memo[key] = (_states(session, ids), _settings(), _min_covered_s(session))
+        states, settings, min_covered_s = memo[key]
     for box in boxes:
         facts = facts_by_box_id[box.id]
         state = states.get(box.id)
@@ -87,7 +94,7 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             timeline = replay["timelines"].get(box.id)
             if timeline is None:
                 timeline = replay["timelines"][box.id] = Timeline(
-                    session, box, state, replay["since"][box.id], settings.max_interval_s
+                    session, box, state, replay["since"][box.id], settings.max_interval_s, min_covered_s
                 )
             state, load = timeline.state_at(fill, now)
             if timeline.next_after(now) is not None:
@@ -111,8 +118,17 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
             )
             # The measured load of the last 24 h of readings (None: too little data in them).
             if load is None:
-                load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at)
+                load = window_load(
+                    state.load_hours, state.last_integrated_ts, state.fill_started_at, min_covered_s=min_covered_s
+                )
             facts["measured_load"] = load
+            # What the prediction's load was judged on, for the box's reads (stored with the colour).
+            facts["load_window"] = {
+                "hours": round(load.window_s / 3600, 3),
+                "covered_hours": round(load.covered_s / 3600, 3),
+                "min_covered_hours": min_covered_s / 3600,
+                "adsorbed_kg": round(load.adsorbed_kg, 6),
+            }
             if load.kg_per_day is not None:
                 facts["load_kg_per_day"] = load.kg_per_day
             # The open interval stops growing after the cap: look again then.
@@ -134,11 +150,12 @@ class Timeline:
     readings up to that moment been all there is. The current fill's integral before the loaded
     readings is taken from the stored state; an older or newer fill's is summed here."""
 
-    def __init__(self, session, box, state: BoxSensorState, since: datetime, cap_s: float):
+    def __init__(self, session, box, state: BoxSensorState, since: datetime, cap_s: float, min_covered_s: float):
         t = SensorReading
         before = session.scalar(select(t.ts).where(t.box_id == box.id, t.ts < since).order_by(t.ts.desc()).limit(1))
         self.lo = min(since, before or since) - timedelta(hours=25)
         self.state, self.cap_s, self.box, self.session = state, cap_s, box, session
+        self.min_covered_s = min_covered_s
         # Every evaluated moment is at or after ``since``: the readings before the newest one
         # before it only feed the integral, the load window and the streak, so they are read
         # lean (a day of them, thousands); whole rows from that newest one on.
@@ -237,7 +254,7 @@ class Timeline:
                 start_hour = window_start_hour(ts[k])
                 j = bisect_left(ts, start_hour)
                 kg, covered = cum_kg[k] - cum_kg[j], cum_s[k] - cum_s[j]
-                load = _load(kg, covered, ts[k], max(start_hour, fill.filled_at))
+                load = _load(kg, covered, ts[k], max(start_hour, fill.filled_at), self.min_covered_s)
         return SimpleNamespace(**values), load
 
 
@@ -264,12 +281,10 @@ def _lean_rows(session, box_id: int, lo: datetime, hi: datetime) -> list[tuple]:
     return [(ts.astimezone(UTC), i, o, a, r) for ts, i, o, a, r in rows]
 
 
-def _load(kg: float, covered: float, newest: datetime, start: datetime) -> MeasuredLoad:
+def _load(kg: float, covered: float, newest: datetime, start: datetime, min_covered_s: float) -> MeasuredLoad:
     """window_load's arithmetic, for sums already taken."""
-    from app.telemetry.integration import LOAD_MIN_COVERED_S
-
     length = (newest - start).total_seconds()
-    if covered < LOAD_MIN_COVERED_S or length <= 0:
+    if covered < min_covered_s or length <= 0:
         return MeasuredLoad(None, kg, covered, max(length, 0.0))
     return MeasuredLoad(max(kg, 0.0) / length * 86400.0, kg, covered, length)
 

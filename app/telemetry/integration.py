@@ -22,8 +22,9 @@ day old). The kg are those of the integral: gaps beyond the cap and stopped fans
 0 kg but still count as time. Ingest keeps a small ring per box, (hour, kg, held seconds) of
 the intervals that start in each hour of the window; like the integral, it depends only on the
 set of readings. When the readings' held time in the window ("covered" time, stopped fans
-included: they are known to adsorb nothing) is under ``LOAD_MIN_COVERED_S``, there is too little
-data and the prediction uses the design load instead.
+included: they are known to adsorb nothing) is under the colour rules' ``measured_load:
+min_covered_hours`` (``app/data/colour_rules.yaml``; ``LOAD_MIN_COVERED_S`` is the shipped value),
+there is too little data and the prediction uses the design load instead.
 """
 
 from __future__ import annotations

@@ -357,7 +357,9 @@ def test_box_detail_page(app, world, api):
     assert box.code in words and world.enterprise.name in words
     assert "saturation_full" in re.findall(r'data-rule="(\w+)"', html)
     assert re.search(r'data-fact="saturation">\d+%', html)
-    assert re.search(r'data-fact="predicted">\d{4}-\d{2}-\d{2}<', html)
+    assert re.search(
+        r'data-fact="predicted">\d{4}-\d{2}-\d{2} <small[^>]*data-fact="prediction-basis">\(按设计负荷\)', html
+    )
     # Colour history with the days spent in each colour.
     history = html.split('id="colour-history"', 1)[1]
     assert "绿码" in history and "红码" in history and "至今" in history

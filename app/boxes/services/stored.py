@@ -58,6 +58,7 @@ def snapshot(ev: Evaluation, digest: str) -> dict[str, Any]:
             "capacity_kg": _finite(facts.get("capacity_kg")),
             "load_basis": facts.get("load_basis"),
             "load_kg_per_day": _finite(facts.get("load_kg_per_day")),
+            "load_window": facts.get("load_window"),
             "latest_reading": facts.get("latest_reading"),
             "fill_id": fill.id if fill is not None else None,
         },
@@ -84,7 +85,7 @@ def stored_evaluation(session: Session, box: Box, now: datetime, digest: str, ru
         "stored": True,  # read back, not evaluated
         "next_check_candidates": [],
     }
-    for key in ("adsorbed_kg", "capacity_kg", "load_basis", "load_kg_per_day", "latest_reading"):
+    for key in ("adsorbed_kg", "capacity_kg", "load_basis", "load_kg_per_day", "load_window", "latest_reading"):
         if detail.get(key) is not None:
             facts[key] = detail[key]
     saturation = box.saturation
