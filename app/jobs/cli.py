@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.extensions import db
@@ -12,7 +13,8 @@ from app.jobs.models import Job, JobState
 
 
 def register(app) -> None:
-    group = click.Group("jobs", help="Long work run as jobs (the colour sweep, exports).")
+    # AppGroup: every command runs in the app's context (also when invoked outside `flask`).
+    group = AppGroup("jobs", help="Long work run as jobs (the colour sweep, exports).")
 
     @group.command("worker")
     @click.option("--burst", is_flag=True, help="stop when the queue is empty")

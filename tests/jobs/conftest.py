@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from types import MappingProxyType
 
@@ -20,6 +22,8 @@ def _no_wait_between_attempts(app, monkeypatch):
     # The app's configuration, for this test only: retries follow each other at once.
     monkeypatch.setitem(app.config, "JOB_RETRY_SECONDS", "0")
     monkeypatch.setitem(app.config, "JOB_MAX_ATTEMPTS", 3)
+    # Job ids start again at 1 in every test (the tables are emptied): so do their result files.
+    shutil.rmtree(os.path.join(app.instance_path, "jobs"), ignore_errors=True)
 
 
 @pytest.fixture
