@@ -9,8 +9,8 @@ import click
 
 from app.boxes.services import refresh_due_chunk
 from app.common.timeutil import utcnow
-from app.common.wiring import current_wiring
 from app.common.tx import cli_transaction
+from app.common.wiring import current_wiring
 from app.extensions import db
 
 

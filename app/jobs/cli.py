@@ -23,7 +23,7 @@ def register(app) -> None:
         this process, in its own app context and session; its steps commit as a command's do."""
         from rq import Worker
 
-        app_ = current_app._get_current_object()
+        app_ = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
         queue = dispatch.queue_of(app_)
         if queue is None:
             raise click.ClickException(
@@ -39,7 +39,7 @@ def register(app) -> None:
         """Hand queued jobs, and running ones whose worker is gone, to the queue again (or, with
         no queue configured, run them here): after a restart of the web process or a lost queue.
         Run it only when no worker is working them (a running job would be started twice)."""
-        app_ = current_app._get_current_object()
+        app_ = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
         ids = list(
             db.session.scalars(
                 select(Job.id).where(Job.state.in_((JobState.QUEUED, JobState.RUNNING))).order_by(Job.id)

@@ -57,9 +57,10 @@ def start_after_commit(job_id: int) -> None:
 
 def _hand_over(exc: BaseException | None) -> None:
     job_ids = g.pop("_jobs_to_start", [])
-    if exc is None:
+    if exc is None and job_ids:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
         for job_id in job_ids:
-            submit(current_app._get_current_object(), job_id)
+            submit(app, job_id)
 
 
 def queue_of(app: Flask):
@@ -126,7 +127,7 @@ def wait_in_process(app: Flask, timeout: float | None = None) -> None:
 
 def rq_entry(job_id: int) -> str:
     """The function RQ runs: one attempt in a fresh app context of the worker's app."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
     with app.app_context():
         outcome = run_attempt(job_id)
     if outcome == RETRY:
@@ -143,7 +144,7 @@ def request_from_cli(kind: str, params: dict) -> tuple[int, str | None]:
     from app.extensions import db
     from app.jobs.services import request_job
 
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
     with cli_transaction(db.session()) as session:
         job = request_job(session, None, kind, params, utcnow(), int(app.config.get("JOB_MAX_ATTEMPTS") or 3))
         job_id = job.id

@@ -87,7 +87,6 @@ class ExportKind:
     title_en: str = ""
 
 
-
 def schema_loader(schema: type[Schema]) -> Callable[[Session, dict[str, Any]], dict[str, Any]]:
     """The ``load_params`` of a kind whose params are one marshmallow schema."""
 

@@ -19,7 +19,10 @@ LAST_YEAR = "2025"
 
 
 def statistics_job(fmt: str = "csv", **params):
-    return {"kind": "export", "params": {"export": "statistics", "format": fmt, "scope": "city", "period": LAST_YEAR, **params}}
+    return {
+        "kind": "export",
+        "params": {"export": "statistics", "format": fmt, "scope": "city", "period": LAST_YEAR, **params},
+    }
 
 
 def test_a_statistics_export_runs_in_process_and_downloads_as_the_direct_one(api, world, finish_jobs):
@@ -83,7 +86,14 @@ def test_the_pages_show_progress_in_chinese_and_hide_others_jobs(app, api, world
 
 
 def test_a_running_job_page_refreshes_itself(app, world, session):
-    job = Job(kind="export", params={}, requested_by_id=world.users["ent"].id, state="running", progress_done=3, progress_total=10)
+    job = Job(
+        kind="export",
+        params={},
+        requested_by_id=world.users["ent"].id,
+        state="running",
+        progress_done=3,
+        progress_total=10,
+    )
     session.add(job)
     session.commit()
     page_client = login(app, "ent")

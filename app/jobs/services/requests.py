@@ -81,7 +81,9 @@ def may_see(actor: Principal, job: Job) -> bool:
         return actor.is_operator
     if job.requested_by_id == user.id:
         return True
-    return user.role == UserRole.ADMIN and job.organization_id is not None and job.organization_id == user.organization_id
+    return (
+        user.role == UserRole.ADMIN and job.organization_id is not None and job.organization_id == user.organization_id
+    )
 
 
 def visible_job(session: Session, actor: Principal, job_id: int) -> Job:
@@ -91,7 +93,9 @@ def visible_job(session: Session, actor: Principal, job_id: int) -> Job:
     return job
 
 
-def visible_jobs(session: Session, actor: Principal, before: int | None = None, limit: int = 50) -> tuple[list[Job], int | None]:
+def visible_jobs(
+    session: Session, actor: Principal, before: int | None = None, limit: int = 50
+) -> tuple[list[Job], int | None]:
     """The jobs ``actor`` sees, newest first, keyset-paginated by id: (page, next ``before``)."""
     user = actor.user
     if user is None:
