@@ -75,9 +75,8 @@ def load_export_params(session: Session, params: dict[str, Any]) -> dict[str, An
     errors: dict[str, Any] = {}
     if base["format"] not in export.formats:
         errors["format"] = [f"must be one of: {', '.join(export.formats)}"]
-    rest = {k: v for k, v in params.items() if k not in ("export", "format")}
     try:
-        own = export.params_schema().load(rest)
+        own = export.params_schema().load(_own(params))
     except ValidationError as exc:
         errors.update(exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages})
         own = {}
@@ -98,8 +97,9 @@ def export(run: JobRun, params: dict[str, Any]) -> None:
     """Run the export named by ``params.export`` into the job's result file. The requester is
     authorised again (a right withdrawn since the request stops the export). Idempotent: every
     attempt writes the whole file anew."""
-    if run.principal is None:
-        raise Forbidden("导出任务需要一位申请人 (an export needs the user who asked for it)")
+    user = run.principal.user if run.principal is not None else None
+    if run.principal is None or user is None or not user.active:
+        raise Forbidden("导出任务需要一位在职的申请人 (an export needs the active user who asked for it)")
     spec = export_kind_of(run.session, params["export"])
     spec.authorise(run.session, run.principal, _own(params))
     with run.result_file() as out:

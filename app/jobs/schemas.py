@@ -43,7 +43,9 @@ class JobOut(Schema):
 
 
 class JobListQuery(Schema):
-    before = fields.Int(validate=validate.Range(min=1), metadata={"description": "ids below this (next page)"})
+    before = fields.Int(
+        validate=validate.Range(min=1, max=2**31 - 1), metadata={"description": "ids below this (next page)"}
+    )
     limit = fields.Int(load_default=50, validate=validate.Range(min=1, max=200))
 
 

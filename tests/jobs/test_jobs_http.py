@@ -147,3 +147,27 @@ def test_the_colour_sweep_job_reports_progress_chunk_by_chunk(api, world, sessio
     assert done["summary"] == {"boxes_evaluated": 3} and done["result_url"] is None
     assert api.get(f"/api/v1/jobs/{job['id']}/result", as_="op").status_code == 404  # a summary, no file
     assert {session.get(Box, b.id).colour for b in boxes} == {"red"}
+
+
+def test_a_jobs_work_is_in_the_audit_trail_as_its_requesters_and_verifies(app, api, world, session, now, finish_jobs):
+    from app.audit.models import AuditEntry
+
+    box = factories.box(world.enterprise, now=now - timedelta(days=30))
+    box_services.record_fill(
+        session,
+        factories.op_principal(),
+        box,
+        {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(days=20)},
+        now=now - timedelta(days=20),
+    )
+    session.commit()
+    job = api.post("/api/v1/jobs", {"kind": "colour_sweep"}, as_="op").get_json()
+    finish_jobs()
+    changes = session.query(AuditEntry).filter_by(table_name="colour_changes", interface="job").all()
+    assert changes and {e.user_id for e in changes} == {world.users["op"].id}
+    job_entries = session.query(AuditEntry).filter_by(table_name="jobs").order_by(AuditEntry.seq).all()
+    assert [e.interface for e in job_entries][0] == "api" and "job" in {e.interface for e in job_entries}
+    assert all('"progress_done"' not in (e.before or "") for e in job_entries)  # progress is not audited
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert api.get(f"/api/v1/jobs/{job['id']}", as_="op").get_json()["state"] == "succeeded"
