@@ -166,7 +166,7 @@ def test_a_jobs_work_is_in_the_audit_trail_as_its_requesters_and_verifies(app, a
     changes = session.query(AuditEntry).filter_by(table_name="colour_changes", interface="job").all()
     assert changes and {e.user_id for e in changes} == {world.users["op"].id}
     job_entries = session.query(AuditEntry).filter_by(table_name="jobs").order_by(AuditEntry.seq).all()
-    assert [e.interface for e in job_entries][0] == "api" and "job" in {e.interface for e in job_entries}
+    assert job_entries[0].interface == "api" and "job" in {e.interface for e in job_entries}
     assert all('"progress_done"' not in (e.before or "") for e in job_entries)  # progress is not audited
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
