@@ -133,7 +133,7 @@ def job_exports() -> Mapping[str, ExportKind]:
     """The exports the ``export`` job kind runs, by the name a request gives (``params.export``)."""
     from app.jobs import exports
 
-    return MappingProxyType({export.name: export for export in (exports.STATISTICS,)})
+    return MappingProxyType({export.name: export for export in (exports.STATISTICS, exports.COLOUR_BOXES)})
 
 
 def _job_audit(session, principal) -> None:

@@ -84,3 +84,14 @@ class StatisticsExportParams(StrictSchema):
             raise ValidationError("required for a park's statistics", "park_id")
         if data.get("scope") == "county" and not data.get("county_code"):
             raise ValidationError("required for a county's statistics", "county_code")
+
+
+class ColourBoxesExportParams(StrictSchema):
+    """The filters of the regulator's red / yellow box list (``/oversight/boxes/<colour>``)."""
+
+    colour = fields.Str(required=True, validate=validate.OneOf(("red", "yellow")))
+    county = fields.Str(validate=validate.Regexp(r"^\d{6}$"))
+    park = fields.Int(validate=validate.Range(min=1, max=2**31 - 1))
+    enterprise = fields.Int(validate=validate.Range(min=1, max=2**31 - 1))
+    q = fields.Str(validate=validate.Length(max=60))
+    sort = fields.Str(validate=validate.OneOf(("days", "enterprise", "saturation")))

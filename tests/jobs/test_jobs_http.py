@@ -171,3 +171,33 @@ def test_a_jobs_work_is_in_the_audit_trail_as_its_requesters_and_verifies(app, a
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert api.get(f"/api/v1/jobs/{job['id']}", as_="op").get_json()["state"] == "succeeded"
+
+
+def test_the_regulators_red_box_list_exports_as_a_job_as_the_page_downloads_it(
+    app, api, world, session, now, finish_jobs
+):
+    import csv
+
+    box = factories.box(world.enterprise, now=now - timedelta(days=30))
+    box_services.record_fill(
+        session,
+        factories.op_principal(),
+        box,
+        {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(days=20)},
+        now=now - timedelta(days=20),
+    )
+    session.commit()
+    body = {"kind": "export", "params": {"export": "colour_boxes", "format": "csv", "colour": "red"}}
+    assert api.post("/api/v1/jobs", body, as_="ent").status_code == 403  # not an overseer
+    elsewhere = {**body, "params": {**body["params"], "county": "331081"}}
+    assert api.post("/api/v1/jobs", elsewhere, as_="reg_tt").status_code == 404  # outside its county
+    job = api.post("/api/v1/jobs", body, as_="reg_tt").get_json()
+    finish_jobs()
+    done = api.get(f"/api/v1/jobs/{job['id']}", as_="reg_tt").get_json()
+    assert done["state"] == "succeeded" and done["progress_done"] == done["progress_total"] == 1
+    exported = api.get(done["result_url"], as_="reg_tt").data.decode("utf-8-sig")
+    page = login(app, "reg_tt").get("/oversight/boxes/red?format=csv").data.decode("utf-8-sig")
+    rows, page_rows = list(csv.reader(io.StringIO(exported))), list(csv.reader(io.StringIO(page)))
+    assert rows[0] == page_rows[0] and rows[0][0] == "碳箱码"  # the page's headers, in Chinese
+    assert [r[0] for r in rows[1:]] == [r[0] for r in page_rows[1:]] == [box.code]
+    assert rows[1][4] == "红码" and rows[1][7] == page_rows[1][7] and rows[1][7]
