@@ -29,6 +29,7 @@ DOMAINS = (
     "web",
     "demo",
     "audit",
+    "jobs",
 )
 
 
@@ -84,6 +85,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = build_wiring(app.config)
     db.init_app(app)
     tx.init_app(app)  # the one transaction boundary of requests
+    from app.jobs import dispatch
+
+    dispatch.init_app(app)  # jobs a request asked for start once its transaction has committed
     from app.audit import startup
 
     startup.init_app(app)  # the audit trail: session listeners, the rule files' entry

@@ -149,6 +149,13 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "LOGIN_FAILURES_PER_ACCOUNT": env.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_FAILURES_PER_ADDRESS": env.get("LOGIN_FAILURES_PER_ADDRESS", "30 per 15 minutes"),
         "JSON_AS_ASCII": False,
+        # Jobs (app/jobs): the RQ queue on Redis, e.g. redis://127.0.0.1:6379/0, worked by
+        # `flask --app wsgi jobs worker`. Unset (the embedded default): jobs run in the web process.
+        "JOB_QUEUE_URL": env.get("JOB_QUEUE_URL") or None,
+        "JOB_QUEUE_NAME": env.get("JOB_QUEUE_NAME", "tanxiang"),
+        "JOB_MAX_ATTEMPTS": int(env.get("JOB_MAX_ATTEMPTS", "3")),
+        "JOB_RETRY_SECONDS": env.get("JOB_RETRY_SECONDS", "10,60"),  # waits between attempts
+        "JOB_TIMEOUT_SECONDS": int(env.get("JOB_TIMEOUT_SECONDS", "3600")),
     }
     config.update(overrides)
     uri: str = config["SQLALCHEMY_DATABASE_URI"]

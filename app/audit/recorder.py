@@ -67,6 +67,9 @@ EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
     # A usage stamp written at most once a minute in its own short transaction (app.accounts.services):
     # not a change of the token's state, and auditing it would add an entry per token per minute.
     "api_tokens": frozenset({"last_used_at"}),
+    # A job's progress, written with every chunk of its work (app/jobs/runner.py): its states
+    # (who asked, queued, running, succeeded or failed, the result) are audited, not each step.
+    "jobs": frozenset({"progress_done", "progress_total", "heartbeat_at"}),
 }
 PARENTS = (("manifest_id", "manifests"), ("box_id", "boxes"))
 ROW_ACTIONS = ("insert", "update", "delete")

@@ -30,6 +30,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 if TYPE_CHECKING:  # pragma: no cover
     from app.boxes.colour import Check, RuleSet
     from app.demo.context import DemoExtension
+    from app.jobs.kinds import ExportKind, JobKind
 
 EXTENSION_KEY = "tanxiang.wiring"
 SESSION_KEY = "tanxiang.wiring"
@@ -54,6 +55,14 @@ class Wiring:
     # audit trail's who and which interface). The boundary knows no domain: these are the app's.
     before_request_commit: tuple[Callable[..., None], ...] = ()
     cli_transaction_begins: tuple[Callable[..., None], ...] = ()
+    # Jobs (app/jobs): the kinds a job may be of, and the exports the ``export`` kind runs, by
+    # name; hook(session, principal) when a job's transaction begins (the audit trail's who).
+    job_kinds: Mapping[str, JobKind] = field(default_factory=lambda: MappingProxyType({}))
+    job_exports: Mapping[str, ExportKind] = field(default_factory=lambda: MappingProxyType({}))
+    job_transaction_begins: tuple[Callable[..., None], ...] = ()
+    # request(kind, params) -> (job id, outcome when it ran in this process, else None): how a
+    # domain's command (``boxes sweep --queue``) asks for a job without importing app.jobs.
+    cli_job_request: Callable[[str, dict[str, Any]], tuple[int, str | None]] | None = None
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
@@ -113,10 +122,31 @@ def demo_extensions() -> tuple[DemoExtension, ...]:
     )
 
 
+def job_kinds() -> Mapping[str, JobKind]:
+    """The kinds of jobs the shipped app runs (app/jobs/builtin.py)."""
+    from app.jobs import builtin
+
+    return MappingProxyType({kind.name: kind for kind in (builtin.COLOUR_SWEEP, builtin.EXPORT)})
+
+
+def job_exports() -> Mapping[str, ExportKind]:
+    """The exports the ``export`` job kind runs, by the name a request gives (``params.export``)."""
+    from app.jobs import exports
+
+    return MappingProxyType({export.name: export for export in (exports.STATISTICS, exports.COLOUR_BOXES)})
+
+
+def _job_audit(session, principal) -> None:
+    from app.audit.recorder import set_principal
+
+    set_principal(session, "job", principal)
+
+
 def build_wiring(config: Mapping[str, Any]) -> Wiring:
     """Plug the domains together, explicitly (never by the side effect of an import)."""
     from app.audit.boundary import bind_request
     from app.audit.recorder import cli_context
+    from app.jobs.dispatch import request_from_cli
     from app.ledger import colour as ledger_colour
     from app.ledger import services as ledger
     from app.regeneration import services as regeneration
@@ -132,6 +162,10 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         audit=bool(config.get("AUDIT_ENABLED", True)),
         before_request_commit=(bind_request,),
         cli_transaction_begins=(cli_context,),
+        job_kinds=job_kinds(),
+        job_exports=job_exports(),
+        job_transaction_begins=(_job_audit,),
+        cli_job_request=request_from_cli,
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring

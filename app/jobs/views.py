@@ -1,0 +1,120 @@
+"""Jobs: ask for one (API), follow its progress (API and the /jobs pages), download its result.
+
+Thin: parse, call :mod:`app.jobs.services`, render. A job is handed to its queue after the
+request's transaction has committed (:func:`app.jobs.dispatch.start_after_commit`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint as PageBlueprint
+from flask import current_app, render_template, send_file
+from flask.views import MethodView
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import login_required
+from flask_smorest import Blueprint
+
+from app.common.auth import require_user
+from app.common.errors import Conflict, NotFound
+from app.common.timeutil import utcnow
+from app.common.wiring import current_wiring
+from app.extensions import db
+from app.jobs import dispatch, schemas, services
+from app.jobs.models import Job, JobState
+
+blp = Blueprint("jobs", __name__, description="Jobs (后台任务): the colour sweep and exports, run on the queue")
+
+
+@blp.route("/jobs")
+class JobsView(MethodView):
+    @blp.arguments(schemas.JobListQuery, location="query")
+    @blp.response(200, schemas.JobListOut)
+    def get(self, args):
+        """The caller's jobs (an organisation's admin: also its staff's), newest first; next page
+        with ``before=<next_before>``."""
+        items, next_before = services.visible_jobs(db.session(), require_user(), args.get("before"), args["limit"])
+        return {"items": items, "next_before": next_before}
+
+    @blp.arguments(schemas.JobIn)
+    @blp.response(202, schemas.JobOut)
+    def post(self, body):
+        """Ask for a job: ``{"kind": "export", "params": {"export": "statistics", "format": "xlsx",
+        "scope": "city", "period": "2026"}}`` or ``{"kind": "colour_sweep"}`` (operators). The
+        params are checked per kind (422 per field under ``params``), and the caller's right to
+        what the job produces as the direct request would (403/404). Answers 202 with the job;
+        follow it at ``GET /api/v1/jobs/{id}``."""
+        job = services.request_job(
+            db.session(),
+            require_user(),
+            body["kind"],
+            body["params"],
+            utcnow(),
+            max_attempts=int(current_app.config.get("JOB_MAX_ATTEMPTS") or 3),
+        )
+        dispatch.start_after_commit(job.id)
+        return job, 202, {"Location": f"/api/v1/jobs/{job.id}"}
+
+
+@blp.route("/jobs/<int:job_id>")
+@blp.response(200, schemas.JobOut)
+def job_detail(job_id: int):
+    """A job's state and progress (its requester and their organisation's admins; else 404)."""
+    return services.visible_job(db.session(), require_user(), job_id)
+
+
+@blp.route("/jobs/<int:job_id>/result")
+@blp.response(200, content_type="application/octet-stream")
+def job_result(job_id: int):
+    """The job's result file, once it succeeded (409 before; 404 for a job without a file)."""
+    job = services.visible_job(db.session(), require_user(), job_id)
+    return _result_file(job)
+
+
+def _result_file(job: Job):
+    if job.state != JobState.SUCCEEDED:
+        raise Conflict(f"任务 {job.id} 尚未完成 (job {job.id} has not succeeded: {job.state})")
+    path = os.path.join(current_app.instance_path, job.result_path) if job.result_path else None
+    if path is None or not os.path.isfile(path):
+        raise NotFound(f"任务 {job.id} 没有结果文件 (job {job.id} has no result file)")
+    return send_file(path, mimetype=job.result_mime, as_attachment=True, download_name=job.result_name)
+
+
+# ---------------------------------------------------------------- pages
+
+pages = PageBlueprint("job_pages", __name__, template_folder="../templates")
+
+
+def kind_title(name: str) -> str:
+    kind = current_wiring().job_kinds.get(name)
+    if kind is None:
+        return name
+    return kind.title_zh if str(get_locale() or "zh") == "zh" else (kind.title_en or kind.title_zh)
+
+
+def state_names() -> dict[str, str]:
+    return {"queued": _("排队中"), "running": _("运行中"), "succeeded": _("已完成"), "failed": _("失败")}
+
+
+@pages.app_context_processor
+def _helpers():
+    return {"job_kind_title": kind_title, "job_state_names": state_names}
+
+
+@pages.route("/jobs")
+@login_required
+def job_list():
+    jobs, _next = services.visible_jobs(db.session(), require_user(), None, 100)
+    return render_template("jobs_list.html", jobs=jobs)
+
+
+@pages.route("/jobs/<int:job_id>")
+@login_required
+def job_page(job_id: int):
+    job = services.visible_job(db.session(), require_user(), job_id)
+    return render_template("jobs_detail.html", job=job)
+
+
+API_BLUEPRINTS = (blp,)
+BLUEPRINTS = (pages,)
