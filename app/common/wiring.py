@@ -30,6 +30,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 if TYPE_CHECKING:  # pragma: no cover
     from app.boxes.colour import Check, RuleSet
     from app.demo.context import DemoExtension
+    from app.demo.generate import GenerateExtension
 
 EXTENSION_KEY = "tanxiang.wiring"
 SESSION_KEY = "tanxiang.wiring"
@@ -111,6 +112,15 @@ def demo_extensions() -> tuple[DemoExtension, ...]:
         DemoExtension(statistics_demo.value_added),
         DemoExtension(index_demo.synergy_index_values),
     )
+
+
+def generate_extensions() -> tuple[GenerateExtension, ...]:
+    """The domains' parts of ``flask demo generate`` (the benchmark data set), in order: the
+    sensors' readings, then the ledger's closed manifests."""
+    from app.ledger.demo import generate as ledger_generate
+    from app.telemetry import generate as telemetry_generate
+
+    return (telemetry_generate.generate_readings, ledger_generate.generate_manifests)
 
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:
