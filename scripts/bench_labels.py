@@ -12,12 +12,16 @@ Times, on fresh (uncached) URLs:
   * ``app.labels.qr.qr_svg`` per code;
   * ``app.labels.pdf.label_sheet_pdf`` for N labels (default 1,000; target <= 2 s).
 
+With ``--json`` it also prints, last, one line of JSON with the figures ``scripts/bench_scale.py``
+collects (sheet seconds, QR PNGs per second, zxing-cpp's encoder per second when installed).
+
 Prints figures only; it never asserts on timings.  Exit status 0.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import platform
 import sys
@@ -71,12 +75,20 @@ def segno_auto_mask(url: str):
     return segno.make(url, error="m", micro=False, boost_error=False).matrix
 
 
+def zxing_qr(url: str):
+    """zxing-cpp's QR encoder (matrix and bitmap image, no PNG compression): the issue's reference speed."""
+    import zxingcpp
+
+    return zxingcpp.write_barcode_to_image(zxingcpp.create_barcode(url, zxingcpp.BarcodeFormat.QRCode), scale=4)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
 def main() -> int:
-    n_labels = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    n_labels = int(args[0]) if args else 1000
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     sample = urls(1)[0]
     m = qrmod.qr_matrix(sample)
@@ -93,13 +105,22 @@ def main() -> int:
     t_png = per_code(qrmod.qr_png, urls(500))
     t_svg = per_code(qrmod.qr_svg, urls(500))
 
+    try:
+        t_zxing: float | None = per_code(zxing_qr, urls(500))
+    except ImportError:
+        t_zxing = None
     print(f"qrcode default (qrcode.make -> PNG): {ms(t_qrcode)} per code   [baseline]")
+    if t_zxing is not None:
+        print(
+            f"zxing-cpp encoder (matrix + image):  {ms(t_zxing)} per code; qr_png = {t_zxing / t_png:.2f} of its speed"
+        )
     print(f"segno auto mask, matrix only:        {ms(t_segno_auto)} per code")
     print(f"qr_matrix (segno, fixed mask):       {ms(t_matrix)} per code")
     print(f"qr_png:  {ms(t_png)} per code vs qrcode default {ms(t_qrcode)}: {t_qrcode / t_png:.1f}x faster")
     print(f"qr_svg:  {ms(t_svg)} per code vs qrcode default {ms(t_qrcode)}: {t_qrcode / t_svg:.1f}x faster")
     print()
 
+    sheet_times = []
     for rnd in range(2):
         specs = [
             LabelSpec(
@@ -115,6 +136,7 @@ def main() -> int:
         t = time.perf_counter()
         pdf = label_sheet_pdf(specs)
         dt = time.perf_counter() - t
+        sheet_times.append(dt)
         print(
             f"label sheet {n_labels} labels (run {rnd + 1}, cold QR cache): {dt:.2f} s "
             f"(target <= 2 s), {page_count(n_labels)} pages, {len(pdf) / 1024:.0f} KiB, "
@@ -126,6 +148,15 @@ def main() -> int:
     print(f"label sheet {n_labels} labels (reprint, warm QR cache): {dt:.2f} s")
     est_qrcode = t_qrcode * n_labels
     print(f"for comparison, {n_labels} x qrcode default PNGs alone: ~{est_qrcode:.1f} s")
+    if "--json" in sys.argv[1:]:
+        figures = {
+            f"sheet_{n_labels}_s": min(sheet_times),
+            "qr_png_per_s": 1 / t_png,
+            "qrcode_default_per_s": 1 / t_qrcode,
+            "zxing_per_s": 1 / t_zxing if t_zxing else None,
+            "qr_vs_zxing": t_zxing / t_png if t_zxing else None,
+        }
+        print(json.dumps(figures))
     return 0
 
 

@@ -12,27 +12,32 @@ whose endpoint or command does not exist yet is reported "not available". Prints
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import http.cookiejar
 import json
 import os
+import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_http import wait_up  # noqa: E402
+from scripts.bench_http import free_port, wait_up  # noqa: E402
 from scripts.bench_reads import wrk  # noqa: E402
 
 PASSWORD = "bench-password-1"  # app.demo.generate.PASSWORD
@@ -114,7 +119,7 @@ def reads(server: Server, token: str, codes: list[str], seconds: int, tmp: Path)
     scan_paths.write_text("".join(f"/c/{c}\n" for c in codes))
     api_paths.write_text("".join(f"/api/v1/boxes/{c}\n" for c in codes))
     auth = {"Authorization": f"Bearer {token}"}
-    health, h50, h99 = wrk(server.base + "/healthz", {}, seconds, None, tmp)
+    health, _h50, h99 = wrk(server.base + "/healthz", {}, seconds, None, tmp)
     scan, s50, s99 = wrk(server.base + "/", {}, seconds, scan_paths, tmp)
     api, a50, a99 = wrk(server.base + "/", auth, seconds, api_paths, tmp)
     return {
@@ -202,7 +207,12 @@ def post_batches(base: str, token: str, batches: list[list[dict]], threads: int)
                     return
                 items = queue.pop(0)
             body = json.dumps({"readings": items})
-            conn.request("POST", "/api/v1/readings", body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/v1/readings",
+                body,
+                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             data = resp.read()
             with lock:
@@ -265,13 +275,15 @@ def ingest_figures(server: Server, engine, token: str, start: datetime) -> dict:
         fresh = [c for (c,) in conn.execute(sa.text(
             "SELECT code FROM boxes b WHERE has_sensors AND NOT EXISTS (SELECT 1 FROM sensor_readings r WHERE r.box_id = b.id) ORDER BY id"
         ))]  # fmt: skip
-        box_ids = dict(conn.execute(sa.text("SELECT code, id FROM boxes")).tuples().all())
+        box_ids = {code: box_id for code, box_id in conn.execute(sa.text("SELECT code, id FROM boxes"))}
     batches = ingest_bodies(fed, start, INGEST_BATCHES)
     http_rate, accepted, failures = post_batches(server.base, token, batches, threads=4)
     copy_rate = copy_baseline(engine, batches, box_ids)
     first_batches = [[item] for item in ingest_bodies(fresh, start, 1)[0]]  # one box's first reading a request
     first = [first_batches[i : i + 100] for i in range(0, len(first_batches), 100)]
-    first_rate, first_n, first_failures = post_batches(server.base, token, [sum(b, []) for b in first], threads=1)
+    first_rate, first_n, first_failures = post_batches(
+        server.base, token, [[item for one in b for item in one] for b in first], threads=1
+    )
     return {
         "ingest_boxes_per_batch": len(batches[0]) if batches else 0,
         "ingest_readings": accepted,
@@ -287,9 +299,14 @@ def ingest_figures(server: Server, engine, token: str, start: datetime) -> dict:
 
 def labels() -> dict:
     out = subprocess.run(
-        [str(VENV_BIN / "python"), "scripts/bench_labels.py", "1000", "--json"], cwd=ROOT, capture_output=True, text=True
+        [str(VENV_BIN / "python"), "scripts/bench_labels.py", "1000", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"labels_error": out.stderr[-300:]}
+    return (
+        json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"labels_error": out.stderr[-300:]}
+    )
 
 
 def registry_export(server: Server, token: str) -> dict:
@@ -298,7 +315,7 @@ def registry_export(server: Server, token: str) -> dict:
         before = server.workers_peak_rss_mb()
         began = time.perf_counter()
         try:
-            status, body = request(server.base, f"/api/v1/registry/{view}.csv", token)
+            _status, body = request(server.base, f"/api/v1/registry/{view}.csv", token)
         except urllib.error.HTTPError as exc:
             results[view] = NA if exc.code in (404, 405) else f"HTTP {exc.code}"
             continue
@@ -325,3 +342,216 @@ def statistics_verify(env: dict[str, str]) -> dict:
             "last_line": (out.stdout or out.stderr).strip().splitlines()[-1:],
         }
     }
+
+
+# ---------------------------------------------------------------- one scale
+
+
+def run_scale(scale: float, seconds: int, admin_url: str) -> dict:
+    import sqlalchemy as sa
+
+    name = f"tanxiang_bench_{str(scale).replace('.', '_')}_{os.getpid()}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-scale-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp),
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    flask = str(VENV_BIN / "flask")
+    out: dict = {"scale": scale, "database": name}
+    server = None
+    try:
+        subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+        # The data set's present two hours ago: the ingest figures write the two hours after it.
+        generated_now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        began = time.perf_counter()
+        gen = subprocess.run(
+            [flask, "demo", "generate", "--scale", str(scale), "--now", generated_now.isoformat()],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        out["generate_s"] = time.perf_counter() - began
+        if gen.returncode != 0:
+            raise SystemExit(f"generate failed:\n{gen.stderr[-3000:]}")
+        out["generate_output"] = [line for line in gen.stdout.splitlines() if "s " in line][-12:]
+        print(f"[{scale:g}×] generated in {out['generate_s']:.0f} s: {gen.stdout.strip().splitlines()[-1]}", flush=True)
+        with engine.connect() as conn:
+            out["counts"] = {
+                t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("boxes", "sensor_readings", "manifests", "ledger_records", "organizations")
+            }
+            codes = [c for (c,) in conn.execute(sa.text("SELECT code FROM boxes"))]
+            park_id = conn.execute(sa.text("SELECT min(id) FROM parks")).scalar_one()
+        server = Server(env, port)
+        operator, city = token_for(server.base, "bench"), token_for(server.base, "city")
+        for path in ("/healthz", f"/c/{codes[0]}"):
+            request(server.base, path)
+        request(server.base, f"/api/v1/boxes/{codes[0]}", operator)
+        steps = (
+            ("reads", lambda: reads(server, operator, codes, seconds, tmp)),
+            ("statistics", lambda: statistics_figures(server, city, park_id, datetime.now(UTC).year)),
+            ("dashboards", lambda: dashboards(server)),
+            ("ingest", lambda: ingest_figures(server, engine, operator, generated_now + timedelta(minutes=1))),
+            ("registry", lambda: registry_export(server, city)),
+            ("sweep", lambda: sweep(env, engine, len(codes))),
+            ("statistics_verify", lambda: statistics_verify(env)),
+        )
+        for label, step in steps:
+            began = time.perf_counter()
+            try:
+                out.update(step())
+            except Exception as exc:  # one failing figure must not lose the others
+                out[f"{label}_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            print(f"[{scale:g}×] {label} done in {time.perf_counter() - began:.0f} s", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP_DB"):
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return out
+
+
+# ---------------------------------------------------------------- the report
+
+
+def machine(admin_url: str) -> dict:
+    import sqlalchemy as sa
+
+    with sa.create_engine(admin_url).connect() as conn:
+        pg = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "cpu": cpu.group(1).strip() if cpu else platform.processor(),
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "postgresql": pg,
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def _fmt(value, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}{unit}"
+
+
+def figure_rows(r: dict) -> list[tuple[str, str, str, str, float | None]]:
+    """(work, figure, baseline, ratio, the number the cost curve compares) for one scale's results."""
+    reg = r.get("registry", {})
+    lab = r
+    rows = [
+        ("scan page `/c/{code}`, random box", f"{_fmt(r.get('scan_rps'), ' req/s', 0)}, p99 {r.get('scan_p99', '–')}",
+         f"/healthz {_fmt(r.get('healthz_rps'), ' req/s', 0)}", _fmt(r.get("scan_ratio")), r.get("scan_rps")),
+        ("`GET /api/v1/boxes/{code}`, random box", f"{_fmt(r.get('api_rps'), ' req/s', 0)}, p99 {r.get('api_p99', '–')}",
+         f"/healthz {_fmt(r.get('healthz_rps'), ' req/s', 0)}", _fmt(r.get("api_ratio")), r.get("api_rps")),
+        ("colour sweep, all boxes due (`flask boxes refresh-colours`)",
+         f"{_fmt(r.get('sweep_s'), ' s', 1)} for {r.get('sweep_boxes', '–')} boxes",
+         f"process start-up {_fmt(r.get('sweep_startup_s'), ' s', 1)}", "–", r.get("sweep_s")),
+        ("city statistics for a year (`/api/v1/metrics?period=YYYY`)", _fmt(r.get("city_year_s"), " s", 3),
+         f"park: {_fmt(r.get('park_year_s'), ' s', 3)}", _fmt(r.get("city_year_ratio")), r.get("city_year_s")),
+        ("city regulator's dashboard `/`", _fmt(r.get("city_dashboard_s"), " s", 3),
+         f"county: {_fmt(r.get('county_dashboard_s'), ' s', 3)}", _fmt(r.get("dashboard_ratio")), r.get("city_dashboard_s")),
+        (f"HTTP ingest, 1,000-reading batches over {r.get('ingest_boxes_per_batch', '–')} boxes (4 client threads)",
+         _fmt(r.get("ingest_rps"), " readings/s", 0), f"COPY of the same rows {_fmt(r.get('copy_rps'), ' rows/s', 0)}",
+         _fmt(r.get("ingest_ratio")), r.get("ingest_rps")),
+        (f"a box's first reading ({r.get('first_reading_boxes', '–')} boxes, 100 a request)",
+         _fmt(r.get("first_reading_rps"), " readings/s", 0), "–", "–", r.get("first_reading_rps")),
+        ("1,000-label PDF sheet", _fmt(lab.get("sheet_1000_s"), " s", 2),
+         f"QR PNG {_fmt(lab.get('qr_png_per_s'), '/s', 0)} vs zxing-cpp {_fmt(lab.get('zxing_per_s'), '/s', 0)}",
+         _fmt(lab.get("qr_vs_zxing")), lab.get("sheet_1000_s")),
+    ]  # fmt: skip
+    for view in ("outgoing", "incoming", "transported", "managed"):
+        v = reg.get(view, NA)
+        if isinstance(v, dict):
+            rows.append((f"registry `GET /api/v1/registry/{view}.csv`", f"{_fmt(v['seconds'], ' s', 1)}, {v['rows']} rows",
+                         f"worker peak RSS {_fmt(v['worker_peak_rss_mb'], ' MB', 0)}", "–", v["seconds"]))  # fmt: skip
+        else:
+            rows.append((f"registry `GET /api/v1/registry/{view}.csv`", str(v), "–", "–", None))
+    verify = r.get("statistics_verify", NA)
+    rows.append(("`flask statistics verify`", verify if isinstance(verify, str) else _fmt(verify["seconds"], " s", 1),
+                 "–", "–", None if isinstance(verify, str) else verify["seconds"]))  # fmt: skip
+    return rows
+
+
+def write_markdown(path: Path, info: dict, results: list[dict]) -> str:
+    lines = [
+        "# Benchmarks at city scale",
+        "",
+        "Written by `scripts/bench_scale.py` (`scripts/bench --scale N`); do not edit by hand. Every figure",
+        "is measured against its baseline in the same run; on a shared machine the ratios matter, not the",
+        "absolute numbers.",
+        "",
+        f"Machine: {info['cores']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, PostgreSQL {info['postgresql']},",
+        f"Python {info['python']}; run {info['date']}; load average at the end {', '.join(f'{x:.1f}' for x in info['load_average'])}",
+        "(the machine was shared with other engineers' test runs). gunicorn 2 workers, wrk -t2 -c16.",
+        "",
+    ]
+    for r in results:
+        counts = r.get("counts", {})
+        lines += [
+            f"## Scale {r['scale']:g}×",
+            "",
+            f"Data set generated in {r.get('generate_s', 0):.0f} s (`flask demo generate --scale {r['scale']:g}`): "
+            + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+            + ".",
+            "",
+            "| work | figure | baseline | ratio |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {w} | {f} | {b} | {q} |" for w, f, b, q, _ in figure_rows(r)]
+        errors = {k: v for k, v in r.items() if k.endswith("_error") or (k.endswith("_failures") and v)}
+        if errors:
+            lines += ["", "Errors: " + "; ".join(f"{k}: {v}" for k, v in errors.items())]
+        lines.append("")
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        factor = large["scale"] / small["scale"]
+        lines += [f"## Cost curve ({large['scale']:g}× against {small['scale']:g}×, {factor:g} times the data)", "",
+                  "| work | ratio of the figures |", "|---|---|"]  # fmt: skip
+        for (w, _, _, _, a), (_, _, _, _, b) in zip(figure_rows(small), figure_rows(large), strict=True):
+            lines.append(f"| {w} | {_fmt(b / a) if a and b else '–'} |")
+        lines.append("")
+    text = "\n".join(lines)
+    path.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, action="append", help="1: 10,000 boxes (repeatable)")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per URL")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw figures as JSON")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (apt-get install wrk)")
+    admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    scales = sorted(args.scale or [1.0])
+    label_figures = labels()
+    results = []
+    for scale in scales:
+        result = run_scale(scale, args.seconds, admin_url) | label_figures
+        results.append(result)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+        print(write_markdown(args.output, machine(admin_url), results), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -105,7 +105,9 @@ def register(app) -> None:
             raise click.ClickException("数据库尚未建表 (no tables): run `flask --app wsgi db upgrade` first")
         session = db.session()
         if not database_is_empty(session):
-            raise click.ClickException("数据库不是空的 (the database is not empty): the data set loads only into an empty one")
+            raise click.ClickException(
+                "数据库不是空的 (the database is not empty): the data set loads only into an empty one"
+            )
         started = time.monotonic()
 
         def progress(message: str) -> None:
@@ -122,4 +124,6 @@ def register(app) -> None:
             session.rollback()
             raise
         counts = " · ".join(f"{k} {v}" for k, v in ctx.counts.items())
-        click.echo(f"基准数据已生成 (benchmark data set, scale {scale:g}, in {time.monotonic() - started:.1f} s): {counts}")
+        click.echo(
+            f"基准数据已生成 (benchmark data set, scale {scale:g}, in {time.monotonic() - started:.1f} s): {counts}"
+        )

@@ -162,7 +162,11 @@ def _organisations(session: Session, ctx: GenerateContext) -> None:
         orgs[f"receiver:{i}"] = create_organization(
             session,
             actor,
-            {"name": f"基准再生炭利用处置有限公司{i}", "roles": ["receiver", "regenerator"], "county_code": COUNTIES[i]},
+            {
+                "name": f"基准再生炭利用处置有限公司{i}",
+                "roles": ["receiver", "regenerator"],
+                "county_code": COUNTIES[i],
+            },
         ).id
     for i in range(2):
         orgs[f"carrier:{i}"] = create_organization(
@@ -183,8 +187,8 @@ def _organisations(session: Session, ctx: GenerateContext) -> None:
         roles.append({"organization_id": next_id + i, "role": "generator"})
         ctx.enterprise_ids.append(next_id + i)
     for begin in range(0, len(rows), 5_000):
-        session.execute(insert(Organization.__table__), rows[begin : begin + 5_000])
-        session.execute(insert(OrganizationRole.__table__), roles[begin : begin + 5_000])
+        bulk_insert(session, Organization, rows[begin : begin + 5_000])
+        bulk_insert(session, OrganizationRole, roles[begin : begin + 5_000])
     set_sequences(session, (Organization,))
     orgs["park"] = parks["331023"]
     ctx.counts["organizations"] = len(orgs) - 1 + len(ctx.enterprise_ids)
@@ -199,7 +203,12 @@ def _users(session: Session, ctx: GenerateContext, operator: User) -> None:
             create_user(
                 session,
                 ctx.operator,
-                {"username": username, "password": PASSWORD, "organization_id": ctx.organisations[org_key], "role": role},
+                {
+                    "username": username,
+                    "password": PASSWORD,
+                    "organization_id": ctx.organisations[org_key],
+                    "role": role,
+                },
             )
 
 
@@ -224,9 +233,7 @@ def _boxes(session: Session, ctx: GenerateContext) -> None:
             # Filled 1 to 14 days ago: the colours spread over green, yellow and red; a sensor
             # box's fill is older than its readings (the last 16⅔ hours).
             filled_at = now - timedelta(days=1 + rng.random() * 13)
-            rows["boxes"].append(
-                _box_row(box_id, code, enterprise, i // len(ctx.enterprise_ids), sensors, registered)
-            )
+            rows["boxes"].append(_box_row(box_id, code, enterprise, i // len(ctx.enterprise_ids), sensors, registered))
             rows["box_events"].append(
                 {"id": _take(ids, "box_events"), "box_id": box_id, "kind": "registered", "at": registered,
                  "actor": actor, "detail": {"code": code}}
@@ -243,7 +250,7 @@ def _boxes(session: Session, ctx: GenerateContext) -> None:
                 target.append(code)
                 sensor_index += 1
         for model in BOX_TABLES:
-            session.execute(insert(model.__table__), rows[model.__tablename__])
+            bulk_insert(session, model, rows[model.__tablename__])
         ctx.commit()
         ctx.progress(f"{min(begin + CHUNK, plan.boxes)} boxes registered")
     set_sequences(session, BOX_TABLES)
@@ -339,6 +346,30 @@ def _take(ids: dict[str, int], table: str) -> int:
     value = ids[table]
     ids[table] = value + 1
     return value
+
+
+def bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``model``'s table: COPY on PostgreSQL (the
+    values bound by the columns' own types first, as an INSERT would bind them), one executemany
+    elsewhere (SQLite)."""
+    if not rows:
+        return
+    table = model.__table__
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in names]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    value if p is None or value is None else p(value)
+                    for p, value in zip(processors, row.values(), strict=True)
+                ]
+            )
 
 
 def set_sequences(session: Session, models) -> None:

@@ -6,7 +6,7 @@ days on two cores. Instead each manifest is written as the services leave a clos
 from a manifest the demo's closed loop produced): the generation record it ships (入库 at the
 consignor), the manifest with one line and its source, the six events (create … close), and the
 consignor's two ledger records of the pickup (出库, 委外利用/处置). Rows go in with explicit ids,
-by multi-row INSERTs of ``CHUNK`` manifests a commit; the number counters and the PostgreSQL id
+by COPY on PostgreSQL (one executemany on SQLite) of ``CHUNK`` manifests a commit; the number counters and the PostgreSQL id
 sequences are set after, so the services carry on from there. What this path does NOT write:
 audit entries (the trail starts with what services write afterwards), signatures and stock
 (a closed manifest leaves its consignor's stock where it was). Manifests are spread over the
@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
 from app.boxes.models import Box
-from app.demo.generate import GenerateContext, set_sequences
+from app.demo.generate import GenerateContext, bulk_insert, set_sequences
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import (
     LedgerRecord,
@@ -40,7 +40,7 @@ CHUNK = 5_000  # manifests per commit
 PREFECTURE = "3310"  # 浙江 台州
 WASTE_CODE = "900-039-49"
 SPAN_DAYS = 690  # generation dates: the last 690 days up to a week ago
-TABLES = (LedgerRecord, Manifest, ManifestLine, ManifestLineSource, ManifestEvent)
+TABLES = (Manifest, ManifestLine, LedgerRecord, ManifestLineSource, ManifestEvent)  # in foreign-key order
 
 
 def _next_ids(session: Session) -> dict[str, int]:
@@ -53,7 +53,9 @@ def generate_manifests(session: Session, ctx: GenerateContext) -> None:
     orgs = {o.id: o for o in session.scalars(select(Organization))}
     receivers = [orgs[v] for k, v in ctx.organisations.items() if k.startswith("receiver:")]
     carriers = [orgs[v] for k, v in ctx.organisations.items() if k.startswith("carrier:")]
-    box_enterprise = {box_id: enterprise_id for box_id, enterprise_id in session.execute(select(Box.id, Box.enterprise_id))}
+    box_enterprise = {
+        box_id: enterprise_id for box_id, enterprise_id in session.execute(select(Box.id, Box.enterprise_id))
+    }
     box_ids = ctx.box_ids
     ids = _next_ids(session)
     serials: Counter[int] = Counter(
@@ -72,8 +74,8 @@ def generate_manifests(session: Session, ctx: GenerateContext) -> None:
             number = f"{created.year}{PREFECTURE}{serials[created.year]:06d}"
             quantity = Decimal(rng.randrange(500_000, 3_000_000)) / 1000
             _one_manifest(rows, ids, entry, number, consignor, carrier, receiver, box_id, generated, created, quantity)
-        for model in TABLES:  # in dependency order
-            session.execute(insert(model.__table__), rows[model.__tablename__])
+        for model in TABLES:
+            bulk_insert(session, model, rows[model.__tablename__])
         ctx.commit()
         ctx.progress(f"{min(begin + CHUNK, total)} manifests")
     _store_counters(session, serials)
