@@ -118,8 +118,7 @@ def register(app) -> None:
         try:
             ctx = generate_data_set(
                 session, scale, now, generate_extensions(), session.commit, progress, readings_per_box
-            )
-            session.commit()
+            )  # (it commits its last chunk itself)
         except BaseException:
             session.rollback()
             raise

@@ -143,6 +143,7 @@ def generate(
     for extension in extensions:
         extension(session, ctx)
         commit()
+    commit()
     return ctx
 
 
