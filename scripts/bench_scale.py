@@ -8,6 +8,8 @@ the local server), ``flask db upgrade``, ``flask demo generate --scale N`` (the 
 paths, :mod:`app.demo.generate`), then gunicorn with 2 workers on it and the figures below. With
 two scales the cost curve is the ratio of the larger scale's figure to the smaller's. A figure
 whose endpoint or command does not exist yet is reported "not available". Prints, never asserts.
+``--render FILE.json`` writes the page again from a ``--json`` file (docs/benchmarks.json holds
+the last run's raw figures). ``BENCH_KEEP_DB=1`` keeps the scratch database.
 """
 
 from __future__ import annotations
@@ -381,7 +383,7 @@ def run_scale(scale: float, seconds: int, admin_url: str) -> dict:
         out["generate_s"] = time.perf_counter() - began
         if gen.returncode != 0:
             raise SystemExit(f"generate failed:\n{gen.stderr[-3000:]}")
-        out["generate_output"] = [line for line in gen.stdout.splitlines() if "s " in line][-12:]
+        out["generate_output"] = [line for line in gen.stdout.splitlines() if "s " in line][-60:]
         print(f"[{scale:g}×] generated in {out['generate_s']:.0f} s: {gen.stdout.strip().splitlines()[-1]}", flush=True)
         with engine.connect() as conn:
             out["counts"] = {
