@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import statistics
@@ -81,7 +82,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
 
 
-def bench_qr(rounds: int, batch: int) -> None:
+def bench_qr(rounds: int, batch: int) -> dict:
     zx_png, zx_svg, t_png, t_svg, t_zx = [], [], [], [], []
     for _ in range(rounds):
         z1 = per_code(zxing_encode, urls(batch))
@@ -109,6 +110,7 @@ def bench_qr(rounds: int, batch: int) -> None:
     )
     t_qrcode = per_code(qrcode_default_png, urls(60))
     print(f"for reference, qrcode library's PNG: {ms(t_qrcode)} per code, {1 / t_qrcode:,.0f}/s")
+    return {"qr_png_per_s": 1 / png, "zxing_per_s": 1 / zx, "qr_vs_zxing": r_png, "qrcode_default_per_s": 1 / t_qrcode}
 
 
 def specs(n: int) -> list[LabelSpec]:
@@ -125,7 +127,7 @@ def specs(n: int) -> list[LabelSpec]:
     ]
 
 
-def bench_sheet(n_labels: int, runs: int) -> None:
+def bench_sheet(n_labels: int, runs: int) -> dict:
     c0 = time.process_time()
     label_sheet_pdf(specs(8))
     print(
@@ -155,12 +157,14 @@ def bench_sheet(n_labels: int, runs: int) -> None:
     c0 = time.process_time()
     label_sheet_pdf(sheet)
     print(f"label sheet reprint (same codes, QR cache warm): cpu {time.process_time() - c0:.3f} s")
+    return {f"sheet_{n_labels}_s": wall, f"sheet_{n_labels}_cpu_s": cpu}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the figures last, as one line of JSON")
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, load {load:.1f}")
@@ -169,9 +173,11 @@ def main() -> int:
     print(f"sample URL ({len(sample)} chars): {sample}")
     print(f"QR: version {m.version}, {m.size}x{m.size} modules, level {m.error.upper()}, fixed mask {m.mask}")
     print()
-    bench_qr(args.rounds, 300)
+    figures = bench_qr(args.rounds, 300)
     print()
-    bench_sheet(args.labels, max(3, args.rounds // 2 + 1))
+    figures |= bench_sheet(args.labels, max(3, args.rounds // 2 + 1))
+    if args.json:  # for scripts/bench_scale.py
+        print(json.dumps(figures))
     return 0
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from app.boxes.colour import Check, RuleSet
     from app.demo.context import DemoExtension
     from app.jobs.kinds import ExportKind, JobKind
+    from app.demo.generate import GenerateExtension
 
 EXTENSION_KEY = "tanxiang.wiring"
 SESSION_KEY = "tanxiang.wiring"
@@ -140,6 +141,13 @@ def _job_audit(session, principal) -> None:
     from app.audit.recorder import set_principal
 
     set_principal(session, "job", principal)
+def generate_extensions() -> tuple[GenerateExtension, ...]:
+    """The domains' parts of ``flask demo generate`` (the benchmark data set), in order: the
+    sensors' readings, then the ledger's closed manifests."""
+    from app.ledger.demo import generate as ledger_generate
+    from app.telemetry import generate as telemetry_generate
+
+    return (telemetry_generate.generate_readings, ledger_generate.generate_manifests)
 
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:

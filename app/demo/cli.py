@@ -33,7 +33,7 @@ def _print_logins(summary: dict) -> None:
 
 
 def register(app) -> None:
-    @app.cli.command("demo")
+    @app.cli.group("demo", invoke_without_command=True)
     @click.option(
         "--now",
         "now_text",
@@ -41,8 +41,11 @@ def register(app) -> None:
         default=None,
         help="the moment the demo's colours are planned for (default: now); no offset means Asia/Shanghai",
     )
-    def demo(now_text: str | None) -> None:
+    @click.pass_context
+    def demo(click_ctx: click.Context, now_text: str | None) -> None:
         """Load the Taizhou demo data (parks, enterprises, boxes with histories) into an empty database."""
+        if click_ctx.invoked_subcommand is not None:
+            return
         from datetime import datetime
 
         from app.common.timeutil import as_utc
@@ -72,3 +75,54 @@ def register(app) -> None:
         click.echo(f"台州演示数据已载入 (Taizhou demo data loaded in {time.monotonic() - started:.1f} s):")
         _print_summary(summary)
         _print_logins(summary)
+
+    @demo.command("generate")
+    @click.option("--scale", type=float, default=1.0, show_default=True, help="1: 10,000 boxes; 10: 100,000")
+    @click.option("--now", "now_text", metavar="ISO-TIME", default=None, help="the data set's present (default: now)")
+    @click.option(
+        "--readings-per-box",
+        type=click.IntRange(0, 100_000),
+        default=1000,
+        show_default=True,
+        help="readings of each sensor box, one a minute up to --now",
+    )
+    def generate(scale: float, now_text: str | None, readings_per_box: int) -> None:
+        """The benchmark data set: N × 10,000 boxes, 10⁶ readings and 10⁵ manifests (scripts/bench --scale N)."""
+        from datetime import datetime
+
+        from app.common.timeutil import as_utc, utcnow
+        from app.common.wiring import generate_extensions
+        from app.demo.generate import database_is_empty
+        from app.demo.generate import generate as generate_data_set
+
+        if not 0 < scale <= 100:
+            raise click.BadParameter("between 0 and 100", param_hint="--scale")
+        try:
+            now = as_utc(datetime.fromisoformat(now_text)) if now_text else utcnow()
+        except ValueError as exc:
+            raise click.BadParameter(f"not an ISO 8601 time: {now_text}", param_hint="--now") from exc
+        if not inspect(db.engine).has_table("organizations"):
+            raise click.ClickException("数据库尚未建表 (no tables): run `flask --app wsgi db upgrade` first")
+        session = db.session()
+        if not database_is_empty(session):
+            raise click.ClickException(
+                "数据库不是空的 (the database is not empty): the data set loads only into an empty one"
+            )
+        started = time.monotonic()
+
+        def progress(message: str) -> None:
+            click.echo(f"  {time.monotonic() - started:7.1f} s  {message}")
+
+        # A worker boundary like the demo's: a load of millions of rows commits chunk by chunk
+        # (the generators call ``commit`` between chunks), never as one transaction.
+        try:
+            ctx = generate_data_set(
+                session, scale, now, generate_extensions(), session.commit, progress, readings_per_box
+            )  # (it commits its last chunk itself)
+        except BaseException:
+            session.rollback()
+            raise
+        counts = " · ".join(f"{k} {v}" for k, v in ctx.counts.items())
+        click.echo(
+            f"基准数据已生成 (benchmark data set, scale {scale:g}, in {time.monotonic() - started:.1f} s): {counts}"
+        )
