@@ -30,8 +30,8 @@ from flask_sqlalchemy.session import Session as FlaskSession
 if TYPE_CHECKING:  # pragma: no cover
     from app.boxes.colour import Check, RuleSet
     from app.demo.context import DemoExtension
-    from app.jobs.kinds import ExportKind, JobKind
     from app.demo.generate import GenerateExtension
+    from app.jobs.kinds import ExportKind, JobKind
 
 EXTENSION_KEY = "tanxiang.wiring"
 SESSION_KEY = "tanxiang.wiring"
@@ -141,6 +141,8 @@ def _job_audit(session, principal) -> None:
     from app.audit.recorder import set_principal
 
     set_principal(session, "job", principal)
+
+
 def generate_extensions() -> tuple[GenerateExtension, ...]:
     """The domains' parts of ``flask demo generate`` (the benchmark data set), in order: the
     sensors' readings, then the ledger's closed manifests."""
