@@ -40,3 +40,6 @@ class ValueAdded(Model):
     source_department: Mapped[str] = mapped_column(String(200))
     imported_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+from app.statistics.rollup_models import ColourSpan, FillMonth, TreatmentMonth, WasteMonth  # noqa: E402,F401  (the metadata)
