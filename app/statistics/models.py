@@ -42,4 +42,9 @@ class ValueAdded(Model):
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-from app.statistics.rollup_models import ColourSpan, FillMonth, TreatmentMonth, WasteMonth  # noqa: E402,F401  (the metadata)
+from app.statistics.rollup_models import (  # noqa: E402,F401  (the metadata)
+    ColourSpan,
+    FillMonth,
+    TreatmentMonth,
+    WasteMonth,
+)

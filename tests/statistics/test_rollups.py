@@ -104,7 +104,9 @@ def test_random_events_through_the_api_keep_the_rollups_equal_to_the_raw_records
             status = 0
             for a in api.get(f"/api/v1/revisions/{rid}", as_="op").get_json()["approvals"]:
                 if a["state"] == "pending":
-                    status = api.post(f"/api/v1/revisions/{rid}/approve", {}, as_=users[a["organization_id"]]).status_code
+                    status = api.post(
+                        f"/api/v1/revisions/{rid}/approve", {}, as_=users[a["organization_id"]]
+                    ).status_code
             return status
         if action == "create" or number is None:
             line = {**base["lines"][0], "quantity_kg": amount}

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
 
 from app.boxes.models import Box, Colour
 from app.common.columns import ZERO_KG
@@ -24,7 +25,6 @@ from app.statistics.rollup_models import ColourSpan, FillMonth, TreatmentMonth, 
 from app.statistics.services.definitions import COLOURS, RECEIVED_STATES
 from app.statistics.services.scopes import Scope
 from app.statistics.services.sql import EpochSeconds, as_kg, count_if, landfill_codes, ratio, sum_or_zero, within
-from sqlalchemy.orm import Session
 
 
 def _months(period: Period) -> list[str]:

@@ -178,13 +178,11 @@ def rewrite_spans(session: Session, touched: dict[int, datetime]) -> None:
     for i in range(0, len(boxes), BOX_CHUNK):
         chunk = boxes[i : i + BOX_CHUNK]
         since = min(touched[b] for b in chunk)
-        reaching = and_(
-            table.c.box_id.in_(chunk), or_(table.c.ended_at.is_(None), table.c.ended_at >= since)
-        )
+        reaching = and_(table.c.box_id.in_(chunk), or_(table.c.ended_at.is_(None), table.c.ended_at >= since))
         first = session.scalar(select(func.min(table.c.started_at)).where(reaching))
         session.execute(delete(table).where(reaching))
         lower = since if first is None or since < first else first
-        kept = set(
+        kept: set[int] = set(
             session.scalars(
                 select(table.c.colour_change_id).where(table.c.box_id.in_(chunk), table.c.started_at >= lower)
             )
