@@ -229,9 +229,9 @@ def main() -> None:
     finally:
         if args.keep:
             print(f"kept: DATABASE_URL={url}")
-            return
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def run(args) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.boxes.models import Colour
@@ -49,6 +49,9 @@ class ColourSpan(Model):
     colour: Mapped[Colour] = mapped_column(state_type(Colour, "colour", 8))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # ended_at − started_at (NULL while open): a period's red seconds sum this for the spans inside
+    # it and clip only the few that cross its bounds (no per-row date arithmetic in SQL).
+    seconds: Mapped[float | None] = mapped_column(Float)
 
 
 def _kg() -> Mapped[Decimal]:

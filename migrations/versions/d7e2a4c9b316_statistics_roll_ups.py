@@ -34,6 +34,7 @@ def upgrade():
     sa.Column('colour', sa.Enum('grey', 'green', 'yellow', 'red', name='colour', native_enum=False, create_constraint=True, length=8), nullable=False),
     sa.Column('started_at', app.common.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ended_at', app.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('seconds', sa.Float(), nullable=True),
     sa.PrimaryKeyConstraint('colour_change_id', name=op.f('pk_rollup_colour_spans'))
     )
     with op.batch_alter_table('rollup_colour_spans', schema=None) as batch_op:

@@ -232,12 +232,16 @@ def boxes(session: Session, scope: Scope, period: Period, now: datetime) -> dict
     counts: dict[str, int] = {}
     for colour, n in tuples(session.execute(counted)):
         counts[colour or Colour.GREY] = counts.get(colour or Colour.GREY, 0) + int(n)  # no span yet: grey
+    # A span inside the period counts its stored length; only those crossing its start or ``at``
+    # (at most two per box) are clipped, by the CASE's lazily evaluated second branch.
     start_s, end_s = start.timestamp(), at.timestamp()
     begin = EpochSeconds(s.started_at)
     finish = func.coalesce(EpochSeconds(s.ended_at), literal(end_s))
     a = case((begin > start_s, begin), else_=literal(start_s))
     b = case((finish < end_s, finish), else_=literal(end_s))
-    red = select(sum_or_zero(case((b > a, b - a), else_=0))).where(
+    inside = and_(s.started_at >= start, s.ended_at.is_not(None), s.ended_at <= at)
+    clipped = case((b > a, b - a), else_=0)
+    red = select(sum_or_zero(case((inside, s.seconds), else_=clipped))).where(
         s.colour == Colour.RED, s.started_at < at, or_(s.ended_at.is_(None), s.ended_at > start)
     )
     if scope.kind != "city":

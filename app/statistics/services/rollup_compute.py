@@ -226,7 +226,8 @@ def span_rows(
         previous = last.get(box_id)
         if previous is not None:
             out[previous]["ended_at"] = at
-        out[cid] = {"box_id": box_id, "colour": Colour(colour), "started_at": at, "ended_at": None}
+            out[previous]["seconds"] = (at - out[previous]["started_at"]).total_seconds()
+        out[cid] = {"box_id": box_id, "colour": Colour(colour), "started_at": at, "ended_at": None, "seconds": None}
         last[box_id] = cid
     return out
 

@@ -281,7 +281,7 @@ def verify(session: Session, box_chunk: int = BOX_CHUNK) -> list[str]:
     table = _table(ColourSpan)
     for ids in _box_chunks(session, box_chunk):
         stored = {
-            row["colour_change_id"]: {k: row[k] for k in ("box_id", "colour", "started_at", "ended_at")}
+            row["colour_change_id"]: {k: row[k] for k in ("box_id", "colour", "started_at", "ended_at", "seconds")}
             for row in session.execute(select(table).where(table.c.box_id.in_(ids))).mappings()
         }
         problems += _diff("rollup_colour_spans", stored, compute.span_rows(session, ids))
