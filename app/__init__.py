@@ -91,6 +91,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.audit import startup
 
     startup.init_app(app)  # the audit trail: session listeners, the rule files' entry
+    from app.common.wiring import WiredSession
+    from app.statistics import rollup_tracking
+
+    rollup_tracking.install(WiredSession)  # the statistics' roll-ups, rewritten at each commit
     if (
         app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
         and ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]

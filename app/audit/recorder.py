@@ -43,6 +43,11 @@ EXCLUDED_TABLES = frozenset(
         "box_sensor_states",
         "manifest_counters",
         "idempotency_keys",  # stored answers of writes, which are audited themselves
+        # the statistics' roll-ups: derived from audited rows at each commit, rebuilt by a command
+        "rollup_colour_spans",
+        "rollup_waste_months",
+        "rollup_treatment_months",
+        "rollup_fill_months",
     }
 )
 # Derived columns, re-computed on reads and written in bulk: a box's colour is audited through

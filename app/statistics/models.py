@@ -40,3 +40,11 @@ class ValueAdded(Model):
     source_department: Mapped[str] = mapped_column(String(200))
     imported_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+from app.statistics.rollup_models import (  # noqa: E402,F401  (the metadata)
+    ColourSpan,
+    FillMonth,
+    TreatmentMonth,
+    WasteMonth,
+)

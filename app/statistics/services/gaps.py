@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization, OrganizationRole
 from app.common.timeutil import from_db
-from app.ledger.models import LedgerRecord
+from app.statistics.rollup_models import WasteMonth
 from app.statistics.services.periods import Period
 from app.statistics.services.scopes import Scope
-from app.statistics.services.sql import within
 
 REASONS = ("not_registered", "no_records", "not_processed")
 
@@ -36,9 +35,10 @@ def empty_months(session: Session, scope: Scope, series: list[dict[str, Any]]) -
     )
     out: dict[str, str] = {}
     for month in empty:
-        records = session.scalar(
-            select(func.count(LedgerRecord.id)).where(
-                scope.enterprises(LedgerRecord.enterprise_id), within(LedgerRecord.occurred_at, month)
+        records = session.scalar(  # the ledger roll-up of the month (app/statistics/rollup_models.py)
+            scope.restrict(
+                select(func.coalesce(func.sum(WasteMonth.ledger_count), 0)).where(WasteMonth.month == month.label),
+                WasteMonth.enterprise_id,
             )
         )
         if records:  # records entered afterwards for a month before the registration count as data

@@ -41,6 +41,16 @@ class Scope:
             return column.in_(select(Organization.id).where(Organization.county_code == self.county_code))
         return true()
 
+    def restrict(self, query, column):
+        """``query`` joined to the organisations of ``column`` and limited to the scope's (a join on
+        the organisation's park or county, never a list of ids; the city: no join at all)."""
+        if self.kind == "city":
+            return query
+        query = query.join(Organization, Organization.id == column)
+        if self.kind == "park":
+            return query.where(Organization.park_id == self.park_id)
+        return query.where(Organization.county_code == self.county_code)
+
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "park_id": self.park_id, "county_code": self.county_code, "name": self.name}
 
