@@ -145,11 +145,17 @@ def _job_audit(session, principal) -> None:
 
 def generate_extensions() -> tuple[GenerateExtension, ...]:
     """The domains' parts of ``flask demo generate`` (the benchmark data set), in order: the
-    sensors' readings, then the ledger's closed manifests."""
+    sensors' readings, then the ledger's closed manifests, then the statistics' roll-ups rebuilt
+    from what the others loaded in bulk."""
     from app.ledger.demo import generate as ledger_generate
+    from app.statistics import generate as statistics_generate
     from app.telemetry import generate as telemetry_generate
 
-    return (telemetry_generate.generate_readings, ledger_generate.generate_manifests)
+    return (
+        telemetry_generate.generate_readings,
+        ledger_generate.generate_manifests,
+        statistics_generate.rebuild_rollups,
+    )
 
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:

@@ -11,6 +11,7 @@ from app.accounts.models import Organization, User
 from app.boxes.models import Box, ColourChange, Fill
 from app.demo.generate import Plan
 from app.ledger.models import LedgerRecord, Manifest, ManifestCounter, ManifestEvent, ManifestLine
+from app.statistics.rollup_models import ColourSpan, WasteMonth
 from app.telemetry.models import SensorReading
 
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -50,6 +51,11 @@ def test_scale_001_generates_the_planned_counts(app, session):
     assert sum(serials.values()) == 1000
     assert {u.username for u in session.scalars(select(User))} >= {"bench", "city", "county"}
     assert "1000 manifests" in result.output
+    # The bulk rows reach the statistics: the roll-ups are rebuilt and equal a recomputation.
+    assert "roll-ups rebuilt" in result.output
+    verify = runner.invoke(args=["statistics", "verify"])
+    assert verify.exit_code == 0, verify.output
+    assert _count(session, WasteMonth) > 0 and _count(session, ColourSpan) >= _count(session, ColourChange)
 
 
 def test_generate_refuses_a_database_that_is_not_empty(app, session, world):
