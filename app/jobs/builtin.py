@@ -1,4 +1,4 @@
-"""The shipped job kinds: the colour sweep and the generic export (the wiring registers them)."""
+"""The shipped job kinds: the colour sweep, the roll-up rebuild and the generic export (the wiring registers them)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from app.boxes.services import refresh_due_chunk
 from app.common.errors import Forbidden
 from app.common.wiring import wiring_of
 from app.jobs.kinds import ExportKind, JobKind, JobRun, schema_loader
-from app.jobs.schemas import ColourSweepParams, ExportParams
+from app.jobs.schemas import ColourSweepParams, ExportParams, RollupRebuildParams
+from app.statistics.services import rollups
 
 # ---------------------------------------------------------------- colour_sweep
 
@@ -54,6 +55,36 @@ COLOUR_SWEEP = JobKind(
     run=colour_sweep,
     title_zh="颜色巡检",
     title_en="Colour sweep",
+)
+
+
+# ---------------------------------------------------------------- rollup_rebuild
+
+
+def _operators_only_rebuild(_session: Session, actor: Principal, _params: dict[str, Any]) -> None:
+    if not actor.is_operator:
+        raise Forbidden("只有平台运维可以重建统计汇总 (only operators may rebuild the statistics roll-ups)")
+
+
+def rollup_rebuild(run: JobRun, params: dict[str, Any]) -> None:
+    """``statistics rebuild`` as a job: a month or a chunk of boxes per transaction, each step's
+    progress stored with it. Idempotent: every step rewrites its rows from the raw records."""
+    steps = list(rollups.rebuild_steps(run.session, int(params.get("box_chunk") or rollups.BOX_CHUNK)))
+    run.report(0, len(steps))
+    for done, (_label, step) in enumerate(steps, start=1):
+        with run.step():
+            step()
+            run.report(done, len(steps))
+    run.finish_with_summary({"steps": len(steps)})
+
+
+ROLLUP_REBUILD = JobKind(
+    name="rollup_rebuild",
+    load_params=schema_loader(RollupRebuildParams),
+    authorise=_operators_only_rebuild,
+    run=rollup_rebuild,
+    title_zh="重建统计汇总",
+    title_en="Rebuild the statistics roll-ups",
 )
 
 

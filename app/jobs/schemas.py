@@ -61,6 +61,10 @@ class ColourSweepParams(StrictSchema):
     chunk = fields.Int(load_default=500, validate=validate.Range(min=1, max=5000))
 
 
+class RollupRebuildParams(StrictSchema):
+    box_chunk = fields.Int(load_default=2000, validate=validate.Range(min=1, max=20000))
+
+
 class ExportParams(Schema):
     """The ``export`` kind's own params; the rest belong to the export named (its schema)."""
 
