@@ -266,9 +266,25 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
         form=request.form,
         last_replacement=last_replacement,
         now=now,
-        field_labels=fill_field_labels(),
+        # Only the replacement form (signed-in staff) shows field names.
+        field_labels=fill_field_labels() if form["can_fill"] else {},
         **form,
+        **_request_gettext(),
     )
+
+
+def _request_gettext() -> dict:
+    """The template's ``_()`` bound to this request's catalogue once: Flask-Babel's own looks
+    the catalogue up (context, domain, locale) on every one of the page's ~40 calls. Same
+    callables, same escaping and formatting as the Jinja i18n extension's (newstyle)."""
+    from flask_babel import get_translations
+    from jinja2.ext import _make_new_gettext, _make_new_ngettext
+
+    translations = get_translations()
+    return {
+        "gettext": _make_new_gettext(translations.ugettext),
+        "ngettext": _make_new_ngettext(translations.ungettext),
+    }
 
 
 def _scan_cache_key(label_state: str) -> tuple:

@@ -88,7 +88,9 @@ def stored_evaluation(session: Session, box: Box, now: datetime, digest: str, ru
     return evaluation_from_stored(box, fill, now, rules)
 
 
-def is_stored_current(detail: dict[str, Any] | None, next_check_at: datetime | None, now: datetime, digest: str) -> bool:
+def is_stored_current(
+    detail: dict[str, Any] | None, next_check_at: datetime | None, now: datetime, digest: str
+) -> bool:
     """May a read show the stored evaluation (``colour_detail``, next check) as it is?"""
     if detail is None or detail.get("rules") != digest:
         return False
