@@ -8,7 +8,8 @@ and generates the boxes through the product's services (``register_box``, ``reco
 box registered and filled at a random moment of the last 30 days, so the colours spread over
 green, yellow and red), 100 enterprises over the Taizhou counties. Then wrk (``-t2 -c16``) asks
 for a random box on every request (a Lua script picks one of all the codes), so the per-process
-read cache is no help: what is measured is the stored evaluation read. Prints requests/s, the
+read cache is little help: what is measured is the stored evaluation read (app/boxes/lean.py).
+``--keep NAME`` keeps the database and reuses it on the next run (no regeneration). Prints requests/s, the
 ratio to /healthz and p50/p99 for each; targets: ratio ≥ 0.6, p99 < 50 ms. Never asserts.
 """
 

@@ -1,14 +1,16 @@
-"""A per-process read cache for what a box shows (API JSON, scan page HTML).
+"""A per-process cache of what a box shows (API JSON, anonymous scan page HTML).
 
-Reading a box means evaluating its colour from several tables; it is also the most frequent
-request (every label scan). An entry is reused while (1) the box's ``revision`` in the database
-is unchanged — every write that changes what a box shows bumps it, in any worker — and (2) time
-alone cannot have changed it: entries expire at the box's next colour check, and after
-``MAX_AGE`` at the latest, which bounds how stale slowly drifting figures (saturation) get.
-The caller reads the revision with the box (the lean read, app.boxes.lean: one statement), so
-workers never serve each other's stale data.
-Entries hold plain values (JSON, HTML) and are keyed by the database URL and the ``scope`` the
-caller passes (its rules folder): two apps in one process never see each other's entries.
+A read takes the box's stored evaluation in one statement (app.boxes.lean); what this cache
+saves is building the JSON or rendering the page again, and it keeps the figures a box shows
+steady between close reads. An entry is reused while (1) the box's ``revision``, read with the
+box, is unchanged — every write that changes what a box shows bumps it, in any worker, so
+workers never serve each other's stale data — and (2) time alone cannot have changed it: entries
+expire at the box's next colour check, and after ``MAX_AGE`` at the latest, which bounds how
+stale slowly drifting figures (the design saturation) get. Entries hold plain values (JSON,
+HTML) and are keyed by the database URL and the ``scope`` the caller passes (its rules folder,
+language, label state): two apps in one process never see each other's entries.
+A cache shared by the workers (Redis) would not pay: scans are of random boxes, a miss costs one
+rendering, and the lean read is needed anyway to know the revision.
 """
 
 from __future__ import annotations
