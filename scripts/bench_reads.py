@@ -8,7 +8,8 @@ and generates the boxes through the product's services (``register_box``, ``reco
 box registered and filled at a random moment of the last 30 days, so the colours spread over
 green, yellow and red), 100 enterprises over the Taizhou counties. Then wrk (``-t2 -c16``) asks
 for a random box on every request (a Lua script picks one of all the codes), so the per-process
-read cache is no help: what is measured is the stored evaluation read. Prints requests/s, the
+read cache is little help: what is measured is the stored evaluation read (app/boxes/lean.py).
+``--keep NAME`` keeps the database and reuses it on the next run (no regeneration). Prints requests/s, the
 ratio to /healthz and p50/p99 for each; targets: ratio ≥ 0.6, p99 < 50 ms. Never asserts.
 """
 
@@ -131,16 +132,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="keep the scratch database under this name and reuse it on the next run (no regeneration)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (apt-get install wrk)")
     import sqlalchemy as sa
 
     admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    name = f"bench_reads_{os.getpid()}"
+    name = args.keep or f"bench_reads_{os.getpid()}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        reuse = bool(args.keep and exists)
+        if not reuse:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-reads-"))
     port = free_port()
@@ -158,10 +167,15 @@ def main() -> None:
     try:
         flask = str(VENV_BIN / "flask")
         subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
-        subprocess.run([flask, "create-superuser", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
-        started = time.perf_counter()
-        codes = generate(args.boxes)
-        print(f"generated {len(codes)} boxes in {time.perf_counter() - started:.0f} s (register_box + record_fill)")
+        if reuse:
+            with sa.create_engine(url).connect() as conn:
+                codes = list(conn.execute(sa.text("SELECT code FROM boxes ORDER BY id")).scalars())
+            print(f"reusing database {name}: {len(codes)} boxes")
+        else:
+            subprocess.run([flask, "create-superuser", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
+            started = time.perf_counter()
+            codes = generate(args.boxes)
+            print(f"generated {len(codes)} boxes in {time.perf_counter() - started:.0f} s (register_box + record_fill)")
         server = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
             cwd=ROOT,
@@ -208,8 +222,9 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not args.keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -116,6 +116,72 @@ def _record_use(token_hash: str) -> None:
         current_app.logger.warning("could not record a token's use: %s", exc)
 
 
+def _lean_token_statement():
+    from sqlalchemy import bindparam, exists, select
+
+    from app.accounts.models import ApiToken, OrganizationRole
+
+    def has(role: str):
+        return exists().where(OrganizationRole.organization_id == Organization.id, OrganizationRole.role == role)
+
+    return (
+        select(
+            ApiToken.kind,
+            ApiToken.revoked_at,
+            ApiToken.expires_at,
+            User.id,
+            User.active,
+            User.is_operator,
+            Organization.id.label("org_id"),
+            Organization.county_code,
+            Organization.park_id,
+            has("regulator").label("regulator"),
+            has("park_admin").label("park_admin"),
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Organization, Organization.id == User.organization_id)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+    )
+
+
+_LEAN_TOKEN = _lean_token_statement()
+
+
+def visibility_principal() -> Principal | None:
+    """The caller of a read that only decides what it may see (``can_see``): a person's bearer
+    token this process has already accepted (so its use is recorded, see :func:`_record_use`),
+    checked in one statement against the stored token, user and organisation (revocation,
+    deactivation and a change of organisation or role take effect at once). The principal's
+    objects are transient, holding only what ``can_see`` reads (the organisation's regulator and
+    park_admin roles): never for a write, never put in a session. None: take the ordinary path
+    (``require_user``), which also answers every refusal."""
+    from app.accounts.models import OrganizationRole
+    from app.common.fastread import core_reader
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    token_hash = hash_token(token)
+    hit = _token_cache.get((str(db.engine.url), token_hash))
+    if hit is None or hit.expires <= time.monotonic() or hit.token_kind != "user":
+        return None
+    try:
+        row = core_reader.first(db.engine, _LEAN_TOKEN, {"token_hash": token_hash})
+    except LookupError:
+        return None
+    if row is None or row.kind != "user" or row.revoked_at is not None or not row.active:
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    org = None
+    if row.org_id is not None:
+        roles = [r for r in ("regulator", "park_admin") if getattr(row, r)]
+        org = Organization(id=row.org_id, county_code=row.county_code, park_id=row.park_id)
+        org.role_rows = [OrganizationRole(role=r) for r in roles]
+    return Principal(user=User(id=row.id, is_operator=bool(row.is_operator), active=True, organization=org))
+
+
 def load_user(user_id: str) -> User | None:
     """Flask-Login's user loader: the cookie's id is ``"<user id>:<session token>"``
     (:meth:`User.get_id`); a session token that has changed since (sign-out, a new password)

@@ -8,6 +8,7 @@ query. Statements are written with ``?`` and adapted to the driver's parameter s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -66,3 +67,46 @@ class AutocommitReader:
 
 
 reader = AutocommitReader()
+
+
+class _CoreConnection:
+    __slots__ = ("conn", "pid")
+
+    def __init__(self, conn, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+
+
+class CoreReader:
+    """One read statement (SQLAlchemy Core, so the columns' types turn rows into the same
+    Decimals, aware datetimes, states and JSON values the ORM gives) on a connection held by
+    this process and thread in autocommit: no pool checkout (with its ping), no transaction to
+    end, no identity map. For the reads of the hottest pages (a box's stored evaluation)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _connection(self, engine: Engine):
+        by_url = self._local.__dict__.setdefault("by_url", {})
+        local = by_url.get(engine.url)
+        if local is None or local.pid != os.getpid():
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            local = by_url[engine.url] = _CoreConnection(conn, os.getpid())
+        return local.conn
+
+    def first(self, engine: Engine, statement, params: dict[str, Any]):
+        """The first row of ``statement``, or None; raises ``LookupError`` when the database
+        cannot be read (the caller then takes its ordinary path)."""
+        for attempt in (1, 2):
+            try:
+                return self._connection(engine).execute(statement, params).first()
+            except Exception as exc:
+                stale = self._local.__dict__.setdefault("by_url", {}).pop(engine.url, None)
+                if stale is not None:
+                    with contextlib.suppress(Exception):
+                        stale.conn.invalidate()  # never back to the pool: it may be broken
+                if attempt == 2:
+                    raise LookupError(str(exc)) from exc
+        return None
+
+
+core_reader = CoreReader()

@@ -33,8 +33,19 @@ STORED_COLUMNS = ("saturation", "predicted_replacement_at", "colour_detail")
 
 def rules_digest(rules: RuleSet) -> str:
     """What a stored evaluation was made with: any change of the rule file (thresholds,
-    levels, messages) makes the stored evaluations of other rules stale."""
-    return hashlib.sha1(repr(rules).encode(), usedforsecurity=False).hexdigest()[:16]
+    levels, messages) or of the code each rule runs makes the stored evaluations of other rules
+    stale. The same in every process: a check is named by its module and name, never by its
+    ``repr`` (which holds its memory address, so each gunicorn worker had its own digest and
+    re-evaluated, and rewrote, every box the other had stored). Kept on the rule set (the
+    loader's cache returns the same object until the file changes)."""
+    cached = rules.__dict__.get("_digest")
+    if cached is not None:
+        return cached
+    checks = sorted((code, f"{fn.__module__}.{fn.__qualname__}") for code, fn in rules.checks.items())
+    text = repr((rules.version, rules.min_iodine_mg_g, rules.rules, checks))
+    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+    object.__setattr__(rules, "_digest", digest)  # a frozen dataclass: set once, never changed
+    return digest
 
 
 def _finite(value: Any) -> Any:
@@ -68,15 +79,30 @@ def snapshot(ev: Evaluation, digest: str) -> dict[str, Any]:
 def stored_evaluation(session: Session, box: Box, now: datetime, digest: str, rules: RuleSet) -> Evaluation | None:
     """The box's stored evaluation as an :class:`Evaluation` at ``now``, or None when it must be
     evaluated: never stored, its next check has come, other rules, or unsaved changes."""
-    detail = box.colour_detail
-    if detail is None or detail.get("rules") != digest:
-        return None
-    if box.colour_next_check_at is not None and box.colour_next_check_at <= now:
+    if not is_stored_current(box.colour_detail, box.colour_next_check_at, now, digest):
         return None
     state = sa_inspect(box)
     if not state.persistent or state.modified:
         return None
-    fill = session.get(Fill, detail["fill_id"]) if detail.get("fill_id") is not None else None
+    fill_id = (box.colour_detail or {}).get("fill_id")
+    fill = session.get(Fill, fill_id) if fill_id is not None else None
+    return evaluation_from_stored(box, fill, now, rules)
+
+
+def is_stored_current(
+    detail: dict[str, Any] | None, next_check_at: datetime | None, now: datetime, digest: str
+) -> bool:
+    """May a read show the stored evaluation (``colour_detail``, next check) as it is?"""
+    if detail is None or detail.get("rules") != digest:
+        return False
+    return next_check_at is None or next_check_at > now
+
+
+def evaluation_from_stored(box: Any, fill: Any, now: datetime, rules: RuleSet) -> Evaluation:
+    """The stored evaluation of ``box`` (a :class:`Box`, or a row with its columns and
+    ``capacity_kg``/``design_daily_load_kg``: the lean read, app.boxes.lean) with its stored
+    fill ``fill``, as an :class:`Evaluation` at ``now``."""
+    detail = box.colour_detail
     facts: dict[str, Any] = {
         "box": box,
         "now": now,

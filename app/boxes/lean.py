@@ -1,0 +1,148 @@
+"""The lean read of one box: its stored evaluation in one SQL statement, no ORM.
+
+A label scan and ``GET /api/v1/boxes/{code}`` are the most frequent requests, and for nearly
+every box the answer is already stored (app.boxes.services.stored): the colour, its reasons,
+saturation, predicted date and figures, beside the box's columns. One Core statement reads the
+box, its enterprise, the fill the evaluation was made with and (for the scan page) the last
+replacement; plain objects carry them to the same presenter (app.boxes.presenters) and template
+the ordinary path uses, so the two show the same thing. No session, no identity map, no unit of
+work: nothing is loaded that the answer does not show.
+
+When the stored evaluation cannot be shown as it is (never stored, other rules, its next check
+has come), :func:`read_box` answers None and the caller takes the ordinary path, which evaluates,
+stores and commits (``commit_read_effects``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.engine import Engine
+
+from app.accounts.models import Organization
+from app.boxes.colour import Evaluation, RuleSet
+from app.boxes.models import Box, Fill
+from app.boxes.services.stored import evaluation_from_stored, is_stored_current
+from app.common.fastread import core_reader
+
+_boxes = Box.__table__
+_orgs = Organization.__table__
+_fills = Fill.__table__
+_current = _fills.alias("current_fill")
+_last = _fills.alias("last_replacement")
+_replacements = _fills.alias("replacements")
+
+BOX_COLUMNS = tuple(c.name for c in _boxes.columns)
+FILL_COLUMNS = tuple(c.name for c in _fills.columns)
+
+
+def _statement(with_last_replacement: bool) -> Select:
+    columns: list[Any] = [*_boxes.columns]
+    columns += [_orgs.c.name.label("enterprise_name"), _orgs.c.county_code, _orgs.c.park_id]
+    columns += [c.label(f"fill_{c.name}") for c in _current.columns]
+    stored_fill_id = Box.colour_detail["fill_id"].as_integer()
+    query = (
+        select(*columns)
+        .select_from(_boxes)
+        .join(_orgs, _orgs.c.id == _boxes.c.enterprise_id)
+        .outerjoin(_current, _current.c.id == stored_fill_id)
+    )
+    if with_last_replacement:
+        # services.last_replacement: the box's latest replacement, by when it was made.
+        latest = (
+            select(_replacements.c.id)
+            .where(_replacements.c.box_id == _boxes.c.id, _replacements.c.kind == "replacement")
+            .order_by(_replacements.c.filled_at.desc(), _replacements.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = query.add_columns(*[c.label(f"last_{c.name}") for c in _last.columns])
+        query = query.outerjoin(_last, _last.c.id == latest)
+    return query.where(_boxes.c.code == bindparam("code"))
+
+
+BOX_READ = _statement(with_last_replacement=False)
+SCAN_READ = _statement(with_last_replacement=True)
+
+
+class LeanEnterprise:
+    __slots__ = ("county_code", "id", "name", "park_id")
+
+    def __init__(self, id: int, name: str, county_code: str | None, park_id: int | None) -> None:
+        self.id, self.name, self.county_code, self.park_id = id, name, county_code, park_id
+
+
+class LeanBox:
+    """A box's columns as plain attributes, with the model's derived figures (the same code)."""
+
+    enterprise: LeanEnterprise
+    id: int
+    code: str
+    label_version: int
+    revision: int
+    enterprise_id: int
+    service_org_id: int | None
+    capacity_kg = Box.capacity_kg
+    design_daily_load_kg = Box.design_daily_load_kg
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+class LeanFill:
+    """A fill's columns as plain attributes (what FillOut and the templates read)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+@dataclass(frozen=True)
+class LeanRead:
+    box: LeanBox
+    evaluation: Evaluation
+    fill: LeanFill | None
+    last_replacement: LeanFill | None
+
+    @property
+    def visibility(self) -> dict[str, Any]:
+        """The facts :func:`app.boxes.services.can_see` decides on."""
+        box = self.box
+        return {
+            "enterprise_id": box.enterprise_id,
+            "service_org_id": box.service_org_id,
+            "county_code": box.enterprise.county_code,
+            "park_id": box.enterprise.park_id,
+        }
+
+
+def _fill(row: dict[str, Any], prefix: str) -> LeanFill | None:
+    if row[f"{prefix}id"] is None:
+        return None
+    return LeanFill({name: row[f"{prefix}{name}"] for name in FILL_COLUMNS})
+
+
+def read_box(
+    engine: Engine, code: str, now: datetime, rules: RuleSet, digest: str, *, with_last_replacement: bool = False
+) -> LeanRead | None:
+    """Box ``code`` (normalised) as its stored evaluation shows it at ``now``; None when there
+    is no such box, when the stored evaluation must be renewed first, or when the database
+    cannot be read this way (the caller's ordinary path then decides, and answers 404 itself)."""
+    try:
+        row = core_reader.first(engine, SCAN_READ if with_last_replacement else BOX_READ, {"code": code})
+    except LookupError:
+        return None
+    if row is None:
+        return None
+    values = row._mapping
+    if not is_stored_current(values["colour_detail"], values["colour_next_check_at"], now, digest):
+        return None
+    box = LeanBox({name: values[name] for name in BOX_COLUMNS})
+    box.enterprise = LeanEnterprise(
+        values["enterprise_id"], values["enterprise_name"], values["county_code"], values["park_id"]
+    )
+    fill = _fill(values, "fill_")
+    last = _fill(values, "last_") if with_last_replacement else None
+    return LeanRead(box, evaluation_from_stored(box, fill, now, rules), fill, last)
