@@ -127,7 +127,9 @@ def job_kinds() -> Mapping[str, JobKind]:
     """The kinds of jobs the shipped app runs (app/jobs/builtin.py)."""
     from app.jobs import builtin
 
-    return MappingProxyType({kind.name: kind for kind in (builtin.COLOUR_SWEEP, builtin.ROLLUP_REBUILD, builtin.EXPORT)})
+    return MappingProxyType(
+        {kind.name: kind for kind in (builtin.COLOUR_SWEEP, builtin.ROLLUP_REBUILD, builtin.EXPORT)}
+    )
 
 
 def job_exports() -> Mapping[str, ExportKind]:

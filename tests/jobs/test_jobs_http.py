@@ -201,3 +201,36 @@ def test_the_regulators_red_box_list_exports_as_a_job_as_the_page_downloads_it(
     assert rows[0] == page_rows[0] and rows[0][0] == "碳箱码"  # the page's headers, in Chinese
     assert [r[0] for r in rows[1:]] == [r[0] for r in page_rows[1:]] == [box.code]
     assert rows[1][4] == "红码" and rows[1][7] == page_rows[1][7] and rows[1][7]
+
+
+def test_the_rollup_rebuild_job_repairs_tampered_rollups_step_by_step(app, api, world, session, now, finish_jobs):
+    from app.statistics.rollup_models import FillMonth
+
+    box = factories.box(world.enterprise, now=now - timedelta(days=30))
+    box_services.record_fill(
+        session,
+        factories.op_principal(),
+        box,
+        {"mass_kg": 2000.0, "iodine_mg_g": 900.0, "filled_at": now - timedelta(days=20)},
+        now=now - timedelta(days=20),
+    )
+    session.commit()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["statistics", "verify"]).exit_code == 0
+    session.query(FillMonth).delete()  # a roll-up lost behind the product's back
+    session.commit()
+    assert runner.invoke(args=["statistics", "verify"]).exit_code == 1
+    assert api.post("/api/v1/jobs", {"kind": "rollup_rebuild"}, as_="reg_city").status_code == 403
+    assert (
+        "box_chunk"
+        in api.post("/api/v1/jobs", {"kind": "rollup_rebuild", "params": {"box_chunk": 0}}, as_="op").get_json()[
+            "errors"
+        ]["params"]
+    )
+    job = api.post("/api/v1/jobs", {"kind": "rollup_rebuild", "params": {"box_chunk": 1}}, as_="op").get_json()
+    finish_jobs()
+    done = api.get(f"/api/v1/jobs/{job['id']}", as_="op").get_json()
+    assert done["state"] == "succeeded", done
+    assert done["progress_done"] == done["progress_total"] == done["summary"]["steps"] >= 2
+    verified = runner.invoke(args=["statistics", "verify"])
+    assert verified.exit_code == 0, verified.output
