@@ -197,3 +197,14 @@ def test_the_writers_as_plain_services_for_the_job_queue(session, world, parties
         registry_export.registry_rows(session, Principal(user=world.users["ent"]), "managed")
     with pytest.raises(NotFound):
         registry_export.registry_rows(session, actor, "everything")
+
+
+def test_the_manifest_list_page_links_to_the_exports(app, world, parties):
+    client = app.test_client()
+    r = client.post("/login", data={"username": "reg_city", "password": factories.PASSWORD})
+    assert r.status_code in (302, 303), r.status_code
+    page = client.get("/manifests").get_data(as_text=True)
+    assert "/api/v1/registry/managed.csv" in page and "/api/v1/registry/managed.xlsx" in page
+    assert "/api/v1/registry/outgoing.csv" not in page
+    r = client.get("/api/v1/registry/managed.csv")  # the page's session reads the export
+    assert r.status_code == 200 and r.get_data().decode().count("\r\n") == 6
