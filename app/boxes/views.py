@@ -13,7 +13,8 @@ from app.boxes import cache, codes, lean, presenters, schemas, services
 from app.boxes.models import COLOURS
 from app.boxes.services.stored import rules_digest
 from app.common.auth import require_user, visibility_principal
-from app.common.schemas import page_schema, paginate
+from app.common.pagination import keyset_page
+from app.common.schemas import page_schema, with_next_link
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
 from app.common.wiring import wiring_of
@@ -41,15 +42,11 @@ class Boxes(MethodView):
             enterprise=args.get("enterprise"),
             status=args.get("status"),
         )
-        boxes, total = paginate(db.session(), query, args["page"], args["per_page"])
-        views = services.view_boxes(db.session(), boxes)
+        page = keyset_page(db.session(), query, args)
+        views = services.view_boxes(db.session(), page["items"])
         commit_read_effects(db.session())
-        return {
-            "items": [presenters.box_payload(v) for v in views],
-            "total": total,
-            "page": args["page"],
-            "per_page": args["per_page"],
-        }
+        page["items"] = [presenters.box_payload(v) for v in views]
+        return with_next_link(page)
 
     @blp.arguments(schemas.BoxIn)
     @blp.response(201, schemas.BoxOut)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from urllib.parse import urlencode
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app.common import limits as _limits
+from app.common.pagination import MAX_OFFSET as MAX_OFFSET  # re-exported for the domains
+from app.common.pagination import PageArgs as PageArgs
+from app.common.pagination import keyset_page, page_fields
 from app.common.timeutil import as_utc
 
 
@@ -136,12 +140,8 @@ def Id(**kwargs) -> fields.Int:
     return fields.Int(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
-class PageArgs(Schema):
-    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
-
-
 def paginate(session, query, page: int, per_page: int):
+    """OFFSET pages for the pages' lists (bounded by their page numbers); the API uses :func:`listing`."""
     from sqlalchemy import func, select
 
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
@@ -150,27 +150,38 @@ def paginate(session, query, page: int, per_page: int):
 
 
 def listing(query, args):
+    """A keyset page of ``query`` (:mod:`app.common.pagination`) with its ``next`` URL and ``Link``."""
     from app.extensions import db
 
-    items, total = paginate(db.session(), query, args["page"], args["per_page"])
-    return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    result = keyset_page(db.session(), query, args)
+    return with_next_link(result)
+
+
+def with_next_link(result: dict) -> dict:
+    """Adds ``next`` (this request's URL with ``cursor`` = ``next_cursor``) and the ``Link`` header."""
+    from flask import after_this_request, has_request_context, request
+
+    result["next"] = None
+    if result.get("next_cursor") and has_request_context():
+        query = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "page")]
+        query.append(("cursor", result["next_cursor"]))
+        result["next"] = f"{request.base_url}?{urlencode(query)}"
+        link = f'<{result["next"]}>; rel="next"'
+
+        @after_this_request
+        def _link(response):
+            response.headers["Link"] = link
+            return response
+
+    return result
 
 
 _PAGE_SCHEMAS: dict[str, type] = {}
 
 
 def page_schema(item_schema):
-    """A page of ``item_schema`` items: {items, total, page, per_page}."""
+    """A page of ``item_schema`` items: {items, total, page, per_page, next_cursor, next}."""
     name = f"{item_schema.__name__}Page"
     if name not in _PAGE_SCHEMAS:
-        _PAGE_SCHEMAS[name] = type(
-            name,
-            (Schema,),
-            {
-                "items": fields.List(fields.Nested(item_schema)),
-                "total": fields.Int(),
-                "page": fields.Int(),
-                "per_page": fields.Int(),
-            },
-        )
+        _PAGE_SCHEMAS[name] = type(name, (Schema,), page_fields(item_schema))
     return _PAGE_SCHEMAS[name]

@@ -210,7 +210,8 @@ def anomalies(args):
     )
 
 
+from app.ledger.registry_views import blp as registry_blp  # noqa: E402 (the manifest registry)
 from app.ledger.revision_views import blp as revisions_blp  # noqa: E402 (revisions and versions)
 
-API_BLUEPRINTS = (blp, revisions_blp)
+API_BLUEPRINTS = (blp, revisions_blp, registry_blp)
 BLUEPRINTS = (verify_pages.pages,)

@@ -399,7 +399,18 @@ def manifests():
         per_page=PER_PAGE,
         status=status,
         flag=flag,
+        registry_views=_registry_views(principal),
     )
+
+
+def _registry_views(principal) -> list[tuple[str, str]]:
+    """The registry views (app/ledger/registry_views.py) the caller has a part in, with their names."""
+    org = principal.organization
+    if principal.is_operator or (org is not None and org.has_role("regulator")):
+        return [("managed", _("辖区联单台账"))]
+    if org is None:
+        return []
+    return [("outgoing", _("移出台账")), ("incoming", _("接收台账")), ("transported", _("运输台账"))]
 
 
 def _event_details(detail: dict[str, Any]) -> list[str]:

@@ -140,3 +140,40 @@ def walk_to(api, number: str, state: str) -> dict:
         assert r.status_code == 200, r.get_json()
         current = r.get_json()
     return current
+
+
+def insert_manifests(consignor, carrier, receiver, count: int, *, status: str = "submitted", start: int = 0, **line):
+    """``count`` manifests of one line each, written as rows (no steps): for the registry and the
+    lists' pagination, where only what is stored matters. Numbers are unique from ``start``."""
+    from decimal import Decimal
+
+    from app.ledger.models import ManifestLine
+
+    created = []
+    for i in range(start, start + count):
+        when = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=i)
+        manifest = Manifest(
+            number=f"2026331000{i:04d}"[-14:],
+            status=status,
+            consignor_id=consignor.id,
+            carrier_id=carrier.id,
+            receiver_id=receiver.id,
+            created_at=when,
+            submitted_at=when,
+            picked_up_at=when if status != "submitted" else None,
+            vehicle_plate="浙J12345",
+        )
+        manifest.lines = [
+            ManifestLine(
+                line_no=1,
+                waste_code=line.get("waste_code", "900-039-49"),
+                waste_name=line.get("waste_name", "废活性炭"),
+                category="HW49",
+                hazard="T",
+                quantity_kg=Decimal(line.get("quantity_kg", "1234.567")),
+            )
+        ]
+        db.session.add(manifest)
+        created.append(manifest)
+    db.session.commit()
+    return created

@@ -1,0 +1,203 @@
+"""Keyset pagination of the API's lists (``cursor``), with ``page`` kept for compatibility.
+
+A list's order is its query's ``ORDER BY`` (ended by the primary key, added when missing, so the
+order is total). A page's ``next_cursor`` is the base64 of the last item's sort key; the next page
+is the rows after that key (``(a, b) > (x, y)`` spelt out per column and direction), so reading a
+10⁶-row list costs the same per page at the end as at the start, and rows inserted meanwhile never
+make a row appear twice or push one out of the pages (OFFSET does both). The cursor is opaque to
+clients: it is not signed because it grants nothing (the query keeps its visibility filter), but a
+cursor that does not fit the list is a 422 on ``cursor``, never a 500.
+
+``page`` still works up to :data:`MAX_OFFSET` rows deep (OFFSET is linear in the depth); ``total``
+is counted only for ``page`` requests (the count reads every row the caller may see), not per cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import and_, false, func, inspect, or_, select
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
+
+from app.common.errors import InvalidInput
+
+MAX_OFFSET = 10_000
+MAX_PER_PAGE = 500
+
+
+class PageArgs(Schema):
+    page = fields.Int(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata={
+            "description": f"compatibility: page number, at most {MAX_OFFSET:,} rows deep "
+            "((page - 1) × per_page); use `cursor` to read further"
+        },
+    )
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+    cursor = fields.Str(
+        validate=validate.Length(min=1, max=2000),
+        metadata={"description": "keyset: the `next_cursor` of the previous page (then `page` must be 1 or absent)"},
+    )
+
+    @validates_schema
+    def _bounded(self, data, **kwargs):
+        page, per_page = data.get("page", 1), data.get("per_page", 50)
+        if (page - 1) * per_page >= MAX_OFFSET:
+            raise ValidationError(f"at most {MAX_OFFSET:,} rows deep: use `cursor` (next_cursor)", "page")
+        if data.get("cursor") and page != 1:
+            raise ValidationError("give either `page` or `cursor`", "page")
+
+
+# ---------------------------------------------------------------- cursors
+
+
+def encode_cursor(values: list[Any]) -> str:
+    tagged: list[Any] = []
+    for value in values:
+        if isinstance(value, datetime):
+            tagged.append({"t": value.isoformat()})
+        elif isinstance(value, Decimal):
+            tagged.append({"d": str(value)})
+        elif isinstance(value, str):  # StrEnum states too, as their text
+            tagged.append(str(value))
+        else:
+            tagged.append(value)
+    raw = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str, size: int) -> list[Any]:
+    """The values of a cursor of ``size`` keys; 422 on ``cursor`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        tagged = json.loads(raw)
+        if not isinstance(tagged, list) or len(tagged) != size:
+            raise ValueError("wrong size")
+        values: list[Any] = []
+        for item in tagged:
+            if isinstance(item, dict) and set(item) == {"t"}:
+                values.append(datetime.fromisoformat(item["t"]))
+            elif isinstance(item, dict) and set(item) == {"d"}:
+                values.append(Decimal(item["d"]))
+            elif item is None or isinstance(item, (int, str, bool)):
+                values.append(item)
+            else:
+                raise ValueError("not a key")
+            if isinstance(values[-1], Decimal) and not values[-1].is_finite():
+                raise ValueError("not finite")
+    except (ValueError, TypeError, binascii.Error, ArithmeticError, UnicodeDecodeError) as exc:
+        raise InvalidInput.field("cursor", "not a cursor of this list (use the `next_cursor` it returned)") from exc
+    return values
+
+
+# ---------------------------------------------------------------- keys of a query
+
+
+def sort_keys(query) -> list[tuple[Any, bool, str]] | None:
+    """``(column, descending, attribute)`` per ORDER BY term, ended by the primary key; None when
+    the order is not plain columns of the listed entity (the list then pages by OFFSET only)."""
+    descriptions = query.column_descriptions
+    if len(descriptions) != 1 or descriptions[0].get("entity") is None:
+        return None
+    mapper = inspect(descriptions[0]["entity"])
+    attribute_of = {prop.columns[0].key: prop.key for prop in mapper.column_attrs if len(prop.columns) == 1}
+    keys: list[tuple[Any, bool, str]] = []
+    for clause in query._order_by_clauses:
+        descending = False
+        element = clause
+        if isinstance(clause, UnaryExpression) and clause.modifier in (operators.desc_op, operators.asc_op):
+            descending = clause.modifier is operators.desc_op
+            element = clause.element
+        key = getattr(element, "key", None)
+        table = getattr(element, "table", None)
+        if key not in attribute_of or table is None or table not in mapper.tables:
+            return None
+        keys.append((element, descending, attribute_of[key]))
+    pk = mapper.primary_key
+    if len(pk) != 1 or pk[0].key not in attribute_of:
+        return None
+    if not keys or keys[-1][0].key != pk[0].key:
+        keys.append((pk[0], False, attribute_of[pk[0].key]))
+    return keys
+
+
+def after_key(keys: list[tuple[Any, bool, str]], values: list[Any]):
+    """Rows strictly after ``values`` in the order ``keys`` (see :func:`ordered` for the NULLs)."""
+    terms = []
+    for i, (column, descending, _) in enumerate(keys):
+        value = values[i]
+        equal_before = [c.is_(None) if v is None else c == v for (c, _, _), v in zip(keys[:i], values[:i], strict=True)]
+        nullable = getattr(column, "nullable", True)
+        if value is None:  # NULLs come last ascending, first descending
+            step = column.is_not(None) if descending else false()
+        elif descending:
+            step = and_(column < value, column.is_not(None)) if nullable else column < value
+        else:
+            step = or_(column > value, column.is_(None)) if nullable else column > value
+        terms.append(and_(*equal_before, step))
+    return or_(*terms)
+
+
+def ordered(query, keys: list[tuple[Any, bool, str]]):
+    """``query`` ordered by ``keys``, NULLs last ascending and first descending on every backend
+    (PostgreSQL's default, which its indexes serve)."""
+    terms = []
+    for column, descending, _ in keys:
+        term = column.desc() if descending else column.asc()
+        if getattr(column, "nullable", True):  # SQLite sorts NULLs first, PostgreSQL last: say it
+            term = term.nulls_first() if descending else term.nulls_last()
+        terms.append(term)
+    return query.order_by(None).order_by(*terms)
+
+
+# ---------------------------------------------------------------- pages
+
+
+def keyset_page(session, query, args: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``query`` as {items, total, page, per_page, next_cursor}."""
+    per_page = args.get("per_page", 50)
+    page = args.get("page", 1)
+    cursor = args.get("cursor")
+    keys = sort_keys(query)
+    if keys is None:
+        if cursor:
+            raise InvalidInput.field("cursor", "this list pages by `page` only")
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        items = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+        return {"items": items, "total": total, "page": page, "per_page": per_page, "next_cursor": None}
+    total = None
+    paged = ordered(query, keys)
+    if cursor:
+        paged = paged.where(after_key(keys, decode_cursor(cursor, len(keys))))
+    else:
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        paged = paged.offset((page - 1) * per_page)
+    items = list(session.scalars(paged.limit(per_page + 1)))
+    next_cursor = None
+    if len(items) > per_page:
+        items = items[:per_page]
+        next_cursor = encode_cursor([getattr(items[-1], attribute) for _, _, attribute in keys])
+    return {"items": items, "total": total, "page": page, "per_page": per_page, "next_cursor": next_cursor}
+
+
+def page_fields(item_schema) -> dict[str, Any]:
+    return {
+        "items": fields.List(fields.Nested(item_schema)),
+        "total": fields.Int(
+            allow_none=True, metadata={"description": "rows in the list; null on `cursor` pages (not counted)"}
+        ),
+        "page": fields.Int(),
+        "per_page": fields.Int(),
+        "next_cursor": fields.Str(
+            allow_none=True, metadata={"description": "pass as `cursor` for the next page; null on the last page"}
+        ),
+        "next": fields.Str(allow_none=True, metadata={"description": "the next page's URL (also the `Link` header)"}),
+    }
