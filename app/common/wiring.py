@@ -134,9 +134,11 @@ def job_kinds() -> Mapping[str, JobKind]:
 
 def job_exports() -> Mapping[str, ExportKind]:
     """The exports the ``export`` job kind runs, by the name a request gives (``params.export``)."""
-    from app.jobs import exports
+    from app.jobs import exports, registry_export
 
-    return MappingProxyType({export.name: export for export in (exports.STATISTICS, exports.COLOUR_BOXES)})
+    return MappingProxyType(
+        {export.name: export for export in (exports.STATISTICS, exports.COLOUR_BOXES, registry_export.REGISTRY)}
+    )
 
 
 def _job_audit(session, principal) -> None:
