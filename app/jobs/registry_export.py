@@ -43,10 +43,8 @@ def authorise_registry(_session: Session, actor: Principal, params: dict[str, An
 
 
 def _counted(rows: Iterable[dict[str, Any]], report: Callable[[int, int | None], None]) -> Iterator[dict[str, Any]]:
-    done = 0
-    for row in rows:
+    for done, row in enumerate(rows, start=1):
         yield row
-        done += 1
         if done % REPORT_EVERY == 0:
             report(done, None)
 
