@@ -86,6 +86,11 @@ class Wiring:
 
         return load(self.rules_dir)
 
+    def retention(self):
+        from app.telemetry.services.partitions import load_retention
+
+        return load_retention(self.rules_dir)
+
 
 def colour_checks() -> Mapping[str, Check]:
     """The colour checks of the shipped app: the engine's own, the sensors', the waste's."""
