@@ -54,6 +54,9 @@ class Wiring:
     # audit trail's who and which interface). The boundary knows no domain: these are the app's.
     before_request_commit: tuple[Callable[..., None], ...] = ()
     cli_transaction_begins: tuple[Callable[..., None], ...] = ()
+    # hook(session, box), called when a box is registered (after it is flushed): telemetry's
+    # sensor state, so that a box's first reading costs what every other one does.
+    box_registered: tuple[Callable[..., None], ...] = ()
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
@@ -126,6 +129,7 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
     from app.ledger import services as ledger
     from app.regeneration import services as regeneration
     from app.telemetry import colour as telemetry_colour
+    from app.telemetry.services import states as telemetry_states
 
     wiring = Wiring(
         rules_dir=config.get("RULES_DIR") or None,
@@ -137,6 +141,7 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         audit=bool(config.get("AUDIT_ENABLED", True)),
         before_request_commit=(bind_request,),
         cli_transaction_begins=(cli_context,),
+        box_registered=(telemetry_states.create_sensor_state,),
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring

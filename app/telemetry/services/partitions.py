@@ -138,7 +138,9 @@ def create_month(session: Session, month: date) -> bool:
     lo, hi = _bound(month), _bound(add_months(month, 1))
     qualified, default = f"{PARTITION_SCHEMA}.{name}", f"{PARTITION_SCHEMA}.{DEFAULT_PARTITION}"
     stray = session.execute(
-        text(f"SELECT EXISTS (SELECT 1 FROM {default} WHERE ts >= CAST(:lo AS timestamptz) AND ts < CAST(:hi AS timestamptz))"),
+        text(
+            f"SELECT EXISTS (SELECT 1 FROM {default} WHERE ts >= CAST(:lo AS timestamptz) AND ts < CAST(:hi AS timestamptz))"
+        ),
         {"lo": lo, "hi": hi},
     ).scalar()
     if not stray:

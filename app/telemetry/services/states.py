@@ -88,6 +88,24 @@ def lock_states(
     return states, fills
 
 
+def create_sensor_state(session: Session, box: Box) -> None:
+    """The wiring's ``box_registered`` hook: a new box's (empty) sensor state, so that its first
+    reading finds it as every later one does (and a fill before it syncs it, without readings)."""
+    session.add(
+        BoxSensorState(
+            box_id=box.id,
+            adsorbed_kg=0.0,
+            integrated_count=0,
+            last_rate_kg_h=0.0,
+            load_hours=[],
+            breakthrough_count=0,
+            latest={},
+            reading_count=0,
+            updated_at=box.created_at,
+        )
+    )
+
+
 class _DbNeighbours:
     """Stored readings of one fill around a timestamp, by index look-ups on (box_id, ts)."""
 
