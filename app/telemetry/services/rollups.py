@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, ReadingHour
+from app.telemetry.services.bulk import columns_of, unnest_from
 from app.telemetry.services.checks import R_HOUR, R_MEASURE, R_RUNNING, bind_ts
 
 # A roll-up row's values after (box_id, hour_start), in this order.
@@ -48,6 +49,16 @@ def _rollup_sql(dialect: str) -> str:
         f"VALUES ({', '.join([mark] * len(columns))}) "
         f"ON CONFLICT (box_id, hour_start) DO UPDATE SET {', '.join(updates)}"
     )
+
+
+# PostgreSQL: the same upsert as one statement over arrays (app.telemetry.services.bulk).
+_PG_ROLLUP_TYPES = ("int4", "timestamptz", "int4", "int4", "float8") + tuple(
+    "int4" if c.endswith("_n") else "float8" for c in _ROLLUP_COLUMNS[3:]
+)
+_PG_ROLLUP_SQL = _rollup_sql("postgresql").replace(
+    f"VALUES ({', '.join(['%s'] * (2 + len(_ROLLUP_COLUMNS)))})",
+    f"SELECT * FROM {unnest_from(['box_id', 'hour_start', *_ROLLUP_COLUMNS], _PG_ROLLUP_TYPES)}",
+)
 
 
 class _Rollups:
@@ -96,6 +107,8 @@ class _Rollups:
         if not self.rows:
             return
         conn = session.connection()
-        conn.exec_driver_sql(
-            _rollup_sql(conn.dialect.name), [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
-        )
+        rows = [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_ROLLUP_SQL, tuple(columns_of(rows, _PG_ROLLUP_TYPES)))
+        else:
+            conn.exec_driver_sql(_rollup_sql(conn.dialect.name), rows)

@@ -33,6 +33,7 @@ from app.telemetry.integration import (
     ring_add,
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
+from app.telemetry.services.bulk import columns_of, unnest_from
 from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
@@ -78,13 +79,24 @@ def lock_states(
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     stamp = bind_ts(now, sqlite)
-    conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
     states: dict[int, BoxSensorState] = {}
     fills: dict[int, Fill] = {}
-    for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
-        states[state.box_id] = state
-        if fill is not None:
-            fills[state.box_id] = fill
+    if sqlite:
+        # (The insert takes SQLite's write lock before the read, as FOR UPDATE would.)
+        conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
+    for _ in range(2):
+        for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
+            states[state.box_id] = state
+            if fill is not None:
+                fills[state.box_id] = fill
+        # Boxes registered before their states were made at registration (or made by a bulk
+        # path) get theirs here, once; on PostgreSQL the locked read comes first, as the states
+        # nearly always exist.
+        missing = [b for b in box_ids if b not in states]
+        if not missing:
+            break
+        conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in missing])
+        box_ids = missing
     return states, fills
 
 
@@ -162,6 +174,18 @@ def _update_state_sql(mark: str) -> str:
     return f"UPDATE {BoxSensorState.__tablename__} SET {columns} WHERE box_id = {mark}"
 
 
+# PostgreSQL: the same UPDATE as one statement over arrays (app.telemetry.services.bulk).
+_PG_STATE_TYPES = tuple(
+    "timestamptz" if n in _STATE_TIMES else "text" if n in _STATE_JSON else "int4" if n.endswith("count") else "float8"
+    for n in _STATE_WRITTEN
+) + ("int4",)
+_PG_UPDATE_STATES = (
+    f"UPDATE {BoxSensorState.__tablename__} AS s SET "
+    + ", ".join(f"{n} = v.{n}" + ("::json" if n in _STATE_JSON else "") for n in _STATE_WRITTEN)
+    + f" FROM {unnest_from((*_STATE_WRITTEN, 'box_id'), _PG_STATE_TYPES)} WHERE s.box_id = v.box_id"
+)
+
+
 class _StateValues:
     """A state's values while a batch is integrated into it: plain attributes, without the
     ORM's change tracking, stored by :func:`store_states`."""
@@ -208,7 +232,10 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
             row.append(value)
         row.append(state.box_id)
         params.append(tuple(row))
-    conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
+    if sqlite:
+        conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
+    else:
+        conn.exec_driver_sql(_PG_UPDATE_STATES, tuple(columns_of(params, _PG_STATE_TYPES)))
     for state, values in written:
         for name in _STATE_WRITTEN:
             set_committed_value(state, name, getattr(values, name))
