@@ -52,8 +52,13 @@ def _rollup_sql(dialect: str) -> str:
 
 
 # PostgreSQL: the same upsert as one statement over arrays (app.telemetry.services.bulk).
-_PG_ROLLUP_TYPES = ("int4", "timestamptz", "int4", "int4", "float8") + tuple(
-    "int4" if c.endswith("_n") else "float8" for c in _ROLLUP_COLUMNS[3:]
+_PG_ROLLUP_TYPES = (
+    "int4",
+    "timestamptz",
+    "int4",
+    "int4",
+    "float8",
+    *("int4" if c.endswith("_n") else "float8" for c in _ROLLUP_COLUMNS[3:]),
 )
 _PG_ROLLUP_SQL = _rollup_sql("postgresql").replace(
     f"VALUES ({', '.join(['%s'] * (2 + len(_ROLLUP_COLUMNS)))})",

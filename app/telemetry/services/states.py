@@ -175,10 +175,19 @@ def _update_state_sql(mark: str) -> str:
 
 
 # PostgreSQL: the same UPDATE as one statement over arrays (app.telemetry.services.bulk).
-_PG_STATE_TYPES = tuple(
-    "timestamptz" if n in _STATE_TIMES else "text" if n in _STATE_JSON else "int4" if n.endswith("count") else "float8"
-    for n in _STATE_WRITTEN
-) + ("int4",)
+_PG_STATE_TYPES = (
+    *(
+        "timestamptz"
+        if n in _STATE_TIMES
+        else "text"
+        if n in _STATE_JSON
+        else "int4"
+        if n.endswith("count")
+        else "float8"
+        for n in _STATE_WRITTEN
+    ),
+    "int4",
+)
 _PG_UPDATE_STATES = (
     f"UPDATE {BoxSensorState.__tablename__} AS s SET "
     + ", ".join(f"{n} = v.{n}" + ("::json" if n in _STATE_JSON else "") for n in _STATE_WRITTEN)
