@@ -1,33 +1,30 @@
-"""PostgreSQL: a batch's rows as ONE statement over ``unnest`` of one array per column.
+"""PostgreSQL: a batch's rows written as ONE statement from a COPYed temporary stage.
 
 ``executemany`` of a 1,000-row UPDATE or upsert is 1,000 statements to the server (psycopg 3
-pipelines them, but each is planned and executed on its own); ``unnest(%s::float8[], …)`` makes
-them one statement with one plan. Values are given per column, converted to the column's Python
-type (psycopg dumps a list by its elements' type: a column of floats must not carry an int).
+pipelines them, but each is planned and executed on its own); binding them as arrays
+(``unnest``) costs more in the client than it saves (psycopg dumps lists element by element in
+Python). COPY into a temporary table like the target (psycopg's C row writer), then one
+``UPDATE … FROM stage`` or ``INSERT … SELECT … FROM stage``, is one statement with one plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
-# SQL array type → the Python conversion of a non-null element.
-_CONVERT: dict[str, Any] = {"float8": float, "int4": int, "int8": int, "timestamptz": None, "text": str, "bool": bool}
-
-
-def columns_of(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
-    """The rows' values column by column, each converted to its SQL type's Python type."""
-    out: list[list[Any]] = []
-    for i, sql_type in enumerate(types):
-        convert = _CONVERT[sql_type]
-        values = [row[i] for row in rows]
-        if convert is not None:
-            values = [None if v is None else convert(v) for v in values]
-        out.append(values)
-    return out
+from sqlalchemy import Connection
 
 
-def unnest_from(names: Sequence[str], types: Sequence[str]) -> str:
-    """``unnest(%s::t1[], %s::t2[], …) AS v(name1, name2, …)``."""
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    return f"unnest({arrays}) AS v({', '.join(names)})"
+def stage(conn: Connection, name: str, like: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Fill the temporary table ``name`` (made like ``like`` on first use on the connection,
+    emptied at each commit) with ``rows`` of ``columns``, by COPY."""
+    cursor = cast(Any, conn.connection.dbapi_connection).cursor()
+    try:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (LIKE {like}) ON COMMIT DELETE ROWS")
+        cursor.execute(f"TRUNCATE {name}")
+        with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    finally:
+        cursor.close()

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, ReadingHour
-from app.telemetry.services.bulk import columns_of, unnest_from
+from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import R_HOUR, R_MEASURE, R_RUNNING, bind_ts
 
 # A roll-up row's values after (box_id, hour_start), in this order.
@@ -51,18 +51,11 @@ def _rollup_sql(dialect: str) -> str:
     )
 
 
-# PostgreSQL: the same upsert as one statement over arrays (app.telemetry.services.bulk).
-_PG_ROLLUP_TYPES = (
-    "int4",
-    "timestamptz",
-    "int4",
-    "int4",
-    "float8",
-    *("int4" if c.endswith("_n") else "float8" for c in _ROLLUP_COLUMNS[3:]),
-)
+# PostgreSQL: the same upsert as one statement from a COPYed stage (app.telemetry.services.bulk).
+_ROLLUP_STAGE = "ingest_rollups_stage"
 _PG_ROLLUP_SQL = _rollup_sql("postgresql").replace(
     f"VALUES ({', '.join(['%s'] * (2 + len(_ROLLUP_COLUMNS)))})",
-    f"SELECT * FROM {unnest_from(['box_id', 'hour_start', *_ROLLUP_COLUMNS], _PG_ROLLUP_TYPES)}",
+    f"SELECT {', '.join(chr(34) + c + chr(34) for c in ['box_id', 'hour_start', *_ROLLUP_COLUMNS])} FROM {_ROLLUP_STAGE}",
 )
 
 
@@ -114,6 +107,7 @@ class _Rollups:
         conn = session.connection()
         rows = [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_PG_ROLLUP_SQL, tuple(columns_of(rows, _PG_ROLLUP_TYPES)))
+            stage(conn, _ROLLUP_STAGE, ReadingHour.__tablename__, ["box_id", "hour_start", *_ROLLUP_COLUMNS], rows)
+            conn.exec_driver_sql(_PG_ROLLUP_SQL)
         else:
             conn.exec_driver_sql(_rollup_sql(conn.dialect.name), rows)

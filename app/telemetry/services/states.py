@@ -33,7 +33,7 @@ from app.telemetry.integration import (
     ring_add,
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
-from app.telemetry.services.bulk import columns_of, unnest_from
+from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
@@ -174,24 +174,12 @@ def _update_state_sql(mark: str) -> str:
     return f"UPDATE {BoxSensorState.__tablename__} SET {columns} WHERE box_id = {mark}"
 
 
-# PostgreSQL: the same UPDATE as one statement over arrays (app.telemetry.services.bulk).
-_PG_STATE_TYPES = (
-    *(
-        "timestamptz"
-        if n in _STATE_TIMES
-        else "text"
-        if n in _STATE_JSON
-        else "int4"
-        if n.endswith("count")
-        else "float8"
-        for n in _STATE_WRITTEN
-    ),
-    "int4",
-)
+# PostgreSQL: the same UPDATE as one statement from a COPYed stage (app.telemetry.services.bulk).
+_STATE_STAGE = "ingest_states_stage"
 _PG_UPDATE_STATES = (
     f"UPDATE {BoxSensorState.__tablename__} AS s SET "
-    + ", ".join(f"{n} = v.{n}" + ("::json" if n in _STATE_JSON else "") for n in _STATE_WRITTEN)
-    + f" FROM {unnest_from((*_STATE_WRITTEN, 'box_id'), _PG_STATE_TYPES)} WHERE s.box_id = v.box_id"
+    + ", ".join(f"{n} = v.{n}" for n in _STATE_WRITTEN)
+    + f" FROM {_STATE_STAGE} AS v WHERE s.box_id = v.box_id"
 )
 
 
@@ -244,7 +232,8 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
     if sqlite:
         conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
     else:
-        conn.exec_driver_sql(_PG_UPDATE_STATES, tuple(columns_of(params, _PG_STATE_TYPES)))
+        stage(conn, _STATE_STAGE, BoxSensorState.__tablename__, (*_STATE_WRITTEN, "box_id"), params)
+        conn.exec_driver_sql(_PG_UPDATE_STATES)
     for state, values in written:
         for name in _STATE_WRITTEN:
             set_committed_value(state, name, getattr(values, name))
