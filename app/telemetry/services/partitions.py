@@ -117,7 +117,8 @@ def partitions(session: Session) -> list[Partition]:
         {"t": TABLE},
     ).all()
     found: list[Partition] = []
-    for name, bound in rows:
+    for row in rows:
+        name, bound = str(row[0]), str(row[1])
         if bound == "DEFAULT":
             found.append(Partition(name, None, None))
             continue
