@@ -56,7 +56,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup(db_path: Path | None, n_boxes: int) -> tuple[list[str], str]:
+def setup(db_path: Path | None, n_boxes: int, filled_at: datetime | None = None) -> tuple[list[str], str]:
     from werkzeug.security import generate_password_hash
 
     from app import create_app
@@ -88,7 +88,7 @@ def setup(db_path: Path | None, n_boxes: int) -> tuple[list[str], str]:
         org = create_organization(
             db.session, actor, {"name": "天台基准测试有限公司", "roles": ["generator"], "county_code": "331023"}
         )
-        filled_at = datetime.now(UTC) - timedelta(days=400)
+        filled_at = filled_at or datetime.now(UTC) - timedelta(days=400)
         codes = []
         for i in range(n_boxes):
             box = register_box(
@@ -340,18 +340,20 @@ def main_postgresql(args) -> None:
     env = {**os.environ, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp / "instance"), "APP_ENV": "development"}
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
     try:
-        started = time.perf_counter()
-        codes, token = setup(None, args.boxes)
-        print(f"set up in {time.perf_counter() - started:.0f} s", flush=True)
         n = args.readings
+        span = timedelta(seconds=10 * (n // args.boxes + 1))
+        start = datetime.now(UTC) - 4 * span - timedelta(hours=1)
+        started = time.perf_counter()
+        # Filled two hours before the first reading: in service, not yet silent (a fill 400 days
+        # back without readings is red for 72 h of silence, and every first reading a colour change).
+        codes, token = setup(None, args.boxes, start - timedelta(hours=2))
+        print(f"set up in {time.perf_counter() - started:.0f} s", flush=True)
         with admin.connect() as conn:
             version = conn.execute(sa.text("SHOW server_version")).scalar()
         print(
             f"PostgreSQL {version}, database {name} (migrated: partitioned readings); {args.boxes} boxes "
             f"(set up in {time.perf_counter() - started:.0f} s); {n} readings per run; batches of {BATCH}"
         )
-        span = timedelta(seconds=10 * (n // args.boxes + 1))
-        start = datetime.now(UTC) - 4 * span - timedelta(hours=1)
         # The boxes were registered and evaluated before the readings' time, as in service (the
         # set-up ran just now; readings older than a box's last evaluation would be replayed as
         # late ones, which is not the steady state measured here).
