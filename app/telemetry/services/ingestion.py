@@ -206,6 +206,9 @@ def _refresh_crossed(
     alarms may have come and gone) is caught up from that check."""
     cap = timedelta(seconds=settings.max_interval_s)
     replay: dict[int, datetime] = {}  # box id → replayed from
+    # A fill's first readings switch its saturation from the design load to the sensors: the
+    # box is evaluated (its shown figures change basis), replayed only as below.
+    first_of_fill: set[int] = set()
     for box in boxes:
         first = per_box[box.id][0][R_TS]
         newest, fill = newest_before[box.id], fills.get(box.id)
@@ -221,9 +224,12 @@ def _refresh_crossed(
             )
         ):
             replay[box.id] = first
+        if fill is not None and (newest is None or newest < fill.filled_at):
+            first_of_fill.add(box.id)
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
-    chosen = {b.id for b in crossed(session, [b for b in boxes if b.id not in replay], fills, now)}
+    plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
+    chosen = first_of_fill | {b.id for b in crossed(session, plain, fills, now)}
     evaluated_now = [b for b in boxes if b.id in replay or b.id in chosen]
     if not evaluated_now:
         return
