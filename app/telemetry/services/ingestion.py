@@ -213,15 +213,10 @@ def _refresh_crossed(
         first = per_box[box.id][0][R_TS]
         newest, fill = newest_before[box.id], fills.get(box.id)
         due = box.colour_next_check_at
-        evaluated = box.colour_evaluated_at
         if (
             (newest is not None and first < newest)
             or (fill is not None and first < fill.filled_at)
-            or (
-                fill is not None
-                and (newest is None or newest < fill.filled_at)
-                and (evaluated is None or first < evaluated)
-            )
+            or (fill is not None and (newest is None or newest < fill.filled_at))
         ):
             replay[box.id] = first
         if fill is not None and (newest is None or newest < fill.filled_at):
@@ -234,7 +229,7 @@ def _refresh_crossed(
     if not evaluated_now:
         return
     colours = {b.id: b.colour for b in evaluated_now}
-    refresh_colours(session, evaluated_now, now, fills=fills, catch_up=())
+    refresh_colours(session, evaluated_now, now, fills=fills)  # (a box whose next check passed is caught up from it)
     for box in evaluated_now:
         changed = box.colour != colours[box.id]
         if box.id not in replay and not changed:
