@@ -64,6 +64,9 @@ class Wiring:
     # request(kind, params) -> (job id, outcome when it ran in this process, else None): how a
     # domain's command (``boxes sweep --queue``) asks for a job without importing app.jobs.
     cli_job_request: Callable[[str, dict[str, Any]], tuple[int, str | None]] | None = None
+    # hook(session, box), called when a box is registered (after it is flushed): telemetry's
+    # sensor state, so that a box's first reading costs what every other one does.
+    box_registered: tuple[Callable[..., None], ...] = ()
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
@@ -95,6 +98,11 @@ class Wiring:
         from app.common.limits import load
 
         return load(self.rules_dir)
+
+    def retention(self):
+        from app.telemetry.services.partitions import load_retention
+
+        return load_retention(self.rules_dir)
 
 
 def colour_checks() -> Mapping[str, Check]:
@@ -171,6 +179,7 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
     from app.ledger import services as ledger
     from app.regeneration import services as regeneration
     from app.telemetry import colour as telemetry_colour
+    from app.telemetry.services import states as telemetry_states
 
     wiring = Wiring(
         rules_dir=config.get("RULES_DIR") or None,
@@ -186,6 +195,7 @@ def build_wiring(config: Mapping[str, Any]) -> Wiring:
         job_exports=job_exports(),
         job_transaction_begins=(_job_audit,),
         cli_job_request=request_from_cli,
+        box_registered=(telemetry_states.create_sensor_state,),
     )
     wiring.colour_rules()  # a broken rule file stops the start, with its problems listed
     return wiring

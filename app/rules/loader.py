@@ -59,6 +59,7 @@ RULE_FILES: dict[str, RuleFile] = {
             numbered=(("indicators", "indicator"), ("second_level", "second_level")),
         ),
         RuleFile("plausibility.yaml", "plausibility.schema.yaml", "app.common.limits:check_plausibility"),
+        RuleFile("retention.yaml", "retention.schema.yaml", "app.telemetry.services.partitions:check_retention"),
         RuleFile(
             "hw-catalog-2021.csv", "hw_catalog.schema.yaml", "app.ledger.catalogue:check_catalogue_rows", format="csv"
         ),

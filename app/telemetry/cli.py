@@ -1,4 +1,6 @@
-"""``flask --app wsgi telemetry mqtt-subscribe``: the MQTT ingest process (see app/telemetry/mqtt.py)."""
+"""``flask --app wsgi telemetry``: ``mqtt-subscribe``, the MQTT ingest process (see
+app/telemetry/mqtt.py); ``partitions`` and ``retention``, the readings' monthly partitions and
+the retention policy of raw readings (app/telemetry/services/partitions.py, app/data/retention.yaml)."""
 
 from __future__ import annotations
 
@@ -89,6 +91,54 @@ def register(app) -> None:
         click.echo(
             f"stopped: {counts['messages']} messages, {counts['accepted']} readings, "
             f"{counts['dead_letters']} dead letters"
+        )
+
+    @group.command("partitions")
+    @click.option(
+        "--ahead",
+        type=click.IntRange(min=0, max=120),
+        default=None,
+        help="months after the current one to create (default: retention.yaml partitions_ahead)",
+    )
+    def partitions_command(ahead: int | None) -> None:
+        """Create the monthly partitions of the readings ahead (PostgreSQL; run it monthly)."""
+        from app.common.timeutil import utcnow
+        from app.common.tx import cli_transaction
+        from app.common.wiring import wiring_of
+        from app.extensions import db
+        from app.telemetry.services import partitions
+
+        with cli_transaction(db.session()) as session:
+            if not partitions.is_partitioned(session):
+                click.echo("sensor_readings is not partitioned here (SQLite, or not migrated): nothing to do")
+                return
+            months = wiring_of(session).retention().partitions_ahead if ahead is None else ahead
+            created = partitions.ensure_partitions(session, utcnow(), months)
+            names = [p.name for p in partitions.partitions(session)]
+        click.echo(f"created {len(created)}: {', '.join(created) or '-'}; partitions now: {', '.join(names)}")
+
+    @group.command("retention")
+    @click.option(
+        "--keep-months",
+        type=click.IntRange(min=1),
+        default=None,
+        help="whole months of raw readings to keep before the current one (default: retention.yaml)",
+    )
+    def retention_command(keep_months: int | None) -> None:
+        """Remove raw readings older than the retention policy allows (hourly roll-ups are kept)."""
+        from app.common.timeutil import utcnow
+        from app.common.tx import cli_transaction
+        from app.common.wiring import wiring_of
+        from app.extensions import db
+        from app.telemetry.services import partitions
+
+        with cli_transaction(db.session()) as session:
+            keep = wiring_of(session).retention().keep_months if keep_months is None else keep_months
+            result = partitions.apply_retention(session, utcnow(), keep)
+        click.echo(
+            f"raw readings before {result.cutoff.isoformat()} removed: "
+            f"{len(result.dropped)} partitions dropped ({', '.join(result.dropped) or '-'}), "
+            f"{result.deleted} rows deleted; hourly roll-ups kept"
         )
 
     app.cli.add_command(group)

@@ -298,8 +298,8 @@ def test_rules_check_command(app, tmp_path):
     result = runner.invoke(args=["rules", "check", str(good)])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"{good}: 7 rule files valid (colour_rules.yaml, disposal_methods.yaml, holidays.yaml, "
-        "hw-catalog-2021.csv, ledger_rules.yaml, plausibility.yaml, synergy_index.yaml)"
+        f"{good}: 8 rule files valid (colour_rules.yaml, disposal_methods.yaml, holidays.yaml, "
+        "hw-catalog-2021.csv, ledger_rules.yaml, plausibility.yaml, retention.yaml, synergy_index.yaml)"
     )
 
     (tmp_path / "bad").mkdir()

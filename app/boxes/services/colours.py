@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -61,26 +62,35 @@ def refresh_colours(
     now: datetime | None = None,
     event_time: datetime | None = None,
     fills: dict[int, Fill] | None = None,
+    evaluations: dict[int, Evaluation] | None = None,
+    catch_up: Collection[int] | None = None,
 ) -> dict[int, Evaluation]:
     """Evaluate and store each box's colour; a change enters the history with the time it
     happened: when the triggering condition began (time-driven changes, e.g. saturation
     reaching 80% overnight) or the event that caused it. A box whose next check time has
     passed is caught up by :func:`rebuild_history` from that time. ``fills``: as for
-    :func:`evaluate_boxes`."""
+    :func:`evaluate_boxes`. ``evaluations``: the boxes' evaluations at ``now``, when the caller
+    has just made them (the sweep); ``catch_up``: the ids of the boxes to catch up, when the
+    caller knows which (the sweep and ingest: those whose colour changed), else every box whose
+    next check has passed."""
     now = now or utcnow()
     # Boxes whose next check has passed unobserved: time alone may have changed their colour
     # more than once since, so their history is caught up moment by moment.
     behind = {
         b.id: rebuild_history(session, b, b.colour_next_check_at, now)
         for b in boxes
-        if b.colour_next_check_at is not None and b.colour_next_check_at < now and b not in session.new
+        if b.colour_next_check_at is not None
+        and b.colour_next_check_at < now
+        and b not in session.new
+        and (catch_up is None or b.id in catch_up)
     }
     if behind:
         boxes = [b for b in boxes if b.id not in behind]
         if not boxes:
             return behind
     rules = _rules(session)
-    evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
+    if evaluations is None:
+        evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
     rules_version = rules.version
     digest = rules_digest(rules)
     written: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # changed columns → rows to update
@@ -320,13 +330,23 @@ def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:
 def refresh_due_chunk(session: Session, now: datetime, limit: int = 500, unstored: bool = False) -> int:
     """Evaluate and store up to ``limit`` boxes whose next check has come (the earliest first),
     or, with ``unstored``, boxes without a stored evaluation yet (as after the migration that
-    brought it). The number evaluated: fewer than ``limit`` when no more are due."""
+    brought it). The number evaluated: fewer than ``limit`` when no more are due.
+
+    The chunk is evaluated at ``now`` as a batch (each fact provider one query for all). Only a
+    box whose colour differs from its stored one has its history caught up moment by moment
+    (:func:`rebuild_history`); the others are stored as evaluated, in one UPDATE per set of
+    changed columns. Why that is enough: between two events (fills, readings, ledger steps, each
+    of which evaluates the box when it happens) time alone only worsens a box (saturation and
+    silence grow, the predicted date and the waste's deadlines come nearer), so a box whose
+    colour is the same at ``now`` as at its last evaluation had that colour all along."""
     due = select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(limit)
     boxes = list(session.scalars(due))
     if unstored and len(boxes) < limit:
         boxes += session.scalars(select(Box).where(Box.colour_detail.is_(None)).limit(limit - len(boxes)))
     if boxes:
-        refresh_colours(session, boxes, now)
+        evaluations = _evaluate_boxes(session, boxes, now, None, _rules(session))
+        changed = {b.id for b in boxes if evaluations[b.id].colour != b.colour}
+        refresh_colours(session, boxes, now, evaluations=evaluations, catch_up=changed)
     return len(boxes)
 
 

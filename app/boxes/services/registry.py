@@ -17,6 +17,7 @@ from app.boxes.services.colours import refresh_colours
 from app.common.columns import is_number, kg
 from app.common.errors import Conflict, Forbidden, InvalidInput
 from app.common.timeutil import utcnow
+from app.common.wiring import wiring_of
 
 # ---------------------------------------------------------------- registration
 
@@ -119,6 +120,8 @@ def register_box(session: Session, actor: Principal, data: dict[str, Any], now: 
             reasons=[{"code": "no_active_fill", "level": "grey"}],
         )
     )
+    for hook in wiring_of(session).box_registered:
+        hook(session, box)  # telemetry: the box's sensor state, from the start
     refresh_colours(session, [box], now)  # stored from the start: reads evaluate nothing
     return box
 

@@ -51,6 +51,7 @@ from app.telemetry.services.states import (
     store_states,
     sync_state_to_fill,
 )
+from app.telemetry.services.verdict import crossed
 
 UNKNOWN_BOX = "unknown box"
 
@@ -178,27 +179,66 @@ def ingest(
     session.flush()
     result.boxes = [by_id[b] for b in sorted(per_box)]
     if result.boxes:
-        # Once per touched box per batch: alarms and saturation enter the colour history. The
-        # active fills are those just read (a box without one is not in ``fills``).
-        colours = {b.id: b.colour for b in result.boxes}
-        refresh_colours(session, result.boxes, now, fills=fills)
-        # Readings that describe the past are replayed from the batch's oldest reading: late
-        # ones (older than the newest stored, or than the fill in force: an earlier carbon's),
-        # the first of a fill (its past switches from the design load to the readings), and
-        # those that changed the colour (dated where they did).
-        for box in result.boxes:
-            first = per_box[box.id][0][R_TS]
-            newest, fill = newest_before[box.id], fills.get(box.id)
-            if (
-                (newest is not None and first < newest)
-                or (fill is not None and first < fill.filled_at)
-                or (fill is not None and (newest is None or newest < fill.filled_at))
-                or box.colour != colours[box.id]
-            ):
-                # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
-                changed = box.colour != colours[box.id] and box.colour_since is not None
-                rebuild_history(session, box, min(first, box.colour_since) if changed else first, now)
+        _refresh_crossed(session, result.boxes, per_box, newest_before, fills, settings, now)
     return result
+
+
+def _refresh_crossed(
+    session: Session,
+    boxes: list[Box],
+    per_box: dict[int, list[tuple]],
+    newest_before: dict[int, datetime | None],
+    fills: dict,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Alarms and saturation enter the colours: only the boxes whose sensor facts crossed a
+    rule's threshold (:func:`app.telemetry.services.verdict.crossed`), whose stored evaluation
+    is stale, or whose readings describe the past are evaluated; the others keep their stored
+    colour, which a full evaluation would give too. The active fills are those just read (a box
+    without one is not in ``fills``).
+
+    Readings that describe the past are replayed from the batch's oldest reading: late ones
+    (older than the newest stored, or than the fill in force: an earlier carbon's), the first of
+    a fill that was evaluated after them (its past switches from the design load to the
+    readings), and those that changed the colour (dated where they did). A box whose next check
+    came unobserved in a silence (a gap of more than the hold cap before this batch: the silence
+    alarms may have come and gone) is caught up from that check."""
+    cap = timedelta(seconds=settings.max_interval_s)
+    replay: dict[int, datetime] = {}  # box id → replayed from
+    # A fill's first readings switch its saturation from the design load to the sensors: the
+    # box is evaluated (its shown figures change basis), replayed only as below.
+    first_of_fill: set[int] = set()
+    for box in boxes:
+        first = per_box[box.id][0][R_TS]
+        newest, fill = newest_before[box.id], fills.get(box.id)
+        due = box.colour_next_check_at
+        if (
+            (newest is not None and first < newest)
+            or (fill is not None and first < fill.filled_at)
+            or (fill is not None and (newest is None or newest < fill.filled_at))
+        ):
+            replay[box.id] = first
+        if fill is not None and (newest is None or newest < fill.filled_at):
+            first_of_fill.add(box.id)
+        if due is not None and due < first and (newest is None or first - newest > cap):
+            replay[box.id] = min(replay.get(box.id, due), due)
+    plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
+    chosen = first_of_fill | {b.id for b in crossed(session, plain, fills, now)}
+    evaluated_now = [b for b in boxes if b.id in replay or b.id in chosen]
+    if not evaluated_now:
+        return
+    colours = {b.id: b.colour for b in evaluated_now}
+    refresh_colours(session, evaluated_now, now, fills=fills)  # (a box whose next check passed is caught up from it)
+    for box in evaluated_now:
+        changed = box.colour != colours[box.id]
+        if box.id not in replay and not changed:
+            continue
+        since = replay.get(box.id, per_box[box.id][0][R_TS])
+        if changed and box.colour_since is not None:
+            # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
+            since = min(since, box.colour_since)
+        rebuild_history(session, box, since, now)
 
 
 def _audit_batch(session: Session, actor: Principal, stored: list[tuple]) -> None:
@@ -247,6 +287,9 @@ def sqlite_writer_lock(session: Session):
 
 READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
 _INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both databases' parameter limits
+# PostgreSQL: a batch is COPYed into this temporary table (one per connection, emptied at each
+# commit) and moved into the readings with one INSERT … SELECT … ON CONFLICT DO NOTHING.
+_STAGE = "ingest_readings_stage"
 
 
 @lru_cache(maxsize=16)
@@ -264,28 +307,37 @@ def _sqlite_in_transaction(conn: Connection) -> bool:
     return cast(sqlite3.Connection, conn.connection.dbapi_connection).in_transaction
 
 
-def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]] | None:
+def insert_readings(session: Session, rows: list[tuple], copy: bool | None = None) -> set[tuple[int, Any]] | None:
     """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
     were new, else the keys ``(box_id, ts)`` of the new ones.
 
-    Multi-row ``INSERT … ON CONFLICT (box_id, ts) DO NOTHING`` statements of up to 1,000 rows,
-    as driver SQL (SQLAlchemy's per-value bind processing would cost more than the insert), in a
-    savepoint. The common case, every row new, is told by the row count alone. Otherwise the
-    savepoint is rolled back and the rows are inserted again with ``RETURNING box_id, ts`` to
-    learn which were new: RETURNING makes SQLite's insert about a third slower and the result
-    has to be matched to the rows, so it is paid only by batches that carry stored readings.
+    PostgreSQL (``copy`` None or True): the rows are COPYed (psycopg 3 ``cursor.copy``) into a
+    temporary stage and moved with one ``INSERT … SELECT … ON CONFLICT (box_id, ts) DO
+    NOTHING``. SQLite (or ``copy=False``): ``INSERT … ON CONFLICT DO NOTHING`` executed for
+    all rows (``executemany``) on SQLite, multi-row statements of up to 1,000 rows on
+    PostgreSQL. Either way as driver SQL (SQLAlchemy's per-value bind processing would cost more
+    than the insert), in a savepoint: the common case, every row new, is told by the row count
+    alone. Otherwise the savepoint is rolled back and the rows are inserted again with
+    ``RETURNING box_id, ts`` to learn which were new, paid only by batches that carry stored
+    readings.
     """
     conn = session.connection()
+    if conn.dialect.name == "postgresql" and copy is not False:
+        return _copy_readings(conn, rows)
     mark = _marks(conn)
-    if conn.dialect.name != "sqlite" or _sqlite_in_transaction(conn):
+    sqlite = conn.dialect.name == "sqlite"
+    if not sqlite or _sqlite_in_transaction(conn):
         # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
         conn.exec_driver_sql("SAVEPOINT insert_readings")
-        inserted = 0
-        for begin in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[begin : begin + _INSERT_CHUNK]
-            inserted += conn.exec_driver_sql(
-                _insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))
-            ).rowcount
+        if sqlite:
+            inserted = conn.exec_driver_sql(_insert_sql(mark, 1, False), rows).rowcount
+        else:
+            inserted = 0
+            for begin in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[begin : begin + _INSERT_CHUNK]
+                inserted += conn.exec_driver_sql(
+                    _insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))
+                ).rowcount
         if inserted == len(rows):
             conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
             return None
@@ -301,3 +353,37 @@ def insert_readings(session: Session, rows: list[tuple]) -> set[tuple[int, Any]]
             )
         )
     return None if len(fresh) == len(rows) else fresh
+
+
+_COLUMN_LIST = ", ".join(READING_COLUMNS)
+_MOVE_SQL = (
+    f"INSERT INTO {SensorReading.__tablename__} ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_STAGE} "
+    "ON CONFLICT (box_id, ts) DO NOTHING"
+)
+
+
+def _copy_readings(conn: Connection, rows: list[tuple]) -> set[tuple[int, Any]] | None:
+    """PostgreSQL: COPY into the stage, then one INSERT … SELECT that skips stored readings."""
+    cursor = cast(Any, conn.connection.dbapi_connection).cursor()  # psycopg 3: Cursor.copy
+    try:
+        # (Made by the first batch of each connection, and again after a rolled-back one.)
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (LIKE {SensorReading.__tablename__}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {_STAGE}")  # (two batches in one transaction)
+        with cursor.copy(f"COPY {_STAGE} ({_COLUMN_LIST}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        cursor.execute("SAVEPOINT insert_readings")
+        inserted = cursor.execute(_MOVE_SQL).rowcount
+        if inserted == len(rows):
+            cursor.execute("RELEASE SAVEPOINT insert_readings")
+            return None
+        cursor.execute("ROLLBACK TO SAVEPOINT insert_readings")
+        cursor.execute("RELEASE SAVEPOINT insert_readings")
+        cursor.execute(_MOVE_SQL + " RETURNING box_id, ts")
+        fresh = {(box_id, ts) for box_id, ts in cursor.fetchall()}
+        return None if len(fresh) == len(rows) else fresh
+    finally:
+        cursor.close()

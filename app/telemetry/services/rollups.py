@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.telemetry.models import MEASURES, ROLLUP_MEASURES, ReadingHour
+from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import R_HOUR, R_MEASURE, R_RUNNING, bind_ts
 
 # A roll-up row's values after (box_id, hour_start), in this order.
@@ -48,6 +49,14 @@ def _rollup_sql(dialect: str) -> str:
         f"VALUES ({', '.join([mark] * len(columns))}) "
         f"ON CONFLICT (box_id, hour_start) DO UPDATE SET {', '.join(updates)}"
     )
+
+
+# PostgreSQL: the same upsert as one statement from a COPYed stage (app.telemetry.services.bulk).
+_ROLLUP_STAGE = "ingest_rollups_stage"
+_PG_ROLLUP_SQL = _rollup_sql("postgresql").replace(
+    f"VALUES ({', '.join(['%s'] * (2 + len(_ROLLUP_COLUMNS)))})",
+    f"SELECT {', '.join(chr(34) + c + chr(34) for c in ['box_id', 'hour_start', *_ROLLUP_COLUMNS])} FROM {_ROLLUP_STAGE}",
+)
 
 
 class _Rollups:
@@ -96,6 +105,9 @@ class _Rollups:
         if not self.rows:
             return
         conn = session.connection()
-        conn.exec_driver_sql(
-            _rollup_sql(conn.dialect.name), [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
-        )
+        rows = [(box_id, hour, *values) for (box_id, hour), values in self.rows.items()]
+        if conn.dialect.name == "postgresql":
+            stage(conn, _ROLLUP_STAGE, ReadingHour.__tablename__, ["box_id", "hour_start", *_ROLLUP_COLUMNS], rows)
+            conn.exec_driver_sql(_PG_ROLLUP_SQL)
+        else:
+            conn.exec_driver_sql(_rollup_sql(conn.dialect.name), rows)

@@ -33,6 +33,7 @@ from app.telemetry.integration import (
     ring_add,
 )
 from app.telemetry.models import MEASURES, BoxSensorState, SensorReading
+from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
@@ -78,14 +79,43 @@ def lock_states(
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     stamp = bind_ts(now, sqlite)
-    conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
     states: dict[int, BoxSensorState] = {}
     fills: dict[int, Fill] = {}
-    for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
-        states[state.box_id] = state
-        if fill is not None:
-            fills[state.box_id] = fill
+    if sqlite:
+        # (The insert takes SQLite's write lock before the read, as FOR UPDATE would.)
+        conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
+    for _ in range(2):
+        for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
+            states[state.box_id] = state
+            if fill is not None:
+                fills[state.box_id] = fill
+        # Boxes registered before their states were made at registration (or made by a bulk
+        # path) get theirs here, once; on PostgreSQL the locked read comes first, as the states
+        # nearly always exist.
+        missing = [b for b in box_ids if b not in states]
+        if not missing:
+            break
+        conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in missing])
+        box_ids = missing
     return states, fills
+
+
+def create_sensor_state(session: Session, box: Box) -> None:
+    """The wiring's ``box_registered`` hook: a new box's (empty) sensor state, so that its first
+    reading finds it as every later one does (and a fill before it syncs it, without readings)."""
+    session.add(
+        BoxSensorState(
+            box_id=box.id,
+            adsorbed_kg=0.0,
+            integrated_count=0,
+            last_rate_kg_h=0.0,
+            load_hours=[],
+            breakthrough_count=0,
+            latest={},
+            reading_count=0,
+            updated_at=box.created_at,
+        )
+    )
 
 
 class _DbNeighbours:
@@ -144,6 +174,15 @@ def _update_state_sql(mark: str) -> str:
     return f"UPDATE {BoxSensorState.__tablename__} SET {columns} WHERE box_id = {mark}"
 
 
+# PostgreSQL: the same UPDATE as one statement from a COPYed stage (app.telemetry.services.bulk).
+_STATE_STAGE = "ingest_states_stage"
+_PG_UPDATE_STATES = (
+    f"UPDATE {BoxSensorState.__tablename__} AS s SET "
+    + ", ".join(f"{n} = v.{n}" for n in _STATE_WRITTEN)
+    + f" FROM {_STATE_STAGE} AS v WHERE s.box_id = v.box_id"
+)
+
+
 class _StateValues:
     """A state's values while a batch is integrated into it: plain attributes, without the
     ORM's change tracking, stored by :func:`store_states`."""
@@ -190,7 +229,11 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
             row.append(value)
         row.append(state.box_id)
         params.append(tuple(row))
-    conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
+    if sqlite:
+        conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
+    else:
+        stage(conn, _STATE_STAGE, BoxSensorState.__tablename__, (*_STATE_WRITTEN, "box_id"), params)
+        conn.exec_driver_sql(_PG_UPDATE_STATES)
     for state, values in written:
         for name in _STATE_WRITTEN:
             set_committed_value(state, name, getattr(values, name))

@@ -1,0 +1,177 @@
+"""Colour changes are incremental (issue 12): ingest evaluates only the boxes whose sensor facts
+crossed a rule's threshold, yet every box's stored colour and reasons are those a full evaluation
+gives, for any sequence of batches; the sweep replays only boxes whose colour changed; the COPY
+path stores exactly what the executemany path stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from app.boxes import services as box_services
+from app.boxes.models import Box
+from app.extensions import db
+from app.telemetry import services
+from app.telemetry.models import BoxSensorState, SensorReading
+from app.telemetry.services import ingestion
+from tests import factories
+from tests.telemetry.builders import make_sensor_box, reading, utc_now
+
+# Values on both sides of the sensor rules' thresholds (emission limit, bed 83 °C, inlet 40 °C,
+# pressure band 300–1200 Pa, efficiency 70 % above 10 mg/m³ inlet) and a stopped fan.
+READING = st.fixed_dictionaries(
+    {
+        "outlet_mg_m3": st.sampled_from([5.0, 20.0, 95.0]),
+        "inlet_mg_m3": st.sampled_from([5.0, 100.0, 400.0]),
+        "bed_temp_c": st.sampled_from([30.0, 90.0]),
+        "inlet_temp_c": st.sampled_from([30.0, 45.0]),
+        "pressure_drop_pa": st.sampled_from([800.0, 1500.0]),
+        "airflow_m3_h": st.sampled_from([5000.0, 200000.0]),
+        "running": st.sampled_from([True, True, False]),
+    }
+)
+# A batch: minutes since the previous batch (gaps past the hold cap and the 24 h silence too),
+# then readings a minute apart.
+BATCH = st.tuples(st.sampled_from([1, 2, 5, 11, 90, 25 * 60]), st.lists(READING, min_size=1, max_size=4))
+
+
+def _codes(reasons) -> set[str]:
+    return {r["code"] for r in reasons or []}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(BATCH, min_size=1, max_size=8))
+def test_incremental_colour_equals_a_full_evaluation(world, batches):
+    box = make_sensor_box(world, filled_days_ago=6, emission_limit_mg_m3=60.0)
+    actor = factories.op_principal()
+    t = utc_now() - timedelta(days=5)
+    evaluated = []
+    for gap, items in batches:
+        t += timedelta(minutes=gap)
+        body = []
+        for values in items:
+            body.append(reading(box.code, t, **values))
+            t += timedelta(minutes=1)
+        now = t
+        result = services.ingest(db.session(), actor, body, now=now)
+        assert result.accepted == len(body)
+        db.session.commit()
+        db.session.expire_all()
+        stored = db.session.get(Box, box.id)
+        full = box_services.evaluate_boxes(db.session(), [stored], now)[box.id]
+        assert stored.colour == full.colour
+        assert _codes(stored.colour_reasons) == _codes(full.reasons)
+        db.session.rollback()
+        evaluated.append(full.colour)
+    assert evaluated  # (hypothesis reaches red, yellow and green across examples)
+
+
+def test_a_batch_that_crosses_nothing_evaluates_no_box(world, gateway):
+    """Readings like the previous ones: the boxes keep their stored evaluation, nothing evaluated."""
+    actor = factories.op_principal()
+    boxes = [make_sensor_box(world) for _ in range(3)]
+    t = utc_now() - timedelta(minutes=30)
+    services.ingest(db.session(), actor, [reading(b.code, t) for b in boxes], now=t)
+    db.session.commit()
+    calls = []
+    real = ingestion.refresh_colours
+
+    def spy(session, boxes, *args, **kwargs):
+        calls.append([b.id for b in boxes])
+        return real(session, boxes, *args, **kwargs)
+
+    later = t + timedelta(minutes=1)
+    with mock.patch.object(ingestion, "refresh_colours", spy):
+        services.ingest(db.session(), actor, [reading(b.code, later) for b in boxes], now=later)
+    db.session.commit()
+    assert calls == []
+    # A reading over the bed temperature's alarm level crosses it: only that box is evaluated.
+    last = later + timedelta(minutes=1)
+    body = [reading(b.code, last, bed_temp_c=90.0 if b is boxes[1] else 30.0) for b in boxes]
+    with mock.patch.object(ingestion, "refresh_colours", spy):
+        services.ingest(db.session(), actor, body, now=last)
+    db.session.commit()
+    assert calls == [[boxes[1].id]]
+    assert db.session.get(Box, boxes[1].id).colour == "red"
+
+
+def test_registered_boxes_have_a_sensor_state(world):
+    box = factories.box(world.enterprise, has_sensors=True)
+    db.session.commit()
+    state = db.session.get(BoxSensorState, box.id)
+    assert state is not None and state.reading_count == 0
+
+
+def test_the_sweep_replays_only_boxes_whose_colour_changed(world):
+    boxes = [make_sensor_box(world) for _ in range(3)]
+    actor = factories.op_principal()
+    t = utc_now() - timedelta(hours=30)
+    services.ingest(db.session(), actor, [reading(b.code, t) for b in boxes], now=t + timedelta(minutes=1))
+    db.session.commit()
+    # One box keeps reporting; the others fall silent for more than 24 h (yellow by time alone).
+    recent = utc_now() - timedelta(minutes=2)
+    services.ingest(db.session(), actor, [reading(boxes[0].code, recent)], now=recent)
+    db.session.commit()
+    replayed = []
+    real = box_services.colours.rebuild_history
+
+    def spy(session, box, since, now=None):
+        replayed.append(box.id)
+        return real(session, box, since, now)
+
+    now = utc_now()
+    with mock.patch.object(box_services.colours, "rebuild_history", spy):
+        while box_services.refresh_due_chunk(db.session(), now, 500):
+            db.session.commit()
+    db.session.commit()
+    assert sorted(replayed) == sorted(b.id for b in boxes[1:])
+    for b in boxes:
+        stored = db.session.get(Box, b.id)
+        full = box_services.evaluate_boxes(db.session(), [stored], now)[b.id]
+        assert (stored.colour, _codes(stored.colour_reasons)) == (full.colour, _codes(full.reasons))
+    assert db.session.get(Box, boxes[1].id).colour == "yellow"
+
+
+def _rows(box_id: int, start: datetime, n: int) -> list[tuple]:
+    return [
+        (
+            box_id,
+            start + timedelta(seconds=10 * i),
+            100.0 + i,
+            20.0,
+            5000.0,
+            None if i % 3 else 800.0,
+            30.0,
+            35.5,
+            55.0,
+            i % 2 == 0,
+        )
+        for i in range(n)
+    ]
+
+
+def _stored(box_id: int) -> list[tuple]:
+    t = SensorReading
+    columns = [c for c in SensorReading.__table__.columns if c.key != "box_id"]
+    return [tuple(r) for r in db.session.execute(select(*columns).where(t.box_id == box_id).order_by(t.ts))]
+
+
+def test_copy_stores_exactly_what_executemany_stores(world, session):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    a, b = (factories.box(world.enterprise, has_sensors=True) for _ in range(2))
+    start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    assert ingestion.insert_readings(session, _rows(a.id, start, 50), copy=True) is None
+    assert ingestion.insert_readings(session, _rows(b.id, start, 50), copy=False) is None
+    # Again, overlapping: both tell the same new ones.
+    fresh_a = ingestion.insert_readings(session, _rows(a.id, start + timedelta(seconds=400), 50), copy=True)
+    fresh_b = ingestion.insert_readings(session, _rows(b.id, start + timedelta(seconds=400), 50), copy=False)
+    assert fresh_a is not None and fresh_b is not None and len(fresh_a) == len(fresh_b) == 40
+    assert {ts for _, ts in fresh_a} == {ts for _, ts in fresh_b}
+    session.commit()
+    assert _stored(a.id) == _stored(b.id) and len(_stored(a.id)) == 90
