@@ -7,7 +7,7 @@ migration's transaction; a city's database can instead be migrated and then rebu
 command in bounded transactions (``ROLLUPS_BACKFILL=0`` skips the backfill here).
 
 Revision ID: d7e2a4c9b316
-Revises: c4f81e2b7d95
+Revises: d7a2c9e4b318
 Create Date: 2026-12-03 19:26:24.590930
 
 """
@@ -21,7 +21,7 @@ import app.common.types
 
 # revision identifiers, used by Alembic.
 revision = 'd7e2a4c9b316'
-down_revision = 'c4f81e2b7d95'
+down_revision = "d7a2c9e4b318"
 branch_labels = None
 depends_on = None
 

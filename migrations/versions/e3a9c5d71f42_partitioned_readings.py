@@ -12,7 +12,7 @@ Both: every box gets its ``box_sensor_states`` row (ingest used to create it on 
 it now exists from the box's registration).
 
 Revision ID: e3a9c5d71f42
-Revises: c4f81e2b7d95
+Revises: d7e2a4c9b316
 Create Date: 2026-12-03 19:40:00.000000
 
 """
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "e3a9c5d71f42"
-down_revision = "c4f81e2b7d95"
+down_revision = "d7e2a4c9b316"
 branch_labels = None
 depends_on = None
 
