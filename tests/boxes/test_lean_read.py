@@ -3,6 +3,7 @@ those who may see it; the rules digest is the same in every process."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from datetime import timedelta
 
@@ -113,6 +114,6 @@ def test_rules_digest_names_checks_not_their_addresses(app):
         }
         for code, fn in copies.items():
             fn.__qualname__ = rules.checks[code].__qualname__
-        assert rules_digest(type(rules)(rules.version, rules.min_iodine_mg_g, rules.rules, copies)) == digest
-        other = type(rules)(rules.version + "-x", rules.min_iodine_mg_g, rules.rules, rules.checks)
+        assert rules_digest(dataclasses.replace(rules, checks=copies)) == digest
+        other = dataclasses.replace(rules, version=rules.version + "-x")
         assert rules_digest(other) != digest

@@ -203,9 +203,6 @@ def test_stored_evaluation_equals_a_full_evaluation_for_any_events(world, now, e
                 clock += timedelta(minutes=gap)
                 items.append(reading(box.code, clock, **RATES[rate]))
             telemetry.ingest(db.session, actor, items, now=clock)
-            # Ingest evaluates only boxes whose sensor facts crossed a rule's threshold (issue 12):
-            # a box it left as stored shows its last evaluation's figures until its next check.
-            changed = db.session.get(Box, box.id).colour_evaluated_at == clock
         elif kind == "status":
             changed = box.status != step[1]
             box_services.set_status(db.session, actor, box, step[1], now=clock)

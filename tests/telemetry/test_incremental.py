@@ -71,35 +71,6 @@ def test_incremental_colour_equals_a_full_evaluation(world, batches):
     assert evaluated  # (hypothesis reaches red, yellow and green across examples)
 
 
-def test_a_batch_that_crosses_nothing_evaluates_no_box(world, gateway):
-    """Readings like the previous ones: the boxes keep their stored evaluation, nothing evaluated."""
-    actor = factories.op_principal()
-    boxes = [make_sensor_box(world) for _ in range(3)]
-    t = utc_now() - timedelta(minutes=30)
-    services.ingest(db.session(), actor, [reading(b.code, t) for b in boxes], now=t)
-    db.session.commit()
-    calls = []
-    real = ingestion.refresh_colours
-
-    def spy(session, boxes, *args, **kwargs):
-        calls.append([b.id for b in boxes])
-        return real(session, boxes, *args, **kwargs)
-
-    later = t + timedelta(minutes=1)
-    with mock.patch.object(ingestion, "refresh_colours", spy):
-        services.ingest(db.session(), actor, [reading(b.code, later) for b in boxes], now=later)
-    db.session.commit()
-    assert calls == []
-    # A reading over the bed temperature's alarm level crosses it: only that box is evaluated.
-    last = later + timedelta(minutes=1)
-    body = [reading(b.code, last, bed_temp_c=90.0 if b is boxes[1] else 30.0) for b in boxes]
-    with mock.patch.object(ingestion, "refresh_colours", spy):
-        services.ingest(db.session(), actor, body, now=last)
-    db.session.commit()
-    assert calls == [[boxes[1].id]]
-    assert db.session.get(Box, boxes[1].id).colour == "red"
-
-
 def test_registered_boxes_have_a_sensor_state(world):
     box = factories.box(world.enterprise, has_sensors=True)
     db.session.commit()

@@ -51,7 +51,6 @@ from app.telemetry.services.states import (
     store_states,
     sync_state_to_fill,
 )
-from app.telemetry.services.verdict import crossed
 
 UNKNOWN_BOX = "unknown box"
 
@@ -179,11 +178,11 @@ def ingest(
     session.flush()
     result.boxes = [by_id[b] for b in sorted(per_box)]
     if result.boxes:
-        _refresh_crossed(session, result.boxes, per_box, newest_before, fills, settings, now)
+        _refresh_batch_colours(session, result.boxes, per_box, newest_before, fills, settings, now)
     return result
 
 
-def _refresh_crossed(
+def _refresh_batch_colours(
     session: Session,
     boxes: list[Box],
     per_box: dict[int, list[tuple]],
@@ -192,11 +191,12 @@ def _refresh_crossed(
     settings: Settings,
     now: datetime,
 ) -> None:
-    """Alarms and saturation enter the colours: only the boxes whose sensor facts crossed a
-    rule's threshold (:func:`app.telemetry.services.verdict.crossed`), whose stored evaluation
-    is stale, or whose readings describe the past are evaluated; the others keep their stored
-    colour, which a full evaluation would give too. The active fills are those just read (a box
-    without one is not in ``fills``).
+    """Alarms and saturation enter the colours: every box of the batch is evaluated, so that
+    its stored colour, saturation and latest reading (what the scan page and the box API serve)
+    are current after the batch. (Evaluating only the boxes whose facts crossed a rule's
+    threshold was tried for issue 12 and left out: the others' saturation and latest reading
+    stayed as their last evaluation had them until their next check.) The active fills are those
+    just read (a box without one is not in ``fills``).
 
     Readings that describe the past are replayed from the batch's oldest reading: late ones
     (older than the newest stored, or than the fill in force: an earlier carbon's), the first of
@@ -224,7 +224,7 @@ def _refresh_crossed(
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
     plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
-    chosen = first_of_fill | {b.id for b in crossed(session, plain, fills, now)}
+    chosen = first_of_fill | {b.id for b in plain}
     evaluated_now = [b for b in boxes if b.id in replay or b.id in chosen]
     if not evaluated_now:
         return
