@@ -1,7 +1,7 @@
-"""Colour changes are incremental (issue 12): ingest evaluates only the boxes whose sensor facts
-crossed a rule's threshold, yet every box's stored colour and reasons are those a full evaluation
-gives, for any sequence of batches; the sweep replays only boxes whose colour changed; the COPY
-path stores exactly what the executemany path stores."""
+"""Colour changes after ingest and the sweep (issue 12): every box's stored colour and reasons
+after a batch are those a full evaluation gives, for any sequence of batches; sensor state exists
+from registration; the sweep replays only boxes whose colour changed; the COPY path stores exactly
+what the executemany path stores."""
 
 from __future__ import annotations
 
