@@ -33,6 +33,8 @@ class Boxes(MethodView):
         if args.get("enterprise"):
             # Another tenant's enterprise is not found (404), as its boxes and its label sheet are.
             services.require_visible_enterprise(db.session(), actor, args["enterprise"])
+        if args.get("park"):
+            services.require_visible_park(db.session(), actor, args["park"])
         query = services.list_boxes(
             db.session(),
             actor,

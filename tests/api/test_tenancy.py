@@ -144,7 +144,9 @@ def test_ledger_and_stock_of_another_tenant_are_not_found(api, world, loop):
     db.session.commit()
     assert api.get(f"/api/v1/ledger?enterprise={ent}", as_="reg_wl").status_code == 404
     assert api.get(f"/api/v1/stock?enterprise={ent}", as_="reg_wl").status_code == 404
-    assert api.get(f"/api/v1/anomalies?enterprise={ent}", as_="other").get_json()["items"] == []
+    assert api.get(f"/api/v1/anomalies?enterprise={ent}", as_="other").status_code == 404  # not visible
+    assert api.get(f"/api/v1/anomalies?enterprise={ent}", as_="reg_wl").status_code == 404
+    assert api.get(f"/api/v1/anomalies?enterprise={ent}", as_="reg_tt").status_code == 200
     # Recording by hand for another enterprise is refused and stores nothing.
     r = api.post("/api/v1/ledger", {"enterprise_id": ent, "waste_code": "900-039-49", "quantity_kg": 5}, as_="other")
     assert r.status_code == 403
@@ -162,13 +164,18 @@ def test_list_filters_never_widen_scope(api, world, loop, other_box):
     assert api.get("/api/v1/boxes", as_="reg_tt").get_json()["total"] == 1
     assert api.get("/api/v1/boxes", as_="reg_city").get_json()["total"] == 2
     assert api.get("/api/v1/boxes", as_="park").get_json()["total"] == 1
-    assert api.get(f"/api/v1/boxes?park={world.park.id}", as_="other").get_json()["total"] == 0
+    assert api.get(f"/api/v1/boxes?park={world.park.id}", as_="other").status_code == 404  # not visible
+    assert api.get("/api/v1/boxes?park=999999", as_="other").status_code == 404  # alike: nothing disclosed
+    assert api.get(f"/api/v1/boxes?park={world.park.id}", as_="park").get_json()["total"] == 1
     r = api.get(f"/api/v1/labels.pdf?enterprise={ent}", as_="other")
     assert r.status_code == 404
     r = api.get(f"/api/v1/labels.pdf?codes={loop.box.code}", as_="other")
     assert r.status_code == 404 and loop.box.code in r.get_json()["detail"]
     number = new_manifest(api, loop, 100)["number"]
-    assert api.get(f"/api/v1/manifests?enterprise={ent}", as_="other").get_json()["total"] == 0
+    assert api.get(f"/api/v1/manifests?enterprise={ent}", as_="other").status_code == 404  # not visible
+    assert api.get("/api/v1/manifests?enterprise=999999", as_="other").status_code == 404
+    # A party sees the consignors of its own manifests: the receiver filters by its consignor.
+    assert api.get(f"/api/v1/manifests?enterprise={ent}", as_="svc").get_json()["total"] == 1
     assert api.get("/api/v1/manifests?party=consignor", as_="reg_tt").get_json()["total"] == 0
     assert api.get("/api/v1/manifests", as_="reg_tt").get_json()["total"] == 1
     assert api.get(f"/api/v1/manifests/{number}.pdf", as_="other").status_code == 404

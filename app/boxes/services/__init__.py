@@ -14,6 +14,7 @@ from app.boxes.services.access import (
     get_box,
     list_boxes,
     require_visible_enterprise,
+    require_visible_park,
 )
 from app.boxes.services.colours import (
     _REASON_KEYS,
@@ -73,6 +74,7 @@ __all__ = [
     "register_box",
     "reprint_label",
     "require_visible_enterprise",
+    "require_visible_park",
     "set_status",
     "touch",
     "view_box",

@@ -73,6 +73,25 @@ def require_visible_enterprise(session: Session, actor: Principal, enterprise_id
         raise NotFound(f"企业 {enterprise_id} 不存在或无权查看 (enterprise {enterprise_id} not found)")
 
 
+def require_visible_park(session: Session, actor: Principal, park_id: int) -> None:
+    """Raise NotFound unless ``actor`` may see park ``park_id``: its own, or one holding an
+    enterprise in its jurisdiction or a box it serves. Existence is not disclosed."""
+    if actor.organization is not None and actor.organization.park_id == park_id:
+        return
+    visible = session.scalar(
+        select(Organization.id).where(Organization.park_id == park_id, enterprise_scope(actor)).limit(1)
+    )
+    if visible is None:
+        visible = session.scalar(
+            select(Box.id)
+            .join(Organization, Organization.id == Box.enterprise_id)
+            .where(Organization.park_id == park_id, box_scope(actor))
+            .limit(1)
+        )
+    if visible is None:
+        raise NotFound(f"园区 {park_id} 不存在或无权查看 (park {park_id} not found)")
+
+
 def find_box_public(session: Session, raw_code: str) -> Box | None:
     """The scan page shows a box's colour to anyone holding its label."""
     code = codes.normalise(raw_code)

@@ -65,6 +65,17 @@ def find_manifest_public(session: Session, number: str) -> Manifest | None:
 FLAGS = ("overdue", "discrepant", "late", "rejected")
 
 
+def require_visible_consignor(session: Session, actor: Principal, enterprise_id: int) -> None:
+    """NotFound unless ``actor`` may see the consignor ``enterprise_id``: in its jurisdiction, or
+    the consignor of a manifest it is a party to (a receiver filtering by its own consignors).
+    Another tenant's enterprise and an unknown one answer alike: existence is not disclosed."""
+    if session.scalar(select(Organization.id).where(Organization.id == enterprise_id, enterprise_scope(actor))):
+        return
+    shared = select(Manifest.id).where(Manifest.consignor_id == enterprise_id, manifest_scope(actor)).limit(1)
+    if session.scalar(shared) is None:
+        raise NotFound(f"企业 {enterprise_id} 不存在或无权查看 (enterprise {enterprise_id} not found)")
+
+
 def list_manifests(
     session: Session,
     actor: Principal,
@@ -80,6 +91,7 @@ def list_manifests(
     if status:
         query = query.where(Manifest.status == status)
     if enterprise:
+        require_visible_consignor(session, actor, enterprise)
         query = query.where(Manifest.consignor_id == enterprise)
     org_id = actor.organization.id if actor.organization else -1
     if party == "consignor":

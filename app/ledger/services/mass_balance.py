@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, Fill, FillKind
+from app.common.errors import NotFound
 from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
@@ -49,6 +50,10 @@ def anomalies(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers."""
+    if enterprise and not session.scalar(
+        select(Organization.id).where(Organization.id == enterprise, enterprise_scope(actor))
+    ):  # another jurisdiction's enterprise is not found, as on every route
+        raise NotFound(f"企业 {enterprise} 不存在或无权查看 (enterprise {enterprise} not found)")
     now = now or utcnow()
     cfg = rules(session)
     since, until = _period(session, start, end, now)
