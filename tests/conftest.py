@@ -22,6 +22,21 @@ from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
 FAST_PASSWORD_HASH = "pbkdf2:sha256:1000"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Deselect the SQLite parameter of tests of a PostgreSQL feature (COPY, partitions): not a skip."""
+    sqlite_only_here = [
+        item
+        for item in items
+        if item.get_closest_marker("postgresql_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("database_url") == "sqlite"
+    ]
+    if sqlite_only_here:
+        config.hook.pytest_deselected(items=sqlite_only_here)
+        dropped = set(map(id, sqlite_only_here))
+        items[:] = [item for item in items if id(item) not in dropped]
+
+
 @pytest.fixture(scope="session")
 def worker(request) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -150,7 +151,7 @@ def _seed(url: str, tmp_path: Path) -> tuple[str, int, str]:
             db.session,
             factories.op_principal(),
             box,
-            {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": datetime.now(UTC) - timedelta(days=10)},
+            {"mass_kg": 2000.0, "iodine_mg_g": 950.0, "filled_at": datetime.now(UTC) - timedelta(days=12)},
         )
         token, _row = issue_device_token(db.session, factories.op_principal(), world.enterprise.id, "gw")
         db.session.commit()
@@ -208,37 +209,58 @@ def database(request, tmp_path, worker):
     yield "sqlite:///" + str(tmp_path / "faults.sqlite3")
 
 
+def _send(base: str, code: str, start: datetime, token: str, outcome: dict) -> None:
+    began = time.monotonic()
+    try:
+        outcome["status"] = _request(base + "/api/v1/readings", _batch(code, start), token)[0]
+    except (OSError, http.client.HTTPException) as exc:  # the worker died under the request
+        outcome["error"] = exc
+    outcome["seconds"] = time.monotonic() - began
+
+
+# Each batch spans 5,000 × 10 s ≈ 14 h; batches start 15 h apart, all after the fill 12 days ago.
+SPACING = timedelta(hours=15)
+KILL_POINTS = (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.1, 0.9, 0.5)
+
+
 def test_sigkill_of_a_worker_mid_batch_stores_all_or_nothing(database, tmp_path):
     code, box_id, token = _seed(database, tmp_path)
     with gunicorn(database, tmp_path) as (base, proc):
-        cut = 0
-        first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=9)
-        for attempt, delay in enumerate((0.05, 0.15, 0.3, 0.6)):
-            start = first + timedelta(days=attempt)
+        first = datetime.now(UTC).replace(microsecond=0) - timedelta(days=11)
+        slots = iter(first + SPACING * i for i in range(len(KILL_POINTS) + 3))
+        # How long a whole batch takes on this machine now: the kills aim inside that time, so the
+        # test cuts a batch in the middle however fast or loaded the machine is.
+        timings = []
+        for _ in range(2):
             outcome: dict = {}
-
-            def send(start=start, outcome=outcome):
-                try:
-                    outcome["status"] = _request(base + "/api/v1/readings", _batch(code, start), token)[0]
-                except OSError as exc:  # the worker died under the request
-                    outcome["error"] = exc
-
-            sender = threading.Thread(target=send)
+            start = next(slots)
+            _send(base, code, start, token, outcome)
+            assert outcome.get("status") == 200, outcome
+            assert _stored(database, box_id, start) == 5000
+            timings.append(outcome["seconds"])
+        whole = min(timings)
+        cut = 0
+        for point in KILL_POINTS:
+            start = next(slots)
+            outcome = {}
+            sender = threading.Thread(target=_send, args=(base, code, start, token, outcome))
             sender.start()
-            time.sleep(delay)
+            time.sleep(whole * point)
             for pid in _workers(proc.pid):
                 os.kill(pid, signal.SIGKILL)
             sender.join(90)
             assert not sender.is_alive()
             stored = _stored(database, box_id, start)
             assert stored in (0, 5000), f"a partial batch was stored: {stored} of 5000"
-            if "status" in outcome and outcome["status"] == 200:
+            if outcome.get("status") == 200:
                 assert stored == 5000
             cut += "error" in outcome
             _wait_ready(base, proc, tmp_path)  # the master has started new workers
-        assert cut >= 1, "no attempt was cut mid-batch: the kill came too late every time"
+            if cut >= 2:
+                break
+        assert cut >= 1, f"no attempt was cut mid-batch in {len(KILL_POINTS)} tries (a batch takes {whole:.2f} s)"
         # The service keeps answering: a new batch goes in whole.
-        start = first + timedelta(days=5)
+        start = next(slots)
         # A generous timeout: the new workers warm up (imports, first connections) on a loaded machine.
         status, _headers, body = _request(base + "/api/v1/readings", _batch(code, start), token, timeout=240)
         assert status == 200, body[:300]

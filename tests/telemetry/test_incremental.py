@@ -132,9 +132,9 @@ def _stored(box_id: int) -> list[tuple]:
     return [tuple(r) for r in db.session.execute(select(*columns).where(t.box_id == box_id).order_by(t.ts))]
 
 
+@pytest.mark.postgresql_only
 def test_copy_stores_exactly_what_executemany_stores(world, session):
-    if session.get_bind().dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
+    assert session.get_bind().dialect.name == "postgresql"
     a, b = (factories.box(world.enterprise, has_sensors=True) for _ in range(2))
     start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     assert ingestion.insert_readings(session, _rows(a.id, start, 50), copy=True) is None

@@ -15,7 +15,7 @@ from app.rules.loader import validate
 from app.telemetry.models import ReadingHour, SensorReading
 from app.telemetry.services import partitions
 from tests import factories
-from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
+from tests.support import BACKENDS, drop_pg_database, pg_scratch_database, service_missing
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -83,7 +83,7 @@ def test_commands_on_a_table_without_partitions(app, world, session):
 def migrated(tmp_path, worker, monkeypatch):
     """A PostgreSQL database migrated to head: readings partitioned, as in production."""
     if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL only")
+        service_missing("PostgreSQL", "TEST_BACKENDS leaves it out")
     from flask_migrate import upgrade
 
     from app import create_app
