@@ -12,10 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from tests import factories
-from tests.support import BACKENDS, drop_pg_database, pg_scratch_database
+from tests.support import BACKENDS, REDIS_URL, drop_pg_database, pg_scratch_database, service_missing
 
 # A cheap password hash for the suite: configuration of the app under test (app.common.wiring),
 # never a patched module global, so no test depends on which ran first.
@@ -143,3 +144,16 @@ def now():
 @pytest.fixture
 def days():
     return lambda n: timedelta(days=n)
+
+
+@pytest.fixture
+def redis_url():
+    """The machine's Redis (database 13, shared by parallel runs: tests use prefixes of their own);
+    missing, it skips locally and fails with CI=true."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL}", str(exc))
+    yield REDIS_URL
+    client.close()

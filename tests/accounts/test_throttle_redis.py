@@ -6,29 +6,15 @@ and ``RATELIMIT_STORAGE_URI``. Locally a missing Redis skips this module; with `
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 import redis
 
 from tests import factories
-from tests.support import service_missing
+from tests.support import REDIS_URL
 
 pytestmark = pytest.mark.redis
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-@pytest.fixture
-def redis_url():
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_missing(f"Redis at {REDIS_URL}", str(exc))
-    yield REDIS_URL
-    client.close()
 
 
 @pytest.fixture

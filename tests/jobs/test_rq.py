@@ -5,7 +5,6 @@ retrying a failed attempt. Locally a missing Redis skips this module; with ``CI=
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from types import MappingProxyType
 
@@ -17,22 +16,8 @@ from app.extensions import db
 from app.jobs.models import Job, JobState
 from tests import factories
 from tests.jobs.conftest import make_kind
-from tests.support import service_missing
 
 pytestmark = pytest.mark.redis
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-@pytest.fixture
-def redis_url():
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        service_missing(f"Redis at {REDIS_URL}", str(exc))
-    yield REDIS_URL
-    client.close()
 
 
 @pytest.fixture
