@@ -133,7 +133,7 @@ def child(url: str, fmt: str) -> None:
         with tempfile.TemporaryFile() as out:
             base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             started = time.perf_counter()
-            rows = registry_export.registry_rows(db.session, actor, "managed")
+            rows = registry_export.export_rows(db.session, actor, "managed")
             writer = registry_export.write_csv if fmt == "csv" else registry_export.write_xlsx
             count = writer(rows, out)
             seconds = time.perf_counter() - started
