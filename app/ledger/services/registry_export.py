@@ -22,9 +22,7 @@ a file as well as a response streams it (``scripts/bench_registry.py`` measures 
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import IO, Any
@@ -51,7 +49,7 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # How many rows one round trip to the database brings: enough to amortise it, small enough to
 # keep the peak memory a few MB whatever the registry's length.
 CHUNK = 2000
-EXPORT_CHUNK = 10000
+EXPORT_CHUNK = 2000
 CSV_ROWS_PER_PIECE = 2000  # ≈ 0.6 MB of CSV a streamed piece
 
 # The registry's columns, in order: the JSON names, and the header of CSV and XLSX (zh / en).
@@ -205,14 +203,14 @@ def header(lang: str = "zh") -> list[str]:
 
 # ---------------------------------------------------------------- rows for the exports
 
-ExportRow = tuple[str | None, ...]
+ExportRow = tuple[str, ...]
 
 
 def export_rows(
     session: Session, actor: Principal, view: str, filters: RegistryFilters | None = None
 ) -> Iterator[ExportRow]:
     """The registry's rows for the CSV and XLSX exports: tuples in :data:`FIELDS` order, each
-    cell the text the file shows (``None`` when empty): times local to the second, masses exact
+    cell the text the file shows (``""`` when empty): times local to the second, masses exact
     (``1000.001``), text as stored (the writers make it formula-safe). Checks the view before the
     first row is asked for, as :func:`registry_rows`."""
     query = registry_query(actor, view, filters or RegistryFilters())
@@ -226,13 +224,14 @@ def _postgresql_rows(session: Session, query) -> Iterator[ExportRow]:
     of plain tuples (no SQLAlchemy row or type processing: ≈ 3× faster to read)."""
     rendered: list[ColumnElement[Any]] = []
     for name, column in zip(FIELDS, query.selected_columns, strict=True):
+        text: ColumnElement[Any]
         if name in TIME_FIELDS:
-            local = func.timezone("Asia/Shanghai", column)
-            rendered.append(func.to_char(local, "YYYY-MM-DD HH24:MI:SS"))
+            text = func.to_char(func.timezone("Asia/Shanghai", column), "YYYY-MM-DD HH24:MI:SS")
         elif name in NUMBER_FIELDS:
-            rendered.append(cast(column, Text))  # NUMERIC(14, 3) prints its three decimals
+            text = cast(column, Text)  # NUMERIC(14, 3) prints its three decimals
         else:
-            rendered.append(type_coerce(column, Text))
+            text = type_coerce(column, Text)
+        rendered.append(func.coalesce(text, ""))
     connection = session.connection()
     dialect = connection.dialect
     compiled = query.with_only_columns(*rendered).compile(dialect=dialect)
@@ -249,6 +248,7 @@ def _postgresql_rows(session: Session, query) -> Iterator[ExportRow]:
         cursor.execute(str(compiled), params)
         while chunk := cursor.fetchmany(EXPORT_CHUNK):
             yield from chunk
+            del chunk  # before the next fetch: one chunk in memory at a time, not two
     finally:
         cursor.close()
 
@@ -258,15 +258,15 @@ def _postgresql_rows(session: Session, query) -> Iterator[ExportRow]:
 _UTC8 = timezone(timedelta(hours=8))
 
 
-def _local_text(value: Any) -> str | None:
+def _local_text(value: Any) -> str:
     if value is None:
-        return None
+        return ""
     local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(_UTC8)
     return local.isoformat(" ", "seconds")[:19]
 
 
-def _plain_text(value: Any) -> str | None:
-    return None if value is None else str(value)  # Decimal("1000.001"), 7, ManifestStatus → its value
+def _plain_text(value: Any) -> str:
+    return "" if value is None else str(value)  # Decimal("1000.001"), 7, ManifestStatus → its value
 
 
 def _python_rows(session: Session, query) -> Iterator[ExportRow]:
@@ -295,33 +295,29 @@ def safe_text(value: str) -> str:
     return "'" + value if value.lstrip(" ").startswith(FORMULA_START) else value
 
 
-def text_cell(value: Any) -> Any:
-    """A cell's value from a typed one: text formula-safe (:func:`safe_text`), times in
-    Asia/Shanghai, masses exact (Decimal)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, datetime):
-        return _local_text(value)
+def csv_field(value: str) -> str:
+    """A CSV field (RFC 4180, as :mod:`csv`'s minimal quoting): quoted when it holds a comma, a
+    quote or a line break, its quotes doubled."""
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
     return value
 
 
-def safe_cells(rows: Iterable[ExportRow]) -> Iterator[list[str | None]]:
-    """:func:`export_rows`' rows with their text columns made formula-safe: what both files hold.
-    Each text column remembers its last few thousand values (cleared when full: flat memory)."""
+def safe_cells(rows: Iterable[ExportRow], finish: Callable[[str], str] | None = None) -> Iterator[list[str]]:
+    """:func:`export_rows`' rows with their text columns made formula-safe (then ``finish``ed:
+    quoted for CSV): what the files hold. Each text column remembers its last few thousand values
+    (parties and waste codes repeat; cleared when full, so memory stays flat)."""
     text_columns: list[tuple[int, dict[str, str]]] = [(i, {}) for i, name in enumerate(FIELDS) if name in TEXT_FIELDS]
     for row in rows:
         cells = list(row)
         for i, cache in text_columns:
             value = cells[i]
-            if value is None:
-                continue
             safe = cache.get(value)
             if safe is None:
                 if len(cache) >= CACHE_SIZE:
                     cache.clear()
-                safe = cache[value] = safe_text(value)
+                safe = safe_text(value)
+                safe = cache[value] = finish(safe) if finish else safe
             cells[i] = safe
         yield cells
 
@@ -336,27 +332,21 @@ def write_csv(rows: Iterable[ExportRow], fp: IO[bytes], lang: str = "zh") -> int
 
 
 def csv_chunks(rows: Iterable[ExportRow], lang: str = "zh", chunk: int = CSV_ROWS_PER_PIECE) -> Iterator[bytes]:
-    """The CSV of :func:`export_rows` in pieces of ``chunk`` rows: what a streamed response sends."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow(header(lang))
-    pending: list[list[str | None]] = []
-    for cells in safe_cells(rows):
-        pending.append(cells)
+    """The CSV of :func:`export_rows` in pieces of ``chunk`` rows: what a streamed response sends.
+
+    The lines are joined here rather than by :mod:`csv`'s writer: only the text columns can need
+    quoting (times and numbers never do), and their quoted forms are remembered with the
+    formula-safe ones, which makes the CSV ≈ 2× faster (tests/ledger/test_registry_files.py
+    checks the bytes equal the writer's)."""
+    pending = ["\ufeff" + ",".join(csv_field(text) for text in header(lang))]
+    for cells in safe_cells(rows, csv_field):
+        pending.append(",".join(cells))
         if len(pending) >= chunk:
-            writer.writerows(pending)  # None is written as an empty field
+            pending.append("")  # the last line's end
+            yield "\r\n".join(pending).encode("utf-8")
             pending.clear()
-            yield _drain(buffer)
-    writer.writerows(pending)
-    yield _drain(buffer)
-
-
-def _drain(buffer: io.StringIO) -> bytes:
-    data = buffer.getvalue().encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
-    return data
+    pending.append("")
+    yield "\r\n".join(pending).encode("utf-8")
 
 
 class _Counted:

@@ -7,7 +7,7 @@ parts and one sheet: here the sheet's XML is written as the rows come (text as i
 write mode (deflated on the fly, ZIP64 so that no size limit applies), so nothing grows with the
 rows. openpyxl reads the result back in the tests.
 
-Cells arrive as text already (``None`` for an empty cell); a *number* column's text is written as
+Cells arrive as text already (``""`` for an empty cell); a *number* column's text is written as
 the number it spells (the caller guarantees it is one), a *text* column's is XML-escaped with the
 characters XML forbids removed. Text values repeat a lot (parties, waste codes), so each column
 keeps a small cache of its rendered cells, cleared when full (memory stays bounded).
@@ -117,9 +117,9 @@ def sheet_title(title: str) -> str:
 
 
 def write_xlsx(
-    fp: IO[bytes], title: str, header: Sequence[str], kinds: Sequence[str], rows: Iterable[Sequence[str | None]]
+    fp: IO[bytes], title: str, header: Sequence[str], kinds: Sequence[str], rows: Iterable[Sequence[str]]
 ) -> int:
-    """Writes the header (bold, frozen) and ``rows`` (cells as text or ``None``, one ``kinds``
+    """Writes the header (bold, frozen) and ``rows`` (cells as text, ``""`` when empty, one ``kinds``
     entry per column: :data:`TEXT`, :data:`UNIQUE_TEXT` or :data:`NUMBER`) as an XLSX into
     ``fp``; returns the number of rows written.
 
@@ -143,7 +143,7 @@ def write_xlsx(
             for row_number, row in enumerate(rows, start=2):
                 cells = [f'<row r="{row_number}">']
                 for (cache, render), value in zip(columns, row, strict=True):
-                    if value is None or value == "":
+                    if not value:
                         cells.append("<c/>")
                     elif cache is None:
                         cells.append(render(value))
