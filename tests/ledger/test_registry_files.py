@@ -152,3 +152,23 @@ def test_postgresqls_cells_equal_pythons(session, world, parties):  # noqa: F811
     assert {row[FIELDS.index("received_kg")] for row in from_postgresql} == {"0.500", ""}
     assert "0.010" in {row[FIELDS.index("quantity_kg")] for row in from_postgresql}
     assert list(registry_export.export_rows(session, actor, "managed")) == from_python
+
+
+def test_the_exports_filter_as_the_json_pages(api, parties):  # noqa: F811
+    """Filters reach the export's own reading of the rows (on PostgreSQL a driver-level cursor:
+    the state, the waste code and the local dates bound as SQLAlchemy binds them)."""
+    number = FIELDS.index("number")
+    for query, expected in [
+        ("status=in_transit", parties["wenling"]),
+        ("from=2026-03-01&to=2026-03-01", parties["tiantai"] + parties["wenling"]),
+        ("from=2026-03-02", []),
+        ("waste_code=900-041-49", []),
+        ("status=submitted&waste_code=900-039-49", parties["tiantai"]),
+    ]:
+        r = api.get(f"/api/v1/registry/incoming.csv?{query}", as_="svc")
+        assert r.status_code == 200, (query, r.get_json())
+        table = list(csv.reader(io.StringIO(r.get_data().decode().removeprefix("\ufeff"), newline="")))
+        assert [row[number] for row in table[1:]] == sorted(m.number for m in expected), query
+        book = load_workbook(io.BytesIO(api.get(f"/api/v1/registry/incoming.xlsx?{query}", as_="svc").get_data()))
+        assert book.active.max_row == len(expected) + 1, query
+    assert api.get("/api/v1/registry/incoming.csv?status=draft", as_="svc").status_code == 422
