@@ -56,7 +56,11 @@ def csv_writer_reference(rows) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     out.write("\ufeff")
     writer.writerow(registry_export.header("zh"))
-    writer.writerows(registry_export.safe_cells(rows))
+    text = registry_export.TEXT_FIELDS
+    writer.writerows(
+        [registry_export.safe_text(v) if name in text else v for name, v in zip(FIELDS, row, strict=True)]
+        for row in rows
+    )
     return out.getvalue().encode()
 
 

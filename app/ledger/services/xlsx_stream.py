@@ -9,8 +9,8 @@ rows. openpyxl reads the result back in the tests.
 
 Cells arrive as text already (``""`` for an empty cell); a *number* column's text is written as
 the number it spells (the caller guarantees it is one), a *text* column's is XML-escaped with the
-characters XML forbids removed. Text values repeat a lot (parties, waste codes), so each column
-keeps a small cache of its rendered cells, cleared when full (memory stays bounded).
+characters XML forbids removed. Values repeat a lot (parties, waste codes, states), so each column
+remembers its rendered cells (:class:`BoundedMemo`, cleared when full: memory stays bounded).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
+from operator import getitem
 from typing import IO
 from xml.sax.saxutils import escape
 
-# A column's kind: text whose values repeat (cached), text mostly unique (times, numbers of
-# documents: not cached), numbers.
-TEXT, UNIQUE_TEXT, NUMBER = "text", "unique_text", "number"
+# A column's kind: text (escaped; ``prepare``d first), text known to need no escaping (times),
+# numbers.
+TEXT, SAFE_TEXT, NUMBER = "text", "safe_text", "number"
 ROWS_PER_WRITE = 1000  # rows joined into one write to the zip stream (≈ 1 MB of XML)
-CACHE_SIZE = 4096  # distinct rendered cells kept per column
+CACHE_SIZE = 2048  # rendered cells remembered per column
 
 # Characters XML 1.0 does not allow (C0 controls but tab, LF and CR; surrogates; U+FFFE/FFFF).
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -93,6 +94,7 @@ _SHEET_START = (
 )
 _SHEET_END = "</sheetData></worksheet>"
 _BOLD = ' s="1"'  # the header's style (cellXfs 1)
+_EMPTY = "<c/>"
 
 
 def xml_text(value: str) -> str:
@@ -107,8 +109,32 @@ def _inline(value: str, style: str = "") -> str:
     return f'<c{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
 
-def _number(value: str) -> str:
-    return f"<c><v>{value}</v></c>"
+class BoundedMemo(dict[str, str]):
+    """``memo[value]`` is ``render(value)``, remembered for at most ``size`` values (all forgotten
+    when full: memory stays bounded). A value seen before costs one dictionary lookup in C, which
+    is what makes the exports fast: most cells of a registry repeat (parties, codes, states)."""
+
+    __slots__ = ("render", "size")
+
+    def __init__(self, render: Callable[[str], str], size: int = CACHE_SIZE):
+        super().__init__()
+        self.render = render
+        self.size = size
+
+    def __missing__(self, value: str) -> str:
+        if len(self) >= self.size:
+            self.clear()
+        rendered = self[value] = self.render(value)
+        return rendered
+
+
+def _renderer(kind: str, prepare: Callable[[str], str]) -> Callable[[str], str]:
+    """A column's cell XML from its text (``""``: an empty ``<c/>`` that keeps the columns in place)."""
+    if kind == NUMBER:
+        return lambda value: f"<c><v>{value}</v></c>" if value else _EMPTY
+    if kind == SAFE_TEXT:
+        return lambda value: f'<c t="inlineStr"><is><t>{value}</t></is></c>' if value else _EMPTY
+    return lambda value: _inline(prepare(value)) if value else _EMPTY
 
 
 def sheet_title(title: str) -> str:
@@ -117,18 +143,20 @@ def sheet_title(title: str) -> str:
 
 
 def write_xlsx(
-    fp: IO[bytes], title: str, header: Sequence[str], kinds: Sequence[str], rows: Iterable[Sequence[str]]
+    fp: IO[bytes],
+    title: str,
+    header: Sequence[str],
+    kinds: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    prepare: Callable[[str], str] = str,
 ) -> int:
-    """Writes the header (bold, frozen) and ``rows`` (cells as text, ``""`` when empty, one ``kinds``
-    entry per column: :data:`TEXT`, :data:`UNIQUE_TEXT` or :data:`NUMBER`) as an XLSX into
-    ``fp``; returns the number of rows written.
+    """Writes the header (bold, frozen) and ``rows`` (cells as text, ``""`` when empty; one
+    ``kinds`` entry per column) as an XLSX into ``fp``; returns the number of rows written.
+    ``prepare`` is applied to the text of :data:`TEXT` columns first (formula-safety, say).
 
     Cells carry no reference (``r`` is optional in SpreadsheetML: a cell is the next column of its
-    row), so a cell's XML depends on its value alone and a repeated value's is reused; an empty
-    cell is an empty ``<c/>`` that keeps the columns in place."""
-    columns: list[tuple[dict[str, str] | None, Callable[[str], str]]] = [
-        ({} if kind == TEXT else None, _number if kind == NUMBER else _inline) for kind in kinds
-    ]
+    row), so a cell's XML depends on its value alone and a repeated value's is reused."""
+    memos = [BoundedMemo(_renderer(kind, prepare)) for kind in kinds]
     count = 0
     with zipfile.ZipFile(fp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
@@ -141,21 +169,9 @@ def write_xlsx(
             sheet.write((_SHEET_START + f'<row r="1">{head}</row>').encode())
             pending: list[str] = []
             for row_number, row in enumerate(rows, start=2):
-                cells = [f'<row r="{row_number}">']
-                for (cache, render), value in zip(columns, row, strict=True):
-                    if not value:
-                        cells.append("<c/>")
-                    elif cache is None:
-                        cells.append(render(value))
-                    else:
-                        cell = cache.get(value)
-                        if cell is None:
-                            if len(cache) >= CACHE_SIZE:
-                                cache.clear()
-                            cell = cache[value] = render(value)
-                        cells.append(cell)
-                cells.append("</row>")
-                pending.append("".join(cells))
+                if len(row) != len(memos):
+                    raise ValueError(f"row {row_number} has {len(row)} cells, not {len(memos)}")
+                pending.append(f'<row r="{row_number}">{"".join(map(getitem, memos, row))}</row>')
                 count += 1
                 if len(pending) >= ROWS_PER_WRITE:
                     sheet.write("".join(pending).encode())
