@@ -22,12 +22,10 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.wiring import wiring_of
 from app.jobs.kinds import ExportKind, ExportMeta
 from app.jobs.schemas import ColourBoxesExportParams, StatisticsExportParams
+from app.ledger.services.registry_export import CSV_MIME, XLSX_MIME
 from app.statistics import exports as statistics_exports
 from app.statistics import services as statistics
 from app.web import table_export
-
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_MIME = "text/csv; charset=utf-8"
 
 
 def _scope(session: Session, params: dict[str, Any]) -> statistics.Scope:

@@ -18,9 +18,6 @@ from app.jobs.kinds import ExportKind, ExportMeta
 from app.ledger.registry_schemas import RegistryExportArgs
 from app.ledger.services import registry_export as registry
 
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_MIME = "text/csv; charset=utf-8"
-VIEW_ZH = {"outgoing": "移出", "incoming": "接收", "transported": "运输", "managed": "辖区"}
 REPORT_EVERY = 5000
 
 
@@ -42,7 +39,9 @@ def authorise_registry(_session: Session, actor: Principal, params: dict[str, An
     registry.registry_query(actor, params["view"], _filters(params))
 
 
-def _counted(rows: Iterable[dict[str, Any]], report: Callable[[int, int | None], None]) -> Iterator[dict[str, Any]]:
+def _counted(
+    rows: Iterable[registry.ExportRow], report: Callable[[int, int | None], None]
+) -> Iterator[registry.ExportRow]:
     for done, row in enumerate(rows, start=1):
         yield row
         if done % REPORT_EVERY == 0:
@@ -59,14 +58,14 @@ def write_registry(
 ) -> ExportMeta:
     view, lang, now = params["view"], params.get("lang", "zh"), utcnow()
     report(0, None)
-    rows = _counted(registry.registry_rows(session, actor, view, _filters(params)), report)
-    title = f"联单台账-{VIEW_ZH[view]}"
+    rows = _counted(registry.export_rows(session, actor, view, _filters(params)), report)
+    title = f"联单台账-{registry.VIEW_ZH[view]}"
     if fmt == "csv":
         written = registry.write_csv(rows, out, lang)
-        mime = CSV_MIME
+        mime = registry.CSV_MIME
     else:
         written = registry.write_xlsx(rows, out, lang, title=title)
-        mime = XLSX_MIME
+        mime = registry.XLSX_MIME
     report(written, written)
     stamp = to_local_str(now, "%Y%m%d")
     return ExportMeta(f"registry-{view}-{stamp}.{fmt}", f"{title}-{stamp}.{fmt}", mime)

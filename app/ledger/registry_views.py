@@ -31,8 +31,6 @@ blp = Blueprint(
 )
 
 VIEW = "<any(outgoing,incoming,transported,managed):view>"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-VIEW_ZH = {"outgoing": "移出", "incoming": "接收", "transported": "运输", "managed": "辖区"}
 
 
 def _filters(args: dict, **extra) -> registry.RegistryFilters:
@@ -64,7 +62,7 @@ def registry_page(args, view):
 
 def _filename(view: str, extension: str) -> str:
     stamp = utcnow().astimezone(SHANGHAI).strftime("%Y%m%d-%H%M")
-    utf8_name = quote(f"联单台账-{VIEW_ZH[view]}-{stamp}.{extension}")
+    utf8_name = quote(f"联单台账-{registry.VIEW_ZH[view]}-{stamp}.{extension}")
     return f"attachment; filename=\"registry-{view}-{stamp}.{extension}\"; filename*=UTF-8''{utf8_name}"
 
 
@@ -73,24 +71,24 @@ def _filename(view: str, extension: str) -> str:
 @blp.response(200, content_type="text/csv")
 def registry_csv(args, view):
     """The whole view as CSV (UTF-8 with BOM, Chinese or English headers), streamed."""
-    rows = registry.registry_rows(db.session(), require_user(), view, _filters(args))
+    rows = registry.export_rows(db.session(), require_user(), view, _filters(args))
     body = stream_with_context(registry.csv_chunks(rows, args["lang"]))
     return Response(body, mimetype="text/csv", headers={"Content-Disposition": _filename(view, "csv")})
 
 
 @blp.route(f"/registry/{VIEW}.xlsx")
 @blp.arguments(schemas.RegistryExportArgs, location="query")
-@blp.response(200, content_type=XLSX_MIME)
+@blp.response(200, content_type=registry.XLSX_MIME)
 def registry_xlsx(args, view):
     """The whole view as XLSX (one sheet, text cells never formulas)."""
-    rows = registry.registry_rows(db.session(), require_user(), view, _filters(args))
+    rows = registry.export_rows(db.session(), require_user(), view, _filters(args))
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _send when the response is sent)
-    registry.write_xlsx(rows, spool, args["lang"], title=f"联单台账-{VIEW_ZH[view]}")
+    registry.write_xlsx(rows, spool, args["lang"], title=f"联单台账-{registry.VIEW_ZH[view]}")
     size = spool.tell()
     spool.seek(0)
     return Response(
         _send(spool),
-        mimetype=XLSX_MIME,
+        mimetype=registry.XLSX_MIME,
         headers={"Content-Disposition": _filename(view, "xlsx"), "Content-Length": str(size)},
         direct_passthrough=True,
     )

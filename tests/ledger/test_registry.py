@@ -189,8 +189,8 @@ def test_the_writers_as_plain_services_for_the_job_queue(session, world, parties
 
     actor = Principal(user=world.users["reg_city"])
     csv_file, xlsx_file = io.BytesIO(), io.BytesIO()
-    assert registry_export.write_csv(registry_export.registry_rows(session, actor, "managed"), csv_file) == 5
-    assert registry_export.write_xlsx(registry_export.registry_rows(session, actor, "managed"), xlsx_file) == 5
+    assert registry_export.write_csv(registry_export.export_rows(session, actor, "managed"), csv_file) == 5
+    assert registry_export.write_xlsx(registry_export.export_rows(session, actor, "managed"), xlsx_file) == 5
     assert csv_file.getvalue().decode().count("\r\n") == 6
     assert load_workbook(io.BytesIO(xlsx_file.getvalue())).active.max_row == 6
     with pytest.raises(Forbidden):

@@ -10,35 +10,49 @@ transfers yet and are left out. Rows come in the order of the line's id, which i
 (``after``): a line never changes its id, so pages cover every line once however the manifests
 move through their states, and lines added meanwhile come at the end.
 
-The rows are plain tuples of a Core ``SELECT`` read with ``yield_per`` (a server-side cursor on
-PostgreSQL, ``fetchmany`` on SQLite), so memory stays flat however long the registry: the CSV and
-XLSX writers here consume the iterator row by row. They take any binary file, so the job queue can
-write an export to a file as well as a response streams it.
+Two readers of the same ``SELECT``. :func:`registry_rows` gives dicts of Python values for the JSON
+pages. :func:`export_rows` feeds the CSV and XLSX exports (10⁶ rows for a city): every cell as the
+text the file shows, read in big chunks of plain tuples. On PostgreSQL the database renders the
+cells (``to_char`` of the local time, numbers cast to text) and a psycopg server-side cursor reads
+them, with no ORM or type processing per value; elsewhere (SQLite, the embedded default) the same
+text is made in Python. Either way memory stays flat however long the registry: the writers here
+consume the iterator row by row, and take any binary file, so the job queue can write an export to
+a file as well as a response streams it (``scripts/bench_registry.py`` measures both).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from operator import call
 from typing import IO, Any
+from typing import cast as cast_type
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal
 from app.common.errors import Forbidden, NotFound
 from app.common.timeutil import SHANGHAI, as_utc
 from app.ledger.models import Manifest, ManifestLine, ManifestStatus
+from app.ledger.services import xlsx_stream
 from app.ledger.services.manifests import manifest_scope
+from app.ledger.services.xlsx_stream import BoundedMemo
 
 VIEWS = ("outgoing", "incoming", "transported", "managed")
+# The views' names in the files' titles (联单台账-移出-….csv).
+VIEW_ZH = {"outgoing": "移出", "incoming": "接收", "transported": "运输", "managed": "辖区"}
+# The exports' media types (the registry's, the job queue's and the statistics' downloads).
+CSV_MIME = "text/csv; charset=utf-8"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # How many rows one round trip to the database brings: enough to amortise it, small enough to
-# keep the peak memory a few hundred kB whatever the registry's length.
+# keep the peak memory a few MB whatever the registry's length.
 CHUNK = 2000
+EXPORT_CHUNK = 2000
+CSV_ROWS_PER_PIECE = 2000  # ≈ 0.6 MB of CSV a streamed piece
 
 # The registry's columns, in order: the JSON names, and the header of CSV and XLSX (zh / en).
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -72,6 +86,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("acceptance", "接收结论", "acceptance"),
 )
 FIELDS = tuple(name for name, _, _ in COLUMNS)
+# What each column's cells are in the exports: times (local, to the second), integers and exact
+# masses (numbers in XLSX), or text (made formula-safe).
+TIME_FIELDS = frozenset(("created_at", "submitted_at", "picked_up_at", "received_at", "processed_at"))
+NUMBER_FIELDS = frozenset(("line_id", "line_no", "quantity_kg", "received_kg", "accepted_kg"))
+TEXT_FIELDS = frozenset(FIELDS) - TIME_FIELDS - NUMBER_FIELDS
 
 
 @dataclass(frozen=True)
@@ -184,94 +203,161 @@ def header(lang: str = "zh") -> list[str]:
     return [zh if lang == "zh" else en for _, zh, en in COLUMNS]
 
 
-# ---------------------------------------------------------------- cells and writers
+# ---------------------------------------------------------------- rows for the exports
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# Control characters (but the tab) become spaces: they break CSV readers and are invalid in XLSX.
-_CONTROL = {c: " " for c in range(32) if c != 9}
+ExportRow = tuple[str, ...]
+
+
+def export_rows(
+    session: Session, actor: Principal, view: str, filters: RegistryFilters | None = None
+) -> Iterator[ExportRow]:
+    """The registry's rows for the CSV and XLSX exports: tuples in :data:`FIELDS` order, each
+    cell the text the file shows (``""`` when empty): times local to the second, masses exact
+    (``1000.001``), text as stored (the writers make it formula-safe). Checks the view before the
+    first row is asked for, as :func:`registry_rows`."""
+    query = registry_query(actor, view, filters or RegistryFilters())
+    if session.get_bind().dialect.name == "postgresql":
+        return _postgresql_rows(session, query)
+    return _python_rows(session, query)
+
+
+def _postgresql_rows(session: Session, query) -> Iterator[ExportRow]:
+    """The database renders every cell as text; a psycopg server-side cursor brings them in chunks
+    of plain tuples (no SQLAlchemy row or type processing: ≈ 3 µs of client CPU a row)."""
+    rendered: list[ColumnElement[Any]] = []
+    for name, column in zip(FIELDS, query.selected_columns, strict=True):
+        text: ColumnElement[Any]
+        if name in TIME_FIELDS:
+            text = func.to_char(func.timezone("Asia/Shanghai", column), "YYYY-MM-DD HH24:MI:SS")
+        elif name in NUMBER_FIELDS:
+            text = cast(column, Text)  # NUMERIC(14, 3) prints its three decimals
+        else:
+            text = type_coerce(column, Text)
+        rendered.append(func.coalesce(text, ""))
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = query.with_only_columns(*rendered).compile(dialect=dialect)
+    params = {}
+    for name, value in compiled.params.items():  # as SQLAlchemy would bind them (enums → values)
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        params[name] = process(value) if process else value
+    import psycopg  # the PostgreSQL driver: only there
+
+    driver = cast_type(psycopg.Connection, connection.connection.dbapi_connection)
+    cursor = driver.cursor(name=f"registry_export_{id(compiled)}")
+    try:
+        cursor.itersize = EXPORT_CHUNK
+        cursor.execute(str(compiled), params)
+        while chunk := cursor.fetchmany(EXPORT_CHUNK):
+            yield from chunk
+            del chunk  # before the next fetch: one chunk in memory at a time, not two
+    finally:
+        cursor.close()
+
+
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1991: a fixed offset converts many
 # times faster than the zone database (the exports convert five times per row).
 _UTC8 = timezone(timedelta(hours=8))
 
 
-def text_cell(value: Any) -> Any:
-    """A cell's value: text a spreadsheet would run as a formula kept as text (leading apostrophe),
-    control characters replaced; times in Asia/Shanghai; masses exact (Decimal)."""
+def _local_text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        value = value.translate(_CONTROL)
-        return "'" + value if value.lstrip(" ").startswith(FORMULA_START) else value
-    if isinstance(value, datetime):
-        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(_UTC8)
-        return local.isoformat(" ", "seconds")[:19]
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(_UTC8)
+    return local.isoformat(" ", "seconds")[:19]
+
+
+def _plain_text(value: Any) -> str:
+    return "" if value is None else str(value)  # Decimal("1000.001"), 7, ManifestStatus → its value
+
+
+def _python_rows(session: Session, query) -> Iterator[ExportRow]:
+    """The same cells made in Python from the typed values (SQLite, the embedded default)."""
+    formats = [_local_text if name in TIME_FIELDS else _plain_text for name in FIELDS]
+    result = session.execute(query.execution_options(yield_per=EXPORT_CHUNK, stream_results=True))
+    try:
+        for row in result:
+            yield tuple([f(v) for f, v in zip(formats, row, strict=True)])
+    finally:
+        result.close()
+
+
+# ---------------------------------------------------------------- cells and writers
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Control characters (but the tab) become spaces: they break CSV readers and are invalid in XLSX.
+_CONTROL = {c: " " for c in range(32) if c != 9}
+
+
+def safe_text(value: str) -> str:
+    """Text a spreadsheet would run as a formula kept as text (leading apostrophe), control
+    characters replaced."""
+    value = value.translate(_CONTROL)
+    return "'" + value if value.lstrip(" ").startswith(FORMULA_START) else value
+
+
+def csv_field(value: str) -> str:
+    """A CSV field (RFC 4180, as :mod:`csv`'s minimal quoting): quoted when it holds a comma, a
+    quote or a line break, its quotes doubled."""
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
     return value
 
 
-def write_csv(rows: Iterable[dict[str, Any]], fp: IO[bytes], lang: str = "zh") -> int:
-    """UTF-8 CSV with a BOM (Excel on Chinese Windows) into ``fp``; returns the number of rows."""
+def write_csv(rows: Iterable[ExportRow], fp: IO[bytes], lang: str = "zh") -> int:
+    """UTF-8 CSV with a BOM (Excel on Chinese Windows) of :func:`export_rows` into ``fp``;
+    returns the number of rows."""
     counted = _Counted(rows)
     for piece in csv_chunks(counted, lang):
         fp.write(piece)
     return counted.count
 
 
-def csv_chunks(rows: Iterable[dict[str, Any]], lang: str = "zh", chunk: int = 500) -> Iterator[bytes]:
-    """The CSV in pieces of ``chunk`` rows: what a streamed response sends."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow(header(lang))
-    pending = 0
+def csv_chunks(rows: Iterable[ExportRow], lang: str = "zh", chunk: int = CSV_ROWS_PER_PIECE) -> Iterator[bytes]:
+    """The CSV of :func:`export_rows` in pieces of ``chunk`` rows: what a streamed response sends.
+
+    The lines are joined here rather than by :mod:`csv`'s writer: only the text columns can need
+    quoting (times and numbers never do), and their quoted forms are remembered with the
+    formula-safe ones, which makes the CSV ≈ 2× faster (tests/ledger/test_registry_files.py
+    checks the bytes equal the writer's)."""
+    cell = [
+        BoundedMemo(lambda value: csv_field(safe_text(value))).__getitem__ if name in TEXT_FIELDS else str
+        for name in FIELDS
+    ]
+    pending = ["\ufeff" + ",".join(csv_field(text) for text in header(lang))]
     for row in rows:
-        writer.writerow([text_cell(row[name]) for name in FIELDS])
-        pending += 1
-        if pending >= chunk:
-            yield _drain(buffer)
-            pending = 0
-    yield _drain(buffer)
-
-
-def _drain(buffer: io.StringIO) -> bytes:
-    data = buffer.getvalue().encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
-    return data
+        pending.append(",".join(map(call, cell, row)))  # str(text) is the text itself
+        if len(pending) >= chunk:
+            pending.append("")  # the last line's end
+            yield "\r\n".join(pending).encode("utf-8")
+            pending.clear()
+    pending.append("")
+    yield "\r\n".join(pending).encode("utf-8")
 
 
 class _Counted:
-    def __init__(self, rows: Iterable[dict[str, Any]]):
+    def __init__(self, rows: Iterable[ExportRow]):
         self.rows = rows
         self.count = 0
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[ExportRow]:
         for row in self.rows:
             self.count += 1
             yield row
 
 
-def write_xlsx(rows: Iterable[dict[str, Any]], fp: IO[bytes], lang: str = "zh", title: str = "registry") -> int:
-    """An XLSX written with openpyxl's write-only mode (rows go to a temporary file as they come,
-    so memory does not grow with the rows); returns the number of rows written."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+XLSX_KINDS = tuple(
+    xlsx_stream.NUMBER
+    if name in NUMBER_FIELDS
+    else xlsx_stream.SAFE_TEXT
+    if name in TIME_FIELDS  # digits, dashes, colons and a space
+    else xlsx_stream.TEXT
+    for name in FIELDS
+)
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title[:31] or "registry")
-    ws.freeze_panes = "A2"
-    bold = Font(bold=True)
-    heading = []
-    for text in header(lang):
-        cell = WriteOnlyCell(ws, value=text)
-        cell.font = bold
-        heading.append(cell)
-    ws.append(heading)
-    count = 0
-    for row in rows:
-        # text_cell never returns a text starting with "=", so openpyxl writes every text as a
-        # string cell, never a formula (tests/ledger/test_registry.py checks the cell types).
-        ws.append([text_cell(row[name]) for name in FIELDS])
-        count += 1
-    wb.save(fp)
-    return count
+
+def write_xlsx(rows: Iterable[ExportRow], fp: IO[bytes], lang: str = "zh", title: str = "registry") -> int:
+    """An XLSX of :func:`export_rows` (one sheet, bold frozen header; integers and masses are
+    numbers, times and text are text cells, never formulas) streamed into ``fp`` by
+    :mod:`xlsx_stream`; returns the number of rows written."""
+    return xlsx_stream.write_xlsx(fp, title or "registry", header(lang), XLSX_KINDS, rows, prepare=safe_text)
