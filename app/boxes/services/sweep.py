@@ -26,7 +26,7 @@ import heapq
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -129,9 +129,8 @@ def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rul
             for key, value in row.items():
                 set_committed_value(box, key, value)
             written.setdefault(tuple(row), []).append({"box_pk": box.id, **row})
-    connection = session.connection()
-    for rows in written.values():
-        connection.execute(_UPDATE_BOX, rows)
+    for columns, rows in written.items():
+        write_boxes(session, columns, rows)
     # The changes through the unit of work (few: the boxes whose colour changed), whose flush
     # the statistics' roll-ups follow (app.statistics.rollup_tracking).
     session.add_all(ColourChange(**change) for change in changes)
@@ -139,6 +138,33 @@ def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rul
         rebuild_history(session, box, cast(datetime, box.colour_next_check_at), now)
     session.flush()
     return len(boxes)
+
+
+def write_boxes(session: Session, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Set ``columns`` of the boxes of ``rows`` (each with its ``box_pk``): on PostgreSQL one
+    ``UPDATE … FROM unnest(…)`` with one array a column (an executemany is a statement a row,
+    a ``VALUES`` list thousands of parameters to compile), elsewhere an executemany."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        connection.execute(_UPDATE_BOX, rows)
+        return
+    keys = [k for k in columns if k != "box_pk"]
+    arrays: dict[str, list[Any]] = {"box_pk": [row["box_pk"] for row in rows]}
+    casts = ["CAST(:box_pk AS INTEGER[])"]
+    for n, key in enumerate(keys):
+        sql_type = _BOXES.c[key].type
+        process = sql_type._cached_bind_processor(dialect)
+        arrays[f"c{n}"] = [row[key] if process is None or row[key] is None else process(row[key]) for row in rows]
+        casts.append(f"CAST(:c{n} AS {sql_type.compile(dialect=dialect)}[])")
+    names = ", ".join(["box_pk", *(f"c{n}" for n in range(len(keys)))])
+    sets = ", ".join(f"{key} = given.c{n}" for n, key in enumerate(keys))
+    connection.execute(
+        text(
+            f"UPDATE boxes SET {sets} FROM unnest({', '.join(casts)}) AS given({names}) WHERE boxes.id = given.box_pk"
+        ),
+        arrays,
+    )
 
 
 def _stored_changes(
