@@ -102,7 +102,8 @@ def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rul
     slow: list[Box] = []
     for box in boxes:
         ev = evaluations[box.id]
-        colour, since = box.colour, box.colour_since
+        colour: str = str(box.colour)  # as the engine names it (a Colour's value)
+        since = box.colour_since
         if ev.colour != colour:
             behind = box.colour_next_check_at is not None and box.colour_next_check_at < now
             if behind and not _nothing_since(box, ev):
