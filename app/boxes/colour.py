@@ -344,6 +344,11 @@ def derive_saturation(facts: dict[str, Any]) -> None:
             threshold = rule.params.get("threshold")
             if rule.code.startswith("saturation") and threshold is not None and math.isfinite(cycle_days):
                 facts["saturation_since"][threshold] = fill.filled_at + timedelta(days=cycle_days * threshold)
+        # At the moment a level is crossed (a next check names it) the level is reached, though
+        # the moment is rounded to the microsecond and the product may fall a hair short of it.
+        reached = [level for level, at in facts["saturation_since"].items() if at <= now]
+        if reached and saturation < max(reached):
+            saturation = max(reached)
         if math.isfinite(cycle_days):
             candidates = facts.setdefault("next_check_candidates", [])
             candidates.extend(facts["saturation_since"].values())

@@ -25,7 +25,7 @@ from app.telemetry.services.checks import bind_ts
 from app.telemetry.services.ingestion import insert_readings
 
 BATCH_BOXES = 1_000
-LIVE_MINUTES = 5
+LIVE_MINUTES = 2  # the first batch syncs the states and replays; more minutes add little but time
 HISTORY_ROWS_PER_COMMIT = 100_000
 
 

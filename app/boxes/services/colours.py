@@ -332,22 +332,12 @@ def refresh_due_chunk(session: Session, now: datetime, limit: int = 500, unstore
     or, with ``unstored``, boxes without a stored evaluation yet (as after the migration that
     brought it). The number evaluated: fewer than ``limit`` when no more are due.
 
-    The chunk is evaluated at ``now`` as a batch (each fact provider one query for all). Only a
-    box whose colour differs from its stored one has its history caught up moment by moment
-    (:func:`rebuild_history`); the others are stored as evaluated, in one UPDATE per set of
-    changed columns. Why that is enough: between two events (fills, readings, ledger steps, each
-    of which evaluates the box when it happens) time alone only worsens a box (saturation and
-    silence grow, the predicted date and the waste's deadlines come nearer), so a box whose
-    colour is the same at ``now`` as at its last evaluation had that colour all along."""
-    due = select(Box).where(Box.colour_next_check_at <= now).order_by(Box.colour_next_check_at).limit(limit)
-    boxes = list(session.scalars(due))
-    if unstored and len(boxes) < limit:
-        boxes += session.scalars(select(Box).where(Box.colour_detail.is_(None)).limit(limit - len(boxes)))
-    if boxes:
-        evaluations = _evaluate_boxes(session, boxes, now, None, _rules(session))
-        changed = {b.id for b in boxes if evaluations[b.id].colour != b.colour}
-        refresh_colours(session, boxes, now, evaluations=evaluations, catch_up=changed)
-    return len(boxes)
+    Set-wise (:mod:`app.boxes.services.sweep`): the chunk read in one query per table and
+    evaluated at ``now`` as a batch, written in one UPDATE per set of changed columns; only a
+    box whose colour changed has its history caught up moment by moment."""
+    from app.boxes.services.sweep import sweep_chunk
+
+    return sweep_chunk(session, now, limit, unstored, _rules(session))
 
 
 def view_box(session: Session, box: Box, now: datetime | None = None) -> BoxView:
