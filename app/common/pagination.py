@@ -207,6 +207,16 @@ def page_fields(item_schema) -> dict[str, Any]:
 # ---------------------------------------------------------------- the pages' lists (上一页 / 下一页)
 
 
+class BadPageCursor(Exception):
+    """A page list's ``cursor`` that does not fit the list: the pages answer it with a 400 page
+    (app/web/paging.py), whichever package's page helper read it. ``name``: the query-string
+    name it came in (``cursor``, or a second list's own)."""
+
+    def __init__(self, detail: str, name: str = "cursor") -> None:
+        super().__init__(detail)
+        self.name = name
+
+
 #: A sort key of a list: (column or expression, descending, the item's value: attribute name or function).
 Key = tuple[Any, bool, Any]
 

@@ -17,15 +17,14 @@ from flask import render_template, request, url_for
 from flask_babel import gettext as _
 
 from app.common.errors import InvalidInput
-from app.common.pagination import Key, KeysetPage, keyset_pages
+from app.common.pagination import BadPageCursor, Key, KeysetPage, keyset_pages
 from app.extensions import db
 
 #: Query-string names a page link drops: the old paging and the download formats.
 NOT_KEPT = ("cursor", "page", "format")
 
 
-class BadPageCursor(Exception):
-    """A page list's ``cursor`` that does not fit the list."""
+__all__ = ["BadPageCursor", "bad_cursor_page", "cursor_arg", "cursor_checked", "keyset_page", "page_url"]
 
 
 def cursor_arg() -> str | None:
@@ -53,21 +52,22 @@ def cursor_checked() -> Iterator[None]:
         raise BadPageCursor(str(exc)) from exc
 
 
-def page_url(cursor: str | None) -> str:
-    """This request's URL with its filters, at the page ``cursor`` names (None: the first page)."""
-    args = _kept_args()
+def page_url(cursor: str | None, name: str = "cursor", anchor: str | None = None) -> str:
+    """This request's URL with its filters, at the page ``cursor`` names (None: the first page);
+    ``name`` is the cursor's query-string name (a page with a second list uses its own)."""
+    args = {k: v for k, v in _kept_args().items() if k != name}
     if cursor:
-        args["cursor"] = cursor
-    return url_for(request.endpoint or "pages.dashboard", **(request.view_args or {}), **args)
+        args[name] = cursor
+    return url_for(request.endpoint or "pages.dashboard", **(request.view_args or {}), **args, _anchor=anchor)
 
 
-def bad_cursor_page(_exc: BadPageCursor):
+def bad_cursor_page(exc: BadPageCursor):
     return render_template(
         "error.html",
         status=400,
         title=_("分页链接无效"),
         detail=_("此分页链接已失效或被改动。请回到列表第一页重新翻页。"),
-        first_page=page_url(None) if request.endpoint else None,
+        first_page=page_url(None, exc.name) if request.endpoint else None,
     ), 400
 
 

@@ -170,3 +170,24 @@ def test_jobs_page_pages_and_an_export_starts_from_a_page(app, world, monkeypatc
     assert bad.status_code == 422 and "无法开始导出" in bad.get_data(as_text=True)
     nav = client.get("/jobs").get_data(as_text=True)
     assert 'href="/jobs"' in nav and "导出任务" in nav
+
+
+def test_a_box_trail_pages_by_its_own_cursor_oldest_first(app, world, api, monkeypatch):
+    """A box's trail grows with every fill: its section pages by ``trail`` (the box page's own
+    arguments kept), every entry once, in the chain's order; a bad ``trail`` cursor is the 400 page."""
+    from app.audit import pages as audit_pages
+
+    monkeypatch.setattr(audit_pages, "TRAIL_PER_PAGE", 2)
+    loop = build_loop(world, api, removed_kg=1800, replaced_at=ago(days=20))
+    client = login(app, "ent")
+    url = f"/boxes/{loop.box.code}"
+    first = client.get(url).get_data(as_text=True)
+    total = int(re.search(r"共 (\d+) 条，点击展开", first).group(1))
+    seen, urls = walk(
+        client, url, lambda r: [int(s) for s in re.findall(r'<li data-seq="(\d+)"', r.get_data(as_text=True))]
+    )
+    seqs = [s for page in seen for s in page]
+    assert total >= 3 and len(seqs) == total and seqs == sorted(set(seqs))
+    assert all("trail=" in u and u.endswith("#audit-trail") for u in urls[1:])
+    r = client.get(f"{url}?trail=garbage")
+    assert r.status_code == 400 and "分页链接无效" in r.get_data(as_text=True)
