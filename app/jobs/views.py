@@ -98,13 +98,25 @@ def kind_title(name: str) -> str:
     return kind.title_zh if str(get_locale() or "zh") == "zh" else (kind.title_en or kind.title_zh)
 
 
+def job_title(job: Job) -> str:
+    """What a person asked for: an export's own name ("导出 · 联单台账 (XLSX)"), else the kind's."""
+    title = kind_title(job.kind)
+    params = job.params or {}
+    export = current_wiring().job_exports.get(str(params.get("export") or "")) if job.kind == "export" else None
+    if export is None:
+        return title
+    name = export.title_zh if str(get_locale() or "zh") == "zh" else (export.title_en or export.title_zh)
+    fmt = str(params.get("format") or "").upper()
+    return f"{title} · {name}" + (f" ({fmt})" if fmt else "")
+
+
 def state_names() -> dict[str, str]:
     return {"queued": _("排队中"), "running": _("运行中"), "succeeded": _("已完成"), "failed": _("失败")}
 
 
 @pages.app_context_processor
 def _helpers():
-    return {"job_kind_title": kind_title, "job_state_names": state_names}
+    return {"job_kind_title": kind_title, "job_title": job_title, "job_state_names": state_names}
 
 
 JOBS_PER_PAGE = 50

@@ -12,6 +12,7 @@ import pytest
 
 from app.boxes.services import lists as box_lists
 from app.extensions import db
+from app.jobs import dispatch
 from app.jobs import views as job_views
 from app.ledger.services import registry_lists
 from app.web import pages, revision_pages, views
@@ -161,6 +162,7 @@ def test_jobs_page_pages_and_an_export_starts_from_a_page(app, world, monkeypatc
             data={"csrf_token": token, "export": "colour_boxes", "colour": "red", "format": "csv"},
         )
         assert r.status_code == 303, r.get_data(as_text=True)[:500]
+        dispatch.wait_in_process(app, timeout=120)  # the embedded runner: one job at a time, as SQLite writes
         started.append(int(r.headers["Location"].rsplit("/", 1)[1]))
     seen, _ = walk(
         client, "/jobs", lambda r: [int(i) for i in re.findall(r'data-job="(\d+)"', r.get_data(as_text=True))]
@@ -191,3 +193,29 @@ def test_a_box_trail_pages_by_its_own_cursor_oldest_first(app, world, api, monke
     assert all("trail=" in u and u.endswith("#audit-trail") for u in urls[1:])
     r = client.get(f"{url}?trail=garbage")
     assert r.status_code == 400 and "分页链接无效" in r.get_data(as_text=True)
+
+
+def test_the_manifests_and_statistics_pages_start_their_exports_as_jobs(app, world):
+    client = login(app, "ent")
+    html = client.get("/manifests").get_data(as_text=True)
+    form = html.split('data-form="export-job"')[1].split("</form>")[0]
+    assert 'name="export" value="registry"' in form and "后台导出" in form
+    r = client.post("/jobs/export", data={"export": "registry", "view": "outgoing", "format": "csv"})
+    assert r.status_code == 303
+    dispatch.wait_in_process(app, timeout=120)
+    job_page = client.get(r.headers["Location"])
+    assert job_page.status_code == 200 and "导出 · 联单台账 (CSV)" in job_page.get_data(as_text=True)
+    # a view the enterprise has no part in is refused in words, not a 500
+    r = client.post("/jobs/export", data={"export": "registry", "view": "managed", "format": "csv"})
+    assert r.status_code == 403 and "无法开始导出" in r.get_data(as_text=True)
+    city = login(app, "reg_city")
+    stats = city.get("/statistics").get_data(as_text=True)
+    form = stats.split('data-form="export-job"')[1].split("</form>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    assert fields["export"] == "statistics" and fields["scope"] == "city" and fields["period"]
+    fields.pop("csrf_token", None)
+    r = city.post("/jobs/export", data={**fields, "format": "xlsx"})
+    assert r.status_code == 303, r.get_data(as_text=True)[:300]
+    dispatch.wait_in_process(app, timeout=120)
+    done = city.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'data-state="succeeded"' in done and "统计报表 (XLSX)" in done
