@@ -10,6 +10,10 @@ cursor that does not fit the list is a 422 on ``cursor``, never a 500.
 
 ``page`` still works up to :data:`MAX_OFFSET` rows deep (OFFSET is linear in the depth); ``total``
 is counted only for ``page`` requests (the count reads every row the caller may see), not per cursor.
+
+The pages' lists (:func:`keyset_pages`, :func:`keyset_slice`; app/web/paging.py shows them) page
+the same way in both directions, "下一页" and "上一页": their cursor carries the direction too. No
+page list uses OFFSET.
 """
 
 from __future__ import annotations
