@@ -9,14 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit import services, signatures
+from app.audit.models import AuditEntry
 from app.common.auth import current_principal, require_user
-from app.common.errors import DomainError
+from app.common.errors import DomainError, InvalidInput
+from app.common.pagination import BadPageCursor, KeysetPage, keyset_pages
 from app.common.timeutil import to_local_str
 from app.common.tx import rollback_request
 from app.extensions import db
@@ -24,7 +26,7 @@ from app.translations import localise_error
 
 bp = Blueprint("audit_pages", __name__, template_folder="../templates")
 
-TRAIL_LIMIT = 200
+TRAIL_PER_PAGE = 100
 
 
 def _table_names() -> dict[str, str]:
@@ -159,19 +161,35 @@ def _changes(item: dict[str, Any]) -> list[str]:
     return out[:8]
 
 
-def audit_trail(manifest: str | None = None, box: str | None = None) -> list[dict[str, Any]] | None:
-    """The trail rows of a manifest (number) or box (code) for the signed-in reader, oldest
-    first; None when the reader may not see it (the section is then left out)."""
+class Trail(list):
+    """The rows of one page of a trail (a list, as the templates read it), with its pager and total."""
+
+    page: KeysetPage | None = None
+    total: int = 0
+
+
+def audit_trail(manifest: str | None = None, box: str | None = None) -> Trail | None:
+    """One page of the trail of a manifest (number) or box (code) for the signed-in reader, oldest
+    first, in keyset pages (``?trail=<cursor>``: a box's trail grows with every fill and colour
+    change); None when the reader may not see it (the section is then left out)."""
     from app.accounts.models import Organization
 
     reader = current_principal(optional=True)
     if reader is None:
         return None
     try:
-        found = services.trail(db.session(), reader, manifest=manifest, box=box, limit=TRAIL_LIMIT)
+        query = services.trail_query(db.session(), reader, manifest=manifest, box=box)
     except DomainError:
         return None
-    items = found["items"]
+    cursor = request.args.get("trail") or None
+    try:
+        if cursor is not None and len(cursor) > 2000:
+            raise InvalidInput.field("cursor", "too long")
+        page = keyset_pages(db.session(), query.order_by(AuditEntry.seq), cursor, TRAIL_PER_PAGE)
+    except InvalidInput as exc:
+        raise BadPageCursor(str(exc), "trail") from exc
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = [services.entry_out(e) for e in page.items]
     org_ids = {i["org_id"] for i in items if i["org_id"]}
     orgs = (
         dict(db.session.execute(select(Organization.id, Organization.name).where(Organization.id.in_(org_ids))).all())
@@ -179,7 +197,7 @@ def audit_trail(manifest: str | None = None, box: str | None = None) -> list[dic
         else {}
     )
     tables, actions, interfaces = _table_names(), _action_names(), _interface_names()
-    return [
+    found = Trail(
         {
             "seq": i["seq"],
             "at": i["recorded_at"],
@@ -190,7 +208,9 @@ def audit_trail(manifest: str | None = None, box: str | None = None) -> list[dic
             "changes": _changes(i),
         }
         for i in items
-    ]
+    )
+    found.page, found.total = page, total
+    return found
 
 
 def signature_checks(manifest) -> list[signatures.SignatureCheck]:

@@ -358,6 +358,23 @@ def trail(
     Operators read everything; others the manifests and boxes (and their lines, events, fills)
     their domains' visibility rules let them see (regulators: their jurisdiction). A manifest or
     box out of sight is 404 (existence is not disclosed); other tables are operators' (403)."""
+    query = trail_query(session, actor, table=table, row_id=row_id, manifest=manifest, box=box)
+    entries = list(session.scalars(query.where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit + 1)))
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return {"items": [entry_out(e) for e in entries], "next_after": entries[-1].seq if more else None}
+
+
+def trail_query(
+    session: Session,
+    actor,
+    *,
+    table: str | None = None,
+    row_id: str | None = None,
+    manifest: str | None = None,
+    box: str | None = None,
+):
+    """The entries :func:`trail` reads, unordered (its checks: 403 / 404 / 422 as it answers)."""
     if actor.is_device:
         raise Forbidden("设备令牌不能查看审计记录 (device tokens cannot read the audit trail)")
     query = select(AuditEntry)
@@ -388,10 +405,7 @@ def trail(
         query = query.where(AuditEntry.table_name == table)
     elif not actor.is_operator:
         raise InvalidInput.field("table", "name an object: table and id, manifest or box")
-    entries = list(session.scalars(query.where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit + 1)))
-    more = len(entries) > limit
-    entries = entries[:limit]
-    return {"items": [entry_out(e) for e in entries], "next_after": entries[-1].seq if more else None}
+    return query
 
 
 def entry_out(entry: AuditEntry) -> dict[str, Any]:

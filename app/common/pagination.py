@@ -10,6 +10,10 @@ cursor that does not fit the list is a 422 on ``cursor``, never a 500.
 
 ``page`` still works up to :data:`MAX_OFFSET` rows deep (OFFSET is linear in the depth); ``total``
 is counted only for ``page`` requests (the count reads every row the caller may see), not per cursor.
+
+The pages' lists (:func:`keyset_pages`, :func:`keyset_slice`; app/web/paging.py shows them) page
+the same way in both directions, "下一页" and "上一页": their cursor carries the direction too. No
+page list uses OFFSET.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -201,3 +206,116 @@ def page_fields(item_schema) -> dict[str, Any]:
         ),
         "next": fields.Str(allow_none=True, metadata={"description": "the next page's URL (also the `Link` header)"}),
     }
+
+
+# ---------------------------------------------------------------- the pages' lists (上一页 / 下一页)
+
+
+class BadPageCursor(Exception):
+    """A page list's ``cursor`` that does not fit the list: the pages answer it with a 400 page
+    (app/web/paging.py), whichever package's page helper read it. ``name``: the query-string
+    name it came in (``cursor``, or a second list's own)."""
+
+    def __init__(self, detail: str, name: str = "cursor") -> None:
+        super().__init__(detail)
+        self.name = name
+
+
+#: A sort key of a list: (column or expression, descending, the item's value: attribute name or function).
+Key = tuple[Any, bool, Any]
+
+
+@dataclass
+class KeysetPage:
+    """One page of a page list: its items and the cursors of the pages before and after (None at an end)."""
+
+    items: list[Any]
+    per_page: int
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+    @property
+    def paged(self) -> bool:
+        return self.next_cursor is not None or self.prev_cursor is not None
+
+
+def _value(item: Any, key: Key) -> Any:
+    source = key[2]
+    return source(item) if callable(source) else getattr(item, source)
+
+
+def _page_cursor(direction: str, item: Any, keys: list[Key]) -> str:
+    return encode_cursor([direction, *(_value(item, k) for k in keys)])
+
+
+def keyset_pages(session, query, cursor: str | None, per_page: int, keys: list[Key] | None = None) -> KeysetPage:
+    """One page of ``query`` for a page list: the first page, or the rows after (``下一页``) or before
+    (``上一页``) the row a cursor names. The cursor is the direction and that row's sort key, so a page
+    costs the same at any depth and rows inserted meanwhile neither repeat nor push a row out.
+
+    ``keys`` defaults to the query's ORDER BY (:func:`sort_keys`, plain columns of one entity); a
+    query of several columns (a row and computed figures) names its keys, each ended by a unique
+    column. A cursor that does not fit is :class:`InvalidInput` on ``cursor``.
+    """
+    keys = keys if keys is not None else sort_keys(query)
+    if keys is None:
+        raise TypeError("keyset_pages needs plain ORDER BY columns or explicit keys")
+    single = len(query.column_descriptions) == 1
+    backward = False
+    if cursor:
+        values = decode_cursor(cursor, len(keys) + 1)
+        direction, values = values[0], values[1:]
+        if direction not in ("n", "p"):
+            raise InvalidInput.field("cursor", "not a cursor of this list (use the page's links)")
+        backward = direction == "p"
+    walk = [(column, not descending, source) for column, descending, source in keys] if backward else keys
+    paged = ordered(query, walk)
+    if cursor:
+        paged = paged.where(after_key(walk, values))
+    result = session.execute(paged.limit(per_page + 1))
+    items = list(result.scalars()) if single else list(result.all())
+    more = len(items) > per_page
+    items = items[:per_page]
+    if backward:
+        items.reverse()
+    page = KeysetPage(items, per_page)
+    if cursor and not items:  # the rows around the cursor's row are gone (deleted meanwhile)
+        if backward:
+            return keyset_pages(session, query, None, per_page, keys)
+        page.prev_cursor = encode_cursor(["p", *values])
+    if items:
+        # forward: more rows after when the page overflowed, rows before when it came from a cursor
+        has_next = more if not backward else True
+        has_prev = bool(cursor) if not backward else more
+        page.next_cursor = _page_cursor("n", items[-1], keys) if has_next else None
+        page.prev_cursor = _page_cursor("p", items[0], keys) if has_prev else None
+    return page
+
+
+def keyset_slice(rows: list[Any], sort_key, cursor: str | None, per_page: int) -> KeysetPage:
+    """:func:`keyset_pages` over rows already in memory and sorted by ``sort_key`` (a tuple of
+    comparable, non-null values, ended by a unique one): for an order the database cannot serve,
+    such as an evaluated figure of a bounded list."""
+    start, stop = 0, len(rows)
+    if cursor and rows:
+        values = decode_cursor(cursor, 1 + len(sort_key(rows[0])))
+        direction, anchor = values[0], tuple(values[1:])
+        if direction not in ("n", "p"):
+            raise InvalidInput.field("cursor", "not a cursor of this list (use the page's links)")
+        try:
+            keys = [sort_key(r) for r in rows]
+            if direction == "n":
+                start = next((i for i, k in enumerate(keys) if k > anchor), len(rows))
+                stop = min(len(rows), start + per_page)
+            else:
+                stop = next((i for i, k in enumerate(keys) if k >= anchor), len(rows))
+                start = max(0, stop - per_page)
+        except TypeError as exc:  # values of another list's kinds
+            raise InvalidInput.field("cursor", "not a cursor of this list (use the page's links)") from exc
+    else:
+        stop = min(len(rows), per_page)
+    page = KeysetPage(rows[start:stop], per_page)
+    if page.items:
+        page.next_cursor = encode_cursor(["n", *sort_key(rows[stop - 1])]) if stop < len(rows) else None
+        page.prev_cursor = encode_cursor(["p", *sort_key(rows[start])]) if start > 0 else None
+    return page

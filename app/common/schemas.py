@@ -140,15 +140,6 @@ def Id(**kwargs) -> fields.Int:
     return fields.Int(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
-def paginate(session, query, page: int, per_page: int):
-    """OFFSET pages for the pages' lists (bounded by their page numbers); the API uses :func:`listing`."""
-    from sqlalchemy import func, select
-
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
-    return items, total
-
-
 def listing(query, args):
     """A keyset page of ``query`` (:mod:`app.common.pagination`) with its ``next`` URL and ``Link``."""
     from app.extensions import db

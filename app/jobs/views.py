@@ -9,20 +9,25 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint as PageBlueprint
-from flask import current_app, render_template, send_file
+from flask import current_app, redirect, render_template, request, send_file, url_for
 from flask.views import MethodView
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 from flask_smorest import Blueprint
+from marshmallow import ValidationError
 
 from app.common.auth import require_user
-from app.common.errors import Conflict, NotFound
+from app.common.errors import Conflict, DomainError, NotFound
 from app.common.timeutil import utcnow
+from app.common.tx import rollback_request
 from app.common.wiring import current_wiring
 from app.extensions import db
 from app.jobs import dispatch, schemas, services
 from app.jobs.models import Job, JobState
+from app.translations import localise_error
+from app.web import paging
+from app.web.form_tokens import user_fields
 
 blp = Blueprint("jobs", __name__, description="Jobs (后台任务): the colour sweep and exports, run on the queue")
 
@@ -93,20 +98,81 @@ def kind_title(name: str) -> str:
     return kind.title_zh if str(get_locale() or "zh") == "zh" else (kind.title_en or kind.title_zh)
 
 
+def job_title(job: Job) -> str:
+    """What a person asked for: an export's own name ("导出 · 联单台账 (XLSX)"), else the kind's."""
+    title = kind_title(job.kind)
+    params = job.params or {}
+    export = current_wiring().job_exports.get(str(params.get("export") or "")) if job.kind == "export" else None
+    if export is None:
+        return title
+    name = export.title_zh if str(get_locale() or "zh") == "zh" else (export.title_en or export.title_zh)
+    fmt = str(params.get("format") or "").upper()
+    return f"{title} · {name}" + (f" ({fmt})" if fmt else "")
+
+
 def state_names() -> dict[str, str]:
     return {"queued": _("排队中"), "running": _("运行中"), "succeeded": _("已完成"), "failed": _("失败")}
 
 
 @pages.app_context_processor
 def _helpers():
-    return {"job_kind_title": kind_title, "job_state_names": state_names}
+    return {"job_kind_title": kind_title, "job_title": job_title, "job_state_names": state_names}
+
+
+JOBS_PER_PAGE = 50
 
 
 @pages.route("/jobs")
 @login_required
 def job_list():
-    jobs, _next = services.visible_jobs(db.session(), require_user(), None, 100)
-    return render_template("jobs_list.html", jobs=jobs)
+    page = paging.keyset_page(services.jobs_query(require_user()), JOBS_PER_PAGE)
+    return render_template("jobs_list.html", jobs=page.items, page=page)
+
+
+@pages.route("/jobs/export", methods=["POST"])
+@login_required
+def start_export():
+    """A page's "后台导出" button: an ``export`` job with the form's fields as its params (the
+    export named, its format and its filters; empty fields left out), then the job's page."""
+    principal = require_user()
+    form = {k: v.strip() for k, v in user_fields(request.form).items() if v and v.strip()}
+    params = {k: v for k, v in form.items() if k in EXPORT_FIELDS}
+    try:
+        job = services.request_job(
+            db.session(),
+            principal,
+            "export",
+            params,
+            utcnow(),
+            max_attempts=int(current_app.config.get("JOB_MAX_ATTEMPTS") or 3),
+        )
+    except ValidationError as exc:
+        rollback_request(db.session())
+        return _refused(422, _("导出参数有误：%(detail)s", detail=_messages(exc.messages)))
+    except DomainError as exc:
+        rollback_request(db.session())
+        return _refused(exc.status, localise_error(exc))
+    dispatch.start_after_commit(job.id)
+    return redirect(url_for("job_pages.job_page", job_id=job.id), 303)
+
+
+#: The fields a page's export form may send (the ``export`` kind's and its exports' params).
+EXPORT_FIELDS = frozenset(
+    {"export", "format", "view", "status", "colour", "county", "park", "enterprise", "q", "sort", "lang"}
+    | {"scope", "park_id", "county_code", "period", "base_year", "from", "to", "waste_code"}
+)
+
+
+def _messages(messages) -> str:
+    if isinstance(messages, dict):
+        return "；".join(f"{k}: {_messages(v)}" for k, v in messages.items())
+    if isinstance(messages, list):
+        return "；".join(_messages(m) for m in messages)
+    return str(messages)
+
+
+def _refused(status: int, detail: str):
+    return render_template("error.html", status=status, title=_("无法开始导出"), detail=detail), status
 
 
 @pages.route("/jobs/<int:job_id>")

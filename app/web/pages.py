@@ -28,7 +28,6 @@ from app.boxes import services as box_services
 from app.boxes.models import Box, Colour
 from app.common.auth import current_principal
 from app.common.errors import NotFound
-from app.common.schemas import paginate
 from app.common.timeutil import from_db, utcnow
 from app.common.tx import commit_read_effects
 from app.extensions import db
@@ -36,6 +35,7 @@ from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
 from app.telemetry import services as telemetry_services
+from app.web import paging
 from app.web.chart import concentration_chart
 from app.web.filters import FILTERS, isotime_filter, kg_filter, tonnes_filter  # noqa: F401 (re-exported)
 from app.web.names import (
@@ -97,6 +97,8 @@ def nav_links() -> list[tuple[str, str, str]]:
     if principal.is_operator or principal.has_role("regulator"):
         links.append(("index_pages.index_page", url_for("index_pages.index_page"), _("协同指数")))
         links.append(("revision_pages.revisions", url_for("revision_pages.revisions"), _("更正申请")))
+    if principal.is_operator or principal.organization is not None:  # every party may export its registry
+        links.append(("job_pages.job_list", url_for("job_pages.job_list"), _("导出任务")))
     return links
 
 
@@ -115,11 +117,6 @@ def _not_found(detail: str):
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
     return int(value) if value.isdigit() and len(value) < 10 else None
-
-
-def _page_arg() -> int:
-    page = _int_arg("page")
-    return page if page and page > 0 else 1
 
 
 def _date_arg(name: str, errors: dict[str, str]) -> date | None:
@@ -314,7 +311,6 @@ def ledger():
     stage = request.args.get("stage") or None
     if stage not in stage_names():
         stage = None
-    page = _page_arg()
     context: dict[str, Any] = {
         "choices": choices,
         "enterprise_id": enterprise_id,
@@ -322,11 +318,11 @@ def ledger():
         "stage": stage,
         "start": start,
         "end": end,
-        "page": page,
-        "per_page": PER_PAGE,
     }
     if enterprise_id is None:
-        return render_template("ledger_list.html", enterprise=None, records=[], total=0, totals={}, **context)
+        return render_template(
+            "ledger_list.html", enterprise=None, records=[], page=None, total=0, totals={}, **context
+        )
     try:
         query = ledger_services.ledger_query(db.session(), principal, enterprise_id, start=start, end=end, stage=stage)
     except NotFound:
@@ -335,18 +331,18 @@ def ledger():
     totals: dict[str, Any] = dict(
         db.session.execute(select(sub.c.stage, func.sum(sub.c.quantity_kg)).group_by(sub.c.stage)).all()
     )
-    records, total = paginate(
-        db.session(),
-        query.order_by(None).order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()),
-        page,
-        PER_PAGE,
+    total = db.session.scalar(select(func.count()).select_from(sub))
+    page = paging.keyset_page(
+        query.order_by(None).order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()), PER_PAGE
     )
+    records = page.items
     enterprise = ledger_services.visible_enterprise(db.session(), principal, enterprise_id)
     methods = ledger_services.methods(db.session())
     return render_template(
         "ledger_list.html",
         enterprise=enterprise,
         records=records,
+        page=page,
         total=total,
         totals=totals,
         methods=methods,
@@ -388,15 +384,13 @@ def manifests():
     flag = request.args.get("flag") or None
     if flag not in flag_names():
         flag = None
-    page = _page_arg()
     query = ledger_services.list_manifests(db.session(), principal, status=status, flag=flag, now=now)
-    items, total = paginate(db.session(), query, page, PER_PAGE)
+    page = paging.keyset_page(query, PER_PAGE)
     return render_template(
         "manifest_list.html",
-        rows=_manifest_rows(items, now),
-        total=total,
+        rows=_manifest_rows(page.items, now),
+        total=_count(query),
         page=page,
-        per_page=PER_PAGE,
         status=status,
         flag=flag,
         registry_views=_registry_views(principal),

@@ -22,6 +22,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from marshmallow import ValidationError
+from sqlalchemy import func, select
 
 from app.accounts.services import Principal
 from app.audit.signing_forms import signature_from_form
@@ -41,6 +42,7 @@ bp = Blueprint("receiving", __name__, template_folder="../templates")
 
 RECEIVER_ROLES = ("receiver", "regenerator")
 DECISIONS = ("accept", "partial", "refuse")
+QUEUE_SHOWN = 50  # cards per work queue on /receiving (the rest through the manifests list)
 Errors = dict[str, list[str]]
 
 
@@ -90,14 +92,24 @@ def incoming():
         ), 403
     now = utcnow()
 
-    def listed(status: str, limit: int = 50) -> list[dict[str, Any]]:
-        query = ledger_services.list_manifests(db.session(), principal, status=status, party="receiver", now=now)
-        return [_card(m, now) for m in db.session().scalars(query.limit(limit))]
+    def query(status: str):
+        return ledger_services.list_manifests(db.session(), principal, status=status, party="receiver", now=now)
 
+    def listed(status: str, limit: int) -> list[dict[str, Any]]:
+        return [_card(m, now) for m in db.session().scalars(query(status).limit(limit))]
+
+    def counted(status: str) -> int:
+        return db.session.scalar(select(func.count()).select_from(query(status).order_by(None).subquery())) or 0
+
+    # A work queue, not a list to page through: its first QUEUE_SHOWN cards, with the count and,
+    # when there are more, a link to the manifests list (keyset pages) with the same status. The
+    # recent ones are the latest few by design.
     return render_template(
         "receiving_list.html",
-        to_receive=listed("in_transit"),
-        to_process=listed("received"),
+        to_receive=listed("in_transit", QUEUE_SHOWN),
+        to_receive_total=counted("in_transit"),
+        to_process=listed("received", QUEUE_SHOWN),
+        to_process_total=counted("received"),
         recent=listed("closed", 10) + listed("rejected", 10),
     )
 

@@ -34,11 +34,13 @@ from app.regeneration import services as regeneration_services
 from app.regeneration.models import RegenerationBatch
 from app.regeneration.schemas import BatchIn
 from app.translations import localise_error, localise_message
+from app.web import paging
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("regeneration_pages", __name__, template_folder="../templates")
 
 MAX_BAGS = 400
+BATCHES_PER_PAGE = 50
 Errors = dict[str, list[str]]
 
 
@@ -85,9 +87,8 @@ def batches():
     principal = _signed_in()
     plant = principal.organization.id if _is_plant(principal) and principal.organization else None
     query = regeneration_services.list_batches(db.session(), principal, plant=plant)
-    return render_template(
-        "regeneration_list.html", batches=list(db.session().scalars(query.limit(200))), can_record=_is_plant(principal)
-    )
+    page = paging.keyset_page(query, BATCHES_PER_PAGE)
+    return render_template("regeneration_list.html", batches=page.items, page=page, can_record=_is_plant(principal))
 
 
 # ---------------------------------------------------------------- a new batch

@@ -25,7 +25,7 @@ from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import commit_read_effects
 from app.extensions import db
 from app.ledger.services import anomaly_figures, registry_lists
-from app.web import table_export
+from app.web import paging, table_export
 from app.web.names import anomaly_names, colour_names, flag_names, rule_reason, state_names
 
 bp = Blueprint("regulator", __name__, template_folder="../templates")
@@ -52,10 +52,6 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str:
     """The value asked for when it is one of ``allowed``, else the first (the default)."""
     value = request.args.get(name) or ""
     return value if value in allowed else allowed[0]
-
-
-def _page_arg() -> int:
-    return max(1, _int_arg("page") or 1)
 
 
 def _scope_filters(choices: dict[str, list[Any]]) -> tuple[dict[str, Any], bool]:
@@ -137,15 +133,16 @@ def boxes(colour: str):
     sort = _choice("sort", box_lists.SORTS)
     filters = box_lists.BoxFilters(**scope, sort=sort)
     kind = _export_kind()
-    result = box_lists.colour_list(
-        db.session(),
-        principal,
-        colour,
-        filters,
-        now,
-        page=1 if kind else _page_arg(),
-        per_page=box_lists.SORT_LIMIT if kind else box_lists.PER_PAGE,
-    )
+    with paging.cursor_checked():
+        result = box_lists.colour_list(
+            db.session(),
+            principal,
+            colour,
+            filters,
+            now,
+            cursor=None if kind else paging.cursor_arg(),
+            per_page=box_lists.SORT_LIMIT if kind else box_lists.PER_PAGE,
+        )
     commit_read_effects(db.session())  # colours that time alone changed (refresh_due)
     if kind:
         header = [
@@ -203,15 +200,16 @@ def manifests(flag: str):
     sort = _choice("sort", registry_lists.SORTS)
     filters = registry_lists.ManifestFilters(**scope, sort=sort)
     kind = _export_kind()
-    result = registry_lists.flagged_manifests(
-        db.session(),
-        principal,
-        flag,
-        filters,
-        now,
-        page=1 if kind else _page_arg(),
-        per_page=registry_lists.EXPORT_LIMIT if kind else registry_lists.PER_PAGE,
-    )
+    with paging.cursor_checked():
+        result = registry_lists.flagged_manifests(
+            db.session(),
+            principal,
+            flag,
+            filters,
+            now,
+            cursor=None if kind else paging.cursor_arg(),
+            per_page=registry_lists.EXPORT_LIMIT if kind else registry_lists.PER_PAGE,
+        )
     if kind:
         header = [
             _("联单编号"),

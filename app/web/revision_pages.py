@@ -13,10 +13,10 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
+from sqlalchemy import func, select
 
 from app.common.auth import require_user
 from app.common.errors import DomainError, InvalidInput
-from app.common.schemas import paginate
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger.models import RECEIVED_STATES, Manifest
@@ -25,6 +25,7 @@ from app.ledger.services import get_manifest, party_of
 from app.ledger.services import revisions as services
 from app.ledger.services.revision_apply import REVISABLE_STATES
 from app.translations import localise_error
+from app.web import paging
 from app.web.form_tokens import user_fields
 
 bp = Blueprint("revision_pages", __name__, template_folder="../templates")
@@ -182,17 +183,16 @@ def revisions():
     state = state if state in tuple(RevisionState) else None
     target = request.args.get("target") or None
     target = target if target in tuple(RevisionTarget) else None
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = services.list_revisions(db.session(), principal, state=state, target=target)
-    items, total = paginate(db.session(), query, page, PER_PAGE)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    page = paging.keyset_page(query, PER_PAGE)
     return render_template(
         "revisions.html",
-        rows=[_row(principal, r) for r in items],
+        rows=[_row(principal, r) for r in page.items],
         total=total,
         state=state,
         target=target,
         page=page,
-        per_page=PER_PAGE,
         target_names={"manifest": _("联单"), "ledger_record": _("台账记录")},
         error=request.args.get("revision_error"),
     )

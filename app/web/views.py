@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
 from marshmallow import ValidationError
+from sqlalchemy import func, select
 
 from app.accounts import services as account_services
 from app.boxes import presenters
@@ -26,6 +27,7 @@ from app.web import (
     enterprise,
     manifest_forms,
     pages,
+    paging,
     receiving,
     regeneration_pages,
     regulator,
@@ -37,6 +39,7 @@ from app.web.form_tokens import user_fields
 bp = Blueprint("web", __name__, template_folder="../templates")
 
 LANGUAGES = ("zh", "en")
+BOXES_PER_PAGE = 50
 LANG_COOKIE_DAYS = 365
 
 
@@ -49,6 +52,16 @@ def _remember_language(response):
             "lang", chosen, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax", httponly=True, secure=request.is_secure
         )
     return response
+
+
+@bp.app_errorhandler(paging.BadPageCursor)
+def _bad_page_cursor(exc):
+    return paging.bad_cursor_page(exc)
+
+
+@bp.app_context_processor
+def _page_links():
+    return {"page_url": paging.page_url}
 
 
 @bp.app_context_processor
@@ -365,11 +378,9 @@ def boxes_page():
     if colour not in (None, "grey", "green", "yellow", "red"):
         colour = None
     query = box_services.list_boxes(db.session(), principal, colour=colour)
-    page = max(int(request.args.get("page", "1") or 1), 1) if request.args.get("page", "1").isdigit() else 1
-    from app.common.schemas import paginate
-
-    boxes, total = paginate(db.session(), query, page, 50)
-    views = box_services.view_boxes(db.session(), boxes)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    page = paging.keyset_page(query, BOXES_PER_PAGE)
+    views = box_services.view_boxes(db.session(), page.items)
     commit_read_effects(db.session())
     return render_template(
         "boxes.html", items=[presenters.box_payload(v) for v in views], total=total, page=page, colour=colour

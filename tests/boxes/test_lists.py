@@ -1,4 +1,4 @@
-"""The regulator's red and yellow lists as a service (app/boxes/services/lists.py): scope, paging."""
+"""The regulator's red and yellow lists as a service (app/boxes/services/lists.py): scope, keyset paging."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ def test_the_list_is_scoped_bounded_and_reads_the_stored_colour(app, world):
     wenling = coloured_box(world.other_enterprise, None, 30)
     now = ago(days=0)
     regulator = Principal(user=world.users["reg_tt"])
-    first = lists.colour_list(db.session, regulator, "red", lists.BoxFilters(), now, page=1, per_page=2)
-    assert (first.total, first.pages, len(first.rows)) == (3, 2, 2)
+    first = lists.colour_list(db.session, regulator, "red", lists.BoxFilters(), now, per_page=2)
+    assert (first.total, len(first.rows), first.page.prev_cursor) == (3, 2, None) and first.page.next_cursor
     # Longest in red first; the days from the colour history.
     assert [r.box.code for r in first.rows] == [tiantai[2].code, tiantai[1].code]
     assert first.rows[0].days > first.rows[1].days > 0
-    last = lists.colour_list(db.session, regulator, "red", lists.BoxFilters(), now, page=99, per_page=2)
-    assert last.page == 2 and [r.box.code for r in last.rows] == [tiantai[0].code]  # a page past the end: the last
+    last = lists.colour_list(
+        db.session, regulator, "red", lists.BoxFilters(), now, cursor=first.page.next_cursor, per_page=2
+    )
+    assert [r.box.code for r in last.rows] == [tiantai[0].code] and last.page.next_cursor is None
+    assert last.page.prev_cursor is not None
     city = Principal(user=world.users["reg_city"])
     everything = lists.colour_list(db.session, city, "red", lists.BoxFilters(), now)
     assert wenling.code in {r.box.code for r in everything.rows} and everything.total == 4

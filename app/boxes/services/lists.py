@@ -1,4 +1,4 @@
-"""The regulator's red and yellow box lists: filtered, searched, sorted, in bounded pages.
+"""The regulator's red and yellow box lists: filtered, searched, sorted, in keyset pages.
 
 Read from what is stored: the box's colour and reasons (``Box.colour``, ``Box.colour_reasons``,
 kept current by :mod:`app.boxes.services.colours`) and, for the days in the colour, the moment
@@ -6,13 +6,19 @@ of the box's latest entry in its colour history (``ColourChange``). Nothing is e
 except the saturation, which the box does not store yet: it is evaluated for the rows of the page
 shown (one batch) and, to sort by it, for the whole filtered list, which is bounded by
 ``SORT_LIMIT`` (see :func:`saturations`, the one place to switch to a stored column).
+
+Pages are keyset pages (:mod:`app.common.pagination`): a cursor names the row a page starts after
+(or ends before), by the sort's key ended by the unique box code, so paging stays stable while
+boxes change colour and costs the same at any depth; the saturation sort pages the same way over
+its bounded, evaluated list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select
@@ -23,6 +29,7 @@ from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, ColourChange
 from app.boxes.services.access import box_scope
 from app.boxes.services.colours import evaluate_boxes, refresh_due
+from app.common.pagination import KeysetPage, keyset_pages, keyset_slice
 from app.common.timeutil import from_db
 
 LIST_COLOURS = ("red", "yellow")
@@ -56,12 +63,7 @@ class ColourPage:
     colour: str
     rows: list[ColourRow]
     total: int
-    page: int
-    per_page: int
-    pages: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pages = max(1, -(-self.total // self.per_page))
+    page: KeysetPage  # its cursors (上一页 / 下一页)
 
 
 def _since():
@@ -120,35 +122,41 @@ def colour_list(
     filters: BoxFilters,
     now: datetime,
     *,
-    page: int = 1,
+    cursor: str | None = None,
     per_page: int = PER_PAGE,
+    page: int = 1,  # the first page (exports pass 1); later pages by ``cursor``
 ) -> ColourPage:
-    """One page of the ``colour`` boxes ``actor`` may see (``per_page=SORT_LIMIT`` for an export)."""
+    """One page of the ``colour`` boxes ``actor`` may see (``per_page=SORT_LIMIT`` for an export);
+    a ``cursor`` that does not fit is :class:`InvalidInput` on ``cursor``."""
     refresh_due(session, now)  # colours that time alone changed since the last sweep
     query, since = colour_query(actor, colour, filters)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    page = max(1, min(page, max(1, -(-total // per_page))))
     if filters.sort == "saturation":
         rows = [_row(b, s, now) for b, s in _boxes_since(session.execute(query.order_by(Box.id).limit(SORT_LIMIT)))]
         found = saturations(session, [r.box for r in rows], now)
         for r in rows:
             r.saturation = found.get(r.box.id)
-        rows.sort(key=lambda r: (-(r.saturation if r.saturation is not None else -1.0), r.box.code))
-        rows = rows[(page - 1) * per_page : page * per_page]
-    else:
-        order: tuple[Any, ...] = (
-            (Organization.name, Box.code) if filters.sort == "enterprise" else (since.asc(), Box.code)
-        )
-        rows = [
-            _row(b, s, now)
-            for b, s in _boxes_since(
-                session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page))
-            )
-        ]
-        found = saturations(session, [r.box for r in rows], now)
-        for r in rows:
-            r.saturation = found.get(r.box.id)
-    return ColourPage(colour, rows, total, page, per_page)
+        rows.sort(key=_by_saturation)
+        shown = keyset_slice(rows, _by_saturation, cursor, per_page)
+        return ColourPage(colour, shown.items, total, shown)
+    if filters.sort == "enterprise":
+        keyed = query.add_columns(Organization.name.label("sort_name"))
+        keys = [(Organization.name, False, lambda row: row.sort_name), (Box.code, False, lambda row: row[0].code)]
+    else:  # longest in the colour first
+        keyed = query
+        keys = [(since, False, lambda row: row[1]), (Box.code, False, lambda row: row[0].code)]
+    shown = keyset_pages(session, keyed, cursor, per_page, keys)
+    rows = [_row(row[0], row[1], now) for row in shown.items]
+    found = saturations(session, [r.box for r in rows], now)
+    for r in rows:
+        r.saturation = found.get(r.box.id)
+    return ColourPage(colour, rows, total, shown)
+
+
+def _by_saturation(row: ColourRow) -> tuple[Decimal, str]:
+    """The saturation sort's key: fullest first (none last), then the code; exact, for the cursor."""
+    saturation = Decimal(str(round(row.saturation, 6))) if row.saturation is not None else Decimal(-1)
+    return (-saturation, row.box.code)
 
 
 def filter_choices(session: Session, actor: Principal) -> dict[str, list[Any]]:

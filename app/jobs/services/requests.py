@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import UserRole
@@ -93,19 +93,26 @@ def visible_job(session: Session, actor: Principal, job_id: int) -> Job:
     return job
 
 
-def visible_jobs(
-    session: Session, actor: Principal, before: int | None = None, limit: int = 50
-) -> tuple[list[Job], int | None]:
-    """The jobs ``actor`` sees, newest first, keyset-paginated by id: (page, next ``before``)."""
+def jobs_query(actor: Principal):
+    """The jobs ``actor`` sees, newest first (a select of :class:`Job`)."""
     user = actor.user
     if user is None:
-        return [], None
+        return select(Job).where(false())
     seen = [Job.requested_by_id == user.id]
     if user.role == UserRole.ADMIN and user.organization_id is not None:
         seen.append(Job.organization_id == user.organization_id)
     if actor.is_operator:
         seen.append(Job.requested_by_id.is_(None))
-    query = select(Job).where(or_(*seen)).order_by(Job.id.desc()).limit(limit + 1)
+    return select(Job).where(or_(*seen)).order_by(Job.id.desc())
+
+
+def visible_jobs(
+    session: Session, actor: Principal, before: int | None = None, limit: int = 50
+) -> tuple[list[Job], int | None]:
+    """The jobs ``actor`` sees, newest first, keyset-paginated by id: (page, next ``before``)."""
+    if actor.user is None:
+        return [], None
+    query = jobs_query(actor).limit(limit + 1)
     if before is not None:
         query = query.where(Job.id < before)
     rows = list(session.scalars(query))

@@ -2,12 +2,14 @@
 
 Built on :func:`app.ledger.services.manifests.list_manifests` (its scope and its flags), with the
 consignor's county, park and enterprise as filters, a search by number or consignor name, and the
-shipped and received quantities summed in SQL so that the list sorts by them.
+shipped and received quantities summed in SQL so that the list sorts by them. Pages are keyset
+pages (:mod:`app.common.pagination`): a cursor is the sort's key of the row a page starts after (or
+ends before), ended by the unique manifest number, so paging is stable under new manifests.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal
+from app.common.pagination import KeysetPage, keyset_pages
 from app.ledger.models import Manifest, ManifestLine
 from app.ledger.services.manifests import list_manifests
 from app.ledger.services.rules_access import kg, kg_or_none, rules
@@ -58,13 +61,8 @@ class ManifestPage:
     flag: str
     rows: list[ManifestRow]
     total: int
-    page: int
-    per_page: int
+    page: KeysetPage  # its cursors (上一页 / 下一页)
     tolerance: float
-    pages: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pages = max(1, -(-self.total // self.per_page))
 
 
 def flagged_manifests(
@@ -74,10 +72,11 @@ def flagged_manifests(
     filters: ManifestFilters,
     now: datetime,
     *,
-    page: int = 1,
+    cursor: str | None = None,
     per_page: int = PER_PAGE,
 ) -> ManifestPage:
-    """One page of the manifests with ``flag`` that ``actor`` may read."""
+    """One page of the manifests with ``flag`` that ``actor`` may read (``per_page=EXPORT_LIMIT``
+    for an export); a ``cursor`` that does not fit is :class:`InvalidInput` on ``cursor``."""
     base = list_manifests(session, actor, flag=flag, now=now).order_by(None)
     consignor = aliased(Organization)
     totals = (
@@ -105,20 +104,20 @@ def flagged_manifests(
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Manifest.number.ilike(like, escape="\\"), consignor.name.ilike(like, escape="\\")))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    page = max(1, min(page, max(1, -(-total // per_page))))
-    order: tuple[Any, ...]
+    sort_key: Any
+    descending = False
     if filters.sort == "consignor":
-        order = (consignor.name, Manifest.number)
+        sort_key = consignor.name
     elif filters.sort == "quantity":
-        order = (totals.c.shipped.desc(), Manifest.number)
+        sort_key, descending = totals.c.shipped, True
     elif filters.sort == "difference":
-        order = (
-            func.abs(func.coalesce(totals.c.received, totals.c.shipped) - totals.c.shipped).desc(),
-            Manifest.number,
-        )
+        sort_key = func.abs(func.coalesce(totals.c.received, totals.c.shipped) - totals.c.shipped)
+        descending = True
     else:  # the oldest deadline (or pickup) first: what has waited longest
-        order = (func.coalesce(Manifest.receipt_due_at, Manifest.picked_up_at, Manifest.created_at), Manifest.number)
-    found = session.execute(query.order_by(*order).limit(per_page).offset((page - 1) * per_page)).all()
-    # (Manifest, shipped, received): list_manifests' query is untyped, so its first column is named here.
-    rows = [ManifestRow(cast(Manifest, row[0]), kg(row[1] or 0), kg_or_none(row[2])) for row in found]
-    return ManifestPage(flag, rows, total, page, per_page, rules(session).quantity_tolerance)
+        sort_key = func.coalesce(Manifest.receipt_due_at, Manifest.picked_up_at, Manifest.created_at)
+    keyed = query.add_columns(sort_key.label("sort_key"))
+    keys = [(sort_key, descending, lambda row: row.sort_key), (Manifest.number, False, lambda row: row[0].number)]
+    shown = keyset_pages(session, keyed, cursor, per_page, keys)
+    # (Manifest, shipped, received, key): list_manifests' query is untyped, so its first column is named here.
+    rows = [ManifestRow(cast(Manifest, row[0]), kg(row[1] or 0), kg_or_none(row[2])) for row in shown.items]
+    return ManifestPage(flag, rows, total, shown, rules(session).quantity_tolerance)
