@@ -327,6 +327,32 @@ def pg_copy_baseline(url: str, bodies: list[bytes]) -> float:
     return sum(map(len, batches)) / elapsed
 
 
+def profile_in_process(token, bodies, top: int = 45) -> None:
+    """cProfile of HTTP ingest in-process (test client): the functions by cumulative and own time."""
+    import cProfile
+    import pstats
+
+    from app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for body in bodies:
+        r = client.post("/api/v1/readings", data=body, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    print(
+        f"profiled {len(bodies)} batches in {elapsed:.2f} s ({len(bodies) * BATCH / elapsed:,.0f} readings/s, profiled)"
+    )
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main_postgresql(args) -> None:
     import sqlalchemy as sa
 
@@ -367,6 +393,9 @@ def main_postgresql(args) -> None:
             f"= {first_rate / copy_rate:.3f} × COPY of the same rows ({copy_rate:,.0f} rows/s)"
         )
         bodies = make_bodies(codes, n, start)
+        if args.profile:
+            profile_in_process(token, bodies)
+            return
         # COPY twice before the run (the faster kept, so that a busy machine lowers the ratio).
         copy_rate = max(pg_copy_baseline(url, bodies), pg_copy_baseline(url, bodies))
         rate = in_process(codes, token, bodies)
@@ -391,6 +420,7 @@ def main() -> None:
     parser.add_argument("--boxes", type=int, default=8)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--postgresql", action="store_true", help="PostgreSQL, COPY baseline (issue 12)")
+    parser.add_argument("--profile", action="store_true", help="with --postgresql: cProfile in-process ingest only")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.postgresql:

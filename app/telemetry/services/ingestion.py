@@ -41,6 +41,7 @@ from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
+from app.telemetry.services.figures import Before, before_of, refresh_figures
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 from app.telemetry.services.states import (
@@ -154,6 +155,7 @@ def ingest(
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
     states, fills = lock_states(session, touched, now)
+    before = {box_id: before_of(states[box_id]) for box_id in touched}
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
@@ -178,7 +180,7 @@ def ingest(
     session.flush()
     result.boxes = [by_id[b] for b in sorted(per_box)]
     if result.boxes:
-        _refresh_batch_colours(session, result.boxes, per_box, newest_before, fills, settings, now)
+        _refresh_batch_colours(session, result.boxes, per_box, newest_before, before, fills, settings, now)
     return result
 
 
@@ -187,16 +189,17 @@ def _refresh_batch_colours(
     boxes: list[Box],
     per_box: dict[int, list[tuple]],
     newest_before: dict[int, datetime | None],
+    before: dict[int, Before],
     fills: dict,
     settings: Settings,
     now: datetime,
 ) -> None:
-    """Alarms and saturation enter the colours: every box of the batch is evaluated, so that
-    its stored colour, saturation and latest reading (what the scan page and the box API serve)
-    are current after the batch. (Evaluating only the boxes whose facts crossed a rule's
-    threshold was tried for issue 12 and left out: the others' saturation and latest reading
-    stayed as their last evaluation had them until their next check.) The active fills are those
-    just read (a box without one is not in ``fills``).
+    """Alarms and saturation enter the colours: every box of the batch has its stored colour,
+    saturation and latest reading (what the scan page and the box API serve) current after the
+    batch. The boxes whose readings crossed no threshold of the colour rules have only their
+    figures updated, set-wise (:mod:`.figures`); the full evaluation (reasons, history) runs for
+    the others: those that crossed one, whose stored evaluation is not current, and those replayed
+    as below. The active fills are those just read (a box without one is not in ``fills``).
 
     Readings that describe the past are replayed from the batch's oldest reading: late ones
     (older than the newest stored, or than the fill in force: an earlier carbon's), the first of
@@ -224,6 +227,7 @@ def _refresh_batch_colours(
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
     plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
+    plain = refresh_figures(session, plain, fills, before, settings, now)  # those left need the full evaluation
     chosen = first_of_fill | {b.id for b in plain}
     evaluated_now = [b for b in boxes if b.id in replay or b.id in chosen]
     if not evaluated_now:
