@@ -28,20 +28,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import ARRAY, String, any_, bindparam, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.boxes.colour import Evaluation, RuleSet, derive_saturation
-from app.boxes.models import Box, Fill
+from app.boxes.models import Box
 from app.boxes.services.stored import is_stored_current, rules_digest, snapshot
 from app.common.columns import json_dumps
 from app.common.wiring import wiring_of
-from app.telemetry.models import BoxSensorState
+from app.telemetry.integration import window_load
 from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import bind_ts
 from app.telemetry.services.settings import Settings
+from app.telemetry.services.states import FillRow, _StateValues, open_interval_kg
 
 # The engine's rules whose findings follow the integral (app.boxes.colour); the sensor rules
 # (app.telemetry.colour.SENSOR_CHECKS) follow the newest readings.
@@ -49,6 +51,77 @@ _INTEGRAL_RULES = frozenset({"saturation_full", "saturation_high", "replacement_
 # Relative margin under a saturation level at which the open interval is taken to reach it (the
 # box then goes to the full evaluation: rounding never decides the path).
 _MARGIN = 1e-9
+
+
+_BOX_COLUMNS = (
+    "id",
+    "code",
+    "enterprise_id",
+    "status",
+    "has_sensors",
+    "emission_limit_mg_m3",
+    "pressure_drop_min_pa",
+    "pressure_drop_max_pa",
+    "adsorption_capacity",
+    "design_removed_mg_m3",
+    "design_airflow_m3_h",
+    "hours_per_day",
+    "colour",
+    "colour_reasons",
+    "colour_detail",
+    "colour_next_check_at",
+    "revision",
+)
+
+
+class BoxRow:
+    """A box as ingest reads it: the columns its checks, the integration and the figures use
+    (one Core query per batch: a thousand ORM boxes cost more than the batch's other work).
+    The full evaluation loads the few boxes it evaluates as ORM objects."""
+
+    __slots__ = _BOX_COLUMNS
+    id: int
+    code: str
+    enterprise_id: int
+    status: Any
+    has_sensors: bool
+    emission_limit_mg_m3: float
+    pressure_drop_min_pa: float | None
+    pressure_drop_max_pa: float | None
+    adsorption_capacity: float
+    design_removed_mg_m3: float
+    design_airflow_m3_h: float
+    hours_per_day: float
+    colour: Any
+    colour_reasons: list[dict[str, Any]]
+    colour_detail: dict[str, Any] | None
+    colour_next_check_at: datetime | None
+    revision: int
+
+    # The engine's formulas, as the box's (derive_saturation calls them).
+    design_daily_load_kg = Box.design_daily_load_kg
+    capacity_kg = cast(Callable[["BoxRow", Any], float], Box.capacity_kg)
+
+    def __init__(self, row: Any) -> None:
+        for name in _BOX_COLUMNS:
+            setattr(self, name, getattr(row, name))
+
+
+def _boxes_query(sqlite: bool):
+    columns = [getattr(Box, c) for c in _BOX_COLUMNS]
+    if sqlite:
+        return select(*columns).where(Box.code.in_(bindparam("codes", expanding=True)))
+    return select(*columns).where(Box.code == any_(bindparam("codes", type_=ARRAY(String))))
+
+
+_BOXES_BY_CODE = {True: _boxes_query(True), False: _boxes_query(False)}
+
+
+def boxes_by_code(session: Session, codes: list[str]) -> dict[str, BoxRow]:
+    """The boxes of ``codes`` (those that exist), by code, in one query."""
+    conn = session.connection()
+    rows = conn.execute(_BOXES_BY_CODE[conn.dialect.name == "sqlite"], {"codes": codes})
+    return {row.code: BoxRow(row) for row in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +135,7 @@ class Before:
     latest_ts: datetime | None
 
 
-def before_of(state: BoxSensorState) -> Before:
+def before_of(state: _StateValues) -> Before:
     return Before(state.fill_id, state.adsorbed_kg, state.last_integrated_ts, state.last_rate_kg_h, state.latest_ts)
 
 
@@ -102,7 +175,7 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
 
-def _other_checks(box: Box, fill: Fill, before: Before, detail: dict[str, Any], rs: _Rules, cap: timedelta):
+def _other_checks(box: BoxRow, fill: FillRow, before: Before, detail: dict[str, Any], rs: _Rules, cap: timedelta):
     """The stored evaluation's next-check candidates that readings do not move (as datetimes),
     or None when they cannot be told apart."""
     stored = list(detail["next_checks"])
@@ -137,21 +210,20 @@ _SQLITE_UPDATE = (
 
 def refresh_figures(
     session: Session,
-    boxes: list[Box],
-    fills: dict[int, Fill],
+    boxes: list[BoxRow],
+    fills: dict[int, FillRow],
     before: dict[int, Before],
+    states: dict[int, _StateValues],
     settings: Settings,
     now: datetime,
-) -> list[Box]:
+) -> list[BoxRow]:
     """Store the figures of the boxes whose batch crossed no threshold (see the module); the
-    others are returned, for the full evaluation. ``fills``: the boxes' active fills; ``before``:
-    their states before the batch (the states in the session hold the integrated ones)."""
-    from app.telemetry.colour import sensor_facts
-
+    others are returned, for the full evaluation. ``fills``: the boxes' active fills; ``before``
+    and ``states``: their sensor states before and after the batch."""
     rs = _rules_of(session)
     cap = timedelta(seconds=settings.max_interval_s)
-    full: list[Box] = []
-    candidates: list[tuple[Box, Fill, list[datetime]]] = []
+    full: list[BoxRow] = []
+    candidates: list[tuple[BoxRow, FillRow, list[datetime]]] = []
     for box in boxes:
         fill = fills.get(box.id)
         b = before[box.id]
@@ -185,15 +257,11 @@ def refresh_figures(
         candidates.append((box, fill, _other_checks(box, fill, b, detail, rs, cap)))
     if not candidates:
         return full
-    facts_by_box: dict[int, dict[str, Any]] = {
-        box.id: {"box": box, "now": now, "fill": fill, "next_check_candidates": [], "rules": rs.rules}
-        for box, fill, _ in candidates
-    }
-    # The sensor facts as the full evaluation takes them (the states the session holds: no query).
-    sensor_facts(session, [box for box, _, _ in candidates], facts_by_box, now)
-    rows: list[tuple[Box, dict[str, Any]]] = []
-    for box, _, others in candidates:
-        facts = facts_by_box[box.id]
+    rows: list[tuple[BoxRow, dict[str, Any]]] = []
+    min_covered_s = rs.rules.min_load_covered_h * 3600.0
+    for box, fill, others in candidates:
+        facts: dict[str, Any] = {"box": box, "now": now, "fill": fill, "next_check_candidates": [], "rules": rs.rules}
+        _sensor_facts(facts, states[box.id], settings.max_interval_s, min_covered_s)
         derive_saturation(facts)
         if any(check(facts, params) is not None for check, params in rs.reading):
             full.append(box)  # a threshold crossed: the full evaluation (reasons, history)
@@ -220,8 +288,32 @@ def refresh_figures(
     return full
 
 
-def _write(session: Session, rows: list[tuple[Box, dict[str, Any]]]) -> None:
-    """One statement for all the boxes' figures; the boxes in the session take them as stored."""
+def _sensor_facts(facts: dict[str, Any], state: _StateValues, cap_s: float, min_covered_s: float) -> None:
+    """The sensor facts of a box with a fill whose readings are integrated, as the telemetry
+    fact provider (app.telemetry.colour.sensor_facts) gives them from the stored state."""
+    facts["sensor"] = state
+    assert state.last_integrated_ts is not None  # (eligible boxes only)
+    if state.latest_ts is not None:
+        facts["latest_reading"] = {"ts": state.latest_ts.isoformat(), **(state.latest or {})}
+    facts["adsorbed_kg"] = state.adsorbed_kg + open_interval_kg(state, facts["now"], cap_s)
+    cap_end = state.last_integrated_ts + timedelta(seconds=cap_s)
+    facts["open_interval"] = (state.last_rate_kg_h, cap_end)
+    load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at, min_covered_s=min_covered_s)
+    facts["measured_load"] = load
+    facts["load_window"] = {
+        "hours": round(load.window_s / 3600, 3),
+        "covered_hours": round(load.covered_s / 3600, 3),
+        "min_covered_hours": min_covered_s / 3600,
+        "adsorbed_kg": round(load.adsorbed_kg, 6),
+    }
+    if load.kg_per_day is not None:
+        facts["load_kg_per_day"] = load.kg_per_day
+    facts["next_check_candidates"].append(cap_end)
+
+
+def _write(session: Session, rows: list[tuple[BoxRow, dict[str, Any]]]) -> None:
+    """One statement for all the boxes' figures; boxes the session holds as ORM objects are
+    expired, so that what it reads next is what is stored."""
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     params = []
@@ -243,6 +335,9 @@ def _write(session: Session, rows: list[tuple[Box, dict[str, Any]]]) -> None:
     else:
         stage(conn, _STAGE, None, (*_FIGURES, "revision", "id"), params, ddl=_STAGE_DDL)
         conn.exec_driver_sql(_PG_UPDATE)
-    for box, values in rows:
-        for key, value in values.items():
-            set_committed_value(box, key, value)
+    if session.identity_map:
+        key_of = sa_inspect(Box).identity_key_from_primary_key
+        for box, _ in rows:
+            held = session.identity_map.get(key_of((box.id,)))
+            if held is not None:
+                session.expire(held)
