@@ -2,6 +2,10 @@
 
     .venv/bin/python scripts/bench_ingest.py [--readings 100000] [--boxes 8] [--threads 4]
     .venv/bin/python scripts/bench_ingest.py --postgresql [--readings 100000] [--boxes 1000] [--threads 4]
+    .venv/bin/python scripts/bench_ingest.py --postgresql --profile [--readings 5000]
+
+``--profile``: after the set-up and the first readings, cProfile of the in-process run only
+(the functions by cumulative and by own time), for finding where a batch's time goes.
 
 With ``--postgresql`` (issue 12): a scratch PostgreSQL database (127.0.0.1:5432, or $BENCH_PG_URL)
 migrated to head (so ``sensor_readings`` is partitioned by month, as in production), 1,000 boxes

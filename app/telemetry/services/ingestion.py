@@ -5,8 +5,10 @@ No Flask here: callers pass the session, the acting :class:`Principal` and the s
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
 query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
-per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then one colour
-refresh of the touched boxes (given the fills and states just read). The work per reading is
+per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then the boxes'
+figures in one UPDATE for those whose readings crossed no threshold of the colour rules
+(:mod:`.figures`) and one colour refresh of the others (given the fills and states just read).
+Boxes, states and fills are read as Core rows, not ORM objects. The work per reading is
 constant: its checks (:mod:`app.telemetry.services.checks`; in C for a well-typed batch, see
 :mod:`app.telemetry.wire`), its row, its roll-up sums and its term of the integral
 (:mod:`app.telemetry.services.states`), in one pass with the load when the readings are newer

@@ -4,6 +4,10 @@ written back in one UPDATE, and rebuilt when a new fill starts.
 
 :func:`_apply` and :func:`integrate_in_order` are the hot loop of ingest: the names they use
 are this module's globals (imported by name), never looked up through another module.
+
+Over ~400 lines because the state is read, integrated and written here as one unit: the locked
+Core read (states with their fills, no ORM objects), the integration and the one-statement write
+share the state's column lists and value types.
 """
 
 from __future__ import annotations
