@@ -2,6 +2,10 @@
 
     .venv/bin/python scripts/bench_ingest.py [--readings 100000] [--boxes 8] [--threads 4]
     .venv/bin/python scripts/bench_ingest.py --postgresql [--readings 100000] [--boxes 1000] [--threads 4]
+    .venv/bin/python scripts/bench_ingest.py --postgresql --profile [--readings 5000]
+
+``--profile``: after the set-up and the first readings, cProfile of the in-process run only
+(the functions by cumulative and by own time), for finding where a batch's time goes.
 
 With ``--postgresql`` (issue 12): a scratch PostgreSQL database (127.0.0.1:5432, or $BENCH_PG_URL)
 migrated to head (so ``sensor_readings`` is partitioned by month, as in production), 1,000 boxes
@@ -327,6 +331,32 @@ def pg_copy_baseline(url: str, bodies: list[bytes]) -> float:
     return sum(map(len, batches)) / elapsed
 
 
+def profile_in_process(token, bodies, top: int = 45) -> None:
+    """cProfile of HTTP ingest in-process (test client): the functions by cumulative and own time."""
+    import cProfile
+    import pstats
+
+    from app import create_app
+
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for body in bodies:
+        r = client.post("/api/v1/readings", data=body, headers=headers)
+        assert r.status_code == 200, r.get_data(as_text=True)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    print(
+        f"profiled {len(bodies)} batches in {elapsed:.2f} s ({len(bodies) * BATCH / elapsed:,.0f} readings/s, profiled)"
+    )
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main_postgresql(args) -> None:
     import sqlalchemy as sa
 
@@ -367,6 +397,9 @@ def main_postgresql(args) -> None:
             f"= {first_rate / copy_rate:.3f} × COPY of the same rows ({copy_rate:,.0f} rows/s)"
         )
         bodies = make_bodies(codes, n, start)
+        if args.profile:
+            profile_in_process(token, bodies)
+            return
         # COPY twice before the run (the faster kept, so that a busy machine lowers the ratio).
         copy_rate = max(pg_copy_baseline(url, bodies), pg_copy_baseline(url, bodies))
         rate = in_process(codes, token, bodies)
@@ -391,6 +424,7 @@ def main() -> None:
     parser.add_argument("--boxes", type=int, default=8)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--postgresql", action="store_true", help="PostgreSQL, COPY baseline (issue 12)")
+    parser.add_argument("--profile", action="store_true", help="with --postgresql: cProfile in-process ingest only")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.postgresql:

@@ -9,18 +9,18 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.boxes import services as box_services
-from app.boxes.models import Box
+from app.boxes.models import Box, ColourChange
 from app.extensions import db
 from app.telemetry import services
 from app.telemetry.models import BoxSensorState, SensorReading
 from app.telemetry.services import ingestion
 from tests import factories
-from tests.telemetry.builders import make_sensor_box, reading, utc_now
+from tests.telemetry.builders import BASE, make_sensor_box, reading, utc_now
 
 # Values on both sides of the sensor rules' thresholds (emission limit, bed 83 °C, inlet 40 °C,
 # pressure band 300–1200 Pa, efficiency 70 % above 10 mg/m³ inlet) and a stopped fan.
@@ -35,6 +35,8 @@ READING = st.fixed_dictionaries(
         "running": st.sampled_from([True, True, False]),
     }
 )
+# A reading well inside every threshold.
+BASE_READING = {k: v for k, v in BASE.items() if k != "rh_pct"}
 # A batch: minutes since the previous batch (gaps past the hold cap and the 24 h silence too),
 # then readings a minute apart.
 BATCH = st.tuples(st.sampled_from([1, 2, 5, 11, 90, 25 * 60]), st.lists(READING, min_size=1, max_size=4))
@@ -146,3 +148,164 @@ def test_copy_stores_exactly_what_executemany_stores(world, session):
     assert {ts for _, ts in fresh_a} == {ts for _, ts in fresh_b}
     session.commit()
     assert _stored(a.id) == _stored(b.id) and len(_stored(a.id)) == 90
+
+
+# ---------------------------------------------------------------- the figures path (issue 12)
+
+# An event: ("batch", minutes since the previous event, readings a minute apart), ("fill",
+# minutes): a replacement (its waste on site: a deadline readings do not move), or ("gap",
+# minutes): time passes and the sweep runs.
+EVENT = st.one_of(
+    st.tuples(st.just("batch"), st.sampled_from([1, 2, 5, 11, 90, 25 * 60]), st.lists(READING, min_size=1, max_size=4)),
+    # (twice: steady batches, most of a city's, are the figures path's)
+    st.tuples(st.just("batch"), st.sampled_from([1, 2]), st.lists(st.just(BASE_READING), min_size=1, max_size=3)),
+    st.tuples(st.just("batch"), st.sampled_from([1, 3]), st.lists(st.just(BASE_READING), min_size=1, max_size=3)),
+    st.tuples(st.just("fill"), st.sampled_from([3, 60]), st.just([])),
+    st.tuples(st.just("gap"), st.sampled_from([30, 26 * 60, 4 * 24 * 60]), st.just([])),
+)
+
+
+def _twin_boxes(world, start: datetime, mass_kg: float = 1000.0) -> tuple[Box, Box]:
+    """Two boxes alike: by default 1,000 kg of carbon (100 kg capacity: a few batches at full
+    airflow reach the saturation bands) and a small design load (the predicted date is far)."""
+    boxes = []
+    for i in range(2):
+        box = factories.box(
+            world.enterprise,
+            now=start - timedelta(days=1),
+            facility_code=f"TW{i}",
+            has_sensors=True,
+            pressure_drop_min_pa=300.0,
+            pressure_drop_max_pa=1200.0,
+            emission_limit_mg_m3=60.0,
+            design_removed_mg_m3=8.0,
+        )
+        box_services.record_fill(
+            db.session,
+            factories.op_principal(),
+            box,
+            {
+                "mass_kg": mass_kg,
+                "iodine_mg_g": 950.0,
+                "filled_at": start - timedelta(hours=6),
+                "confirm_unusual": True,
+            },
+            now=start - timedelta(hours=6),
+        )
+        boxes.append(box)
+    db.session.commit()
+    return boxes[0], boxes[1]
+
+
+def _tallied(path):
+    """``path`` (a refresh_figures), telling hypothesis's statistics which path the box took."""
+
+    def tallied(session, boxes, *args, **kwargs):
+        left = path(session, boxes, *args, **kwargs)
+        if path is not _everything_full:
+            event("figures path" if len(left) < len(boxes) else "full evaluation")
+        return left
+
+    return tallied
+
+
+def _everything_full(session, boxes, *args, **kwargs):
+    return list(boxes)  # no box takes the figures path: the full evaluation for all
+
+
+def _history(box_id: int) -> list[tuple]:
+    changes = db.session.scalars(
+        select(ColourChange).where(ColourChange.box_id == box_id).order_by(ColourChange.changed_at, ColourChange.id)
+    )
+    return [(c.colour, c.previous_colour, c.changed_at, c.reasons) for c in changes]
+
+
+def _shown(box: Box) -> tuple:
+    """What reads of the box show (its stored evaluation), but the ids of its own fills."""
+    detail = {k: v for k, v in (box.colour_detail or {}).items() if k != "fill_id"}
+    return (
+        box.colour,
+        box.colour_since,
+        box.colour_reasons,
+        box.saturation,
+        box.predicted_replacement_at,
+        box.colour_next_check_at,
+        detail,
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(EVENT, min_size=1, max_size=12))
+def test_the_figures_path_stores_what_the_full_evaluation_stores(world, events):
+    """Random readings batches, replacements and gaps: the box ingested through the figures path
+    has the same stored colour, reasons, saturation, figures and history as its twin, for which
+    every batch runs the full evaluation; and its stored evaluation is a full evaluation's."""
+    start = utc_now() - timedelta(days=12)
+    incremental, full = _twin_boxes(world, start)
+    actor = factories.op_principal()
+    t = start
+    for kind, minutes, items in events:
+        t += timedelta(minutes=minutes)
+        if kind == "fill":
+            for box in (incremental, full):
+                fill = {"mass_kg": 1000.0, "iodine_mg_g": 950.0, "filled_at": t, "removed_waste_kg": 40.0}
+                box_services.record_fill(db.session, actor, box, {**fill, "confirm_unusual": True}, now=t)
+        elif kind == "gap":
+            box_services.refresh_due(db.session(), t)
+        else:
+            first = t
+            for box, path in ((incremental, ingestion.refresh_figures), (full, _everything_full)):
+                t = first
+                body = []
+                for values in items:
+                    body.append(reading(box.code, t, **values))
+                    t += timedelta(minutes=1)
+                with mock.patch.object(ingestion, "refresh_figures", _tallied(path)):
+                    result = services.ingest(db.session(), actor, body, now=t)
+                assert result.accepted == len(body)
+        db.session.commit()
+        db.session.expire_all()
+        a, b = db.session.get(Box, incremental.id), db.session.get(Box, full.id)
+        assert _shown(a) == _shown(b)
+        assert [h[:3] for h in _history(a.id)] == [h[:3] for h in _history(b.id)]
+        assert [h[3] for h in _history(a.id)] == [h[3] for h in _history(b.id)]
+        # And what a full evaluation now would store.
+        evaluated = box_services.evaluate_boxes(db.session(), [a], t)[a.id]
+        assert (a.colour, [r["code"] for r in a.colour_reasons]) == (
+            evaluated.colour,
+            [r["code"] for r in evaluated.reasons],
+        )
+        db.session.rollback()
+
+
+def test_a_steady_batch_takes_the_figures_path_and_reads_show_its_figures(world, api):
+    """Green boxes reporting as usual are not evaluated (no refresh_colours for them), yet the box
+    API and the scan page show the batch's saturation and latest reading."""
+    start = utc_now() - timedelta(hours=3)
+    boxes = _twin_boxes(world, start)
+    actor = factories.op_principal()
+    services.ingest(db.session(), actor, [reading(b.code, start) for b in boxes], now=start)
+    db.session.commit()
+    later = start + timedelta(minutes=1)
+    body = [reading(b.code, later, inlet_mg_m3=150.0) for b in boxes]
+    real = ingestion.refresh_colours
+    evaluated: list[int] = []
+
+    def spy(session, boxes, *args, **kwargs):
+        evaluated.extend(b.id for b in boxes)
+        return real(session, boxes, *args, **kwargs)
+
+    with mock.patch.object(ingestion, "refresh_colours", spy):
+        services.ingest(db.session(), actor, body, now=later + timedelta(seconds=5))
+    db.session.commit()
+    assert evaluated == []
+    db.session.expire_all()
+    for b in boxes:
+        stored = db.session.get(Box, b.id)
+        assert stored.colour_detail["latest_reading"]["ts"] == later.isoformat()
+        assert stored.colour_detail["latest_reading"]["inlet_mg_m3"] == 150.0
+        shown = api.get(f"/api/v1/boxes/{b.code}").get_json()
+        assert shown["saturation"] == pytest.approx(stored.saturation)
+        assert shown["saturation"] > 0
+        page = api.client.get(f"/c/{b.code}")
+        assert page.status_code == 200

@@ -85,8 +85,13 @@ def test_the_colour_refresh_of_a_batch_is_replaced_in_the_ingestion_module(
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["accepted"] == 2
     assert calls == [([sensor_box.id], [sensor_box.id])]  # once per batch, given the box's active fill
+    # (A batch that crosses no threshold takes the figures path, without the colour refresh: this
+    # one's bed temperature reaches the alarm.)
     result = services.ingest(
-        db.session, factories.op_principal(), [reading(sensor_box.code, now - timedelta(minutes=1))], now=now
+        db.session,
+        factories.op_principal(),
+        [reading(sensor_box.code, now - timedelta(minutes=1), bed_temp_c=90.0)],
+        now=now,
     )
     assert result.accepted == 1 and len(calls) == 2
     assert state_of(sensor_box.id).reading_count == 3

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -72,8 +72,20 @@ def snapshot(ev: Evaluation, digest: str) -> dict[str, Any]:
             "load_window": facts.get("load_window"),
             "latest_reading": facts.get("latest_reading"),
             "fill_id": fill.id if fill is not None else None,
+            "next_checks": next_checks(facts),
         },
     }
+
+
+def next_checks(facts: dict[str, Any]) -> list[str]:
+    """Every future moment the evaluation named as one at which time alone may change the box's
+    colour (its next check is the first), sorted, repeats kept. Ingest's figures path
+    (app.telemetry.services.figures) takes back those that readings do not move (e.g. the
+    waste's deadlines) when it updates a box without evaluating it."""
+    now = facts["now"]
+    return sorted(
+        t.astimezone(UTC).isoformat() for t in facts.get("next_check_candidates", ()) if t is not None and t > now
+    )
 
 
 def stored_evaluation(session: Session, box: Box, now: datetime, digest: str, rules: RuleSet) -> Evaluation | None:

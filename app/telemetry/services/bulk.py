@@ -15,12 +15,20 @@ from typing import Any, cast
 from sqlalchemy import Connection
 
 
-def stage(conn: Connection, name: str, like: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Fill the temporary table ``name`` (made like ``like`` on first use on the connection,
-    emptied at each commit) with ``rows`` of ``columns``, by COPY."""
+def stage(
+    conn: Connection,
+    name: str,
+    like: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    ddl: str | None = None,
+) -> None:
+    """Fill the temporary table ``name`` (made like ``like`` on first use on the connection, or
+    by ``ddl`` when only some of a table's columns are staged: LIKE copies NOT NULL; emptied at
+    each commit) with ``rows`` of ``columns``, by COPY."""
     cursor = cast(Any, conn.connection.dbapi_connection).cursor()
     try:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (LIKE {like}) ON COMMIT DELETE ROWS")
+        cursor.execute(ddl or f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (LIKE {like}) ON COMMIT DELETE ROWS")
         cursor.execute(f"TRUNCATE {name}")
         with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
             write = copy.write_row

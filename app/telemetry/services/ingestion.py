@@ -5,8 +5,10 @@ No Flask here: callers pass the session, the acting :class:`Principal` and the s
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
 query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
-per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then one colour
-refresh of the touched boxes (given the fills and states just read). The work per reading is
+per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then the boxes'
+figures in one UPDATE for those whose readings crossed no threshold of the colour rules
+(:mod:`.figures`) and one colour refresh of the others (given the fills and states just read).
+Boxes, states and fills are read as Core rows, not ORM objects. The work per reading is
 constant: its checks (:mod:`app.telemetry.services.checks`; in C for a well-typed batch, see
 :mod:`app.telemetry.wire`), its row, its roll-up sums and its term of the integral
 (:mod:`app.telemetry.services.states`), in one pass with the load when the readings are newer
@@ -34,20 +36,23 @@ from sqlalchemy.orm import Session, lazyload
 from app.accounts.services import Principal
 from app.audit import recorder as audit_recorder
 from app.boxes import codes
-from app.boxes.models import Box
+from app.boxes.models import Box, Fill
 from app.boxes.services import rebuild_history, refresh_colours
 from app.common.errors import Forbidden
 from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
+from app.telemetry.services.figures import Before, BoxRow, before_of, boxes_by_code, refresh_figures
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 from app.telemetry.services.states import (
+    FillRow,
     _apply,
     _marks,
     _StateValues,
     lock_states,
+    states_into_session,
     store_states,
     sync_state_to_fill,
 )
@@ -60,7 +65,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected_items: list[dict[str, Any]] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
+    box_ids: list[int] = field(default_factory=list)  # the boxes whose readings were stored
 
     @property
     def rejected(self) -> int:
@@ -84,15 +89,6 @@ def _ingest_scope(actor: Principal):
 
 
 # ---------------------------------------------------------------- ingest
-
-# The per-batch query of the boxes, built once (building a statement costs more than running it
-# here; the states' is in :mod:`.states`). A box's organisations are not needed: the caller's is
-# in the session already.
-_BOXES_BY_CODE = (
-    select(Box)
-    .where(Box.code.in_(bindparam("codes", expanding=True)))
-    .options(lazyload(Box.enterprise), lazyload(Box.service_org))
-)
 
 
 def ingest(
@@ -119,7 +115,7 @@ def ingest(
     # which also finds the batch's own repeats.
     wanted = {raw: codes.normalise(raw) for raw in {row[R_CODE] for row in checked}}
     found = {c for c in wanted.values() if c}
-    boxes = {b.code: b for b in session.scalars(_BOXES_BY_CODE, {"codes": list(found)})} if found else {}
+    boxes = boxes_by_code(session, list(found)) if found else {}
     by_box: dict[int, dict[Any, tuple]] = {}
     bucket_of: dict[str, tuple[int, dict[Any, tuple]] | None] = {}
     for raw, code in wanted.items():
@@ -154,6 +150,7 @@ def ingest(
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
     states, fills = lock_states(session, touched, now)
+    before = {box_id: before_of(states[box_id]) for box_id in touched}
     for box_id in touched:
         sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
@@ -169,34 +166,36 @@ def ingest(
         _audit_batch(session, actor, inserts if fresh is None else [r for r in inserts if (r[0], r[1]) in fresh])
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
     rollups = _Rollups(sqlite)
-    values = {box_id: _StateValues(states[box_id]) for box_id in per_box}
-    newest_before = {box_id: v.latest_ts for box_id, v in values.items()}
+    newest_before = {box_id: states[box_id].latest_ts for box_id in per_box}
     for box_id, box_rows in per_box.items():
-        _apply(session, by_id[box_id], values[box_id], box_rows, rollups, settings, now)
+        _apply(session, by_id[box_id], states[box_id], box_rows, rollups, settings, now)
     rollups.upsert(session)
-    store_states(session, [(states[box_id], v) for box_id, v in values.items()])
-    session.flush()
-    result.boxes = [by_id[b] for b in sorted(per_box)]
-    if result.boxes:
-        _refresh_batch_colours(session, result.boxes, per_box, newest_before, fills, settings, now)
+    store_states(session, [states[box_id] for box_id in per_box])
+    result.box_ids = sorted(per_box)
+    if result.box_ids:
+        _refresh_batch_colours(
+            session, [by_id[b] for b in result.box_ids], per_box, newest_before, before, states, fills, settings, now
+        )
     return result
 
 
 def _refresh_batch_colours(
     session: Session,
-    boxes: list[Box],
+    boxes: list[BoxRow],
     per_box: dict[int, list[tuple]],
     newest_before: dict[int, datetime | None],
-    fills: dict,
+    before: dict[int, Before],
+    states: dict[int, _StateValues],
+    fills: dict[int, FillRow],
     settings: Settings,
     now: datetime,
 ) -> None:
-    """Alarms and saturation enter the colours: every box of the batch is evaluated, so that
-    its stored colour, saturation and latest reading (what the scan page and the box API serve)
-    are current after the batch. (Evaluating only the boxes whose facts crossed a rule's
-    threshold was tried for issue 12 and left out: the others' saturation and latest reading
-    stayed as their last evaluation had them until their next check.) The active fills are those
-    just read (a box without one is not in ``fills``).
+    """Alarms and saturation enter the colours: every box of the batch has its stored colour,
+    saturation and latest reading (what the scan page and the box API serve) current after the
+    batch. The boxes whose readings crossed no threshold of the colour rules have only their
+    figures updated, set-wise (:mod:`.figures`); the full evaluation (reasons, history) runs for
+    the others: those that crossed one, whose stored evaluation is not current, and those replayed
+    as below. The active fills are those just read (a box without one is not in ``fills``).
 
     Readings that describe the past are replayed from the batch's oldest reading: late ones
     (older than the newest stored, or than the fill in force: an earlier carbon's), the first of
@@ -224,21 +223,35 @@ def _refresh_batch_colours(
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
     plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
+    plain = refresh_figures(session, plain, fills, before, states, settings, now)  # those left: the full evaluation
     chosen = first_of_fill | {b.id for b in plain}
-    evaluated_now = [b for b in boxes if b.id in replay or b.id in chosen]
-    if not evaluated_now:
+    ids = [b.id for b in boxes if b.id in replay or b.id in chosen]
+    if not ids:
         return
+    # The full evaluation works on the boxes as ORM objects (it writes them, and their history).
+    evaluated_now = list(session.scalars(_BOXES_BY_ID, {"ids": ids}))
+    held = states_into_session(session, [states[i] for i in ids])  # (held until the end)
     colours = {b.id: b.colour for b in evaluated_now}
-    refresh_colours(session, evaluated_now, now, fills=fills)  # (a box whose next check passed is caught up from it)
-    for box in evaluated_now:
-        changed = box.colour != colours[box.id]
-        if box.id not in replay and not changed:
+    # (A box whose next check passed is caught up from it.)
+    refresh_colours(session, evaluated_now, now, fills=cast(dict[int, Fill], fills))
+    for evaluated in evaluated_now:
+        changed = evaluated.colour != colours[evaluated.id]
+        if evaluated.id not in replay and not changed:
             continue
-        since = replay.get(box.id, per_box[box.id][0][R_TS])
-        if changed and box.colour_since is not None:
+        since = replay.get(evaluated.id, per_box[evaluated.id][0][R_TS])
+        if changed and evaluated.colour_since is not None:
             # (A change the refresh just wrote is dated by the refresh's rule: replayed too.)
-            since = min(since, box.colour_since)
-        rebuild_history(session, box, since, now)
+            since = min(since, evaluated.colour_since)
+        rebuild_history(session, evaluated, since, now)
+    del held
+
+
+_BOXES_BY_ID = (
+    select(Box)
+    .where(Box.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Box.id)
+    .options(lazyload(Box.enterprise), lazyload(Box.service_org))
+)
 
 
 def _audit_batch(session: Session, actor: Principal, stored: list[tuple]) -> None:

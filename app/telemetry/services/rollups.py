@@ -74,7 +74,25 @@ class _Rollups:
 
     def add_readings(self, box_id: int, rows: list[tuple]) -> None:
         """Add one box's readings, sorted by ts (so each hour is one contiguous run); the sums,
-        minima and maxima of each hour are taken column by column."""
+        minima and maxima of each hour are taken column by column (one reading, the usual case
+        at a city's pace of a reading per box and batch, value by value)."""
+        if len(rows) == 1:
+            row = rows[0]
+            acc = self._row(box_id, row[R_HOUR])
+            acc[0] += 1
+            acc[1] += row[R_RUNNING] is True
+            for index, at, required in _ROLLUP_SPECS:
+                value = row[index]
+                if value is None:  # an optional measure missing
+                    continue
+                if not required:
+                    acc[at + 3] += 1
+                acc[at] += value
+                if acc[at + 1] is None or value < acc[at + 1]:
+                    acc[at + 1] = value
+                if acc[at + 2] is None or value > acc[at + 2]:
+                    acc[at + 2] = value
+            return
         for hour, run in groupby(rows, key=itemgetter(R_HOUR)):
             columns = list(zip(*run, strict=True))
             acc = self._row(box_id, hour)

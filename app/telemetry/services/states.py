@@ -4,6 +4,10 @@ written back in one UPDATE, and rebuilt when a new fill starts.
 
 :func:`_apply` and :func:`integrate_in_order` are the hot loop of ingest: the names they use
 are this module's globals (imported by name), never looked up through another module.
+
+Over ~400 lines because the state is read, integrated and written here as one unit: the locked
+Core read (states with their fills, no ORM objects), the integration and the one-statement write
+share the state's column lists and value types.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from bisect import bisect_left, bisect_right
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import and_, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, func, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.boxes.models import Box, Fill
@@ -38,24 +43,60 @@ from app.telemetry.services.checks import R_MEASURE, R_RUNNING, R_TS, bind_ts
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 
-# The per-batch query of the states, built once (building a statement costs more than running it here).
-_newest_fill = (
-    select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
-    .where(Fill.box_id.in_(bindparam("ids", expanding=True)), Fill.filled_at <= bindparam("at"))
-    .group_by(Fill.box_id)
-    .subquery()
-)
-# The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
-# (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
-_STATES_FOR_UPDATE = (
-    select(BoxSensorState, Fill)
-    .outerjoin(_newest_fill, _newest_fill.c.box_id == BoxSensorState.box_id)
-    .outerjoin(Fill, and_(Fill.box_id == _newest_fill.c.box_id, Fill.filled_at == _newest_fill.c.filled_at))
-    .where(BoxSensorState.box_id.in_(bindparam("ids", expanding=True)))
-    .order_by(BoxSensorState.box_id)
-    .with_for_update(of=BoxSensorState.__table__)
-    .execution_options(populate_existing=True)
-)
+
+# The per-batch query of the states, built once (building a statement costs more than running it
+# here), as Core rows: a batch's thousand states and fills as ORM objects cost more than the
+# rest of its work (identity map, instance states, change tracking), and nothing writes them
+# through the ORM. On PostgreSQL the ids are one array (``= ANY``): a thousand placeholders are
+# parsed by the driver on every batch.
+def _ids_in(column, sqlite: bool):
+    if sqlite:
+        return column.in_(bindparam("ids", expanding=True))
+    return column == any_(bindparam("ids", type_=ARRAY(Integer)))
+
+
+_STATE_COLUMNS = [c for c in BoxSensorState.__table__.columns]
+_FILL_COLUMNS = ("id", "box_id", "kind", "filled_at", "mass_kg", "carbon_type", "iodine_mg_g")
+
+
+def _states_for_update(sqlite: bool):
+    # The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
+    # (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
+    newest_fill = (
+        select(Fill.box_id, func.max(Fill.filled_at).label("filled_at"))
+        .where(_ids_in(Fill.box_id, sqlite), Fill.filled_at <= bindparam("at"))
+        .group_by(Fill.box_id)
+        .subquery()
+    )
+    return (
+        select(*_STATE_COLUMNS, *(getattr(Fill, c).label(f"f_{c}") for c in _FILL_COLUMNS))
+        .outerjoin(newest_fill, newest_fill.c.box_id == BoxSensorState.box_id)
+        .outerjoin(Fill, and_(Fill.box_id == newest_fill.c.box_id, Fill.filled_at == newest_fill.c.filled_at))
+        .where(_ids_in(BoxSensorState.box_id, sqlite))
+        .order_by(BoxSensorState.box_id)
+        .with_for_update(of=BoxSensorState.__table__)
+    )
+
+
+_STATES_FOR_UPDATE = {True: _states_for_update(True), False: _states_for_update(False)}
+
+
+class FillRow:
+    """A box's active fill as ingest reads it (the columns the colour evaluation uses of a
+    :class:`Fill`), without the ORM."""
+
+    __slots__ = _FILL_COLUMNS
+    id: int
+    box_id: int
+    kind: Any
+    filled_at: datetime
+    mass_kg: Any
+    carbon_type: str
+    iodine_mg_g: float
+
+    def __init__(self, row: Any) -> None:
+        for name in _FILL_COLUMNS:
+            setattr(self, name, getattr(row, f"f_{name}"))
 
 
 def _marks(session_or_conn) -> str:
@@ -71,30 +112,32 @@ _NEW_STATE_SQL = (
 
 def lock_states(
     session: Session, box_ids: list[int], now: datetime
-) -> tuple[dict[int, BoxSensorState], dict[int, Fill]]:
-    """The boxes' states, created when missing, locked (PostgreSQL: FOR UPDATE, in box order so
-    two batches never deadlock; SQLite: the insert takes the database's write lock first) so that
-    concurrent batches for one box integrate one after the other; and, read with them, the
-    boxes' active fills at ``now`` (a box without one is not in them)."""
+) -> tuple[dict[int, _StateValues], dict[int, FillRow]]:
+    """The boxes' states (as :class:`_StateValues`), created when missing, locked (PostgreSQL:
+    FOR UPDATE, in box order so two batches never deadlock; SQLite: the insert takes the
+    database's write lock first) so that concurrent batches for one box integrate one after the
+    other; and, read with them, the boxes' active fills at ``now`` (a box without one is not in
+    them)."""
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     stamp = bind_ts(now, sqlite)
-    states: dict[int, BoxSensorState] = {}
-    fills: dict[int, Fill] = {}
+    states: dict[int, _StateValues] = {}
+    fills: dict[int, FillRow] = {}
     if sqlite:
         # (The insert takes SQLite's write lock before the read, as FOR UPDATE would.)
         conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
+    query = _STATES_FOR_UPDATE[sqlite]
     for _ in range(2):
-        for state, fill in session.execute(_STATES_FOR_UPDATE, {"ids": box_ids, "at": now}):
-            states[state.box_id] = state
-            if fill is not None:
-                fills[state.box_id] = fill
-        # Boxes registered before their states were made at registration (or made by a bulk
-        # path) get theirs here, once; on PostgreSQL the locked read comes first, as the states
-        # nearly always exist.
+        for row in conn.execute(query, {"ids": box_ids, "at": now}):
+            states[row.box_id] = _StateValues(row)
+            if row.f_id is not None:
+                fills[row.box_id] = FillRow(row)
         missing = [b for b in box_ids if b not in states]
         if not missing:
             break
+        # Boxes registered before their states were made at registration (or made by a bulk
+        # path) get theirs here, once; on PostgreSQL the locked read comes first, as the states
+        # nearly always exist.
         conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in missing])
         box_ids = missing
     return states, fills
@@ -148,8 +191,11 @@ _R_OUTLET = R_MEASURE + list(MEASURES).index("outlet_mg_m3")
 _LATEST_OF = tuple((k, R_RUNNING if k == "running" else R_MEASURE + list(MEASURES).index(k)) for k in LATEST_FIELDS)
 
 
-# What _apply writes into a state; ``fill_id`` and ``fill_started_at`` it only reads.
+# What ingest writes into a state (``fill_id`` and ``fill_started_at``: a new fill's, by
+# :func:`sync_state_to_fill`; the rest by :func:`_apply`).
 _STATE_WRITTEN = (
+    "fill_id",
+    "fill_started_at",
     "adsorbed_kg",
     "integrated_count",
     "last_integrated_ts",
@@ -162,7 +208,7 @@ _STATE_WRITTEN = (
     "reading_count",
     "updated_at",
 )
-_STATE_TIMES = frozenset({"last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
+_STATE_TIMES = frozenset({"fill_started_at", "last_integrated_ts", "breakthrough_since", "latest_ts", "updated_at"})
 _STATE_JSON = frozenset({"latest", "load_hours"})
 
 
@@ -183,12 +229,16 @@ _PG_UPDATE_STATES = (
 )
 
 
+_S = TypeVar("_S", BoxSensorState, "_StateValues")
+
+
 class _StateValues:
     """A state's values while a batch is integrated into it: plain attributes, without the
-    ORM's change tracking, stored by :func:`store_states`."""
+    ORM's change tracking, read by :func:`lock_states` and stored by :func:`store_states`."""
 
-    __slots__ = ("fill_id", "fill_started_at", *_STATE_WRITTEN)
+    __slots__ = ("box_id", *_STATE_WRITTEN)
     # The columns' types (app.telemetry.models.BoxSensorState).
+    box_id: int
     fill_id: int | None
     fill_started_at: datetime | None
     adsorbed_kg: float
@@ -203,22 +253,22 @@ class _StateValues:
     reading_count: int
     updated_at: datetime | None
 
-    def __init__(self, state: BoxSensorState) -> None:
+    def __init__(self, state: Any) -> None:  # a row of the states' columns, or a BoxSensorState
         for name in self.__slots__:
             setattr(self, name, getattr(state, name))
 
 
-def store_states(session: Session, written: list[tuple[BoxSensorState, _StateValues]]) -> None:
+def store_states(session: Session, written: list[_StateValues]) -> None:
     """Write the integrated values into the states' rows, one UPDATE by primary key executed for
-    all of them, and into the states in the session as their stored values (so that they stay
-    unchanged to the ORM, which need not flush them, and the colour refresh reads them)."""
+    all of them (PostgreSQL: from a COPYed stage). States the session holds as ORM objects take
+    the values as stored (unchanged to the ORM, which need not flush them)."""
     if not written:
         return
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     times, as_json = _STATE_TIMES, _STATE_JSON
     params = []
-    for state, values in written:
+    for values in written:
         row = []
         for name in _STATE_WRITTEN:
             value = getattr(values, name)
@@ -227,22 +277,46 @@ def store_states(session: Session, written: list[tuple[BoxSensorState, _StateVal
             elif value is not None and name in times:
                 value = bind_ts(value, sqlite)
             row.append(value)
-        row.append(state.box_id)
+        row.append(values.box_id)
         params.append(tuple(row))
     if sqlite:
         conn.exec_driver_sql(_update_state_sql(_marks(conn)), params)
     else:
         stage(conn, _STATE_STAGE, BoxSensorState.__tablename__, (*_STATE_WRITTEN, "box_id"), params)
         conn.exec_driver_sql(_PG_UPDATE_STATES)
-    for state, values in written:
-        for name in _STATE_WRITTEN:
-            set_committed_value(state, name, getattr(values, name))
+    if session.identity_map:
+        key_of = sa_inspect(BoxSensorState).identity_key_from_primary_key
+        for values in written:
+            held = session.identity_map.get(key_of((values.box_id,)))
+            if held is not None:
+                _set_stored(held, values)
+
+
+def _set_stored(state: BoxSensorState, values: _StateValues) -> None:
+    for name in _STATE_WRITTEN:
+        set_committed_value(state, name, getattr(values, name))
+
+
+def states_into_session(session: Session, written: list[_StateValues]) -> list[BoxSensorState]:
+    """Put the stored states into the session as ORM objects, without a query (the colour
+    refresh reads them from there: app.telemetry.colour.sensor_facts). The caller holds the
+    list returned while it needs them: the identity map holds unchanged objects weakly."""
+    key_of = sa_inspect(BoxSensorState).identity_key_from_primary_key
+    held: list[BoxSensorState] = []
+    for values in written:
+        state = session.identity_map.get(key_of((values.box_id,)))
+        if state is None:
+            state = BoxSensorState(box_id=values.box_id, **{name: getattr(values, name) for name in _STATE_WRITTEN})
+            make_transient_to_detached(state)  # as if loaded: no history, nothing to flush
+            session.add(state)
+        held.append(state)  # (one the session held already has the stored values: store_states)
+    return held
 
 
 def _apply(
     session: Session,
-    box: Box,
-    state: BoxSensorState | _StateValues,
+    box: Any,  # a Box, or a row with its id and emission_limit_mg_m3
+    state: _StateValues,
     rows: list[tuple],
     rollups: _Rollups,
     settings: Settings,
@@ -366,11 +440,10 @@ def integrate_in_order(
     return delta_kg, by_hour, covered, Point(prev_ts, prev_rate)
 
 
-def sync_state_to_fill(
-    session: Session, state: BoxSensorState, fill: Fill | Any | None, settings: Settings
-) -> BoxSensorState:
+def sync_state_to_fill(session: Session, state: _S, fill: Fill | Any | None, settings: Settings) -> _S:
     """A new fill (replacement) restarts the integral: only readings at or after its time count.
-    (``fill``: a :class:`Fill`, or a row with its ``id`` and ``filled_at``.)
+    (``state``: a :class:`BoxSensorState` or ingest's :class:`_StateValues`; ``fill``: a
+    :class:`Fill`, or a row with its ``id`` and ``filled_at``.)
 
     Readings may already exist after a back-dated fill, so the fill's integral is rebuilt from
     them: once per fill, never per batch.
@@ -412,7 +485,7 @@ def sync_state_to_fill(
     return state
 
 
-def open_interval_kg(state: BoxSensorState, now: datetime, cap_s: float) -> float:
+def open_interval_kg(state: BoxSensorState | _StateValues, now: datetime, cap_s: float) -> float:
     """The newest reading's interval is still open: it holds until now, at most ``cap_s``."""
     if state.last_integrated_ts is None:
         return 0.0
