@@ -112,11 +112,13 @@ class _Compiled:
                 values[name] = process(values[name])
         return tuple(values[k] for k in self.keys) if self.keys is not None else values
 
-    def row(self, raw, description, dialect) -> Row:
+    def row(self, raw, cursor, dialect) -> Row:
         if self.processors is None:
+            # The driver's column types, read once (psycopg builds the description's objects
+            # on every access: 0.4 ms for the scan page's 69 columns).
             self.processors = tuple(
                 kind._cached_result_processor(dialect, column[1])
-                for kind, column in zip(self.types, description, strict=True)
+                for kind, column in zip(self.types, cursor.description, strict=True)
             )
         return Row(
             {
@@ -169,7 +171,7 @@ class CoreReader:
                 try:
                     cursor.execute(compiled.sql, compiled.parameters(params))
                     raw = cursor.fetchone()
-                    return None if raw is None else compiled.row(raw, cursor.description, engine.dialect)
+                    return None if raw is None else compiled.row(raw, cursor, engine.dialect)
                 finally:
                     cursor.close()
             except Exception as exc:
