@@ -288,13 +288,13 @@ def _request_gettext() -> dict:
     done: dict[tuple[str, bool], str] = translations.__dict__.setdefault("_tanxiang_translated", {})
 
     @pass_context
-    def gettext(context, message: str, **variables):
+    def gettext(__context, __message: str, /, **variables):  # a message may have a variable "message"
         if variables:
-            return translate(context, message, **variables)
-        key = (message, context.eval_ctx.autoescape)
+            return translate(__context, __message, **variables)
+        key = (__message, __context.eval_ctx.autoescape)
         shown = done.get(key)
         if shown is None:
-            shown = done[key] = translate(context, message)
+            shown = done[key] = translate(__context, __message)
         return shown
 
     return {"gettext": gettext, "ngettext": _make_new_ngettext(translations.ungettext)}
