@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, Subquery, bindparam, select, true
 from sqlalchemy.engine import Engine
 
 from app.accounts.models import Organization
 from app.boxes.colour import Evaluation, RuleSet
 from app.boxes.models import Box, Fill
 from app.boxes.services.stored import evaluation_from_stored, is_stored_current
-from app.common.fastread import core_reader
+from app.common.fastread import Row, core_reader
 
 _boxes = Box.__table__
 _orgs = Organization.__table__
@@ -39,7 +39,7 @@ BOX_COLUMNS = tuple(c.name for c in _boxes.columns)
 FILL_COLUMNS = tuple(c.name for c in _fills.columns)
 
 
-def _statement(with_last_replacement: bool) -> Select:
+def _statement(with_last_replacement: bool, caller: Subquery | None = None) -> Select:
     columns: list[Any] = [*_boxes.columns]
     columns += [_orgs.c.name.label("enterprise_name"), _orgs.c.county_code, _orgs.c.park_id]
     columns += [c.label(f"fill_{c.name}") for c in _current.columns]
@@ -61,11 +61,31 @@ def _statement(with_last_replacement: bool) -> Select:
         )
         query = query.add_columns(*[c.label(f"last_{c.name}") for c in _last.columns])
         query = query.outerjoin(_last, _last.c.id == latest)
+    if caller is not None:
+        # The caller's token (app.common.auth.LEAN_CALLER) in the same statement: one round
+        # trip a request instead of two. At most one row (a token hash is unique), none when
+        # the token is unknown; the box's row comes either way.
+        query = query.add_columns(*[c.label(f"{CALLER_PREFIX}{c.name}") for c in caller.c])
+        query = query.outerjoin(caller, true())
     return query.where(_boxes.c.code == bindparam("code"))
 
 
+CALLER_PREFIX = "caller_"
 BOX_READ = _statement(with_last_replacement=False)
 SCAN_READ = _statement(with_last_replacement=True)
+_WITH_CALLER: dict[tuple[bool, Subquery], Select] = {}
+
+
+def _statement_for(with_last_replacement: bool, caller: Subquery | None) -> Select:
+    """The read's statement, built once per caller subquery (the reader compiles a statement
+    once and keeps it by identity)."""
+    if caller is None:
+        return SCAN_READ if with_last_replacement else BOX_READ
+    key = (with_last_replacement, caller)
+    statement = _WITH_CALLER.get(key)
+    if statement is None:
+        statement = _WITH_CALLER.setdefault(key, _statement(with_last_replacement, caller))
+    return statement
 
 
 class LeanEnterprise:
@@ -105,6 +125,9 @@ class LeanRead:
     evaluation: Evaluation
     fill: LeanFill | None
     last_replacement: LeanFill | None
+    #: The caller's token row (its columns without the prefix) when the read was asked with one;
+    #: None when there is no such token.
+    caller: Row | None = None
 
     @property
     def visibility(self) -> dict[str, Any]:
@@ -125,13 +148,24 @@ def _fill(row: dict[str, Any], prefix: str) -> LeanFill | None:
 
 
 def read_box(
-    engine: Engine, code: str, now: datetime, rules: RuleSet, digest: str, *, with_last_replacement: bool = False
+    engine: Engine,
+    code: str,
+    now: datetime,
+    rules: RuleSet,
+    digest: str,
+    *,
+    with_last_replacement: bool = False,
+    caller: Subquery | None = None,
+    caller_params: dict[str, Any] | None = None,
 ) -> LeanRead | None:
     """Box ``code`` (normalised) as its stored evaluation shows it at ``now``; None when there
     is no such box, when the stored evaluation must be renewed first, or when the database
-    cannot be read this way (the caller's ordinary path then decides, and answers 404 itself)."""
+    cannot be read this way (the caller's ordinary path then decides, and answers 404 itself).
+    ``caller`` (a one-row subquery with its ``caller_params``) is read in the same statement and
+    comes back as :attr:`LeanRead.caller`."""
+    statement = _statement_for(with_last_replacement, caller)
     try:
-        row = core_reader.first(engine, SCAN_READ if with_last_replacement else BOX_READ, {"code": code})
+        row = core_reader.first(engine, statement, {"code": code, **(caller_params or {})})
     except LookupError:
         return None
     if row is None:
@@ -145,4 +179,7 @@ def read_box(
     )
     fill = _fill(values, "fill_")
     last = _fill(values, "last_") if with_last_replacement else None
-    return LeanRead(box, evaluation_from_stored(box, fill, now, rules), fill, last)
+    who = None
+    if caller is not None and values[f"{CALLER_PREFIX}kind"] is not None:
+        who = Row({c.name: values[f"{CALLER_PREFIX}{c.name}"] for c in caller.c})
+    return LeanRead(box, evaluation_from_stored(box, fill, now, rules), fill, last, who)

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from app.boxes import cache, codes, lean, presenters, schemas, services
 from app.boxes.models import COLOURS
 from app.boxes.services.stored import rules_digest
-from app.common.auth import require_user, visibility_principal
+from app.common.auth import LEAN_CALLER, known_user_token, require_user, visibility_from_row
 from app.common.pagination import keyset_page
 from app.common.schemas import page_schema, with_next_link
 from app.common.timeutil import utcnow
@@ -70,11 +70,20 @@ def box_detail(code):
     # stored evaluation is current. Anything else (first use of a token, a device token, a box
     # that must be evaluated first, a box not visible) takes the ordinary path, which also
     # answers every refusal (401, 403, 404) as it always has.
-    viewer = visibility_principal() if normal is not None else None
-    if viewer is not None and normal is not None:
+    token_hash = known_user_token() if normal is not None else None
+    if token_hash is not None and normal is not None:
         rules = wiring_of(db.session()).colour_rules()
-        read = lean.read_box(db.engine, normal, now, rules, rules_digest(rules))
-        if read is not None and services.can_see(viewer, **read.visibility):
+        read = lean.read_box(
+            db.engine,
+            normal,
+            now,
+            rules,
+            rules_digest(rules),
+            caller=LEAN_CALLER,
+            caller_params={"token_hash": token_hash},
+        )  # one statement: the box with its stored evaluation and the caller's token
+        viewer = visibility_from_row(read.caller) if read is not None else None
+        if read is not None and viewer is not None and services.can_see(viewer, **read.visibility):
             entry = cache.box_json_cache.get(db.engine, scope, normal, read.box.revision, now)
             if entry is None:
                 view = services.BoxView(read.box, read.evaluation, read.fill)  # type: ignore[arg-type]

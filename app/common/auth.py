@@ -145,19 +145,15 @@ def _lean_token_statement():
 
 
 _LEAN_TOKEN = _lean_token_statement()
+#: The same check as a subquery (parameter ``token_hash``), for a read that takes its caller's
+#: token in its own statement (app.boxes.lean: the box API's one statement a request).
+LEAN_CALLER = _LEAN_TOKEN.subquery("caller")
 
 
-def visibility_principal() -> Principal | None:
-    """The caller of a read that only decides what it may see (``can_see``): a person's bearer
-    token this process has already accepted (so its use is recorded, see :func:`_record_use`),
-    checked in one statement against the stored token, user and organisation (revocation,
-    deactivation and a change of organisation or role take effect at once). The principal's
-    objects are transient, holding only what ``can_see`` reads (the organisation's regulator and
-    park_admin roles): never for a write, never put in a session. None: take the ordinary path
-    (``require_user``), which also answers every refusal."""
-    from app.accounts.models import OrganizationRole
-    from app.common.fastread import core_reader
-
+def known_user_token() -> str | None:
+    """The hash of the caller's bearer token when it is a person's token this process has
+    already accepted (so its use is recorded, see :func:`_record_use`); else None (take the
+    ordinary path: ``require_user``, which also answers every refusal)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -166,10 +162,14 @@ def visibility_principal() -> Principal | None:
     hit = _token_cache.get((str(db.engine.url), token_hash))
     if hit is None or hit.expires <= time.monotonic() or hit.token_kind != "user":
         return None
-    try:
-        row = core_reader.first(db.engine, _LEAN_TOKEN, {"token_hash": token_hash})
-    except LookupError:
-        return None
+    return token_hash
+
+
+def visibility_from_row(row) -> Principal | None:
+    """The principal of a :data:`LEAN_CALLER` / ``_LEAN_TOKEN`` row (attributes ``kind``,
+    ``revoked_at``, …), or None when the token no longer stands for an active person."""
+    from app.accounts.models import OrganizationRole
+
     if row is None or row.kind != "user" or row.revoked_at is not None or not row.active:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():
@@ -180,6 +180,26 @@ def visibility_principal() -> Principal | None:
         org = Organization(id=row.org_id, county_code=row.county_code, park_id=row.park_id)
         org.role_rows = [OrganizationRole(role=r) for r in roles]
     return Principal(user=User(id=row.id, is_operator=bool(row.is_operator), active=True, organization=org))
+
+
+def visibility_principal() -> Principal | None:
+    """The caller of a read that only decides what it may see (``can_see``): a person's bearer
+    token this process has already accepted (:func:`known_user_token`), checked in one statement
+    against the stored token, user and organisation (revocation, deactivation and a change of
+    organisation or role take effect at once). The principal's objects are transient, holding
+    only what ``can_see`` reads (the organisation's regulator and park_admin roles): never for a
+    write, never put in a session. None: take the ordinary path (``require_user``), which also
+    answers every refusal."""
+    from app.common.fastread import core_reader
+
+    token_hash = known_user_token()
+    if token_hash is None:
+        return None
+    try:
+        row = core_reader.first(db.engine, _LEAN_TOKEN, {"token_hash": token_hash})
+    except LookupError:
+        return None
+    return visibility_from_row(row)
 
 
 def load_user(user_id: str) -> User | None:

@@ -15,6 +15,7 @@ from app.boxes import cache, lean, presenters, schemas
 from app.boxes import services as box_services
 from app.boxes.models import Box
 from app.boxes.services.stored import rules_digest
+from app.common.timeutil import utcnow
 from app.common.wiring import wiring_of
 from app.extensions import db
 from tests.boxes.builders import register
@@ -117,3 +118,51 @@ def test_rules_digest_names_checks_not_their_addresses(app):
         assert rules_digest(dataclasses.replace(rules, checks=copies)) == digest
         other = dataclasses.replace(rules, version=rules.version + "-x")
         assert rules_digest(other) != digest
+
+
+def test_core_reader_rows_equal_cores(api, app, now):
+    """The reader runs the statement on the driver's cursor with each column's own result
+    processor: the same values, of the same types, as Core's execution of it."""
+    from app.common.fastread import core_reader
+
+    codes = [register(api)["code"] for _ in range(2)]
+    api.post(f"/api/v1/boxes/{codes[0]}/fills", {"mass_kg": 2000, "iodine_mg_g": 900}, as_="ent")
+    _both(app, codes[0], now)  # its stored evaluation
+    with app.app_context(), db.engine.connect() as connection:
+        for code in codes:
+            for statement in (lean.BOX_READ, lean.SCAN_READ):
+                core = dict(connection.execute(statement, {"code": code}).one()._mapping)
+                mine = core_reader.first(db.engine, statement, {"code": code})
+                assert mine is not None and dict(mine) == core
+                assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in core.items()}
+                assert mine.code == mine._mapping["code"] == code
+        assert core_reader.first(db.engine, lean.BOX_READ, {"code": "NOSUCHBOX"}) is None
+
+
+def test_box_api_reads_the_callers_token_in_the_boxs_statement(api, app):
+    """One statement: the box with the caller's token row; an unknown token gives the box with
+    no caller (the view then takes the ordinary path, which answers 401)."""
+    from app.common.auth import LEAN_CALLER, visibility_from_row
+
+    code = register(api)["code"]
+    api.get(f"/api/v1/boxes/{code}", as_="ent")  # stores the evaluation
+    with app.test_request_context():
+        rules = wiring_of(db.session()).colour_rules()
+        digest = rules_digest(rules)
+        now = utcnow()
+        known = lean.read_box(
+            db.engine,
+            code,
+            now,
+            rules,
+            digest,
+            caller=LEAN_CALLER,
+            caller_params={"token_hash": hash_token(api.token("ent"))},
+        )
+        assert known is not None and known.caller is not None
+        viewer = visibility_from_row(known.caller)
+        assert viewer is not None and box_services.can_see(viewer, **known.visibility)
+        unknown = lean.read_box(
+            db.engine, code, now, rules, digest, caller=LEAN_CALLER, caller_params={"token_hash": "no such token"}
+        )
+        assert unknown is not None and unknown.caller is None and unknown.box.code == code
