@@ -3,9 +3,9 @@
 The mass-balance anomalies (app/ledger/services/mass_balance.py) read the enterprise months for the
 whole months of their period: ``rollup_fill_months`` gains the replacements that had a previous
 fill and the waste carbon weighed at them, ``rollup_consignment_months`` counts the manifests
-received of each pickup month. Existing data is backfilled by the same recomputation
-``flask --app wsgi statistics rebuild`` runs (every enterprise month; ``ROLLUPS_BACKFILL=0`` skips it,
-to rebuild afterwards in bounded transactions).
+received of each pickup month. Every roll-up (those of d7e2a4c9b316 too, whose own backfill moved
+here) is backfilled by the same recomputation ``flask --app wsgi statistics rebuild`` runs
+(``ROLLUPS_BACKFILL=0`` skips it, to rebuild afterwards in bounded transactions).
 
 Revision ID: f4b8d2a6c190
 Revises: e3a9c5d71f42
@@ -57,8 +57,7 @@ def _backfill():
     from app.statistics.services import rollups
 
     session = Session(bind=op.get_bind())
-    for month in rollups.all_months(session):  # Core statements on this connection: committed with the migration
-        rollups.rewrite_month(session, month, None)
+    rollups.rebuild(session)  # Core statements on this connection: committed with the migration
 
 
 def downgrade():
