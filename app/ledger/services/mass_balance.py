@@ -11,11 +11,11 @@ result equal to the raw computation for random data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, distinct, func, or_, select
+from sqlalchemy import Integer, and_, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from app.accounts.models import Organization
@@ -72,31 +72,53 @@ def _anomaly(
 
 
 class _Scoped:
-    """Grouped figures of the caller's enterprises: a join on the organisation, grouped by it."""
+    """Figures of the caller's enterprises: a join on the organisation, grouped by it."""
 
     def __init__(self, session: Session, actor: Principal, enterprise: int | None) -> None:
         self.session, self.actor, self.enterprise = session, actor, enterprise
 
-    def rows(self, query, column) -> Iterable[tuple]:
+    def _in_scope(self, query, column):
         query = query.join(Organization, Organization.id == column).where(enterprise_scope(self.actor))
-        if self.enterprise:
-            query = query.where(Organization.id == self.enterprise)
-        for org_id, name, county, park, *values in self.session.execute(query.group_by(*ORG_COLUMNS)):
+        return query.where(Organization.id == self.enterprise) if self.enterprise else query
+
+    def rows(self, query, column) -> Iterator[tuple[OrgKey, list[Any]]]:
+        """``query``'s figures grouped per enterprise of the scope (``query`` selects ORG_COLUMNS first)."""
+        grouped = self._in_scope(query, column).group_by(*ORG_COLUMNS)
+        for org_id, name, county, park, *values in self.session.execute(grouped):
             yield (org_id, name, county, park), values
 
-    def summed(self, parts: Iterable[tuple[Any, Any]]) -> dict[OrgKey, list[Any]]:
-        """Each query's figures added up per enterprise (counts and exact kg; NULL adds nothing)."""
-        out: dict[OrgKey, list[Any]] = {}
-        for query, column in parts:
-            for org, values in self.rows(query, column):
-                slot = out.setdefault(org, [None] * len(values))
-                for i, value in enumerate(values):
-                    if value is not None:
-                        slot[i] = value if slot[i] is None else slot[i] + value
-        return out
+    def summed(self, parts: list[tuple[Any, Any]], having) -> Iterator[tuple[OrgKey, list[Any]]]:
+        """The parts' rows (enterprise_id, n, a, b: a count and two kg) of the scope's enterprises
+        added up per enterprise in one aggregate, only for the enterprises ``having(n, a, b)`` lets
+        through: the rows returned are the candidates, not every enterprise of a city."""
+        if not parts:
+            return
+        scoped = [self._in_scope(query, column) for query, column in parts]
+        both = (union_all(*scoped) if len(scoped) > 1 else scoped[0]).subquery()
+        n, a, b = func.sum(both.c.n), func.sum(both.c.a), func.sum(both.c.b)
+        totals = (
+            select(both.c.enterprise_id, n.label("n"), a.label("a"), b.label("b"))
+            .group_by(both.c.enterprise_id)
+            .having(having(n, a, b))
+            .subquery()
+        )
+        query = select(*ORG_COLUMNS, totals.c.n, totals.c.a, totals.c.b).join(
+            totals, totals.c.enterprise_id == Organization.id
+        )
+        for org_id, name, county, park, count, *values in self.session.execute(query):
+            yield (org_id, name, county, park), [int(count or 0), *values]
 
 
-def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]]):
+def _below(part, whole, ratio: float):
+    """A SQL pre-filter: part / whole < ratio, loosened by a millionth (the exact test is the float
+    ratio of the exact sums, in Python); integers only, which the gram-exact mass type keeps."""
+    return func.coalesce(part, 0) * 1_000_000 < whole * (int(ratio * 1_000_000) + 1)
+
+
+ONE = literal(1, Integer)
+
+
+def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]], ratio: float):
     """Per enterprise: replacements that had a previous fill, the waste carbon weighed at them and
     the previous fills' mass (the carbon they removed)."""
     parts: list[tuple[Any, Any]] = []
@@ -104,10 +126,10 @@ def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[dateti
         parts.append(
             (
                 select(
-                    *ORG_COLUMNS,
-                    func.sum(FillMonth.replaced_count),
-                    func.sum(FillMonth.replaced_weighed_kg),
-                    func.sum(FillMonth.replaced_kg),
+                    FillMonth.enterprise_id.label("enterprise_id"),
+                    FillMonth.replaced_count.label("n"),
+                    FillMonth.replaced_weighed_kg.label("a"),
+                    FillMonth.replaced_kg.label("b"),
                 ).where(FillMonth.month.in_([m.label for m in whole])),
                 FillMonth.enterprise_id,
             )
@@ -133,47 +155,63 @@ def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[dateti
         )
         parts.append(
             (
-                select(*ORG_COLUMNS, func.count(), func.sum(fills.c.removed), func.sum(fills.c.previous)).where(
-                    fills.c.previous.is_not(None)
-                ),
+                select(
+                    fills.c.enterprise_id.label("enterprise_id"),
+                    ONE.label("n"),
+                    fills.c.removed.label("a"),
+                    fills.c.previous.label("b"),
+                ).where(fills.c.previous.is_not(None)),
                 fills.c.enterprise_id,
             )
         )
-    return scoped.summed(parts)
+    # candidates: replacements of a known fill whose weighed carbon is short of what they removed
+    return scoped.summed(parts, lambda n, weighed, removed: and_(n > 0, removed > 0, _below(weighed, removed, ratio)))
 
 
-def _deliveries(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]]):
-    """Per enterprise: manifests picked up in the period and received (or further), their shipped
-    and their received kg."""
+def _deliveries(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]], ratio: float):
+    """Per enterprise: manifests (with lines) picked up in the period and received (or further),
+    their shipped and their received kg."""
     parts: list[tuple[Any, Any]] = []
     if whole:
         parts.append(
             (
                 select(
-                    *ORG_COLUMNS,
-                    func.sum(ConsignmentMonth.delivered_count),
-                    func.sum(ConsignmentMonth.delivered_shipped_kg),
-                    func.sum(ConsignmentMonth.delivered_received_kg),
+                    ConsignmentMonth.enterprise_id.label("enterprise_id"),
+                    ConsignmentMonth.delivered_count.label("n"),
+                    ConsignmentMonth.delivered_shipped_kg.label("a"),
+                    ConsignmentMonth.delivered_received_kg.label("b"),
                 ).where(ConsignmentMonth.month.in_([m.label for m in whole])),
                 ConsignmentMonth.enterprise_id,
             )
         )
     for a, b in edges:
+        manifests = (
+            select(
+                Manifest.consignor_id.label("enterprise_id"),
+                func.sum(ManifestLine.quantity_kg).label("shipped"),
+                func.sum(ManifestLine.received_kg).label("received"),
+            )
+            .join(ManifestLine, ManifestLine.manifest_id == Manifest.id)
+            .where(Manifest.status.in_(RECEIVED_STATES), Manifest.picked_up_at >= a, Manifest.picked_up_at < b)
+            .group_by(Manifest.consignor_id, Manifest.id)
+            .subquery()
+        )
         parts.append(
             (
                 select(
-                    *ORG_COLUMNS,
-                    func.count(distinct(Manifest.id)),
-                    func.sum(ManifestLine.quantity_kg),
-                    func.sum(ManifestLine.received_kg),
-                )
-                .select_from(Manifest)
-                .join(ManifestLine, ManifestLine.manifest_id == Manifest.id)
-                .where(Manifest.status.in_(RECEIVED_STATES), Manifest.picked_up_at >= a, Manifest.picked_up_at < b),
-                Manifest.consignor_id,
+                    manifests.c.enterprise_id.label("enterprise_id"),
+                    ONE.label("n"),
+                    manifests.c.shipped.label("a"),
+                    manifests.c.received.label("b"),
+                ),
+                manifests.c.enterprise_id,
             )
         )
-    return scoped.summed(parts)
+    # candidates: delivered manifests whose received kg are short of the shipped (or nothing shipped)
+    return scoped.summed(
+        parts,
+        lambda n, shipped, received: and_(n > 0, or_(func.coalesce(shipped, 0) == 0, _below(received, shipped, ratio))),
+    )
 
 
 def anomalies(
@@ -198,7 +236,7 @@ def anomalies(
     found: list[dict[str, Any]] = []
 
     # 1. Carbon gone missing: waste carbon weighed at replacements vs the carbon those replacements removed.
-    for org, (count, removed, filled) in _replacements(scoped, whole, edges).items():
+    for org, (count, removed, filled) in _replacements(scoped, whole, edges, cfg.min_removed_to_filled_ratio):
         if not count or not filled:
             continue
         filled, removed = kg(filled), kg(removed)
@@ -277,7 +315,7 @@ def anomalies(
         )
 
     # 5. Received far less than shipped over the period (lost between consignor and receiver).
-    for org, (count, shipped_kg, received_kg) in _deliveries(scoped, whole, edges).items():
+    for org, (count, shipped_kg, received_kg) in _deliveries(scoped, whole, edges, cfg.min_received_to_shipped_ratio):
         if not count:
             continue
         shipped_kg, received_kg = kg(shipped_kg), kg(received_kg)
