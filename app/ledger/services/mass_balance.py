@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Integer, and_, distinct, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
@@ -84,8 +84,8 @@ class _Scoped:
     def rows(self, query, column) -> Iterator[tuple[OrgKey, list[Any]]]:
         """``query``'s figures grouped per enterprise of the scope (``query`` selects ORG_COLUMNS first)."""
         grouped = self._in_scope(query, column).group_by(*ORG_COLUMNS)
-        for org_id, name, county, park, *values in self.session.execute(grouped):
-            yield (org_id, name, county, park), values
+        for row in self.session.execute(grouped):
+            yield cast(OrgKey, tuple(row[:4])), list(row[4:])
 
     def summed(self, parts: list[tuple[Any, Any]], having) -> Iterator[tuple[OrgKey, list[Any]]]:
         """The parts' rows (enterprise_id, n, a, b: a count and two kg) of the scope's enterprises
@@ -94,7 +94,10 @@ class _Scoped:
         if not parts:
             return
         scoped = [self._in_scope(query, column) for query, column in parts]
-        both = (union_all(*scoped) if len(scoped) > 1 else scoped[0]).subquery()
+        rows: Any = scoped[0]
+        if len(scoped) > 1:
+            rows = union_all(*scoped)
+        both = rows.subquery()
         n, a, b = func.sum(both.c.n), func.sum(both.c.a), func.sum(both.c.b)
         totals = (
             select(both.c.enterprise_id, n.label("n"), a.label("a"), b.label("b"))
@@ -105,8 +108,8 @@ class _Scoped:
         query = select(*ORG_COLUMNS, totals.c.n, totals.c.a, totals.c.b).join(
             totals, totals.c.enterprise_id == Organization.id
         )
-        for org_id, name, county, park, count, *values in self.session.execute(query):
-            yield (org_id, name, county, park), [int(count or 0), *values]
+        for row in self.session.execute(query):
+            yield cast(OrgKey, tuple(row[:4])), [int(row[4] or 0), *row[5:]]
 
 
 def _below(part, whole, ratio: float):
