@@ -6,6 +6,7 @@ for periods whose edges fall inside months; and the roll-ups stay equal to their
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from app.ledger.services import mass_balance
 from app.statistics.services import rollups
 from tests import factories
 from tests.ledger.raw_anomalies import raw_anomalies
+from tests.web.builders import login
 
 NOW = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
 
@@ -153,3 +155,22 @@ def test_split_months_covers_the_period_once_with_whole_months_in_the_middle():
     )
     assert [m.label for m in whole] == ["2026-01", "2026-02"] and edges == []
     assert mass_balance.split_months(until, since) == ([], [])
+
+
+def test_the_dashboard_the_anomalies_page_and_the_api_show_the_raw_anomalies(app, world, api):
+    _random_records(random.Random(0), world)
+    want = {
+        (a["enterprise_id"], a["code"])
+        for a in raw_anomalies(db.session, Principal(user=world.users["reg_city"]))["items"]
+    }
+    assert {"carbon_missing", "received_short"} <= {code for _, code in want}, want
+    r = api.get("/api/v1/anomalies", as_="reg_city")
+    assert r.status_code == 200, r.get_json()
+    assert {(a["enterprise_id"], a["code"]) for a in r.get_json()["items"]} == want
+    client = login(app, "reg_city")
+    listed = client.get("/oversight/anomalies").get_data(as_text=True)
+    found = re.findall(r'data-anomaly="([a-z_]+)" data-enterprise="(\d+)"', listed)
+    assert {(int(enterprise), code) for code, enterprise in found} == want
+    dashboard = client.get("/").get_data(as_text=True)
+    rows = re.findall(r'<tr data-anomaly="([a-z_]+)">.*?ledger\?enterprise=(\d+)', dashboard, re.S)
+    assert {(int(enterprise), code) for code, enterprise in rows} == want
