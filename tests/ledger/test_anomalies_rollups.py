@@ -174,3 +174,17 @@ def test_the_dashboard_the_anomalies_page_and_the_api_show_the_raw_anomalies(app
     dashboard = client.get("/").get_data(as_text=True)
     rows = re.findall(r'<tr data-anomaly="([a-z_]+)">.*?ledger\?enterprise=(\d+)', dashboard, re.S)
     assert {(int(enterprise), code) for code, enterprise in rows} == want
+
+
+def test_the_dashboard_lists_the_first_anomalies_and_counts_them_all(app, world, api, monkeypatch):
+    from app.web import pages
+
+    _random_records(random.Random(0), world)
+    total = len(raw_anomalies(db.session, Principal(user=world.users["reg_city"]))["items"])
+    assert total > 2
+    monkeypatch.setattr(pages, "DASHBOARD_ANOMALIES", 2)
+    dashboard = login(app, "reg_city").get("/").get_data(as_text=True)
+    assert len(re.findall(r'<tr data-anomaly="', dashboard)) == 2
+    assert f'<span data-shown="anomalies">前 2 项，共 {total} 项</span>' in dashboard
+    assert re.search(rf'data-count="anomalies">.*?<span class="tile-value">{total}<', dashboard)  # the tile counts all
+    assert 'data-link="anomalies"' in dashboard  # the rest: on the anomalies page
