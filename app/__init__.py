@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sqlite3
 
 from flask import Flask, request
 from flask_babel import lazy_gettext
@@ -60,8 +62,15 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
     # WAL (telemetry, issue 3): readers never block the writer (gunicorn workers, the MQTT
     # subscriber) and a commit appends to the log instead of syncing a rollback journal;
     # synchronous=NORMAL stays consistent after a crash and loses at most the last commits on power loss.
+    # WAL is a property of the database file: once set it stays. Setting it needs the database to
+    # itself and fails at once with "database is locked" (no busy wait for a journal-mode change)
+    # while another connection writes, the job thread or a second worker: that made reads answer
+    # 503. So it is set only when not yet in place, and a refusal leaves this connection on the
+    # rollback journal (correct, only slower); a later connection sets it.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
