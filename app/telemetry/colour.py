@@ -24,6 +24,7 @@ from app.common.wiring import wiring_of
 from app.telemetry.integration import (
     MeasuredLoad,
     held_seconds,
+    load_window_facts,
     rate_kg_h,
     window_load,
     window_start_hour,
@@ -123,12 +124,7 @@ def sensor_facts(session, boxes, facts_by_box_id, now) -> None:
                 )
             facts["measured_load"] = load
             # What the prediction's load was judged on, for the box's reads (stored with the colour).
-            facts["load_window"] = {
-                "hours": round(load.window_s / 3600, 3),
-                "covered_hours": round(load.covered_s / 3600, 3),
-                "min_covered_hours": min_covered_s / 3600,
-                "adsorbed_kg": round(load.adsorbed_kg, 6),
-            }
+            facts["load_window"] = load_window_facts(load, min_covered_s)
             if load.kg_per_day is not None:
                 facts["load_kg_per_day"] = load.kg_per_day
             # The open interval stops growing after the cap: look again then.

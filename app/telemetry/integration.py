@@ -254,3 +254,13 @@ class SortedNeighbours:
 
         i = bisect.bisect_right([p.ts for p in self.points], ts)
         return self.points[i] if i < len(self.points) else None
+
+
+def load_window_facts(load: MeasuredLoad, min_covered_s: float) -> dict[str, float]:
+    """What the prediction's load was judged on, as the box's reads show it (stored with the colour)."""
+    return {
+        "hours": round(load.window_s / 3600, 3),
+        "covered_hours": round(load.covered_s / 3600, 3),
+        "min_covered_hours": min_covered_s / 3600,
+        "adsorbed_kg": round(load.adsorbed_kg, 6),
+    }

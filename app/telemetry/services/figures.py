@@ -39,7 +39,7 @@ from app.boxes.models import Box
 from app.boxes.services.stored import is_stored_current, rules_digest, snapshot
 from app.common.columns import json_dumps
 from app.common.wiring import wiring_of
-from app.telemetry.integration import window_load
+from app.telemetry.integration import load_window_facts, window_load
 from app.telemetry.services.bulk import stage
 from app.telemetry.services.checks import bind_ts
 from app.telemetry.services.settings import Settings
@@ -300,12 +300,7 @@ def _sensor_facts(facts: dict[str, Any], state: _StateValues, cap_s: float, min_
     facts["open_interval"] = (state.last_rate_kg_h, cap_end)
     load = window_load(state.load_hours, state.last_integrated_ts, state.fill_started_at, min_covered_s=min_covered_s)
     facts["measured_load"] = load
-    facts["load_window"] = {
-        "hours": round(load.window_s / 3600, 3),
-        "covered_hours": round(load.covered_s / 3600, 3),
-        "min_covered_hours": min_covered_s / 3600,
-        "adsorbed_kg": round(load.adsorbed_kg, 6),
-    }
+    facts["load_window"] = load_window_facts(load, min_covered_s)
     if load.kg_per_day is not None:
         facts["load_kg_per_day"] = load.kg_per_day
     facts["next_check_candidates"].append(cap_end)
