@@ -18,7 +18,8 @@ spans from that moment only.
 **Enterprise months.** Per enterprise and Asia/Shanghai month (``YYYY-MM``; every statistics
 period is a whole number of months): the ledger's stages, the manifests' shipped / received /
 accepted kg per waste code (by the month of pickup / receipt) and processed kg per method code
-(by the month of processing), and the fills of the enterprise's boxes.
+(by the month of processing), the fills of the enterprise's boxes, and its manifests received
+(by the month of pickup).
 """
 
 from __future__ import annotations
@@ -110,6 +111,28 @@ class FillMonth(Model):
     late_count: Mapped[int] = mapped_column(Integer, default=0)
     replaced_kg: Mapped[Decimal] = _kg()  # the previous fill's mass, for replacements
     weighed_kg: Mapped[Decimal] = _kg()  # removed waste carbon weighed at replacements
+    # of those, the replacements that had a previous fill (the carbon-missing anomaly's figures)
+    replaced_count: Mapped[int] = mapped_column(Integer, default=0)
+    replaced_weighed_kg: Mapped[Decimal] = _kg()
 
 
-ROLLUP_TABLES = ("rollup_colour_spans", "rollup_waste_months", "rollup_treatment_months", "rollup_fill_months")
+class ConsignmentMonth(Model):
+    """An enterprise's manifests (with lines) picked up in one month and received or further: what
+    the received-short anomaly compares, counted per manifest (WasteMonth counts lines per code)."""
+
+    __tablename__ = "rollup_consignment_months"
+    __table_args__ = (Index("ix_rollup_consignment_months_month", "month"),)
+    enterprise_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    delivered_count: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_shipped_kg: Mapped[Decimal] = _kg()
+    delivered_received_kg: Mapped[Decimal] = _kg()
+
+
+ROLLUP_TABLES = (
+    "rollup_colour_spans",
+    "rollup_waste_months",
+    "rollup_treatment_months",
+    "rollup_fill_months",
+    "rollup_consignment_months",
+)

@@ -1,10 +1,10 @@
 """statistics roll-ups: colour spans per box and enterprise months, backfilled from the raw records
 
 The statistics read these instead of the raw records (app/statistics/rollup_models.py); they are
-kept at every commit from now on. Existing data is backfilled here by the same recomputation that
+kept at every commit from now on. Existing data is backfilled (since f4b8d2a6c190: in that revision) by the same recomputation that
 ``flask --app wsgi statistics rebuild`` runs (app/statistics/services/rollups.py), inside this
 migration's transaction; a city's database can instead be migrated and then rebuilt by the
-command in bounded transactions (``ROLLUPS_BACKFILL=0`` skips the backfill here).
+command in bounded transactions (``ROLLUPS_BACKFILL=0`` skips the backfill).
 
 Revision ID: d7e2a4c9b316
 Revises: d7a2c9e4b318
@@ -15,7 +15,6 @@ Create Date: 2026-12-03 19:26:24.590930
 from alembic import op
 import sqlalchemy as sa
 
-import os
 
 import app.common.types
 
@@ -105,17 +104,8 @@ def upgrade():
         batch_op.create_index("ix_rollup_waste_months_month", ["month"], unique=False)
 
     # ### end Alembic commands ###
-    if os.environ.get("ROLLUPS_BACKFILL", "1") != "0":
-        _backfill()
-
-
-def _backfill():
-    from sqlalchemy.orm import Session
-
-    from app.statistics.services import rollups
-
-    session = Session(bind=op.get_bind())
-    rollups.rebuild(session)  # Core statements on this connection: committed with the migration
+    # The backfill runs in revision f4b8d2a6c190: it calls the roll-up code of today, which writes
+    # tables this revision does not have yet (rollup_consignment_months).
 
 
 def downgrade():

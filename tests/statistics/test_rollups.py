@@ -19,7 +19,7 @@ from app.extensions import db
 from app.ledger.models import LedgerRecord, Stage
 from app.ledger.revision_models import Revision
 from app.statistics import services
-from app.statistics.rollup_models import ColourSpan, FillMonth, WasteMonth
+from app.statistics.rollup_models import ColourSpan, ConsignmentMonth, FillMonth, WasteMonth
 from app.statistics.services import rollups
 from tests import factories
 from tests.ledger.builders import build_loop, iso, manifest_body
@@ -204,12 +204,14 @@ def test_verify_reports_each_difference_and_rebuild_repairs_it(app, world, api):
     db.session.execute(sa.update(FillMonth).values(fills_count=FillMonth.fills_count + 5))
     db.session.execute(sa.delete(ColourSpan))
     db.session.add(FillMonth(enterprise_id=world.other_enterprise.id, month="2001-01", fills_count=1))
+    db.session.add(ConsignmentMonth(enterprise_id=world.enterprise.id, month="2001-02", delivered_count=1))
     db.session.commit()
     bad = cli(app, "verify")
     assert bad.exit_code == 1, bad.output
     assert "rollup_waste_months" in bad.output and "generated_kg" in bad.output
     assert "rollup_fill_months" in bad.output and "2001-01" in bad.output
     assert "rollup_colour_spans" in bad.output
+    assert "rollup_consignment_months 2001-02" in bad.output
     rebuilt = cli(app, "rebuild", "--box-chunk", "1")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "rebuilt 2001-01" in rebuilt.output  # a stored month without raw records is rewritten too
@@ -217,6 +219,7 @@ def test_verify_reports_each_difference_and_rebuild_repairs_it(app, world, api):
     assert again.exit_code == 0, again.output
     db.session.rollback()
     assert db.session.scalar(select(sa.func.count()).select_from(FillMonth).where(FillMonth.month == "2001-01")) == 0
+    assert db.session.scalar(select(sa.func.count()).select_from(ConsignmentMonth)) == 0  # no manifest received
 
 
 def test_a_refused_request_changes_no_rollup_and_the_next_one_adds_exactly_its_own(app, world, api):

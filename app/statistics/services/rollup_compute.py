@@ -28,8 +28,9 @@ RECEIVED_FIELDS = ("received_count", "received_kg", "accepted_kg")
 WASTE_FIELDS = LEDGER_FIELDS + SHIPPED_FIELDS + RECEIVED_FIELDS
 WASTE_COUNTS = ("ledger_count", "shipped_count", "received_count")
 TREATMENT_FIELDS = ("accepted_kg", "consumed_kg")
-FILL_COUNTS = ("fills_count", "regenerated_count", "replacement_count", "late_count")
-FILL_KGS = ("fills_kg", "regenerated_kg", "replaced_kg", "weighed_kg")
+FILL_COUNTS = ("fills_count", "regenerated_count", "replacement_count", "late_count", "replaced_count")
+FILL_KGS = ("fills_kg", "regenerated_kg", "replaced_kg", "weighed_kg", "replaced_weighed_kg")
+CONSIGNMENT_FIELDS = ("delivered_count", "delivered_shipped_kg", "delivered_received_kg")
 
 Rows = dict[tuple, dict[str, Any]]
 
@@ -141,8 +142,14 @@ def fill_rows(session: Session, month: Period, enterprise_ids: Collection[int] |
     def previous(column):
         return (
             select(column)
-            .where(earlier.box_id == Fill.box_id, earlier.filled_at < Fill.filled_at)
-            .order_by(earlier.filled_at.desc())
+            .where(
+                earlier.box_id == Fill.box_id,
+                or_(
+                    earlier.filled_at < Fill.filled_at,
+                    and_(earlier.filled_at == Fill.filled_at, earlier.id < Fill.id),
+                ),
+            )
+            .order_by(earlier.filled_at.desc(), earlier.id.desc())
             .limit(1)
             .scalar_subquery()
         )
@@ -178,6 +185,7 @@ def fill_rows(session: Session, month: Period, enterprise_ids: Collection[int] |
     is_late = or_(sub.c.replaced_overdue.is_(True), and_(sub.c.replaced_overdue.is_(None), turned_red))
     regenerated = sub.c.regeneration_batch_id.is_not(None)
     replacement = sub.c.kind == FillKind.REPLACEMENT
+    replaced = and_(replacement, sub.c.previous_kg.is_not(None))  # a replacement of a known fill
     rows: Rows = {}
     for ent, *values in session.execute(
         select(
@@ -186,14 +194,38 @@ def fill_rows(session: Session, month: Period, enterprise_ids: Collection[int] |
             count_if(regenerated),
             count_if(replacement),
             count_if(and_(replacement, is_late)),
+            count_if(replaced),
             sum_or_zero(sub.c.mass_kg),
             sum_or_zero(case((regenerated, sub.c.mass_kg), else_=0)),
             sum_or_zero(case((replacement, sub.c.previous_kg), else_=0)),
             sum_or_zero(case((replacement, sub.c.removed_waste_kg), else_=0)),
+            sum_or_zero(case((replaced, sub.c.removed_waste_kg), else_=0)),
         ).group_by(sub.c.enterprise_id)
     ):
         _add(rows, (ent,), FILL_COUNTS + FILL_KGS, values)
     return _complete(rows, FILL_COUNTS + FILL_KGS, FILL_COUNTS)
+
+
+def consignment_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> Rows:
+    """(enterprise_id,) → the manifests with lines picked up in ``month`` and received (or further)."""
+    rows: Rows = {}
+    for ent, *values in session.execute(
+        select(
+            Manifest.consignor_id,
+            func.count(func.distinct(Manifest.id)),
+            sum_or_zero(ManifestLine.quantity_kg),
+            sum_or_zero(ManifestLine.received_kg),
+        )
+        .join(ManifestLine, ManifestLine.manifest_id == Manifest.id)
+        .where(
+            within(Manifest.picked_up_at, month),
+            Manifest.status.in_(RECEIVED_STATES),
+            _only(Manifest.consignor_id, enterprise_ids),
+        )
+        .group_by(Manifest.consignor_id)
+    ):
+        _add(rows, (ent,), CONSIGNMENT_FIELDS, values)
+    return _complete(rows, CONSIGNMENT_FIELDS, ("delivered_count",))
 
 
 def month_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> dict[str, Rows]:
@@ -202,6 +234,7 @@ def month_rows(session: Session, month: Period, enterprise_ids: Collection[int] 
         "rollup_waste_months": waste_rows(session, month, enterprise_ids),
         "rollup_treatment_months": treatment_rows(session, month, enterprise_ids),
         "rollup_fill_months": fill_rows(session, month, enterprise_ids),
+        "rollup_consignment_months": consignment_rows(session, month, enterprise_ids),
     }
 
 

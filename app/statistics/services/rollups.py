@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.boxes.models import Box, ColourChange, Fill
 from app.common.periods import Period, month_of
 from app.ledger.models import Manifest
-from app.statistics.rollup_models import ColourSpan, FillMonth, TreatmentMonth, WasteMonth
+from app.statistics.rollup_models import ColourSpan, ConsignmentMonth, FillMonth, TreatmentMonth, WasteMonth
 from app.statistics.services import rollup_compute as compute
 
 PENDING_KEY = "tanxiang.statistics.rollups"
@@ -31,11 +31,13 @@ MONTH_MODELS: dict[str, Any] = {
     "rollup_waste_months": WasteMonth,
     "rollup_treatment_months": TreatmentMonth,
     "rollup_fill_months": FillMonth,
+    "rollup_consignment_months": ConsignmentMonth,
 }
 KEYS = {
     "rollup_waste_months": ("enterprise_id", "waste_code"),
     "rollup_treatment_months": ("enterprise_id", "method_code", "waste_code"),
     "rollup_fill_months": ("enterprise_id",),
+    "rollup_consignment_months": ("enterprise_id",),
 }
 BOX_CHUNK = 2000
 
