@@ -48,6 +48,7 @@ EXCLUDED_TABLES = frozenset(
         "rollup_waste_months",
         "rollup_treatment_months",
         "rollup_fill_months",
+        "rollup_consignment_months",
     }
 )
 # Derived columns, re-computed on reads and written in bulk: a box's colour is audited through

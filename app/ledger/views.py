@@ -1,4 +1,4 @@
-"""Ledger, stock, manifests and anomalies: thin views over :mod:`app.ledger.services`.
+"""Ledger, stock and manifests: thin views over :mod:`app.ledger.services`.
 
 Writes commit once, at the request boundary (app.common.tx): on success only, so a refused request
 changes nothing (tests share one session across requests; a half-done change must never leak).
@@ -198,16 +198,6 @@ def manifest_process(body, number):
 def manifest_cancel(body, number):
     """Consignor: cancel before pickup; a reservation is released."""
     return _action(number, "cancel", body)
-
-
-@blp.route("/anomalies")
-@blp.arguments(schemas.AnomalyQuery, location="query")
-@blp.response(200, schemas.AnomaliesOut)
-def anomalies(args):
-    """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers (zh, en)."""
-    return services.anomalies(
-        db.session(), require_user(), enterprise=args.get("enterprise"), start=args.get("from_"), end=args.get("to")
-    )
 
 
 from app.ledger.registry_views import blp as registry_blp  # noqa: E402 (the manifest registry)

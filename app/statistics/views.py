@@ -15,8 +15,10 @@ from flask_smorest import Blueprint
 from app.common.auth import require_user
 from app.common.schemas import listing, page_schema
 from app.extensions import db
+from app.ledger import schemas as ledger_schemas
 from app.statistics import exports, schemas, services
 from app.statistics.page import base_year_default, pages
+from app.statistics.services.anomalies import anomalies as find_anomalies
 
 blp = Blueprint(
     "statistics",
@@ -104,3 +106,13 @@ class ValueAddedView(MethodView):
 
 API_BLUEPRINTS = (blp,)
 BLUEPRINTS = (pages,)
+
+
+@blp.route("/anomalies")
+@blp.arguments(ledger_schemas.AnomalyQuery, location="query")
+@blp.response(200, ledger_schemas.AnomaliesOut)
+def anomalies(args):
+    """Mass-balance anomalies per enterprise in the caller's jurisdiction, each with its numbers (zh, en)."""
+    return find_anomalies(
+        db.session(), require_user(), enterprise=args.get("enterprise"), start=args.get("from_"), end=args.get("to")
+    )

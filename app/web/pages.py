@@ -34,6 +34,7 @@ from app.extensions import db
 from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
+from app.statistics.services.anomalies import anomalies as find_anomalies
 from app.telemetry import services as telemetry_services
 from app.web import paging
 from app.web.chart import concentration_chart
@@ -214,7 +215,7 @@ def dashboard():
             "overdue": _manifest_list(principal, now, flag="overdue"),
             "discrepant": _manifest_list(principal, now, flag="discrepant"),
             "rejected": _manifest_list(principal, now, flag="rejected"),
-            "anomalies": _first_anomalies(ledger_services.anomalies(db.session(), principal, now=now)),
+            "anomalies": _first_anomalies(find_anomalies(db.session(), principal, now=now)),
         }
     if "generator" in roles:
         assert org is not None  # roles are the organisation's

@@ -3,7 +3,7 @@ mass-balance anomalies with their figures; each filtered by county, park and ent
 sorted, paged, and downloadable as CSV or XLSX with exactly the page's filters.
 
 Thin: read the query string, call the services (app/boxes/services/lists.py,
-app/ledger/services/registry_lists.py, app/ledger/services/anomaly_figures.py), whose scopes decide
+app/ledger/services/registry_lists.py, app/statistics/services/anomaly_figures.py), whose scopes decide
 what the user may see; a filter naming something outside the jurisdiction is "not found" (404).
 For regulators, park administrations and operators; other users get 403.
 """
@@ -24,7 +24,8 @@ from app.common.auth import require_user
 from app.common.timeutil import to_local_str, utcnow
 from app.common.tx import commit_read_effects
 from app.extensions import db
-from app.ledger.services import anomaly_figures, registry_lists
+from app.ledger.services import registry_lists
+from app.statistics.services import anomaly_figures
 from app.web import paging, table_export
 from app.web.names import anomaly_names, colour_names, flag_names, rule_reason, state_names
 

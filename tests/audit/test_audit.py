@@ -295,3 +295,18 @@ def test_a_fresh_install_starts_its_chain_from_the_migrated_rows(tmp_path):
         conn.execute("UPDATE counties SET name = '篡改' WHERE code = '331023'")
     tampered = flask("audit", "verify")
     assert tampered.returncode == 1 and "counties" in tampered.stdout and "331023" in tampered.stdout, tampered.stdout
+
+
+def test_every_statistics_roll_up_is_outside_the_chain():
+    """Roll-ups are derived from audited rows at each commit and rebuilt by a command: a roll-up
+    table left in the chain would add an entry per event and break verification after a rebuild."""
+    from app.audit.recorder import EXCLUDED_TABLES
+    from app.statistics import rollup_models
+
+    tables = {
+        m.__tablename__
+        for m in vars(rollup_models).values()
+        if isinstance(m, type) and getattr(m, "__tablename__", "").startswith("rollup_")
+    }
+    assert "rollup_consignment_months" in tables
+    assert tables <= EXCLUDED_TABLES, tables - EXCLUDED_TABLES

@@ -1,4 +1,4 @@
-"""Ledger (台账), stock, transfer manifests (联单) and mass-balance anomalies.
+"""Ledger (台账), stock and transfer manifests (联单).
 
 No Flask here: callers pass the session, the acting :class:`Principal` and ``now``.
 
@@ -11,7 +11,7 @@ One module per concern: :mod:`.rules_access` (rules, methods, calendar, catalogu
 :mod:`.stock` (stock rows, batches, stock moves), :mod:`.records` (ledger records and reads),
 :mod:`.hooks` (the boxes' fill validator and hook, registered when this package is imported),
 :mod:`.numbering`, :mod:`.licences`, :mod:`.manifests` (visibility, listing, creation),
-:mod:`.steps` (the manifest lifecycle) and :mod:`.mass_balance` (anomalies). The names used
+:mod:`.steps` (the manifest lifecycle). The names used
 outside the package are re-exported here.
 """
 
@@ -29,7 +29,6 @@ from app.ledger.services.manifests import (
     list_manifests,
     manifest_scope,
 )
-from app.ledger.services.mass_balance import anomalies
 from app.ledger.services.numbering import NUMBER_RE, PROVINCES, issue_number, note_external_number, number_problem
 from app.ledger.services.records import (
     ledger_query,
@@ -67,7 +66,6 @@ __all__ = [
     "SHANGHAI",
     "_receipt_due",
     "act",
-    "anomalies",
     "calendar",
     "can_read",
     "cancel",

@@ -1,5 +1,5 @@
-"""The anomalies read from the enterprise-month roll-ups (app/ledger/services/mass_balance.py) are
-exactly those computed from the raw records (tests/ledger/raw_anomalies.py), for random fills,
+"""The anomalies read from the enterprise-month roll-ups (app/statistics/services/anomalies.py) are
+exactly those computed from the raw records (tests/statistics/raw_anomalies.py), for random fills,
 ledger records, stock and manifests over fourteen months, for every regulator's jurisdiction and
 for periods whose edges fall inside months; and the roll-ups stay equal to their recomputation."""
 
@@ -16,10 +16,9 @@ from app.accounts.services import Principal
 from app.boxes.models import Fill
 from app.extensions import db
 from app.ledger.models import LedgerRecord, Manifest, ManifestLine, WasteStock
-from app.ledger.services import mass_balance
-from app.statistics.services import rollups
+from app.statistics.services import anomalies, rollups
 from tests import factories
-from tests.ledger.raw_anomalies import raw_anomalies
+from tests.statistics.raw_anomalies import raw_anomalies
 from tests.web.builders import login
 
 NOW = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
@@ -132,7 +131,7 @@ def test_anomalies_from_rollups_equal_the_raw_computation(app, world, seed):
                 if enterprise and actor.organization and actor.organization.id == world.other_enterprise.id:
                     continue  # not visible to it: 404 on both paths
                 kw = {"enterprise": enterprise, "start": start, "end": end, "now": NOW}
-                found = mass_balance.anomalies(db.session, actor, **kw)
+                found = anomalies.anomalies(db.session, actor, **kw)
                 assert found == raw_anomalies(db.session, actor, **kw)
                 seen |= {a["code"] for a in found["items"]}
                 compared += 1
@@ -144,17 +143,15 @@ def test_anomalies_from_rollups_equal_the_raw_computation(app, world, seed):
 def test_split_months_covers_the_period_once_with_whole_months_in_the_middle():
     since = datetime(2026, 1, 10, 16, tzinfo=UTC)  # 2026-01-11 00:00 Shanghai
     until = datetime(2026, 4, 3, 5, tzinfo=UTC)
-    whole, edges = mass_balance.split_months(since, until)
+    whole, edges = anomalies.split_months(since, until)
     assert [m.label for m in whole] == ["2026-02", "2026-03"]
     assert edges == [
         (since, datetime(2026, 1, 31, 16, tzinfo=UTC)),
         (datetime(2026, 3, 31, 16, tzinfo=UTC), until),
     ]
-    whole, edges = mass_balance.split_months(
-        datetime(2025, 12, 31, 16, tzinfo=UTC), datetime(2026, 2, 28, 16, tzinfo=UTC)
-    )
+    whole, edges = anomalies.split_months(datetime(2025, 12, 31, 16, tzinfo=UTC), datetime(2026, 2, 28, 16, tzinfo=UTC))
     assert [m.label for m in whole] == ["2026-01", "2026-02"] and edges == []
-    assert mass_balance.split_months(until, since) == ([], [])
+    assert anomalies.split_months(until, since) == ([], [])
 
 
 def test_the_dashboard_the_anomalies_page_and_the_api_show_the_raw_anomalies(app, world, api):

@@ -1,6 +1,6 @@
 """The figures behind each mass-balance anomaly, for the regulator's anomalies page.
 
-:func:`app.ledger.services.mass_balance.anomalies` names each anomaly with its own values and the
+:func:`app.statistics.services.anomalies.anomalies` names each anomaly with its own values and the
 rule's threshold; this adds, per enterprise, the balance of the period they came from (generated,
 shipped, on site now) and, per anomaly, the difference the rule judged and the rule's tolerance.
 """
@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.accounts.services import Principal
 from app.ledger.models import LedgerRecord, Stage, WasteStock
-from app.ledger.services.mass_balance import anomalies
 from app.ledger.services.rules_access import ZERO_KG, kg
+from app.statistics.services.anomalies import anomalies
 
 
 def _balances(session: Session, ids: list[int], since: datetime, until: datetime) -> dict[int, dict[str, Decimal]]:

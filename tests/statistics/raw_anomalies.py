@@ -1,6 +1,6 @@
 """The mass-balance anomalies computed from the raw records only, with the jurisdiction as a list
-of ids: app/ledger/services/mass_balance.py as it was before it read the roll-ups, kept here as the
-oracle the roll-up path must equal (tests/ledger/test_anomalies_rollups.py)."""
+of ids: app/statistics/services/anomalies.py as it was before it read the roll-ups, kept here as the
+oracle the roll-up path must equal (tests/statistics/test_anomalies_rollups.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from app.common.errors import NotFound
 from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, ManifestStatus, Stage, WasteStock
-from app.ledger.services.mass_balance import _period
 from app.ledger.services.rules_access import EPS, kg, rules
+from app.statistics.services.anomalies import _period
 
 
 def _anomaly(

@@ -5,7 +5,7 @@ the enterprise-month roll-ups (app/statistics/rollup_models.py) for the whole As
 of the period and from the raw records only for its partial first and last month; the current
 state (batches on site, stock, manifests in transit) from the rows that hold it. The jurisdiction
 is a join on the organisation (``enterprise_scope``), never a list of ids, so a city regulator's
-query reads no list of its 10,000 enterprises. tests/ledger/test_anomalies_rollups.py proves the
+query reads no list of its 10,000 enterprises. tests/statistics/test_anomalies_rollups.py proves the
 result equal to the raw computation for random data.
 """
 
