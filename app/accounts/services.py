@@ -113,11 +113,20 @@ def authenticate(session: Session, username: str, password: str) -> User:
     return user
 
 
+def _new_token(session: Session, prefix: str, **columns: Any) -> tuple[str, ApiToken]:
+    """A fresh random token and its row: the token is returned once, only its hash is kept."""
+    token = prefix + secrets.token_urlsafe(32)
+    row = ApiToken(token_hash=hash_token(token), **columns)
+    session.add(row)
+    session.flush()
+    return token, row
+
+
 def issue_user_token(session: Session, user: User, ttl_hours: int, now: datetime | None = None) -> tuple[str, ApiToken]:
     now = now or utcnow()
-    token = TOKEN_PREFIX_USER + secrets.token_urlsafe(32)
-    row = ApiToken(
-        token_hash=hash_token(token),
+    return _new_token(
+        session,
+        TOKEN_PREFIX_USER,
         kind="user",
         user=user,
         organization_id=user.organization_id,
@@ -125,9 +134,6 @@ def issue_user_token(session: Session, user: User, ttl_hours: int, now: datetime
         expires_at=now + timedelta(hours=ttl_hours),
         name="api",
     )
-    session.add(row)
-    session.flush()
-    return token, row
 
 
 def _may_manage_devices(actor: Principal, organization_id: int | None) -> bool:
@@ -156,9 +162,9 @@ def issue_device_token(
     if org is None:
         raise InvalidInput.field("organization_id", "unknown organisation")
     now = now or utcnow()
-    token = TOKEN_PREFIX_DEVICE + secrets.token_urlsafe(32)
-    row = ApiToken(
-        token_hash=hash_token(token),
+    return _new_token(
+        session,
+        TOKEN_PREFIX_DEVICE,
         kind="device",
         organization=org,
         name=name or "gateway",
@@ -166,9 +172,6 @@ def issue_device_token(
         expires_at=now + timedelta(days=days or DEVICE_TOKEN_DAYS),
         issued_by_user_id=actor.user.id if actor.user else None,
     )
-    session.add(row)
-    session.flush()
-    return token, row
 
 
 def list_device_tokens(session: Session, actor: Principal, organization_id: int | None = None):

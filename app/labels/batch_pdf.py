@@ -15,18 +15,13 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reportlab.lib.colors import HexColor, white
+from reportlab.lib.colors import HexColor
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from .drawing import draw_qr, new_canvas
+from .drawing import draw_qr, label_frame, new_canvas
 from .layout import (
     BAND_H,
-    COLS,
-    FRAME,
-    GAP_X,
-    GAP_Y,
-    HEADER_H,
     HINT_Y,
     LABEL_H,
     LABEL_W,
@@ -36,8 +31,8 @@ from .layout import (
     PAD,
     PAGE_H,
     PAGE_W,
-    RADIUS,
     geometry,
+    label_origin,
 )
 from .pdf import page_count
 from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, wrap
@@ -67,11 +62,7 @@ def _draw(c: Canvas, spec: BatchLabel, x: float, y: float) -> None:
     g = geometry()
     c.saveState()
     c.translate(x, y)
-    c.setFillColor(_GREEN)
-    c.roundRect(0, 0, LABEL_W, LABEL_H, RADIUS, stroke=0, fill=1)
-    c.setFillColor(white)
-    c.roundRect(FRAME, FRAME, LABEL_W - 2 * FRAME, LABEL_H - BAND_H - FRAME, RADIUS / 2, stroke=0, fill=1)
-    band = LABEL_H - BAND_H + (BAND_H - 12) / 2 + 1.5
+    band = label_frame(c, _GREEN)  # leaves the fill white: the band's title is white
     draw_text(c, PAD + 1 * mm, band, TITLE, 12)
     chip = f"No. {spec.batch_id}"
     draw_text(c, LABEL_W - PAD - 1 * mm, band, chip, 11, align="right", latin=LATIN_BOLD)
@@ -114,7 +105,6 @@ def batch_label_pdf(labels: Sequence[BatchLabel]) -> bytes:
     c.setTitle("再生活性炭标签")
     c.setCreator("tanxiang")
     pages = page_count(len(labels))
-    grid_top = PAGE_H - MARGIN_TOP - HEADER_H
     for p in range(pages):
         c.setFillColor(_TEXT)
         draw_text(c, MARGIN_X, PAGE_H - MARGIN_TOP - 5 * mm, f"再生活性炭标签  批次 {labels[0].batch_no}", 11)
@@ -128,8 +118,7 @@ def batch_label_pdf(labels: Sequence[BatchLabel]) -> bytes:
             align="right",
         )
         for i, spec in enumerate(labels[p * LABELS_PER_PAGE : (p + 1) * LABELS_PER_PAGE]):
-            row, col = divmod(i, COLS)
-            _draw(c, spec, MARGIN_X + col * (LABEL_W + GAP_X), grid_top - (row + 1) * LABEL_H - row * GAP_Y)
+            _draw(c, spec, *label_origin(i))
         c.showPage()
     c.save()
     return buf.getvalue()

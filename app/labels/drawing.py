@@ -15,16 +15,17 @@ import functools
 import io
 import zlib
 
+from reportlab.lib.colors import Color, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 
-from .layout import QR_QUIET
+from .layout import BAND_H, FRAME, LABEL_H, LABEL_W, QR_QUIET, RADIUS
 from .qr import qr_matrix
 from .vector_qr import pdf_path
 
-__all__ = ["ascii_text", "draw_qr", "latin_width", "new_canvas", "num", "origin"]
+__all__ = ["ascii_text", "draw_qr", "label_frame", "latin_width", "new_canvas", "num", "origin"]
 
 
 class _Flate:
@@ -110,3 +111,13 @@ def ascii_text(internal_font: str, size: float, x: float, y: float, text: str) -
     """A text object showing printable-ASCII ``text`` at (x, y) in a standard font, by the name
     the document gave it (``Canvas._doc.getInternalFontName``, e.g. ``/F2``)."""
     return f"BT {internal_font} {num(size)} Tf 1 0 0 1 {num(x)} {num(y)} Tm ({text.translate(_ESCAPE)}) Tj ET"
+
+
+def label_frame(c: Canvas, fill: Color) -> float:
+    """A label's frame and title band in ``fill`` around its white body, drawn at the origin (box
+    labels and bag labels alike); the baseline of the band's 12 pt title is returned."""
+    c.setFillColor(fill)
+    c.roundRect(0, 0, LABEL_W, LABEL_H, RADIUS, stroke=0, fill=1)
+    c.setFillColor(white)
+    c.roundRect(FRAME, FRAME, LABEL_W - 2 * FRAME, LABEL_H - BAND_H - FRAME, RADIUS / 2, stroke=0, fill=1)
+    return LABEL_H - BAND_H + (BAND_H - 12) / 2 + 1.5

@@ -91,3 +91,10 @@ HINT_Y = FRAME + 2 * mm
 CODE_SIZE = 17
 CODE_MIN = 9
 VALUE_SIZE = 10
+
+
+def label_origin(index: int) -> tuple[float, float]:
+    """The lower-left corner of the ``index``-th label of a page (row by row, ``COLS`` a row)."""
+    row, col = divmod(index, COLS)
+    grid_top = PAGE_H - MARGIN_TOP - HEADER_H
+    return MARGIN_X + col * (LABEL_W + GAP_X), grid_top - (row + 1) * LABEL_H - row * GAP_Y

@@ -32,17 +32,11 @@ from reportlab.pdfgen.textobject import PDFTextObject
 
 from app.boxes.states import COLOUR_ZH, Colour
 
-from .drawing import ascii_text, draw_qr, latin_width, new_canvas, origin
+from .drawing import ascii_text, draw_qr, label_frame, latin_width, new_canvas, origin
 from .layout import (
-    BAND_H,
     CODE_MIN,
     CODE_SIZE,
-    COLS,
     ENT_SIZE,
-    FRAME,
-    GAP_X,
-    GAP_Y,
-    HEADER_H,
     HINT_Y,
     LABEL_H,
     LABEL_W,
@@ -54,9 +48,9 @@ from .layout import (
     PAD,
     PAGE_H,
     PAGE_W,
-    RADIUS,
     VALUE_SIZE,
     geometry,
+    label_origin,
 )
 from .text import LATIN_BOLD, draw_text, ellipsize, ensure_fonts, fit, text_out, width, wrap
 
@@ -152,17 +146,11 @@ def _define_label_form(c: Canvas, colour: str) -> None:
     Reusing one form per colour instead of re-emitting ~15 drawing calls per
     label keeps the content streams small and the sheet fast to generate."""
     col = _STYLES[colour]
-    w, h = LABEL_W, LABEL_H
-    c.beginForm(_label_form_name(colour), 0, 0, w, h)
-
-    # Coloured frame + title band, white body.
-    c.setFillColor(col.fill)
-    c.roundRect(0, 0, w, h, RADIUS, stroke=0, fill=1)
-    c.setFillColor(white)
-    c.roundRect(FRAME, FRAME, w - 2 * FRAME, h - BAND_H - FRAME, RADIUS / 2, stroke=0, fill=1)
-
-    # Title band: title (faux-bold via fill+stroke) and colour chip.
-    band_base = h - BAND_H + (BAND_H - 12) / 2 + 1.5
+    w = LABEL_W
+    c.beginForm(_label_form_name(colour), 0, 0, w, LABEL_H)
+    # Coloured frame + title band, white body; the title band's title (faux-bold via fill+stroke)
+    # and colour chip.
+    band_base = label_frame(c, col.fill)
     c.setFillColor(col.ink)
     c.setStrokeColor(col.ink)
     c.setLineWidth(0.35)
@@ -363,15 +351,11 @@ def _render(labels: list[LabelSpec]) -> bytes:
     sheet = _Sheet(c)
 
     pages = page_count(len(labels))
-    grid_top = PAGE_H - MARGIN_TOP - HEADER_H
     for p in range(pages):
         _draw_page_chrome(c, p + 1, pages, len(labels))
         chunk = labels[p * LABELS_PER_PAGE : (p + 1) * LABELS_PER_PAGE]
         for i, spec in enumerate(chunk):
-            row, col = divmod(i, COLS)
-            lx = MARGIN_X + col * (LABEL_W + GAP_X)
-            ly = grid_top - (row + 1) * LABEL_H - row * GAP_Y
-            sheet.label(spec, lx, ly)
+            sheet.label(spec, *label_origin(i))
         c.showPage()
         sheet.new_page()
     c.save()

@@ -29,12 +29,15 @@ NOT_FOUND = _problem(404, "Not found, or not visible to the caller")
 CONFLICT = _problem(409, "Not in a state that allows it, one pending already, or stock would not cover it")
 
 
+def _refusals(view):
+    """The refusals every request and decision documents: 403, 404, 409."""
+    return FORBIDDEN(NOT_FOUND(CONFLICT(view)))
+
+
 @blp.route("/manifests/<string:number>/revisions", methods=["POST"])
 @blp.arguments(schemas.ManifestRevisionIn)
 @blp.response(201, schemas.RevisionOut)
-@FORBIDDEN
-@NOT_FOUND
-@CONFLICT
+@_refusals
 def manifest_revision(body, number):
     """A party of a manifest past its draft requests a correction (reason required); the other
     parties must approve it. 409 when one is pending already or stock would not cover it."""
@@ -46,9 +49,7 @@ def manifest_revision(body, number):
 @blp.route("/ledger/<int:record_id>/revisions", methods=["POST"])
 @blp.arguments(schemas.RecordRevisionIn)
 @blp.response(201, schemas.RevisionOut)
-@FORBIDDEN
-@NOT_FOUND
-@CONFLICT
+@_refusals
 def record_revision(body, record_id):
     """The enterprise requests a correction of a generation record; its regulator must approve it."""
     actor = require_user()
@@ -92,9 +93,7 @@ def _decide(revision_id: int, decision: str, body: dict):
 @blp.route("/revisions/<int:revision_id>/approve", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
-@FORBIDDEN
-@NOT_FOUND
-@CONFLICT
+@_refusals
 def approve(body, revision_id):
     """A party asked to approve agrees; the last approval applies the revision as a new version."""
     return _decide(revision_id, "approve", body)
@@ -103,9 +102,7 @@ def approve(body, revision_id):
 @blp.route("/revisions/<int:revision_id>/refuse", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
-@FORBIDDEN
-@NOT_FOUND
-@CONFLICT
+@_refusals
 def refuse(body, revision_id):
     """A party asked to approve refuses (note required); the revision is refused."""
     return _decide(revision_id, "refuse", body)
@@ -114,9 +111,7 @@ def refuse(body, revision_id):
 @blp.route("/revisions/<int:revision_id>/cancel", methods=["POST"])
 @blp.arguments(schemas.DecisionIn)
 @blp.response(200, schemas.RevisionOut)
-@FORBIDDEN
-@NOT_FOUND
-@CONFLICT
+@_refusals
 def cancel(body, revision_id):
     """The requester withdraws a pending revision."""
     return _decide(revision_id, "cancel", body)

@@ -225,6 +225,10 @@ def test_bad_input_is_refused_with_the_field_named(api, world):
     walk_to(api, number, "received")
     r = api.post(f"/api/v1/manifests/{number}/process", {"lines": [{"line_no": 1, "method_code": "X9"}]}, as_="svc")
     assert r.status_code == 422 and "lines.0.method_code" in r.get_json()["errors"]
+    # A line named twice is refused, as in a receipt (the second would have overwritten the first).
+    twice = {"lines": [{"line_no": 1, "method_code": "R7"}, {"line_no": 1, "method_code": "R7"}]}
+    r = api.post(f"/api/v1/manifests/{number}/process", twice, as_="svc")
+    assert r.status_code == 422 and r.get_json()["errors"]["lines.1.line_no"] == ["line 1 is given twice"]
     assert manifest_status(number) == "received"
 
 

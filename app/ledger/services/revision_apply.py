@@ -37,7 +37,7 @@ from app.ledger.models import (
 from app.ledger.services.licences import covering_licence, transport_permit
 from app.ledger.services.revision_repost import receipt_flags, repost, sync_derived_records
 from app.ledger.services.rules_access import EPS, ZERO_KG, is_number, kg
-from app.ledger.services.steps import _lock_manifest
+from app.ledger.services.steps import _lock_manifest, named_lines
 from app.ledger.services.stock import refresh_box_colours
 
 REVISABLE_STATES = ("submitted", "in_transit", "received", "processed", "closed", "rejected")
@@ -144,7 +144,6 @@ def check_manifest_changes(session: Session, manifest: Manifest, raw: dict[str, 
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
     today = local_date(now)
-    by_no = {line.line_no: line for line in manifest.lines}
     if "carrier_id" in raw and raw["carrier_id"] != manifest.carrier_id:
         carrier = session.get(Organization, raw["carrier_id"]) if isinstance(raw["carrier_id"], int) else None
         if carrier is None or not carrier.has_role("carrier"):
@@ -176,18 +175,7 @@ def check_manifest_changes(session: Session, manifest: Manifest, raw: dict[str, 
             elif value is not None and value != getattr(manifest, name):
                 out[name] = value
     lines_out: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for i, item in enumerate(raw.get("lines") or []):
-        place = f"lines.{i}"
-        found = by_no.get(item.get("line_no"))
-        if found is None or found.line_no in seen:
-            errors.setdefault(f"{place}.line_no", []).append(
-                f"manifest {manifest.number} has no line {item.get('line_no')}"
-                if found is None
-                else f"line {found.line_no} is given twice"
-            )
-            continue
-        seen.add(found.line_no)
+    for place, found, item in named_lines(errors, manifest, raw.get("lines")):
         change = _check_line(manifest, found, item, place, errors)
         if len(change) > 1:
             lines_out.append(change)

@@ -30,7 +30,7 @@ from app.ledger.models import (
     Stage,
 )
 from app.ledger.services.rules_access import EPS, ZERO_KG, kg, rules
-from app.ledger.services.stock import _new_record, lock_stock
+from app.ledger.services.stock import _new_record, derived_record_fields, lock_stock
 
 
 def _returned_target(manifest: Manifest, line: ManifestLine) -> Decimal:
@@ -179,19 +179,9 @@ def sync_derived_records(session: Session, actor: Principal, manifest: Manifest)
                 _new_record(
                     session,
                     stage,
-                    enterprise_id=manifest.consignor_id,
-                    waste_code=line.waste_code,
-                    category=line.category,
-                    catalogue_edition=batch.catalogue_edition,
-                    occurred_at=returned_at if stage == Stage.RETURNED else manifest.picked_up_at,
-                    source_batch_code=batch.batch_code,
-                    origin="manifest",
-                    box_id=batch.box_id,
-                    manifest_id=manifest.id,
-                    manifest_line_id=line.id,
-                    manifest_number=manifest.number,
-                    handler=actor.label,
-                    **fields,
+                    **derived_record_fields(manifest, line, batch, actor)
+                    | {"occurred_at": returned_at if stage == Stage.RETURNED else manifest.picked_up_at}
+                    | fields,
                 )
     for key, records in existing.items():
         if key not in wanted and key[1] in (Stage.OUT_OF_STORAGE, Stage.SENT_OUT, Stage.RETURNED):

@@ -6,7 +6,7 @@ read best in lifecycle order in one file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,30 @@ def _step_time(
     return at
 
 
+def named_lines(
+    errors: dict[str, list[str]], manifest: Manifest, items: list[dict[str, Any]] | None
+) -> Iterator[tuple[str, ManifestLine, dict[str, Any]]]:
+    """The items of a body's ``lines`` with the manifest line each names by ``line_no``, and its
+    error place ``lines.<i>``; a line the manifest has not, or one given twice, is an error and
+    is skipped (receipt, processing and revisions name lines alike)."""
+    # Keyed by Any: a body may name a line by any JSON value (an unknown one is an error).
+    by_no: dict[Any, ManifestLine] = {line.line_no: line for line in manifest.lines}
+    seen: set[int] = set()
+    for i, item in enumerate(items or []):
+        place = f"lines.{i}"
+        line = by_no.get(item.get("line_no"))
+        if line is None:
+            errors.setdefault(f"{place}.line_no", []).append(
+                f"manifest {manifest.number} has no line {item.get('line_no')} "
+                f"(lines: {', '.join(str(n) for n in sorted(by_no))})"
+            )
+        elif line.line_no in seen:
+            errors.setdefault(f"{place}.line_no", []).append(f"line {line.line_no} is given twice")
+        else:
+            seen.add(line.line_no)
+            yield place, line, item
+
+
 def _begin_step(
     session: Session, actor: Principal, manifest: Manifest, role: str, action: str, verb: str | None = None
 ) -> None:
@@ -149,6 +173,21 @@ def _begin_step(
     _require_party(actor, manifest, role, verb or action)
     _lock_manifest(session, manifest)
     _require_state(manifest, action)
+
+
+def _begin_signed_step(
+    session: Session,
+    actor: Principal,
+    manifest: Manifest,
+    role: str,
+    action: str,
+    signature: SignatureProof | None,
+    verb: str | None = None,
+) -> SignatureProof:
+    """A signed step begins as every step does, then its signer's proof is checked under the
+    lock, before anything changes (422 when missing or not the party's, 403 for a device)."""
+    _begin_step(session, actor, manifest, role, action, verb)
+    return signatures.require(actor, manifest, role, signature)
 
 
 def submit(
@@ -161,8 +200,7 @@ def submit(
 ) -> Manifest:
     """Signed by the consignor's staff member (``signature``: :func:`app.audit.signatures.authenticate_signer`)."""
     now = now or utcnow()
-    _begin_step(session, actor, manifest, "consignor", "submit")
-    signature = signatures.require(actor, manifest, "consignor", signature)
+    signature = _begin_signed_step(session, actor, manifest, "consignor", "submit", signature)
     _reserve(session, manifest)
     manifest.status = S.SUBMITTED
     manifest.submitted_at = now
@@ -185,8 +223,7 @@ def pickup(
     """Two signatures: the carrier's (``signature``) and the consignor's hand-over (``handover``:
     its one-time code typed by the carrier, or a consignor staff member's password)."""
     now = now or utcnow()
-    _begin_step(session, actor, manifest, "carrier", "pickup", verb="pick up")
-    signature = signatures.require(actor, manifest, "carrier", signature)
+    signature = _begin_signed_step(session, actor, manifest, "carrier", "pickup", signature, verb="pick up")
     handover = signatures.require(actor, manifest, "consignor", handover, field="handover", own=False)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "picked_up_at", data.get("picked_up_at"), now, manifest.submitted_at, "the submission")
@@ -232,24 +269,12 @@ def receive(
 ) -> Manifest:
     """Weighed quantities per line; accept, or accept in part (the refused part goes back)."""
     now = now or utcnow()
-    _begin_step(session, actor, manifest, "receiver", "receive")
-    signature = signatures.require(actor, manifest, "receiver", signature)
+    signature = _begin_signed_step(session, actor, manifest, "receiver", "receive", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "received_at", data.get("received_at"), now, manifest.picked_up_at, "the pickup")
     by_no = {line.line_no: line for line in manifest.lines}
     given: dict[int, dict[str, Any]] = {}
-    for i, item in enumerate(data.get("lines") or []):
-        place = f"lines.{i}"
-        line = by_no.get(item.get("line_no"))
-        if line is None:
-            errors.setdefault(f"{place}.line_no", []).append(
-                f"manifest {manifest.number} has no line {item.get('line_no')} (lines: "
-                f"{', '.join(str(n) for n in sorted(by_no))})"
-            )
-            continue
-        if line.line_no in given:
-            errors.setdefault(f"{place}.line_no", []).append(f"line {line.line_no} is given twice")
-            continue
+    for place, line, item in named_lines(errors, manifest, data.get("lines")):
         received = item.get("received_kg")
         accepted = item.get("accepted_kg", received)
         if not is_number(received) or received < 0:
@@ -350,8 +375,7 @@ def reject(
 ) -> Manifest:
     """拒收: the whole shipment is refused and goes back into the consignor's stock."""
     now = now or utcnow()
-    _begin_step(session, actor, manifest, "receiver", "reject")
-    signature = signatures.require(actor, manifest, "receiver", signature)
+    signature = _begin_signed_step(session, actor, manifest, "receiver", "reject", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "rejected_at", data.get("rejected_at"), now, manifest.picked_up_at, "the pickup")
     reason = (data.get("reason") or "").strip()
@@ -396,21 +420,13 @@ def process(
     """The 利用/处置方式 per accepted line. No step follows it, so the manifest closes at once:
     ``processed`` and ``closed`` are both in the history, the state ends at closed."""
     now = now or utcnow()
-    _begin_step(session, actor, manifest, "receiver", "process")
-    signature = signatures.require(actor, manifest, "receiver", signature)
+    signature = _begin_signed_step(session, actor, manifest, "receiver", "process", signature)
     errors: dict[str, list[str]] = {}
     at = _step_time(errors, "processed_at", data.get("processed_at"), now, manifest.received_at, "the receipt")
     known = methods(session)
     by_no = {line.line_no: line for line in manifest.lines}
     chosen: dict[int, str] = {}
-    for i, item in enumerate(data.get("lines") or []):
-        place = f"lines.{i}"
-        line = by_no.get(item.get("line_no"))
-        if line is None:
-            errors.setdefault(f"{place}.line_no", []).append(
-                f"manifest {manifest.number} has no line {item.get('line_no')}"
-            )
-            continue
+    for place, line, item in named_lines(errors, manifest, data.get("lines")):
         code = (item.get("method_code") or "").strip().upper()
         if code not in known:
             errors.setdefault(f"{place}.method_code", []).append(f"one of {', '.join(known)}")

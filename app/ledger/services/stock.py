@@ -185,6 +185,27 @@ def _release(session: Session, manifest: Manifest) -> list[int]:
     return touched
 
 
+def derived_record_fields(
+    manifest: Manifest, line: ManifestLine, batch: LedgerRecord, actor: Principal
+) -> dict[str, Any]:
+    """The columns every record derived from a manifest line's source batch carries (out of
+    storage, sent out, returned), whether a step writes it or a revision re-posts it."""
+    return {
+        "enterprise_id": manifest.consignor_id,
+        "waste_code": line.waste_code,
+        "waste_name": line.waste_name,
+        "category": line.category,
+        "catalogue_edition": batch.catalogue_edition,
+        "source_batch_code": batch.batch_code,
+        "origin": "manifest",
+        "box_id": batch.box_id,
+        "manifest_id": manifest.id,
+        "manifest_line_id": line.id,
+        "manifest_number": manifest.number,
+        "handler": actor.label,
+    }
+
+
 def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) -> list[int]:
     """Out of storage (出库) and sent out (委外利用/处置) records per source batch; stock leaves."""
     grouped = _lines_by_code(manifest)
@@ -202,22 +223,8 @@ def _ship(session: Session, manifest: Manifest, at: datetime, actor: Principal) 
                 assert record.on_site_kg is not None  # sources are generation records (balances CHECK)
                 record.on_site_kg = kg(record.on_site_kg - source.quantity_kg)
                 touched.append(record.id)
-                common = dict(
-                    enterprise_id=manifest.consignor_id,
-                    waste_code=code,
-                    waste_name=line.waste_name,
-                    category=line.category,
-                    catalogue_edition=record.catalogue_edition,
-                    quantity_kg=source.quantity_kg,
-                    occurred_at=at,
-                    source_batch_code=record.batch_code,
-                    origin="manifest",
-                    box_id=record.box_id,
-                    manifest_id=manifest.id,
-                    manifest_line_id=line.id,
-                    manifest_number=manifest.number,
-                    handler=actor.label,
-                    destination=manifest.receiver.name,
+                common = derived_record_fields(manifest, line, record, actor) | dict(
+                    quantity_kg=source.quantity_kg, occurred_at=at, destination=manifest.receiver.name
                 )
                 _new_record(session, Stage.OUT_OF_STORAGE, **common)
                 _new_record(
@@ -260,21 +267,10 @@ def _return(
             _new_record(
                 session,
                 Stage.RETURNED,
-                enterprise_id=manifest.consignor_id,
-                waste_code=line.waste_code,
-                waste_name=line.waste_name,
-                category=line.category,
-                catalogue_edition=record.catalogue_edition,
                 quantity_kg=take,
                 occurred_at=at,
-                source_batch_code=record.batch_code,
-                origin="manifest",
-                box_id=record.box_id,
-                manifest_id=manifest.id,
-                manifest_line_id=line.id,
-                manifest_number=manifest.number,
-                handler=actor.label,
                 note=f"接受人拒收退回 (refused by the receiver): {reason}"[:2000],
+                **derived_record_fields(manifest, line, record, actor),
             )
             remaining = kg(remaining - take)
             if remaining <= EPS:
