@@ -70,6 +70,7 @@ _BOX_COLUMNS = (
     "colour_reasons",
     "colour_detail",
     "colour_next_check_at",
+    "colour_evaluated_at",
     "revision",
 )
 
@@ -96,6 +97,7 @@ class BoxRow:
     colour_reasons: list[dict[str, Any]]
     colour_detail: dict[str, Any] | None
     colour_next_check_at: datetime | None
+    colour_evaluated_at: datetime | None
     revision: int
 
     # The engine's formulas, as the box's (derive_saturation calls them).

@@ -212,13 +212,18 @@ def _refresh_batch_colours(
         first = per_box[box.id][0][R_TS]
         newest, fill = newest_before[box.id], fills.get(box.id)
         due = box.colour_next_check_at
+        starts_fill = fill is not None and (newest is None or newest < fill.filled_at)
+        # A fill's first readings rewrite its past only when the box was evaluated after them
+        # (or its stored evaluation is not current): else nothing stored describes their time.
+        evaluated = box.colour_evaluated_at
+        past_described = evaluated is None or first < evaluated or (due is not None and due <= now)
         if (
             (newest is not None and first < newest)
             or (fill is not None and first < fill.filled_at)
-            or (fill is not None and (newest is None or newest < fill.filled_at))
+            or (starts_fill and past_described)
         ):
             replay[box.id] = first
-        if fill is not None and (newest is None or newest < fill.filled_at):
+        if starts_fill:
             first_of_fill.add(box.id)
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
