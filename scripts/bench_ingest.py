@@ -123,16 +123,28 @@ def setup(db_path: Path | None, n_boxes: int, filled_at: datetime | None = None)
     return codes, token
 
 
-def make_bodies(codes: list[str], n: int, start: datetime) -> list[bytes]:
-    """Batches of 1,000 readings, one reading per box per 10 s, every reading new."""
+def make_bodies(codes: list[str], n: int, start: datetime, seed: int = 12) -> list[bytes]:
+    """Batches of 1,000 readings, every reading new. Fewer boxes than a batch: one reading per
+    box per 10 s, in box order. Otherwise (issue 12) each batch is 1,000 distinct boxes drawn at
+    random (a random order too, never the same boxes in the same order), all read at the
+    batch's instant, batches 10 s apart."""
+    import random
+
+    rng = random.Random(seed)
     bodies = []
     for b in range(0, n, BATCH):
         items = []
+        drawn = rng.sample(codes, min(BATCH, n - b)) if len(codes) >= BATCH else None
         for i in range(b, min(b + BATCH, n)):
-            ts = start + timedelta(seconds=10 * (i // len(codes)))
+            if drawn is None:
+                code = codes[i % len(codes)]
+                ts = start + timedelta(seconds=10 * (i // len(codes)))
+            else:
+                code = drawn[i - b]
+                ts = start + timedelta(seconds=10 * (b // BATCH))
             items.append(
                 {
-                    "box_code": codes[i % len(codes)],
+                    "box_code": code,
                     "ts": ts.isoformat(),
                     "inlet_mg_m3": 100.0 + i % 7,
                     "outlet_mg_m3": 20.0,
@@ -371,7 +383,7 @@ def main_postgresql(args) -> None:
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
     try:
         n = args.readings
-        span = timedelta(seconds=10 * (n // args.boxes + 1))
+        span = timedelta(seconds=10 * (n // min(args.boxes, BATCH) + 1))
         start = datetime.now(UTC) - 4 * span - timedelta(hours=1)
         started = time.perf_counter()
         # Filled two hours before the first reading: in service, not yet silent (a fill 400 days
