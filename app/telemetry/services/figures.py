@@ -135,7 +135,7 @@ def boxes_by_code(session: Session, codes: list[str]) -> dict[str, BoxRow]:
     """The boxes of ``codes`` (those that exist), by code, in one query."""
     conn = session.connection()
     rows = conn.execute(_BOXES_BY_CODE[conn.dialect.name == "sqlite"], {"codes": codes})
-    return {box.code: box for box in map(BoxRow, rows.tuples())}
+    return {box.code: box for box in map(BoxRow, rows)}
 
 
 @dataclass(frozen=True, slots=True)
