@@ -134,7 +134,7 @@ _BOXES_BY_CODE = {True: _boxes_query(True), False: _boxes_query(False)}
 def boxes_by_code(session: Session, codes: list[str]) -> dict[str, BoxRow]:
     """The boxes of ``codes`` (those that exist), by code, in one query."""
     conn = session.connection()
-    rows = conn.execute(_BOXES_BY_CODE[conn.dialect.name == "sqlite"], {"codes": codes})
+    rows = conn.execute(_BOXES_BY_CODE[conn.dialect.name == "sqlite"], {"codes": codes}).all()
     return {box.code: box for box in map(BoxRow, rows)}
 
 

@@ -132,7 +132,7 @@ def lock_states(
     query = _STATES_FOR_UPDATE[sqlite]
     for _ in range(2):
         # (By position: a Row's attribute access costs more than the rest of the read.)
-        for row in conn.execute(query, {"ids": box_ids, "at": now}):
+        for row in conn.execute(query, {"ids": box_ids, "at": now}).all():  # (fetchall: not row by row)
             box_id = row[_BOX_ID_AT]
             states[box_id] = _StateValues.from_row(row)
             if row[_FILL_ID_AT] is not None:
