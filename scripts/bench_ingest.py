@@ -9,7 +9,10 @@
 
 With ``--postgresql`` (issue 12): a scratch PostgreSQL database (127.0.0.1:5432, or $BENCH_PG_URL)
 migrated to head (so ``sensor_readings`` is partitioned by month, as in production), 1,000 boxes
-by default so that every batch carries 1,000 distinct boxes, and as the baseline psycopg 3
+by default so that every batch carries 1,000 distinct boxes (with ``--boxes`` above 1,000, each
+batch draws 1,000 distinct boxes at random; with exactly 1,000 every batch locks every box's
+state, so gunicorn's two workers take turns: a city's batches rarely share a box), and as the
+baseline psycopg 3
 ``COPY`` of the very rows of each batch into the app's ``sensor_readings`` (same table, same
 partitions and key; rolled back, so the run's own readings stay new), one transaction per batch.
 It prints the first batch (every box's first reading) apart, then the sustained rate through
