@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from datetime import timedelta
 
 import orjson
@@ -48,14 +50,31 @@ def ingest_readings():
     data = request.get_data(cache=False)
     if len(data) > limit:  # sent without a Content-Length (chunked)
         raise services.BatchTooLarge(f"the body is larger than {limit} bytes; split the batch")
-    body = wire.decode(data)
-    settings = services.Settings.from_config(current_app.config)
-    items = services.readings_of(body, settings.max_batch)
-    # The writer lock is held until the boundary (app.common.tx) has committed the batch.
-    result = services.ingest(db.session(), actor, items, settings, held=held_until_commit())
+    with gc_paused():
+        body = wire.decode(data)
+        settings = services.Settings.from_config(current_app.config)
+        items = services.readings_of(body, settings.max_batch)
+        # The writer lock is held until the boundary (app.common.tx) has committed the batch.
+        result = services.ingest(db.session(), actor, items, settings, held=held_until_commit())
     # Serialised directly (the documented IngestResultOut shape): a schema dump per batch costs
     # more than the rest of the response.
     return Response(orjson.dumps(_result_body(result)), mimetype="application/json")
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a batch is decoded and stored: its thousands of
+    tuples, rows and dicts (freed by reference counting, nearly none in a cycle) set off young
+    and full collections of the whole process's objects, a fifth of a batch's time (measured:
+    1.7 s of 8.5 s over six 1,000-reading batches). Collection resumes after the batch."""
+    if not gc.isenabled():  # (paused already, or turned off by the process: left as it is)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _result_body(result) -> dict:

@@ -150,6 +150,22 @@ def test_copy_stores_exactly_what_executemany_stores(world, session):
     assert _stored(a.id) == _stored(b.id) and len(_stored(a.id)) == 90
 
 
+@pytest.mark.postgresql_only
+def test_a_copy_the_key_refuses_goes_through_the_stage_and_the_transaction_goes_on(world, session):
+    box = factories.box(world.enterprise, has_sensors=True)
+    start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    assert ingestion.insert_readings(session, _rows(box.id, start, 20), copy=True) is None
+    # Every row stored already: the COPY into the readings is refused, none is new.
+    assert ingestion.insert_readings(session, _rows(box.id, start, 20), copy=True) == set()
+    # Again in the same transaction (the stage emptied first), half of them new.
+    fresh = ingestion.insert_readings(session, _rows(box.id, start + timedelta(seconds=100), 20), copy=True)
+    assert fresh is not None and sorted(ts for _, ts in fresh) == [
+        start + timedelta(seconds=10 * i) for i in range(20, 30)
+    ]
+    session.commit()
+    assert [r[0] for r in _stored(box.id)] == [start + timedelta(seconds=10 * i) for i in range(30)]
+
+
 # ---------------------------------------------------------------- the figures path (issue 12)
 
 # An event: ("batch", minutes since the previous event, readings a minute apart), ("fill",

@@ -4,7 +4,7 @@ up, the readings stored, the boxes' states and roll-ups updated, their colours r
 No Flask here: callers pass the session, the acting :class:`Principal` and the settings.
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
-query, states in one (locked) query, readings in one multi-row INSERT … ON CONFLICT DO NOTHING
+query, states in one (locked) query, readings in one COPY (PostgreSQL) or INSERT … ON CONFLICT DO NOTHING
 per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then the boxes'
 figures in one UPDATE for those whose readings crossed no threshold of the colour rules
 (:mod:`.figures`) and one colour refresh of the others (given the fills and states just read).
@@ -42,6 +42,7 @@ from app.common.errors import Forbidden
 from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
+from app.telemetry.services.bulk import prepare_stage
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
 from app.telemetry.services.figures import Before, BoxRow, before_of, boxes_by_code, refresh_figures
 from app.telemetry.services.rollups import _Rollups
@@ -212,13 +213,18 @@ def _refresh_batch_colours(
         first = per_box[box.id][0][R_TS]
         newest, fill = newest_before[box.id], fills.get(box.id)
         due = box.colour_next_check_at
+        starts_fill = fill is not None and (newest is None or newest < fill.filled_at)
+        # A fill's first readings rewrite its past only when the box was evaluated after them
+        # (or its stored evaluation is not current): else nothing stored describes their time.
+        evaluated_at = box.colour_evaluated_at
+        past_described = evaluated_at is None or first < evaluated_at or (due is not None and due <= now)
         if (
             (newest is not None and first < newest)
             or (fill is not None and first < fill.filled_at)
-            or (fill is not None and (newest is None or newest < fill.filled_at))
+            or (starts_fill and past_described)
         ):
             replay[box.id] = first
-        if fill is not None and (newest is None or newest < fill.filled_at):
+        if starts_fill:
             first_of_fill.add(box.id)
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
@@ -300,8 +306,9 @@ def sqlite_writer_lock(session: Session):
 
 READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
 _INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both databases' parameter limits
-# PostgreSQL: a batch is COPYed into this temporary table (one per connection, emptied at each
-# commit) and moved into the readings with one INSERT … SELECT … ON CONFLICT DO NOTHING.
+# PostgreSQL: a batch that carries stored readings is COPYed into this temporary table (one per
+# connection, emptied at each commit) and moved into the readings with one INSERT … SELECT …
+# ON CONFLICT DO NOTHING.
 _STAGE = "ingest_readings_stage"
 
 
@@ -324,8 +331,9 @@ def insert_readings(session: Session, rows: list[tuple], copy: bool | None = Non
     """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
     were new, else the keys ``(box_id, ts)`` of the new ones.
 
-    PostgreSQL (``copy`` None or True): the rows are COPYed (psycopg 3 ``cursor.copy``) into a
-    temporary stage and moved with one ``INSERT … SELECT … ON CONFLICT (box_id, ts) DO
+    PostgreSQL (``copy`` None or True): the rows are COPYed (psycopg 3 ``cursor.copy``) into the
+    readings in a savepoint; if some were stored already (the key refuses the COPY), into a
+    temporary stage instead and moved with one ``INSERT … SELECT … ON CONFLICT (box_id, ts) DO
     NOTHING``. SQLite (or ``copy=False``): ``INSERT … ON CONFLICT DO NOTHING`` executed for
     all rows (``executemany``) on SQLite, multi-row statements of up to 1,000 rows on
     PostgreSQL. Either way as driver SQL (SQLAlchemy's per-value bind processing would cost more
@@ -376,27 +384,33 @@ _MOVE_SQL = (
 
 
 def _copy_readings(conn: Connection, rows: list[tuple]) -> set[tuple[int, Any]] | None:
-    """PostgreSQL: COPY into the stage, then one INSERT … SELECT that skips stored readings."""
+    """PostgreSQL: COPY straight into the readings, in a savepoint: the common case (every row
+    new) costs what the COPY baseline does. A batch that carries stored readings fails there on
+    the key; it is rolled back to the savepoint and moved through the stage instead, with one
+    INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING the new keys."""
+    from psycopg.errors import UniqueViolation  # (the PostgreSQL driver: only this path needs it)
+
     cursor = cast(Any, conn.connection.dbapi_connection).cursor()  # psycopg 3: Cursor.copy
     try:
-        # (Made by the first batch of each connection, and again after a rolled-back one.)
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (LIKE {SensorReading.__tablename__}) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute(f"TRUNCATE {_STAGE}")  # (two batches in one transaction)
-        with cursor.copy(f"COPY {_STAGE} ({_COLUMN_LIST}) FROM STDIN") as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
         cursor.execute("SAVEPOINT insert_readings")
-        inserted = cursor.execute(_MOVE_SQL).rowcount
-        if inserted == len(rows):
+        try:
+            with cursor.copy(f"COPY {SensorReading.__tablename__} ({_COLUMN_LIST}) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT insert_readings")
             cursor.execute("RELEASE SAVEPOINT insert_readings")
-            return None
-        cursor.execute("ROLLBACK TO SAVEPOINT insert_readings")
+            # (Made by the first such batch of each connection, and again after a rolled-back one.)
+            prepare_stage(cursor, _STAGE, SensorReading.__tablename__)
+            with cursor.copy(f"COPY {_STAGE} ({_COLUMN_LIST}) FROM STDIN") as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+            cursor.execute(_MOVE_SQL + " RETURNING box_id, ts")
+            fresh = {(box_id, ts) for box_id, ts in cursor.fetchall()}
+            return None if len(fresh) == len(rows) else fresh
         cursor.execute("RELEASE SAVEPOINT insert_readings")
-        cursor.execute(_MOVE_SQL + " RETURNING box_id, ts")
-        fresh = {(box_id, ts) for box_id, ts in cursor.fetchall()}
-        return None if len(fresh) == len(rows) else fresh
+        return None
     finally:
         cursor.close()
