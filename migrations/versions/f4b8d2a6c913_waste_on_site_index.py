@@ -1,0 +1,38 @@
+"""a partial index of the waste still on site per box (every colour evaluation reads it)
+
+``ledger_records`` holds every generation batch a box ever produced (ten and more per box); the
+colour's "waste on site" facts want the few whose waste is still on site. The index
+``(box_id) WHERE stage = 'generation' AND on_site_kg > 0.0005`` holds only those: the sweep of
+100,000 boxes no longer visits a million heap pages to find none. No data changes.
+
+Revision ID: f4b8d2a6c913
+Revises: e3a9c5d71f42
+Create Date: 2026-12-04 19:00:00.000000
+
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = "f4b8d2a6c913"
+down_revision = "e3a9c5d71f42"
+branch_labels = None
+depends_on = None
+
+WASTE_ON_SITE = "stage = 'generation' AND on_site_kg > 0.0005"  # as app.ledger.models.WASTE_ON_SITE
+
+
+def upgrade():
+    op.create_index(
+        "ix_ledger_records_waste_on_site",
+        "ledger_records",
+        ["box_id"],
+        postgresql_where=sa.text(WASTE_ON_SITE),
+        sqlite_where=sa.text(WASTE_ON_SITE),
+    )
+
+
+def downgrade():
+    op.drop_index("ix_ledger_records_waste_on_site", table_name="ledger_records")
