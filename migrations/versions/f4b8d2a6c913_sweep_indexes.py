@@ -1,9 +1,13 @@
-"""a partial index of the waste still on site per box (every colour evaluation reads it)
+"""indexes of the colour sweep: the waste still on site per box; boxes by (next check, id)
 
 ``ledger_records`` holds every generation batch a box ever produced (ten and more per box); the
 colour's "waste on site" facts want the few whose waste is still on site. The index
 ``(box_id) WHERE stage = 'generation' AND on_site_kg > 0.0005`` holds only those: the sweep of
-100,000 boxes no longer visits a million heap pages to find none. No data changes.
+100,000 boxes no longer visits a million heap pages to find none.
+
+``boxes``: the index of ``colour_next_check_at`` becomes one of ``(colour_next_check_at, id)``,
+the order in which the sweep takes the due boxes a chunk at a time (with all 100,000 due, each
+chunk was a sequential scan and a sort of every due box). No data changes.
 
 Revision ID: f4b8d2a6c913
 Revises: e3a9c5d71f42
@@ -33,6 +37,11 @@ def upgrade():
         sqlite_where=sa.text(WASTE_ON_SITE),
     )
 
+    op.drop_index("ix_boxes_colour_next_check_at", table_name="boxes")
+    op.create_index("ix_boxes_colour_next_check_at_id", "boxes", ["colour_next_check_at", "id"])
+
 
 def downgrade():
+    op.drop_index("ix_boxes_colour_next_check_at_id", table_name="boxes")
+    op.create_index("ix_boxes_colour_next_check_at", "boxes", ["colour_next_check_at"])
     op.drop_index("ix_ledger_records_waste_on_site", table_name="ledger_records")
