@@ -53,17 +53,21 @@ class SweptBox(LeanBox):
     colour_next_check_at: datetime | None
 
 
-def due_boxes(session: Session, now: datetime, limit: int, unstored: bool) -> list[SweptBox]:
+def due_boxes(
+    session: Session, now: datetime, limit: int, unstored: bool, part: tuple[int, int] | None = None
+) -> list[SweptBox]:
     """Up to ``limit`` boxes whose next check has come (the earliest first), then, with
-    ``unstored``, boxes without a stored evaluation yet: their columns as plain objects."""
+    ``unstored``, boxes without a stored evaluation yet: their columns as plain objects.
+    ``part`` ``(n, k)``: only the boxes whose id is k modulo n (a sweep shared by n workers)."""
     next_check = _BOXES.c.colour_next_check_at
     due = select(*_BOX_COLUMNS).where(next_check <= now).order_by(next_check, _BOXES.c.id).limit(limit)
-    rows = list(session.execute(due).mappings())
+    never = select(*_BOX_COLUMNS).where(_BOXES.c.colour_detail.is_(None), or_(next_check.is_(None), next_check > now))
+    if part is not None:
+        mine = _BOXES.c.id % part[0] == part[1]  # the id is in the index: no heap read to decide
+        due, never = due.where(mine), never.where(mine)
+    rows = list(session.execute(due).mappings().all())  # one fetchall, not a fetchone a row
     if unstored and len(rows) < limit:
-        never = select(*_BOX_COLUMNS).where(
-            _BOXES.c.colour_detail.is_(None), or_(next_check.is_(None), next_check > now)
-        )
-        rows += session.execute(never.order_by(_BOXES.c.id).limit(limit - len(rows))).mappings()
+        rows += session.execute(never.order_by(_BOXES.c.id).limit(limit - len(rows))).mappings().all()
     return [SweptBox(dict(row)) for row in rows]
 
 
@@ -81,7 +85,7 @@ def active_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int
     rows = session.execute(
         select(_FILLS).join(latest, and_(_FILLS.c.box_id == latest.c.box_id, _FILLS.c.filled_at == latest.c.filled_at))
     ).mappings()
-    return {row["box_id"]: LeanFill(dict(row)) for row in rows}
+    return {row["box_id"]: LeanFill(dict(row)) for row in rows.all()}
 
 
 def _reasons(ev: Evaluation) -> list[dict[str, Any]]:
@@ -113,12 +117,14 @@ def _nothing_since(box: Any, ev: Evaluation) -> bool:
     return latest is None or latest <= evaluated
 
 
-def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rules: RuleSet) -> int:
+def sweep_chunk(
+    session: Session, now: datetime, limit: int, unstored: bool, rules: RuleSet, part: tuple[int, int] | None = None
+) -> int:
     """Evaluate and store the chunk of :func:`due_boxes`: how many were evaluated."""
     from app.boxes.services.colours import REPLAY_KEY, _evaluate_boxes, rebuild_history
 
     session.flush()  # the plain reads below see what the session holds unwritten
-    boxes = due_boxes(session, now, limit, unstored)
+    boxes = due_boxes(session, now, limit, unstored, part)
     if not boxes:
         return 0
     fills = active_fills(session, [b.id for b in boxes], now)
