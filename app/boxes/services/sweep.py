@@ -26,7 +26,8 @@ import heapq
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import Integer, Table, and_, any_, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.boxes.colour import Evaluation, RuleSet
@@ -73,12 +74,18 @@ def due_boxes(
 
 def active_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int, Any]:
     """The active fill of each box at ``at`` (as :func:`app.boxes.services.latest.latest_fills`
-    finds them, the same statement), as plain objects."""
+    finds them, the same statement), as plain objects. On PostgreSQL the ids are one array
+    parameter: an IN list of a thousand is rendered, and parsed by the driver, for every chunk."""
     if not box_ids:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [int(i) for i in box_ids]
+        chosen = _FILLS.c.box_id == any_(literal(ids, ARRAY(Integer)))
+    else:
+        chosen = _FILLS.c.box_id.in_(box_ids)
     latest = (
         select(_FILLS.c.box_id, func.max(_FILLS.c.filled_at).label("filled_at"))
-        .where(_FILLS.c.box_id.in_(box_ids), _FILLS.c.filled_at <= at)
+        .where(chosen, _FILLS.c.filled_at <= at)
         .group_by(_FILLS.c.box_id)
         .subquery()
     )
