@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
@@ -25,7 +25,17 @@ class Box(Model):
     __tablename__ = "boxes"
     # The sweep takes the due boxes in (next check, id) order, a chunk at a time: with the id in
     # the index a chunk is an index range, not a sort of every due box (all 100,000 at worst).
-    __table_args__ = (Index("ix_boxes_colour_next_check_at_id", "colour_next_check_at", "id"),)
+    # The boxes never evaluated since the stored evaluation came (few, if any): the sweep's last
+    # chunk asks for them, which was a sequential scan of every box.
+    __table_args__ = (
+        Index("ix_boxes_colour_next_check_at_id", "colour_next_check_at", "id"),
+        Index(
+            "ix_boxes_unstored",
+            "id",
+            postgresql_where=text("colour_detail IS NULL"),
+            sqlite_where=text("colour_detail IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(12), unique=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)

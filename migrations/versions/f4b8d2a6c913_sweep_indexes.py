@@ -7,7 +7,9 @@ colour's "waste on site" facts want the few whose waste is still on site. The in
 
 ``boxes``: the index of ``colour_next_check_at`` becomes one of ``(colour_next_check_at, id)``,
 the order in which the sweep takes the due boxes a chunk at a time (with all 100,000 due, each
-chunk was a sequential scan and a sort of every due box). No data changes.
+chunk was a sequential scan and a sort of every due box); ``ix_boxes_unstored``, the boxes without
+a stored evaluation (``colour_detail IS NULL``), which the sweep's last chunk asks for (a
+sequential scan of every box). No data changes.
 
 Revision ID: f4b8d2a6c913
 Revises: e3a9c5d71f42
@@ -39,9 +41,17 @@ def upgrade():
 
     op.drop_index("ix_boxes_colour_next_check_at", table_name="boxes")
     op.create_index("ix_boxes_colour_next_check_at_id", "boxes", ["colour_next_check_at", "id"])
+    op.create_index(
+        "ix_boxes_unstored",
+        "boxes",
+        ["id"],
+        postgresql_where=sa.text("colour_detail IS NULL"),
+        sqlite_where=sa.text("colour_detail IS NULL"),
+    )
 
 
 def downgrade():
+    op.drop_index("ix_boxes_unstored", table_name="boxes")
     op.drop_index("ix_boxes_colour_next_check_at_id", table_name="boxes")
     op.create_index("ix_boxes_colour_next_check_at", "boxes", ["colour_next_check_at"])
     op.drop_index("ix_ledger_records_waste_on_site", table_name="ledger_records")
