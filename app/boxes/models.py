@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Organization
@@ -23,6 +23,19 @@ class Box(Model):
     """An activated-carbon adsorption box (活性炭吸附箱) at an enterprise's treatment facility."""
 
     __tablename__ = "boxes"
+    # The sweep takes the due boxes in (next check, id) order, a chunk at a time: with the id in
+    # the index a chunk is an index range, not a sort of every due box (all 100,000 at worst).
+    # The boxes never evaluated since the stored evaluation came (few, if any): the sweep's last
+    # chunk asks for them, which was a sequential scan of every box.
+    __table_args__ = (
+        Index("ix_boxes_colour_next_check_at_id", "colour_next_check_at", "id"),
+        Index(
+            "ix_boxes_unstored",
+            "id",
+            postgresql_where=text("colour_detail IS NULL"),
+            sqlite_where=text("colour_detail IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(12), unique=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
@@ -52,7 +65,7 @@ class Box(Model):
     colour: Mapped[Colour] = mapped_column(state_type(Colour, "colour", 8), default=Colour.GREY, index=True)
     colour_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The rest of the last evaluation, so that a read evaluates nothing (app.boxes.stored):
     # saturation and predicted date as columns (lists filter and sort on them), the figures the

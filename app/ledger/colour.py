@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 
 from app.boxes.colour import Check, Finding
 from app.common.columns import ZERO_KG
-from app.ledger.models import LedgerRecord, Stage
+from app.ledger.models import WASTE_ON_SITE, LedgerRecord
 from app.ledger.services.rules_access import EPS
 
 
@@ -22,7 +22,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-# Built once: this runs on every colour evaluation (each ingest batch, each uncached box read).
+# Built once: this runs on every colour evaluation (each ingest batch, each uncached box read,
+# the sweep). The condition is the partial index's predicate as literal SQL (its EPS is
+# rules_access.EPS): bound parameters would keep a prepared statement's generic plan off the index.
+assert f"on_site_kg > {EPS}" in WASTE_ON_SITE
 _WASTE_ON_SITE = select(
     LedgerRecord.box_id,
     LedgerRecord.fill_id,
@@ -32,8 +35,7 @@ _WASTE_ON_SITE = select(
     LedgerRecord.batch_code,
 ).where(
     LedgerRecord.box_id.in_(bindparam("ids", expanding=True)),
-    LedgerRecord.stage == Stage.GENERATION,
-    LedgerRecord.on_site_kg > EPS,
+    text(WASTE_ON_SITE),
 )
 
 

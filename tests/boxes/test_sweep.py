@@ -157,3 +157,38 @@ def test_refresh_due_goes_chunk_by_chunk_until_none_is_due(app, world, chunk):
     assert box_services.refresh_due(db.session(), now, chunk) == 4
     db.session.commit()
     assert box_services.refresh_due(db.session(), now, chunk) == 0
+
+
+def test_a_part_of_the_sweep_takes_only_the_boxes_of_its_residue(app, world):
+    """``part=(n, k)``: the boxes whose id is k modulo n, and only those; the parts together are
+    the whole sweep."""
+    now = utcnow().replace(microsecond=0)
+    boxes = _make_boxes(world, now - timedelta(days=12), [(0.0, 2000.0, False)] * 5)
+    session = db.session()
+    assert box_services.refresh_due_chunk(session, now, 10, part=(2, 1)) == sum(b.id % 2 == 1 for b in boxes)
+    session.commit()
+    session.expire_all()
+    for b in boxes:
+        box = session.get(Box, b.id)
+        swept = box.colour_next_check_at is None or box.colour_next_check_at > now
+        assert swept == (b.id % 2 == 1) and (box.colour == "red") == swept
+    assert box_services.refresh_due_chunk(session, now, 10, part=(2, 0)) == sum(b.id % 2 == 0 for b in boxes)
+    session.commit()
+    assert box_services.refresh_due(session, now) == 0
+
+
+def test_the_sweep_command_shares_the_boxes_among_worker_processes(app, world):
+    """``--workers 3``: three forked processes, each its own connection and transactions; every
+    due box evaluated once, their counts summed, each box's history ending in its colour."""
+    now = utcnow().replace(microsecond=0)
+    boxes = _make_boxes(world, now - timedelta(days=12), [(0.0, 2000.0, False)] * 4 + [(0.0, 300.0, False)] * 3)
+    result = app.test_cli_runner().invoke(args=["boxes", "sweep", "--chunk", "2", "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert "7 boxes re-evaluated" in result.output
+    db.session.expire_all()
+    for b in boxes:
+        box = db.session.get(Box, b.id)
+        assert box.colour == "red" and _history(b.id)[-1] == ("red", box.colour_since, _history(b.id)[-1][2])
+        assert box.colour_next_check_at is None or box.colour_next_check_at > now
+    again = app.test_cli_runner().invoke(args=["boxes", "sweep", "--workers", "2"])
+    assert "0 boxes re-evaluated" in again.output

@@ -327,17 +327,20 @@ def refresh_due(session: Session, now: datetime, batch: int = 500) -> int:
             return done
 
 
-def refresh_due_chunk(session: Session, now: datetime, limit: int = 500, unstored: bool = False) -> int:
+def refresh_due_chunk(
+    session: Session, now: datetime, limit: int = 500, unstored: bool = False, part: tuple[int, int] | None = None
+) -> int:
     """Evaluate and store up to ``limit`` boxes whose next check has come (the earliest first),
     or, with ``unstored``, boxes without a stored evaluation yet (as after the migration that
-    brought it). The number evaluated: fewer than ``limit`` when no more are due.
+    brought it). The number evaluated: fewer than ``limit`` when no more are due. ``part``
+    ``(n, k)``: only boxes whose id is k modulo n (the sweep's n workers share the boxes so).
 
     Set-wise (:mod:`app.boxes.services.sweep`): the chunk read in one query per table and
     evaluated at ``now`` as a batch, written in one UPDATE per set of changed columns; only a
     box whose colour changed has its history caught up moment by moment."""
     from app.boxes.services.sweep import sweep_chunk
 
-    return sweep_chunk(session, now, limit, unstored, _rules(session))
+    return sweep_chunk(session, now, limit, unstored, _rules(session), part)
 
 
 def view_box(session: Session, box: Box, now: datetime | None = None) -> BoxView:

@@ -26,36 +26,73 @@ import heapq
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, text, update
-from sqlalchemy.orm import Session, lazyload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import Integer, Table, and_, any_, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
 
 from app.boxes.colour import Evaluation, RuleSet
+from app.boxes.lean import LeanBox, LeanFill
 from app.boxes.models import Box, Colour, ColourChange, Fill
-from app.boxes.services.latest import latest_fills
 from app.boxes.services.stored import rules_digest, snapshot
+from app.boxes.services.sweep_write import write_evaluations
 
 _BOXES = cast(Table, Box.__table__)
-# The SET columns are the keys of the parameters (but ``box_pk``).
-_UPDATE_BOX = update(_BOXES).where(_BOXES.c.id == bindparam("box_pk"))
+_FILLS = cast(Table, Fill.__table__)
 _REASON_KEYS = ("code", "level", "observed", "threshold")
-# The colour needs no relationship (the enterprise is joined by default): loaded only if asked.
-_LEAN = (lazyload(Box.enterprise), lazyload(Box.service_org))
+# A box's columns as the engine and its providers read them: plain rows, no ORM objects (the
+# identity map and instance state of 20,000 objects were a fifth of a chunk's time). The stored
+# reasons and figures are not read: every swept box has them written anew (sweep_write).
+_BOX_COLUMNS = [c for c in _BOXES.c if c.name not in ("colour_detail", "colour_reasons")]
 
 
-def due_boxes(session: Session, now: datetime, limit: int, unstored: bool) -> list[Box]:
+class SweptBox(LeanBox):
+    """A due box's columns (but the stored reasons and figures) as plain attributes."""
+
+    colour: Colour
+    colour_since: datetime | None
+    colour_evaluated_at: datetime | None
+    colour_next_check_at: datetime | None
+
+
+def due_boxes(
+    session: Session, now: datetime, limit: int, unstored: bool, part: tuple[int, int] | None = None
+) -> list[SweptBox]:
     """Up to ``limit`` boxes whose next check has come (the earliest first), then, with
-    ``unstored``, boxes without a stored evaluation yet."""
-    due = select(Box).options(*_LEAN).where(Box.colour_next_check_at <= now)
-    boxes = list(session.scalars(due.order_by(Box.colour_next_check_at, Box.id).limit(limit)))
-    if unstored and len(boxes) < limit:
-        never = (
-            select(Box)
-            .options(*_LEAN)
-            .where(Box.colour_detail.is_(None), or_(Box.colour_next_check_at.is_(None), Box.colour_next_check_at > now))
-        )
-        boxes += session.scalars(never.order_by(Box.id).limit(limit - len(boxes)))
-    return boxes
+    ``unstored``, boxes without a stored evaluation yet: their columns as plain objects.
+    ``part`` ``(n, k)``: only the boxes whose id is k modulo n (a sweep shared by n workers)."""
+    next_check = _BOXES.c.colour_next_check_at
+    due = select(*_BOX_COLUMNS).where(next_check <= now).order_by(next_check, _BOXES.c.id).limit(limit)
+    never = select(*_BOX_COLUMNS).where(_BOXES.c.colour_detail.is_(None), or_(next_check.is_(None), next_check > now))
+    if part is not None:
+        mine = _BOXES.c.id % part[0] == part[1]  # the id is in the index: no heap read to decide
+        due, never = due.where(mine), never.where(mine)
+    rows = list(session.execute(due).mappings().all())  # one fetchall, not a fetchone a row
+    if unstored and len(rows) < limit:
+        rows += session.execute(never.order_by(_BOXES.c.id).limit(limit - len(rows))).mappings().all()
+    return [SweptBox(dict(row)) for row in rows]
+
+
+def active_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int, Any]:
+    """The active fill of each box at ``at`` (as :func:`app.boxes.services.latest.latest_fills`
+    finds them, the same statement), as plain objects. On PostgreSQL the ids are one array
+    parameter: an IN list of a thousand is rendered, and parsed by the driver, for every chunk."""
+    if not box_ids:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        ids = [int(i) for i in box_ids]
+        chosen = _FILLS.c.box_id == any_(literal(ids, ARRAY(Integer)))
+    else:
+        chosen = _FILLS.c.box_id.in_(box_ids)
+    latest = (
+        select(_FILLS.c.box_id, func.max(_FILLS.c.filled_at).label("filled_at"))
+        .where(chosen, _FILLS.c.filled_at <= at)
+        .group_by(_FILLS.c.box_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(_FILLS).join(latest, and_(_FILLS.c.box_id == latest.c.box_id, _FILLS.c.filled_at == latest.c.filled_at))
+    ).mappings()
+    return {row["box_id"]: LeanFill(dict(row)) for row in rows.all()}
 
 
 def _reasons(ev: Evaluation) -> list[dict[str, Any]]:
@@ -74,7 +111,7 @@ def _change(box_id: int, colour: str, previous: str | None, at: datetime, now: d
     }
 
 
-def _nothing_since(box: Box, ev: Evaluation) -> bool:
+def _nothing_since(box: Any, ev: Evaluation) -> bool:
     """Has nothing happened to ``box`` since its last evaluation (its facts are those loaded)?"""
     evaluated = box.colour_evaluated_at
     if evaluated is None or box.colour_next_check_at is None:
@@ -87,19 +124,23 @@ def _nothing_since(box: Box, ev: Evaluation) -> bool:
     return latest is None or latest <= evaluated
 
 
-def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rules: RuleSet) -> int:
+def sweep_chunk(
+    session: Session, now: datetime, limit: int, unstored: bool, rules: RuleSet, part: tuple[int, int] | None = None
+) -> int:
     """Evaluate and store the chunk of :func:`due_boxes`: how many were evaluated."""
     from app.boxes.services.colours import REPLAY_KEY, _evaluate_boxes, rebuild_history
 
-    boxes = due_boxes(session, now, limit, unstored)
+    session.flush()  # the plain reads below see what the session holds unwritten
+    boxes = due_boxes(session, now, limit, unstored, part)
     if not boxes:
         return 0
-    fills = latest_fills(session, [b.id for b in boxes], now)
-    evaluations = _evaluate_boxes(session, boxes, now, fills, rules)
+    fills = active_fills(session, [b.id for b in boxes], now)
+    # (The engine reads a box's columns and derived figures: a plain object has them as a Box does.)
+    evaluations = _evaluate_boxes(session, cast(list[Box], boxes), now, fills, rules)
     digest = rules_digest(rules)
     changes: list[dict[str, Any]] = []
-    written: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    slow: list[Box] = []
+    written: list[dict[str, Any]] = []
+    slow: list[tuple[int, datetime]] = []
     for box in boxes:
         ev = evaluations[box.id]
         colour: str = str(box.colour)  # as the engine names it (a Colour's value)
@@ -107,7 +148,9 @@ def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rul
         if ev.colour != colour:
             behind = box.colour_next_check_at is not None and box.colour_next_check_at < now
             if behind and not _nothing_since(box, ev):
-                slow.append(box)  # re-read and replayed by rebuild_history, below
+                slow.append(
+                    (box.id, cast(datetime, box.colour_next_check_at))
+                )  # re-read and replayed by rebuild_history
                 continue
             if behind:
                 start = max(cast(datetime, box.colour_next_check_at), cast(datetime, box.colour_evaluated_at))
@@ -125,74 +168,28 @@ def sweep_chunk(session: Session, now: datetime, limit: int, unstored: bool, rul
                     at = min(max(at, since) if since is not None else at, now)
                 changes.append(_change(box.id, ev.colour, colour, at, now, rules, ev))
                 colour, since = ev.colour, at
-        row = _stored_changes(box, ev, colour, since, digest, now)
-        if row:
-            for key, value in row.items():
-                set_committed_value(box, key, value)
-            written.setdefault(tuple(row), []).append({"box_pk": box.id, **row})
-    for columns, rows in written.items():
-        write_boxes(session, columns, rows)
+        written.append(
+            {
+                "box_pk": box.id,
+                "colour": Colour(colour),
+                "colour_since": since,
+                "colour_reasons": _reasons(ev),
+                "colour_next_check_at": ev.next_check_at,
+                "colour_evaluated_at": now,
+                **snapshot(ev, digest),
+            }
+        )
+    write_evaluations(session, written)
     # The changes through the unit of work (few: the boxes whose colour changed), whose flush
     # the statistics' roll-ups follow (app.statistics.rollup_tracking).
     session.add_all(ColourChange(**change) for change in changes)
-    for box in slow:
-        rebuild_history(session, box, cast(datetime, box.colour_next_check_at), now)
+    for box_id, next_check_at in slow:
+        rebuild_history(session, cast(Box, session.get(Box, box_id)), next_check_at, now)
     session.flush()
     return len(boxes)
 
 
-def write_boxes(session: Session, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """Set ``columns`` of the boxes of ``rows`` (each with its ``box_pk``): on PostgreSQL one
-    ``UPDATE … FROM unnest(…)`` with one array a column (an executemany is a statement a row,
-    a ``VALUES`` list thousands of parameters to compile), elsewhere an executemany."""
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name != "postgresql":
-        connection.execute(_UPDATE_BOX, rows)
-        return
-    keys = [k for k in columns if k != "box_pk"]
-    arrays: dict[str, list[Any]] = {"box_pk": [row["box_pk"] for row in rows]}
-    casts = ["CAST(:box_pk AS INTEGER[])"]
-    for n, key in enumerate(keys):
-        sql_type = _BOXES.c[key].type
-        process = sql_type._cached_bind_processor(dialect)
-        arrays[f"c{n}"] = [row[key] if process is None or row[key] is None else process(row[key]) for row in rows]
-        casts.append(f"CAST(:c{n} AS {sql_type.compile(dialect=dialect)}[])")
-    names = ", ".join(["box_pk", *(f"c{n}" for n in range(len(keys)))])
-    sets = ", ".join(f"{key} = given.c{n}" for n, key in enumerate(keys))
-    connection.execute(
-        text(
-            f"UPDATE boxes SET {sets} FROM unnest({', '.join(casts)}) AS given({names}) WHERE boxes.id = given.box_pk"
-        ),
-        arrays,
-    )
-
-
-def _stored_changes(
-    box: Box, ev: Evaluation, colour: str, since: datetime | None, digest: str, now: datetime
-) -> dict[str, Any]:
-    """What differs between the box as stored and its evaluation ``ev`` (with the colour and
-    its start as the history has them): the columns to write. Nothing when nothing changed: a
-    sweep that finds nothing new must not write."""
-    row: dict[str, Any] = {}
-    if colour != box.colour:
-        row["colour"] = Colour(colour)
-        row["colour_since"] = since
-    if [r["code"] for r in ev.reasons] != [r.get("code") for r in box.colour_reasons or []]:
-        row["colour_reasons"] = _reasons(ev)
-    if box.colour_next_check_at != ev.next_check_at:
-        row["colour_next_check_at"] = ev.next_check_at
-    for key, value in snapshot(ev, digest).items():
-        if getattr(box, key) != value:
-            row[key] = value
-    if row:
-        if box.colour_evaluated_at != now:
-            row["colour_evaluated_at"] = now
-        row["revision"] = (box.revision or 0) + 1
-    return row
-
-
-def _replay(session: Session, box: Box, start: datetime, now: datetime, fill: Fill | None, rules, key, evaluate_boxes):
+def _replay(session: Session, box: Any, start: datetime, now: datetime, fill: Fill | None, rules, key, evaluate_boxes):
     """The colour changes of ``box`` from ``start`` to (not including) ``now``, its facts being
     those loaded: (moment, colour, previous colour, evaluation) in order. The moments are
     ``start`` and every time threshold an evaluation names, as in ``rebuild_history``."""
