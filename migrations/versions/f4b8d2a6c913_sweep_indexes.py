@@ -12,7 +12,7 @@ a stored evaluation (``colour_detail IS NULL``), which the sweep's last chunk as
 sequential scan of every box). No data changes.
 
 Revision ID: f4b8d2a6c913
-Revises: e3a9c5d71f42
+Revises: f4b8d2a6c190
 Create Date: 2026-12-04 19:00:00.000000
 
 """
