@@ -29,7 +29,7 @@ from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, ColourChange
 from app.boxes.services.access import box_scope
 from app.boxes.services.colours import evaluate_boxes, refresh_due
-from app.common.pagination import KeysetPage, keyset_pages, keyset_slice
+from app.common.pagination import CappedCount, KeysetPage, count_upto, keyset_pages, keyset_slice
 from app.common.timeutil import from_db
 
 LIST_COLOURS = ("red", "yellow")
@@ -62,7 +62,7 @@ class ColourRow:
 class ColourPage:
     colour: str
     rows: list[ColourRow]
-    total: int
+    total: CappedCount  # up to COUNT_CAP, "1,000+" beyond (app.common.pagination.count_upto)
     page: KeysetPage  # its cursors (上一页 / 下一页)
 
 
@@ -130,7 +130,7 @@ def colour_list(
     a ``cursor`` that does not fit is :class:`InvalidInput` on ``cursor``."""
     refresh_due(session, now)  # colours that time alone changed since the last sweep
     query, since = colour_query(actor, colour, filters)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_upto(session, query)
     if filters.sort == "saturation":
         rows = [_row(b, s, now) for b, s in _boxes_since(session.execute(query.order_by(Box.id).limit(SORT_LIMIT)))]
         found = saturations(session, [r.box for r in rows], now)

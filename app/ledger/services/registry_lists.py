@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal
-from app.common.pagination import KeysetPage, keyset_pages
+from app.common.pagination import CappedCount, KeysetPage, count_upto, keyset_pages
 from app.ledger.models import Manifest, ManifestLine
 from app.ledger.services.manifests import list_manifests
 from app.ledger.services.rules_access import kg, kg_or_none, rules
@@ -60,7 +60,7 @@ class ManifestRow:
 class ManifestPage:
     flag: str
     rows: list[ManifestRow]
-    total: int
+    total: CappedCount  # up to COUNT_CAP, "1,000+" beyond (app.common.pagination.count_upto)
     page: KeysetPage  # its cursors (上一页 / 下一页)
     tolerance: float
 
@@ -103,7 +103,7 @@ def flagged_manifests(
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Manifest.number.ilike(like, escape="\\"), consignor.name.ilike(like, escape="\\")))
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_upto(session, query)
     sort_key: Any
     descending = False
     if filters.sort == "consignor":
