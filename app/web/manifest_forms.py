@@ -247,8 +247,9 @@ def manifest_step(number: str, step: str):
 # ---------------------------------------------------------------- what is waiting on whom
 
 
-#: Rows of one group shown at a time; the rest are reached by the group's own 上一页 / 下一页.
-TODO_PER_PAGE = 20
+#: Rows of one group shown at a time (four groups on one page: the later ones stay in reach on a
+#: phone); the rest are reached by the group's own 上一页 / 下一页.
+TODO_PER_PAGE = 10
 
 
 def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
