@@ -88,11 +88,7 @@ def flagged_manifests(
         .group_by(ManifestLine.manifest_id)
         .subquery()
     )
-    query = (
-        base.add_columns(totals.c.shipped, totals.c.received)
-        .join(consignor, consignor.id == Manifest.consignor_id)
-        .outerjoin(totals, totals.c.manifest_id == Manifest.id)
-    )
+    query = base.join(consignor, consignor.id == Manifest.consignor_id)
     if filters.county:
         query = query.where(consignor.county_code == filters.county)
     if filters.park:
@@ -103,7 +99,10 @@ def flagged_manifests(
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Manifest.number.ilike(like, escape="\\"), consignor.name.ilike(like, escape="\\")))
-    total = count_upto(session, query)
+    total = count_upto(session, query)  # the flagged manifests, without their lines' sums
+    query = query.add_columns(totals.c.shipped, totals.c.received).outerjoin(
+        totals, totals.c.manifest_id == Manifest.id
+    )
     sort_key: Any
     descending = False
     if filters.sort == "consignor":
