@@ -159,24 +159,52 @@ def _by_saturation(row: ColourRow) -> tuple[Decimal, str]:
     return (-saturation, row.box.code)
 
 
-def filter_choices(session: Session, actor: Principal) -> dict[str, list[Any]]:
-    """The counties, parks and enterprises ``actor`` may filter by: the generators of its
-    jurisdiction and the enterprises of the boxes it sees."""
+#: The most enterprises the filter offers as choices. A city holds 10,000: past this the choice is
+#: narrowed by county or park first (or the list searched by name), not a select of 10,000 options
+#: loaded and rendered on every page.
+ENTERPRISE_CHOICES = 300
+
+
+def _visible_enterprises(actor: Principal):
+    """The enterprises ``actor`` may filter by: the generators of its jurisdiction and the
+    enterprises of the boxes it sees (a condition on ``Organization``)."""
     generators = select(OrganizationRole.organization_id).where(OrganizationRole.role == "generator")
-    enterprises = list(
-        session.scalars(
-            select(Organization)
-            .where(
-                or_(
-                    and_(enterprise_scope(actor), Organization.id.in_(generators)),
-                    Organization.id.in_(select(Box.enterprise_id).where(box_scope(actor))),
-                )
-            )
-            .order_by(Organization.county_code, Organization.name)
-        )
+    return or_(
+        and_(enterprise_scope(actor), Organization.id.in_(generators)),
+        Organization.id.in_(select(Box.enterprise_id).where(box_scope(actor))),
     )
-    county_codes = {o.county_code for o in enterprises if o.county_code}
-    park_ids = {o.park_id for o in enterprises if o.park_id}
+
+
+def filter_choices(
+    session: Session, actor: Principal, county: str | None = None, park: int | None = None
+) -> dict[str, Any]:
+    """The counties, parks and enterprises ``actor`` may filter by (see :func:`_visible_enterprises`).
+    The enterprises are those of the chosen county and park, at most :data:`ENTERPRISE_CHOICES`:
+    ``enterprises_more`` says there are more (the page then asks to narrow first)."""
+    visible = _visible_enterprises(actor)
+    county_codes = select(Organization.county_code).where(visible)
+    park_ids = select(Organization.park_id).where(visible)
     counties = list(session.scalars(select(County).where(County.code.in_(county_codes)).order_by(County.code)))
     parks = list(session.scalars(select(Park).where(Park.id.in_(park_ids)).order_by(Park.county_code, Park.name)))
-    return {"counties": counties, "parks": parks, "enterprises": enterprises}
+    narrowed = select(Organization).where(visible)
+    if county:
+        narrowed = narrowed.where(Organization.county_code == county)
+    if park:
+        narrowed = narrowed.where(Organization.park_id == park)
+    enterprises = list(
+        session.scalars(narrowed.order_by(Organization.county_code, Organization.name).limit(ENTERPRISE_CHOICES + 1))
+    )
+    more = len(enterprises) > ENTERPRISE_CHOICES
+    return {
+        "counties": counties,
+        "parks": parks,
+        "enterprises": [] if more else enterprises,
+        "enterprises_more": more,
+    }
+
+
+def may_filter_by(session: Session, actor: Principal, enterprise_id: int) -> bool:
+    """Whether ``enterprise_id`` is one of the enterprises ``actor`` may filter by (one row read,
+    not the list of them)."""
+    found = select(Organization.id).where(Organization.id == enterprise_id, _visible_enterprises(actor))
+    return session.scalar(found) is not None
