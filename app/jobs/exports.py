@@ -148,7 +148,7 @@ def write_colour_boxes(
                 "；".join(_reason_zh(x, templates) for x in reasons),
             ]
         )
-        report(len(rows), result.total)
+        report(len(rows), len(result.rows))  # the rows this export writes (its list's total is capped)
     title = f"{COLOUR_ZH[colour]}碳箱"
     if fmt == "csv":
         out.write(table_export.to_csv(BOX_HEADER, rows))

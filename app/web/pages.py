@@ -334,8 +334,8 @@ def ledger():
     per_stage = db.session.execute(
         select(sub.c.stage, func.sum(sub.c.quantity_kg), func.count()).group_by(sub.c.stage)
     ).all()
-    totals: dict[str, Any] = {stage: kg for stage, kg, _n in per_stage}
-    total = sum(n for _stage, _kg, n in per_stage)
+    totals: dict[str, Any] = {str(row[0]): row[1] for row in per_stage}
+    total = sum(int(row[2]) for row in per_stage)
     page = paging.keyset_page(
         query.order_by(None).order_by(LedgerRecord.occurred_at.desc(), LedgerRecord.id.desc()), PER_PAGE
     )
