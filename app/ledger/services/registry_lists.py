@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.accounts.models import Organization
@@ -79,16 +79,15 @@ def flagged_manifests(
     for an export); a ``cursor`` that does not fit is :class:`InvalidInput` on ``cursor``."""
     base = list_manifests(session, actor, flag=flag, now=now).order_by(None)
     consignor = aliased(Organization)
-    # Each listed manifest's own lines summed (LATERAL, by the lines' index): a grouped subquery of
-    # every line summed all 2·10⁶ lines of the city per page (5 s) before the join kept a few.
-    totals = (
-        select(
-            func.sum(ManifestLine.quantity_kg).label("shipped"),
-            func.sum(ManifestLine.received_kg).label("received"),
-        )
-        .where(ManifestLine.manifest_id == Manifest.id)
-        .lateral()
-    )
+
+    # Each listed manifest's own lines summed (correlated, by the lines' index; SQLite has no
+    # LATERAL): a grouped subquery of every line summed all 2·10⁶ lines of the city per page (5 s)
+    # before the join kept a few.
+    def lines_sum(column):
+        return select(func.sum(column)).where(ManifestLine.manifest_id == Manifest.id).correlate(Manifest)
+
+    shipped = lines_sum(ManifestLine.quantity_kg).scalar_subquery()
+    received = lines_sum(ManifestLine.received_kg).scalar_subquery()
     query = base.join(consignor, consignor.id == Manifest.consignor_id)
     if filters.county:
         query = query.where(consignor.county_code == filters.county)
@@ -101,15 +100,15 @@ def flagged_manifests(
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Manifest.number.ilike(like, escape="\\"), consignor.name.ilike(like, escape="\\")))
     total = count_upto(session, query)  # the flagged manifests, without their lines' sums
-    query = query.add_columns(totals.c.shipped, totals.c.received).outerjoin(totals, true())
+    query = query.add_columns(shipped.label("shipped"), received.label("received"))
     sort_key: Any
     descending = False
     if filters.sort == "consignor":
         sort_key = consignor.name
     elif filters.sort == "quantity":
-        sort_key, descending = totals.c.shipped, True
+        sort_key, descending = shipped, True
     elif filters.sort == "difference":
-        sort_key = func.abs(func.coalesce(totals.c.received, totals.c.shipped) - totals.c.shipped)
+        sort_key = func.abs(func.coalesce(received, shipped) - shipped)
         descending = True
     else:  # the oldest deadline (or pickup) first: what has waited longest
         sort_key = func.coalesce(Manifest.receipt_due_at, Manifest.picked_up_at, Manifest.created_at)
