@@ -100,7 +100,7 @@ def authorise_colour_boxes(session: Session, actor: Principal, params: dict[str,
     inside = (
         (params.get("county") is None or params["county"] in {c.code for c in choices["counties"]})
         and (params.get("park") is None or params["park"] in {p.id for p in choices["parks"]})
-        and (params.get("enterprise") is None or params["enterprise"] in {o.id for o in choices["enterprises"]})
+        and (params.get("enterprise") is None or box_lists.may_filter_by(session, actor, params["enterprise"]))
     )
     if not inside:
         raise NotFound("所选范围不存在，或您无权查看 (the chosen area does not exist or is not yours to see)")
@@ -148,7 +148,7 @@ def write_colour_boxes(
                 "；".join(_reason_zh(x, templates) for x in reasons),
             ]
         )
-        report(len(rows), result.total)
+        report(len(rows), len(result.rows))  # the rows this export writes (its list's total is capped)
     title = f"{COLOUR_ZH[colour]}碳箱"
     if fmt == "csv":
         out.write(table_export.to_csv(BOX_HEADER, rows))

@@ -17,6 +17,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from marshmallow import ValidationError
+from sqlalchemy.orm import selectinload
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, list_organizations
@@ -24,6 +25,7 @@ from app.audit.signing_forms import signature_from_form
 from app.common.auth import current_principal, require_user
 from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, NotFound
+from app.common.pagination import count_upto
 from app.common.timeutil import local_date, utcnow
 from app.common.tx import rollback_request
 from app.extensions import db
@@ -31,6 +33,7 @@ from app.ledger import services as ledger_services
 from app.ledger.models import Manifest, ManifestStatus
 from app.ledger.schemas import ManifestIn
 from app.translations import localise_error
+from app.web import paging
 from app.web.form_errors import field_messages
 from app.web.form_tokens import user_fields
 
@@ -244,8 +247,17 @@ def manifest_step(number: str, step: str):
 # ---------------------------------------------------------------- what is waiting on whom
 
 
+#: Rows of one group shown at a time (four groups on one page: the later ones stay in reach on a
+#: phone); the rest are reached by the group's own 上一页 / 下一页.
+TODO_PER_PAGE = 10
+
+
 def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
-    """The consignor's open manifests by state, each naming whom it waits on."""
+    """The consignor's open manifests by state, each naming whom it waits on.
+
+    Each group is a keyset page list of its own, its cursor under the state's name in the query
+    string (``?in_transit=<cursor>``), so paging one group keeps the others where they were; its
+    total is counted up to the cap ("1,000+", :func:`app.common.pagination.count_upto`)."""
     groups = [
         (ManifestStatus.DRAFT, _("草稿：待本单位提交"), "consignor"),
         (ManifestStatus.SUBMITTED, _("已提交：待承运人提货"), "carrier"),
@@ -256,8 +268,17 @@ def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
     out = []
     for status, title, waiting_on in groups:
         query = ledger_services.list_manifests(db.session(), principal, status=status, party="consignor", now=now)
-        rows = list(db.session().scalars(query.limit(100)))
-        out.append({"status": str(status), "title": title, "waiting_on": waiting_on, "rows": rows})
+        page = paging.keyset_page(query.options(selectinload(Manifest.lines)), TODO_PER_PAGE, name=str(status))
+        out.append(
+            {
+                "status": str(status),
+                "title": title,
+                "waiting_on": waiting_on,
+                "rows": page.items,
+                "page": page,
+                "total": count_upto(db.session(), query),
+            }
+        )
     return out
 
 

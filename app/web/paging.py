@@ -27,21 +27,23 @@ NOT_KEPT = ("cursor", "page", "format")
 __all__ = ["BadPageCursor", "bad_cursor_page", "cursor_arg", "cursor_checked", "keyset_page", "page_url"]
 
 
-def cursor_arg() -> str | None:
-    value = request.args.get("cursor") or None
+def cursor_arg(name: str = "cursor") -> str | None:
+    """This request's cursor of the list whose query-string name is ``name``."""
+    value = request.args.get(name) or None
     if value is not None and len(value) > 2000:
-        raise BadPageCursor(value[:40])
+        raise BadPageCursor(value[:40], name)
     return value
 
 
-def keyset_page(query, per_page: int, keys: list[Key] | None = None) -> KeysetPage:
-    """The page of ``query`` this request's ``cursor`` names (the first page without one)."""
-    with cursor_checked():
-        return keyset_pages(db.session(), query, cursor_arg(), per_page, keys)
+def keyset_page(query, per_page: int, keys: list[Key] | None = None, name: str = "cursor") -> KeysetPage:
+    """The page of ``query`` this request's cursor names (the first page without one); ``name``:
+    the cursor's query-string name, for a page with several lists (each pages on its own)."""
+    with cursor_checked(name):
+        return keyset_pages(db.session(), query, cursor_arg(name), per_page, keys)
 
 
 @contextmanager
-def cursor_checked() -> Iterator[None]:
+def cursor_checked(name: str = "cursor") -> Iterator[None]:
     """Around a service that reads this request's cursor: its "not a cursor" is the 400 page.
     Only ``cursor`` errors: any other invalid input is the service's own answer."""
     try:
@@ -49,7 +51,7 @@ def cursor_checked() -> Iterator[None]:
     except InvalidInput as exc:
         if set(exc.errors or {}) != {"cursor"}:
             raise
-        raise BadPageCursor(str(exc)) from exc
+        raise BadPageCursor(str(exc), name) from exc
 
 
 def page_url(cursor: str | None, name: str = "cursor", anchor: str | None = None) -> str:

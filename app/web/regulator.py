@@ -55,16 +55,20 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str:
     return value if value in allowed else allowed[0]
 
 
-def _scope_filters(choices: dict[str, list[Any]]) -> tuple[dict[str, Any], bool]:
-    """county / park / enterprise asked for, and whether each lies within the user's choices."""
-    county = (request.args.get("county") or "").strip() or None
+def _scope_filters(principal: Principal) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """county / park / enterprise asked for, the filter's choices (narrowed by them), and whether
+    each lies within the user's jurisdiction (the enterprise checked by one query, since a city's
+    10,000 are not all listed as choices)."""
+    county = (request.args.get("county") or "").strip()[:12] or None
     park, enterprise = _int_arg("park"), _int_arg("enterprise")
+    choices = box_lists.filter_choices(db.session(), principal, county=county, park=park)
     ok = (
         (county is None or county in {c.code for c in choices["counties"]})
         and (park is None or park in {p.id for p in choices["parks"]})
-        and (enterprise is None or enterprise in {o.id for o in choices["enterprises"]})
+        and (enterprise is None or box_lists.may_filter_by(db.session(), principal, enterprise))
     )
-    return {"county": county, "park": park, "enterprise": enterprise, "q": (request.args.get("q") or "")[:60]}, ok
+    scope = {"county": county, "park": park, "enterprise": enterprise, "q": (request.args.get("q") or "")[:60]}
+    return scope, choices, ok
 
 
 # A text stored in both languages, "中文 (English)" (the demo's and the API's refusal reasons).
@@ -127,8 +131,7 @@ def boxes(colour: str):
     if colour not in box_lists.LIST_COLOURS:
         return _refuse(404)
     now = utcnow()
-    choices = box_lists.filter_choices(db.session(), principal)
-    scope, ok = _scope_filters(choices)
+    scope, choices, ok = _scope_filters(principal)
     if not ok:
         return _refuse(404)
     sort = _choice("sort", box_lists.SORTS)
@@ -194,8 +197,7 @@ def manifests(flag: str):
     if flag not in registry_lists.LIST_FLAGS:
         return _refuse(404)
     now = utcnow()
-    choices = box_lists.filter_choices(db.session(), principal)
-    scope, ok = _scope_filters(choices)
+    scope, choices, ok = _scope_filters(principal)
     if not ok:
         return _refuse(404)
     sort = _choice("sort", registry_lists.SORTS)
@@ -263,8 +265,7 @@ def anomalies():
     principal = require_user()
     if not is_overseer(principal):
         return _refuse(403)
-    choices = box_lists.filter_choices(db.session(), principal)
-    scope, ok = _scope_filters(choices)
+    scope, choices, ok = _scope_filters(principal)
     if not ok:
         return _refuse(404)
     found = anomaly_figures.anomaly_figures(

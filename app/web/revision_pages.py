@@ -13,10 +13,10 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlalchemy import func, select
 
 from app.common.auth import require_user
 from app.common.errors import DomainError, InvalidInput
+from app.common.pagination import count_upto
 from app.common.tx import rollback_request
 from app.extensions import db
 from app.ledger.models import RECEIVED_STATES, Manifest
@@ -184,7 +184,7 @@ def revisions():
     target = request.args.get("target") or None
     target = target if target in tuple(RevisionTarget) else None
     query = services.list_revisions(db.session(), principal, state=state, target=target)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = count_upto(db.session(), query)  # "1,000+" past the cap (app.common.pagination)
     page = paging.keyset_page(query, PER_PAGE)
     return render_template(
         "revisions.html",

@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
 from marshmallow import ValidationError
-from sqlalchemy import func, select
 
 from app.accounts import services as account_services
 from app.boxes import presenters
@@ -17,6 +16,7 @@ from app.boxes.schemas import FillIn
 from app.common.auth import current_principal
 from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, Unauthorized
+from app.common.pagination import count_upto
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
 from app.common.wiring import wiring_of
@@ -391,7 +391,7 @@ def boxes_page():
     if colour not in (None, "grey", "green", "yellow", "red"):
         colour = None
     query = box_services.list_boxes(db.session(), principal, colour=colour)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = count_upto(db.session(), query)  # "1,000+" past the cap (app.common.pagination)
     page = paging.keyset_page(query, BOXES_PER_PAGE)
     views = box_services.view_boxes(db.session(), page.items)
     commit_read_effects(db.session())

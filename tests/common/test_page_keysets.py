@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.accounts.models import Organization
 from app.common.errors import InvalidInput
-from app.common.pagination import encode_cursor, keyset_pages, keyset_slice
+from app.common.pagination import CappedCount, count_upto, encode_cursor, keyset_pages, keyset_slice
 from app.extensions import db
 from tests import factories
 
@@ -62,3 +62,16 @@ def test_a_cursor_of_another_shape_is_invalid_input_on_cursor(app, world):
         with pytest.raises(InvalidInput) as refused:
             keyset_pages(db.session, query, cursor, 5)
         assert set(refused.value.errors) == {"cursor"}
+
+
+def test_a_page_lists_total_is_exact_up_to_the_cap_and_says_more_beyond(app, world):
+    for i in range(5):
+        factories.org(f"计数单位{i}", ["generator"], county="331023")
+    db.session.commit()
+    query = select(Organization).where(Organization.name.like("计数单位%")).order_by(Organization.name)
+    assert count_upto(db.session, query, cap=5) == CappedCount(5, more=False)
+    assert count_upto(db.session, query, cap=10) == CappedCount(5, more=False)
+    over = count_upto(db.session, query, cap=4)
+    assert over == CappedCount(4, more=True) and str(over) == "4+" and int(over) == 4
+    assert str(CappedCount(1000, more=True)) == "1,000+" and str(CappedCount(37)) == "37"
+    assert count_upto(db.session, query.where(Organization.id < 0)) == CappedCount(0)

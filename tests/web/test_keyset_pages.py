@@ -93,6 +93,67 @@ def test_manifests_pages_stay_stable_while_manifests_are_created(app, world, api
     assert len(rows) == len(set(rows)) and set(rows) == numbers | set(created) and len(created) == 2
 
 
+def section(response, status: str) -> str:
+    """The HTML of one group of the to-do page (its ``<section id="todo-…">``)."""
+    html = response.get_data(as_text=True)
+    found = re.search(rf'<section[^>]*id="todo-{status}".*?</section>', html, re.S)
+    assert found, html[:500]
+    return found.group(0)
+
+
+def test_todo_groups_page_on_their_own_and_say_how_many_there_are(app, world, api, monkeypatch):
+    """Each group of /manifests/todo is a page list of its own (``?draft=``, ``?in_transit=``):
+    every manifest of a group once, paging one group keeps the other's page, and the heading counts
+    the whole group, not the page."""
+    from app.web import manifest_forms
+
+    monkeypatch.setattr(manifest_forms, "TODO_PER_PAGE", 2)
+    loop = build_loop(world, api, removed_kg=1800, replaced_at=ago(days=20))
+    drafts = {new_manifest(api, loop, 50.0 + i)["number"] for i in range(5)}
+    moving = {overdue_manifest(loop, quantity=100.0 + i) for i in range(3)}
+    db.session.commit()
+    client = login(app, "ent")
+
+    def group_walk(status: str, start: str = "/manifests/todo") -> tuple[list[list[str]], list[str]]:
+        seen, urls, url = [], [], start
+        while url:
+            html = section(client.get(url), status)
+            seen.append(re.findall(r'<li data-number="([^"]+)"', html))
+            urls.append(url)
+            url = {m["rel"]: unescape(m["href"]) for m in LINK.finditer(html)}.get("next")
+            assert len(seen) < 10, "the pages do not end"
+        return seen, urls
+
+    first = client.get("/manifests/todo")
+    assert "共 5 份" in section(first, "draft") and "共 3 份" in section(first, "in_transit")
+    seen, urls = group_walk("draft")
+    rows = [n for page in seen for n in page]
+    assert [len(p) for p in seen] == [2, 2, 1] and len(rows) == len(set(rows)) and set(rows) == drafts
+    assert all("draft=" in u and u.endswith("#todo-draft") for u in urls[1:])
+    # the in-transit group's second page, then the drafts paged: the in-transit page stays
+    transit_next = {m["rel"]: unescape(m["href"]) for m in LINK.finditer(section(first, "in_transit"))}["next"]
+    seen, urls = group_walk("draft", transit_next)
+    second = re.findall(r'<li data-number="([^"]+)"', section(client.get(urls[-1]), "in_transit"))
+    assert len(second) == 1 and second[0] in moving and all("in_transit=" in u for u in urls)
+    assert client.get("/manifests/todo?draft=garbage").status_code == 400
+
+
+def test_a_long_list_says_how_many_up_to_the_cap(app, world, api, monkeypatch):
+    """Past the cap the total is "N+" (counted up to the cap, not over the whole list)."""
+    from app.common import pagination
+
+    monkeypatch.setattr(pagination, "COUNT_CAP", 3)
+    loop = build_loop(world, api, removed_kg=1800, replaced_at=ago(days=20))
+    for i in range(4):
+        new_manifest(api, loop, 50.0 + i)
+    db.session.commit()
+    client = login(app, "ent")
+    assert "共 3+ 张" in client.get("/manifests").get_data(as_text=True)
+    assert 'data-total="3+"' in section(client.get("/manifests/todo"), "draft")
+    monkeypatch.setattr(pagination, "COUNT_CAP", 10)
+    assert "共 4 张" in client.get("/manifests").get_data(as_text=True)
+
+
 def test_ledger_and_revisions_walk_every_row_once(app, world, api, monkeypatch):
     monkeypatch.setattr(pages, "PER_PAGE", 1)
     monkeypatch.setattr(revision_pages, "PER_PAGE", 1)

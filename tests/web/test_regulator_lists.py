@@ -254,3 +254,26 @@ def test_dashboard_links_to_the_lists(app, world, loop):
         "/oversight/anomalies",
     ):
         assert f'href="{href}"' in html, href
+
+
+def test_past_the_cap_the_enterprise_filter_asks_to_narrow_first_and_still_filters(app, world, monkeypatch):
+    """A city's 10,000 enterprises are not a select: past ENTERPRISE_CHOICES the page asks for a
+    county or park first; an enterprise named in the link still filters (kept in the form), and
+    one outside the jurisdiction is still not found."""
+    from app.boxes.services import lists as box_lists
+
+    tiantai = coloured_box(world.enterprise, world.service, 30)
+    wenling = coloured_box(world.other_enterprise, None, 30)
+    db.session.commit()
+    client = login(app, "reg_city")
+    monkeypatch.setattr(box_lists, "ENTERPRISE_CHOICES", 1)
+    html = client.get("/oversight/boxes/red").get_data(as_text=True)
+    assert "data-enterprises-more" in html and 'name="enterprise"' not in html
+    assert tiantai.code in html and wenling.code in html
+    narrowed = client.get(f"/oversight/boxes/red?enterprise={world.enterprise.id}").get_data(as_text=True)
+    assert f'type="hidden" name="enterprise" value="{world.enterprise.id}"' in narrowed
+    assert tiantai.code in narrowed and wenling.code not in narrowed
+    # one county holds one enterprise here: its choices are listed again
+    county = client.get("/oversight/boxes/red?county=331081").get_data(as_text=True)
+    assert "data-enterprises-more" not in county and f'<option value="{world.other_enterprise.id}"' in county
+    assert login(app, "reg_tt").get(f"/oversight/boxes/red?enterprise={world.other_enterprise.id}").status_code == 404

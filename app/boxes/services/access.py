@@ -23,6 +23,10 @@ def box_scope(actor: Principal):
     org = actor.organization
     if org is None or actor.is_device:  # a gateway's token only ingests readings
         return false()
+    if org.has_role("regulator") and org.county_code is None:
+        # The whole city (enterprise_scope's rule): every box. As "enterprise in (every
+        # organisation)" it read all 100,000 boxes through a hashed id list on every list page.
+        return true()
     enterprises = select(Organization.id).where(enterprise_scope(actor))
     return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
 

@@ -29,7 +29,7 @@ from app.accounts.services import Principal, enterprise_scope
 from app.boxes.models import Box, ColourChange
 from app.boxes.services.access import box_scope
 from app.boxes.services.colours import evaluate_boxes, refresh_due
-from app.common.pagination import KeysetPage, keyset_pages, keyset_slice
+from app.common.pagination import CappedCount, KeysetPage, count_upto, keyset_pages, keyset_slice
 from app.common.timeutil import from_db
 
 LIST_COLOURS = ("red", "yellow")
@@ -62,7 +62,7 @@ class ColourRow:
 class ColourPage:
     colour: str
     rows: list[ColourRow]
-    total: int
+    total: CappedCount  # up to COUNT_CAP, "1,000+" beyond (app.common.pagination.count_upto)
     page: KeysetPage  # its cursors (上一页 / 下一页)
 
 
@@ -130,7 +130,7 @@ def colour_list(
     a ``cursor`` that does not fit is :class:`InvalidInput` on ``cursor``."""
     refresh_due(session, now)  # colours that time alone changed since the last sweep
     query, since = colour_query(actor, colour, filters)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_upto(session, query)
     if filters.sort == "saturation":
         rows = [_row(b, s, now) for b, s in _boxes_since(session.execute(query.order_by(Box.id).limit(SORT_LIMIT)))]
         found = saturations(session, [r.box for r in rows], now)
@@ -159,24 +159,52 @@ def _by_saturation(row: ColourRow) -> tuple[Decimal, str]:
     return (-saturation, row.box.code)
 
 
-def filter_choices(session: Session, actor: Principal) -> dict[str, list[Any]]:
-    """The counties, parks and enterprises ``actor`` may filter by: the generators of its
-    jurisdiction and the enterprises of the boxes it sees."""
+#: The most enterprises the filter offers as choices. A city holds 10,000: past this the choice is
+#: narrowed by county or park first (or the list searched by name), not a select of 10,000 options
+#: loaded and rendered on every page.
+ENTERPRISE_CHOICES = 300
+
+
+def _visible_enterprises(actor: Principal):
+    """The enterprises ``actor`` may filter by: the generators of its jurisdiction and the
+    enterprises of the boxes it sees (a condition on ``Organization``)."""
     generators = select(OrganizationRole.organization_id).where(OrganizationRole.role == "generator")
-    enterprises = list(
-        session.scalars(
-            select(Organization)
-            .where(
-                or_(
-                    and_(enterprise_scope(actor), Organization.id.in_(generators)),
-                    Organization.id.in_(select(Box.enterprise_id).where(box_scope(actor))),
-                )
-            )
-            .order_by(Organization.county_code, Organization.name)
-        )
+    return or_(
+        and_(enterprise_scope(actor), Organization.id.in_(generators)),
+        Organization.id.in_(select(Box.enterprise_id).where(box_scope(actor))),
     )
-    county_codes = {o.county_code for o in enterprises if o.county_code}
-    park_ids = {o.park_id for o in enterprises if o.park_id}
+
+
+def filter_choices(
+    session: Session, actor: Principal, county: str | None = None, park: int | None = None
+) -> dict[str, Any]:
+    """The counties, parks and enterprises ``actor`` may filter by (see :func:`_visible_enterprises`).
+    The enterprises are those of the chosen county and park, at most :data:`ENTERPRISE_CHOICES`:
+    ``enterprises_more`` says there are more (the page then asks to narrow first)."""
+    visible = _visible_enterprises(actor)
+    county_codes = select(Organization.county_code).where(visible)
+    park_ids = select(Organization.park_id).where(visible)
     counties = list(session.scalars(select(County).where(County.code.in_(county_codes)).order_by(County.code)))
     parks = list(session.scalars(select(Park).where(Park.id.in_(park_ids)).order_by(Park.county_code, Park.name)))
-    return {"counties": counties, "parks": parks, "enterprises": enterprises}
+    narrowed = select(Organization).where(visible)
+    if county:
+        narrowed = narrowed.where(Organization.county_code == county)
+    if park:
+        narrowed = narrowed.where(Organization.park_id == park)
+    enterprises = list(
+        session.scalars(narrowed.order_by(Organization.county_code, Organization.name).limit(ENTERPRISE_CHOICES + 1))
+    )
+    more = len(enterprises) > ENTERPRISE_CHOICES
+    return {
+        "counties": counties,
+        "parks": parks,
+        "enterprises": [] if more else enterprises,
+        "enterprises_more": more,
+    }
+
+
+def may_filter_by(session: Session, actor: Principal, enterprise_id: int) -> bool:
+    """Whether ``enterprise_id`` is one of the enterprises ``actor`` may filter by (one row read,
+    not the list of them)."""
+    found = select(Organization.id).where(Organization.id == enterprise_id, _visible_enterprises(actor))
+    return session.scalar(found) is not None
