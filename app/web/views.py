@@ -32,6 +32,7 @@ from app.web import (
     regeneration_pages,
     regulator,
     revision_pages,
+    scan_render,
     session_resume,
 )
 from app.web.form_tokens import user_fields
@@ -271,7 +272,7 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
     form.setdefault("form_errors", {})
     form.setdefault("needs_confirmation", False)
     form.setdefault("principal", None)
-    return render_template(
+    return scan_render.render_page(  # the fixed messages compiled in per language
         "scan.html",
         box=box,
         p=payload,
@@ -282,35 +283,7 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
         # Only the replacement form (signed-in staff) shows field names.
         field_labels=fill_field_labels() if form["can_fill"] else {},
         **form,
-        **_request_gettext(),
     )
-
-
-def _request_gettext() -> dict:
-    """The template's ``_()`` bound to this request's catalogue once: Flask-Babel's own looks
-    the catalogue up (context, domain, locale) on every one of the page's ~40 calls. Same
-    callables, same escaping and formatting as the Jinja i18n extension's (newstyle); a message
-    without variables is translated and formatted once per catalogue (kept on the catalogue
-    object, which Flask-Babel keeps per app and locale), not on every page."""
-    from flask_babel import get_translations
-    from jinja2 import pass_context
-    from jinja2.ext import _make_new_gettext, _make_new_ngettext
-
-    translations = get_translations()
-    translate = _make_new_gettext(translations.ugettext)
-    done: dict[tuple[str, bool], str] = translations.__dict__.setdefault("_tanxiang_translated", {})
-
-    @pass_context
-    def gettext(__context, __message: str, /, **variables):  # a message may have a variable "message"
-        if variables:
-            return translate(__context, __message, **variables)
-        key = (__message, __context.eval_ctx.autoescape)
-        shown = done.get(key)
-        if shown is None:
-            shown = done[key] = translate(__context, __message)
-        return shown
-
-    return {"gettext": gettext, "ngettext": _make_new_ngettext(translations.ungettext)}
 
 
 def _scan_cache_key(label_state: str) -> tuple:
