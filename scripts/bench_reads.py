@@ -217,7 +217,7 @@ def main() -> None:
         if reuse:
             with sa.create_engine(url).connect() as conn:
                 codes = list(conn.execute(sa.text("SELECT code FROM boxes ORDER BY id")).scalars())
-                versions = dict(conn.execute(sa.text("SELECT code, label_version FROM boxes")).tuples().all())
+                versions = dict(conn.execute(sa.text("SELECT code, label_version FROM boxes")).all())
             print(f"reusing database {name}: {len(codes)} boxes")
         else:
             subprocess.run([flask, "create-superuser", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -225,7 +225,7 @@ def main() -> None:
             codes = generate(args.boxes)
             versions = dict.fromkeys(codes, 1)
             with sa.create_engine(url).connect() as conn:
-                versions.update(conn.execute(sa.text("SELECT code, label_version FROM boxes")).tuples().all())
+                versions.update(conn.execute(sa.text("SELECT code, label_version FROM boxes")).all())
             print(f"generated {len(codes)} boxes in {time.perf_counter() - started:.0f} s (register_box + record_fill)")
         server = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],

@@ -120,7 +120,8 @@ def _json_answer(body: bytes) -> Response:
     response = Response(body, mimetype="application/json")
     response.headers["Cache-Control"] = "private, no-cache"
     response.add_etag()
-    response.make_conditional(request)  # 304 without the body when If-None-Match has the tag
+    if "HTTP_IF_NONE_MATCH" in request.environ:  # only a client holding a tag can get a 304
+        response.make_conditional(request)  # 304 without the body when If-None-Match has the tag
     return response
 
 

@@ -81,13 +81,13 @@ class _Environments:
         self.lock = threading.Lock()
 
 
-def _environment() -> Environment:
-    """The app's Jinja environment with this request's language's fixed messages compiled in."""
+def _environment(translations: Any) -> Environment:
+    """The app's Jinja environment with the fixed messages of ``translations`` (this request's
+    catalogue) compiled in."""
     app = current_app
     holder: _Environments | None = app.extensions.get(EXTENSION_KEY)
     if holder is None:
         holder = app.extensions.setdefault(EXTENSION_KEY, _Environments())
-    translations = get_translations()
     key = (str(get_locale() or ""), id(translations))
     env = holder.by_locale.get(key)
     if env is None:
@@ -100,11 +100,11 @@ def _environment() -> Environment:
     return env
 
 
-def request_gettext() -> dict:
+def request_gettext(translations: Any = None) -> dict:
     """The template's ``_()`` bound to this request's catalogue once (for the calls left, those
     with variables): Flask-Babel's own looks the catalogue up on every call. Same callables,
     same escaping and formatting as the Jinja i18n extension's (newstyle)."""
-    translations = get_translations()
+    translations = translations if translations is not None else get_translations()
     translate = _make_new_gettext(translations.ugettext)
 
     @pass_context
@@ -120,8 +120,9 @@ def render_page(name: str, **context: Any) -> str:
     from flask import templating
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    template = _environment().get_template(name)
-    context.update(request_gettext())
+    translations = get_translations()
+    template = _environment(translations).get_template(name)
+    context.update(request_gettext(translations))
     return templating._render(app, template, context)
 
 

@@ -19,7 +19,7 @@ from app.common.confirmations import ConfirmationRequired
 from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
-from app.common.wiring import wiring_of
+from app.common.wiring import current_wiring
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
@@ -291,7 +291,7 @@ def _scan_cache_key(label_state: str) -> tuple:
     (two apps in one process), the label's state, and the query (the page links to itself)."""
     from app import select_locale
 
-    return (select_locale(), wiring_of(db.session()).rules_dir, label_state, request.query_string)
+    return (select_locale(), current_wiring().rules_dir, label_state, request.query_string)
 
 
 def _lean_scan(code: str, now):
@@ -300,7 +300,7 @@ def _lean_scan(code: str, now):
     from app.boxes import cache, lean
     from app.boxes.services.stored import rules_digest
 
-    rules = wiring_of(db.session()).colour_rules()
+    rules = current_wiring().colour_rules()  # no session is made on this path
     read = lean.read_box(db.engine, code, now, rules, rules_digest(rules), with_last_replacement=True)
     if read is None:
         return None
@@ -326,7 +326,8 @@ def _scan_answer(html: str, status: int):
     response.headers["Cache-Control"] = "private, no-cache"
     if status == 200:
         response.add_etag()
-        response.make_conditional(request)
+        if "HTTP_IF_NONE_MATCH" in request.environ:  # only a phone holding a tag can get a 304
+            response.make_conditional(request)
     return response
 
 
