@@ -289,9 +289,10 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
 def _scan_cache_key(label_state: str) -> tuple:
     """What besides the box decides an anonymous scan page: the language, the app's rule files
     (two apps in one process), the label's state, and the query (the page links to itself)."""
-    from app import select_locale
+    from flask_babel import get_locale
 
-    return (select_locale(), current_wiring().rules_dir, label_state, request.query_string)
+    # The request's locale as Flask-Babel chose it (select_locale, kept for the request).
+    return (str(get_locale() or "zh"), current_wiring().rules_dir, label_state, request.query_string)
 
 
 def _lean_scan(code: str, now):
