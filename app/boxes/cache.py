@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from app.common.fastread import engine_key
+
 MAX_AGE = timedelta(seconds=30)
 MAX_ENTRIES = 20_000
 
@@ -45,7 +47,7 @@ class ReadCache:
     def get(self, engine: Engine, key: tuple, code: str, revision: int, now: datetime) -> Entry | None:
         """The entry for box ``code`` if it was made at ``revision`` (the box's, as just read)
         and time alone cannot have changed it since."""
-        entry = self._entries.get((str(engine.url), code, *key))
+        entry = self._entries.get((engine_key(engine), code, *key))
         if entry is None or now >= entry.valid_until or entry.revision != revision:
             self.misses += 1
             return None
@@ -67,7 +69,7 @@ class ReadCache:
             until = next_check_at
         entry = Entry(revision, until, value)
         with self._lock:
-            full_key = (str(engine.url), code, *key)
+            full_key = (engine_key(engine), code, *key)
             self._entries[full_key] = entry
             self._entries.move_to_end(full_key)
             while len(self._entries) > self.max_entries:

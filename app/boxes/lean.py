@@ -37,6 +37,8 @@ _replacements = _fills.alias("replacements")
 
 BOX_COLUMNS = tuple(c.name for c in _boxes.columns)
 FILL_COLUMNS = tuple(c.name for c in _fills.columns)
+#: The last replacement's columns the scan page shows (scan.html: when, and the waste weighed).
+LAST_REPLACEMENT_COLUMNS = ("id", "filled_at", "removed_waste_kg")
 
 
 def _statement(with_last_replacement: bool, caller: Subquery | None = None) -> Select:
@@ -59,7 +61,8 @@ def _statement(with_last_replacement: bool, caller: Subquery | None = None) -> S
             .limit(1)
             .scalar_subquery()
         )
-        query = query.add_columns(*[c.label(f"last_{c.name}") for c in _last.columns])
+        # Only what the page shows of it (and its id: is there one).
+        query = query.add_columns(*[_last.c[name].label(f"last_{name}") for name in LAST_REPLACEMENT_COLUMNS])
         query = query.outerjoin(_last, _last.c.id == latest)
     if caller is not None:
         # The caller's token (app.common.auth.LEAN_CALLER) in the same statement: one round
@@ -141,10 +144,10 @@ class LeanRead:
         }
 
 
-def _fill(row: dict[str, Any], prefix: str) -> LeanFill | None:
+def _fill(row: dict[str, Any], prefix: str, columns: tuple[str, ...] = FILL_COLUMNS) -> LeanFill | None:
     if row[f"{prefix}id"] is None:
         return None
-    return LeanFill({name: row[f"{prefix}{name}"] for name in FILL_COLUMNS})
+    return LeanFill({name: row[f"{prefix}{name}"] for name in columns})
 
 
 def read_box(
@@ -178,7 +181,7 @@ def read_box(
         values["enterprise_id"], values["enterprise_name"], values["county_code"], values["park_id"]
     )
     fill = _fill(values, "fill_")
-    last = _fill(values, "last_") if with_last_replacement else None
+    last = _fill(values, "last_", LAST_REPLACEMENT_COLUMNS) if with_last_replacement else None
     who = None
     if caller is not None and values[f"{CALLER_PREFIX}kind"] is not None:
         who = Row({c.name: values[f"{CALLER_PREFIX}{c.name}"] for c in caller.c})

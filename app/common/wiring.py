@@ -19,6 +19,7 @@ entries, and a regulator's edit of a rule file is picked up without a restart.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -34,6 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from app.jobs.kinds import ExportKind, JobKind
 
 EXTENSION_KEY = "tanxiang.wiring"
+_SHIPPED_COLOUR_RULES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "colour_rules.yaml"
+)
 SESSION_KEY = "tanxiang.wiring"
 DEFAULT_PASSWORD_HASH_METHOD = "scrypt"  # werkzeug's default; tests lower the cost through config
 
@@ -70,9 +74,21 @@ class Wiring:
 
     # The rule files, each through its loader's (path, mtime) cache.
     def colour_rules(self) -> RuleSet:
-        from app.boxes.colour import load_rules
+        from app.boxes.colour import RULES_FILE, load_rules
 
-        return load_rules(self.rules_dir, self.colour_checks)
+        # Every box read asks for the rules: the loader's cache key (the path through pathlib,
+        # the checks sorted into a tuple) cost more than the one stat() that tells whether the
+        # file changed. The rule set is kept here by its file's path and modification time.
+        path = os.path.join(self.rules_dir, RULES_FILE) if self.rules_dir else None
+        if path is None or not os.path.exists(path):
+            path = _SHIPPED_COLOUR_RULES
+        key = (path, os.stat(path).st_mtime)
+        memo = self.__dict__.get("_colour_rules")
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        rules = load_rules(self.rules_dir, self.colour_checks)
+        object.__setattr__(self, "_colour_rules", (key, rules))  # a frozen dataclass: a cache only
+        return rules
 
     def ledger_rules(self):
         from app.ledger.catalogue import load_ledger_rules

@@ -19,7 +19,7 @@ from app.common.errors import DomainError, InvalidInput, Unauthorized
 from app.common.pagination import count_upto
 from app.common.timeutil import utcnow
 from app.common.tx import commit_read_effects
-from app.common.wiring import wiring_of
+from app.common.wiring import current_wiring
 from app.extensions import db
 from app.labels.signing import verify_label
 from app.translations import localise_error, localise_message
@@ -32,6 +32,7 @@ from app.web import (
     regeneration_pages,
     regulator,
     revision_pages,
+    scan_render,
     session_resume,
 )
 from app.web.form_tokens import user_fields
@@ -271,7 +272,7 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
     form.setdefault("form_errors", {})
     form.setdefault("needs_confirmation", False)
     form.setdefault("principal", None)
-    return render_template(
+    return scan_render.render_page(  # the fixed messages compiled in per language
         "scan.html",
         box=box,
         p=payload,
@@ -282,43 +283,16 @@ def _render_scan(box, payload, label_state, last_replacement, now, **form) -> st
         # Only the replacement form (signed-in staff) shows field names.
         field_labels=fill_field_labels() if form["can_fill"] else {},
         **form,
-        **_request_gettext(),
     )
-
-
-def _request_gettext() -> dict:
-    """The template's ``_()`` bound to this request's catalogue once: Flask-Babel's own looks
-    the catalogue up (context, domain, locale) on every one of the page's ~40 calls. Same
-    callables, same escaping and formatting as the Jinja i18n extension's (newstyle); a message
-    without variables is translated and formatted once per catalogue (kept on the catalogue
-    object, which Flask-Babel keeps per app and locale), not on every page."""
-    from flask_babel import get_translations
-    from jinja2 import pass_context
-    from jinja2.ext import _make_new_gettext, _make_new_ngettext
-
-    translations = get_translations()
-    translate = _make_new_gettext(translations.ugettext)
-    done: dict[tuple[str, bool], str] = translations.__dict__.setdefault("_tanxiang_translated", {})
-
-    @pass_context
-    def gettext(__context, __message: str, /, **variables):  # a message may have a variable "message"
-        if variables:
-            return translate(__context, __message, **variables)
-        key = (__message, __context.eval_ctx.autoescape)
-        shown = done.get(key)
-        if shown is None:
-            shown = done[key] = translate(__context, __message)
-        return shown
-
-    return {"gettext": gettext, "ngettext": _make_new_ngettext(translations.ungettext)}
 
 
 def _scan_cache_key(label_state: str) -> tuple:
     """What besides the box decides an anonymous scan page: the language, the app's rule files
     (two apps in one process), the label's state, and the query (the page links to itself)."""
-    from app import select_locale
+    from flask_babel import get_locale
 
-    return (select_locale(), wiring_of(db.session()).rules_dir, label_state, request.query_string)
+    # The request's locale as Flask-Babel chose it (select_locale, kept for the request).
+    return (str(get_locale() or "zh"), current_wiring().rules_dir, label_state, request.query_string)
 
 
 def _lean_scan(code: str, now):
@@ -327,7 +301,7 @@ def _lean_scan(code: str, now):
     from app.boxes import cache, lean
     from app.boxes.services.stored import rules_digest
 
-    rules = wiring_of(db.session()).colour_rules()
+    rules = current_wiring().colour_rules()  # no session is made on this path
     read = lean.read_box(db.engine, code, now, rules, rules_digest(rules), with_last_replacement=True)
     if read is None:
         return None
@@ -353,7 +327,8 @@ def _scan_answer(html: str, status: int):
     response.headers["Cache-Control"] = "private, no-cache"
     if status == 200:
         response.add_etag()
-        response.make_conditional(request)
+        if "HTTP_IF_NONE_MATCH" in request.environ:  # only a phone holding a tag can get a 304
+            response.make_conditional(request)
     return response
 
 

@@ -69,3 +69,31 @@ def test_scan_page_cache_shows_label_problems_each_time(api, client):
         assert 'data-label-state="forged"' in client.get(f"/c/{code}?v=1&s=BADBADBADBADBADB").get_data(as_text=True)
     kinds = [e["kind"] for e in api.get(f"/api/v1/boxes/{code}/history", as_="ent").get_json()["events"]]
     assert kinds.count("label_forged_scan") == 1  # counted in one event per hour (record_scan_problem)
+
+
+def test_lean_viewer_agrees_with_box_scope(app, world, session):
+    """The box API's lean read decides on a plain viewer built from the caller's token row
+    (app.common.auth.visibility_from_row), not on ORM objects: the same answer as box_scope."""
+    from app.accounts.services import issue_user_token
+    from app.common.auth import _LEAN_TOKEN, visibility_from_row
+    from app.common.fastread import core_reader
+
+    boxes = [factories.box(world.enterprise, world.service), factories.box(world.other_enterprise)]
+    tokens = {name: issue_user_token(session, user, 1)[1].token_hash for name, user in world.users.items()}
+    session.commit()
+    checked = 0
+    for username, user in world.users.items():
+        visible = set(session.scalars(select(Box.id).where(box_services.box_scope(Principal(user=user)))))
+        viewer = visibility_from_row(core_reader.first(db.engine, _LEAN_TOKEN, {"token_hash": tokens[username]}))
+        assert viewer is not None, username
+        for box in boxes:
+            got = box_services.can_see(
+                viewer,
+                enterprise_id=box.enterprise_id,
+                service_org_id=box.service_org_id,
+                county_code=box.enterprise.county_code,
+                park_id=box.enterprise.park_id,
+            )
+            assert got == (box.id in visible), (username, box.code)
+            checked += got
+    assert checked > 0  # some user sees some box

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
 
@@ -31,8 +33,20 @@ def box_scope(actor: Principal):
     return or_(Box.enterprise_id.in_(enterprises), Box.service_org_id == org.id)
 
 
+class Seer(Protocol):
+    """What :func:`can_see` reads of the caller: a :class:`Principal`, or the plain viewer of
+    the lean reads (app.common.auth.Viewer)."""
+
+    @property
+    def is_operator(self) -> bool: ...
+    @property
+    def is_device(self) -> bool: ...
+    @property
+    def organization(self) -> Any: ...
+
+
 def can_see(
-    actor: Principal, *, enterprise_id: int, service_org_id: int | None, county_code: str | None, park_id: int | None
+    actor: Seer, *, enterprise_id: int, service_org_id: int | None, county_code: str | None, park_id: int | None
 ) -> bool:
     """The same rule as :func:`box_scope`, for one box whose facts are already in hand
     (the read cache); a test checks the two agree."""
