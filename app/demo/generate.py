@@ -370,7 +370,8 @@ def _evaluate_all(session: Session, ctx: GenerateContext) -> None:
             break
         if done % 5_000 == 0:
             ctx.progress(f"{done} colours evaluated")
-    ctx.progress(f"{done} colours evaluated")
+    if done % 5_000:
+        ctx.progress(f"{done} colours evaluated")
 
 
 def _new_code(rng: random.Random, county_code: str | None, taken: set[str]) -> str:
