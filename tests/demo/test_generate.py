@@ -84,7 +84,7 @@ def test_new_rows_after_the_bulk_load_get_fresh_ids(app, session):
     assert fill_top == 10
 
 
-def test_parts_run_together_draw_the_same_numbers_as_in_turn(session):
+def test_parts_run_together_draw_the_same_numbers_as_in_turn(app, session):
     """Parts run at once get their own seeded rng, made before any runs: what each draws does not
     depend on whether they ran in threads or in turn (the data set stays the same)."""
     import random
@@ -113,7 +113,8 @@ def test_parts_run_together_draw_the_same_numbers_as_in_turn(session):
 
     @contextmanager
     def same_session():
-        yield session
+        with app.app_context():  # (as the CLI's worker sessions: each thread its own app context)
+            yield session
 
     together = context()
     parts = (part("threads", "a"), part("threads", "b"))
@@ -126,7 +127,7 @@ def test_parts_run_together_draw_the_same_numbers_as_in_turn(session):
     assert together.rng.random() == in_turn.rng.random()  # and the main rng goes on alike
 
 
-def test_a_failing_part_run_together_fails_the_generation(session):
+def test_a_failing_part_run_together_fails_the_generation(app, session):
     from contextlib import contextmanager
 
     import pytest
@@ -135,7 +136,8 @@ def test_a_failing_part_run_together_fails_the_generation(session):
 
     @contextmanager
     def same_session():
-        yield session
+        with app.app_context():  # (as the CLI's worker sessions: each thread its own app context)
+            yield session
 
     def broken(_session, _ctx) -> None:
         raise RuntimeError("part b broke")
