@@ -9,7 +9,19 @@ paths, :mod:`app.demo.generate`), then gunicorn with 2 workers on it and the fig
 two scales the cost curve is the ratio of the larger scale's figure to the smaller's. A figure
 whose endpoint or command does not exist yet is reported "not available". Prints, never asserts.
 ``--render FILE.json`` writes the page again from a ``--json`` file (docs/benchmarks.json holds
-the last run's raw figures). ``BENCH_KEEP_DB=1`` keeps the scratch database.
+the last run's raw figures). ``BENCH_KEEP_DB=1`` keeps the scratch database;
+``BENCH_DB_PREFIX`` names it (default ``tanxiang_bench``).
+
+``--template DB --generated-seconds S``: the largest scale is not generated but cloned from an
+already generated database (``CREATE DATABASE … TEMPLATE DB``, then ``flask db upgrade``), and
+its generation time is the given ``S`` (reported as measured by an earlier run), so the 10×
+figures can be measured again without 20 minutes of generation. The data set's present is read
+from it (its newest reading + 1 minute) unless ``--generated-now`` gives it.
+
+Which principal reads what: the registry's outgoing view is the consignor's (the data set's
+``consignor`` login: the first enterprise), incoming the receiver's (``receiver``), transported the
+carrier's (``carrier``), managed the city regulator's (``city``); each is measured against the
+same view for one month (``from``/``to``), rows per second and the workers' peak memory.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ from scripts.bench_reads import wrk  # noqa: E402
 PASSWORD = "bench-password-1"  # app.demo.generate.PASSWORD
 INGEST_BATCHES = 60
 NA = "not available"
+FIRST_EMPTY_YEAR = 2011  # no data set has data then (the generator's span is the last two years)
 
 
 # ---------------------------------------------------------------- plumbing
@@ -311,23 +324,53 @@ def labels() -> dict:
     )
 
 
-def registry_export(server: Server, token: str) -> dict:
+#: Registry view → the data set's login that is its party (app.demo.generate.LOGINS).
+REGISTRY_LOGINS = {"outgoing": "consignor", "incoming": "receiver", "transported": "carrier", "managed": "city"}
+
+
+def _export(server: Server, path: str, token: str) -> dict:
+    began = time.perf_counter()
+    _status, body = request(server.base, path, token)
+    return {
+        "seconds": time.perf_counter() - began,
+        "rows": body.count(b"\n") - 1,
+        "worker_peak_rss_mb": server.workers_peak_rss_mb(),
+    }
+
+
+def registry_export(server: Server, tokens: dict[str, str], month: tuple[str, str]) -> dict:
+    """Each view as CSV by its party: first one month of it (the baseline), then all of it; the
+    workers' peak RSS after each (a high-water mark: flat memory leaves it where the month left it)."""
     results: dict = {}
-    for view in ("outgoing", "incoming", "transported", "managed"):
-        before = server.workers_peak_rss_mb()
-        began = time.perf_counter()
+    for view, login in REGISTRY_LOGINS.items():
+        path = f"/api/v1/registry/{view}.csv"
+        if login not in tokens:
+            results[view] = f"no `{login}` login in this data set"
+            continue
         try:
-            _status, body = request(server.base, f"/api/v1/registry/{view}.csv", token)
+            baseline = _export(server, f"{path}?from={month[0]}&to={month[1]}", tokens[login])
+            full = _export(server, path, tokens[login])
         except urllib.error.HTTPError as exc:
             results[view] = NA if exc.code in (404, 405) else f"HTTP {exc.code}"
             continue
-        results[view] = {
-            "seconds": time.perf_counter() - began,
-            "rows": body.count(b"\n") - 1,
-            "worker_peak_rss_mb": server.workers_peak_rss_mb(),
-            "worker_peak_rss_before_mb": before,
+        full_rate = full["rows"] / full["seconds"] if full["seconds"] else None
+        month_rate = baseline["rows"] / baseline["seconds"] if baseline["seconds"] and baseline["rows"] else None
+        results[view] = full | {
+            "login": login,
+            "month": baseline,
+            "rate_ratio": full_rate / month_rate if full_rate and month_rate else None,
         }
     return {"registry": results}
+
+
+def index_scores(server: Server, city: str, year: int) -> dict:
+    """The synergy index scores (all counties: the endpoint has no county filter) for the data's
+    year, against the same request for a year without data (the scoring's fixed cost)."""
+    empty = FIRST_EMPTY_YEAR
+    scores_s = timed(lambda: request(server.base, f"/api/v1/index/scores?period={year}", city))
+    empty_s = timed(lambda: request(server.base, f"/api/v1/index/scores?period={empty}", city))
+    return {"index_scores_s": scores_s, "index_empty_s": empty_s, "index_empty_year": empty,
+            "index_ratio": scores_s / empty_s}  # fmt: skip
 
 
 def statistics_verify(env: dict[str, str]) -> dict:
@@ -349,13 +392,54 @@ def statistics_verify(env: dict[str, str]) -> dict:
 # ---------------------------------------------------------------- one scale
 
 
-def run_scale(scale: float, seconds: int, admin_url: str) -> dict:
+def _create_database(admin, name: str, template: str | None) -> None:
+    """The scratch database, empty or a copy of ``template`` (refused while anyone is connected
+    to the template: tried again for up to ten minutes)."""
     import sqlalchemy as sa
 
-    name = f"tanxiang_bench_{str(scale).replace('.', '_')}_{os.getpid()}"
+    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(sql))
+            return
+        except sa.exc.OperationalError as exc:
+            if template is None or "is being accessed by other users" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+
+
+def _data_set_now(engine) -> datetime:
+    """A cloned data set's present: its newest reading + 1 minute (the generator's readings end a
+    minute before it), else its newest manifest's creation + 7 days."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT max(ts) FROM sensor_readings")).scalar_one()
+        if newest is not None:
+            return newest + timedelta(minutes=1)
+        created = conn.execute(sa.text("SELECT max(created_at) FROM manifests")).scalar_one()
+    return (created or datetime.now(UTC)) + timedelta(days=7)
+
+
+def run_scale(
+    scale: float,
+    seconds: int,
+    admin_url: str,
+    template: str | None = None,
+    generated_seconds: float | None = None,
+    generated_now: datetime | None = None,
+) -> dict:
+    import sqlalchemy as sa
+
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'tanxiang_bench')}_{str(scale).replace('.', '_')}_{os.getpid()}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    if template:
+        print(f"[{scale:g}×] cloning {template} (CREATE DATABASE … TEMPLATE)", flush=True)
+    began = time.perf_counter()
+    _create_database(admin, name, template)
+    cloned_s = time.perf_counter() - began
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     engine = sa.create_engine(url)
     tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-scale-"))
@@ -373,18 +457,28 @@ def run_scale(scale: float, seconds: int, admin_url: str) -> dict:
     server = None
     try:
         subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
-        # The data set's present two hours ago: the ingest figures write the two hours after it.
-        generated_now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-        began = time.perf_counter()
-        gen = subprocess.run(
-            [flask, "demo", "generate", "--scale", str(scale), "--now", generated_now.isoformat()],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        out["generate_s"] = time.perf_counter() - began
-        if gen.returncode != 0:
-            raise SystemExit(f"generate failed:\n{gen.stderr[-3000:]}")
-        out["generate_output"] = [line for line in gen.stdout.splitlines() if "s " in line][-60:]
-        print(f"[{scale:g}×] generated in {out['generate_s']:.0f} s: {gen.stdout.strip().splitlines()[-1]}", flush=True)
+        if template:
+            out["generate_s"] = generated_seconds
+            out["generated_by"] = f"an earlier run (cloned from {template} in {cloned_s:.0f} s)"
+            generated_now = generated_now or _data_set_now(engine)
+            print(f"[{scale:g}×] cloned in {cloned_s:.0f} s; its present {generated_now.isoformat()}", flush=True)
+        else:
+            # The data set's present two hours ago: the ingest figures write the two hours after it.
+            generated_now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+            began = time.perf_counter()
+            gen = subprocess.run(
+                [flask, "demo", "generate", "--scale", str(scale), "--now", generated_now.isoformat()],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            out["generate_s"] = time.perf_counter() - began
+            out["generate_load_average"] = os.getloadavg()
+            if gen.returncode != 0:
+                raise SystemExit(f"generate failed:\n{gen.stderr[-3000:]}")
+            out["generate_output"] = [line for line in gen.stdout.splitlines() if "s " in line][-60:]
+            print(
+                f"[{scale:g}×] generated in {out['generate_s']:.0f} s: {gen.stdout.strip().splitlines()[-1]}",
+                flush=True,
+            )
         with engine.connect() as conn:
             out["counts"] = {
                 t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
@@ -393,16 +487,26 @@ def run_scale(scale: float, seconds: int, admin_url: str) -> dict:
             codes = [c for (c,) in conn.execute(sa.text("SELECT code FROM boxes"))]
             park_id = conn.execute(sa.text("SELECT min(id) FROM parks")).scalar_one()
         server = Server(env, port)
-        operator, city = token_for(server.base, "bench"), token_for(server.base, "city")
+        tokens = {}
+        for login in ("bench", *REGISTRY_LOGINS.values()):
+            try:
+                tokens[login] = token_for(server.base, login)
+            except urllib.error.HTTPError:  # (a data set generated before the login existed)
+                print(f"[{scale:g}×] no login {login!r} in this data set", flush=True)
+        operator, city = tokens["bench"], tokens["city"]
+        data_year = generated_now.year
+        month_end = generated_now.date().replace(day=1) - timedelta(days=1)  # the last whole month
+        month = (month_end.replace(day=1).isoformat(), month_end.isoformat())
         for path in ("/healthz", f"/c/{codes[0]}"):
             request(server.base, path)
         request(server.base, f"/api/v1/boxes/{codes[0]}", operator)
         steps = (
             ("reads", lambda: reads(server, operator, codes, seconds, tmp)),
-            ("statistics", lambda: statistics_figures(server, city, park_id, datetime.now(UTC).year)),
+            ("statistics", lambda: statistics_figures(server, city, park_id, data_year)),
+            ("index", lambda: index_scores(server, city, data_year)),
             ("dashboards", lambda: dashboards(server)),
             ("ingest", lambda: ingest_figures(server, engine, operator, generated_now + timedelta(minutes=1))),
-            ("registry", lambda: registry_export(server, city)),
+            ("registry", lambda: registry_export(server, tokens, month)),
             ("sweep", lambda: sweep(env, engine, len(codes))),
             ("statistics_verify", lambda: statistics_verify(env)),
         )
@@ -473,18 +577,30 @@ def figure_rows(r: dict) -> list[tuple[str, str, str, str, float | None]]:
          _fmt(r.get("ingest_rps"), " readings/s", 0), f"COPY of the same rows {_fmt(r.get('copy_rps'), ' rows/s', 0)}",
          _fmt(r.get("ingest_ratio")), r.get("ingest_rps")),
         (f"a box's first reading ({r.get('first_reading_boxes', '–')} boxes, 100 a request)",
-         _fmt(r.get("first_reading_rps"), " readings/s", 0), "–", "–", r.get("first_reading_rps")),
+         _fmt(r.get("first_reading_rps"), " readings/s", 0), f"HTTP ingest above {_fmt(r.get('ingest_rps'), ' readings/s', 0)}",
+         _fmt(r["first_reading_rps"] / r["ingest_rps"] if r.get("first_reading_rps") and r.get("ingest_rps") else None),
+         r.get("first_reading_rps")),
         ("1,000-label PDF sheet", _fmt(lab.get("sheet_1000_s"), " s", 2),
          f"QR PNG {_fmt(lab.get('qr_png_per_s'), '/s', 0)} vs zxing-cpp {_fmt(lab.get('zxing_per_s'), '/s', 0)}",
          _fmt(lab.get("qr_vs_zxing")), lab.get("sheet_1000_s")),
     ]  # fmt: skip
+    rows.append(
+        ("synergy index scores, all counties (`/api/v1/index/scores?period=YYYY`)", _fmt(r.get("index_scores_s"), " s", 3),
+         f"a year without data ({r.get('index_empty_year', '–')}): {_fmt(r.get('index_empty_s'), ' s', 3)}",
+         _fmt(r.get("index_ratio")), r.get("index_scores_s"))
+    )  # fmt: skip
     for view in ("outgoing", "incoming", "transported", "managed"):
         v = reg.get(view, NA)
+        label = f"registry `GET /api/v1/registry/{view}.csv`"
         if isinstance(v, dict):
-            rows.append((f"registry `GET /api/v1/registry/{view}.csv`", f"{_fmt(v['seconds'], ' s', 1)}, {v['rows']} rows",
-                         f"worker peak RSS {_fmt(v['worker_peak_rss_mb'], ' MB', 0)}", "–", v["seconds"]))  # fmt: skip
+            month = v.get("month") or {}
+            rows.append((f"{label} as `{v.get('login', '?')}`",
+                         f"{_fmt(v['seconds'], ' s', 1)}, {v['rows']:,} rows, worker peak RSS {_fmt(v['worker_peak_rss_mb'], ' MB', 0)}",
+                         f"one month: {_fmt(month.get('seconds'), ' s', 2)}, {month.get('rows', 0):,} rows, "
+                         f"RSS {_fmt(month.get('worker_peak_rss_mb'), ' MB', 0)}",
+                         f"{_fmt(v.get('rate_ratio'))} (rows/s)", v["seconds"]))  # fmt: skip
         else:
-            rows.append((f"registry `GET /api/v1/registry/{view}.csv`", str(v), "–", "–", None))
+            rows.append((label, str(v), "–", "–", None))
     verify = r.get("statistics_verify", NA)
     rows.append(("`flask statistics verify`", verify if isinstance(verify, str) else _fmt(verify["seconds"], " s", 1),
                  "–", "–", None if isinstance(verify, str) else verify["seconds"]))  # fmt: skip
@@ -507,12 +623,17 @@ def write_markdown(path: Path, info: dict, results: list[dict]) -> str:
     ]
     for r in results:
         counts = r.get("counts", {})
+        generated = (
+            f"Data set generated in {r.get('generate_s') or 0:.0f} s (`flask demo generate --scale {r['scale']:g}`"
+        )
+        if r.get("generated_by"):
+            generated += f"; measured by {r['generated_by']}"
+        elif r.get("generate_load_average"):
+            generated += f"; load average at its end {', '.join(f'{x:.1f}' for x in r['generate_load_average'])}"
         lines += [
             f"## Scale {r['scale']:g}×",
             "",
-            f"Data set generated in {r.get('generate_s', 0):.0f} s (`flask demo generate --scale {r['scale']:g}`): "
-            + ", ".join(f"{v:,} {k}" for k, v in counts.items())
-            + ".",
+            generated + "): " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + ".",
             "",
             "| work | figure | baseline | ratio |",
             "|---|---|---|---|",
@@ -535,6 +656,11 @@ def write_markdown(path: Path, info: dict, results: list[dict]) -> str:
     return text
 
 
+def _aware_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, action="append", help="1: 10,000 boxes (repeatable)")
@@ -542,7 +668,27 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw figures as JSON")
     parser.add_argument("--render", type=Path, default=None, help="only write the page again from a --json file")
+    parser.add_argument(
+        "--template",
+        metavar="DB",
+        default=None,
+        help="clone the largest scale's data set from this already generated database",
+    )
+    parser.add_argument(
+        "--generated-seconds",
+        type=float,
+        default=None,
+        help="with --template: the generation time an earlier run measured for it",
+    )
+    parser.add_argument(
+        "--generated-now",
+        type=datetime.fromisoformat,
+        default=None,
+        help="with --template: the data set's present (default: its newest reading + 1 minute)",
+    )
     args = parser.parse_args()
+    if args.template and args.generated_seconds is None:
+        parser.error("--template needs --generated-seconds (the time the earlier run took to generate it)")
     admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     if args.render:
         results = json.loads(args.render.read_text())
@@ -555,7 +701,11 @@ def main() -> None:
     label_figures = labels()
     results = []
     for scale in scales:
-        result = run_scale(scale, args.seconds, admin_url) | label_figures
+        cloned = args.template if scale == scales[-1] else None
+        result = (
+            run_scale(scale, args.seconds, admin_url, cloned, args.generated_seconds, args.generated_now)
+            | label_figures
+        )
         result["machine"] = machine(admin_url)
         results.append(result)
         if args.json:

@@ -31,7 +31,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 if TYPE_CHECKING:  # pragma: no cover
     from app.boxes.colour import Check, RuleSet
     from app.demo.context import DemoExtension
-    from app.demo.generate import GenerateExtension
+    from app.demo.generate import GenerateExtension, GeneratePart
     from app.jobs.kinds import ExportKind, JobKind
 
 EXTENSION_KEY = "tanxiang.wiring"
@@ -171,19 +171,27 @@ def _job_audit(session, principal) -> None:
     set_principal(session, "job", principal)
 
 
-def generate_extensions() -> tuple[GenerateExtension, ...]:
+def generate_extensions() -> tuple[GeneratePart, ...]:
     """The domains' parts of ``flask demo generate`` (the benchmark data set), in order: the
-    sensors' readings, then the ledger's closed manifests, then the statistics' roll-ups rebuilt
-    from what the others loaded in bulk."""
+    sensors' readings and the ledger's closed manifests (at once: neither reads what the other
+    writes, see :mod:`app.demo.generate`), then the statistics' roll-ups rebuilt from what the
+    others loaded in bulk."""
     from app.ledger.demo import generate as ledger_generate
     from app.statistics import generate as statistics_generate
     from app.telemetry import generate as telemetry_generate
 
     return (
-        telemetry_generate.generate_readings,
-        ledger_generate.generate_manifests,
+        (telemetry_generate.generate_readings, ledger_generate.generate_manifests),
         statistics_generate.rebuild_rollups,
     )
+
+
+def generate_registered() -> tuple[GenerateExtension, ...]:
+    """The bulk counterparts, for ``flask demo generate``, of the ``box_registered`` hooks that
+    :func:`build_wiring` plugs in (each domain's rows of a newly registered box)."""
+    from app.telemetry import generate as telemetry_generate
+
+    return (telemetry_generate.sensor_states,)
 
 
 def build_wiring(config: Mapping[str, Any]) -> Wiring:

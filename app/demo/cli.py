@@ -88,10 +88,13 @@ def register(app) -> None:
     )
     def generate(scale: float, now_text: str | None, readings_per_box: int) -> None:
         """The benchmark data set: N × 10,000 boxes, 10⁶ readings and 10⁵ manifests (scripts/bench --scale N)."""
+        from contextlib import contextmanager
         from datetime import datetime
 
+        from flask import current_app
+
         from app.common.timeutil import as_utc, utcnow
-        from app.common.wiring import generate_extensions
+        from app.common.wiring import generate_extensions, generate_registered
         from app.demo.generate import database_is_empty
         from app.demo.generate import generate as generate_data_set
 
@@ -113,11 +116,30 @@ def register(app) -> None:
         def progress(message: str) -> None:
             click.echo(f"  {time.monotonic() - started:7.1f} s  {message}")
 
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        @contextmanager
+        def worker_session():
+            """A session of its own for a part run in another thread (its own app context)."""
+            with app.app_context():
+                try:
+                    yield db.session()
+                finally:
+                    db.session.remove()
+
         # A worker boundary like the demo's: a load of millions of rows commits chunk by chunk
         # (the generators call ``commit`` between chunks), never as one transaction.
         try:
             ctx = generate_data_set(
-                session, scale, now, generate_extensions(), session.commit, progress, readings_per_box
+                session,
+                scale,
+                now,
+                generate_extensions(),
+                session.commit,
+                progress,
+                readings_per_box,
+                worker_session,
+                generate_registered(),
             )  # (it commits its last chunk itself)
         except BaseException:
             session.rollback()

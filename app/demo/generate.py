@@ -7,29 +7,43 @@ sensor box (10⁶ readings at scale 1, 10⁷ at 10), and 10 closed manifests a b
 
 What goes through which path, and why:
 
-* organisations, users and parks through :mod:`app.accounts.services`, boxes and their first
-  fills through ``register_box`` and ``record_fill``: the registration the product has (it has
-  no bulk import), one call per box, a commit per chunk;
+* organisations, users and parks through :mod:`app.accounts.services` (the enterprises in bulk, as
+  ``create_organization`` stores them); boxes, their registration events, first colours and first
+  fills in bulk as ``register_box`` and ``record_fill`` store them (one call per box costs tens
+  of statements, the registration has no bulk import), a commit per chunk, then every box's colour
+  evaluated and stored by the product's own sweep of boxes without a stored evaluation;
 * readings and manifests are the domains' parts (:func:`app.common.wiring.generate_extensions`,
-  as ``flask demo`` has its extensions): the telemetry's stores readings through its batch ingest
-  service, 1,000 boxes a batch; the ledger's writes closed manifests with their records in bulk
-  (the step services cost tens of statements a manifest, days at 10⁶).
+  as ``flask demo`` has its extensions): the telemetry's sends every reading through the ingest
+  service as a gateway's JSON body (:mod:`app.telemetry.generate`); the ledger's writes closed
+  manifests with their records in bulk (the step services cost tens of statements a manifest,
+  days at 10⁶).
 
 The services only flush; ``commit`` (the CLI's) ends each chunk, so a load of millions of rows
 never holds one transaction. Nothing here is random but through ``rng`` (seeded): the same scale
 gives the same data set.
+
+Parts that do not depend on each other run at once on PostgreSQL (a tuple of extensions in the
+list: the readings and the manifests), each on its own session (``worker_session``) and with its
+own seeded ``rng``: ingest is mostly Python and the manifests' COPY mostly the database's work,
+so on two cores they take little more than the longer of the two. Neither reads what the other
+writes: the manifests ship all of each generation record (no waste left on site), so the colour
+facts ingest evaluates are the same with or without them. SQLite (one writer at a time) runs
+them one after the other.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy import types as sa_types
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization, OrganizationRole, User
@@ -49,7 +63,16 @@ MANIFESTS_PER_BOX = 10
 FIRST_READING_RESERVE = 10  # one sensor box in ten
 PASSWORD = "bench-password-1"
 #: The logins the bench uses: (username, organisation key, role) — see :func:`_users`.
-LOGINS = (("bench", None, "admin"), ("city", "regulator:city", "staff"), ("county", "regulator:331023", "staff"))
+#: Each registry view has a party with rows: the consignor (outgoing: the first enterprise), the
+#: first receiver (incoming), the first carrier (transported), the regulators (managed).
+LOGINS = (
+    ("bench", None, "admin"),
+    ("city", "regulator:city", "staff"),
+    ("county", "regulator:331023", "staff"),
+    ("consignor", "enterprise:0", "staff"),
+    ("receiver", "receiver:0", "staff"),
+    ("carrier", "carrier:0", "staff"),
+)
 CHUNK = 500  # boxes per commit
 BOX_TABLES = (Box, BoxEvent, ColourChange, Fill)  # in dependency order
 
@@ -105,6 +128,9 @@ class GenerateContext:
 
 
 GenerateExtension = Callable[[Session, GenerateContext], None]
+#: An extension, or extensions that may run at once (each on its own session).
+GeneratePart = GenerateExtension | tuple[GenerateExtension, ...]
+SEED = 20261203
 
 
 def database_is_empty(session: Session) -> bool:
@@ -118,12 +144,18 @@ def generate(
     session: Session,
     scale: float,
     now: datetime,
-    extensions: tuple[GenerateExtension, ...],
+    extensions: tuple[GeneratePart, ...],
     commit: Callable[[], None],
     progress: Callable[[str], None] = lambda _msg: None,
     readings_per_box: int = READINGS_PER_SENSOR_BOX,
+    worker_session: Callable[[], AbstractContextManager[Session]] | None = None,
+    registered: tuple[GenerateExtension, ...] = (),
 ) -> GenerateContext:
-    """Load the data set of ``scale`` into an empty database (the caller checks it is empty)."""
+    """Load the data set of ``scale`` into an empty database (the caller checks it is empty).
+    ``registered``: the domains' bulk counterparts of the wiring's ``box_registered`` hooks, run
+    once the boxes are stored, before their colours are evaluated.
+    ``worker_session``: a new session of the same database for a part run at once with others,
+    opened in the thread that uses it; without it (or on SQLite) every part runs in turn."""
     ensure_counties(session)
     operator = User(username="bench", display_name="基准测试运维", is_operator=True, role="admin", password_hash="")
     session.add(operator)
@@ -131,7 +163,7 @@ def generate(
     ctx = GenerateContext(
         plan=Plan.for_scale(scale, readings_per_box),
         now=now,
-        rng=random.Random(20261203),
+        rng=random.Random(SEED),
         operator=Principal(user=operator),
         commit=commit,
         progress=progress,
@@ -139,12 +171,71 @@ def generate(
     _organisations(session, ctx)
     _users(session, ctx, operator)
     commit()
-    _boxes(session, ctx)
-    for extension in extensions:
-        extension(session, ctx)
-        commit()
+    _boxes(session, ctx, registered)
+    concurrent = worker_session is not None and session.get_bind().dialect.name == "postgresql"
+    for part in extensions:
+        if not isinstance(part, tuple):
+            part(session, ctx)
+            commit()
+            continue
+        contexts = [_own_rng(ctx, n) for n in range(len(part))]  # (seeded in order, before any runs)
+        if concurrent:
+            assert worker_session is not None
+            _run_together(session, part, contexts, worker_session)
+        else:
+            for extension, own in zip(part, contexts, strict=True):
+                extension(session, own)
+                commit()
+        operator_id = ctx.operator.user.id if ctx.operator.user else None
+        ctx.operator = Principal(user=session.get(User, operator_id))  # (a part may have emptied the session)
     commit()
     return ctx
+
+
+def _own_rng(ctx: GenerateContext, n: int) -> GenerateContext:
+    """The context of the ``n``-th of parts run together: its own seeded ``rng`` (so its data do
+    not depend on how the parts interleave), the rest shared (``counts`` too)."""
+    return replace(ctx, rng=random.Random(f"{SEED}/{ctx.rng.random()}/{n}"))
+
+
+def _run_together(
+    session: Session,
+    extensions: tuple[GenerateExtension, ...],
+    contexts: list[GenerateContext],
+    worker_session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    """The first extension on ``session`` in this thread, each other on a new session in a
+    thread of its own; the first failure is raised once all have ended."""
+    failures: list[BaseException] = []
+    main = contexts[0]
+    operator_id = main.operator.user.id if main.operator.user else None
+
+    def run(extension: GenerateExtension, own: GenerateContext) -> None:
+        try:
+            with worker_session() as worker:
+                own.operator = Principal(user=worker.get(User, operator_id))
+                own.commit = worker.commit
+                extension(worker, own)
+                worker.commit()
+        except BaseException as exc:  # raised in the caller's thread below
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(extension, own), name=f"generate-{n}", daemon=True)
+        for n, (extension, own) in enumerate(zip(extensions, contexts, strict=True))
+        if n
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        extensions[0](session, main)
+        main.commit()
+    except BaseException as exc:
+        failures.insert(0, exc)
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _organisations(session: Session, ctx: GenerateContext) -> None:
@@ -207,15 +298,17 @@ def _users(session: Session, ctx: GenerateContext, operator: User) -> None:
                 {
                     "username": username,
                     "password": PASSWORD,
-                    "organization_id": ctx.organisations[org_key],
+                    "organization_id": ctx.enterprise_ids[0]
+                    if org_key == "enterprise:0"
+                    else ctx.organisations[org_key],
                     "role": role,
                 },
             )
 
 
-def _boxes(session: Session, ctx: GenerateContext) -> None:
-    """The boxes and their first fills, ``CHUNK`` a commit, then their colours evaluated (see
-    :func:`_evaluate_all`)."""
+def _boxes(session: Session, ctx: GenerateContext, on_registration: tuple[GenerateExtension, ...] = ()) -> None:
+    """The boxes and their first fills, ``CHUNK`` a commit, what the domains make at registration
+    (``on_registration``), then their colours evaluated (see :func:`_evaluate_all`)."""
     plan, rng, now = ctx.plan, ctx.rng, ctx.now
     enterprises = {o.id: o.county_code for o in session.scalars(select(Organization))}
     ids = {m.__tablename__: (session.scalar(select(func.max(m.id))) or 0) + 1 for m in BOX_TABLES}
@@ -256,6 +349,9 @@ def _boxes(session: Session, ctx: GenerateContext) -> None:
         ctx.progress(f"{min(begin + CHUNK, plan.boxes)} boxes registered")
     set_sequences(session, BOX_TABLES)
     ctx.commit()
+    for hook in on_registration:
+        hook(session, ctx)
+        ctx.commit()
     _evaluate_all(session, ctx)
     ctx.counts["boxes"] = plan.boxes
     ctx.counts["sensor_boxes"] = len(ctx.sensor_codes) + len(ctx.reserve_codes)
@@ -274,6 +370,8 @@ def _evaluate_all(session: Session, ctx: GenerateContext) -> None:
             break
         if done % 5_000 == 0:
             ctx.progress(f"{done} colours evaluated")
+    if done % 5_000:
+        ctx.progress(f"{done} colours evaluated")
 
 
 def _new_code(rng: random.Random, county_code: str | None, taken: set[str]) -> str:
@@ -371,6 +469,36 @@ def bulk_insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> Non
                     for p, value in zip(processors, row.values(), strict=True)
                 ]
             )
+
+
+def bulk_rows(session: Session, model: Any, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert ``rows``, tuples of the columns ``names``, into ``model``'s table, for loads of
+    millions of rows where :func:`bulk_insert`'s dict and bind processor per value cost more than
+    the database: the values must be what the columns' types bind them to (UTC datetimes, masses
+    as Decimals to the gram, JSON columns as their JSON text). COPY on PostgreSQL; on SQLite one
+    executemany of the same rows through the table (JSON text decoded back, so the column's
+    type writes it as it writes any value)."""
+    if not rows:
+        return
+    table = model.__table__
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        import json
+
+        as_json = [i for i, name in enumerate(names) if isinstance(table.c[name].type, sa_types.JSON)]
+        dicts = []
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            for i in as_json:
+                values[names[i]] = json.loads(row[i])
+            dicts.append(values)
+        session.execute(insert(table), dicts)
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
 def set_sequences(session: Session, models) -> None:

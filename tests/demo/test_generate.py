@@ -82,3 +82,80 @@ def test_new_rows_after_the_bulk_load_get_fresh_ids(app, session):
     session.flush()
     assert box.id > top
     assert fill_top == 10
+
+
+def test_parts_run_together_draw_the_same_numbers_as_in_turn(app, session):
+    """Parts run at once get their own seeded rng, made before any runs: what each draws does not
+    depend on whether they ran in threads or in turn (the data set stays the same)."""
+    import random
+    from contextlib import contextmanager
+
+    from app.accounts.services import Principal
+    from app.demo import generate as g
+
+    operator = User(username="gen-op", display_name="", is_operator=True, role="admin", password_hash="")
+    session.add(operator)
+    session.flush()
+
+    def context() -> g.GenerateContext:
+        return g.GenerateContext(
+            plan=g.Plan.for_scale(0.001), now=NOW, rng=random.Random(g.SEED), operator=Principal(user=operator),
+            commit=lambda: None, progress=lambda _m: None,
+        )  # fmt: skip
+
+    drawn: dict[str, dict[str, list[float]]] = {"threads": {}, "in turn": {}}
+
+    def part(mode: str, name: str):
+        def extension(_session, ctx: g.GenerateContext) -> None:
+            drawn[mode][name] = [ctx.rng.random() for _ in range(3)]
+
+        return extension
+
+    @contextmanager
+    def same_session():
+        with app.app_context():  # (as the CLI's worker sessions: each thread its own app context)
+            yield session
+
+    together = context()
+    parts = (part("threads", "a"), part("threads", "b"))
+    g._run_together(session, parts, [g._own_rng(together, n) for n in range(2)], same_session)
+    in_turn = context()
+    for n, extension in enumerate((part("in turn", "a"), part("in turn", "b"))):
+        extension(session, g._own_rng(in_turn, n))
+    assert drawn["threads"] == drawn["in turn"]
+    assert drawn["threads"]["a"] != drawn["threads"]["b"]  # each part its own numbers
+    assert together.rng.random() == in_turn.rng.random()  # and the main rng goes on alike
+
+
+def test_a_failing_part_run_together_fails_the_generation(app, session):
+    from contextlib import contextmanager
+
+    import pytest
+
+    from app.demo import generate as g
+
+    @contextmanager
+    def same_session():
+        with app.app_context():  # (as the CLI's worker sessions: each thread its own app context)
+            yield session
+
+    def broken(_session, _ctx) -> None:
+        raise RuntimeError("part b broke")
+
+    ran: list[str] = []
+    operator = User(username="gen-op2", display_name="", is_operator=True, role="admin", password_hash="")
+    session.add(operator)
+    session.flush()
+    import random
+
+    from app.accounts.services import Principal
+
+    ctx = g.GenerateContext(
+        plan=g.Plan.for_scale(0.001), now=NOW, rng=random.Random(1), operator=Principal(user=operator),
+        commit=lambda: None, progress=lambda _m: None,
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="part b broke"):
+        g._run_together(
+            session, (lambda _s, _c: ran.append("a"), broken), [g._own_rng(ctx, n) for n in range(2)], same_session
+        )
+    assert ran == ["a"]  # the other part ran to its end

@@ -6,7 +6,8 @@ days on two cores. Instead each manifest is written as the services leave a clos
 from a manifest the demo's closed loop produced): the generation record it ships (入库 at the
 consignor), the manifest with one line and its source, the six events (create … close), and the
 consignor's two ledger records of the pickup (出库, 委外利用/处置). Rows go in with explicit ids,
-by COPY on PostgreSQL (one executemany on SQLite) of ``CHUNK`` manifests a commit; the number counters and the PostgreSQL id
+as tuples (:func:`app.demo.generate.bulk_rows`), by COPY on PostgreSQL (one executemany on
+SQLite) of ``CHUNK`` manifests a commit; the number counters and the PostgreSQL id
 sequences are set after, so the services carry on from there. What this path does NOT write:
 audit entries (the trail starts with what services write afterwards), signatures and stock
 (a closed manifest leaves its consignor's stock where it was). Manifests are spread over the
@@ -16,6 +17,7 @@ last two calendar years (a year has at most 999,999 serials a prefecture).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Organization
 from app.boxes.models import Box
-from app.demo.generate import GenerateContext, bulk_insert, set_sequences
+from app.demo.generate import GenerateContext, bulk_rows, set_sequences
 from app.ledger.catalogue import load_catalogue
 from app.ledger.models import (
     LedgerRecord,
@@ -47,15 +49,54 @@ def _next_ids(session: Session) -> dict[str, int]:
     return {m.__tablename__: (session.scalar(select(func.max(m.id))) or 0) + 1 for m in TABLES}
 
 
+MANIFEST_COLUMNS = (
+    "id", "number", "origin", "status", "consignor_id", "carrier_id", "receiver_id", "receiver_licence", "route",
+    "note", "vehicle_plate", "driver_name", "driver_phone", "created_at", "submitted_at", "picked_up_at",
+    "receipt_due_at", "received_at", "processed_at", "closed_at", "reject_reason", "acceptance", "discrepant",
+    "overdue", "late_entry", "version",
+)  # fmt: skip
+LINE_COLUMNS = (
+    "id", "manifest_id", "line_no", "waste_code", "waste_name", "category", "physical_form", "hazard", "packaging",
+    "quantity_kg", "requested_batches", "received_kg", "accepted_kg", "refusal_reason", "method_code",
+    "consumed_kg", "confirmed_unusual",
+)  # fmt: skip
+# (The record columns left out are NULL: fill, container count, who recorded it.)
+RECORD_COLUMNS = (
+    "id", "batch_code", "stage", "occurred_at", "origin", "on_site_kg", "available_kg", "created_at",
+    "source_batch_code", "manifest_id", "manifest_line_id", "manifest_number", "receiver_name", "method_code",
+    "waste_code", "waste_name", "category", "catalogue_edition", "quantity_kg", "box_id", "enterprise_id",
+    "facility_code", "container_type", "handler", "destination", "licence_number", "note", "confirmed_unusual",
+    "version",
+)  # fmt: skip
+SOURCE_COLUMNS = ("id", "line_id", "record_id", "quantity_kg", "returned_kg")
+EVENT_COLUMNS = (
+    "id", "manifest_id", "action", "from_status", "to_status", "at", "recorded_at", "actor", "organization_id",
+    "organization_name", "party", "detail",
+)  # fmt: skip
+COLUMNS = {
+    Manifest: MANIFEST_COLUMNS,
+    ManifestLine: LINE_COLUMNS,
+    LedgerRecord: RECORD_COLUMNS,
+    ManifestLineSource: SOURCE_COLUMNS,
+    ManifestEvent: EVENT_COLUMNS,
+}
+ZERO = Decimal(0)
+# A generation record's source batch, manifest, line, number, receiver name and method: none yet.
+_NOT_SHIPPED = (None, None, None, None, "", None)
+_EMPTY_TEXTS = ("",) * 6  # facility, container type, handler, destination, licence number, note
+
+
 def generate_manifests(session: Session, ctx: GenerateContext) -> None:
     entry = load_catalogue().get(WASTE_CODE)
     assert entry is not None  # the shipped catalogue has the waste carbon's code
     orgs = {o.id: o for o in session.scalars(select(Organization))}
-    receivers = [orgs[v] for k, v in ctx.organisations.items() if k.startswith("receiver:")]
-    carriers = [orgs[v] for k, v in ctx.organisations.items() if k.startswith("carrier:")]
+    receivers = [_Party.of(orgs[v]) for k, v in ctx.organisations.items() if k.startswith("receiver:")]
+    carriers = [_Party.of(orgs[v]) for k, v in ctx.organisations.items() if k.startswith("carrier:")]
     box_enterprise = {
         box_id: enterprise_id for box_id, enterprise_id in session.execute(select(Box.id, Box.enterprise_id))
     }
+    consignors = {org_id: _Party.of(orgs[org_id]) for org_id in set(box_enterprise.values())}
+    waste = _Waste(entry.description, entry.category, entry.hazard)
     box_ids = ctx.box_ids
     ids = _next_ids(session)
     serials: Counter[int] = Counter(
@@ -63,25 +104,45 @@ def generate_manifests(session: Session, ctx: GenerateContext) -> None:
     )
     rng, total = ctx.rng, ctx.plan.manifests
     for begin in range(0, total, CHUNK):
-        rows: dict[str, list[dict[str, Any]]] = {m.__tablename__: [] for m in TABLES}
+        rows: dict[Any, list[tuple]] = {m: [] for m in TABLES}
         for _ in range(begin, min(begin + CHUNK, total)):
             box_id = box_ids[rng.randrange(len(box_ids))]
-            consignor = orgs[box_enterprise[box_id]]
+            consignor = consignors[box_enterprise[box_id]]
             receiver, carrier = rng.choice(receivers), rng.choice(carriers)
             generated = ctx.now - timedelta(days=7 + rng.random() * SPAN_DAYS)
             created = generated + timedelta(days=1 + rng.random() * 4)
             serials[created.year] += 1
             number = f"{created.year}{PREFECTURE}{serials[created.year]:06d}"
             quantity = Decimal(rng.randrange(500_000, 3_000_000)) / 1000
-            _one_manifest(rows, ids, entry, number, consignor, carrier, receiver, box_id, generated, created, quantity)
+            _one_manifest(rows, ids, waste, number, consignor, carrier, receiver, box_id, generated, created, quantity)
         for model in TABLES:
-            bulk_insert(session, model, rows[model.__tablename__])
+            bulk_rows(session, model, COLUMNS[model], rows[model])
         ctx.commit()
         ctx.progress(f"{min(begin + CHUNK, total)} manifests")
     _store_counters(session, serials)
     set_sequences(session, TABLES)
     ctx.counts["manifests"] = total
     ctx.counts["ledger_records"] = 3 * total
+
+
+@dataclass(frozen=True)
+class _Party:
+    """What a manifest's rows copy of an organisation."""
+
+    id: int
+    name: str
+    licence: str
+
+    @classmethod
+    def of(cls, org: Organization) -> _Party:
+        return cls(org.id, org.name, f"浙危废经第{org.county_code}{org.id:04d}号")
+
+
+@dataclass(frozen=True)
+class _Waste:
+    name: str
+    category: str
+    hazard: str
 
 
 def _store_counters(session: Session, serials: Counter[int]) -> None:
@@ -94,178 +155,70 @@ def _store_counters(session: Session, serials: Counter[int]) -> None:
     session.flush()
 
 
-def _take(ids: dict[str, int], table: str) -> int:
-    value = ids[table]
-    ids[table] = value + 1
-    return value
-
-
 def _one_manifest(
-    rows: dict[str, list[dict[str, Any]]],
+    rows: dict[Any, list[tuple]],
     ids: dict[str, int],
-    entry: Any,
+    waste: _Waste,
     number: str,
-    consignor: Organization,
-    carrier: Organization,
-    receiver: Organization,
+    consignor: _Party,
+    carrier: _Party,
+    receiver: _Party,
     box_id: int,
     generated: datetime,
     created: datetime,
     quantity: Decimal,
 ) -> None:
-    """The rows of one closed manifest, as the services leave them (see the module's docstring)."""
+    """The rows of one closed manifest, as the services leave them (see the module's docstring),
+    as tuples of the ``*_COLUMNS`` above."""
     submitted = created + timedelta(hours=1)
     picked_up = submitted + timedelta(days=1)
     received = picked_up + timedelta(hours=4)
     processed = received + timedelta(days=2)
-    record = {
-        "waste_code": WASTE_CODE,
-        "waste_name": entry.description,
-        "category": entry.category,
-        "catalogue_edition": "2021",
-        "quantity_kg": quantity,
-        "box_id": box_id,
-        "enterprise_id": consignor.id,
-        "facility_code": "",
-        "container_type": "",
-        "handler": "",
-        "destination": "",
-        "receiver_name": "",
-        "licence_number": "",
-        "note": "",
-        "confirmed_unusual": False,
-        "version": 1,
-        # (one executemany needs the same columns in every row)
-        "source_batch_code": None,
-        "fill_id": None,
-        "manifest_id": None,
-        "manifest_line_id": None,
-        "manifest_number": None,
-        "method_code": None,
-        "on_site_kg": None,
-        "available_kg": None,
-        "container_count": None,
-        "recorded_by_user_id": None,
-    }
-    gen_id = _take(ids, "ledger_records")
+    manifest_id, line_id = ids["manifests"], ids["manifest_lines"]
+    gen_id = ids["ledger_records"]
+    ids["manifests"], ids["manifest_lines"], ids["ledger_records"] = manifest_id + 1, line_id + 1, gen_id + 3
     gen_code = f"CS{generated:%Y%m%d}{gen_id:08d}"
-    manifest_id, line_id = _take(ids, "manifests"), _take(ids, "manifest_lines")
-    records = rows["ledger_records"]
-    records.append(
-        record
-        | {
-            "id": gen_id,
-            "batch_code": gen_code,
-            "stage": "generation",
-            "occurred_at": generated,
-            "origin": "manual",
-            "on_site_kg": Decimal(0),  # all of it shipped by the manifest
-            "available_kg": Decimal(0),
-            "created_at": generated,
-        }
-    )
-    for stage, prefix in (("out_of_storage", "CK"), ("sent_out", "WW")):
-        rid = _take(ids, "ledger_records")
+    # (waste, quantity, box, enterprise, then the empty texts, not unusual, version 1)
+    common = (WASTE_CODE, waste.name, waste.category, "2021", quantity, box_id, consignor.id, *_EMPTY_TEXTS, False, 1)
+    records = rows[LedgerRecord]
+    # 入库 at the consignor: all of it shipped by the manifest
+    records.append((gen_id, gen_code, "generation", generated, "manual", ZERO, ZERO, generated, *_NOT_SHIPPED, *common))
+    day = f"{picked_up:%Y%m%d}"
+    for offset, stage, prefix, receiver_name, method in (
+        (1, "out_of_storage", "CK", "", None),
+        (2, "sent_out", "WW", receiver.name, "R7"),
+    ):
+        rid = gen_id + offset
         records.append(
-            record
-            | {
-                "id": rid,
-                "batch_code": f"{prefix}{picked_up:%Y%m%d}{rid:08d}",
-                "stage": stage,
-                "occurred_at": picked_up,
-                "source_batch_code": gen_code,
-                "origin": "manifest",
-                "manifest_id": manifest_id,
-                "manifest_line_id": line_id,
-                "manifest_number": number,
-                "receiver_name": receiver.name if stage == "sent_out" else "",
-                "method_code": "R7" if stage == "sent_out" else None,
-                "created_at": picked_up,
-            }
+            (rid, f"{prefix}{day}{rid:08d}", stage, picked_up, "manifest", None, None, picked_up, gen_code,
+             manifest_id, line_id, number, receiver_name, method, *common)
+        )  # fmt: skip
+    rows[Manifest].append(
+        (manifest_id, number, "electronic", "closed", consignor.id, carrier.id, receiver.id, receiver.licence,
+         f"{consignor.name} → {receiver.name}", "", "浙J·B0001", "基准司机", "13700000000", created, submitted,
+         picked_up, picked_up + timedelta(days=7), received, processed, processed, "", "full", False, False, False, 1)
+    )  # fmt: skip
+    rows[ManifestLine].append(
+        (line_id, manifest_id, 1, WASTE_CODE, waste.name, waste.category, "solid", waste.hazard, "吨袋 (ton bags)",
+         quantity, f'["{gen_code}"]', quantity, quantity, "", "R7", ZERO, False)
+    )  # fmt: skip
+    source_id = ids["manifest_line_sources"]
+    ids["manifest_line_sources"] = source_id + 1
+    rows[ManifestLineSource].append((source_id, line_id, gen_id, quantity, ZERO))
+    event_id = ids["manifest_events"]
+    ids["manifest_events"] = event_id + 6
+    events = rows[ManifestEvent]
+    for n, (action, before, after, at, org, party) in enumerate(
+        (
+            ("create", None, "draft", created, consignor, "consignor"),
+            ("submit", "draft", "submitted", submitted, consignor, "consignor"),
+            ("pickup", "submitted", "in_transit", picked_up, carrier, "carrier"),
+            ("receive", "in_transit", "received", received, receiver, "receiver"),
+            ("process", "received", "processed", processed, receiver, "receiver"),
         )
-    licence = f"浙危废经第{receiver.county_code}{receiver.id:04d}号"
-    rows["manifests"].append(
-        {
-            "id": manifest_id,
-            "number": number,
-            "origin": "electronic",
-            "status": "closed",
-            "consignor_id": consignor.id,
-            "carrier_id": carrier.id,
-            "receiver_id": receiver.id,
-            "receiver_licence": licence,
-            "route": f"{consignor.name} → {receiver.name}",
-            "note": "",
-            "vehicle_plate": "浙J·B0001",
-            "driver_name": "基准司机",
-            "driver_phone": "13700000000",
-            "created_at": created,
-            "submitted_at": submitted,
-            "picked_up_at": picked_up,
-            "receipt_due_at": picked_up + timedelta(days=7),
-            "received_at": received,
-            "processed_at": processed,
-            "closed_at": processed,
-            "reject_reason": "",
-            "acceptance": "full",
-            "discrepant": False,
-            "overdue": False,
-            "late_entry": False,
-            "version": 1,
-        }
-    )
-    rows["manifest_lines"].append(
-        {
-            "id": line_id,
-            "manifest_id": manifest_id,
-            "line_no": 1,
-            "waste_code": WASTE_CODE,
-            "waste_name": entry.description,
-            "category": entry.category,
-            "physical_form": "solid",
-            "hazard": entry.hazard,
-            "packaging": "吨袋 (ton bags)",
-            "quantity_kg": quantity,
-            "requested_batches": [gen_code],
-            "received_kg": quantity,
-            "accepted_kg": quantity,
-            "refusal_reason": "",
-            "method_code": "R7",
-            "consumed_kg": Decimal(0),
-            "confirmed_unusual": False,
-        }
-    )
-    rows["manifest_line_sources"].append(
-        {
-            "id": _take(ids, "manifest_line_sources"),
-            "line_id": line_id,
-            "record_id": gen_id,
-            "quantity_kg": quantity,
-            "returned_kg": Decimal(0),
-        }
-    )
-    steps = (
-        ("create", None, "draft", created, consignor, "consignor"),
-        ("submit", "draft", "submitted", submitted, consignor, "consignor"),
-        ("pickup", "submitted", "in_transit", picked_up, carrier, "carrier"),
-        ("receive", "in_transit", "received", received, receiver, "receiver"),
-        ("process", "received", "processed", processed, receiver, "receiver"),
-        ("close", "processed", "closed", processed, None, None),
-    )
-    for action, before, after, at, org, party in steps:
-        rows["manifest_events"].append(
-            {
-                "id": _take(ids, "manifest_events"),
-                "manifest_id": manifest_id,
-                "action": action,
-                "from_status": before,
-                "to_status": after,
-                "at": at,
-                "recorded_at": at,
-                "actor": "bench" if org is not None else "system",
-                "organization_id": org.id if org is not None else None,
-                "organization_name": org.name if org is not None else "",
-                "party": party or "",
-                "detail": {},
-            }
+    ):
+        events.append(
+            (event_id + n, manifest_id, action, before, after, at, at, "bench", org.id, org.name, party, "{}")
         )
+    events.append((event_id + 5, manifest_id, "close", "processed", "closed", processed, processed, "system", None, "",
+                   "", "{}"))  # fmt: skip
