@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from app.accounts.services import create_park
@@ -136,6 +136,9 @@ def _outcome(api, who: str, park, code: str, period: str):
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+# A reading that ends a silence the box was already evaluated past arrived last: its silence
+# alarms were left dated from the reading before it (app.telemetry.services.ingestion).
+@example(fill1=[0, 350], fill2=[125, 1465], seed=2447, max_delay_h=200)
 @given(
     fill1=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=2, max_size=5, unique=True),
     fill2=st.lists(st.integers(min_value=0, max_value=30 * 60), min_size=0, max_size=4, unique=True),

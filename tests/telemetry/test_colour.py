@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -125,6 +125,26 @@ def test_silence_turns_a_sensor_box_yellow_then_red(api, world, gateway):
     # A box without sensors is never flagged for silence.
     plain_body = _box(api, plain.code)
     assert plain_body["colour"] == "green" and plain_body["latest_reading"] is not None
+
+
+def test_a_reading_that_ends_a_silence_already_evaluated_redates_the_silence_alarms(api, world, gateway):
+    """The box is read (evaluated) after a long silence, then a reading from inside the silence
+    arrives: it is newer than every stored reading, and the box is still silent for more than
+    72 h now, so its colour does not change, but the silence alarms start again from it."""
+    box = make_sensor_box(world, filled_days_ago=10)
+    now = utc_now()
+    t1, t2 = now - timedelta(days=9, hours=12), now - timedelta(days=9)
+    assert post_readings(api, gateway, [reading(box.code, t1)]).get_json()["accepted"] == 1
+    assert _box(api, box.code)["colour"] == "red"  # evaluated now: silent since t1
+    assert ("red", t1 + timedelta(hours=72)) in _changes(api, box.code)
+    assert post_readings(api, gateway, [reading(box.code, t2)]).get_json()["accepted"] == 1
+    changes = _changes(api, box.code)
+    assert changes[-2:] == [("yellow", t2 + timedelta(hours=24)), ("red", t2 + timedelta(hours=72))]
+    assert ("red", t1 + timedelta(hours=72)) not in changes
+
+
+def _changes(api, code):
+    return [(c["colour"], datetime.fromisoformat(c["changed_at"])) for c in _history(api, code)]
 
 
 def test_a_sensor_box_that_never_reported_is_flagged_from_its_fill(api, world):

@@ -201,7 +201,9 @@ def _refresh_batch_colours(
     Readings that describe the past are replayed from the batch's oldest reading: late ones
     (older than the newest stored, or than the fill in force: an earlier carbon's), the first of
     a fill that was evaluated after them (its past switches from the design load to the
-    readings), and those that changed the colour (dated where they did). A box whose next check
+    readings), those that end a silence (a gap of more than the hold cap) at a moment the box was
+    evaluated after (the silence alarms stored were dated from the reading before them), and
+    those that changed the colour (dated where they did). A box whose next check
     came unobserved in a silence (a gap of more than the hold cap before this batch: the silence
     alarms may have come and gone) is caught up from that check."""
     cap = timedelta(seconds=settings.max_interval_s)
@@ -218,10 +220,16 @@ def _refresh_batch_colours(
         # (or its stored evaluation is not current): else nothing stored describes their time.
         evaluated_at = box.colour_evaluated_at
         past_described = evaluated_at is None or first < evaluated_at or (due is not None and due <= now)
+        # Readings that end a silence the stored history already described past them (the box
+        # was evaluated after them): the silence alarms dated from the reading before are wrong.
+        ends_described_silence = (
+            newest is not None and first - newest > cap and evaluated_at is not None and first < evaluated_at
+        )
         if (
             (newest is not None and first < newest)
             or (fill is not None and first < fill.filled_at)
             or (starts_fill and past_described)
+            or ends_described_silence
         ):
             replay[box.id] = first
         if starts_fill:
