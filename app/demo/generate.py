@@ -172,6 +172,7 @@ def generate(
     _users(session, ctx, operator)
     commit()
     _boxes(session, ctx, registered)
+    _analyze(session, ctx)
     concurrent = worker_session is not None and session.get_bind().dialect.name == "postgresql"
     for part in extensions:
         if not isinstance(part, tuple):
@@ -188,8 +189,21 @@ def generate(
                 commit()
         operator_id = ctx.operator.user.id if ctx.operator.user else None
         ctx.operator = Principal(user=session.get(User, operator_id))  # (a part may have emptied the session)
+        _analyze(session, ctx)
     commit()
     return ctx
+
+
+def _analyze(session: Session, ctx: GenerateContext) -> None:
+    """Planner statistics for what a phase loaded, before the next phase queries it. A bulk load
+    outruns autovacuum (and a server may run without it, as the benchmark machine's does): the next
+    phase's statements, and the benchmark's, would be planned on an empty table's estimates."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ctx.commit()
+    session.execute(text("ANALYZE"))
+    ctx.commit()
+    ctx.progress("planner statistics updated (ANALYZE)")
 
 
 def _own_rng(ctx: GenerateContext, n: int) -> GenerateContext:
