@@ -56,11 +56,12 @@ from app.boxes.services.colours import refresh_due_chunk
 COUNTIES = ("331002", "331003", "331004", "331022", "331023", "331024", "331081", "331082", "331083")
 BOXES_PER_SCALE = 10_000
 BOXES_PER_ENTERPRISE = 10
-SENSOR_EVERY = 10  # one box in ten has sensors
+SENSOR_EVERY = 10  # one box in ten has sensors and readings
 READINGS_PER_SENSOR_BOX = 1_000  # one a minute: the last 16⅔ hours
 MANIFESTS_PER_BOX = 10
-#: Of the sensor boxes, this share is left without readings: the bench measures first readings on them.
-FIRST_READING_RESERVE = 10  # one sensor box in ten
+#: Besides them, sensor boxes left without readings (one for every ten that report): the bench
+#: measures first readings on them, and the readings stay 10⁶ per scale (10⁷ at 10×).
+FIRST_READING_RESERVE = 10
 PASSWORD = "bench-password-1"
 #: The logins the bench uses: (username, organisation key, role) — see :func:`_users`.
 #: Each registry view has a party with rows: the consignor (outgoing: the first enterprise), the
@@ -88,7 +89,8 @@ class Plan:
     @classmethod
     def for_scale(cls, scale: float, readings_per_box: int = READINGS_PER_SENSOR_BOX) -> Plan:
         boxes = max(BOXES_PER_ENTERPRISE, round(BOXES_PER_SCALE * scale))
-        sensors = max(1, boxes // SENSOR_EVERY)
+        reporting = max(1, boxes // SENSOR_EVERY)
+        sensors = reporting + max(1, reporting // FIRST_READING_RESERVE)
         return cls(
             boxes=boxes,
             enterprises=max(1, boxes // BOXES_PER_ENTERPRISE),
@@ -100,7 +102,7 @@ class Plan:
     @property
     def reading_boxes(self) -> int:
         """Sensor boxes that get readings (the rest are kept for first readings)."""
-        return self.sensor_boxes - self.sensor_boxes // FIRST_READING_RESERVE
+        return max(1, self.boxes // SENSOR_EVERY)
 
 
 @dataclass
@@ -334,7 +336,13 @@ def _boxes(session: Session, ctx: GenerateContext, on_registration: tuple[Genera
         rows: dict[str, list[dict[str, Any]]] = {m.__tablename__: [] for m in BOX_TABLES}
         for i in range(begin, min(begin + CHUNK, plan.boxes)):
             enterprise = ctx.enterprise_ids[i % len(ctx.enterprise_ids)]
-            sensors = i % SENSOR_EVERY == 0 and sensor_index < plan.sensor_boxes
+            # Every tenth box reports; the reserve (without readings) is taken from the boxes
+            # in between, one in a hundred.
+            reporting = i % SENSOR_EVERY == 0 and sensor_index < plan.reading_boxes
+            reserve = i % (SENSOR_EVERY * FIRST_READING_RESERVE) == SENSOR_EVERY // 2 and len(ctx.reserve_codes) < (
+                plan.sensor_boxes - plan.reading_boxes
+            )
+            sensors = reporting or reserve
             code = _new_code(rng, enterprises[enterprise], taken)
             box_id = _take(ids, "boxes")
             registered = now - timedelta(days=45, hours=rng.random() * 24)
@@ -353,10 +361,11 @@ def _boxes(session: Session, ctx: GenerateContext, on_registration: tuple[Genera
             )  # fmt: skip
             rows["fills"].append(_fill_row(_take(ids, "fills"), box_id, filled_at, operator_id, now))
             ctx.box_ids.append(box_id)
-            if sensors:
-                target = ctx.sensor_codes if sensor_index < plan.reading_boxes else ctx.reserve_codes
-                target.append(code)
+            if reporting:
+                ctx.sensor_codes.append(code)
                 sensor_index += 1
+            elif reserve:
+                ctx.reserve_codes.append(code)
         for model in BOX_TABLES:
             bulk_insert(session, model, rows[model.__tablename__])
         ctx.commit()

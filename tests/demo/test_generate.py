@@ -30,13 +30,13 @@ def test_scale_001_generates_the_planned_counts(app, session):
     assert "基准数据已生成" in result.output
     session.expire_all()
     plan = Plan.for_scale(0.01, 12)
-    assert (plan.boxes, plan.enterprises, plan.sensor_boxes, plan.manifests) == (100, 10, 10, 1000)
+    assert (plan.boxes, plan.enterprises, plan.sensor_boxes, plan.manifests) == (100, 10, 11, 1000)
     assert _count(session, Box) == 100
-    assert _count(session, Box, Box.has_sensors.is_(True)) == 10
+    assert _count(session, Box, Box.has_sensors.is_(True)) == 11
     assert _count(session, Fill) == 100
     assert _count(session, Organization) == 10 + 1 + 9 + 3 + 2  # enterprises, regulators, receivers, carriers
-    # 9 of the 10 sensor boxes report (one is kept for the bench's first readings), 12 minutes each
-    assert _count(session, SensorReading) == plan.reading_boxes * 12 == 108
+    # 10 of the 11 sensor boxes report (one is kept for the bench's first readings), 12 minutes each
+    assert _count(session, SensorReading) == plan.reading_boxes * 12 == 120
     assert _count(session, Manifest, Manifest.status == "closed") == 1000
     assert _count(session, ManifestLine) == 1000
     assert _count(session, ManifestEvent) == 6000
