@@ -144,6 +144,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_request_guards(app)  # API writes authenticated before input; JSON depth bounded
 
     from app.common import auth, security
+    from app.web import fast_reads
+
+    fast_reads.install(app)  # the scan page and box JSON before Flask's dispatch; inside ProxyFix
 
     login_manager.user_loader(auth.load_user)  # the session generation ends cookies at sign-out
     security.init_app(app)  # headers, cookie flags behind TLS, ProxyFix, the sign-in throttle

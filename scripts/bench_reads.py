@@ -172,6 +172,30 @@ def _worst(runs: list[tuple[float, str, str]]) -> str:
     return max((r[2] for r in runs), key=_millis)
 
 
+def _report(label: str, rounds: dict[str, list[tuple[float, str, str]]], n_rounds: int) -> None:
+    print(f"{label}:")
+    for i in range(n_rounds):
+        h, sc, ap = rounds["health"][i], rounds["scan"][i], rounds["api"][i]
+        print(
+            f"  round {i + 1}: /healthz {h[0]:6.0f} req/s p99 {h[2]:>8} | scan {sc[0]:6.0f} req/s "
+            f"ratio {sc[0] / h[0]:.2f} p99 {sc[2]:>8} | API {ap[0]:6.0f} req/s ratio {ap[0] / h[0]:.2f} p99 {ap[2]:>8}"
+        )
+    health = statistics.median(r[0] for r in rounds["health"])
+    scan_ratio = statistics.median(s[0] / h[0] for s, h in zip(rounds["scan"], rounds["health"], strict=True))
+    api_ratio = statistics.median(a[0] / h[0] for a, h in zip(rounds["api"], rounds["health"], strict=True))
+    print(f"  /healthz                         {health:7.0f} req/s (median of {n_rounds} rounds)")
+    print(
+        f"  /c/{{code}}?v&s scan page, random  {statistics.median(r[0] for r in rounds['scan']):7.0f} req/s  "
+        f"ratio {scan_ratio:.2f} (median of the rounds' ratios)  p99 {_worst(rounds['scan'])} (worst round)  "
+        "(target ≥ 0.60, p99 < 50 ms)"
+    )
+    print(
+        f"  GET /api/v1/boxes/{{code}}, random {statistics.median(r[0] for r in rounds['api']):7.0f} req/s  "
+        f"ratio {api_ratio:.2f} (median of the rounds' ratios)  p99 {_worst(rounds['api'])} (worst round)  "
+        "(target ≥ 0.60, p99 < 50 ms)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, default=10_000)
@@ -181,6 +205,11 @@ def main() -> None:
         "--keep",
         metavar="NAME",
         help="keep the scratch database under this name and reuse it on the next run (no regeneration)",
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        metavar="DIR",
+        help="also serve the app from this source tree (e.g. the main branch's checkout) and measure both in the same rounds",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -197,7 +226,7 @@ def main() -> None:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     tmp = Path(tempfile.mkdtemp(prefix="tanxiang-bench-reads-"))
-    port = free_port()
+    port = free_port()  # PUBLIC_BASE_URL's (the servers' own ports are chosen below)
     env = {
         **os.environ,
         "APP_ENV": "development",
@@ -210,7 +239,7 @@ def main() -> None:
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
     os.environ.update({k: env[k] for k in ("APP_ENV", "INSTANCE_PATH", "DATABASE_URL", "PUBLIC_BASE_URL")})
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         flask = str(VENV_BIN / "flask")
         subprocess.run([flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -227,16 +256,43 @@ def main() -> None:
             with sa.create_engine(url).connect() as conn:
                 versions.update(conn.execute(sa.text("SELECT code, label_version FROM boxes")).all())
             print(f"generated {len(codes)} boxes in {time.perf_counter() - started:.0f} s (register_box + record_fill)")
-        server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_up(base + "/healthz")
+        # This tree's server and, with --baseline-tree, the same server from another tree (the
+        # code before a change), on the same database and instance folder (the same SECRET_KEY,
+        # so the same signed label URLs): both measured in the same interleaved rounds.
+        secret = _secret(env, tmp)  # made before the servers start, so they share it
+        trees = {"this": ROOT}
+        if args.baseline_tree:
+            trees = {"baseline": Path(args.baseline_tree).resolve(), **trees}
+        bases: dict[str, str] = {}
+        for label, tree in trees.items():
+            port = free_port()
+            tree_env = {
+                **env,
+                "PYTHONPATH": os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p),
+            }
+            servers.append(
+                subprocess.Popen(
+                    [
+                        str(VENV_BIN / "gunicorn"),
+                        "-w",
+                        "2",
+                        "-b",
+                        f"127.0.0.1:{port}",
+                        "--log-level",
+                        "warning",
+                        "wsgi:app",
+                    ],
+                    cwd=tree,
+                    env=tree_env,
+                    start_new_session=True,
+                )
+            )
+            bases[label] = f"http://127.0.0.1:{port}"
+        for base in bases.values():
+            wait_up(base + "/healthz")
+        first = next(iter(bases.values()))
         req = urllib.request.Request(
-            base + "/api/v1/auth/token",
+            first + "/api/v1/auth/token",
             method="POST",
             data=json.dumps({"username": "bench", "password": "bench-password-1"}).encode(),
             headers={"Content-Type": "application/json"},
@@ -246,48 +302,33 @@ def main() -> None:
         scan_paths, api_paths = tmp / "scan.txt", tmp / "api.txt"
         # What a label's QR code opens: the signed URL (app.labels.signing), so the scan
         # measured checks the label's signature as every real scan does.
-        secret = _secret(env, tmp)
         scan_paths.write_text("".join(f"{label_path(c, versions[c], secret)}\n" for c in codes))
         api_paths.write_text("".join(f"/api/v1/boxes/{c}\n" for c in codes))
-        for path, headers in (("/healthz", {}), (f"/c/{codes[0]}", {}), (f"/api/v1/boxes/{codes[0]}", auth)):
-            urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)).read()
-        colours = {}
+        for base in bases.values():
+            for _ in range(4):  # each worker accepts the token once (app.common.auth's cache)
+                for path, headers in (("/healthz", {}), (f"/c/{codes[0]}", {}), (f"/api/v1/boxes/{codes[0]}", auth)):
+                    urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)).read()
+        colours: dict[str, int] = {}
         for c in random.Random(3).sample(codes, min(200, len(codes))):
-            body = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/boxes/{c}", headers=auth)))
+            body = json.load(urllib.request.urlopen(urllib.request.Request(f"{first}/api/v1/boxes/{c}", headers=auth)))
             colours[body["colour"]] = colours.get(body["colour"], 0) + 1
         print(
             f"wrk -t2 -c16, {args.seconds} s per URL, gunicorn 2 workers, PostgreSQL, {len(codes)} boxes, "
-            f"a random box per request; colours of 200 sampled: {colours}"
+            f"a random box per request; colours of 200 sampled: {colours}; servers: "
+            + ", ".join(f"{label} ({tree})" for label, tree in trees.items())
         )
         print(f"load average before: {_load()}")
-        rounds: dict[str, list[tuple[float, str, str]]] = {"health": [], "scan": [], "api": []}
-        for _ in range(args.rounds):  # interleaved: a change of the machine's load hits all three
-            rounds["health"].append(wrk(base + "/healthz", {}, args.seconds, None, tmp))
-            rounds["scan"].append(wrk(base + "/", {}, args.seconds, scan_paths, tmp))
-            rounds["api"].append(wrk(base + "/", auth, args.seconds, api_paths, tmp))
+        rounds = {label: {"health": [], "scan": [], "api": []} for label in bases}
+        for _ in range(args.rounds):  # interleaved: a change of the machine's load hits all
+            for label, base in bases.items():
+                rounds[label]["health"].append(wrk(base + "/healthz", {}, args.seconds, None, tmp))
+                rounds[label]["scan"].append(wrk(base + "/", {}, args.seconds, scan_paths, tmp))
+                rounds[label]["api"].append(wrk(base + "/", auth, args.seconds, api_paths, tmp))
         print(f"load average after:  {_load()}")
-        for i in range(args.rounds):
-            h, sc, ap = rounds["health"][i], rounds["scan"][i], rounds["api"][i]
-            print(
-                f"  round {i + 1}: /healthz {h[0]:6.0f} req/s p99 {h[2]:>8} | scan {sc[0]:6.0f} req/s "
-                f"ratio {sc[0] / h[0]:.2f} p99 {sc[2]:>8} | API {ap[0]:6.0f} req/s ratio {ap[0] / h[0]:.2f} p99 {ap[2]:>8}"
-            )
-        health = statistics.median(r[0] for r in rounds["health"])
-        scan_ratio = statistics.median(s[0] / h[0] for s, h in zip(rounds["scan"], rounds["health"], strict=True))
-        api_ratio = statistics.median(a[0] / h[0] for a, h in zip(rounds["api"], rounds["health"], strict=True))
-        print(f"/healthz                         {health:7.0f} req/s (median of {args.rounds} rounds)")
-        print(
-            f"/c/{{code}}?v&s scan page, random  {statistics.median(r[0] for r in rounds['scan']):7.0f} req/s  "
-            f"ratio {scan_ratio:.2f} (median of the rounds' ratios)  p99 {_worst(rounds['scan'])} (worst round)  "
-            "(target ≥ 0.60, p99 < 50 ms)"
-        )
-        print(
-            f"GET /api/v1/boxes/{{code}}, random {statistics.median(r[0] for r in rounds['api']):7.0f} req/s  "
-            f"ratio {api_ratio:.2f} (median of the rounds' ratios)  p99 {_worst(rounds['api'])} (worst round)  "
-            "(target ≥ 0.60, p99 < 50 ms)"
-        )
+        for label, measured in rounds.items():
+            _report(label, measured, args.rounds)
     finally:
-        if server is not None:
+        for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)

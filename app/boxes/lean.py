@@ -150,6 +150,60 @@ def _fill(row: dict[str, Any], prefix: str, columns: tuple[str, ...] = FILL_COLU
     return LeanFill({name: row[f"{prefix}{name}"] for name in columns})
 
 
+def read_stored(
+    engine: Engine,
+    code: str,
+    now: datetime,
+    digest: str,
+    *,
+    with_last_replacement: bool = False,
+    caller: Subquery | None = None,
+    caller_params: dict[str, Any] | None = None,
+) -> Row | None:
+    """The row of box ``code`` (normalised) when its stored evaluation may be shown at ``now``
+    as it is; None otherwise (no such box, the evaluation must be renewed first, the database
+    cannot be read this way). The row alone says whether a cached answer is still the box's
+    (its ``revision``): the objects are built by :func:`from_row` only when one is needed."""
+    statement = _statement_for(with_last_replacement, caller)
+    try:
+        row = core_reader.first(engine, statement, {"code": code, **(caller_params or {})})
+    except LookupError:
+        return None
+    if row is None or not is_stored_current(row["colour_detail"], row["colour_next_check_at"], now, digest):
+        return None
+    return row
+
+
+def caller_of(row: Row, caller: Subquery) -> Row | None:
+    """The caller's token row of a read asked with ``caller`` (its columns without the prefix);
+    None when there is no such token."""
+    if row[f"{CALLER_PREFIX}kind"] is None:
+        return None
+    return Row({c.name: row[f"{CALLER_PREFIX}{c.name}"] for c in caller.c})
+
+
+def visibility_of(row: Row) -> dict[str, Any]:
+    """The facts :func:`app.boxes.services.can_see` decides on, from a read's row."""
+    return {
+        "enterprise_id": row["enterprise_id"],
+        "service_org_id": row["service_org_id"],
+        "county_code": row["county_code"],
+        "park_id": row["park_id"],
+    }
+
+
+def from_row(
+    row: Row, now: datetime, rules: RuleSet, *, with_last_replacement: bool = False, caller: Subquery | None = None
+) -> LeanRead:
+    """The read's objects (box, evaluation, fills, caller) from a row of :func:`read_stored`."""
+    box = LeanBox({name: row[name] for name in BOX_COLUMNS})
+    box.enterprise = LeanEnterprise(row["enterprise_id"], row["enterprise_name"], row["county_code"], row["park_id"])
+    fill = _fill(row, "fill_")
+    last = _fill(row, "last_", LAST_REPLACEMENT_COLUMNS) if with_last_replacement else None
+    who = caller_of(row, caller) if caller is not None else None
+    return LeanRead(box, evaluation_from_stored(box, fill, now, rules), fill, last, who)
+
+
 def read_box(
     engine: Engine,
     code: str,
@@ -166,23 +220,15 @@ def read_box(
     cannot be read this way (the caller's ordinary path then decides, and answers 404 itself).
     ``caller`` (a one-row subquery with its ``caller_params``) is read in the same statement and
     comes back as :attr:`LeanRead.caller`."""
-    statement = _statement_for(with_last_replacement, caller)
-    try:
-        row = core_reader.first(engine, statement, {"code": code, **(caller_params or {})})
-    except LookupError:
-        return None
+    row = read_stored(
+        engine,
+        code,
+        now,
+        digest,
+        with_last_replacement=with_last_replacement,
+        caller=caller,
+        caller_params=caller_params,
+    )
     if row is None:
         return None
-    values = row._mapping
-    if not is_stored_current(values["colour_detail"], values["colour_next_check_at"], now, digest):
-        return None
-    box = LeanBox({name: values[name] for name in BOX_COLUMNS})
-    box.enterprise = LeanEnterprise(
-        values["enterprise_id"], values["enterprise_name"], values["county_code"], values["park_id"]
-    )
-    fill = _fill(values, "fill_")
-    last = _fill(values, "last_", LAST_REPLACEMENT_COLUMNS) if with_last_replacement else None
-    who = None
-    if caller is not None and values[f"{CALLER_PREFIX}kind"] is not None:
-        who = Row({c.name: values[f"{CALLER_PREFIX}{c.name}"] for c in caller.c})
-    return LeanRead(box, evaluation_from_stored(box, fill, now, rules), fill, last, who)
+    return from_row(row, now, rules, with_last_replacement=with_last_replacement, caller=caller)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -87,13 +88,7 @@ def box_detail(code):
         if read is not None and viewer is not None and services.can_see(viewer, **read.visibility):
             scope = (wiring.rules_dir,)  # see app.boxes.cache
             entry = cache.box_json_cache.get(db.engine, scope, normal, read.box.revision, now)
-            if entry is None:
-                view = services.BoxView(read.box, read.evaluation, read.fill)  # type: ignore[arg-type]
-                body = _body(presenters.box_payload(view))
-                entry = cache.box_json_cache.put(
-                    db.engine, scope, normal, read.box.revision, body, now, read.evaluation.next_check_at
-                )
-            return _json_answer(entry.value)
+            return _json_answer(entry.value if entry is not None else lean_box_body(read, scope, now))
     actor = require_user()
     box = services.get_box(db.session(), actor, code)
     view = services.view_box(db.session(), box, now)
@@ -102,6 +97,16 @@ def box_detail(code):
     scope = (wiring_of(db.session()).rules_dir,)
     cache.box_json_cache.put(db.engine, scope, box.code, box.revision, body, now, view.evaluation.next_check_at)
     return _json_answer(body)
+
+
+def lean_box_body(read: lean.LeanRead, scope: tuple, now: datetime) -> bytes:
+    """The JSON of a lean read's box, kept in the read cache (app.boxes.cache). In a request's
+    context: also the fast path's (app.web.fast_reads) when the body is not in the cache."""
+    view = services.BoxView(read.box, read.evaluation, read.fill)  # type: ignore[arg-type]
+    body = _body(presenters.box_payload(view))
+    box = read.box
+    cache.box_json_cache.put(db.engine, scope, box.code, box.revision, body, now, read.evaluation.next_check_at)
+    return body
 
 
 #: BoxOut's dump compiled once (app.common.lean_dump): the schema stays the description of the

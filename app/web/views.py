@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -36,6 +38,9 @@ from app.web import (
     session_resume,
 )
 from app.web.form_tokens import user_fields
+
+if TYPE_CHECKING:
+    from app.boxes.lean import LeanRead
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
@@ -171,20 +176,32 @@ def fill_field_labels() -> dict[str, str]:
     }
 
 
-def _label_state(code: str, label_version: int) -> tuple[str, str | None, dict]:
-    """ok | typed (opened without a label) | forged (bad signature) | superseded (old version)."""
-    version, signature = request.args.get("v"), request.args.get("s")
+def label_state(secret: str, code: str, label_version: int, version: str | None, signature: str | None) -> str:
+    """ok | typed (opened without a label) | forged (bad signature) | superseded (old version),
+    for the query's ``v`` and ``s`` (either may be missing)."""
     if version is None and signature is None:
-        return "typed", None, {}
+        return "typed"
+    if not signature or not verify_label(secret, code, _version_number(version), signature):
+        return "forged"
+    return "superseded" if _version_number(version) != label_version else "ok"
+
+
+def _version_number(version: str | None) -> int:
     try:
-        version_number = int(version or "")
+        return int(version or "")
     except ValueError:
-        version_number = -1
-    if not signature or not verify_label(current_app.config["SECRET_KEY"], code, version_number, signature):
-        return "forged", "label_forged_scan", {"v": version, "s": signature, "ua": request.user_agent.string[:200]}
-    if version_number != label_version:
-        return "superseded", "label_superseded_scan", {"v": version_number, "current": label_version}
-    return "ok", None, {}
+        return -1
+
+
+def _label_state(code: str, label_version: int) -> tuple[str, str | None, dict]:
+    """The label's state (:func:`label_state`), with the scan problem it is recorded as."""
+    version, signature = request.args.get("v"), request.args.get("s")
+    state = label_state(current_app.config["SECRET_KEY"], code, label_version, version, signature)
+    if state == "forged":
+        return state, "label_forged_scan", {"v": version, "s": signature, "ua": request.user_agent.string[:200]}
+    if state == "superseded":
+        return state, "label_superseded_scan", {"v": _version_number(version), "current": label_version}
+    return state, None, {}
 
 
 @bp.route("/c/<code>", methods=["GET", "POST"])
@@ -204,7 +221,8 @@ def scan(code):
     principal = current_principal(optional=True) if signed_in else None
     # Anonymous scans are most of the traffic and all see the same page: the lean read (one
     # statement, app.boxes.lean) and the read cache (by the box's revision, app.boxes.cache).
-    anonymous_get = request.method == "GET" and principal is None and "_flashes" not in web_session
+    # HEAD is a GET without its body: the same headers (ETag, Cache-Control) by either path.
+    anonymous_get = request.method in ("GET", "HEAD") and principal is None and "_flashes" not in web_session
     normal = codes.normalise(code)
     if anonymous_get and normal:
         answer = _lean_scan(normal, now)
@@ -310,15 +328,25 @@ def _lean_scan(code: str, now):
     if problem:
         box_services.record_scan_problem(db.session(), box.id, problem, detail, now)
         commit_read_effects(db.session())
-    key = _scan_cache_key(label_state)
-    entry = cache.scan_page_cache.get(db.engine, key, code, box.revision, now)
+    entry = cache.scan_page_cache.get(db.engine, _scan_cache_key(label_state), code, box.revision, now)
     if entry is not None:
         return _scan_answer(entry.value, 200)
+    return _scan_answer(lean_scan_page(read, label_state, now), 200)
+
+
+def lean_scan_page(read: LeanRead, label_state: str, now: datetime) -> str:
+    """The anonymous scan page of a lean read (app.boxes.lean.LeanRead), kept in the read cache
+    unless its label is forged (that page shows its own query). In a request's context: also
+    the fast path's (app.web.fast_reads) when the page is not in the cache."""
+    from app.boxes import cache
+
+    box = read.box
     view = box_services.BoxView(box, read.evaluation, read.fill)  # type: ignore[arg-type]
     html = _render_scan(box, presenters.box_payload(view), label_state, read.last_replacement, now)
-    if label_state != "forged":  # a forged label's page shows its own query: not kept
-        cache.scan_page_cache.put(db.engine, key, code, box.revision, html, now, read.evaluation.next_check_at)
-    return _scan_answer(html, 200)
+    if label_state != "forged":
+        key = _scan_cache_key(label_state)
+        cache.scan_page_cache.put(db.engine, key, box.code, box.revision, html, now, read.evaluation.next_check_at)
+    return html
 
 
 def _scan_answer(html: str, status: int):
