@@ -41,8 +41,9 @@ class AutocommitReader:
     def _connection(self, engine: Engine):
         # One connection per process, thread and database: two apps in one process (each with
         # its engine) never read through each other's connection; only plain rows come back.
+        # Keyed by the URL's string worked out once (a URL object hashes by rendering itself).
         by_url = self._local.__dict__.setdefault("by_url", {})
-        local = by_url.get(engine.url)
+        local = by_url.get(engine_key(engine))
         if local is None or local.pid != os.getpid():
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
             conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
@@ -50,7 +51,7 @@ class AutocommitReader:
                 conn.isolation_level = None  # autocommit: every read sees the latest commit
             else:
                 conn.autocommit = True
-            local = by_url[engine.url] = _Connection(conn, os.getpid(), engine.dialect.paramstyle == "qmark")
+            local = by_url[engine_key(engine)] = _Connection(conn, os.getpid(), engine.dialect.paramstyle == "qmark")
         return local
 
     def fetchone(self, engine: Engine, sql: str, params: tuple) -> tuple[Any, ...] | None:
@@ -70,7 +71,7 @@ class AutocommitReader:
                     cursor.close()
             except Exception as exc:
                 # Reconnect next time (the database may have restarted).
-                self._local.__dict__.setdefault("by_url", {}).pop(engine.url, None)
+                self._local.__dict__.setdefault("by_url", {}).pop(engine_key(engine), None)
                 if attempt == 2:
                     raise LookupError(str(exc)) from exc
         return None
@@ -162,10 +163,10 @@ class CoreReader:
 
     def _connection(self, engine: Engine) -> _CoreConnection:
         by_url = self._local.__dict__.setdefault("by_url", {})
-        local = by_url.get(engine.url)
+        local = by_url.get(engine_key(engine))
         if local is None or local.pid != os.getpid():
             conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            local = by_url[engine.url] = _CoreConnection(conn, os.getpid())
+            local = by_url[engine_key(engine)] = _CoreConnection(conn, os.getpid())
         return local
 
     def first(self, engine: Engine, statement, params: dict[str, Any]) -> Row | None:
@@ -185,7 +186,7 @@ class CoreReader:
                 finally:
                     cursor.close()
             except Exception as exc:
-                stale = self._local.__dict__.setdefault("by_url", {}).pop(engine.url, None)
+                stale = self._local.__dict__.setdefault("by_url", {}).pop(engine_key(engine), None)
                 if stale is not None:
                     with contextlib.suppress(Exception):
                         stale.conn.invalidate()  # never back to the pool: it may be broken

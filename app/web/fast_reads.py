@@ -31,12 +31,14 @@ from werkzeug.wrappers import Request, Response
 from app.accounts.services import hash_token
 from app.boxes import cache, codes, lean, services
 from app.boxes.services.stored import rules_digest
+from app.boxes.views import lean_box_body
 from app.common import auth
 from app.common.fastread import engine_key
 from app.common.security import CSP, HSTS
 from app.common.timeutil import utcnow
 from app.common.wiring import EXTENSION_KEY as WIRING_KEY
 from app.extensions import db
+from app.web.views import label_state, lean_scan_page
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -115,8 +117,6 @@ class FastReads:
         row = lean.read_stored(engine, code, now, rules_digest(rules), with_last_replacement=True)
         if row is None:
             return None
-        from app.web.views import label_state, lean_scan_page
-
         state = label_state(self.secret, row["code"], row["label_version"], args.get("v"), args.get("s"))
         if state not in ("ok", "typed"):
             return None  # recorded as a scan problem by the ordinary path
@@ -160,8 +160,6 @@ class FastReads:
         if entry is not None:
             body = entry.value
         else:
-            from app.boxes.views import lean_box_body
-
             read = lean.from_row(row, now, rules, caller=caller)
             with self.app.request_context(environ):
                 body = lean_box_body(read, scope, now)
