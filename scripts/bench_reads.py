@@ -320,9 +320,13 @@ def main() -> None:
         print(f"load average before: {_load()}")
         rounds = {label: {"health": [], "scan": [], "api": []} for label in bases}
         for _ in range(args.rounds):  # interleaved: a change of the machine's load hits all
+            # Each URL of the trees back to back: the two trees' figures are measured in about
+            # the same conditions (this machine's load changes within seconds).
             for label, base in bases.items():
                 rounds[label]["health"].append(wrk(base + "/healthz", {}, args.seconds, None, tmp))
+            for label, base in bases.items():
                 rounds[label]["scan"].append(wrk(base + "/", {}, args.seconds, scan_paths, tmp))
+            for label, base in bases.items():
                 rounds[label]["api"].append(wrk(base + "/", auth, args.seconds, api_paths, tmp))
         print(f"load average after:  {_load()}")
         for label, measured in rounds.items():

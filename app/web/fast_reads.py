@@ -84,8 +84,8 @@ class FastReads:
             segment, answer = path[len(BOX_PREFIX) :], self._box
         else:
             return None
-        if not segment or "/" in segment:
-            return None  # another route, or none (Flask answers)
+        if not segment or "/" in segment or not segment.isascii():
+            return None  # another route, or none; PATH_INFO is Latin-1: Flask decodes it (UTF-8)
         code = codes.normalise(segment)
         if code is None:
             return None
