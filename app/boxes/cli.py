@@ -53,8 +53,8 @@ def default_workers() -> int:
 
 def _sweep_once(chunk: int, workers: int | None = None) -> int:
     """The boxes due now, a chunk per transaction, shared by ``workers`` processes (each its own
-    connection and transactions; the due boxes listed once, in the order of their next checks,
-    and cut into chunks dealt to the workers in turn): how many were evaluated.
+    connection and transactions; the due boxes listed once, cut into chunks of neighbouring ids
+    dealt to the workers in turn): how many were evaluated.
 
     The objects alive before the sweep (the app, its modules, its metadata: some 200,000) are
     frozen out of the garbage collector meanwhile: each full collection the sweep's allocations
@@ -66,7 +66,10 @@ def _sweep_once(chunk: int, workers: int | None = None) -> int:
     gc.freeze()
     try:
         with cli_transaction(db.session()):
-            ids = due_ids(db.session(), now, unstored=True)
+            # In id order: a chunk's rows are then neighbours on the table's pages and in its
+            # primary key (a chunk of 1,000 at 10x: about half the UPDATE's time of 1,000 boxes
+            # taken at random), and a sweep does every box listed before it ends anyway.
+            ids = sorted(due_ids(db.session(), now, unstored=True))
         chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
         workers = max(1, min(workers, len(chunks)))
         if workers <= 1:

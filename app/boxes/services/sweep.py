@@ -23,10 +23,10 @@ premise of the sweep) its facts are those just loaded, so the moments are evalua
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, and_, any_, func, literal, or_, select
+from sqlalchemy import Integer, Select, Table, and_, any_, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from app.boxes.lean import LeanBox, LeanFill
 from app.boxes.models import Box, Colour, ColourChange, Fill
 from app.boxes.services.stored import rules_digest, snapshot
 from app.boxes.services.sweep_write import write_evaluations
+from app.common.types import UTCDateTime
 
 _BOXES = cast(Table, Box.__table__)
 _FILLS = cast(Table, Fill.__table__)
@@ -98,7 +99,35 @@ def boxes_by_id(session: Session, ids: list[int], now: datetime) -> list[SweptBo
     next_check = _BOXES.c.colour_next_check_at
     still = or_(next_check <= now, _BOXES.c.colour_detail.is_(None))
     query = select(*_BOX_COLUMNS).where(_ids_among(session, _BOXES.c.id, ids), still).order_by(_BOXES.c.id)
-    return [SweptBox(dict(row)) for row in session.execute(query).mappings().all()]
+    return [SweptBox(row) for row in _plain_rows(session, query)]
+
+
+def _plain_rows(session: Session, query: Select) -> list[dict[str, Any]]:
+    """The rows of ``query`` as dicts of the values SQLAlchemy would give (times aware, in UTC;
+    states as their string values). On PostgreSQL through the driver's own cursor, in the
+    session's transaction: SQLAlchemy's result processing, a type processor per value, was a
+    fifth of the sweep's Python at 100,000 boxes; elsewhere the ordinary execution."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [dict(row) for row in connection.execute(query).mappings().all()]
+    compiled = query.compile(dialect=connection.dialect)
+    names = [c.name for c in query.selected_columns]
+    times = [i for i, c in enumerate(query.selected_columns) if isinstance(c.type, UTCDateTime)]
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), compiled.params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in times:
+            value = values[i]
+            if value is not None and value.tzinfo is not UTC:
+                values[i] = value.astimezone(UTC)
+        out.append(dict(zip(names, values, strict=True)))
+    return out
 
 
 def _ids_among(session: Session, column: Any, ids: list[int]) -> Any:
@@ -122,10 +151,10 @@ def active_fills(session: Session, box_ids: list[int], at: datetime) -> dict[int
         .group_by(_FILLS.c.box_id)
         .subquery()
     )
-    rows = session.execute(
-        select(_FILLS).join(latest, and_(_FILLS.c.box_id == latest.c.box_id, _FILLS.c.filled_at == latest.c.filled_at))
-    ).mappings()
-    return {row["box_id"]: LeanFill(dict(row)) for row in rows.all()}
+    query = select(_FILLS).join(
+        latest, and_(_FILLS.c.box_id == latest.c.box_id, _FILLS.c.filled_at == latest.c.filled_at)
+    )
+    return {row["box_id"]: LeanFill(row) for row in _plain_rows(session, query)}
 
 
 def _reasons(ev: Evaluation) -> list[dict[str, Any]]:
