@@ -12,32 +12,32 @@ from datetime import datetime
 import click
 from flask import Flask, current_app
 
-from app.boxes.services import refresh_due_chunk
+from app.boxes.services.sweep import due_ids, sweep_ids
 from app.common.timeutil import utcnow
 from app.common.tx import cli_transaction
-from app.common.wiring import current_wiring
+from app.common.wiring import current_wiring, wiring_of
 from app.extensions import db
 
 
-def _sweep_part(chunk: int, now: datetime, part: tuple[int, int] | None) -> int:
-    """The boxes due at ``now`` (of ``part``), a chunk per transaction: how many were evaluated."""
+def _sweep_chunks(chunks: list[list[int]], now: datetime) -> int:
+    """The boxes of ``chunks`` (ids listed by ``due_ids``), a chunk per transaction: how many
+    were evaluated."""
+    rules = wiring_of(db.session()).colour_rules()
     n = 0
-    while True:
+    for ids in chunks:
         with cli_transaction(db.session()):
-            done = refresh_due_chunk(db.session(), now, chunk, unstored=True, part=part)
-        n += done
-        if done < chunk:
-            return n
+            n += sweep_ids(db.session(), now, ids, rules)
+    return n
 
 
-def _worker(app: Flask, chunk: int, now: datetime, part: tuple[int, int], results) -> None:
+def _worker(app: Flask, chunks: list[list[int]], now: datetime, part: tuple[int, int], results) -> None:
     """One worker process's share of a sweep: forked from the command, the app with it (a fork's
     copy of the process: nothing is pickled but the count or the failure it sends back)."""
     try:
         with app.app_context():
             db.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
             try:
-                results.put((part[1], _sweep_part(chunk, now, part), None))
+                results.put((part[1], _sweep_chunks(chunks, now), None))
             finally:
                 db.session.remove()
     except BaseException as exc:
@@ -53,7 +53,8 @@ def default_workers() -> int:
 
 def _sweep_once(chunk: int, workers: int | None = None) -> int:
     """The boxes due now, a chunk per transaction, shared by ``workers`` processes (each its own
-    connection and transactions, the boxes by id modulo their number): how many were evaluated.
+    connection and transactions; the due boxes listed once, cut into chunks of neighbouring ids
+    dealt to the workers in turn): how many were evaluated.
 
     The objects alive before the sweep (the app, its modules, its metadata: some 200,000) are
     frozen out of the garbage collector meanwhile: each full collection the sweep's allocations
@@ -64,15 +65,24 @@ def _sweep_once(chunk: int, workers: int | None = None) -> int:
     gc.collect()
     gc.freeze()
     try:
+        with cli_transaction(db.session()):
+            # In id order: a chunk's rows are then neighbours on the table's pages and in its
+            # primary key (a chunk of 1,000 at 10x: about half the UPDATE's time of 1,000 boxes
+            # taken at random), and a sweep does every box listed before it ends anyway.
+            ids = sorted(due_ids(db.session(), now, unstored=True))
+        chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+        workers = max(1, min(workers, len(chunks)))
         if workers <= 1:
-            return _sweep_part(chunk, now, None)
+            return _sweep_chunks(chunks, now)
         db.session.remove()
         db.engine.dispose()  # no connection crosses the fork
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         context = multiprocessing.get_context("fork")
         results = context.SimpleQueue()
         processes = [
-            context.Process(target=_worker, args=(app, chunk, now, (workers, k), results), name=f"colour-sweep-{k}")
+            context.Process(
+                target=_worker, args=(app, chunks[k::workers], now, (workers, k), results), name=f"colour-sweep-{k}"
+            )
             for k in range(workers)
         ]
         for process in processes:

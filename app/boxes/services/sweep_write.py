@@ -9,18 +9,21 @@ figures need not even be read).
 On PostgreSQL the chunk travels as one JSON document, turned into rows by
 ``json_to_recordset`` and joined to the boxes by primary key: one parameter, one statement, no
 per-value escaping (an ``unnest`` of text arrays had psycopg quote every JSON document
-character by character: 6 of the 29 s a profile of 10,000 boxes took). Elsewhere (SQLite, the
-embedded default) an executemany of an UPDATE by primary key.
+character by character: 6 of the 29 s a profile of 10,000 boxes took). The document is written
+by orjson: a tenth of ``json.dumps``'s time, and the reasons' Chinese messages as UTF-8 rather
+than ``\\uXXXX`` escapes (half the bytes to send, parse and store; the same JSON values as the
+ORM's ``json.dumps`` writes). Elsewhere (SQLite, the embedded default) an executemany of an
+UPDATE by primary key.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
@@ -64,15 +67,20 @@ def _plain(value: Any) -> Any:
 
 
 def _as_json_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
+    """``row`` as orjson may write it: its times aware (orjson writes a naive one without an
+    offset, which the database would read in its own time zone) and UTC, a non-finite saturation
+    spelt as float8 reads it (orjson writes it as null)."""
+    out = row
     for key in _TIMES:
-        value = out[key]
-        if value is not None:
+        value = row[key]
+        if value is not None and value.tzinfo is not UTC:
             if value.tzinfo is None:
                 raise ValueError("naive datetime reached the database; convert with as_utc() first")
-            out[key] = value.astimezone(UTC).isoformat()
-    saturation = out["saturation"]
+            out = out if out is not row else dict(row)
+            out[key] = value.astimezone(UTC)
+    saturation = row["saturation"]
     if isinstance(saturation, float) and not math.isfinite(saturation):
+        out = out if out is not row else dict(row)
         out["saturation"] = str(saturation).replace("inf", "Infinity").replace("nan", "NaN")  # float8's spelling
     return out
 
@@ -84,7 +92,7 @@ def write_evaluations(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        payload = json.dumps([_as_json_row(row) for row in rows], default=_plain)
+        payload = orjson.dumps([_as_json_row(row) for row in rows], default=_plain).decode()
         connection.execute(_UPDATE_FROM_JSON, {"rows": payload})
     else:
         connection.execute(_UPDATE_BY_PK, rows)
