@@ -37,12 +37,13 @@ from app.accounts.services import Principal
 from app.audit import recorder as audit_recorder
 from app.boxes import codes
 from app.boxes.models import Box, Fill
-from app.boxes.services import rebuild_history, refresh_colours
+from app.boxes.services import evaluate_boxes, rebuild_history, refresh_colours
 from app.common.errors import Forbidden
 from app.common.rows import tuples
 from app.common.timeutil import utcnow
 from app.telemetry.models import MEASURES, SensorReading
 from app.telemetry.services.bulk import prepare_stage
+from app.telemetry.services.changes import dated_at_reading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
 from app.telemetry.services.figures import Before, BoxRow, before_of, boxes_by_code, refresh_figures
 from app.telemetry.services.rollups import _Rollups
@@ -246,9 +247,20 @@ def _refresh_batch_colours(
     evaluated_now = list(session.scalars(_BOXES_BY_ID, {"ids": ids}))
     held = states_into_session(session, [states[i] for i in ids])  # (held until the end)
     colours = {b.id: b.colour for b in evaluated_now}
+    active = cast(dict[int, Fill], fills)
+    evaluations = evaluate_boxes(session, evaluated_now, now, active)
+    # Changes the batch's one reading dates without a replay (.changes), refreshed with that time.
+    dated = dated_at_reading(
+        session, [b for b in evaluated_now if b.id not in replay], per_box, evaluations, active, now
+    )
+    dated_ids = {b.id for group in dated.values() for b in group}
     # (A box whose next check passed is caught up from it.)
-    refresh_colours(session, evaluated_now, now, fills=cast(dict[int, Fill], fills))
-    for evaluated in evaluated_now:
+    rest = [b for b in evaluated_now if b.id not in dated_ids]
+    if rest:
+        refresh_colours(session, rest, now, fills=active, evaluations=evaluations)
+    for first, group in dated.items():
+        refresh_colours(session, group, now, event_time=first, fills=active, evaluations=evaluations)
+    for evaluated in rest:
         changed = evaluated.colour != colours[evaluated.id]
         if evaluated.id not in replay and not changed:
             continue
