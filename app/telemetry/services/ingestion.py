@@ -4,10 +4,14 @@ up, the readings stored, the boxes' states and roll-ups updated, their colours r
 No Flask here: callers pass the session, the acting :class:`Principal` and the settings.
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
-query, states in one (locked) query, readings in one COPY (PostgreSQL) or INSERT … ON CONFLICT DO NOTHING
-per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then the boxes'
-figures in one UPDATE for those whose readings crossed no threshold of the colour rules
-(:mod:`.figures`) and one colour refresh of the others (given the fills and states just read).
+query, states in one query, readings in one COPY (PostgreSQL: one write a reading; :mod:`.readings`)
+or INSERT … ON CONFLICT DO NOTHING per 1,000, roll-ups in one upsert, states in one UPDATE
+executed for all, then the boxes' figures in one UPDATE for those whose readings crossed no
+threshold of the colour rules (:mod:`.figures`) and one colour refresh of the others (given the
+fills and states just read). On PostgreSQL the states are read unlocked and the whole batch is
+worked out from them; then one statement locks them (FOR UPDATE, in box order) and tells those
+another batch changed meanwhile, which alone are read and worked out again: two workers hold
+the boxes' locks only for the writes and the commit, not across the batch.
 Boxes, states and fills are read as Core rows, not ORM objects. The work per reading is
 constant: its checks (:mod:`app.telemetry.services.checks`; in C for a well-typed batch, see
 :mod:`app.telemetry.wire`), its row, its roll-up sums and its term of the integral
