@@ -126,7 +126,7 @@ def setup(db_path: Path | None, n_boxes: int, filled_at: datetime | None = None)
     return codes, token
 
 
-def make_bodies(codes: list[str], n: int, start: datetime, seed: int = 12) -> list[bytes]:
+def make_bodies(codes: list[str], n: int, start: datetime, seed: int = 12, drawn: bool = True) -> list[bytes]:
     """Batches of 1,000 readings, every reading new. Fewer boxes than a batch: one reading per
     box per 10 s, in box order. Otherwise (issue 12) each batch is 1,000 distinct boxes drawn at
     random (a random order too, never the same boxes in the same order), all read at the
@@ -137,13 +137,13 @@ def make_bodies(codes: list[str], n: int, start: datetime, seed: int = 12) -> li
     bodies = []
     for b in range(0, n, BATCH):
         items = []
-        drawn = rng.sample(codes, min(BATCH, n - b)) if len(codes) >= BATCH else None
+        chosen = rng.sample(codes, min(BATCH, n - b)) if drawn and len(codes) >= BATCH else None
         for i in range(b, min(b + BATCH, n)):
-            if drawn is None:
+            if chosen is None:
                 code = codes[i % len(codes)]
                 ts = start + timedelta(seconds=10 * (i // len(codes)))
             else:
-                code = drawn[i - b]
+                code = chosen[i - b]
                 ts = start + timedelta(seconds=10 * (b // BATCH))
             items.append(
                 {
@@ -251,12 +251,12 @@ def in_process(codes, token, bodies) -> float:
     return total / (time.perf_counter() - started)
 
 
-def through_gunicorn(env, token, bodies, threads: int) -> float:
+def through_gunicorn(env, token, bodies, threads: int, root: Path = ROOT) -> float:
     port = free_port()
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -417,7 +417,8 @@ def main_postgresql(args) -> None:
         # late ones, which is not the steady state measured here).
         with sa.create_engine(url).begin() as conn:
             conn.execute(sa.text("UPDATE boxes SET colour_evaluated_at = :t"), {"t": start - timedelta(hours=1)})
-        first = make_bodies(codes, args.boxes, start - timedelta(minutes=1))
+        # Every box once, in order (not drawn), before the run's readings.
+        first = make_bodies(codes, args.boxes, start - timedelta(seconds=10 * len(codes) // BATCH + 60), drawn=False)
         copy_rate = pg_copy_baseline(url, first)
         first_rate = in_process(codes, token, first)
         print(
@@ -451,6 +452,157 @@ def main_postgresql(args) -> None:
         admin.dispose()
 
 
+def _clone(admin, template: str, name: str) -> None:
+    """CREATE DATABASE … TEMPLATE (refused while anyone is connected to the template: retried)."""
+    import sqlalchemy as sa
+
+    for attempt in range(60):
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            return
+        except sa.exc.OperationalError:
+            if attempt == 59:
+                raise
+            time.sleep(5)
+
+
+def clone_bodies(codes: list[str], start: datetime, batches: int, seed: int = 12) -> list[bytes]:
+    """Batches of one reading for each of 1,000 distinct boxes drawn at random from ``codes``
+    (all of them in a random order when there are 1,000 or fewer), a second apart."""
+    import random
+
+    rng = random.Random(seed)
+    bodies = []
+    for b in range(batches):
+        drawn = rng.sample(codes, min(BATCH, len(codes)))
+        ts = (start + timedelta(seconds=b)).isoformat()
+        items = [
+            {
+                "box_code": code,
+                "ts": ts,
+                "running": True,
+                "inlet_mg_m3": 90.0,
+                "outlet_mg_m3": 12.0,
+                "airflow_m3_h": 15000.0,
+                "pressure_drop_pa": 700.0,
+                "inlet_temp_c": 30.0,
+                "bed_temp_c": 34.0,
+                "rh_pct": 55.0,
+            }
+            for code in drawn
+        ]
+        bodies.append(json.dumps({"readings": items}).encode())
+    return bodies
+
+
+def main_compare(args) -> None:
+    """The clone run (:func:`main_clone`) of the code at ``--compare DIR`` (e.g. the main
+    worktree: the baseline) and of this one, alternately, ``--rounds`` times each, in one run."""
+    results: dict[str, list[tuple[float, float, float, float]]] = {}
+    for round_ in range(args.rounds):
+        for label, root in (("baseline " + args.compare, Path(args.compare)), ("this tree", ROOT)):
+            print(f"--- round {round_ + 1}: {label}", flush=True)
+            results.setdefault(label, []).append(main_clone(args, root))
+    print(f"=== {args.clone}: readings/s through gunicorn -w 2, COPY rows/s, ratio, first readings/s (load average)")
+    for label, runs in results.items():
+        for rate, copy_rate, first_rate, load in runs:
+            print(
+                f"{label:<40} {rate:>8,.0f} {copy_rate:>9,.0f} {rate / copy_rate:6.3f} {first_rate:>7,.0f} ({load:.1f})"
+            )
+
+
+def main_clone(args, root: Path = ROOT) -> tuple[float, float, float, float]:
+    """Ingest on a clone of a generated data set (``flask demo generate``): boxes with a deep
+    history. The clone is swept first (its boxes evaluated at the wall clock's now, as the sweep
+    keeps them in service: the data set's evaluations are as old as the data set), then batches
+    of one reading for 1,000 boxes with readings (a second apart, from now) go through
+    ``gunicorn -w 2``, against COPY of the same rows; then every box's first reading (sensor
+    boxes without readings, 100 a request)."""
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    name = f"ingest_bench_{args.clone}_{os.getpid()}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    _clone(admin, args.clone, name)
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    env = {**os.environ, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp / "instance"), "APP_ENV": "development"}
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
+    try:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+        began = time.perf_counter()
+        subprocess.run(
+            [str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "boxes", "sweep"],
+            cwd=root,
+            env={**env, "PYTHONPATH": str(root)},
+            check=True,
+        )
+        print(f"clone {name} of {args.clone}; swept in {time.perf_counter() - began:.0f} s", flush=True)
+        with engine.begin() as conn:
+            fed = list(conn.scalars(sa.text(
+                "SELECT code FROM boxes b WHERE has_sensors AND EXISTS "
+                "(SELECT 1 FROM sensor_readings r WHERE r.box_id = b.id) ORDER BY id"
+            )))  # fmt: skip
+            fresh = list(conn.scalars(sa.text(
+                "SELECT code FROM boxes b WHERE has_sensors AND NOT EXISTS "
+                "(SELECT 1 FROM sensor_readings r WHERE r.box_id = b.id) ORDER BY id"
+            )))  # fmt: skip
+        vacuum(url)
+        token = _operator_token(env)
+        start = datetime.now(UTC) - timedelta(seconds=5)
+        bodies = clone_bodies(fed, start, args.readings // BATCH)
+        first = []
+        if fresh:
+            items = json.loads(clone_bodies(fresh, start + timedelta(seconds=len(bodies)), 1)[0])["readings"]
+            first = [json.dumps({"readings": items[i : i + 100]}).encode() for i in range(0, len(items), 100)]
+        if args.profile:
+            in_process(fed, token, bodies[:2])  # (warm-up)
+            profile_in_process(token, bodies[2:], top=args.top)
+            if first:
+                profile_in_process(token, first, top=args.top)
+            return 0.0, 0.0, 0.0, 0.0
+        copy_rate = max(pg_copy_baseline(url, bodies), pg_copy_baseline(url, bodies))
+        rate = through_gunicorn(env, token, bodies, args.threads, root)
+        load = os.getloadavg()[0]
+        print(f"{len(fed)} boxes with readings, {len(fresh)} sensor boxes without; {len(bodies)} batches of {BATCH}")
+        print(f"baseline, COPY:          {copy_rate:>10,.0f} rows/s  (psycopg 3 COPY into sensor_readings, per batch)")
+        print(
+            f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / copy_rate:.3f} × COPY "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
+        first_rate = float("nan")
+        if first:
+            first_rate = through_gunicorn(env, token, first, 1, root)
+            print(
+                f"first readings (100 boxes a request, 1 thread): {first_rate:>8,.0f} readings/s "
+                f"(load average {os.getloadavg()[0]:.1f})"
+            )
+        return rate, copy_rate, first_rate, load
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _operator_token(env: dict) -> str:
+    """A bearer token of the data set's operator login (app.demo.generate.LOGINS)."""
+    from app import create_app
+    from app.accounts.models import User
+    from app.accounts.services import issue_user_token
+    from app.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        user = db.session.query(User).filter_by(username="bench").one()
+        token, _ = issue_user_token(db.session, user, ttl_hours=2)
+        db.session.commit()
+        db.engine.dispose()
+    return token
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=100_000)
@@ -458,8 +610,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--postgresql", action="store_true", help="PostgreSQL, COPY baseline (issue 12)")
     parser.add_argument("--profile", action="store_true", help="with --postgresql: cProfile in-process ingest only")
+    parser.add_argument("--top", type=int, default=45, help="with --profile: functions listed")
+    parser.add_argument("--compare", metavar="DIR", help="with --clone: also the code of DIR (the baseline)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --compare: runs of each")
+    parser.add_argument("--clone", metavar="DATABASE", help="PostgreSQL: on a clone of a generated data set")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.clone:
+        if args.readings == 100_000:
+            args.readings = 60_000
+        if args.compare:
+            main_compare(args)
+        else:
+            main_clone(args)
+        return
     if args.postgresql:
         if args.boxes == 8:
             args.boxes = 1000

@@ -8,6 +8,8 @@ One module per concern (each imports only those before it, no cycles):
 - :mod:`.checks` — a batch's items checked into reading tuples (``R_*``) or rejected with errors;
 - :mod:`.rollups` — a batch's hourly sums, written with one upsert;
 - :mod:`.states` — the per-box sensor state: locked, integrated, stored, rebuilt per fill;
+- :mod:`.readings` — a batch's readings stored (COPY on PostgreSQL), already stored ones told apart;
+- :mod:`.changes` — colour changes dated at a batch's one reading without a history replay;
 - :mod:`.ingestion` — a batch stored: scope, boxes, readings, states, roll-ups, colour refresh;
 - :mod:`.readback` — a box's raw readings and its hourly or daily roll-ups;
 - :mod:`.dead_letter_store` — messages that could not be ingested, for operators.

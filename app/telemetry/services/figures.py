@@ -230,10 +230,13 @@ def refresh_figures(
     states: dict[int, _StateValues],
     settings: Settings,
     now: datetime,
+    pending: list[tuple[BoxRow, dict[str, Any]]] | None = None,
 ) -> list[BoxRow]:
     """Store the figures of the boxes whose batch crossed no threshold (see the module); the
     others are returned, for the full evaluation. ``fills``: the boxes' active fills; ``before``
-    and ``states``: their sensor states before and after the batch."""
+    and ``states``: their sensor states before and after the batch. With ``pending``, the
+    figures are added to it, for :func:`write_figures` (ingest computes them before it locks
+    the states, and writes them after)."""
     rs = _rules_of(session)
     cap = timedelta(seconds=settings.max_interval_s)
     full: list[BoxRow] = []
@@ -297,8 +300,10 @@ def refresh_figures(
         values["colour_evaluated_at"] = now
         values["revision"] = (box.revision or 0) + 1
         rows.append((box, values))
-    if rows:
-        _write(session, rows)
+    if pending is not None:
+        pending.extend(rows)
+    elif rows:
+        write_figures(session, rows)
     return full
 
 
@@ -320,7 +325,7 @@ def _sensor_facts(facts: dict[str, Any], state: _StateValues, cap_s: float, min_
     facts["next_check_candidates"].append(cap_end)
 
 
-def _write(session: Session, rows: list[tuple[BoxRow, dict[str, Any]]]) -> None:
+def write_figures(session: Session, rows: list[tuple[BoxRow, dict[str, Any]]]) -> None:
     """One statement for all the boxes' figures; boxes the session holds as ORM objects are
     expired, so that what it reads next is what is stored."""
     conn = session.connection()

@@ -4,10 +4,14 @@ up, the readings stored, the boxes' states and roll-ups updated, their colours r
 No Flask here: callers pass the session, the acting :class:`Principal` and the settings.
 
 One batch costs a fixed number of statements however many readings it carries: boxes in one
-query, states in one (locked) query, readings in one COPY (PostgreSQL) or INSERT … ON CONFLICT DO NOTHING
-per 1,000, roll-ups in one upsert, states in one UPDATE executed for all, then the boxes'
-figures in one UPDATE for those whose readings crossed no threshold of the colour rules
-(:mod:`.figures`) and one colour refresh of the others (given the fills and states just read).
+query, states in one query, readings in one COPY (PostgreSQL: one write a reading; :mod:`.readings`)
+or INSERT … ON CONFLICT DO NOTHING per 1,000, roll-ups in one upsert, states in one UPDATE
+executed for all, then the boxes' figures in one UPDATE for those whose readings crossed no
+threshold of the colour rules (:mod:`.figures`) and one colour refresh of the others (given the
+fills and states just read). On PostgreSQL the states are read unlocked and the whole batch is
+worked out from them; then one statement locks them (FOR UPDATE, in box order) and tells those
+another batch changed meanwhile, which alone are read and worked out again: two workers hold
+the boxes' locks only for the writes and the commit, not across the batch.
 Boxes, states and fills are read as Core rows, not ORM objects. The work per reading is
 constant: its checks (:mod:`app.telemetry.services.checks`; in C for a well-typed batch, see
 :mod:`app.telemetry.wire`), its row, its roll-up sums and its term of the integral
@@ -21,42 +25,42 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import sqlite3
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
-from itertools import chain
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from app.accounts.services import Principal
 from app.audit import recorder as audit_recorder
 from app.boxes import codes
 from app.boxes.models import Box, Fill
-from app.boxes.services import rebuild_history, refresh_colours
+from app.boxes.services import evaluate_boxes, rebuild_history, refresh_colours
 from app.common.errors import Forbidden
-from app.common.rows import tuples
 from app.common.timeutil import utcnow
-from app.telemetry.models import MEASURES, SensorReading
-from app.telemetry.services.bulk import prepare_stage
+from app.telemetry.models import SensorReading
+from app.telemetry.services.changes import dated_at_reading
 from app.telemetry.services.checks import R_BOUND, R_CODE, R_INDEX, R_MEASURE, R_TS, R_US, check_items
-from app.telemetry.services.figures import Before, BoxRow, before_of, boxes_by_code, refresh_figures
+from app.telemetry.services.figures import Before, BoxRow, before_of, boxes_by_code, refresh_figures, write_figures
+from app.telemetry.services.readings import READING_COLUMNS, insert_readings
 from app.telemetry.services.rollups import _Rollups
 from app.telemetry.services.settings import Settings
 from app.telemetry.services.states import (
     FillRow,
     _apply,
-    _marks,
     _StateValues,
+    lock_changed,
     lock_states,
+    state_version,
     states_into_session,
     store_states,
     sync_state_to_fill,
 )
+
+__all__ = ["READING_COLUMNS", "UNKNOWN_BOX", "IngestResult", "ingest", "insert_readings", "sqlite_writer_lock"]
 
 UNKNOWN_BOX = "unknown box"
 
@@ -150,10 +154,11 @@ def ingest(
     if held is not None:
         held.enter_context(sqlite_writer_lock(session))
     by_id = {b.id: b for b in boxes.values()}
-    states, fills = lock_states(session, touched, now)
-    before = {box_id: before_of(states[box_id]) for box_id in touched}
-    for box_id in touched:
-        sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
+    # PostgreSQL: the states are read unlocked and the batch worked out from them, then locked
+    # (in box order) and those another batch changed meanwhile worked out again: two workers'
+    # batches that share boxes overlap but for the writes. SQLite has one writer: locked first.
+    states, fills = lock_states(session, touched, now, locked=sqlite)
+    versions = {box_id: state_version(states[box_id]) for box_id in touched}
     per_box = {box_id: sorted(by_box[box_id].values(), key=itemgetter(R_TS)) for box_id in touched}
     fresh = insert_readings(session, inserts)
     if fresh is not None:  # some were stored already
@@ -166,21 +171,87 @@ def ingest(
     if result.accepted:
         _audit_batch(session, actor, inserts if fresh is None else [r for r in inserts if (r[0], r[1]) in fresh])
     result.duplicates += sum(len(by_box[b]) for b in touched) - result.accepted
-    rollups = _Rollups(sqlite)
-    newest_before = {box_id: states[box_id].latest_ts for box_id in per_box}
-    for box_id, box_rows in per_box.items():
-        _apply(session, by_id[box_id], states[box_id], box_rows, rollups, settings, now)
-    rollups.upsert(session)
-    store_states(session, [states[box_id] for box_id in per_box])
     result.box_ids = sorted(per_box)
-    if result.box_ids:
-        _refresh_batch_colours(
-            session, [by_id[b] for b in result.box_ids], per_box, newest_before, before, states, fills, settings, now
-        )
+    if not result.box_ids:
+        return result
+    batch = _Batch(session, per_box, states, fills, by_id, _Rollups(sqlite), settings, now)
+    batch.work_out(result.box_ids)
+    if not sqlite:
+        changed = lock_changed(session, result.box_ids, versions)
+        if changed:
+            again, again_fills = lock_states(session, changed, now, locked=False)  # (locked now)
+            batch.states.update(again)
+            for box_id in changed:
+                batch.fills.pop(box_id, None)
+            batch.fills.update(again_fills)
+            by_id.update((b.id, b) for b in boxes_by_code(session, [by_id[i].code for i in changed]).values())
+            batch.work_out(changed)
+    batch.rollups.upsert(session)
+    store_states(session, [batch.states[box_id] for box_id in result.box_ids])
+    if batch.figures:
+        write_figures(session, list(batch.figures.values()))
+    evaluated = [box_id for box_id in result.box_ids if box_id in batch.in_full]
+    if evaluated:
+        _evaluate_in_full(session, evaluated, batch.replay, per_box, batch.states, batch.fills, now)
     return result
 
 
-def _refresh_batch_colours(
+class _Batch:
+    """A batch worked out box by box from the states read: integrated into the states and the
+    roll-ups, and the boxes' figures (or that they need the full evaluation). Working a box out
+    again (its state changed since it was read) replaces what it gave before."""
+
+    def __init__(
+        self,
+        session: Session,
+        per_box: dict[int, list[tuple]],
+        states: dict[int, _StateValues],
+        fills: dict[int, FillRow],
+        by_id: dict[int, BoxRow],
+        rollups: _Rollups,
+        settings: Settings,
+        now: datetime,
+    ) -> None:
+        self.session, self.per_box, self.states, self.fills, self.by_id = session, per_box, states, fills, by_id
+        self.rollups, self.settings, self.now = rollups, settings, now
+        self.figures: dict[int, tuple[BoxRow, dict[str, Any]]] = {}  # box id → its figures to store
+        self.replay: dict[int, datetime] = {}  # box id → replayed from
+        self.in_full: set[int] = set()  # the boxes the full evaluation takes
+
+    def work_out(self, box_ids: list[int]) -> None:
+        session, states, fills, settings, now = self.session, self.states, self.fills, self.settings, self.now
+        again = set(box_ids) & (set(self.figures) | self.in_full | {k[0] for k in self.rollups.rows})
+        if again:
+            self.rollups.forget(again)
+            for box_id in again:
+                self.figures.pop(box_id, None)
+                self.replay.pop(box_id, None)
+                self.in_full.discard(box_id)
+        before = {box_id: before_of(states[box_id]) for box_id in box_ids}
+        for box_id in box_ids:
+            sync_state_to_fill(session, states[box_id], fills.get(box_id), settings)
+        newest_before = {box_id: states[box_id].latest_ts for box_id in box_ids}
+        for box_id in box_ids:
+            _apply(session, self.by_id[box_id], states[box_id], self.per_box[box_id], self.rollups, settings, now)
+        pending: list[tuple[BoxRow, dict[str, Any]]] = []
+        replay, in_full = _plan_colours(
+            session,
+            [self.by_id[b] for b in box_ids],
+            self.per_box,
+            newest_before,
+            before,
+            states,
+            fills,
+            settings,
+            now,
+            pending,
+        )
+        self.figures.update((box.id, (box, values)) for box, values in pending)
+        self.replay.update(replay)
+        self.in_full |= in_full
+
+
+def _plan_colours(
     session: Session,
     boxes: list[BoxRow],
     per_box: dict[int, list[tuple]],
@@ -190,7 +261,8 @@ def _refresh_batch_colours(
     fills: dict[int, FillRow],
     settings: Settings,
     now: datetime,
-) -> None:
+    pending: list[tuple[BoxRow, dict[str, Any]]],
+) -> tuple[dict[int, datetime], set[int]]:
     """Alarms and saturation enter the colours: every box of the batch has its stored colour,
     saturation and latest reading (what the scan page and the box API serve) current after the
     batch. The boxes whose readings crossed no threshold of the colour rules have only their
@@ -237,18 +309,42 @@ def _refresh_batch_colours(
         if due is not None and due < first and (newest is None or first - newest > cap):
             replay[box.id] = min(replay.get(box.id, due), due)
     plain = [b for b in boxes if b.id not in replay and b.id not in first_of_fill]
-    plain = refresh_figures(session, plain, fills, before, states, settings, now)  # those left: the full evaluation
-    chosen = first_of_fill | {b.id for b in plain}
-    ids = [b.id for b in boxes if b.id in replay or b.id in chosen]
-    if not ids:
-        return
+    # (Those left: the full evaluation.)
+    plain = refresh_figures(session, plain, fills, before, states, settings, now, pending=pending)
+    return replay, first_of_fill | {b.id for b in plain} | set(replay)
+
+
+def _evaluate_in_full(
+    session: Session,
+    ids: list[int],
+    replay: dict[int, datetime],
+    per_box: dict[int, list[tuple]],
+    states: dict[int, _StateValues],
+    fills: dict[int, FillRow],
+    now: datetime,
+) -> None:
+    """The full evaluation of the boxes ``ids`` (sorted; see :func:`_plan_colours`), after the
+    batch's states are stored: each box's colour refreshed, its history replayed from
+    ``replay``'s moment, or from the batch's first reading when its colour changed (unless the
+    change is dated at its one reading: :mod:`.changes`)."""
     # The full evaluation works on the boxes as ORM objects (it writes them, and their history).
     evaluated_now = list(session.scalars(_BOXES_BY_ID, {"ids": ids}))
     held = states_into_session(session, [states[i] for i in ids])  # (held until the end)
     colours = {b.id: b.colour for b in evaluated_now}
+    active = cast(dict[int, Fill], fills)
+    evaluations = evaluate_boxes(session, evaluated_now, now, active)
+    # Changes the batch's one reading dates without a replay (.changes), refreshed with that time.
+    dated = dated_at_reading(
+        session, [b for b in evaluated_now if b.id not in replay], per_box, evaluations, active, now
+    )
+    dated_ids = {b.id for group in dated.values() for b in group}
     # (A box whose next check passed is caught up from it.)
-    refresh_colours(session, evaluated_now, now, fills=cast(dict[int, Fill], fills))
-    for evaluated in evaluated_now:
+    rest = [b for b in evaluated_now if b.id not in dated_ids]
+    if rest:
+        refresh_colours(session, rest, now, fills=active, evaluations=evaluations)
+    for first, group in dated.items():
+        refresh_colours(session, group, now, event_time=first, fills=active, evaluations=evaluations)
+    for evaluated in rest:
         changed = evaluated.colour != colours[evaluated.id]
         if evaluated.id not in replay and not changed:
             continue
@@ -265,6 +361,9 @@ _BOXES_BY_ID = (
     .where(Box.id.in_(bindparam("ids", expanding=True)))
     .order_by(Box.id)
     .options(lazyload(Box.enterprise), lazyload(Box.service_org))
+    # (As stored now, under the states' locks: a box the session loaded before another batch
+    # changed it is read again.)
+    .execution_options(populate_existing=True)
 )
 
 
@@ -310,115 +409,3 @@ def sqlite_writer_lock(session: Session):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-READING_COLUMNS = ("box_id", "ts", *MEASURES, "running")
-_INSERT_CHUNK = 1000  # rows per statement: 10 columns × 1000 stays under both databases' parameter limits
-# PostgreSQL: a batch that carries stored readings is COPYed into this temporary table (one per
-# connection, emptied at each commit) and moved into the readings with one INSERT … SELECT …
-# ON CONFLICT DO NOTHING.
-_STAGE = "ingest_readings_stage"
-
-
-@lru_cache(maxsize=16)
-def _insert_sql(mark: str, n_rows: int, returning: bool) -> str:
-    row = "(" + ", ".join([mark] * len(READING_COLUMNS)) + ")"
-    return (
-        f"INSERT INTO {SensorReading.__tablename__} ({', '.join(READING_COLUMNS)}) VALUES "
-        f"{', '.join([row] * n_rows)} ON CONFLICT (box_id, ts) DO NOTHING"
-        + (" RETURNING box_id, ts" if returning else "")
-    )
-
-
-def _sqlite_in_transaction(conn: Connection) -> bool:
-    # pysqlite: the DBAPI connection is a sqlite3.Connection (the DBAPI protocol has no in_transaction).
-    return cast(sqlite3.Connection, conn.connection.dbapi_connection).in_transaction
-
-
-def insert_readings(session: Session, rows: list[tuple], copy: bool | None = None) -> set[tuple[int, Any]] | None:
-    """Store rows ``(box_id, bound ts, *measures, running)`` unless already stored: None when all
-    were new, else the keys ``(box_id, ts)`` of the new ones.
-
-    PostgreSQL (``copy`` None or True): the rows are COPYed (psycopg 3 ``cursor.copy``) into the
-    readings in a savepoint; if some were stored already (the key refuses the COPY), into a
-    temporary stage instead and moved with one ``INSERT … SELECT … ON CONFLICT (box_id, ts) DO
-    NOTHING``. SQLite (or ``copy=False``): ``INSERT … ON CONFLICT DO NOTHING`` executed for
-    all rows (``executemany``) on SQLite, multi-row statements of up to 1,000 rows on
-    PostgreSQL. Either way as driver SQL (SQLAlchemy's per-value bind processing would cost more
-    than the insert), in a savepoint: the common case, every row new, is told by the row count
-    alone. Otherwise the savepoint is rolled back and the rows are inserted again with
-    ``RETURNING box_id, ts`` to learn which were new, paid only by batches that carry stored
-    readings.
-    """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql" and copy is not False:
-        return _copy_readings(conn, rows)
-    mark = _marks(conn)
-    sqlite = conn.dialect.name == "sqlite"
-    if not sqlite or _sqlite_in_transaction(conn):
-        # (On SQLite a savepoint outside a transaction would start one, and its release commit.)
-        conn.exec_driver_sql("SAVEPOINT insert_readings")
-        if sqlite:
-            inserted = conn.exec_driver_sql(_insert_sql(mark, 1, False), rows).rowcount
-        else:
-            inserted = 0
-            for begin in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[begin : begin + _INSERT_CHUNK]
-                inserted += conn.exec_driver_sql(
-                    _insert_sql(mark, len(chunk), False), tuple(chain.from_iterable(chunk))
-                ).rowcount
-        if inserted == len(rows):
-            conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
-            return None
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT insert_readings")
-        conn.exec_driver_sql("RELEASE SAVEPOINT insert_readings")
-    fresh: set[tuple[int, Any]] = set()
-    for begin in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[begin : begin + _INSERT_CHUNK]
-        fresh.update(
-            (box_id, ts)
-            for box_id, ts in tuples(
-                conn.exec_driver_sql(_insert_sql(mark, len(chunk), True), tuple(chain.from_iterable(chunk)))
-            )
-        )
-    return None if len(fresh) == len(rows) else fresh
-
-
-_COLUMN_LIST = ", ".join(READING_COLUMNS)
-_MOVE_SQL = (
-    f"INSERT INTO {SensorReading.__tablename__} ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_STAGE} "
-    "ON CONFLICT (box_id, ts) DO NOTHING"
-)
-
-
-def _copy_readings(conn: Connection, rows: list[tuple]) -> set[tuple[int, Any]] | None:
-    """PostgreSQL: COPY straight into the readings, in a savepoint: the common case (every row
-    new) costs what the COPY baseline does. A batch that carries stored readings fails there on
-    the key; it is rolled back to the savepoint and moved through the stage instead, with one
-    INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING the new keys."""
-    from psycopg.errors import UniqueViolation  # (the PostgreSQL driver: only this path needs it)
-
-    cursor = cast(Any, conn.connection.dbapi_connection).cursor()  # psycopg 3: Cursor.copy
-    try:
-        cursor.execute("SAVEPOINT insert_readings")
-        try:
-            with cursor.copy(f"COPY {SensorReading.__tablename__} ({_COLUMN_LIST}) FROM STDIN") as copy:
-                write = copy.write_row
-                for row in rows:
-                    write(row)
-        except UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT insert_readings")
-            cursor.execute("RELEASE SAVEPOINT insert_readings")
-            # (Made by the first such batch of each connection, and again after a rolled-back one.)
-            prepare_stage(cursor, _STAGE, SensorReading.__tablename__)
-            with cursor.copy(f"COPY {_STAGE} ({_COLUMN_LIST}) FROM STDIN") as copy:
-                write = copy.write_row
-                for row in rows:
-                    write(row)
-            cursor.execute(_MOVE_SQL + " RETURNING box_id, ts")
-            fresh = {(box_id, ts) for box_id, ts in cursor.fetchall()}
-            return None if len(fresh) == len(rows) else fresh
-        cursor.execute("RELEASE SAVEPOINT insert_readings")
-        return None
-    finally:
-        cursor.close()

@@ -116,6 +116,10 @@ class _Rollups:
                 if acc[at + 2] is None or hi > acc[at + 2]:
                     acc[at + 2] = hi
 
+    def forget(self, box_ids: set[int]) -> None:
+        """Drop the sums of ``box_ids`` (a box's are its own rows: they are added again)."""
+        self.rows = {key: values for key, values in self.rows.items() if key[0] not in box_ids}
+
     def add_adsorbed(self, box_id: int, hour: datetime, kg: float) -> None:
         self._row(box_id, bind_ts(hour, self.sqlite))[2] += kg
 

@@ -62,7 +62,7 @@ _STATE_COLUMNS = [
 _FILL_COLUMNS = ("id", "box_id", "kind", "filled_at", "mass_kg", "carbon_type", "iodine_mg_g")
 
 
-def _states_for_update(sqlite: bool):
+def _states_with_fills(sqlite: bool, locked: bool):
     # The states, locked (only they: FOR UPDATE OF their table), with the active fill of each box
     # (as app.boxes.services.latest_fills; the colour refresh is given them), in one query.
     newest_fill = (
@@ -71,17 +71,34 @@ def _states_for_update(sqlite: bool):
         .group_by(Fill.box_id)
         .subquery()
     )
-    return (
+    query = (
         select(*_STATE_COLUMNS, *(getattr(Fill, c).label(f"f_{c}") for c in _FILL_COLUMNS))
         .outerjoin(newest_fill, newest_fill.c.box_id == BoxSensorState.box_id)
         .outerjoin(Fill, and_(Fill.box_id == newest_fill.c.box_id, Fill.filled_at == newest_fill.c.filled_at))
         .where(_ids_in(BoxSensorState.box_id, sqlite))
         .order_by(BoxSensorState.box_id)
-        .with_for_update(of=BoxSensorState.__table__)
     )
+    return query.with_for_update(of=BoxSensorState.__table__) if locked else query
 
 
-_STATES_FOR_UPDATE = {True: _states_for_update(True), False: _states_for_update(False)}
+_STATES_WITH_FILLS = {
+    (sqlite, locked): _states_with_fills(sqlite, locked) for sqlite in (True, False) for locked in (True, False)
+}
+
+# What tells that a state changed since it was read: every batch that integrates readings into
+# it counts them and stamps it, a new fill sets its fill.
+_VERSION_COLUMNS = (
+    BoxSensorState.box_id,
+    BoxSensorState.updated_at,
+    BoxSensorState.reading_count,
+    BoxSensorState.fill_id,
+)
+_LOCK_VERSIONS = (
+    select(*_VERSION_COLUMNS)
+    .where(_ids_in(BoxSensorState.box_id, False))
+    .order_by(BoxSensorState.box_id)
+    .with_for_update()
+)
 
 
 class FillRow:
@@ -114,13 +131,14 @@ _NEW_STATE_SQL = (
 
 
 def lock_states(
-    session: Session, box_ids: list[int], now: datetime
+    session: Session, box_ids: list[int], now: datetime, locked: bool = True
 ) -> tuple[dict[int, _StateValues], dict[int, FillRow]]:
     """The boxes' states (as :class:`_StateValues`), created when missing, locked (PostgreSQL:
     FOR UPDATE, in box order so two batches never deadlock; SQLite: the insert takes the
     database's write lock first) so that concurrent batches for one box integrate one after the
     other; and, read with them, the boxes' active fills at ``now`` (a box without one is not in
-    them)."""
+    them). ``locked=False`` (PostgreSQL): read only; the caller locks them later with
+    :func:`lock_changed`, which tells those another batch changed meanwhile."""
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     stamp = bind_ts(now, sqlite)
@@ -129,7 +147,7 @@ def lock_states(
     if sqlite:
         # (The insert takes SQLite's write lock before the read, as FOR UPDATE would.)
         conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in box_ids])
-    query = _STATES_FOR_UPDATE[sqlite]
+    query = _STATES_WITH_FILLS[(sqlite, locked or sqlite)]
     for _ in range(2):
         # (By position: a Row's attribute access costs more than the rest of the read.)
         for row in conn.execute(query, {"ids": box_ids, "at": now}).all():  # (fetchall: not row by row)
@@ -146,6 +164,19 @@ def lock_states(
         conn.exec_driver_sql(_NEW_STATE_SQL.format(m=_marks(conn)), [(b, stamp) for b in missing])
         box_ids = missing
     return states, fills
+
+
+def state_version(state: _StateValues) -> tuple:
+    """What :func:`lock_changed` compares: the state as read, before a batch integrates into it."""
+    return (state.updated_at, state.reading_count, state.fill_id)
+
+
+def lock_changed(session: Session, box_ids: list[int], versions: dict[int, tuple]) -> list[int]:
+    """PostgreSQL: lock the states of ``box_ids`` (sorted; FOR UPDATE in box order, so two
+    batches never deadlock) and return those no longer as read (``versions``, by
+    :func:`state_version`): another batch integrated into them, or a fill was synced, since."""
+    rows = session.connection().execute(_LOCK_VERSIONS, {"ids": box_ids}).all()
+    return [row[0] for row in rows if tuple(row[1:]) != versions[row[0]]]
 
 
 def create_sensor_state(session: Session, box: Box) -> None:
@@ -273,7 +304,7 @@ class _StateValues:
         return values
 
 
-# Positions of the values in a row of the locked read (_STATES_FOR_UPDATE).
+# Positions of the values in a row of the read (_STATES_WITH_FILLS).
 _READ_NAMES = [c.name for c in _STATE_COLUMNS] + [f"f_{c}" for c in _FILL_COLUMNS]
 _STATE_AT = tuple((name, _READ_NAMES.index(name)) for name in _StateValues.__slots__)
 _FILL_AT = tuple((name, _READ_NAMES.index(f"f_{name}")) for name in _FILL_COLUMNS)
