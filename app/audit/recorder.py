@@ -49,6 +49,8 @@ EXCLUDED_TABLES = frozenset(
         "rollup_treatment_months",
         "rollup_fill_months",
         "rollup_consignment_months",
+        "rollup_fill_days",
+        "rollup_consignment_days",
     }
 )
 # Derived columns, re-computed on reads and written in bulk: a box's colour is audited through

@@ -20,6 +20,11 @@ period is a whole number of months): the ledger's stages, the manifests' shipped
 accepted kg per waste code (by the month of pickup / receipt) and processed kg per method code
 (by the month of processing), the fills of the enterprise's boxes, and its manifests received
 (by the month of pickup).
+
+**Enterprise days**, for the mass-balance anomalies only: their period is a rolling year (or any
+dates), whose first and last months are partial; the whole days of those months are summed from
+``rollup_fill_days`` and ``rollup_consignment_days`` (rewritten with their month), and only the
+hours around the period's two ends from the raw rows.
 """
 
 from __future__ import annotations
@@ -129,10 +134,40 @@ class ConsignmentMonth(Model):
     delivered_received_kg: Mapped[Decimal] = _kg()
 
 
+class FillDay(Model):
+    """The replacements of a known fill at an enterprise's boxes in one Asia/Shanghai day
+    (``YYYY-MM-DD``): the carbon-missing anomaly's figures for the whole days of its period's
+    partial months (a rolling year starts and ends inside a month), so that only the hours before
+    the first and after the last midnight are read from the raw fills. Rows for days with any."""
+
+    __tablename__ = "rollup_fill_days"
+    __table_args__ = (Index("ix_rollup_fill_days_day", "day"),)
+    enterprise_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    replaced_count: Mapped[int] = mapped_column(Integer, default=0)
+    replaced_weighed_kg: Mapped[Decimal] = _kg()  # the waste carbon weighed at them
+    replaced_kg: Mapped[Decimal] = _kg()  # their previous fills' mass (the carbon they removed)
+
+
+class ConsignmentDay(Model):
+    """:class:`ConsignmentMonth` per Asia/Shanghai day of pickup: the received-short anomaly's
+    figures for the whole days of its period's partial months. Rows for days with any."""
+
+    __tablename__ = "rollup_consignment_days"
+    __table_args__ = (Index("ix_rollup_consignment_days_day", "day"),)
+    enterprise_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    delivered_count: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_shipped_kg: Mapped[Decimal] = _kg()
+    delivered_received_kg: Mapped[Decimal] = _kg()
+
+
 ROLLUP_TABLES = (
     "rollup_colour_spans",
     "rollup_waste_months",
     "rollup_treatment_months",
     "rollup_fill_months",
     "rollup_consignment_months",
+    "rollup_fill_days",
+    "rollup_consignment_days",
 )

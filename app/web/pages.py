@@ -20,12 +20,13 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
 
 from app.accounts.models import Organization
 from app.accounts.services import Principal, enterprise_scope, list_organizations
 from app.boxes import presenters
 from app.boxes import services as box_services
-from app.boxes.models import Box, Colour
+from app.boxes.models import Box, Colour, Fill
 from app.common.auth import current_principal
 from app.common.errors import NotFound
 from app.common.pagination import count_upto
@@ -35,6 +36,7 @@ from app.extensions import db
 from app.ledger import services as ledger_services
 from app.ledger.models import LedgerRecord, Manifest
 from app.regeneration import services as regeneration_services
+from app.statistics.services import oversight
 from app.statistics.services.anomalies import anomalies as find_anomalies
 from app.telemetry import services as telemetry_services
 from app.web import paging
@@ -144,7 +146,13 @@ def _count(query) -> int:
 
 
 def _payloads(boxes: list[Box], now: datetime) -> list[dict[str, Any]]:
-    return [presenters.box_payload(v) for v in box_services.view_boxes(db.session(), boxes, now)]
+    # The stored evaluations' fills in one statement: view_boxes takes each from the session's
+    # identity map (held here while it runs) instead of one SELECT per box.
+    fill_ids = sorted({f for b in boxes if (f := (b.colour_detail or {}).get("fill_id")) is not None})
+    fills = list(db.session.scalars(select(Fill).where(Fill.id.in_(fill_ids)))) if fill_ids else []
+    payloads = [presenters.box_payload(v) for v in box_services.view_boxes(db.session(), boxes, now)]
+    del fills
+    return payloads
 
 
 def _manifest_flags(manifest: Manifest, now: datetime) -> list[str]:
@@ -177,12 +185,22 @@ def _manifest_rows(manifests: list[Manifest], now: datetime) -> list[dict[str, A
 
 
 def _manifest_list(
-    principal: Principal, now: datetime, limit: int = 8, statuses: tuple[str, ...] = (), **filters
+    principal: Principal,
+    now: datetime,
+    limit: int = 8,
+    statuses: tuple[str, ...] = (),
+    capped: bool = False,
+    **filters,
 ) -> dict[str, Any]:
+    """The first ``limit`` manifests of a list and its total; ``capped``: the total counted up to
+    COUNT_CAP ("1,000+" beyond, as on the list it links to), for a regulator's 10⁶ manifests."""
     query = ledger_services.list_manifests(db.session(), principal, now=now, **filters)
     if statuses:
         query = query.where(Manifest.status.in_(statuses))
-    return {"total": _count(query), "rows": _manifest_rows(list(db.session.scalars(query.limit(limit))), now)}
+    total = count_upto(db.session(), query) if capped else _count(query)
+    # The rows show their lines (selectin, one statement); their events and signatures are not shown.
+    shown = query.options(lazyload(Manifest.events), lazyload(Manifest.signatures)).limit(limit)
+    return {"total": total, "rows": _manifest_rows(list(db.session.scalars(shown)), now)}
 
 
 # ---------------------------------------------------------------- the dashboard
@@ -208,14 +226,16 @@ def dashboard():
     boxes = box_services.list_boxes(db.session(), principal)
 
     if principal.is_operator or roles & {"regulator", "park_admin"}:
+        # The longest red first: an index range on (colour, colour_since, id), 20 rows read.
         red = boxes.where(Box.colour == "red").order_by(None).order_by(Box.colour_since, Box.id)
+        colours = oversight.box_colours(db.session(), principal)
         sections["oversight"] = {
-            "colours": _colour_counts(boxes),
-            "red_total": _count(red),
+            "colours": colours,
+            "red_total": colours["red"],
             "red": _payloads(list(db.session.scalars(red.limit(20))), now),
-            "overdue": _manifest_list(principal, now, flag="overdue"),
-            "discrepant": _manifest_list(principal, now, flag="discrepant"),
-            "rejected": _manifest_list(principal, now, flag="rejected"),
+            "overdue": _manifest_list(principal, now, flag="overdue", capped=True),
+            "discrepant": _manifest_list(principal, now, flag="discrepant", capped=True),
+            "rejected": _manifest_list(principal, now, flag="rejected", capped=True),
             "anomalies": _first_anomalies(find_anomalies(db.session(), principal, now=now)),
         }
     if "generator" in roles:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.boxes.models import Box, Colour, ColourChange, Fill, FillKind
 from app.common.periods import Period
+from app.common.timeutil import local_date
 from app.ledger.models import RECEIVED_STATES, LedgerRecord, Manifest, ManifestLine, Stage
 from app.ledger.services import kg
 from app.statistics.services.definitions import LATE_REPLACEMENT_RULES
@@ -226,6 +227,86 @@ def consignment_rows(session: Session, month: Period, enterprise_ids: Collection
     ):
         _add(rows, (ent,), CONSIGNMENT_FIELDS, values)
     return _complete(rows, CONSIGNMENT_FIELDS, ("delivered_count",))
+
+
+FILL_DAY_FIELDS = ("replaced_count", "replaced_weighed_kg", "replaced_kg")
+
+
+def cast_datetime(value: Any) -> datetime:
+    """A timestamp column's value as read (typed ``object`` through a subquery's row)."""
+    assert isinstance(value, datetime)
+    return value
+
+
+def previous_fill_mass():
+    """The mass of the fill just before ``Fill``'s at its box, in (filled_at, id) order (the month
+    roll-up's and the anomalies' tie-break), through the (box_id, filled_at) index."""
+    earlier = aliased(Fill)
+    return (
+        select(earlier.mass_kg)
+        .where(
+            earlier.box_id == Fill.box_id,
+            or_(earlier.filled_at < Fill.filled_at, and_(earlier.filled_at == Fill.filled_at, earlier.id < Fill.id)),
+        )
+        .order_by(earlier.filled_at.desc(), earlier.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def fill_day_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> Rows:
+    """(enterprise_id, "YYYY-MM-DD") → the replacements of a known fill on that Shanghai day of
+    ``month``: their count, the waste carbon weighed at them and their previous fills' mass (each
+    replacement read once and added up per day here: no database date functions)."""
+    sub = (
+        select(Box.enterprise_id, Fill.filled_at, Fill.removed_waste_kg, previous_fill_mass().label("previous_kg"))
+        .join(Box, Box.id == Fill.box_id)
+        .where(
+            within(Fill.filled_at, month),
+            Fill.kind == FillKind.REPLACEMENT,
+            _only(Box.enterprise_id, enterprise_ids),
+        )
+    ).subquery()
+    rows: Rows = {}
+    for ent, at, weighed, previous in session.execute(select(sub).where(sub.c.previous_kg.is_not(None))):
+        row = rows.setdefault((ent, local_date(cast_datetime(at)).isoformat()), {f: 0 for f in FILL_DAY_FIELDS})
+        row["replaced_count"] += 1
+        row["replaced_weighed_kg"] += kg(weighed or 0)
+        row["replaced_kg"] += kg(previous)
+    return _complete(rows, FILL_DAY_FIELDS, ("replaced_count",))
+
+
+def consignment_day_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> Rows:
+    """(enterprise_id, "YYYY-MM-DD") → :func:`consignment_rows` per Shanghai day of pickup."""
+    rows: Rows = {}
+    for ent, at, shipped, received in session.execute(
+        select(
+            Manifest.consignor_id,
+            Manifest.picked_up_at,
+            sum_or_zero(ManifestLine.quantity_kg),
+            sum_or_zero(ManifestLine.received_kg),
+        )
+        .join(ManifestLine, ManifestLine.manifest_id == Manifest.id)
+        .where(
+            within(Manifest.picked_up_at, month),
+            Manifest.status.in_(RECEIVED_STATES),
+            _only(Manifest.consignor_id, enterprise_ids),
+        )
+        .group_by(Manifest.consignor_id, Manifest.id, Manifest.picked_up_at)
+    ):
+        row = rows.setdefault((ent, local_date(cast_datetime(at)).isoformat()), {f: 0 for f in CONSIGNMENT_FIELDS})
+        row["delivered_count"] += 1
+        row["delivered_shipped_kg"] += kg(shipped)
+        row["delivered_received_kg"] += kg(received)
+    return _complete(rows, CONSIGNMENT_FIELDS, ("delivered_count",))
+
+
+def day_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> dict[str, Rows]:
+    """Every enterprise-day roll-up of the days of ``month`` by table name."""
+    return {
+        "rollup_fill_days": fill_day_rows(session, month, enterprise_ids),
+        "rollup_consignment_days": consignment_day_rows(session, month, enterprise_ids),
+    }
 
 
 def month_rows(session: Session, month: Period, enterprise_ids: Collection[int] | None = None) -> dict[str, Rows]:

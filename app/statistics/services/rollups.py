@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 from app.boxes.models import Box, ColourChange, Fill
 from app.common.periods import Period, month_of
 from app.ledger.models import Manifest
-from app.statistics.rollup_models import ColourSpan, ConsignmentMonth, FillMonth, TreatmentMonth, WasteMonth
+from app.statistics.rollup_models import (
+    ColourSpan,
+    ConsignmentDay,
+    ConsignmentMonth,
+    FillDay,
+    FillMonth,
+    TreatmentMonth,
+    WasteMonth,
+)
 from app.statistics.services import rollup_compute as compute
 
 PENDING_KEY = "tanxiang.statistics.rollups"
@@ -39,6 +47,8 @@ KEYS = {
     "rollup_fill_months": ("enterprise_id",),
     "rollup_consignment_months": ("enterprise_id",),
 }
+# Enterprise days (the anomalies' partial months), rewritten with their month: the same raw rows.
+DAY_MODELS: dict[str, Any] = {"rollup_fill_days": FillDay, "rollup_consignment_days": ConsignmentDay}
 BOX_CHUNK = 2000
 
 
@@ -151,8 +161,10 @@ def _legacy_late_fills(session: Session, staged: Pending) -> None:
         staged.at(staged.fills, box_id, at)
 
 
-def rewrite_month(session: Session, month: Period, enterprise_ids: set[int] | None) -> None:
-    """Replace the enterprise-month rows of ``month`` (of ``enterprise_ids``; None: all) by their recomputation."""
+def rewrite_month(session: Session, month: Period, enterprise_ids: set[int] | None, days: bool = True) -> None:
+    """Replace the enterprise-month rows of ``month`` (of ``enterprise_ids``; None: all) by their
+    recomputation, and its enterprise days with them (``days=False``: a migration older than the
+    day tables)."""
     fresh = compute.month_rows(session, month, enterprise_ids)
     for name, model in MONTH_MODELS.items():
         table = _table(model)
@@ -164,6 +176,27 @@ def rewrite_month(session: Session, month: Period, enterprise_ids: set[int] | No
             {**dict(zip(KEYS[name], key, strict=True)), "month": month.label, **values}
             for key, values in fresh[name].items()
         ]
+        if rows:
+            session.execute(insert(table), rows)
+    if days:
+        rewrite_days(session, month, enterprise_ids)
+
+
+def _days_of(table: Table, month: Period):
+    """The rows of ``table`` whose day lies in ``month`` (ISO labels sort as the days do)."""
+    return and_(table.c.day >= f"{month.label}-01", table.c.day <= f"{month.label}-31")
+
+
+def rewrite_days(session: Session, month: Period, enterprise_ids: set[int] | None) -> None:
+    """Replace the enterprise-day rows of ``month``'s days (of ``enterprise_ids``; None: all)."""
+    fresh = compute.day_rows(session, month, enterprise_ids)
+    for name, model in DAY_MODELS.items():
+        table = _table(model)
+        condition = _days_of(table, month)
+        if enterprise_ids is not None:
+            condition = and_(condition, table.c.enterprise_id.in_(sorted(enterprise_ids)))
+        session.execute(delete(table).where(condition))
+        rows = [{"enterprise_id": ent, "day": day, **values} for (ent, day), values in fresh[name].items()]
         if rows:
             session.execute(insert(table), rows)
 
@@ -208,26 +241,31 @@ def _box_chunks(session: Session, size: int) -> Iterator[list[int]]:
         yield ids[i : i + size]
 
 
-def stored_months(session: Session) -> list[Period]:
+def stored_months(session: Session, days: bool = True) -> list[Period]:
     labels: set[str] = set()
     for model in MONTH_MODELS.values():
         labels |= set(session.scalars(select(_table(model).c.month).distinct()))
+    for model in DAY_MODELS.values() if days else ():  # a day row left where its month has none is still checked
+        day_labels: list[str] = list(session.scalars(select(_table(model).c.day).distinct()))
+        labels |= {day[:7] for day in day_labels}
     return [Period.parse(label) for label in sorted(labels)]
 
 
-def all_months(session: Session) -> list[Period]:
+def all_months(session: Session, days: bool = True) -> list[Period]:
     return sorted(
-        set(compute.months_with_data(session)) | set(stored_months(session)), key=lambda p: (p.year, p.number)
+        set(compute.months_with_data(session)) | set(stored_months(session, days)), key=lambda p: (p.year, p.number)
     )
 
 
-def rebuild_steps(session: Session, box_chunk: int = BOX_CHUNK) -> Iterator[tuple[str, Callable[[], int]]]:
+def rebuild_steps(
+    session: Session, box_chunk: int = BOX_CHUNK, days: bool = True
+) -> Iterator[tuple[str, Callable[[], int]]]:
     """The rebuild of every roll-up from the raw records, as steps (a month, a chunk of boxes):
     the CLI runs each in its own transaction, so a city rebuilds in bounded ones."""
 
     def month_step(month: Period) -> Callable[[], int]:
         def run() -> int:
-            rewrite_month(session, month, None)
+            rewrite_month(session, month, None, days)
             return 1
 
         return run
@@ -243,15 +281,16 @@ def rebuild_steps(session: Session, box_chunk: int = BOX_CHUNK) -> Iterator[tupl
 
         return run
 
-    for month in all_months(session):
+    for month in all_months(session, days):
         yield month.label, month_step(month)
     for ids in list(_box_chunks(session, box_chunk)):
         yield f"boxes {ids[0]}–{ids[-1]}", box_step(ids)
 
 
-def rebuild(session: Session, box_chunk: int = BOX_CHUNK) -> int:
-    """Every step in the caller's transaction (tests, the migration's backfill)."""
-    return sum(step() for _, step in rebuild_steps(session, box_chunk))
+def rebuild(session: Session, box_chunk: int = BOX_CHUNK, days: bool = True) -> int:
+    """Every step in the caller's transaction (tests, the migrations' backfills; ``days=False``:
+    one older than the day tables, whose own migration fills them)."""
+    return sum(step() for _, step in rebuild_steps(session, box_chunk, days))
 
 
 def _stored_month_rows(session: Session, name: str, month: Period) -> compute.Rows:
@@ -262,6 +301,15 @@ def _stored_month_rows(session: Session, name: str, month: Period) -> compute.Ro
     for row in session.execute(select(table).where(table.c.month == month.label)).mappings():
         out[tuple(row[k] for k in keys)] = {v: row[v] for v in values}
     return out
+
+
+def _stored_day_rows(session: Session, name: str, month: Period) -> compute.Rows:
+    table = _table(DAY_MODELS[name])
+    values = [c.name for c in table.columns if c.name not in ("enterprise_id", "day")]
+    return {
+        (row["enterprise_id"], row["day"]): {v: row[v] for v in values}
+        for row in session.execute(select(table).where(_days_of(table, month))).mappings()
+    }
 
 
 def _diff(where: str, stored: dict, fresh: dict) -> list[str]:
@@ -280,6 +328,9 @@ def verify(session: Session, box_chunk: int = BOX_CHUNK) -> list[str]:
         fresh = compute.month_rows(session, month, None)
         for name in MONTH_MODELS:
             problems += _diff(f"{name} {month.label}", _stored_month_rows(session, name, month), fresh[name])
+        fresh_days = compute.day_rows(session, month, None)
+        for name in DAY_MODELS:
+            problems += _diff(f"{name} {month.label}", _stored_day_rows(session, name, month), fresh_days[name])
     table = _table(ColourSpan)
     for ids in _box_chunks(session, box_chunk):
         stored = {

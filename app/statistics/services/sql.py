@@ -6,31 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import FunctionElement
-from sqlalchemy.types import Float
 
+from app.common.epoch import EpochSeconds  # noqa: F401 (the statistics' name for it, re-exported)
 from app.common.periods import Period
 from app.ledger.services import kg, methods
-
-
-class EpochSeconds(FunctionElement):
-    """Seconds since 1970-01-01 UTC of a timestamp column, on SQLite and PostgreSQL."""
-
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(EpochSeconds)
-def _epoch_default(element, compiler, **kw):
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(EpochSeconds, "sqlite")
-def _epoch_sqlite(element, compiler, **kw):
-    # SQLite keeps UTC timestamps as text; julianday() reads them (fractions of seconds too).
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
 
 
 def sum_or_zero(expr):
