@@ -72,8 +72,8 @@ def _fast(app) -> FastReads:
 _EXPIRES = re.compile(r"Expires=[^;]*;")
 
 
-def _answer(wsgi, method: str, path: str, headers: dict) -> tuple:
-    response = Client(wsgi, Response, use_cookies=False).open(path, method=method, headers=headers)
+def _answer(wsgi, method: str, path: str, headers: dict, base_url: str = "http://localhost/") -> tuple:
+    response = Client(wsgi, Response, use_cookies=False).open(path, method=method, headers=headers, base_url=base_url)
     # A conditional answer carries the wall clock's Date (werkzeug's make_conditional), a cookie
     # its Expires: their presence is compared, not the second they were made in.
     listed = [
@@ -223,6 +223,16 @@ def test_any_scan_is_the_ordinary_paths(app, api, boxes, index, language, label,
     answer, served = _compare(app, method, path, {"Accept-Language": language} if language else {})
     assert served == (2 if label in ("signed", "typed") else 0)
     assert answer[0] == "200 OK" and (answer[2] == b"") == (method == "HEAD")
+
+
+def test_over_tls_as_the_ordinary_path(app, api, boxes):
+    """Over HTTPS (directly, or through ProxyFix, which wraps the fast path) both add HSTS."""
+    fast = _fast(app)
+    code = boxes[2]["code"]
+    ordinary = _answer(fast.ordinary, "GET", _label(app, code, 1), {}, "https://localhost/")
+    served = fast.served
+    assert _answer(app.wsgi_app, "GET", _label(app, code, 1), {}, "https://localhost/") == ordinary
+    assert fast.served == served + 1 and "Strict-Transport-Security" in dict(ordinary[1])
 
 
 def test_disabled_by_configuration(app):
