@@ -498,12 +498,9 @@ def clone_bodies(codes: list[str], start: datetime, batches: int, seed: int = 12
 
 def main_compare(args) -> None:
     """The clone run (:func:`main_clone`) of the code at ``--compare DIR`` (e.g. the main
-    worktree: the baseline) and of this one, alternately, ``--rounds`` times each, in one run."""
-    results: dict[str, list[tuple[float, float, float, float]]] = {}
-    for round_ in range(args.rounds):
-        for label, root in (("baseline " + args.compare, Path(args.compare)), ("this tree", ROOT)):
-            print(f"--- round {round_ + 1}: {label}", flush=True)
-            results.setdefault(label, []).append(main_clone(args, root))
+    worktree: the baseline) and of this one, alternately, ``--rounds`` times each, on one clone."""
+    sides = [("baseline " + args.compare, Path(args.compare)), ("this tree", ROOT)]
+    results = main_clone(args, sides, args.rounds)
     print(f"=== {args.clone}: readings/s through gunicorn -w 2, COPY rows/s, ratio, first readings/s (load average)")
     for label, runs in results.items():
         for rate, copy_rate, first_rate, load in runs:
@@ -512,15 +509,20 @@ def main_compare(args) -> None:
             )
 
 
-def main_clone(args, root: Path = ROOT) -> tuple[float, float, float, float]:
+def main_clone(
+    args, sides: list[tuple[str, Path]] | None = None, rounds: int = 1
+) -> dict[str, list[tuple[float, float, float, float]]]:
     """Ingest on a clone of a generated data set (``flask demo generate``): boxes with a deep
     history. The clone is swept first (its boxes evaluated at the wall clock's now, as the sweep
-    keeps them in service: the data set's evaluations are as old as the data set), then batches
-    of one reading for 1,000 boxes with readings (a second apart, from now) go through
-    ``gunicorn -w 2``, against COPY of the same rows; then every box's first reading (sensor
-    boxes without readings, 100 a request)."""
+    keeps them in service: the data set's evaluations are as old as the data set); then, for
+    each round and each side (the code of a tree), batches of one reading for 1,000 boxes with
+    readings (drawn at random, a second apart, from now) go through ``gunicorn -w 2``, against
+    COPY of the same rows measured just before; then first readings of a share of the sensor
+    boxes without readings (100 a request): each run has its own boxes, each box one first
+    reading."""
     import sqlalchemy as sa
 
+    sides = sides or [("this tree", ROOT)]
     admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     name = f"ingest_bench_{args.clone}_{os.getpid()}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -529,6 +531,7 @@ def main_clone(args, root: Path = ROOT) -> tuple[float, float, float, float]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     env = {**os.environ, "DATABASE_URL": url, "INSTANCE_PATH": str(tmp / "instance"), "APP_ENV": "development"}
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "INSTANCE_PATH", "APP_ENV")})
+    results: dict[str, list[tuple[float, float, float, float]]] = {}
     try:
         engine = sa.create_engine(url)
         with engine.begin() as conn:
@@ -536,8 +539,8 @@ def main_clone(args, root: Path = ROOT) -> tuple[float, float, float, float]:
         began = time.perf_counter()
         subprocess.run(
             [str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "boxes", "sweep"],
-            cwd=root,
-            env={**env, "PYTHONPATH": str(root)},
+            cwd=ROOT,
+            env={**env, "PYTHONPATH": str(ROOT)},
             check=True,
         )
         print(f"clone {name} of {args.clone}; swept in {time.perf_counter() - began:.0f} s", flush=True)
@@ -550,37 +553,47 @@ def main_clone(args, root: Path = ROOT) -> tuple[float, float, float, float]:
                 "SELECT code FROM boxes b WHERE has_sensors AND NOT EXISTS "
                 "(SELECT 1 FROM sensor_readings r WHERE r.box_id = b.id) ORDER BY id"
             )))  # fmt: skip
+        print(f"{len(fed)} boxes with readings, {len(fresh)} sensor boxes without")
         vacuum(url)
         token = _operator_token(env)
-        start = datetime.now(UTC) - timedelta(seconds=5)
-        bodies = clone_bodies(fed, start, args.readings // BATCH)
-        first = []
-        if fresh:
-            items = json.loads(clone_bodies(fresh, start + timedelta(seconds=len(bodies)), 1)[0])["readings"]
-            first = [json.dumps({"readings": items[i : i + 100]}).encode() for i in range(0, len(items), 100)]
-        if args.profile:
-            in_process(fed, token, bodies[:2])  # (warm-up)
-            profile_in_process(token, bodies[2:], top=args.top)
-            if first:
-                profile_in_process(token, first, top=args.top)
-            return 0.0, 0.0, 0.0, 0.0
-        copy_rate = max(pg_copy_baseline(url, bodies), pg_copy_baseline(url, bodies))
-        rate = through_gunicorn(env, token, bodies, args.threads, root)
-        load = os.getloadavg()[0]
-        print(f"{len(fed)} boxes with readings, {len(fresh)} sensor boxes without; {len(bodies)} batches of {BATCH}")
-        print(f"baseline, COPY:          {copy_rate:>10,.0f} rows/s  (psycopg 3 COPY into sensor_readings, per batch)")
-        print(
-            f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = {rate / copy_rate:.3f} × COPY "
-            f"(load average {os.getloadavg()[0]:.1f})"
-        )
-        first_rate = float("nan")
-        if first:
-            first_rate = through_gunicorn(env, token, first, 1, root)
-            print(
-                f"first readings (100 boxes a request, 1 thread): {first_rate:>8,.0f} readings/s "
-                f"(load average {os.getloadavg()[0]:.1f})"
-            )
-        return rate, copy_rate, first_rate, load
+        share = len(fresh) // (rounds * len(sides))
+        run = 0
+        for round_ in range(rounds):
+            for label, root in sides:
+                start = datetime.now(UTC) - timedelta(seconds=5)
+                bodies = clone_bodies(fed, start, args.readings // BATCH, seed=12 + run)
+                mine = fresh[run * share : (run + 1) * share]
+                run += 1
+                first = []
+                if mine:
+                    items = json.loads(clone_bodies(mine, start + timedelta(seconds=len(bodies)), 1)[0])["readings"]
+                    first = [json.dumps({"readings": items[i : i + 100]}).encode() for i in range(0, len(items), 100)]
+                if args.profile:
+                    in_process(fed, token, bodies[:2])  # (warm-up)
+                    profile_in_process(token, bodies[2:], top=args.top)
+                    if first:
+                        profile_in_process(token, first, top=args.top)
+                    return results
+                copy_rate = max(pg_copy_baseline(url, bodies), pg_copy_baseline(url, bodies))
+                rate = through_gunicorn(env, token, bodies, args.threads, root)
+                load = os.getloadavg()[0]
+                print(f"--- round {round_ + 1}: {label}; {len(bodies)} batches of {BATCH}")
+                print(f"baseline, COPY:          {copy_rate:>10,.0f} rows/s  (psycopg 3 COPY into sensor_readings)")
+                print(
+                    f"HTTP gunicorn -w 2, {args.threads} threads: {rate:>10,.0f} readings/s  = "
+                    f"{rate / copy_rate:.3f} × COPY (load average {load:.1f})",
+                    flush=True,
+                )
+                first_rate = float("nan")
+                if first:
+                    first_rate = through_gunicorn(env, token, first, 1, root)
+                    print(
+                        f"first readings ({len(mine)} boxes, 100 a request, 1 thread): {first_rate:>8,.0f} readings/s "
+                        f"(load average {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
+                results.setdefault(label, []).append((rate, copy_rate, first_rate, load))
+        return results
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
