@@ -17,6 +17,11 @@ figures asked in-process through the Flask test client (no server: the three are
 * baseline: ``GET /api/v1/parks/{id}/metrics?period=2026``.
 
 Prints the median seconds of ``--repeat`` runs and each ratio to the baseline. Never asserts.
+
+``--database URL`` measures an existing data set instead (a clone of ``demo generate``'s, e.g.
+``gen_city10``, with its ``city`` and ``county`` logins): no generation, the same figures, and
+the regulator's lists (red/yellow boxes in every sort, the flagged manifests, the anomalies),
+each with the statements it ran (SQLAlchemy events) beside its median.
 """
 
 from __future__ import annotations
@@ -210,8 +215,20 @@ def main() -> None:
     parser.add_argument("--boxes", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
+    parser.add_argument("--database", help="measure this existing data set (a clone: it is read, and refreshed)")
     args = parser.parse_args()
     import sqlalchemy as sa
+
+    if args.database:
+        os.environ.update(
+            {
+                "APP_ENV": "development",
+                "INSTANCE_PATH": tempfile.mkdtemp(prefix="tanxiang-bench-stats-"),
+                "DATABASE_URL": args.database,
+            }
+        )
+        run_existing(args)
+        return
 
     admin_url = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     name = f"bench_statistics_{os.getpid()}"
@@ -311,6 +328,65 @@ def run(args) -> None:
         print(f"{label:16s} {url:42s} {seconds * 1000:7.0f} ms   ratio to the park year {seconds / baseline:5.2f}")
     ratio = figures["city dashboard"] / figures["county dashboard"]
     print(f"city dashboard / county dashboard: {ratio:.2f} (the city has {len(COUNTIES)} counties)")
+
+
+EXISTING_PAGES = (
+    "/",
+    "/oversight/boxes/red",
+    "/oversight/boxes/yellow",
+    "/oversight/boxes/red?sort=saturation",
+    "/oversight/boxes/yellow?sort=saturation",
+    "/oversight/boxes/red?sort=enterprise",
+    "/oversight/manifests/overdue",
+    "/oversight/manifests/discrepant",
+    "/oversight/manifests/rejected",
+    "/oversight/anomalies",
+)
+
+
+def run_existing(args) -> None:
+    """The figures on an existing data set: the park year as baseline, the city year, and every
+    page of EXISTING_PAGES as the city and as the county regulator, with its statements."""
+    from sqlalchemy import event, select
+
+    from app import create_app
+    from app.accounts.models import Park
+    from app.extensions import db
+
+    app = create_app({"WTF_CSRF_ENABLED": False})
+    statements: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        park_id = db.session.scalar(select(Park.id).order_by(Park.id))
+        db.session.remove()
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": "city", "password": PASSWORD}).get_json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def get(c, url, **kw):
+        def ask():
+            r = c.get(url, **kw)
+            if r.status_code != 200:
+                raise SystemExit(f"{url}: {r.status_code} {r.get_data(as_text=True)[:300]}")
+
+        return ask
+
+    baseline = timed(get(client, f"/api/v1/parks/{park_id}/metrics?period=2026", headers=headers), args.repeat)
+    print(f"baseline park year /api/v1/parks/{park_id}/metrics?period=2026: {baseline * 1000:.0f} ms")
+    city_year = timed(get(client, "/api/v1/metrics?period=2026", headers=headers), args.repeat)
+    print(f"city year /api/v1/metrics?period=2026: {city_year * 1000:.0f} ms, ratio {city_year / baseline:.2f}")
+    for login in ("city", "county"):
+        page = app.test_client()
+        assert page.post("/login", data={"username": login, "password": PASSWORD}).status_code == 302
+        for url in EXISTING_PAGES:
+            seconds = timed(get(page, url), args.repeat)
+            statements.clear()
+            get(page, url)()
+            print(
+                f"{login:7s} {url:42s} {seconds * 1000:7.0f} ms  {len(statements):3d} statements"
+                f"  ratio to the park year {seconds / baseline:5.2f}"
+            )
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
 
 def sa_text(sql: str):
