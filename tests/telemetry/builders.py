@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from app.boxes.models import Box, ColourChange
 from app.boxes.services import record_fill
 from app.extensions import db
 from app.telemetry.models import BoxSensorState, SensorReading
@@ -74,3 +75,25 @@ def stored_count(box_id: int | None = None) -> int:
 def state_of(box_id: int) -> BoxSensorState:
     db.session.expire_all()
     return db.session.get(BoxSensorState, box_id)
+
+
+def colour_history(box_id: int) -> list[tuple]:
+    """A box's colour changes in order: what the incremental paths must write as a replay would."""
+    changes = db.session.scalars(
+        select(ColourChange).where(ColourChange.box_id == box_id).order_by(ColourChange.changed_at, ColourChange.id)
+    )
+    return [(c.colour, c.previous_colour, c.changed_at, c.reasons) for c in changes]
+
+
+def shown(box: Box) -> tuple:
+    """What reads of the box show (its stored evaluation), but the ids of its own fills."""
+    detail = {k: v for k, v in (box.colour_detail or {}).items() if k != "fill_id"}
+    return (
+        box.colour,
+        box.colour_since,
+        box.colour_reasons,
+        box.saturation,
+        box.predicted_replacement_at,
+        box.colour_next_check_at,
+        detail,
+    )

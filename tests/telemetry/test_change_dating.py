@@ -9,15 +9,14 @@ from unittest import mock
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from app.boxes import services as box_services
-from app.boxes.models import Box, ColourChange
+from app.boxes.models import Box
 from app.extensions import db
 from app.telemetry import services
 from app.telemetry.services import ingestion
 from tests import factories
-from tests.telemetry.builders import BASE, reading, utc_now
+from tests.telemetry.builders import BASE, colour_history, reading, shown, utc_now
 
 # Values on both sides of the sensor rules' thresholds, and a stopped fan.
 READING = st.fixed_dictionaries(
@@ -70,26 +69,6 @@ def _twin_boxes(world, start: datetime, filled_before: timedelta) -> tuple[Box, 
     return boxes[0], boxes[1]
 
 
-def _history(box_id: int) -> list[tuple]:
-    changes = db.session.scalars(
-        select(ColourChange).where(ColourChange.box_id == box_id).order_by(ColourChange.changed_at, ColourChange.id)
-    )
-    return [(c.colour, c.previous_colour, c.changed_at, c.reasons) for c in changes]
-
-
-def _shown(box: Box) -> tuple:
-    detail = {k: v for k, v in (box.colour_detail or {}).items() if k != "fill_id"}
-    return (
-        box.colour,
-        box.colour_since,
-        box.colour_reasons,
-        box.saturation,
-        box.predicted_replacement_at,
-        box.colour_next_check_at,
-        detail,
-    )
-
-
 def _tallied(real):
     def tallied(*args, **kwargs):
         dated = real(*args, **kwargs)
@@ -124,8 +103,8 @@ def _assert_twins(a_id: int, b_id: int, now: datetime) -> None:
     db.session.commit()
     db.session.expire_all()
     a, b = db.session.get(Box, a_id), db.session.get(Box, b_id)
-    assert _shown(a) == _shown(b)
-    assert _history(a.id) == _history(b.id)
+    assert shown(a) == shown(b)
+    assert colour_history(a.id) == colour_history(b.id)
     evaluated = box_services.evaluate_boxes(db.session(), [a], now)[a.id]
     assert (a.colour, [r["code"] for r in a.colour_reasons]) == (
         evaluated.colour,
@@ -180,4 +159,4 @@ def test_a_silent_boxs_first_reading_is_dated_at_it_without_a_replay(world):
     stored = db.session.get(Box, a.id)
     assert stored.colour == "green"
     assert stored.colour_since == start + timedelta(minutes=5)
-    assert _history(a.id)[-1][:3] == ("green", "red", start + timedelta(minutes=5))
+    assert colour_history(a.id)[-1][:3] == ("green", "red", start + timedelta(minutes=5))

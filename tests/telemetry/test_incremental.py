@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.boxes import services as box_services
-from app.boxes.models import Box, ColourChange
+from app.boxes.models import Box
 from app.extensions import db
 from app.telemetry import services
 from app.telemetry.models import BoxSensorState, SensorReading
 from app.telemetry.services import ingestion
 from tests import factories
-from tests.telemetry.builders import BASE, make_sensor_box, reading, utc_now
+from tests.telemetry.builders import BASE, colour_history, make_sensor_box, reading, shown, utc_now
 
 # Values on both sides of the sensor rules' thresholds (emission limit, bed 83 °C, inlet 40 °C,
 # pressure band 300–1200 Pa, efficiency 70 % above 10 mg/m³ inlet) and a stopped fan.
@@ -229,27 +229,6 @@ def _everything_full(session, boxes, *args, **kwargs):
     return list(boxes)  # no box takes the figures path: the full evaluation for all
 
 
-def _history(box_id: int) -> list[tuple]:
-    changes = db.session.scalars(
-        select(ColourChange).where(ColourChange.box_id == box_id).order_by(ColourChange.changed_at, ColourChange.id)
-    )
-    return [(c.colour, c.previous_colour, c.changed_at, c.reasons) for c in changes]
-
-
-def _shown(box: Box) -> tuple:
-    """What reads of the box show (its stored evaluation), but the ids of its own fills."""
-    detail = {k: v for k, v in (box.colour_detail or {}).items() if k != "fill_id"}
-    return (
-        box.colour,
-        box.colour_since,
-        box.colour_reasons,
-        box.saturation,
-        box.predicted_replacement_at,
-        box.colour_next_check_at,
-        detail,
-    )
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(EVENT, min_size=1, max_size=12))
 def test_the_figures_path_stores_what_the_full_evaluation_stores(world, events):
@@ -282,9 +261,9 @@ def test_the_figures_path_stores_what_the_full_evaluation_stores(world, events):
         db.session.commit()
         db.session.expire_all()
         a, b = db.session.get(Box, incremental.id), db.session.get(Box, full.id)
-        assert _shown(a) == _shown(b)
-        assert [h[:3] for h in _history(a.id)] == [h[:3] for h in _history(b.id)]
-        assert [h[3] for h in _history(a.id)] == [h[3] for h in _history(b.id)]
+        assert shown(a) == shown(b)
+        assert [h[:3] for h in colour_history(a.id)] == [h[:3] for h in colour_history(b.id)]
+        assert [h[3] for h in colour_history(a.id)] == [h[3] for h in colour_history(b.id)]
         # And what a full evaluation now would store.
         evaluated = box_services.evaluate_boxes(db.session(), [a], t)[a.id]
         assert (a.colour, [r["code"] for r in a.colour_reasons]) == (
@@ -320,8 +299,8 @@ def test_a_steady_batch_takes_the_figures_path_and_reads_show_its_figures(world,
         stored = db.session.get(Box, b.id)
         assert stored.colour_detail["latest_reading"]["ts"] == later.isoformat()
         assert stored.colour_detail["latest_reading"]["inlet_mg_m3"] == 150.0
-        shown = api.get(f"/api/v1/boxes/{b.code}").get_json()
-        assert shown["saturation"] == pytest.approx(stored.saturation)
-        assert shown["saturation"] > 0
+        answered = api.get(f"/api/v1/boxes/{b.code}").get_json()
+        assert answered["saturation"] == pytest.approx(stored.saturation)
+        assert answered["saturation"] > 0
         page = api.client.get(f"/c/{b.code}")
         assert page.status_code == 200

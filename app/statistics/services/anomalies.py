@@ -146,40 +146,59 @@ def _below(part, whole, ratio: float):
 ONE = literal(1, Integer)
 
 
+def _rolled(
+    whole: list[Period],
+    edges: list[tuple[datetime, datetime]],
+    month: tuple[Any, Any, Any, Any, Any],
+    day: tuple[Any, Any, Any, Any, Any],
+) -> tuple[list[tuple[Any, Any]], list[tuple[datetime, datetime]]]:
+    """The parts of a period that roll-ups answer, and the pieces left to read raw.
+
+    ``month`` and ``day`` name a roll-up's enterprise, its count, its two sums and its month
+    (or day) column. Whole months come from the month roll-up, the whole days of a partial month
+    from the day roll-up; what is left are the hours before the first and after the last
+    midnight of a partial month."""
+    parts: list[tuple[Any, Any]] = []
+    if whole:
+        enterprise, n, a, b, key = month
+        parts.append(
+            (
+                select(enterprise.label("enterprise_id"), n.label("n"), a.label("a"), b.label("b")).where(
+                    key.in_([m.label for m in whole])
+                ),
+                enterprise,
+            )
+        )
+    pieces: list[tuple[datetime, datetime]] = []
+    for start, end in edges:
+        days, around = split_days(start, end)
+        pieces += around
+        if days is not None:
+            enterprise, n, a, b, key = day
+            parts.append(
+                (
+                    select(enterprise.label("enterprise_id"), n.label("n"), a.label("a"), b.label("b")).where(
+                        key >= days[0], key <= days[1]
+                    ),
+                    enterprise,
+                )
+            )
+    return parts, pieces
+
+
 def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]], ratio: float):
     """Per enterprise: replacements that had a previous fill, the waste carbon weighed at them and
     the previous fills' mass (the carbon they removed)."""
-    parts: list[tuple[Any, Any]] = []
-    if whole:
-        parts.append(
-            (
-                select(
-                    FillMonth.enterprise_id.label("enterprise_id"),
-                    FillMonth.replaced_count.label("n"),
-                    FillMonth.replaced_weighed_kg.label("a"),
-                    FillMonth.replaced_kg.label("b"),
-                ).where(FillMonth.month.in_([m.label for m in whole])),
-                FillMonth.enterprise_id,
-            )
-        )
+    parts, pieces = _rolled(
+        whole,
+        edges,
+        (FillMonth.enterprise_id, FillMonth.replaced_count, FillMonth.replaced_weighed_kg, FillMonth.replaced_kg,
+         FillMonth.month),
+        (FillDay.enterprise_id, FillDay.replaced_count, FillDay.replaced_weighed_kg, FillDay.replaced_kg,
+         FillDay.day),
+    )  # fmt: skip
     # the fill just before, in (filled_at, id) order: the same tie-break as the roll-up's
     previous_mass = previous_fill_mass()
-    pieces: list[tuple[datetime, datetime]] = []
-    for a, b in edges:  # the partial months: their whole days from the day roll-up
-        days, around = split_days(a, b)
-        pieces += around
-        if days is not None:
-            parts.append(
-                (
-                    select(
-                        FillDay.enterprise_id.label("enterprise_id"),
-                        FillDay.replaced_count.label("n"),
-                        FillDay.replaced_weighed_kg.label("a"),
-                        FillDay.replaced_kg.label("b"),
-                    ).where(FillDay.day >= days[0], FillDay.day <= days[1]),
-                    FillDay.enterprise_id,
-                )
-            )
     for a, b in pieces:  # the hours before the first and after the last midnight: raw
         fills = (
             select(Box.enterprise_id, Fill.removed_waste_kg.label("removed"), previous_mass.label("previous"))
@@ -205,35 +224,14 @@ def _replacements(scoped: _Scoped, whole: list[Period], edges: list[tuple[dateti
 def _deliveries(scoped: _Scoped, whole: list[Period], edges: list[tuple[datetime, datetime]], ratio: float):
     """Per enterprise: manifests (with lines) picked up in the period and received (or further),
     their shipped and their received kg."""
-    parts: list[tuple[Any, Any]] = []
-    if whole:
-        parts.append(
-            (
-                select(
-                    ConsignmentMonth.enterprise_id.label("enterprise_id"),
-                    ConsignmentMonth.delivered_count.label("n"),
-                    ConsignmentMonth.delivered_shipped_kg.label("a"),
-                    ConsignmentMonth.delivered_received_kg.label("b"),
-                ).where(ConsignmentMonth.month.in_([m.label for m in whole])),
-                ConsignmentMonth.enterprise_id,
-            )
-        )
-    pieces: list[tuple[datetime, datetime]] = []
-    for a, b in edges:  # the partial months: their whole days from the day roll-up
-        days, around = split_days(a, b)
-        pieces += around
-        if days is not None:
-            parts.append(
-                (
-                    select(
-                        ConsignmentDay.enterprise_id.label("enterprise_id"),
-                        ConsignmentDay.delivered_count.label("n"),
-                        ConsignmentDay.delivered_shipped_kg.label("a"),
-                        ConsignmentDay.delivered_received_kg.label("b"),
-                    ).where(ConsignmentDay.day >= days[0], ConsignmentDay.day <= days[1]),
-                    ConsignmentDay.enterprise_id,
-                )
-            )
+    parts, pieces = _rolled(
+        whole,
+        edges,
+        (ConsignmentMonth.enterprise_id, ConsignmentMonth.delivered_count, ConsignmentMonth.delivered_shipped_kg,
+         ConsignmentMonth.delivered_received_kg, ConsignmentMonth.month),
+        (ConsignmentDay.enterprise_id, ConsignmentDay.delivered_count, ConsignmentDay.delivered_shipped_kg,
+         ConsignmentDay.delivered_received_kg, ConsignmentDay.day),
+    )  # fmt: skip
     for a, b in pieces:  # the hours before the first and after the last midnight: raw
         manifests = (
             select(
