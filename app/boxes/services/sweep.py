@@ -113,7 +113,7 @@ def _plain_rows(session: Session, query: Select) -> list[dict[str, Any]]:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return [dict(row) for row in connection.execute(query).mappings().all()]
-    compiled = query.compile(dialect=connection.dialect)
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     names = [c.name for c in query.selected_columns]
     times = [i for i, c in enumerate(query.selected_columns) if isinstance(c.type, UTCDateTime)]
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
