@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -25,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _env(url: str, root: Path) -> dict[str, str]:
     return {**os.environ, "APP_ENV": "development", "FLASK_APP": "wsgi", "DATABASE_URL": url, "PYTHONPATH": str(root)}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run(root: Path, url: str, args: list[str]) -> tuple[float, str]:
@@ -51,6 +57,9 @@ def main() -> None:
     parser.add_argument("--baseline", default=None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--args", default="boxes refresh-colours")
+    parser.add_argument(
+        "--vacuum", action="store_true", help="VACUUM boxes before each round (the same table for each)"
+    )
     args = parser.parse_args()
     engine = sa.create_engine(args.url.replace("postgresql://", "postgresql+psycopg://"))
     roots = {"this": ROOT}
@@ -61,12 +70,17 @@ def main() -> None:
     for k in range(args.rounds):
         order = list(roots) if k % 2 == 0 else list(reversed(roots))
         for name in order:
+            if args.vacuum:
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(sa.text("VACUUM boxes"))
             with engine.begin() as conn:
                 conn.execute(sa.text("UPDATE boxes SET colour_next_check_at = now() - interval '1 second'"))
                 conn.execute(sa.text("ANALYZE boxes"))
             time.sleep(1.5)  # the stats collector
             upd0, hot0 = _counters(engine)
+            cpu0 = _children_cpu()
             elapsed, out = _run(roots[name], args.url, args.args.split())
+            cpu = _children_cpu() - cpu0
             time.sleep(1.5)
             upd1, hot1 = _counters(engine)
             startup, _ = _run(roots[name], args.url, ["--help"])
@@ -74,7 +88,7 @@ def main() -> None:
             startups[name].append(startup)
             load = os.getloadavg()
             print(
-                f"round {k} {name:8s} {elapsed:6.2f} s (start-up {startup:4.2f} s) {out!r} "
+                f"round {k} {name:8s} {elapsed:6.2f} s (start-up {startup:4.2f} s, Python CPU {cpu:5.2f} s) {out!r} "
                 f"updates {upd1 - upd0} hot {hot1 - hot0} load {load[0]:.2f} {load[1]:.2f}",
                 flush=True,
             )
