@@ -72,10 +72,12 @@ class Box(Model):
     colour_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The rest of the last evaluation, so that a read evaluates nothing (app.boxes.stored):
-    # saturation and predicted date as columns (lists filter and sort on them), the figures the
-    # box's page and JSON show in ``colour_detail``. NULL: not evaluated since the column came.
+    # saturation and predicted date as columns (lists filter and sort on saturation), the figures
+    # the box's page and JSON show in ``colour_detail``. NULL: not evaluated since the column came.
+    # The predicted date has no index: nothing looks boxes up by it, and it moves at nearly
+    # every evaluation (an index would be rewritten by every sweep and batch).
     saturation: Mapped[float | None] = mapped_column(Float)
-    predicted_replacement_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    predicted_replacement_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     colour_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
