@@ -249,7 +249,7 @@ def manifest_step(number: str, step: str):
 
 #: Rows of one group shown at a time (four groups on one page: the later ones stay in reach on a
 #: phone); the rest are reached by the group's own 上一页 / 下一页.
-TODO_PER_PAGE = 10
+PENDING_PER_PAGE = 10
 
 
 def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
@@ -268,7 +268,7 @@ def waiting_groups(principal: Principal) -> list[dict[str, Any]]:
     out = []
     for status, title, waiting_on in groups:
         query = ledger_services.list_manifests(db.session(), principal, status=status, party="consignor", now=now)
-        page = paging.keyset_page(query.options(selectinload(Manifest.lines)), TODO_PER_PAGE, name=str(status))
+        page = paging.keyset_page(query.options(selectinload(Manifest.lines)), PENDING_PER_PAGE, name=str(status))
         out.append(
             {
                 "status": str(status),

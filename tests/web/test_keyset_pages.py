@@ -107,7 +107,7 @@ def test_todo_groups_page_on_their_own_and_say_how_many_there_are(app, world, ap
     the whole group, not the page."""
     from app.web import manifest_forms
 
-    monkeypatch.setattr(manifest_forms, "TODO_PER_PAGE", 2)
+    monkeypatch.setattr(manifest_forms, "PENDING_PER_PAGE", 2)
     loop = build_loop(world, api, removed_kg=1800, replaced_at=ago(days=20))
     drafts = {new_manifest(api, loop, 50.0 + i)["number"] for i in range(5)}
     moving = {overdue_manifest(loop, quantity=100.0 + i) for i in range(3)}
